@@ -1,0 +1,159 @@
+"""The typer application, shared options, and the mapping from errors to exit codes.
+
+Every command lives in its own module of this package and registers itself on :data:`app`.
+Commands stay thin: parse, call the library, print. Errors derived from
+:class:`~volume.errors.VolumeError` become one line on stderr and their exit code; anything else
+is a bug, reported in one line (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, VolumeError
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 some items of a batch failed; 2 usage error (bad option, missing "
+    "path); 3 no DICOM found; 4 not a volume (or undecodable); 5 output exists (use --force); "
+    "70 internal error (please report; --debug shows a traceback); 130 interrupted."
+)
+
+app = typer.Typer(
+    name="volume",
+    help="DICOM folders to exact 3D/4D volumes, projections, reslices, NIfTI and renderings.\n\n"
+    + EXIT_CODES_HELP,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state: dict[str, Any] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"volume {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """DICOM folders to exact 3D/4D volumes, projections, reslices, NIfTI and renderings."""
+    _state["debug"] = debug
+
+
+def err(message: str) -> None:
+    """Print one line on stderr (newlines in ``message`` are flattened)."""
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"volume: {line}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """Print one warning line on stderr."""
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"volume: warning: {line}\n")
+    sys.stderr.flush()
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, *, enabled: bool | None = None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; a no-op callable otherwise.
+
+    Yields ``advance(n)``.
+    """
+    show = stderr_is_terminal() if enabled is None else enabled
+    if not show or os.environ.get("VOLUME_NO_PROGRESS"):
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`)."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        rv = app(args=args, prog_name="volume", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err("interrupted")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        err("interrupted")
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except VolumeError as exc:
+        if debug:
+            raise
+        err(str(exc))
+        return exc.exit_code
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 0
+    except MemoryError:
+        if debug:
+            raise
+        err("out of memory; try a smaller series, --series to pick one, or a machine with more memory")
+        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if debug:
+            raise
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        err(f"internal error: {type(exc).__name__}: {first} (a bug: rerun with --debug and report it)")
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

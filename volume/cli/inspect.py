@@ -1,0 +1,173 @@
+"""``volume ls`` (stacks under a path) and ``volume info`` (one file's header)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import NoDicomError, UsageError
+from .app import app, progress_bar, stdout_is_terminal
+
+PathArg = Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")]
+
+
+def _dims(d: dict[str, Any]) -> str:
+    shape = d["shape"]
+    spatial = shape[-3:]
+    text = f"{spatial[2]}x{spatial[1]}x{spatial[0]}"
+    if len(shape) == 4:
+        text += f"x{shape[0]}t"
+    return text + (" RGB" if d["rgb"] else "")
+
+
+def _voxel(d: dict[str, Any]) -> str:
+    sp = d["spacing_mm"]
+    if sp is None:
+        return "-"
+    return "x".join(f"{v:.3g}" for v in (sp[2], sp[1], sp[0]))
+
+
+@app.command("ls")
+def ls_command(
+    path: PathArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Processes reading headers (default: all cores for big trees).")] = None,
+) -> None:
+    """List every stack found under PATH: one row per 3D/4D stack, localizer or image set.
+
+    Dimensions are columns x rows x slices (x frames); voxel size is in mm in the same order.
+    """
+    from ..dicom import scan
+
+    files = None
+    with progress_bar("reading headers", files) as advance:
+        found = scan(path, workers=workers, progress=advance)
+    rows = [st.describe() for st in found.stacks]
+    if as_json:
+        payload = {
+            "path": os.fspath(path),
+            "files": found.report.n_files,
+            "stacks": rows,
+            "skipped": dict(found.report.skipped),
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(width=None if stdout_is_terminal() else 220, highlight=False, soft_wrap=False)
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("ID", "DESCRIPTION", "MOD", "KIND", "DIMENSIONS", "VOXEL (mm)", "ORIENTATION", "FILES", "NOTES"):
+            table.add_column(col, overflow="fold")
+        for d in rows:
+            notes = "; ".join(d["warnings"] + ([f"cannot load: {d['problem']}"] if d["problem"] else []))
+            orient = d["orientation"] + (f" {d['axcodes']}" if d["axcodes"] else "")
+            table.add_row(
+                d["id"], d["series_description"], d["modality"], d["kind"], _dims(d), _voxel(d),
+                orient, str(d["files"]), notes,
+            )
+        if rows:
+            console.print(table)
+        n_series = len(found.series)
+        summary = (f"{len(rows)} stack{'s' if len(rows) != 1 else ''} in {n_series} series, "
+                   f"{found.report.n_files} file{'s' if found.report.n_files != 1 else ''}")
+        if found.skipped:
+            summary += f"; {found.skipped}"
+        console.print(summary)
+    if not rows:
+        raise NoDicomError(f"{path}: no DICOM images found" + (f" ({found.skipped})" if found.skipped else ""))
+
+
+# --- info ----------------------------------------------------------------------------------
+
+#: Keywords whose values ``info`` hides unless ``--keep-phi`` (patient and study identity).
+PHI_KEYWORDS = frozenset(
+    {
+        "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientAddress",
+        "PatientTelephoneNumbers", "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence",
+        "PatientMotherBirthName", "MilitaryRank", "EthnicGroup", "PatientComments",
+        "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
+        "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "AccessionNumber",
+        "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+        "DeviceSerialNumber", "StudyID", "IssuerOfPatientID", "PatientInsurancePlanCodeSequence",
+        "MedicalRecordLocator", "RequestAttributesSequence", "ReferencedPatientSequence",
+    }
+)
+
+HIDDEN = "<hidden: --keep-phi shows it>"
+
+
+def _element_json(elem: Any, keep_phi: bool) -> dict[str, Any]:
+    from ..dicom.scan import _plain
+
+    entry: dict[str, Any] = {
+        "tag": f"({elem.tag.group:04X},{elem.tag.element:04X})",
+        "keyword": elem.keyword,
+        "name": elem.name,
+        "vr": elem.VR,
+    }
+    if elem.keyword in PHI_KEYWORDS and not keep_phi:
+        entry["value"] = HIDDEN
+    elif elem.VR == "SQ":
+        entry["value"] = [[_element_json(e, keep_phi) for e in item] for item in elem.value]
+    elif elem.tag in (0x7FE00010, 0x7FE00008, 0x7FE00009) or elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+        length = getattr(elem, "length", None)
+        if length is None and elem.value is not None:
+            length = len(elem.value)
+        entry["value"] = f"<{length} bytes>" if length not in (None, 0xFFFFFFFF) else "<encapsulated>"
+    else:
+        entry["value"] = _plain(elem.value)
+    return entry
+
+
+def _mask(ds: Any) -> None:
+    for elem in ds.iterall():
+        if elem.keyword in PHI_KEYWORDS and elem.VR != "SQ":
+            try:
+                elem.value = HIDDEN if elem.VR not in ("DA", "TM", "DT") else ""
+            except Exception:  # noqa: BLE001 - some VRs refuse strings; drop them instead
+                elem.value = None
+
+
+@app.command("info")
+def info_command(
+    file: Annotated[Path, typer.Argument(help="One DICOM file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: a list of {tag, keyword, name, vr, value}.")] = False,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Show patient identity (hidden by default).")] = False,
+) -> None:
+    """Print one file's header element by element (tag, name, VR, value), pixel data not read."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if not file.exists():
+        raise UsageError(f"{file}: no such file")
+    if file.is_dir():
+        raise UsageError(f"{file}: is a folder; `volume info` takes one file (use `volume ls` for folders)")
+    try:
+        ds = pydicom.dcmread(file, defer_size=256)
+        list(ds.iterall())  # parse everything now so a broken header fails here
+    except InvalidDicomError:
+        raise NoDicomError(f"{file}: not a DICOM file (no DICM preamble)") from None
+    except PermissionError:
+        raise UsageError(f"{file}: permission denied") from None
+    except Exception as exc:  # noqa: BLE001
+        raise NoDicomError(f"{file}: unreadable DICOM header ({type(exc).__name__}); the file is truncated or corrupt") from None
+    if as_json:
+        elements = []
+        if getattr(ds, "file_meta", None):
+            elements += [_element_json(e, keep_phi) for e in ds.file_meta]
+        elements += [_element_json(e, keep_phi) for e in ds]
+        sys.stdout.write(json.dumps(elements, indent=1, default=str) + "\n")
+        return
+    if not keep_phi:
+        _mask(ds)
+    try:
+        sys.stdout.write(str(ds.file_meta) + "\n" if getattr(ds, "file_meta", None) else "")
+        sys.stdout.write(str(ds) + "\n")
+    except Exception as exc:  # noqa: BLE001
+        raise NoDicomError(f"{file}: header values cannot be shown ({type(exc).__name__}); the file is corrupt") from None

@@ -1,0 +1,242 @@
+"""Slice geometry from numbers: order, spacing, gaps, gantry tilt and the affine.
+
+Pure numpy: every function takes positions and orientations as arrays, never datasets, so it is
+tested with synthetic numbers. Conventions follow :mod:`volume.volume`: pixel ``(r, c)`` of a
+slice lies at ``IPP + c * dc * row_dir + r * dr * col_dir`` where ``row_dir = IOP[:3]`` (the
+direction of increasing column index), ``col_dir = IOP[3:]`` and ``(dr, dc) = PixelSpacing``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+POSITION_TOLERANCE_MM = 0.01
+"""Two images closer than this along the slice normal are at the same position."""
+
+ORIENTATION_TOLERANCE = 1e-3
+"""Two IOP vectors whose direction cosines differ by less than this are the same orientation."""
+
+SPACING_REL_TOLERANCE = 0.05
+"""A slice step differing from the median step by more than this fraction is a gap."""
+
+SPACING_ABS_TOLERANCE_MM = 0.01
+"""Steps within this many mm of the median are uniform whatever their relative difference."""
+
+TILT_TOLERANCE_PIXELS = 0.05
+"""In-plane drift of slice origins, in pixels, above which a stack is resampled (gantry tilt)."""
+
+IOP_UNIT_TOLERANCE = 1e-2
+"""IOP vectors must have unit length and be orthogonal within this (DICOM writes few decimals)."""
+
+
+class GeometryError(ValueError):
+    """Positions or orientations that define no volume; the loader adds file names."""
+
+
+def check_iop(iop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an ImageOrientationPatient and return unit ``(row_dir, col_dir)``.
+
+    Raises :class:`GeometryError` when the six numbers are not finite, not unit length, or not
+    orthogonal (within :data:`IOP_UNIT_TOLERANCE`).
+    """
+    v = np.asarray(iop, dtype=float).reshape(-1)
+    if v.shape != (6,) or not np.all(np.isfinite(v)):
+        raise GeometryError(f"ImageOrientationPatient must be 6 finite numbers, got {list(v)}")
+    row, col = v[:3], v[3:]
+    nr, nc = np.linalg.norm(row), np.linalg.norm(col)
+    if abs(nr - 1) > IOP_UNIT_TOLERANCE or abs(nc - 1) > IOP_UNIT_TOLERANCE:
+        raise GeometryError(f"ImageOrientationPatient vectors are not unit length: {list(v)}")
+    if abs(float(row @ col)) > IOP_UNIT_TOLERANCE:
+        raise GeometryError(f"ImageOrientationPatient vectors are not orthogonal: {list(v)}")
+    row = row / nr
+    col = col - (col @ row) * row  # remove the small non-orthogonality DICOM rounding leaves
+    return row, col / np.linalg.norm(col)
+
+
+def slice_normal(iop: np.ndarray) -> np.ndarray:
+    """Unit normal ``cross(row_dir, col_dir)`` of an ImageOrientationPatient (6 numbers)."""
+    row, col = check_iop(iop)
+    n = np.cross(row, col)
+    return n / np.linalg.norm(n)
+
+
+def same_orientation(a: np.ndarray, b: np.ndarray, tol: float = ORIENTATION_TOLERANCE) -> bool:
+    """True when two IOPs give the same row and column directions within ``tol``."""
+    return bool(np.max(np.abs(np.asarray(a, float) - np.asarray(b, float))) <= tol)
+
+
+def affine_lps(
+    iop: np.ndarray, origin: np.ndarray, pixel_spacing: tuple[float, float], slice_vector: np.ndarray
+) -> np.ndarray:
+    """4x4 affine mapping ``(slice, row, column)`` to LPS mm.
+
+    Parameters
+    ----------
+    iop
+        ImageOrientationPatient, 6 numbers.
+    origin
+        IPP of the first slice (index 0), 3 numbers.
+    pixel_spacing
+        DICOM PixelSpacing ``(dr, dc)``: distance between rows, between columns.
+    slice_vector
+        LPS step from one slice to the next, mm (3,).
+    """
+    row, col = check_iop(iop)
+    dr, dc = (float(s) for s in pixel_spacing)
+    affine = np.eye(4)
+    affine[:3, 0] = np.asarray(slice_vector, dtype=float)
+    affine[:3, 1] = col * dr
+    affine[:3, 2] = row * dc
+    affine[:3, 3] = np.asarray(origin, dtype=float)
+    return affine
+
+
+@dataclass
+class StackGeometry:
+    """Where the slices of one stack are, sorted along the slice normal.
+
+    Attributes
+    ----------
+    order
+        Indices into the input positions, sorted by increasing distance along the normal.
+    distances
+        Sorted distances along the normal, mm (n,).
+    normal
+        Unit slice normal (3,).
+    spacing
+        Median step between consecutive slices, mm (0.0 for a single slice).
+    gaps
+        Sorted slice indices ``i`` where the step from ``i`` to ``i + 1`` is not the median step.
+    offsets
+        In-plane offset of each sorted slice's origin from the first slice's, in *pixels*
+        ``(rows, columns)``, shape (n, 2); zero for a stack without tilt.
+    tilt_deg
+        Angle between the line through the slice origins and the normal (0 when untilted).
+    affine
+        4x4 affine of the orthogonal, uniformly spaced grid the loader produces: slice axis along
+        the normal, origin at the first sorted slice's IPP.
+    """
+
+    order: np.ndarray
+    distances: np.ndarray
+    normal: np.ndarray
+    spacing: float
+    gaps: list[int] = field(default_factory=list)
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    tilt_deg: float = 0.0
+    affine: np.ndarray = field(default_factory=lambda: np.eye(4))
+
+    @property
+    def tilted(self) -> bool:
+        """True when slice origins drift in-plane more than :data:`TILT_TOLERANCE_PIXELS`."""
+        return bool(self.offsets.size and np.max(np.abs(self.offsets)) > TILT_TOLERANCE_PIXELS)
+
+    @property
+    def uniform(self) -> bool:
+        """True when every step equals the median step (no gap)."""
+        return not self.gaps
+
+
+def uneven_steps(steps: np.ndarray) -> list[int]:
+    """Indices of steps that differ from the median step beyond the spacing tolerances."""
+    if steps.size == 0:
+        return []
+    median = float(np.median(steps))
+    tol = max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * median)
+    return [int(i) for i in np.flatnonzero(np.abs(steps - median) > tol)]
+
+
+def stack_geometry(
+    ipps: np.ndarray,
+    iop: np.ndarray,
+    pixel_spacing: tuple[float, float],
+    *,
+    single_slice_spacing: float = 1.0,
+) -> StackGeometry:
+    """Sort slices along the normal and measure spacing, gaps and tilt.
+
+    Parameters
+    ----------
+    ipps
+        (n, 3) ImagePositionPatient of each slice, any order.
+    iop
+        The stack's ImageOrientationPatient (6,).
+    pixel_spacing
+        ``(dr, dc)`` in mm.
+    single_slice_spacing
+        Slice thickness to give a one-slice stack (its spacing is otherwise undefined).
+
+    Raises
+    ------
+    GeometryError
+        Positions not finite, or two slices at the same position (the caller splits 4D first).
+    """
+    p = np.asarray(ipps, dtype=float).reshape(-1, 3)
+    if not np.all(np.isfinite(p)):
+        raise GeometryError("ImagePositionPatient has non-finite values")
+    row, col = check_iop(iop)
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    d = p @ normal
+    order = np.argsort(d, kind="stable")
+    d_sorted = d[order]
+    steps = np.diff(d_sorted)
+    same = np.flatnonzero(steps < POSITION_TOLERANCE_MM)
+    if same.size:
+        i = int(same[0])
+        raise GeometryError(
+            f"two images at the same position ({d_sorted[i]:.3f} mm along the normal): "
+            f"sorted images {i} and {i + 1}"
+        )
+    dr, dc = (float(s) for s in pixel_spacing)
+    if p.shape[0] == 1:
+        spacing = float(single_slice_spacing)
+        offsets = np.zeros((1, 2))
+        gaps: list[int] = []
+        tilt = 0.0
+    else:
+        spacing = float(np.median(steps))
+        gaps = uneven_steps(steps)
+        rel = p[order] - p[order[0]]
+        inplane = rel - np.outer(rel @ normal, normal)
+        offsets = np.stack([inplane @ col / dr, inplane @ row / dc], axis=1)
+        span = float(d_sorted[-1] - d_sorted[0])
+        drift = float(np.linalg.norm(inplane[-1]))
+        tilt = math.degrees(math.atan2(drift, span)) if span > 0 else 0.0
+    affine = affine_lps(iop, p[order[0]], (dr, dc), normal * spacing)
+    return StackGeometry(
+        order=order,
+        distances=d_sorted,
+        normal=normal,
+        spacing=spacing,
+        gaps=gaps,
+        offsets=offsets,
+        tilt_deg=tilt,
+        affine=affine,
+    )
+
+
+def uniform_grid(distances: np.ndarray, spacing: float) -> np.ndarray:
+    """Positions of a uniform grid from the first to the last distance, step close to ``spacing``.
+
+    The step is adjusted so the grid ends exactly on the last slice: ``n = round(span / spacing) + 1``.
+    """
+    d = np.asarray(distances, dtype=float)
+    span = float(d[-1] - d[0])
+    n = max(2, int(round(span / spacing)) + 1)
+    return d[0] + np.arange(n) * (span / (n - 1))
+
+
+def interpolation_weights(distances: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each target position: the index of the slice below it and the weight of the slice above.
+
+    ``value(t) = (1 - w) * slice[i] + w * slice[i + 1]``; ``i`` is clipped so ``i + 1`` exists.
+    """
+    d = np.asarray(distances, dtype=float)
+    t = np.asarray(targets, dtype=float)
+    i = np.clip(np.searchsorted(d, t, side="right") - 1, 0, len(d) - 2)
+    w = (t - d[i]) / (d[i + 1] - d[i])
+    return i, np.clip(w, 0.0, 1.0)

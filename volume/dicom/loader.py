@@ -1,0 +1,268 @@
+"""The public entry points: :func:`scan` a tree of files, :func:`load` one stack as a Volume."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceGapError, UsageError
+from ..volume import Volume
+from .geometry import affine_lps, interpolation_weights, uniform_grid
+from .pixels import DEFAULT_MAX_BYTES, read_stack
+from .scan import ScanReport, describe_skips, scan_files
+from .series import Series, Stack, group_frames, select_stacks
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` found: series (each with its stacks) and the files it skipped."""
+
+    series: list[Series]
+    report: ScanReport
+    paths: tuple[str, ...]
+
+    def __iter__(self) -> Iterator[Series]:
+        return iter(self.series)
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    @property
+    def stacks(self) -> list[Stack]:
+        """Every stack of every series, in series order."""
+        return [st for s in self.series for st in s.stacks]
+
+    @property
+    def skipped(self) -> str:
+        """One line on skipped files (empty when none were skipped)."""
+        return describe_skips(self.report)
+
+    def select(self, series: str | int | None = None) -> list[Stack]:
+        """Stacks matching a stack id, series number, SeriesInstanceUID or description."""
+        return select_stacks(self.stacks, series)
+
+    def __repr__(self) -> str:
+        return f"Scan({len(self.series)} series, {len(self.stacks)} stacks, {self.report.n_files} files)"
+
+
+def _where(paths: tuple[str, ...]) -> str:
+    return ", ".join(paths) if len(paths) <= 2 else f"{paths[0]} and {len(paths) - 1} more"
+
+
+def scan(
+    path: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Scan:
+    """Find every DICOM image under ``path`` and group it into series and stacks.
+
+    Headers only: no pixel data is read. Non-DICOM, empty, truncated and unreadable files are
+    counted in ``Scan.report`` and skipped.
+
+    Raises
+    ------
+    UsageError
+        A path does not exist.
+    """
+    paths = (path,) if isinstance(path, (str, os.PathLike)) else tuple(path)
+    str_paths = tuple(os.fspath(p) for p in paths)
+    for p in str_paths:
+        if not os.path.exists(p):
+            raise UsageError(f"{p}: no such file or folder")
+    report = scan_files(str_paths, workers=workers, progress=progress)
+    return Scan(series=group_frames(report.frames), report=report, paths=str_paths)
+
+
+def choose_stack(found: Scan, series: str | int | None = None) -> Stack:
+    """The one stack ``series`` selects (or the only stack there is), with clear errors otherwise."""
+    where = _where(found.paths)
+    if not found.stacks:
+        skipped = f" ({found.skipped})" if found.skipped else ""
+        raise NoDicomError(f"{where}: no DICOM images found{skipped}")
+    chosen = found.select(series)
+    if not chosen:
+        ids = ", ".join(s.id for s in found.stacks[:12])
+        raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
+    if len(chosen) > 1:
+        loadable = [s for s in chosen if not s.problem]
+        volumes = [s for s in loadable if s.kind in ("volume", "4D")]
+        if len(volumes) == 1 and series is None and len(loadable) == len(volumes):
+            return volumes[0]
+        listing = "; ".join(f"{s.id} ({s.kind}, {'x'.join(map(str, s.shape))})" for s in chosen[:12])
+        raise AmbiguousSeriesError(
+            f"{where}: {len(chosen)} stacks found, choose one with series=/--series: {listing}"
+        )
+    return chosen[0]
+
+
+def load(
+    path: str | os.PathLike[str] | Stack | Scan,
+    series: str | int | None = None,
+    *,
+    allow_gaps: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Volume:
+    """Load one stack as a :class:`~volume.Volume`.
+
+    Parameters
+    ----------
+    path
+        A folder or file (scanned), a :class:`Scan`, or a :class:`Stack` from one.
+    series
+        Which stack when there are several: a stack id (``ls`` shows them), a series number, a
+        SeriesInstanceUID or a series description.
+    allow_gaps
+        Resample unevenly spaced slices (a missing slice) onto a uniform grid instead of refusing.
+    max_bytes
+        Refuse images whose headers describe more than this many bytes.
+
+    Returns
+    -------
+    Volume
+        ``(S, R, C)`` or ``(T, S, R, C)`` voxels in modality units; the affine places each voxel in
+        patient LPS mm. Gantry tilt is corrected by resampling onto an orthogonal grid.
+
+    Raises
+    ------
+    NoDicomError, AmbiguousSeriesError, NotAVolumeError, SliceGapError, UnsupportedDicomError
+    """
+    if isinstance(path, Stack):
+        stack = path
+    else:
+        found = path if isinstance(path, Scan) else scan(path)
+        stack = choose_stack(found, series)
+    return load_stack(stack, allow_gaps=allow_gaps, max_bytes=max_bytes, progress=progress)
+
+
+def _background(array: np.ndarray, modality: str) -> float:
+    """Value for voxels a resampling brings in from outside the data: air for CT, else the minimum."""
+    if modality == "CT":
+        return float(min(-1024.0, array.min())) if array.dtype.kind in "if" else float(array.min())
+    return float(array.min())
+
+
+def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
+
+
+def correct_tilt(data: np.ndarray, offsets: np.ndarray, background: float) -> np.ndarray:
+    """Shift each slice in-plane so its origin lines up with the first slice's.
+
+    ``data`` is ``(T, S, R, C[, 3])``; ``offsets`` is ``(S, 2)`` pixels (rows, columns) from
+    :class:`~volume.dicom.geometry.StackGeometry`. Voxel ``(s, r, c)`` of the result is slice
+    ``s`` sampled at ``(r - offset_r, c - offset_c)`` (linear interpolation), which places it at
+    ``IPP_0 + c * dc * row_dir + r * dr * col_dir + d_s * normal``: an orthogonal grid.
+    """
+    from scipy import ndimage
+
+    out = np.empty(data.shape, dtype=data.dtype)
+    for t in range(data.shape[0]):
+        for s in range(data.shape[1]):
+            shift = (float(offsets[s, 0]), float(offsets[s, 1])) + ((0.0,) if data.ndim == 5 else ())
+            moved = ndimage.shift(data[t, s].astype(np.float32), shift, order=1, mode="constant", cval=background)
+            out[t, s] = _cast_like(moved, data.dtype)
+    return out
+
+
+def resample_slices(data: np.ndarray, distances: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Linear interpolation along the slice axis from ``distances`` to ``targets`` (mm along the normal)."""
+    i, w = interpolation_weights(distances, targets)
+    shape = (data.shape[0], len(targets)) + data.shape[2:]
+    out = np.empty(shape, dtype=data.dtype)
+    for k in range(len(targets)):
+        a = data[:, i[k]].astype(np.float32)
+        b = data[:, i[k] + 1].astype(np.float32)
+        out[:, k] = _cast_like(a * (1 - w[k]) + b * w[k], data.dtype)
+    return out
+
+
+def _frame_interval(stack: Stack) -> float | None:
+    """Seconds between frames of a 4D stack: RepetitionTime for MR, else from the ordering times."""
+    if stack.n_frames < 2:
+        return None
+    if stack.frame_order in ("trigger_time", "acquisition_time"):
+        values = [getattr(stack.frames[t * stack.n_slices], stack.frame_order) for t in range(stack.n_frames)]
+        steps = np.diff(values)
+        if np.all(np.isfinite(steps)) and np.median(steps) > 0:
+            scale = 1e-3 if stack.frame_order == "trigger_time" else 1.0
+            return float(np.median(steps)) * scale
+    tr = stack.first.acquisition.get("RepetitionTime")
+    try:
+        return float(tr) / 1000.0 if tr else None
+    except (TypeError, ValueError):
+        return None
+
+
+def stack_meta(stack: Stack) -> dict[str, Any]:
+    """The metadata mapping a loaded Volume carries (no patient identity outside ``identity``)."""
+    f0 = stack.first
+    acq = dict(f0.acquisition)
+    return {
+        "stack_id": stack.id,
+        "series_uid": stack.series_uid,
+        "series_number": stack.series_number,
+        "series_description": stack.series_description,
+        "modality": stack.modality,
+        "kind": stack.kind,
+        "label": stack.label,
+        "photometric": f0.photometric,
+        "echo_number": f0.echo_number,
+        "echo_time": f0.echo_time,
+        "frame_order": stack.frame_order or None,
+        "frame_interval_s": _frame_interval(stack),
+        "n_files": len(stack.files),
+        "transfer_syntax": f0.transfer_syntax,
+        "image_orientation_patient": list(f0.iop) if f0.iop else None,
+        "slice_thickness": f0.slice_thickness,
+        "acquisition": acq,
+        "identity": dict(f0.identity),
+        "warnings": list(stack.warnings),
+    }
+
+
+def load_stack(
+    stack: Stack,
+    *,
+    allow_gaps: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Volume:
+    """Decode one stack into a Volume (see :func:`load`)."""
+    if stack.problem:
+        raise NotAVolumeError(f"series {stack.id}: {stack.problem}")
+    geometry = stack.geometry
+    assert geometry is not None
+    if geometry.gaps and not allow_gaps:
+        gap = next(w for w in stack.warnings if w.startswith("gap"))
+        raise SliceGapError(
+            f"series {stack.id}: uneven slice spacing, {gap[5:]}; "
+            "use --allow-gaps (allow_gaps=True) to resample onto a uniform grid"
+        )
+    data = read_stack(stack, max_bytes=max_bytes, progress=progress)
+    meta = stack_meta(stack)
+    affine = geometry.affine.copy()
+    f0 = stack.first
+    if geometry.tilted:
+        data = correct_tilt(data, geometry.offsets, _background(data, stack.modality))
+        meta["tilt_corrected_deg"] = round(geometry.tilt_deg, 3)
+    if geometry.gaps:
+        targets = uniform_grid(geometry.distances, geometry.spacing)
+        data = resample_slices(data, geometry.distances, targets)
+        step = float(targets[1] - targets[0])
+        affine = affine_lps(f0.iop, affine[:3, 3], f0.pixel_spacing, geometry.normal * step)  # type: ignore[arg-type]
+        meta["gaps_resampled"] = {
+            "slices_in": int(len(geometry.distances)),
+            "slices_out": int(len(targets)),
+            "spacing_mm": step,
+        }
+    array = data if stack.n_frames > 1 else data[0]
+    return Volume(array=array, affine=affine, meta=meta, rgb=stack.rgb)

@@ -1,0 +1,277 @@
+"""Decode a stack's pixels into one preallocated array, with the modality rescale applied.
+
+Uncompressed pixel data is read straight from disk into the output array (no intermediate
+copies); compressed transfer syntaxes go through pydicom and the pylibjpeg plugins (JPEG
+baseline/lossless, JPEG-LS, JPEG 2000, RLE). The output dtype keeps values exact: the stored
+integer type when there is no rescale, the smallest signed integer type holding the rescaled
+values when slope and intercept are integers, float32 when the slope is fractional or varies.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import ResourceLimitError, UnsupportedDicomError
+from .scan import NATIVE_SYNTAXES, FrameHeader
+from .series import Stack
+
+DEFAULT_MAX_BYTES = 16 * 2**30
+"""Largest volume (bytes of the output array) a header may ask for before loading is refused."""
+
+_NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
+
+
+def _raw_dtype(f: FrameHeader) -> np.dtype:
+    """The numpy dtype of one stored sample (before rescale)."""
+    if f.bits_allocated == 8:
+        return np.dtype(np.int8 if f.pixel_representation else np.uint8)
+    if f.bits_allocated == 16:
+        return np.dtype(np.int16 if f.pixel_representation else np.uint16)
+    if f.bits_allocated == 32:
+        return np.dtype(np.int32 if f.pixel_representation else np.uint32)
+    if f.bits_allocated == 64:
+        return np.dtype(np.float64)
+    raise UnsupportedDicomError(
+        f"{f.name}: BitsAllocated {f.bits_allocated} is not supported (8, 16, 32 or 64 expected)"
+    )
+
+
+def _frame_shape(f: FrameHeader) -> tuple[int, ...]:
+    return (f.rows, f.cols, 3) if f.samples == 3 else (f.rows, f.cols)
+
+
+def output_dtype(stack: Stack) -> np.dtype:
+    """The dtype :func:`read_stack` returns, decided from headers before any pixel is read.
+
+    Integer rescales return the stored type here; :func:`read_stack` narrows or widens it to a
+    signed type holding the actual values.
+    """
+    f0 = stack.first
+    if stack.rgb:
+        return np.dtype(np.uint16 if f0.bits_allocated == 16 and f0.photometric != "PALETTE COLOR" else np.uint8)
+    slopes = {f.slope for f in stack.frames}
+    inters = {f.intercept for f in stack.frames}
+    if slopes == {1.0} and inters == {0.0}:
+        return _raw_dtype(f0)
+    if len(slopes) == 1 and all(float(s).is_integer() for s in slopes) and all(
+        float(i).is_integer() for i in inters
+    ):
+        return _raw_dtype(f0)
+    return np.dtype(np.float32)
+
+
+def check_size(stack: Stack, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Bytes the stack needs in memory; raise :class:`ResourceLimitError` above ``max_bytes``."""
+    f0 = stack.first
+    n = len(stack.frames) * f0.rows * f0.cols * (3 if stack.rgb else 1)
+    itemsize = max(1, (f0.bits_allocated + 7) // 8)
+    if not stack.rgb and output_dtype(stack) == np.float32:
+        itemsize = 4
+    need = n * itemsize
+    if need > max_bytes:
+        raise ResourceLimitError(
+            f"series {stack.id}: the headers describe {len(stack.frames)} images of "
+            f"{f0.rows}x{f0.cols}, {need / 2**30:.1f} GiB, over the {max_bytes / 2**30:.1f} GiB "
+            "limit; raise it with --max-memory (max_bytes=) if this is real"
+        )
+    return need
+
+
+def _read_native(f: FrameHeader, out: np.ndarray) -> None:
+    """Read one uncompressed frame from disk into ``out`` (shape rows x cols [x 3])."""
+    dtype = _raw_dtype(f).newbyteorder(NATIVE_SYNTAXES[f.transfer_syntax])
+    frame_bytes = f.rows * f.cols * f.samples * dtype.itemsize
+    n_in_file = max(1, f.n_frames_in_file)
+    assert f.pixel_offset is not None and f.pixel_length is not None
+    if f.pixel_length < frame_bytes * n_in_file:
+        raise UnsupportedDicomError(
+            f"{f.name}: pixel data is {f.pixel_length} bytes but Rows x Columns x frames needs "
+            f"{frame_bytes * n_in_file}: the file is truncated or its header is wrong"
+        )
+    offset = f.pixel_offset + (f.frame or 0) * frame_bytes
+    with open(f.path, "rb") as fh:
+        fh.seek(offset)
+        if f.samples == 3 and f.planar_configuration == 1:
+            data = np.fromfile(fh, dtype=dtype, count=f.rows * f.cols * 3)
+            planes = data.reshape(3, f.rows, f.cols)
+            out[...] = np.moveaxis(planes, 0, -1)
+            return
+        if out.dtype == dtype and out.flags.c_contiguous:
+            view = memoryview(out).cast("B")
+            got = fh.readinto(view)
+            if got != frame_bytes:
+                raise UnsupportedDicomError(f"{f.name}: pixel data ends early ({got} of {frame_bytes} bytes)")
+        else:
+            data = np.fromfile(fh, dtype=dtype, count=f.rows * f.cols * f.samples)
+            if data.size != f.rows * f.cols * f.samples:
+                raise UnsupportedDicomError(f"{f.name}: pixel data ends early")
+            out[...] = data.reshape(out.shape)
+    if f.pixel_representation == 1 and 0 < f.bits_stored < f.bits_allocated and dtype.kind == "i":
+        shift = f.bits_allocated - f.bits_stored
+        np.left_shift(out, shift, out=out)
+        np.right_shift(out, shift, out=out)
+
+
+def _can_read_native(f: FrameHeader) -> bool:
+    return (
+        f.transfer_syntax in NATIVE_SYNTAXES
+        and f.pixel_offset is not None
+        and f.pixel_length is not None
+        and f.bits_allocated in (8, 16, 32)
+        and f.photometric in ("MONOCHROME1", "MONOCHROME2", "RGB")
+    )
+
+
+def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
+    """Decode the listed frames of one file with pydicom (compressed, odd layouts, palettes)."""
+    import pydicom
+    from pydicom.pixels import apply_color_lut, iter_pixels
+
+    f0 = frames[0]
+    try:
+        ds = pydicom.dcmread(path)
+        if f0.frame is None:
+            arrays = [ds.pixel_array]
+        else:
+            wanted = [f.frame for f in frames]
+            got = dict(zip(sorted(set(wanted)), iter_pixels(ds, indices=sorted(set(wanted)))))
+            arrays = [got[i] for i in wanted]
+        if f0.photometric == "PALETTE COLOR":
+            arrays = [apply_color_lut(a, ds) for a in arrays]
+    except UnsupportedDicomError:
+        raise
+    except MemoryError as exc:
+        raise ResourceLimitError(f"{f0.name}: not enough memory to decode ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
+        from pydicom.uid import UID
+
+        syntax = UID(f0.transfer_syntax).name
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UnsupportedDicomError(
+            f"{f0.name}: cannot decode pixel data ({syntax}): {reason[:200]}; "
+            "the file is corrupt or uses an encoding volume cannot read"
+        ) from None
+    return [np.asarray(a) for a in arrays]
+
+
+def read_stack(
+    stack: Stack,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Pixel values of a stack in modality units, shape ``(T, S, R, C[, 3])``.
+
+    Parameters
+    ----------
+    stack
+        A stack from :func:`volume.scan`, frames in load order.
+    max_bytes
+        Refuse (before allocating) when the output would be larger.
+    progress
+        Called with 1 after each image is decoded.
+
+    Returns
+    -------
+    numpy.ndarray
+        Always 4D (+ RGB axis); the loader drops the frame axis of 3D stacks. Rescale slope and
+        intercept are applied (see the module docstring for the dtype).
+    """
+    check_size(stack, max_bytes)
+    f0 = stack.first
+    frame_shape = _frame_shape(f0)
+    for f in stack.frames:
+        if _frame_shape(f) != frame_shape and not stack.rgb:
+            raise UnsupportedDicomError(f"{f.name}: image size differs from {f0.name}")
+    rescale_float = output_dtype(stack) == np.float32 and not stack.rgb
+    raw_dtype = _raw_dtype(f0)
+    n = len(stack.frames)
+    out_dtype = np.dtype(np.float32) if rescale_float else output_dtype(stack)
+    shape = (stack.n_frames, stack.n_slices, f0.rows, f0.cols) + ((3,) if stack.rgb else ())
+    try:
+        out = np.empty(shape, dtype=out_dtype)
+    except MemoryError:
+        raise ResourceLimitError(
+            f"series {stack.id}: not enough memory for {np.prod(shape) * np.dtype(out_dtype).itemsize / 2**30:.1f} GiB"
+        ) from None
+    flat = out.reshape((n,) + out.shape[2:])
+    scratch = np.empty(frame_shape, dtype=raw_dtype) if rescale_float else None
+    lo, hi = [], []
+
+    def store(i: int, f: FrameHeader, arr: np.ndarray | None) -> None:
+        target = flat[i]
+        if arr is None:  # native read
+            if rescale_float:
+                assert scratch is not None
+                _read_native(f, scratch)
+                np.multiply(scratch, f.slope, out=target, dtype=np.float32, casting="unsafe")
+                target += np.float32(f.intercept)
+            else:
+                _read_native(f, target)
+        else:
+            if arr.shape != target.shape:
+                raise UnsupportedDicomError(
+                    f"{f.name}: decoded image is {arr.shape}, the header says {target.shape}"
+                )
+            if rescale_float:
+                np.multiply(arr, f.slope, out=target, dtype=np.float32, casting="unsafe")
+                target += np.float32(f.intercept)
+            elif stack.rgb and arr.dtype.itemsize > target.dtype.itemsize:
+                target[...] = arr >> (8 * (arr.dtype.itemsize - target.dtype.itemsize))
+            else:
+                target[...] = arr
+        if not rescale_float and not stack.rgb:
+            lo.append(target.min())
+            hi.append(target.max())
+        if progress is not None:
+            progress(1)
+
+    slow: dict[str, list[tuple[int, FrameHeader]]] = defaultdict(list)
+    for i, f in enumerate(stack.frames):
+        if _can_read_native(f) and not (stack.rgb and f.photometric != "RGB"):
+            store(i, f, None)
+        else:
+            slow[f.path].append((i, f))
+    for path, items in slow.items():
+        arrays = _decode_with_pydicom(path, [f for _, f in items])
+        for (i, f), arr in zip(items, arrays):
+            store(i, f, arr)
+    if rescale_float or stack.rgb:
+        return out
+    slope = stack.first.slope
+    inters = [f.intercept for f in stack.frames]
+    if slope == 1.0 and set(inters) == {0.0}:
+        return out
+    # Integer rescale: choose the smallest signed type that holds every rescaled value.
+    ends = [(float(a) * slope + f.intercept, float(b) * slope + f.intercept)
+            for a, b, f in zip(lo, hi, stack.frames)]
+    vmin = min(min(e) for e in ends)
+    vmax = max(max(e) for e in ends)
+    for dtype in (np.int16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= vmin and vmax <= info.max:
+            target_dtype = np.dtype(dtype)
+            break
+    else:  # pragma: no cover - 64-bit overflow cannot come from 32-bit storage
+        target_dtype = np.dtype(np.float64)
+    if target_dtype.itemsize == out.dtype.itemsize:
+        result = out.view(target_dtype)
+        src_flat, dst_flat = flat, result.reshape(flat.shape)
+        for i, f in enumerate(stack.frames):  # slice by slice: peak memory is one slice
+            tmp = src_flat[i].astype(np.int64)
+            tmp *= int(slope)
+            tmp += int(f.intercept)
+            dst_flat[i] = tmp
+        return result
+    result = np.empty(out.shape, dtype=target_dtype)
+    res_flat = result.reshape(flat.shape)
+    for i, f in enumerate(stack.frames):
+        tmp = flat[i].astype(np.int64)
+        tmp *= int(slope)
+        tmp += int(f.intercept)
+        res_flat[i] = tmp
+    return result

@@ -1,0 +1,578 @@
+"""Find DICOM files and read their headers (never their pixels) into small records.
+
+One :class:`FrameHeader` describes one 2D image: a classic single-frame file, or one frame of a
+multi-frame file (enhanced CT/MR with per-frame positions, or a cine). Records keep the numbers
+grouping, geometry and pixel decoding need, a few hundred bytes each, so big trees scan in
+memory proportional to their file count, not their pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Transfer syntaxes whose pixel bytes lie in the file uncompressed (read straight from disk).
+NATIVE_SYNTAXES = {
+    "1.2.840.10008.1.2": "<",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1": "<",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2.2": ">",  # Explicit VR Big Endian (retired)
+}
+
+#: SOP Class of a DICOMDIR (an index of other files, never an image).
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+#: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity).
+ACQUISITION_KEYWORDS = (
+    "Manufacturer",
+    "ManufacturerModelName",
+    "ProtocolName",
+    "ImageType",
+    "EchoTime",
+    "RepetitionTime",
+    "InversionTime",
+    "FlipAngle",
+    "MagneticFieldStrength",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "PatientPosition",
+    "AcquisitionTime",
+    "SeriesTime",
+    "BodyPartExamined",
+    "ScanningSequence",
+    "SequenceVariant",
+    "SequenceName",
+    "MRAcquisitionType",
+    "ImagingFrequency",
+    "PixelBandwidth",
+    "EchoTrainLength",
+    "KVP",
+    "XRayTubeCurrent",
+    "ConvolutionKernel",
+    "GantryDetectorTilt",
+    "SoftwareVersions",
+    "StationName",
+    "InstitutionName",
+    "WindowCenter",
+    "WindowWidth",
+    "ReceiveCoilName",
+)
+
+#: Patient identity, kept apart and written only when asked for (``--keep-phi``).
+IDENTITY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "PatientWeight",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "FrameOfReferenceUID",
+    "InstitutionName",
+    "InstitutionAddress",
+    "ReferringPhysicianName",
+    "StationName",
+    "DeviceSerialNumber",
+)
+
+#: Of the acquisition fields, those that can identify a site or device: kept with identity only.
+IDENTIFYING_ACQUISITION = frozenset({"InstitutionName", "StationName"})
+
+
+@dataclass(slots=True)
+class FrameHeader:
+    """Everything volume needs to know about one 2D image, read from its file's header.
+
+    ``frame`` is the frame index inside a multi-frame file, ``None`` for a single-frame file.
+    Geometry fields are ``None`` when the header lacks them or holds nonsense; ``problem`` then
+    says why, for messages.
+    """
+
+    path: str
+    frame: int | None
+    sop_uid: str
+    series_uid: str
+    study_uid: str
+    series_number: int | None
+    series_description: str
+    modality: str
+    rows: int
+    cols: int
+    samples: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    planar_configuration: int
+    transfer_syntax: str
+    n_frames_in_file: int
+    pixel_offset: int | None = None
+    pixel_length: int | None = None
+    pixel_spacing: tuple[float, float] | None = None
+    iop: tuple[float, ...] | None = None
+    ipp: tuple[float, float, float] | None = None
+    slope: float = 1.0
+    intercept: float = 0.0
+    instance_number: int | None = None
+    echo_number: int | None = None
+    echo_time: float | None = None
+    temporal_position: float | None = None
+    acquisition_number: float | None = None
+    trigger_time: float | None = None
+    acquisition_time: float | None = None
+    stack_key: str = ""
+    image_type: tuple[str, ...] = ()
+    slice_thickness: float | None = None
+    problem: str = ""
+    acquisition: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """File name, with ``[frame N]`` for frames of multi-frame files (for messages)."""
+        base = os.path.basename(self.path)
+        return base if self.frame is None else f"{base} [frame {self.frame + 1}]"
+
+    @property
+    def is_localizer(self) -> bool:
+        """True when ImageType says LOCALIZER (scouts, survey images)."""
+        return "LOCALIZER" in self.image_type
+
+    @property
+    def has_geometry(self) -> bool:
+        """True when position, orientation and pixel spacing are all usable."""
+        return self.ipp is not None and self.iop is not None and self.pixel_spacing is not None
+
+
+@dataclass
+class ScanReport:
+    """Headers found under some paths, and what was skipped and why."""
+
+    frames: list[FrameHeader] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    n_files: int = 0
+
+    def add_skip(self, path: str, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.skipped_files.append((path, reason))
+
+
+# --- value helpers: DICOM headers in the wild hold every kind of nonsense -------------------
+
+
+def _get(ds: Any, keyword: str) -> Any:
+    try:
+        return ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed value is as good as a missing one here
+        return None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            value = value[0]
+        f = float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        seq = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(seq) != n or not all(np.isfinite(seq)):
+        return None
+    return tuple(seq)
+
+
+def _int(value: Any) -> int | None:
+    f = _float(value)
+    return int(f) if f is not None and float(f).is_integer() else None
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        return str(value).strip()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def _dicom_time(value: Any) -> float | None:
+    """Seconds since midnight of a DICOM TM (``HHMMSS.ffffff``) or the time part of a DT."""
+    s = _str(value)
+    if len(s) >= 14 and s[:8].isdigit():  # DT: YYYYMMDDHHMMSS...
+        s = s[8:]
+    s = s.replace(":", "")
+    try:
+        hh = int(s[0:2])
+        mm = int(s[2:4]) if len(s) >= 4 else 0
+        ss = float(s[4:]) if len(s) > 4 else 0.0
+    except ValueError:
+        return None
+    return hh * 3600 + mm * 60 + ss
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a header value (numbers stay numbers, names become strings)."""
+    if value is None:
+        return None
+    if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str)):
+        return value
+    name = type(value).__name__
+    if name in ("DSfloat", "DSdecimal", "IS"):
+        f = float(value)
+        return int(f) if name == "IS" else f
+    if name == "PersonName":
+        return str(value)
+    if isinstance(value, bytes):
+        return None
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
+    """Every regular file under ``paths`` (files are yielded as given), recursively, sorted."""
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    yield os.path.join(root, name)
+        elif os.path.exists(p):
+            yield p
+
+
+def _looks_like_headerless_dicom(path: str) -> bool:
+    """True for old files without the 128-byte preamble that start with a group-8 element."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return len(head) == 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
+
+
+def _read_dataset(path: str) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, defer_size=1024)
+    except InvalidDicomError:
+        if _looks_like_headerless_dicom(path):
+            return pydicom.dcmread(path, defer_size=1024, force=True)
+        raise
+
+
+def _find_in_groups(per: Any, shared: Any, sequence: str, keyword: str) -> Any:
+    for group in (per, shared):
+        if group is None:
+            continue
+        seq = _get(group, sequence)
+        if seq:
+            try:
+                value = _get(seq[0], keyword)
+            except Exception:  # noqa: BLE001
+                value = None
+            if value is not None:
+                return value
+    return None
+
+
+def read_header(path: str) -> tuple[list[FrameHeader], str]:
+    """Read one file's header into frame records.
+
+    Returns ``(frames, "")`` for an image, or ``([], reason)`` when the file is skipped:
+    ``"not DICOM"``, ``"empty"``, ``"unreadable"``, ``"truncated or corrupt"``,
+    ``"DICOMDIR index"``, ``"no pixel data"``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_header(path)
+
+
+def _read_header(path: str) -> tuple[list[FrameHeader], str]:
+    try:
+        if os.path.getsize(path) == 0:
+            return [], "empty"
+    except OSError:
+        return [], "unreadable"
+    try:
+        ds = _read_dataset(path)
+    except PermissionError:
+        return [], "unreadable"
+    except OSError:
+        return [], "unreadable"
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
+        from pydicom.errors import InvalidDicomError
+
+        return [], "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
+    try:
+        return _frames_from_dataset(path, ds)
+    except Exception:  # noqa: BLE001 - any surprise in a header skips that file, never the scan
+        return [], "truncated or corrupt"
+
+
+def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _str(_get(meta, "MediaStorageSOPClassUID") if meta else None) or _str(
+        _get(ds, "SOPClassUID")
+    )
+    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        return [], "DICOMDIR index"
+    pixel = ds.get_item(0x7FE00010, keep_deferred=True)
+    if pixel is None:
+        for tag in (0x7FE00008, 0x7FE00009):  # float / double float pixel data
+            pixel = ds.get_item(tag, keep_deferred=True)
+            if pixel is not None:
+                break
+    if pixel is None:
+        return [], "no pixel data"
+    syntax = _str(_get(meta, "TransferSyntaxUID") if meta else None) or "1.2.840.10008.1.2"
+    rows = _int(_get(ds, "Rows")) or 0
+    cols = _int(_get(ds, "Columns")) or 0
+    n_frames = _int(_get(ds, "NumberOfFrames")) or 1
+    image_type = tuple(_str(v).upper() for v in (_get(ds, "ImageType") or ()) if _str(v))
+    problem = ""
+    if rows <= 0 or cols <= 0:
+        problem = f"Rows x Columns is {rows} x {cols}"
+    elif n_frames <= 0:
+        problem = f"NumberOfFrames is {n_frames}"
+    offset = length = None
+    value_tell = getattr(pixel, "value_tell", None)
+    plen = getattr(pixel, "length", None)
+    if syntax in NATIVE_SYNTAXES and value_tell is not None and plen not in (None, 0xFFFFFFFF):
+        offset, length = int(value_tell), int(plen)
+    acquisition = {}
+    for kw in ACQUISITION_KEYWORDS:
+        v = _plain(_get(ds, kw))
+        if v not in (None, "", []):
+            acquisition[kw] = v
+    identity = {}
+    for kw in IDENTITY_KEYWORDS:
+        v = _plain(_get(ds, kw))
+        if v not in (None, "", []):
+            identity[kw] = v
+    base = dict(
+        path=path,
+        sop_uid=_str(_get(ds, "SOPInstanceUID")),
+        series_uid=_str(_get(ds, "SeriesInstanceUID")),
+        study_uid=_str(_get(ds, "StudyInstanceUID")),
+        series_number=_int(_get(ds, "SeriesNumber")),
+        series_description=_str(_get(ds, "SeriesDescription")),
+        modality=_str(_get(ds, "Modality")),
+        rows=rows,
+        cols=cols,
+        samples=_int(_get(ds, "SamplesPerPixel")) or 1,
+        photometric=_str(_get(ds, "PhotometricInterpretation")).upper() or "MONOCHROME2",
+        bits_allocated=_int(_get(ds, "BitsAllocated")) or 0,
+        bits_stored=_int(_get(ds, "BitsStored")) or 0,
+        pixel_representation=_int(_get(ds, "PixelRepresentation")) or 0,
+        planar_configuration=_int(_get(ds, "PlanarConfiguration")) or 0,
+        transfer_syntax=syntax,
+        n_frames_in_file=n_frames,
+        pixel_offset=offset,
+        pixel_length=length,
+        instance_number=_int(_get(ds, "InstanceNumber")),
+        echo_number=_int(_get(ds, "EchoNumbers")),
+        echo_time=_float(_get(ds, "EchoTime")),
+        image_type=image_type,
+        slice_thickness=_float(_get(ds, "SliceThickness")),
+        problem=problem,
+        acquisition=acquisition,
+        identity=identity,
+    )
+    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
+    shared_seq = _get(ds, "SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    if n_frames > 1 or per_frame is not None:
+        return _multiframe(ds, base, n_frames, per_frame, shared), ""
+    return [
+        FrameHeader(
+            frame=None,
+            pixel_spacing=_spacing(_get(ds, "PixelSpacing")),
+            iop=_floats(_get(ds, "ImageOrientationPatient"), 6),
+            ipp=_floats(_get(ds, "ImagePositionPatient"), 3),
+            slope=_float(_get(ds, "RescaleSlope")) or 1.0,
+            intercept=_float(_get(ds, "RescaleIntercept")) or 0.0,
+            temporal_position=_float(_get(ds, "TemporalPositionIdentifier")),
+            acquisition_number=_float(_get(ds, "AcquisitionNumber")),
+            trigger_time=_float(_get(ds, "TriggerTime")),
+            acquisition_time=_dicom_time(_get(ds, "AcquisitionTime") or _get(ds, "ContentTime")),
+            **base,
+        )
+    ], ""
+
+
+def _spacing(value: Any) -> tuple[float, float] | None:
+    sp = _floats(value, 2)
+    if sp is None or sp[0] <= 0 or sp[1] <= 0:
+        return None
+    return sp  # type: ignore[return-value]
+
+
+def _multiframe(
+    ds: Any, base: dict[str, Any], n_frames: int, per_frame: Any, shared: Any
+) -> list[FrameHeader]:
+    """Frame records of a multi-frame file: enhanced (functional groups) or classic (cine, dose)."""
+    frames = []
+    top_ipp = _floats(_get(ds, "ImagePositionPatient"), 3)
+    top_iop = _floats(_get(ds, "ImageOrientationPatient"), 6)
+    top_ps = _spacing(_get(ds, "PixelSpacing"))
+    offsets = _get(ds, "GridFrameOffsetVector")
+    offsets = [float(v) for v in offsets] if offsets is not None else None
+    top_slope = _float(_get(ds, "RescaleSlope")) or 1.0
+    top_inter = _float(_get(ds, "RescaleIntercept")) or 0.0
+    frame_time = _float(_get(ds, "FrameTime"))
+    if per_frame is not None and len(per_frame) != n_frames:
+        base = {**base, "problem": base["problem"] or (
+            f"NumberOfFrames is {n_frames} but {len(per_frame)} per-frame groups are present"
+        )}
+        n_frames = min(n_frames, len(per_frame))
+    for i in range(n_frames):
+        fg = per_frame[i] if per_frame is not None else None
+        ipp = _floats(_find_in_groups(fg, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        iop = _floats(_find_in_groups(fg, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+        ps = _spacing(_find_in_groups(fg, shared, "PixelMeasuresSequence", "PixelSpacing"))
+        thick = _float(_find_in_groups(fg, shared, "PixelMeasuresSequence", "SliceThickness"))
+        slope = _float(_find_in_groups(fg, shared, "PixelValueTransformationSequence", "RescaleSlope"))
+        inter = _float(_find_in_groups(fg, shared, "PixelValueTransformationSequence", "RescaleIntercept"))
+        temporal = _float(_find_in_groups(fg, shared, "FrameContentSequence", "TemporalPositionIndex"))
+        stack_id = _str(_find_in_groups(fg, shared, "FrameContentSequence", "StackID"))
+        acq_dt = _find_in_groups(fg, shared, "FrameContentSequence", "FrameAcquisitionDateTime")
+        echo = _float(_find_in_groups(fg, shared, "MREchoSequence", "EffectiveEchoTime"))
+        trigger = _float(
+            _find_in_groups(fg, shared, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
+        )
+        if ipp is None and top_ipp is not None:
+            ipp = top_ipp
+            if offsets is not None and len(offsets) == n_frames and top_iop is not None:
+                from .geometry import GeometryError, slice_normal
+
+                try:
+                    ipp = tuple(np.asarray(top_ipp) + offsets[i] * slice_normal(top_iop))
+                except GeometryError:
+                    pass
+        record = dict(base)
+        if thick is not None:
+            record["slice_thickness"] = thick
+        if echo is not None:
+            record["echo_time"] = echo
+        frames.append(
+            FrameHeader(
+                frame=i,
+                pixel_spacing=ps or top_ps,
+                iop=iop or top_iop,
+                ipp=ipp,
+                slope=slope if slope not in (None, 0.0) else top_slope,
+                intercept=inter if inter is not None else top_inter,
+                temporal_position=temporal if temporal is not None else (
+                    float(i) if per_frame is None else None
+                ),
+                acquisition_number=_float(_get(ds, "AcquisitionNumber")),
+                trigger_time=trigger if trigger is not None else (
+                    i * frame_time if frame_time is not None and per_frame is None else None
+                ),
+                acquisition_time=_dicom_time(acq_dt) if acq_dt is not None else None,
+                stack_key=stack_id,
+                **record,
+            )
+        )
+    return frames
+
+
+def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:
+    return [(p, *read_header(p)) for p in paths]
+
+
+#: Below this many files, headers are read in this process (a pool costs more than it saves).
+PARALLEL_MIN_FILES = 400
+
+
+def scan_files(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScanReport:
+    """Read the headers of every file under ``paths``.
+
+    Parameters
+    ----------
+    paths
+        Files and folders (searched recursively). File names and extensions mean nothing.
+    workers
+        Processes for header reading; ``None`` picks all cores when there are many files,
+        ``1`` reads in this process.
+    progress
+        Called with the number of files just read, for progress bars.
+    """
+    files = list(iter_files(paths))
+    report = ScanReport(n_files=len(files))
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    if n_workers <= 1 or len(files) < PARALLEL_MIN_FILES:
+        results: Iterable[tuple[str, list[FrameHeader], str]] = (
+            (p, *read_header(p)) for p in files
+        )
+        chunked = False
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        size = max(16, min(256, len(files) // (n_workers * 8) or 1))
+        chunks = [files[i : i + size] for i in range(0, len(files), size)]
+        pool = ProcessPoolExecutor(max_workers=n_workers)
+        results = (r for batch in pool.map(_read_many, chunks) for r in batch)
+        chunked = True
+    try:
+        for path, frames, reason in results:
+            if reason:
+                report.add_skip(path, reason)
+            else:
+                report.frames.extend(frames)
+            if progress is not None:
+                progress(1)
+    finally:
+        if chunked:
+            pool.shutdown(cancel_futures=True)
+    return report
+
+
+def describe_skips(report: ScanReport) -> str:
+    """One line summing up skipped files, e.g. ``skipped 3 files: 2 not DICOM, 1 empty``."""
+    if not report.skipped:
+        return ""
+    total = sum(report.skipped.values())
+    parts = ", ".join(f"{n} {reason}" for reason, n in report.skipped.most_common())
+    return f"skipped {total} file{'s' if total != 1 else ''}: {parts}"
+
+
+def as_path(p: str | os.PathLike[str]) -> Path:
+    """``Path`` of ``p`` (small helper for callers that accept both)."""
+    return Path(os.fspath(p))

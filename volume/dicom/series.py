@@ -1,0 +1,467 @@
+"""Group frame headers into series, and split each series into the stacks it really holds.
+
+A *stack* is a set of 2D images that form one 3D (or 4D) grid: same size, pixel spacing,
+orientation, echo and image component. A SeriesInstanceUID often holds several (localizers in
+three planes, two echoes, magnitude and phase); each becomes its own :class:`Stack`, never one
+fake volume. Repeated positions are frames of a 4D stack when a header field orders them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..volume import axis_codes, closest_plane, orientation_label
+from .geometry import (
+    POSITION_TOLERANCE_MM,
+    GeometryError,
+    StackGeometry,
+    check_iop,
+    same_orientation,
+    stack_geometry,
+)
+from .scan import FrameHeader
+
+#: Header fields that order repeated positions into frames of a 4D stack, in order of trust.
+FRAME_ORDER_FIELDS = ("temporal_position", "acquisition_number", "trigger_time", "acquisition_time")
+
+#: DICOM names of :data:`FRAME_ORDER_FIELDS`, for messages.
+FRAME_ORDER_NAMES = {
+    "temporal_position": "TemporalPositionIdentifier",
+    "acquisition_number": "AcquisitionNumber",
+    "trigger_time": "TriggerTime",
+    "acquisition_time": "AcquisitionTime",
+}
+
+#: Stack kinds, as ``volume ls`` shows them.
+KINDS = ("volume", "4D", "localizer", "single image", "2D series", "no geometry")
+
+
+@dataclass
+class Stack:
+    """One grid of images inside a series, in load order.
+
+    ``frames`` is ordered frame-major: ``frames[t * n_slices + s]`` is slice ``s`` (sorted along
+    the normal) of frame ``t``. ``problem`` is empty when :func:`volume.load` can build a Volume,
+    otherwise it says why not (one line, names files).
+    """
+
+    id: str
+    series_uid: str
+    series_number: int | None
+    series_description: str
+    modality: str
+    label: str
+    frames: list[FrameHeader]
+    kind: str
+    n_slices: int
+    n_frames: int
+    geometry: StackGeometry | None
+    frame_order: str = ""
+    warnings: list[str] = field(default_factory=list)
+    problem: str = ""
+
+    @property
+    def first(self) -> FrameHeader:
+        return self.frames[0]
+
+    @property
+    def rows(self) -> int:
+        return self.first.rows
+
+    @property
+    def cols(self) -> int:
+        return self.first.cols
+
+    @property
+    def rgb(self) -> bool:
+        """True for colour stacks (3 samples per pixel, or a palette)."""
+        return self.first.samples == 3 or self.first.photometric == "PALETTE COLOR"
+
+    @property
+    def files(self) -> list[str]:
+        """Distinct file paths of the stack, in load order."""
+        return list(dict.fromkeys(f.path for f in self.frames))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(S, R, C)`` or ``(T, S, R, C)`` of the volume :func:`volume.load` returns (before resampling)."""
+        spatial = (self.n_slices, self.rows, self.cols)
+        return (self.n_frames, *spatial) if self.n_frames > 1 else spatial
+
+    @property
+    def spacing(self) -> tuple[float, float, float] | None:
+        """``(slice, row, column)`` mm, or None without geometry."""
+        if self.geometry is None:
+            return None
+        return tuple(float(v) for v in np.linalg.norm(self.geometry.affine[:3, :3], axis=0))  # type: ignore[return-value]
+
+    @property
+    def orientation(self) -> str:
+        if self.geometry is None:
+            return "unknown"
+        return orientation_label(self.geometry.affine)
+
+    @property
+    def axcodes(self) -> str:
+        return "" if self.geometry is None else axis_codes(self.geometry.affine)
+
+    @property
+    def name(self) -> str:
+        """``<number>_<description>`` plus the split label: a readable base for file names."""
+        parts = [str(self.series_number) if self.series_number is not None else "x"]
+        if self.series_description:
+            parts.append(self.series_description)
+        if self.label:
+            parts.append(self.label)
+        return "_".join(parts)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary (what ``volume ls --json`` prints for the stack)."""
+        sp = self.spacing
+        return {
+            "id": self.id,
+            "series_number": self.series_number,
+            "series_description": self.series_description,
+            "series_uid": self.series_uid,
+            "modality": self.modality,
+            "kind": self.kind,
+            "label": self.label,
+            "shape": list(self.shape),
+            "rgb": self.rgb,
+            "spacing_mm": None if sp is None else [round(v, 6) for v in sp],
+            "orientation": self.orientation,
+            "axcodes": self.axcodes,
+            "frame_order": FRAME_ORDER_NAMES.get(self.frame_order, self.frame_order) or None,
+            "files": len(self.files),
+            "warnings": list(self.warnings),
+            "problem": self.problem or None,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"Stack({self.id!r}, {self.kind}, {'x'.join(map(str, self.shape))}, "
+            f"{self.orientation}, {len(self.files)} files"
+            f"{', ' + '; '.join(self.warnings) if self.warnings else ''})"
+        )
+
+
+@dataclass
+class Series:
+    """All stacks sharing one SeriesInstanceUID."""
+
+    uid: str
+    number: int | None
+    description: str
+    modality: str
+    stacks: list[Stack]
+
+    def __iter__(self) -> Iterator[Stack]:
+        return iter(self.stacks)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(s) for s in self.stacks)
+        return f"Series({self.number}, {self.description!r}, {self.modality}, [{inner}])"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _orientation_clusters(frames: list[FrameHeader]) -> list[list[FrameHeader]]:
+    """Frames with geometry, grouped by IOP within tolerance (first-seen order)."""
+    clusters: list[tuple[tuple[float, ...], list[FrameHeader]]] = []
+    for f in frames:
+        assert f.iop is not None
+        for iop, members in clusters:
+            if same_orientation(iop, f.iop):
+                members.append(f)
+                break
+        else:
+            clusters.append((f.iop, [f]))
+    return [m for _, m in clusters]
+
+
+def _component(f: FrameHeader) -> str:
+    """Image component of complex MR data from ImageType: ``ph``, ``real``, ``imag`` or ``""``."""
+    t = set(f.image_type)
+    if "P" in t or "PHASE" in t:
+        return "ph"
+    if "R" in t or "REAL" in t:
+        return "real"
+    if "I" in t or "IMAGINARY" in t:
+        return "imag"
+    return ""
+
+
+def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[FrameHeader]]]:
+    """Split a series' frames into candidate stacks; each with its distinguishing labels."""
+    groups: dict[tuple[Any, ...], list[FrameHeader]] = defaultdict(list)
+    echo_numbers = {f.echo_number for f in frames}
+    use_echo_number = len(echo_numbers - {None}) > 1
+    for f in frames:
+        spacing = None if f.pixel_spacing is None else tuple(round(v, 4) for v in f.pixel_spacing)
+        if use_echo_number:
+            echo: Any = f.echo_number
+        else:
+            echo = None if f.echo_time is None else round(f.echo_time, 2)
+        key = (
+            f.rows,
+            f.cols,
+            f.samples,
+            spacing,
+            echo,
+            _component(f),
+            f.stack_key,
+            f.has_geometry and not f.problem,
+        )
+        groups[key].append(f)
+    out: list[tuple[dict[str, str], list[FrameHeader]]] = []
+    for key, members in groups.items():
+        if key[-1]:
+            clusters = _orientation_clusters(members)
+        else:
+            clusters = [members]
+        for cluster in clusters:
+            out.append(({"_key": repr(key)}, cluster))
+    # Labels: only for the properties that actually differ within the series.
+    if len(out) > 1:
+        sizes = {(m[0].rows, m[0].cols) for _, m in out}
+        echoes = sorted({_echo_of(m[0], use_echo_number) for _, m in out}, key=_sort_none)
+        planes = [_plane_of(m) for _, m in out]
+        plane_counts: dict[str, int] = defaultdict(int)
+        for labels, members in out:
+            parts = []
+            plane = _plane_of(members)
+            if len(set(planes)) > 1 or planes.count(plane) > 1:
+                plane_counts[plane] += 1
+                parts.append(plane if planes.count(plane) == 1 else f"{plane}{plane_counts[plane]}")
+            if len(echoes) > 1:
+                parts.append(f"e{echoes.index(_echo_of(members[0], use_echo_number)) + 1}")
+            comp = _component(members[0])
+            if comp:
+                parts.append(comp)
+            if len(sizes) > 1:
+                parts.append(f"{members[0].cols}x{members[0].rows}")
+            if members[0].stack_key and len({m[0].stack_key for _, m in out}) > 1:
+                parts.append(f"stack{members[0].stack_key}")
+            labels["label"] = "_".join(parts)
+    for labels, _ in out:
+        labels.setdefault("label", "")
+        labels.pop("_key", None)
+    # Deterministic order: by plane label then by first file name.
+    out.sort(key=lambda item: (item[0]["label"], item[1][0].path, item[1][0].frame or 0))
+    return out
+
+
+def _sort_none(v: Any) -> tuple[int, Any]:
+    return (1, 0) if v is None else (0, v)
+
+
+def _echo_of(f: FrameHeader, use_number: bool) -> Any:
+    if use_number:
+        return f.echo_number
+    return None if f.echo_time is None else round(f.echo_time, 2)
+
+
+def _plane_of(members: list[FrameHeader]) -> str:
+    f = members[0]
+    if f.iop is None or not f.has_geometry:
+        return "nogeom"
+    try:
+        row, col = check_iop(f.iop)
+    except GeometryError:
+        return "nogeom"
+    return closest_plane(np.cross(row, col))[0]
+
+
+def _position_clusters(frames: list[FrameHeader], normal: np.ndarray) -> list[list[FrameHeader]]:
+    """Frames grouped by position along ``normal`` (sorted ascending)."""
+    d = np.array([np.dot(f.ipp, normal) for f in frames])  # type: ignore[arg-type]
+    order = np.argsort(d, kind="stable")
+    clusters: list[list[FrameHeader]] = []
+    last = None
+    for i in order:
+        if last is None or d[i] - last > POSITION_TOLERANCE_MM:
+            clusters.append([])
+        clusters[-1].append(frames[i])
+        last = d[i]
+    return clusters
+
+
+def _frame_order(clusters: list[list[FrameHeader]]) -> str:
+    """The first header field whose values are present and distinct at every position, or ``""``."""
+    for name in FRAME_ORDER_FIELDS:
+        ok = True
+        for members in clusters:
+            values = [getattr(f, name) for f in members]
+            if any(v is None for v in values) or len(set(values)) != len(values):
+                ok = False
+                break
+        if ok:
+            return name
+    return ""
+
+
+def _build_stack(
+    uid: str, frames: list[FrameHeader], label: str, localizer_series: bool
+) -> Stack:
+    f0 = frames[0]
+    common = dict(
+        id="",
+        series_uid=uid,
+        series_number=f0.series_number,
+        series_description=f0.series_description,
+        modality=f0.modality,
+        label=label,
+    )
+    bad = next((f for f in frames if f.problem), None)
+    if bad is not None:
+        return Stack(**common, frames=frames, kind="no geometry", n_slices=1, n_frames=len(frames),
+                     geometry=None, problem=f"{bad.name}: {bad.problem}")
+    if not f0.has_geometry:
+        missing = [n for n, v in (("ImagePositionPatient", f0.ipp), ("ImageOrientationPatient", f0.iop),
+                                  ("PixelSpacing", f0.pixel_spacing)) if v is None]
+        kind = "single image" if len(frames) == 1 else "no geometry"
+        return Stack(
+            **common, frames=frames, kind=kind, n_slices=1, n_frames=len(frames), geometry=None,
+            problem=(f"{f0.name}: {', '.join(missing)} missing or invalid, so the image cannot be "
+                     "placed in the patient; use `volume png` for 2D pictures"),
+        )
+    try:
+        row, col = check_iop(f0.iop)
+    except GeometryError as exc:
+        return Stack(**common, frames=frames, kind="no geometry", n_slices=1, n_frames=len(frames),
+                     geometry=None, problem=f"{f0.name}: {exc}")
+    normal = np.cross(row, col)
+    clusters = _position_clusters(frames, normal)
+    counts = {len(c) for c in clusters}
+    warnings: list[str] = []
+    frame_order = ""
+    if counts == {1}:
+        ordered = [c[0] for c in clusters]
+        n_frames = 1
+    elif len(counts) == 1:
+        n_frames = counts.pop()
+        frame_order = _frame_order(clusters)
+        if not frame_order:
+            c = clusters[0]
+            names = ", ".join(f.name for f in c[:4]) + (", ..." if len(c) > 4 else "")
+            fields = ", ".join(FRAME_ORDER_NAMES.values())
+            return Stack(
+                **common, frames=frames, kind="2D series" if len(clusters) == 1 else "4D",
+                n_slices=len(clusters), n_frames=n_frames, geometry=None,
+                problem=(f"{n_frames} images share each position (e.g. {names}) and nothing orders "
+                         f"them ({fields} missing or equal): not one volume; split the files "
+                         "or use `volume png` for 2D pictures"),
+            )
+        ordered = []
+        per_position = [sorted(c, key=lambda f: getattr(f, frame_order)) for c in clusters]
+        for t in range(n_frames):
+            ordered.extend(c[t] for c in per_position)
+    else:
+        worst = max(clusters, key=len)
+        d = float(np.dot(worst[0].ipp, normal))  # type: ignore[arg-type]
+        names = ", ".join(f.name for f in worst[:4]) + (", ..." if len(worst) > 4 else "")
+        return Stack(
+            **common, frames=frames, kind="4D", n_slices=len(clusters), n_frames=max(map(len, clusters)),
+            geometry=None,
+            problem=(f"{len(worst)} images at position {d:.2f} mm ({names}) but other positions "
+                     f"have {min(map(len, clusters))}: duplicated or missing images; remove the "
+                     "extra files or convert the complete part"),
+        )
+    n_slices = len(clusters)
+    first_frame = ordered[:n_slices]
+    ipps = np.array([f.ipp for f in first_frame])
+    thickness = f0.slice_thickness or 1.0
+    try:
+        geometry = stack_geometry(ipps, f0.iop, f0.pixel_spacing, single_slice_spacing=thickness)  # type: ignore[arg-type]
+    except GeometryError as exc:
+        return Stack(**common, frames=frames, kind="no geometry", n_slices=n_slices, n_frames=n_frames,
+                     geometry=None, problem=f"{f0.name}: {exc}")
+    if geometry.gaps:
+        i = geometry.gaps[0]
+        a, b = first_frame[i], first_frame[i + 1]
+        warnings.append(
+            f"gap: {geometry.distances[i + 1] - geometry.distances[i]:.2f} mm between "
+            f"{a.name} and {b.name} (others {geometry.spacing:.2f} mm)"
+        )
+    if geometry.tilted:
+        warnings.append(f"tilt {geometry.tilt_deg:.1f}°")
+    if n_slices == 1:
+        kind = "single image" if n_frames == 1 else "2D series"
+    elif n_frames > 1:
+        kind = "4D"
+    elif localizer_series or any(f.is_localizer for f in first_frame):
+        kind = "localizer"
+    else:
+        kind = "volume"
+    return Stack(
+        **common, frames=ordered, kind=kind, n_slices=n_slices, n_frames=n_frames,
+        geometry=geometry, frame_order=frame_order, warnings=warnings,
+    )
+
+
+def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
+    """Group frame headers by SeriesInstanceUID and split each series into stacks.
+
+    Exact duplicates (same SOPInstanceUID and frame) are dropped silently, keeping the first path
+    in sorted order. Series come back sorted by (series number, description, UID); stack ids are
+    unique: the series number, with the split label when a series holds several stacks and a
+    ``#2`` suffix when two series share a number.
+    """
+    by_uid: dict[str, list[FrameHeader]] = defaultdict(list)
+    seen: dict[tuple[str, int | None], str] = {}
+    dropped: dict[str, int] = defaultdict(int)
+    for f in sorted(frames, key=lambda f: (f.path, f.frame or 0)):
+        uid = f.series_uid or f"no-uid:{os.path.dirname(f.path)}:{f.series_number}"
+        if f.sop_uid:
+            key = (f.sop_uid, f.frame)
+            if key in seen and seen[key] != f.path:
+                dropped[uid] += 1
+                continue
+            seen[key] = f.path
+        by_uid[uid].append(f)
+    series_list: list[Series] = []
+    for uid, members in by_uid.items():
+        parts = _split_series(members)
+        planes = {_plane_of(m) for _, m in parts if m[0].has_geometry}
+        localizer_series = len(planes) > 1
+        stacks = [_build_stack(uid, m, labels["label"], localizer_series) for labels, m in parts]
+        if dropped.get(uid):
+            stacks[0].warnings.append(f"duplicate: {dropped[uid]} identical file(s) ignored")
+        f0 = members[0]
+        series_list.append(Series(uid=uid, number=f0.series_number, description=f0.series_description,
+                                  modality=f0.modality, stacks=stacks))
+    series_list.sort(key=lambda s: (_sort_none(s.number), s.description, s.uid))
+    used: dict[str, int] = defaultdict(int)
+    for s in series_list:
+        for st in s.stacks:
+            number = st.series_number if st.series_number is not None else s.number
+            base_number = str(number) if number is not None else _short_hash(s.uid)
+            base = base_number + (f"_{st.label}" if st.label else "")
+            used[base] += 1
+            st.id = base if used[base] == 1 else f"{base}#{used[base]}"
+    return series_list
+
+
+def select_stacks(stacks: list[Stack], selector: str | int | None) -> list[Stack]:
+    """Stacks matching ``selector``: a stack id, series number, SeriesInstanceUID or description."""
+    if selector is None:
+        return list(stacks)
+    key = str(selector).strip()
+    exact = [s for s in stacks if s.id == key]
+    if exact:
+        return exact
+    return [
+        s for s in stacks
+        if key == str(s.series_number)
+        or key == s.series_uid
+        or key.casefold() == s.series_description.casefold()
+    ]
