@@ -1,8 +1,22 @@
-"""The ``volume`` command line: one typer app, one module per command group."""
+"""The ``volume`` command line: one typer app, one module per command group.
+
+Each module registers its commands on :data:`app` when imported; modules not present are skipped.
+"""
 
 from __future__ import annotations
 
-from . import inspect as _inspect  # noqa: F401  (registers ls, info)
+import importlib
+
 from .app import app, main, run
+
+#: Command modules, in the order ``volume --help`` lists their commands.
+COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index")
+
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as _exc:  # a command module not written yet
+        if _exc.name != f"{__name__}.{_name}":
+            raise
 
 __all__ = ["app", "main", "run"]

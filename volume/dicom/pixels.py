@@ -10,6 +10,7 @@ values when slope and intercept are integers, float32 when the slope is fraction
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -128,20 +129,11 @@ def _can_read_native(f: FrameHeader) -> bool:
 
 def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
     """Decode the listed frames of one file with pydicom (compressed, odd layouts, palettes)."""
-    import pydicom
-    from pydicom.pixels import apply_color_lut, iter_pixels
-
     f0 = frames[0]
     try:
-        ds = pydicom.dcmread(path)
-        if f0.frame is None:
-            arrays = [ds.pixel_array]
-        else:
-            wanted = [f.frame for f in frames]
-            got = dict(zip(sorted(set(wanted)), iter_pixels(ds, indices=sorted(set(wanted)))))
-            arrays = [got[i] for i in wanted]
-        if f0.photometric == "PALETTE COLOR":
-            arrays = [apply_color_lut(a, ds) for a in arrays]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode(path, frames)
     except UnsupportedDicomError:
         raise
     except MemoryError as exc:
@@ -155,6 +147,22 @@ def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarra
             f"{f0.name}: cannot decode pixel data ({syntax}): {reason[:200]}; "
             "the file is corrupt or uses an encoding volume cannot read"
         ) from None
+
+
+def _decode(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
+    import pydicom
+    from pydicom.pixels import apply_color_lut, iter_pixels
+
+    f0 = frames[0]
+    ds = pydicom.dcmread(path)
+    if f0.frame is None:
+        arrays = [ds.pixel_array]
+    else:
+        wanted = [f.frame for f in frames]
+        got = dict(zip(sorted(set(wanted)), iter_pixels(ds, indices=sorted(set(wanted)))))
+        arrays = [got[i] for i in wanted]
+    if f0.photometric == "PALETTE COLOR":
+        arrays = [apply_color_lut(a, ds) for a in arrays]
     return [np.asarray(a) for a in arrays]
 
 

@@ -1,0 +1,133 @@
+"""Display windowing: modality values to grey levels (DICOM PS3.3 C.11.2.1.2 VOI LUT functions).
+
+Pure functions on arrays. Presets are the usual CT windows; without a window, a robust
+percentile window ignores the few hottest and coldest voxels (and the empty background).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+PRESETS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        "brain": (40.0, 80.0),
+        "subdural": (75.0, 215.0),
+        "stroke": (40.0, 40.0),
+        "soft-tissue": (40.0, 400.0),
+        "mediastinum": (50.0, 350.0),
+        "abdomen": (60.0, 400.0),
+        "liver": (60.0, 160.0),
+        "lung": (-600.0, 1500.0),
+        "bone": (480.0, 2500.0),
+    }
+)
+"""Named windows ``(center, width)`` in Hounsfield units, as radiology workstations ship them."""
+
+AUTO_PERCENTILES = (0.5, 99.5)
+"""Percentiles of the (non-background) values that bound the automatic window."""
+
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+"""VOI LUT Functions DICOM defines for window center/width."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A display window: values below ``center - width/2`` are black, above ``center + width/2`` white."""
+
+    center: float
+    width: float
+    function: str = "LINEAR"
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.center) or not np.isfinite(self.width) or self.width <= 0:
+            raise ValueError(f"window width must be a positive number, got center {self.center}, width {self.width}")
+        if self.function not in VOI_FUNCTIONS:
+            raise ValueError(f"VOI LUT function must be one of {', '.join(VOI_FUNCTIONS)}, got {self.function!r}")
+
+    @property
+    def low(self) -> float:
+        return self.center - self.width / 2
+
+    @property
+    def high(self) -> float:
+        return self.center + self.width / 2
+
+
+def parse_window(text: str) -> Window:
+    """``"40,400"`` (center, width) or a preset name (see :data:`PRESETS`) to a :class:`Window`."""
+    key = text.strip().lower().replace("_", "-").replace(" ", "-")
+    if key in PRESETS:
+        return Window(*PRESETS[key])
+    parts = [p for p in re.split(r"[,/: ]+", text.strip()) if p]
+    try:
+        center, width = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"window must be CENTER,WIDTH (e.g. 40,400) or a preset ({', '.join(PRESETS)}), got {text!r}"
+        ) from None
+    return Window(center, width)
+
+
+def auto_window(values: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES) -> Window:
+    """A robust window from the values' percentiles, ignoring a background at the minimum.
+
+    Works on any shape; NaNs are ignored. A constant image gets a width of 1 around its value.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Window(0.0, 1.0)
+    if v.size > 2_000_000:  # a regular subsample is plenty for percentiles
+        v = v[:: v.size // 1_000_000]
+    floor = v.min()
+    body = v[v > floor]
+    if body.size >= max(16, v.size // 100):
+        v = body
+    lo, hi = np.percentile(v, percentiles)
+    if hi <= lo:
+        return Window(float(lo), 1.0)
+    return Window(float((lo + hi) / 2), float(hi - lo))
+
+
+def apply_window(
+    values: np.ndarray, window: Window, *, invert: bool = False, out_max: int = 255
+) -> np.ndarray:
+    """Map values to ``0..out_max`` grey levels with the window's VOI LUT function.
+
+    Parameters
+    ----------
+    values
+        Modality values, any shape.
+    window
+        Center, width and function (LINEAR, LINEAR_EXACT, SIGMOID as DICOM defines them).
+    invert
+        Invert after windowing (MONOCHROME1: high values display dark).
+    out_max
+        255 gives uint8, 65535 gives uint16.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape, uint8 (or uint16 when ``out_max > 255``).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    c, w = float(window.center), float(window.width)
+    if window.function == "LINEAR":
+        if w <= 1:  # DICOM: width 1 is a threshold at the center
+            y = np.where(x < c - 0.5, 0.0, 1.0)
+        else:
+            y = (x - (c - 0.5)) / (w - 1) + 0.5
+    elif window.function == "LINEAR_EXACT":
+        y = (x - c) / w + 0.5
+    else:  # SIGMOID
+        y = 1.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
+    y = np.clip(y, 0.0, 1.0)
+    if invert:
+        y = 1.0 - y
+    dtype = np.uint8 if out_max <= 255 else np.uint16
+    return np.rint(y * out_max).astype(dtype)

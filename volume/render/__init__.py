@@ -1,0 +1,1 @@
+"""VTK rendering: offscreen snapshots and interactive windows (vtk is imported inside functions)."""
