@@ -234,14 +234,11 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
     if len(out) > 1:
         sizes = {(m[0].rows, m[0].cols) for _, m in out}
         echoes = sorted({_echo_of(m[0], use_echo_number) for _, m in out}, key=_sort_none)
-        planes = [_plane_of(m) for _, m in out]
-        plane_counts: dict[str, int] = defaultdict(int)
+        planes = {_plane_of(m) for _, m in out}
         for labels, members in out:
             parts = []
-            plane = _plane_of(members)
-            if len(set(planes)) > 1 or planes.count(plane) > 1:
-                plane_counts[plane] += 1
-                parts.append(plane if planes.count(plane) == 1 else f"{plane}{plane_counts[plane]}")
+            if len(planes) > 1:
+                parts.append(_plane_of(members))
             if len(echoes) > 1:
                 parts.append(f"e{echoes.index(_echo_of(members[0], use_echo_number)) + 1}")
             comp = _component(members[0])
@@ -252,6 +249,16 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             if members[0].stack_key and len({m[0].stack_key for _, m in out}) > 1:
                 parts.append(f"stack{members[0].stack_key}")
             labels["label"] = "_".join(parts)
+        # Stacks nothing above tells apart (e.g. two oblique axial blocks): number them.
+        counts: dict[str, int] = defaultdict(int)
+        for labels, _ in out:
+            counts[labels["label"]] += 1
+        seen: dict[str, int] = defaultdict(int)
+        for labels, members in sorted(out, key=lambda item: (item[1][0].path, item[1][0].frame or 0)):
+            label = labels["label"]
+            if counts[label] > 1:
+                seen[label] += 1
+                labels["label"] = f"{label or _plane_of(members)}{seen[label]}"
     for labels, _ in out:
         labels.setdefault("label", "")
         labels.pop("_key", None)
@@ -387,10 +394,13 @@ def _build_stack(
                      geometry=None, problem=f"{f0.name}: {exc}")
     if geometry.gaps:
         i = geometry.gaps[0]
-        a, b = first_frame[i], first_frame[i + 1]
+        a, b = first_frame[int(geometry.order[i])], first_frame[int(geometry.order[i + 1])]
+        da, db = geometry.distances[i], geometry.distances[i + 1]
+        more = len(geometry.gaps) - 1
         warnings.append(
-            f"gap: {geometry.distances[i + 1] - geometry.distances[i]:.2f} mm between "
-            f"{a.name} and {b.name} (others {geometry.spacing:.2f} mm)"
+            f"gap: {db - da:.2f} mm between {a.name} (at {da:.2f} mm along the slice normal) and "
+            f"{b.name} (at {db:.2f} mm), others {geometry.spacing:.2f} mm"
+            + (f"; {more} more uneven step{'s' if more > 1 else ''}" if more else "")
         )
     if geometry.tilted:
         warnings.append(f"tilt {geometry.tilt_deg:.1f}°")
