@@ -1,0 +1,497 @@
+"""DICOM output: a new, derived DICOM series from a Volume (reslices, projections).
+
+One file per slice (and per frame of a 4D volume) in a folder, or a single ``.dcm`` file for a
+one-slice volume (a projection). Geometry follows DICOM's own convention: pixel ``(r, c)`` of a
+slice lies at ``IPP + c * dc * row_dir + r * dr * col_dir`` with ``row_dir = IOP[:3]``. For a Volume
+``(slice, row, column)`` with LPS affine ``A`` that means::
+
+    row_dir = A[:3, 2] / |A[:3, 2]|   (direction of increasing column index), dc = |A[:3, 2]|
+    col_dir = A[:3, 1] / |A[:3, 1]|   (direction of increasing row index),    dr = |A[:3, 1]|
+    IPP_k   = A @ (k, 0, 0, 1)
+
+The series is new (SeriesInstanceUID, SOPInstanceUIDs) and marked ``DERIVED\\SECONDARY``. Patient
+identity is never invented: without ``keep_identity`` the patient and study fields are empty and
+the study is new; with it, the source's identity fields (``Volume.meta['identity']``) are copied
+as they were, including StudyInstanceUID and FrameOfReferenceUID, so the series joins its study.
+
+Writes are atomic: the files go into a temporary folder beside ``out`` which is renamed onto
+``out`` at the end; a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OutputExistsError, UsageError
+from ..volume import Volume
+from .atomic import TEMP_PREFIX, atomic_output
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+"""SOP Class UID of CT Image Storage (used when the source modality is CT)."""
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+"""SOP Class UID of MR Image Storage (used when the source modality is MR)."""
+
+SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+"""SOP Class UID of Secondary Capture Image Storage (any other modality, and colour images)."""
+
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+"""Transfer syntax of every file written: uncompressed, readable by every DICOM tool."""
+
+INT16_FIT_LIMIT = 32000
+"""Largest stored magnitude when float data is fitted into int16 with a slope (headroom for DS rounding)."""
+
+INTEGER_TOLERANCE = 1e-6
+"""Float values within this of an integer are stored exactly as integers (slope 1)."""
+
+DERIVED_SERIES_OFFSET = 1000
+"""A derived series is numbered source SeriesNumber + this (1000 when the source number is unknown)."""
+
+LO_MAX = 64
+"""Longest value of a DICOM LO (Long String) element, e.g. SeriesDescription."""
+
+ST_MAX = 1024
+"""Longest value of a DICOM ST (Short Text) element, e.g. DerivationDescription."""
+
+WINDOW_SAMPLE = 1_000_000
+"""Voxels sampled (regularly) to choose the default display window."""
+
+#: Identity fields copied from the source (``keep_identity=True``), never invented.
+IDENTITY_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "PatientWeight",
+    "AccessionNumber",
+    "StudyDate",
+    "StudyID",
+    "StudyInstanceUID",
+    "FrameOfReferenceUID",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "StationName",
+)
+
+#: Acquisition fields (non-identifying) copied from the source: they still describe the data.
+ACQUISITION_COPIED = (
+    "Manufacturer",
+    "ManufacturerModelName",
+    "ProtocolName",
+    "BodyPartExamined",
+    "PatientPosition",
+    "EchoTime",
+    "RepetitionTime",
+    "InversionTime",
+    "FlipAngle",
+    "MagneticFieldStrength",
+    "ScanningSequence",
+    "SequenceVariant",
+    "SequenceName",
+    "MRAcquisitionType",
+    "ImagingFrequency",
+    "EchoTrainLength",
+    "KVP",
+    "ConvolutionKernel",
+)
+
+#: Type 1 attributes of the MR Image module and a neutral value when the source lacks them.
+MR_REQUIRED_DEFAULTS = {"ScanningSequence": "RM", "SequenceVariant": "NONE"}
+
+#: Type 2 attributes (present, may be empty) of the patient, study, series and image modules.
+TYPE2_EMPTY = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "Manufacturer",
+    "PositionReferenceIndicator",
+    "AcquisitionNumber",
+    "Laterality",
+)
+
+
+def dicom_geometry(affine: np.ndarray) -> tuple[list[float], tuple[float, float], float]:
+    """DICOM plane geometry of a Volume affine.
+
+    Returns
+    -------
+    iop
+        Six direction cosines: row direction (increasing column index), then column direction.
+    pixel_spacing
+        ``(dr, dc)``: mm between rows, then between columns (DICOM PixelSpacing order).
+    slice_step
+        mm between consecutive slices (norm of the slice axis).
+    """
+    a = np.asarray(affine, dtype=float)
+    dr = float(np.linalg.norm(a[:3, 1]))
+    dc = float(np.linalg.norm(a[:3, 2]))
+    row_dir = a[:3, 2] / dc
+    col_dir = a[:3, 1] / dr
+    return [*row_dir.tolist(), *col_dir.tolist()], (dr, dc), float(np.linalg.norm(a[:3, 0]))
+
+
+def slice_positions(affine: np.ndarray, n_slices: int) -> np.ndarray:
+    """ImagePositionPatient (LPS mm) of each slice: ``(n_slices, 3)`` float64."""
+    a = np.asarray(affine, dtype=float)
+    k = np.arange(n_slices, dtype=float)
+    return a[:3, 3][None, :] + k[:, None] * a[:3, 0][None, :]
+
+
+def choose_storage(values: np.ndarray) -> tuple[np.dtype, float, float]:
+    """How to store modality values: ``(stored dtype, RescaleSlope, RescaleIntercept)``.
+
+    Integer-valued data that fits int16 (or uint16) is stored exactly with slope 1, intercept 0.
+    Anything else (fractional values from interpolation, a wide range) is fitted into int16 with
+    a slope and intercept chosen so the range spans about +-32000 levels; the error is at most half
+    a slope. Slope and intercept are rounded to what a DICOM DS (16 characters) can hold first, so
+    the stored numbers decode with exactly the values written in the header.
+    """
+    from pydicom.valuerep import format_number_as_ds
+
+    v = np.asarray(values)
+    if v.dtype == bool:
+        return np.dtype(np.uint16), 1.0, 0.0
+    finite = v if v.dtype.kind in "iu" else v[np.isfinite(v)]
+    if finite.size == 0:
+        return np.dtype(np.int16), 1.0, 0.0
+    lo, hi = float(finite.min()), float(finite.max())
+    integral = v.dtype.kind in "iu" or bool(
+        np.all(np.abs(finite - np.rint(finite)) <= INTEGER_TOLERANCE)
+    )
+    if integral and lo >= -32768 and hi <= 32767:
+        return np.dtype(np.int16), 1.0, 0.0
+    if integral and lo >= 0 and hi <= 65535:
+        return np.dtype(np.uint16), 1.0, 0.0
+    intercept = float(format_number_as_ds((lo + hi) / 2))
+    span = max(abs(hi - intercept), abs(lo - intercept))
+    slope = float(format_number_as_ds(span / INT16_FIT_LIMIT)) if span > 0 else 1.0
+    if slope <= 0 or not np.isfinite(slope):
+        slope = 1.0
+    return np.dtype(np.int16), slope, intercept
+
+
+def quantize(values: np.ndarray, dtype: np.dtype, slope: float, intercept: float) -> np.ndarray:
+    """Stored integers for modality ``values``: ``rint((values - intercept) / slope)``, clipped.
+
+    NaNs (nothing measured there) become the lowest stored value.
+    """
+    info = np.iinfo(dtype)
+    x = np.asarray(values, dtype=np.float64)
+    if slope != 1.0 or intercept != 0.0:
+        x = (x - intercept) / slope
+    x = np.where(np.isfinite(x), x, info.min)
+    return np.clip(np.rint(x), info.min, info.max).astype(dtype)
+
+
+def _sop_class(modality: str, rgb: bool) -> str:
+    if rgb:
+        return SECONDARY_CAPTURE_STORAGE
+    return {"CT": CT_IMAGE_STORAGE, "MR": MR_IMAGE_STORAGE}.get(modality, SECONDARY_CAPTURE_STORAGE)
+
+
+def _ds(value: float) -> str:
+    from pydicom.valuerep import format_number_as_ds
+
+    v = float(value)
+    if abs(v) < 1e-12:
+        v = 0.0
+    return format_number_as_ds(v)
+
+
+def _set(ds: Any, keyword: str, value: Any) -> None:
+    """Set ``keyword`` unless the value does not suit its VR (a source field in an odd form)."""
+    try:
+        setattr(ds, keyword, value)
+    except (TypeError, ValueError, OverflowError):
+        return
+
+
+def _default_window(values: np.ndarray) -> tuple[float, float]:
+    from ..ops.window import auto_window
+
+    flat = np.asarray(values).reshape(-1)
+    if flat.size > WINDOW_SAMPLE:
+        flat = flat[:: flat.size // WINDOW_SAMPLE]
+    w = auto_window(flat)
+    return float(w.center), float(w.width)
+
+
+def _series_folder_files(folder: Path) -> list[Path]:
+    """Entries of an existing output folder that a forced rewrite may replace; raise otherwise."""
+    entries = list(folder.iterdir())
+    foreign = [
+        e for e in entries
+        if not (e.is_file() and (e.suffix.lower() == ".dcm" or e.name.startswith(TEMP_PREFIX)))
+    ]
+    if foreign:
+        raise OutputExistsError(
+            f"{folder}: holds other files than a DICOM series ({foreign[0].name}, ...); "
+            "choose a new or empty folder"
+        )
+    return entries
+
+
+def _publish_folder(tmp: Path, out: Path, *, force: bool) -> None:
+    """Move the finished temporary folder onto ``out`` (replacing an old series only with force)."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: is a file, not a folder; choose a folder for a DICOM series")
+    if out.is_dir():
+        if any(out.iterdir()):
+            if not force:
+                raise OutputExistsError(f"{out}: exists and is not empty; use --force to overwrite")
+            _series_folder_files(out)
+            trash = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out.parent))
+            os.rename(out, trash / "old")
+            try:
+                os.rename(tmp, out)
+            except OSError:
+                os.rename(trash / "old", out)
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+            return
+        os.rmdir(out)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if out.exists():
+            raise OutputExistsError(f"{out}: was created by another process meanwhile; use --force to overwrite") from None
+        raise
+
+
+def write_dicom_series(
+    vol: Volume,
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    source_meta: Mapping[str, Any] | None = None,
+    description: str | None = None,
+    series_number: int | None = None,
+    derived_from: str | None = None,
+    keep_identity: bool = False,
+    image_type: Sequence[str] = (),
+    slice_thickness: float | None = None,
+    window: tuple[float, float] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Write ``vol`` as a new DICOM series; return the written file paths in slice order.
+
+    Parameters
+    ----------
+    vol
+        ``(S, R, C)``, ``(T, S, R, C)`` (one file per slice per frame, TemporalPositionIdentifier
+        ``t + 1``), or RGB (uint8, Secondary Capture). Values are modality values (HU for CT).
+    out
+        A folder (created; files ``IM0001.dcm``...), or a file ending ``.dcm`` when the volume has
+        a single slice and frame (a projection).
+    force
+        Replace an existing ``.dcm`` file, or an existing folder that holds only ``.dcm`` files.
+    source_meta
+        Metadata of the source (modality, identity, acquisition, series number/description);
+        defaults to ``vol.meta``.
+    description
+        SeriesDescription (default: the source description + ``" derived"``), at most 64 characters.
+    series_number
+        SeriesNumber (default: source number + :data:`DERIVED_SERIES_OFFSET`).
+    derived_from
+        Free text for DerivationDescription, e.g. ``"coronal MPR, linear interpolation"``.
+    keep_identity
+        Copy the source's patient and study identity (``meta['identity']``) as it was. Without it
+        those fields are empty and the study is new. Never invented either way.
+    image_type
+        Extra ImageType values after ``DERIVED\\SECONDARY`` (e.g. ``("MPR",)``, ``("MIP",)``).
+    slice_thickness
+        SliceThickness in mm (default: the slice spacing, i.e. the affine's slice axis length).
+    window
+        ``(center, width)`` display window (default: a robust automatic window of the values).
+    progress
+        Called with 1 after each file.
+
+    Raises
+    ------
+    UsageError
+        ``out`` ends in ``.dcm`` but the volume has more than one slice.
+    OutputExistsError
+        ``out`` exists and ``force`` is false (or the folder holds other files).
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import generate_uid
+
+    out = Path(out)
+    meta = dict(source_meta if source_meta is not None else vol.meta)
+    n_frames, (n_slices, rows, cols) = vol.n_frames, vol.shape
+    single_file = out.suffix.lower() == ".dcm"
+    if single_file and n_frames * n_slices != 1:
+        raise UsageError(
+            f"{out}: a .dcm file holds one image but the volume has {n_slices} slices"
+            f"{f' x {n_frames} frames' if n_frames > 1 else ''}; give a folder as output instead"
+        )
+    if single_file:
+        from .atomic import check_writable
+
+        check_writable(out, force=force)
+    elif out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise OutputExistsError(f"{out}: exists already; use --force to overwrite")
+
+    modality = str(meta.get("modality") or "OT").upper()
+    rgb = bool(vol.rgb)
+    sop_class = _sop_class(modality, rgb)
+    identity = dict(meta.get("identity") or {}) if keep_identity else {}
+    acquisition = dict(meta.get("acquisition") or {})
+    array = np.asarray(vol.array)
+    frames = array if vol.is_4d else array[None]
+
+    if rgb:
+        stored_dtype, slope, intercept = np.dtype(np.uint8), 1.0, 0.0
+    else:
+        stored_dtype, slope, intercept = choose_storage(array)
+        if window is None:
+            window = _default_window(array)
+
+    iop, (dr, dc), step = dicom_geometry(vol.affine)
+    ipps = slice_positions(vol.affine, n_slices)
+    thickness = float(slice_thickness) if slice_thickness is not None else step
+
+    source_number = meta.get("series_number")
+    if series_number is None:
+        try:
+            series_number = int(source_number) + DERIVED_SERIES_OFFSET
+        except (TypeError, ValueError):
+            series_number = DERIVED_SERIES_OFFSET
+    if description is None:
+        base = str(meta.get("series_description") or "").strip()
+        description = f"{base} derived" if base else "derived"
+    now = _dt.datetime.now()
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
+    series_uid = generate_uid()
+    study_uid = str(identity.get("StudyInstanceUID") or generate_uid())
+    frame_uid = str(identity.get("FrameOfReferenceUID") or generate_uid())
+    photometric = "RGB" if rgb else (
+        "MONOCHROME1" if str(meta.get("photometric") or "") == "MONOCHROME1" else "MONOCHROME2"
+    )
+
+    def dataset(t: int, k: int, number: int, pixels: np.ndarray) -> Any:
+        fm = FileMetaDataset()
+        fm.MediaStorageSOPClassUID = sop_class
+        fm.MediaStorageSOPInstanceUID = generate_uid()
+        fm.TransferSyntaxUID = EXPLICIT_VR_LITTLE_ENDIAN
+        ds = Dataset()
+        ds.file_meta = fm
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.SOPClassUID = sop_class
+        ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
+        for kw in TYPE2_EMPTY:
+            setattr(ds, kw, "")
+        for kw in ACQUISITION_COPIED:
+            if kw in acquisition:
+                _set(ds, kw, acquisition[kw])
+        if sop_class == MR_IMAGE_STORAGE:
+            for kw, default in MR_REQUIRED_DEFAULTS.items():
+                if not getattr(ds, kw, None):
+                    setattr(ds, kw, default)
+        for kw in IDENTITY_COPIED:
+            if kw in identity:
+                _set(ds, kw, identity[kw])
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.FrameOfReferenceUID = frame_uid
+        ds.Modality = modality
+        ds.SeriesNumber = int(series_number)
+        ds.SeriesDescription = description[:LO_MAX]
+        ds.SeriesDate, ds.SeriesTime = date, time
+        ds.ContentDate, ds.ContentTime = date, time
+        ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+        ds.ImageType = ["DERIVED", "SECONDARY", *image_type]
+        if derived_from:
+            ds.DerivationDescription = str(derived_from)[:ST_MAX]
+        if sop_class == SECONDARY_CAPTURE_STORAGE:
+            ds.ConversionType = "WSD"
+        ds.InstanceNumber = number
+        ds.ImagePositionPatient = [_ds(v) for v in ipps[k]]
+        ds.ImageOrientationPatient = [_ds(v) for v in iop]
+        ds.PixelSpacing = [_ds(dr), _ds(dc)]
+        ds.SliceThickness = _ds(thickness)
+        if n_slices > 1:
+            ds.SpacingBetweenSlices = _ds(step)
+        ds.SliceLocation = _ds(float(np.dot(ipps[k], np.cross(iop[:3], iop[3:]))))
+        if n_frames > 1:
+            ds.TemporalPositionIdentifier = t + 1
+            ds.NumberOfTemporalPositions = n_frames
+            interval = meta.get("frame_interval_s")
+            if interval:
+                ds.TriggerTime = _ds(float(interval) * 1000.0 * t)
+        ds.Rows, ds.Columns = rows, cols
+        ds.SamplesPerPixel = 3 if rgb else 1
+        ds.PhotometricInterpretation = photometric
+        if rgb:
+            ds.PlanarConfiguration = 0
+            data = pixels if pixels.dtype == np.uint8 else np.clip(pixels, 0, 255).astype(np.uint8)
+        else:
+            data = quantize(pixels, stored_dtype, slope, intercept)
+            ds.RescaleIntercept = _ds(intercept)
+            ds.RescaleSlope = _ds(slope)
+            ds.RescaleType = "HU" if modality == "CT" else "US"
+            if window is not None:
+                ds.WindowCenter = _ds(window[0])
+                ds.WindowWidth = _ds(max(window[1], 1.0))
+        ds.BitsAllocated = data.dtype.itemsize * 8
+        ds.BitsStored = ds.BitsAllocated
+        ds.HighBit = ds.BitsAllocated - 1
+        ds.PixelRepresentation = 1 if data.dtype.kind == "i" else 0
+        if not rgb:
+            ds.SmallestImagePixelValue = int(data.min())
+            ds.LargestImagePixelValue = int(data.max())
+        ds.PixelData = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+        return ds
+
+    if single_file:
+        ds = dataset(0, 0, 1, frames[0, 0])
+        with atomic_output(out, force=force, suffix=".dcm") as tmp:
+            pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        if progress:
+            progress(1)
+        return [out]
+
+    total = n_frames * n_slices
+    width = max(4, len(str(total)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out.parent))
+    names: list[str] = []
+    try:
+        number = 0
+        for t in range(n_frames):
+            for k in range(n_slices):
+                number += 1
+                name = f"IM{number:0{width}d}.dcm"
+                pydicom.dcmwrite(tmp / name, dataset(t, k, number, frames[t, k]), enforce_file_format=True)
+                names.append(name)
+                if progress:
+                    progress(1)
+        os.chmod(tmp, 0o777 & ~_umask())
+        _publish_folder(tmp, out, force=force)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+    return [out / name for name in names]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
