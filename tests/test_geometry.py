@@ -1,0 +1,120 @@
+"""Pure-numpy slice geometry: order, spacing, gaps, tilt and the affine, from numbers alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from synth import AXIAL, CORONAL, SAGITTAL, oblique_iop, rotation
+
+from volume.dicom.geometry import (
+    GeometryError,
+    affine_lps,
+    check_iop,
+    interpolation_weights,
+    same_orientation,
+    slice_normal,
+    stack_geometry,
+    uneven_steps,
+    uniform_grid,
+)
+
+
+def _positions(iop, n, spacing, origin=(1.0, 2.0, 3.0)):
+    normal = np.cross(iop[:3], iop[3:])
+    return np.array([np.asarray(origin) + k * spacing * normal for k in range(n)])
+
+
+@pytest.mark.parametrize("iop,normal", [(AXIAL, (0, 0, 1)), (CORONAL, (0, 1, 0)), (SAGITTAL, (-1, 0, 0))])
+def test_normals_of_the_standard_planes(iop, normal) -> None:
+    np.testing.assert_allclose(slice_normal(iop), normal, atol=1e-12)
+
+
+def test_check_iop_rejects_nonsense() -> None:
+    with pytest.raises(GeometryError, match="unit length"):
+        check_iop([2, 0, 0, 0, 1, 0])
+    with pytest.raises(GeometryError, match="orthogonal"):
+        check_iop([1, 0, 0, 0.5, np.sqrt(0.75), 0])
+    with pytest.raises(GeometryError, match="6 finite"):
+        check_iop([1, 0, 0, 0, np.nan, 0])
+    # DICOM rounding (a few decimals) is tolerated and orthonormalised
+    row, col = check_iop([0.99999, 0.0045, 0, -0.0045, 0.99999, 0.0001])
+    assert abs(row @ col) < 1e-12 and abs(np.linalg.norm(col) - 1) < 1e-12
+
+
+def test_sorting_is_along_the_normal_not_by_z() -> None:
+    # a sagittal stack: z is constant, the order comes from x (normal points right, -x)
+    p = _positions(SAGITTAL, 5, 2.0)
+    shuffled = p[[3, 0, 4, 2, 1]]
+    g = stack_geometry(shuffled, SAGITTAL, (1.0, 1.0))
+    np.testing.assert_array_equal(g.order, [1, 4, 3, 0, 2])
+    np.testing.assert_allclose(np.diff(g.distances), 2.0)
+    assert g.spacing == pytest.approx(2.0)
+    assert not g.gaps and not g.tilted
+    np.testing.assert_allclose(g.affine[:3, 3], p[0])
+
+
+def test_affine_maps_indices_to_dicom_pixel_positions() -> None:
+    iop = oblique_iop(degrees=33.0)
+    dr, dc = 0.8, 1.3
+    p = _positions(iop, 4, 2.5, origin=(-7, 11, 13))
+    g = stack_geometry(p, iop, (dr, dc))
+    row_dir, col_dir = np.asarray(iop[:3]), np.asarray(iop[3:])
+    for s, r, c in [(0, 0, 0), (3, 5, 7), (2, 1, 9)]:
+        dicom = p[s] + c * dc * row_dir + r * dr * col_dir
+        np.testing.assert_allclose((g.affine @ [s, r, c, 1])[:3], dicom, atol=1e-9)
+    assert affine_lps(iop, p[0], (dr, dc), g.normal * 2.5) == pytest.approx(g.affine)
+
+
+def test_gap_detection() -> None:
+    d = np.array([0, 2, 4, 8, 10, 12.0])
+    p = np.c_[np.zeros(6), np.zeros(6), d]
+    g = stack_geometry(p, AXIAL, (1, 1))
+    assert g.gaps == [2]
+    assert g.spacing == pytest.approx(2.0)
+    assert uneven_steps(np.array([2.0, 2.004, 1.998])) == []  # rounding in the headers
+    assert uneven_steps(np.array([5.0, 5.0, 5.6])) == [2]
+
+
+def test_same_position_twice_is_an_error() -> None:
+    p = np.array([[0, 0, 0], [0, 0, 2.0], [0, 0, 2.0]])
+    with pytest.raises(GeometryError, match="same position"):
+        stack_geometry(p, AXIAL, (1, 1))
+
+
+def test_tilt_is_measured_from_positions() -> None:
+    # IOP tilted by 12 degrees about x (as CT writes it); origins step along z
+    iop = tuple(np.r_[rotation((1, 0, 0), 12.0) @ [1, 0, 0], rotation((1, 0, 0), 12.0) @ [0, 1, 0]])
+    p = np.array([[0, 0, 3.0 * k] for k in range(6)])
+    g = stack_geometry(p, iop, (0.5, 0.5))
+    assert g.tilted
+    assert g.tilt_deg == pytest.approx(12.0, abs=1e-6)
+    # offsets: the in-plane drift of each origin in pixels, growing linearly
+    step = 3.0 * np.sin(np.radians(12.0)) / 0.5
+    np.testing.assert_allclose(np.abs(g.offsets[:, 0]), step * np.arange(6), atol=1e-9)
+    np.testing.assert_allclose(g.offsets[:, 1], 0.0, atol=1e-9)
+    assert g.spacing == pytest.approx(3.0 * np.cos(np.radians(12.0)))
+
+
+def test_single_slice_uses_given_thickness() -> None:
+    g = stack_geometry(np.array([[1.0, 2.0, 3.0]]), CORONAL, (1, 1), single_slice_spacing=4.0)
+    assert g.spacing == 4.0
+    np.testing.assert_allclose(np.linalg.norm(g.affine[:3, 0]), 4.0)
+
+
+def test_uniform_grid_and_weights() -> None:
+    d = np.array([0.0, 2.0, 4.0, 8.0, 10.0])
+    t = uniform_grid(d, 2.0)
+    np.testing.assert_allclose(t, [0, 2, 4, 6, 8, 10])
+    i, w = interpolation_weights(d, t)
+    np.testing.assert_array_equal(i, [0, 1, 2, 2, 3, 3])
+    np.testing.assert_allclose(w, [0, 0, 0, 0.5, 0, 1])
+    # a span that is not a multiple of the spacing: steps adjusted, ends kept
+    t = uniform_grid(np.array([0.0, 3.0, 10.1]), 3.0)
+    assert t[0] == 0.0 and t[-1] == pytest.approx(10.1)
+    assert np.allclose(np.diff(t), np.diff(t)[0])
+
+
+def test_same_orientation_tolerance() -> None:
+    a = np.array(AXIAL)
+    assert same_orientation(a, a + 5e-4)
+    assert not same_orientation(a, oblique_iop(degrees=1.0))
