@@ -154,23 +154,46 @@ def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-def correct_tilt(data: np.ndarray, offsets: np.ndarray, background: float) -> np.ndarray:
+def tilt_padding(offsets: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Rows and columns to add ``((before_r, after_r), (before_c, after_c))`` so a tilt-corrected
+    grid holds every pixel of every slice (as dcm2niix's ``_Tilt_1`` output does)."""
+    off = np.asarray(offsets, dtype=float).reshape(-1, 2)
+    before = np.ceil(np.maximum(0.0, -off.min(axis=0)) - TILT_PAD_SLACK).astype(int)
+    after = np.ceil(np.maximum(0.0, off.max(axis=0)) - TILT_PAD_SLACK).astype(int)
+    return (int(before[0]), int(after[0])), (int(before[1]), int(after[1]))
+
+
+#: Fractions of a pixel of drift ignored when growing a tilt-corrected grid (rounding in IPPs).
+TILT_PAD_SLACK = 0.01
+
+
+def correct_tilt(
+    data: np.ndarray, offsets: np.ndarray, background: float, *, pad: bool = True
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Shift each slice in-plane so its origin lines up with the first slice's.
 
     ``data`` is ``(T, S, R, C[, 3])``; ``offsets`` is ``(S, 2)`` pixels (rows, columns) from
-    :class:`~volume.dicom.geometry.StackGeometry`. Voxel ``(s, r, c)`` of the result is slice
-    ``s`` sampled at ``(r - offset_r, c - offset_c)`` (linear interpolation), which places it at
-    ``IPP_0 + c * dc * row_dir + r * dr * col_dir + d_s * normal``: an orthogonal grid.
+    :class:`~volume.dicom.geometry.StackGeometry`. With ``pad``, the grid grows by the drift so no
+    pixel is lost; it then starts ``(before_r, before_c)`` pixels before the first slice's origin
+    (returned, to shift the affine's origin). Voxel ``(s, r, c)`` of the result is slice ``s``
+    sampled at ``(r - before_r - offset_r, c - before_c - offset_c)`` (linear interpolation), which
+    places it at ``IPP_0 + (c - before_c) * dc * row_dir + (r - before_r) * dr * col_dir + d_s *
+    normal``: an orthogonal grid. Voxels no slice covers get ``background``.
     """
     from scipy import ndimage
 
-    out = np.empty(data.shape, dtype=data.dtype)
+    (br, ar), (bc, ac) = tilt_padding(offsets) if pad else ((0, 0), (0, 0))
+    shape = data.shape[:2] + (data.shape[2] + br + ar, data.shape[3] + bc + ac) + data.shape[4:]
+    out = np.empty(shape, dtype=data.dtype)
+    plane = np.empty(shape[2:], dtype=np.float32)
     for t in range(data.shape[0]):
         for s in range(data.shape[1]):
+            plane.fill(background)
+            plane[br : br + data.shape[2], bc : bc + data.shape[3]] = data[t, s]
             shift = (float(offsets[s, 0]), float(offsets[s, 1])) + ((0.0,) if data.ndim == 5 else ())
-            moved = ndimage.shift(data[t, s].astype(np.float32), shift, order=1, mode="constant", cval=background)
+            moved = ndimage.shift(plane, shift, order=1, mode="constant", cval=background)
             out[t, s] = _cast_like(moved, data.dtype)
-    return out
+    return out, (br, bc)
 
 
 def resample_slices(data: np.ndarray, distances: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -252,7 +275,8 @@ def load_stack(
     affine = geometry.affine.copy()
     f0 = stack.first
     if geometry.tilted:
-        data = correct_tilt(data, geometry.offsets, _background(data, stack.modality))
+        data, (br, bc) = correct_tilt(data, geometry.offsets, _background(data, stack.modality))
+        affine[:3, 3] -= br * affine[:3, 1] + bc * affine[:3, 2]
         meta["tilt_corrected_deg"] = round(geometry.tilt_deg, 3)
     if geometry.gaps:
         targets = uniform_grid(geometry.distances, geometry.spacing)

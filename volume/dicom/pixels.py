@@ -159,7 +159,7 @@ def _decode(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
         arrays = [ds.pixel_array]
     else:
         wanted = [f.frame for f in frames]
-        got = dict(zip(sorted(set(wanted)), iter_pixels(ds, indices=sorted(set(wanted)))))
+        got = dict(zip(sorted(set(wanted)), iter_pixels(ds, indices=sorted(set(wanted))), strict=True))
         arrays = [got[i] for i in wanted]
     if f0.photometric == "PALETTE COLOR":
         arrays = [apply_color_lut(a, ds) for a in arrays]
@@ -246,7 +246,7 @@ def read_stack(
             slow[f.path].append((i, f))
     for path, items in slow.items():
         arrays = _decode_with_pydicom(path, [f for _, f in items])
-        for (i, f), arr in zip(items, arrays):
+        for (i, f), arr in zip(items, arrays, strict=True):
             store(i, f, arr)
     if rescale_float or stack.rgb:
         return out
@@ -256,7 +256,7 @@ def read_stack(
         return out
     # Integer rescale: choose the smallest signed type that holds every rescaled value.
     ends = [(float(a) * slope + f.intercept, float(b) * slope + f.intercept)
-            for a, b, f in zip(lo, hi, stack.frames)]
+            for a, b, f in zip(lo, hi, stack.frames, strict=True)]
     vmin = min(min(e) for e in ends)
     vmax = max(max(e) for e in ends)
     for dtype in (np.int16, np.int32, np.int64):

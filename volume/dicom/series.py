@@ -426,25 +426,29 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
     unique: the series number, with the split label when a series holds several stacks and a
     ``#2`` suffix when two series share a number.
     """
-    by_uid: dict[str, list[FrameHeader]] = defaultdict(list)
+    # A SeriesInstanceUID shared by images with different SeriesNumbers (some exports do that)
+    # holds separate series: the number splits them.
+    by_uid: dict[tuple[str, int | None], list[FrameHeader]] = defaultdict(list)
     seen: dict[tuple[str, int | None], str] = {}
-    dropped: dict[str, int] = defaultdict(int)
+    dropped: dict[tuple[str, int | None], int] = defaultdict(int)
     for f in sorted(frames, key=lambda f: (f.path, f.frame or 0)):
         uid = f.series_uid or f"no-uid:{os.path.dirname(f.path)}:{f.series_number}"
+        group = (uid, f.series_number)
         if f.sop_uid:
             key = (f.sop_uid, f.frame)
             if key in seen and seen[key] != f.path:
-                dropped[uid] += 1
+                dropped[group] += 1
                 continue
             seen[key] = f.path
-        by_uid[uid].append(f)
+        by_uid[group].append(f)
     series_list: list[Series] = []
-    for uid, members in by_uid.items():
+    for group, members in by_uid.items():
+        uid = group[0]
         parts = _split_series(members)
         planes = {_plane_of(m) for _, m in parts if m[0].has_geometry}
         localizer_series = len(planes) > 1
         stacks = [_build_stack(uid, m, labels["label"], localizer_series) for labels, m in parts]
-        if dropped.get(uid):
+        if dropped.get(group):
             stacks[0].warnings.append(f"duplicate: {dropped[uid]} identical file(s) ignored")
         f0 = members[0]
         series_list.append(Series(uid=uid, number=f0.series_number, description=f0.series_description,
