@@ -169,3 +169,37 @@ def test_colormap_and_sheet(tmp_path):
     sheet = read_picture(out)
     assert sheet.shape == (80, 135)
     assert sheet[20, 120] == 200 and sheet[60, 120] == 0 and sheet[40, 102] == 0
+
+
+@pytest.mark.parametrize("iop", [AXIAL, SAGITTAL, CORONAL, oblique_iop(SAGITTAL, degrees=10.0)])
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_display_volume_keeps_every_voxel_in_place(iop, plane):
+    from volume.display import display_volume
+
+    vol = synthetic_volume((5, 6, 7), iop, spacing=(2.0, 1.5, 1.25))
+    out = display_volume(vol, plane)
+    up, right = display_grid(plane)
+    assert out.direction[:, 1] @ -up > 0.7 and out.direction[:, 2] @ right > 0.7
+    k, j, i = np.meshgrid(*(np.arange(n) for n in out.shape), indexing="ij")
+    idx = np.stack([k, j, i], -1)
+    src_idx = np.rint(vol.index(out.world(idx))).astype(int)
+    np.testing.assert_array_equal(np.asarray(vol.array)[tuple(np.moveaxis(src_idx, -1, 0))], out.array)
+    pic, (rmm, cmm) = orient_for_display(out.array[0], slice_axes(out.affine, 0), plane)
+    np.testing.assert_array_equal(pic, out.array[0])
+
+
+def test_window_precedence_explicit_dicom_auto():
+    from volume.ops.window import Window, choose_window, header_window
+
+    values = np.linspace(0, 1000, 10001)
+    acq = {"WindowCenter": [40, 80], "WindowWidth": ["400", "800"]}
+    assert header_window(acq) == Window(40.0, 400.0)
+    assert header_window({"WindowCenter": 1, "WindowWidth": 0}) is None
+    assert header_window(None) is None
+    assert choose_window(values, window="lung", acquisition=acq) == (Window(-600.0, 1500.0), "explicit")
+    assert choose_window(values, window="10,20", acquisition=acq) == (Window(10.0, 20.0), "explicit")
+    assert choose_window(values, acquisition=acq) == (Window(40.0, 400.0), "dicom")
+    win, source = choose_window(values, window="auto", acquisition=acq)
+    assert source == "auto" and win.low == pytest.approx(5, abs=1) and win.high == pytest.approx(995, abs=1)
+    with pytest.raises(ValueError, match="CENTER,WIDTH"):
+        choose_window(values, window="wide")

@@ -288,12 +288,64 @@ def volume_picture(vol, plane: str, *, axis: int | None = None, index: int = 0, 
     return square_pixels(image, row_mm, col_mm, pixel_mm=pixel_mm)
 
 
+def display_volume(vol, plane: str, *, axis: int | None = None):
+    """Relabel a Volume's axes so axis 0 crosses the plane, rows run "down" and columns "right".
+
+    Exact: only a permutation and flips of the voxel axes, with the affine updated to match, so
+    every voxel keeps its patient position. Slice ``k`` of the result is already a display
+    picture (:func:`orient_for_display` would do nothing). Used to write projections and
+    reslices as DICOM that viewers show in the radiological orientation.
+
+    Parameters
+    ----------
+    vol
+        A :class:`volume.Volume`, 3D or 4D (frames stay leading), RGB allowed.
+    axis
+        The axis to put first; default as in :func:`volume_picture` (the single-voxel axis, else the
+        axis closest to the plane's normal).
+
+    Returns
+    -------
+    Volume
+        Same voxels, array axes permuted/flipped (a view), affine columns permuted/negated.
+    """
+    from .volume import PLANE_NORMALS
+
+    plane = _plane(plane)
+    if axis is None:
+        ones = [a for a, n in enumerate(vol.shape) if n == 1]
+        axis = ones[0] if len(ones) == 1 else int(np.argmax(np.abs(PLANE_NORMALS[plane] @ vol.direction)))
+    rest = [a for a in (0, 1, 2) if a != axis]
+    transpose, flip_rows, flip_cols = display_transform(slice_axes(vol.affine, axis), plane)
+    order = [axis] + (rest[::-1] if transpose else rest)
+    flips = [False, flip_rows, flip_cols]
+    affine = np.array(vol.affine, dtype=float)
+    new = np.eye(4)
+    new[:3, 3] = affine[:3, 3]
+    shape = vol.shape
+    lead = 1 if vol.is_4d else 0
+    arr = np.asarray(vol.array)
+    perm = list(range(lead)) + [lead + a for a in order] + list(range(lead + 3, arr.ndim))
+    arr = arr.transpose(perm)
+    for out_axis, (src_axis, flip) in enumerate(zip(order, flips, strict=True)):
+        column = affine[:3, src_axis]
+        if flip:
+            new[:3, 3] += column * (shape[src_axis] - 1)
+            column = -column
+            index = [slice(None)] * arr.ndim
+            index[lead + out_axis] = slice(None, None, -1)
+            arr = arr[tuple(index)]
+        new[:3, out_axis] = column
+    return vol.with_array(arr, affine=new)
+
+
 __all__ = [
     "DISPLAY_GRID",
     "MAX_PICTURE_PIXELS",
     "direction_letter",
     "display_grid",
     "display_transform",
+    "display_volume",
     "edge_labels",
     "orient_for_display",
     "slice_axes",

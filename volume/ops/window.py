@@ -131,3 +131,51 @@ def apply_window(
         y = 1.0 - y
     dtype = np.uint8 if out_max <= 255 else np.uint16
     return np.rint(y * out_max).astype(dtype)
+
+
+def header_window(acquisition: Mapping[str, object] | None) -> Window | None:
+    """The series' own DICOM window (WindowCenter/WindowWidth, first value if several), or None.
+
+    ``acquisition`` is ``Volume.meta['acquisition']`` (or any mapping with those keywords); a
+    missing, non-numeric or non-positive width gives None.
+    """
+    if not acquisition:
+        return None
+
+    def first(value: object) -> float | None:
+        if isinstance(value, (list, tuple)):
+            value = value[0] if value else None
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return number if np.isfinite(number) else None
+
+    center = first(acquisition.get("WindowCenter"))
+    width = first(acquisition.get("WindowWidth"))
+    if center is None or width is None or width <= 0:
+        return None
+    function = str(acquisition.get("VOILUTFunction") or "LINEAR").strip().upper()
+    return Window(center, width, function if function in VOI_FUNCTIONS else "LINEAR")
+
+
+def choose_window(
+    values: np.ndarray,
+    *,
+    window: str | Window | None = None,
+    acquisition: Mapping[str, object] | None = None,
+) -> tuple[Window, str]:
+    """The display window by precedence: explicit (text or preset name) > the series' DICOM window > auto.
+
+    Returns ``(window, source)`` with ``source`` one of ``"explicit"``, ``"dicom"``, ``"auto"``.
+    ``window="auto"`` skips the DICOM window. Raises ValueError for unparsable text.
+    """
+    if isinstance(window, Window):
+        return window, "explicit"
+    if window is not None and window.strip().lower() != "auto":
+        return parse_window(window), "explicit"
+    if window is None:
+        found = header_window(acquisition)
+        if found is not None:
+            return found, "dicom"
+    return auto_window(values), "auto"
