@@ -1,15 +1,25 @@
 """NIfTI-1 output: the only place that knows RAS and NIfTI's (column, row, slice) voxel order.
 
 A Volume's array is ``(slice, row, column)`` with an LPS affine; NIfTI wants ``(i, j, k)`` =
-``(column, row, slice)`` (plus time last) with a RAS affine. So the data is transposed (a view, no
-copy) and the affine's columns are permuted and flipped to RAS: ``LPS_TO_RAS @ A @ P``.
+``(column, row, slice)`` (plus time last) with a RAS affine. The affine's columns are permuted
+and flipped to RAS: ``LPS_TO_RAS @ A @ P``.
+
+The voxel order costs nothing: NIfTI stores ``(i, j, k, t)`` with ``i`` varying fastest, which is
+exactly the memory layout of a C-ordered ``(T, S, R, C)`` array. :func:`write_nifti` therefore
+writes ``vol.array``'s bytes as they are, in chunks (no full copy), after a 348-byte header it
+packs itself (importing nibabel costs ~0.3 s, longer than writing a 150 MB volume). ``.nii.gz`` is
+compressed with ISA-L (``isal``): 4-6x faster than zlib at the same ratio as zlib level 1-2.
+:func:`to_nifti` still gives a ``nibabel.Nifti1Image`` for in-memory use.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -21,6 +31,91 @@ IJK_TO_SRC = np.array(
     [[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float
 )
 """``volume_index = IJK_TO_SRC @ nifti_index`` (homogeneous)."""
+
+NIFTI_HEADER_SIZE = 348
+"""Bytes of a NIfTI-1 header (``sizeof_hdr``)."""
+
+VOX_OFFSET = 352
+"""Where voxel data starts in a single-file ``.nii``: the header plus 4 bytes of extension flags."""
+
+XFORM_SCANNER = 1
+"""qform/sform code 1 (NIFTI_XFORM_SCANNER_ANAT): coordinates are the scanner's, in RAS mm."""
+
+UNITS_MM_SEC = 2 | 8
+"""xyzt_units: spatial unit millimetres (2), time unit seconds (8)."""
+
+DEFAULT_GZIP_LEVEL = 1
+"""ISA-L compression level for ``.nii.gz`` (0-3); 1 is as small as zlib's 1-2 at ~1 GB/s."""
+
+WRITE_CHUNK_BYTES = 8 * 2**20
+"""Voxel bytes handed to the file (or compressor) at a time: bounds the extra memory per write."""
+
+#: NIfTI-1 datatype code and bits per voxel of each numpy dtype it can store.
+NIFTI_DTYPES: dict[str, tuple[int, int]] = {
+    "u1": (2, 8),
+    "i2": (4, 16),
+    "i4": (8, 32),
+    "f4": (16, 32),
+    "f8": (64, 64),
+    "i1": (256, 8),
+    "u2": (512, 16),
+    "u4": (768, 32),
+    "i8": (1024, 64),
+    "u8": (1280, 64),
+}
+
+RGB24 = (128, 24)
+"""NIfTI datatype code and bits of DT_RGB24: three uint8 per voxel, interleaved."""
+
+#: Layout of the NIfTI-1 header (little-endian, 348 bytes), field by field.
+HEADER_DTYPE = np.dtype(
+    [
+        ("sizeof_hdr", "<i4"),
+        ("data_type", "S10"),
+        ("db_name", "S18"),
+        ("extents", "<i4"),
+        ("session_error", "<i2"),
+        ("regular", "S1"),
+        ("dim_info", "u1"),
+        ("dim", "<i2", (8,)),
+        ("intent_p1", "<f4"),
+        ("intent_p2", "<f4"),
+        ("intent_p3", "<f4"),
+        ("intent_code", "<i2"),
+        ("datatype", "<i2"),
+        ("bitpix", "<i2"),
+        ("slice_start", "<i2"),
+        ("pixdim", "<f4", (8,)),
+        ("vox_offset", "<f4"),
+        ("scl_slope", "<f4"),
+        ("scl_inter", "<f4"),
+        ("slice_end", "<i2"),
+        ("slice_code", "u1"),
+        ("xyzt_units", "u1"),
+        ("cal_max", "<f4"),
+        ("cal_min", "<f4"),
+        ("slice_duration", "<f4"),
+        ("toffset", "<f4"),
+        ("glmax", "<i4"),
+        ("glmin", "<i4"),
+        ("descrip", "S80"),
+        ("aux_file", "S24"),
+        ("qform_code", "<i2"),
+        ("sform_code", "<i2"),
+        ("quatern_b", "<f4"),
+        ("quatern_c", "<f4"),
+        ("quatern_d", "<f4"),
+        ("qoffset_x", "<f4"),
+        ("qoffset_y", "<f4"),
+        ("qoffset_z", "<f4"),
+        ("srow_x", "<f4", (4,)),
+        ("srow_y", "<f4", (4,)),
+        ("srow_z", "<f4", (4,)),
+        ("intent_name", "S16"),
+        ("magic", "S4"),
+    ]
+)
+assert HEADER_DTYPE.itemsize == NIFTI_HEADER_SIZE
 
 
 def nifti_affine(vol: Volume) -> np.ndarray:
@@ -63,15 +158,294 @@ def to_nifti(vol: Volume) -> Any:
     return img
 
 
-def write_nifti(vol: Volume, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Write ``vol`` as ``.nii`` or ``.nii.gz`` (by extension), atomically; returns the path."""
-    import nibabel as nib
+# --- the header, packed by hand --------------------------------------------------------------
 
+
+def quaternion(rotation: np.ndarray) -> tuple[np.ndarray, float]:
+    """NIfTI qform parameters of a 3x3 direction matrix (unit columns).
+
+    Returns ``((b, c, d), qfac)``: the quaternion's vector part (``a >= 0`` implied) and
+    ``qfac = -1`` for a left-handed matrix (its third column is then negated first, as NIfTI
+    specifies). A matrix that is not exactly orthogonal is replaced by the nearest rotation
+    (polar decomposition), as nibabel does; the sform keeps the exact matrix.
+    """
+    r = np.asarray(rotation, dtype=np.float64).copy()
+    qfac = 1.0
+    if np.linalg.det(r) < 0:
+        qfac = -1.0
+        r[:, 2] = -r[:, 2]
+    u, _, vt = np.linalg.svd(r)
+    r = u @ vt
+    # Bar-Itzhack: the quaternion is the eigenvector of the largest eigenvalue of K.
+    (xx, yx, zx), (xy, yy, zy), (xz, yz, zz) = r.tolist()
+    k = np.array(
+        [
+            [xx - yy - zz, 0, 0, 0],
+            [yx + xy, yy - xx - zz, 0, 0],
+            [zx + xz, zy + yz, zz - xx - yy, 0],
+            [yz - zy, zx - xz, xy - yx, xx + yy + zz],
+        ]
+    ) / 3.0
+    values, vectors = np.linalg.eigh(k)
+    q = vectors[[3, 0, 1, 2], int(np.argmax(values))]  # (w, x, y, z)
+    if q[0] < 0:
+        q = -q
+    return q[1:], qfac
+
+
+def nifti_header(
+    shape: tuple[int, ...],
+    dtype: np.dtype | str,
+    affine: np.ndarray,
+    *,
+    rgb: bool = False,
+    time_step: float | None = None,
+    slope: float = 1.0,
+    inter: float = 0.0,
+    description: str = "",
+) -> bytes:
+    """The 348-byte NIfTI-1 header plus the 4 extension bytes of a ``.nii`` (352 bytes).
+
+    Parameters
+    ----------
+    shape
+        NIfTI data shape ``(I, J, K)`` or ``(I, J, K, T)`` (without the RGB axis).
+    dtype
+        numpy dtype of the stored voxels (uint8 for RGB).
+    affine
+        float (4, 4) RAS affine of ``(i, j, k)``; written as sform and qform, both code 1.
+    time_step
+        Seconds between frames (pixdim[4]) for 4D data.
+    slope, inter
+        ``scl_slope``/``scl_inter``: readers return ``stored * slope + inter``.
+    """
+    if rgb:
+        code, bitpix = RGB24
+    else:
+        key = np.dtype(dtype).newbyteorder("<").str[1:]
+        if key not in NIFTI_DTYPES:
+            raise ValueError(f"NIfTI-1 cannot store {np.dtype(dtype)} voxels")
+        code, bitpix = NIFTI_DTYPES[key]
+    if not 3 <= len(shape) <= 7:
+        raise ValueError(f"NIfTI data must have 3 to 7 dimensions, got shape {shape}")
+    if max(shape) > 32767:
+        raise ValueError(f"NIfTI-1 dimensions are at most 32767, got shape {shape}")
+    a = np.asarray(affine, dtype=np.float64)
+    zooms = np.linalg.norm(a[:3, :3], axis=0)
+    (b, c, d), qfac = quaternion(a[:3, :3] / zooms)
+    h = np.zeros((), dtype=HEADER_DTYPE)
+    h["sizeof_hdr"] = NIFTI_HEADER_SIZE
+    h["regular"] = b"r"
+    h["dim"][0] = len(shape)
+    h["dim"][1 : len(shape) + 1] = shape
+    h["dim"][len(shape) + 1 :] = 1
+    h["datatype"] = code
+    h["bitpix"] = bitpix
+    pixdim = np.ones(8)
+    pixdim[0] = qfac
+    pixdim[1:4] = zooms
+    if len(shape) > 3:
+        pixdim[4] = time_step if time_step and math.isfinite(time_step) and time_step > 0 else 1.0
+    h["pixdim"] = pixdim
+    h["vox_offset"] = VOX_OFFSET
+    h["scl_slope"] = slope
+    h["scl_inter"] = inter
+    h["xyzt_units"] = UNITS_MM_SEC
+    h["descrip"] = description.encode("ascii", "replace")[:79]
+    h["qform_code"] = XFORM_SCANNER
+    h["sform_code"] = XFORM_SCANNER
+    h["quatern_b"], h["quatern_c"], h["quatern_d"] = b, c, d
+    h["qoffset_x"], h["qoffset_y"], h["qoffset_z"] = a[:3, 3]
+    h["srow_x"], h["srow_y"], h["srow_z"] = a[0], a[1], a[2]
+    h["magic"] = b"n+1"
+    return h.tobytes() + b"\x00\x00\x00\x00"
+
+
+# --- voxel bytes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredData:
+    """How a Volume's values go to disk: the array to write (C order, NIfTI's layout) and scaling.
+
+    ``array`` has the Volume's index order ``(T, S, R, C[, 3])`` whose C-order bytes are NIfTI's
+    ``(C, R, S, T)`` Fortran order. ``slope``/``inter`` are NIfTI's ``scl_slope``/``scl_inter``.
+    ``convert`` (optional) maps a chunk of ``array`` to the stored dtype on the fly.
+    """
+
+    array: np.ndarray
+    dtype: np.dtype
+    slope: float = 1.0
+    inter: float = 0.0
+    rgb: bool = False
+
+
+def stored_data(vol: Volume, *, rescale: tuple[float, float] | None = None) -> StoredData:
+    """Decide the stored dtype so that readers get the modality values back exactly.
+
+    * integers stay integers; uint16 whose values fit int16 becomes int16 (a free view; FSL and
+      SPM prefer signed types), as dcm2niix does;
+    * RGB stays RGB (uint16 colour is reduced to 8 bits: NIfTI's RGB24);
+    * float32 volumes from a uniform rescale (``rescale = (slope, intercept)`` of the series) are
+      stored as the original integers with ``scl_slope``/``scl_inter`` when that is exact, which
+      halves the file; otherwise float32 as is.
+    """
+    a = np.asarray(vol.array)
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if vol.rgb:
+        return StoredData(a, np.dtype(np.uint8), rgb=True)
+    if a.dtype == np.uint16 and a.size and int(a.max()) <= np.iinfo(np.int16).max:
+        return StoredData(a.view(np.int16), np.dtype(np.int16))
+    if a.dtype == np.float32 and rescale is not None:
+        scaled = _as_scaled_integers(a, *rescale)
+        if scaled is not None:
+            return scaled
+    if a.dtype == np.bool_:
+        return StoredData(a, np.dtype(np.uint8))
+    return StoredData(a, a.dtype)
+
+
+def _as_scaled_integers(a: np.ndarray, slope: float, inter: float) -> StoredData | None:
+    """``a`` as int16 (or uint16) with ``a == stored * slope + inter`` exactly in float32, or None."""
+    if not (math.isfinite(slope) and math.isfinite(inter)) or slope == 0 or not a.size:
+        return None
+    lo = (float(a.min()) - inter) / slope
+    hi = (float(a.max()) - inter) / slope
+    lo, hi = min(lo, hi), max(lo, hi)
+    for dtype in (np.int16, np.uint16):
+        info = np.iinfo(dtype)
+        if info.min <= round(lo) and round(hi) <= info.max:
+            break
+    else:
+        return None
+    raw = np.empty(a.shape, dtype=dtype)
+    flat_a, flat_raw = a.reshape(-1), raw.reshape(-1)
+    step = WRITE_CHUNK_BYTES // 4
+    s32, i32 = np.float32(slope), np.float32(inter)
+    for start in range(0, flat_a.size, step):
+        chunk = flat_a[start : start + step]
+        r = np.rint((chunk.astype(np.float64) - inter) / slope)
+        back = r.astype(np.float32) * s32 + i32
+        if not np.array_equal(back, chunk):
+            return None
+        flat_raw[start : start + step] = r
+    return StoredData(raw, np.dtype(dtype), slope=float(slope), inter=float(inter))
+
+
+def iter_chunks(data: StoredData, chunk_bytes: int = WRITE_CHUNK_BYTES) -> Iterator[memoryview]:
+    """The stored voxel bytes of ``data`` in order, ``chunk_bytes`` at a time (no full copy)."""
+    a = data.array
+    if a.ndim < 3:
+        a = a.reshape((1,) * (3 - a.ndim) + a.shape)
+    shift = 8 * (a.dtype.itemsize - 1) if data.rgb and a.dtype != np.uint8 else 0
+    if a.flags.c_contiguous:  # a view: blocks of consecutive 2D planes
+        planes: Any = a.reshape(-1, *a.shape[-2:])
+        per_item = max(1, planes[0].size * data.dtype.itemsize)
+        step = max(1, chunk_bytes // per_item)
+        blocks: Iterator[np.ndarray] = (planes[i : i + step] for i in range(0, planes.shape[0], step))
+    else:  # a strided view: one 2D plane at a time, made contiguous
+        blocks = (a[idx] for idx in np.ndindex(*a.shape[:-2]))
+    for block in blocks:
+        if shift:
+            block = (block >> shift).astype(np.uint8)
+        elif block.dtype != data.dtype:
+            block = block.astype(data.dtype)
+        elif not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block)
+        if block.dtype.byteorder == ">":
+            block = block.astype(block.dtype.newbyteorder("<"))
+        yield memoryview(block).cast("B")
+
+
+def _write_stream(fh: BinaryIO, header: bytes, data: StoredData) -> None:
+    fh.write(header)
+    for chunk in iter_chunks(data):
+        fh.write(chunk)
+
+
+def write_nifti_file(
+    path: Path,
+    header: bytes,
+    data: StoredData,
+    *,
+    compress: bool,
+    level: int = DEFAULT_GZIP_LEVEL,
+    threads: int = 1,
+) -> None:
+    """Write header and voxels to ``path`` (not atomic: :func:`write_nifti` wraps this).
+
+    With ``compress`` a single gzip member is written by ISA-L; ``threads > 1`` compresses blocks
+    in parallel (the output is still one standard gzip stream).
+    """
+    if not compress:
+        with open(path, "wb") as fh:
+            _write_stream(fh, header, data)
+        return
+    if threads > 1:
+        from isal import igzip_threaded
+
+        with igzip_threaded.open(path, "wb", compresslevel=level, threads=threads) as fh:
+            _write_stream(fh, header, data)
+        return
+    from isal import isal_zlib
+
+    gzip_wbits = 16 + 15
+    comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, gzip_wbits)
+    with open(path, "wb") as fh:
+        fh.write(comp.compress(header))
+        for chunk in iter_chunks(data):
+            out = comp.compress(chunk)
+            if out:
+                fh.write(out)
+        fh.write(comp.flush())
+
+
+def nifti_suffix(path: str | os.PathLike[str]) -> str:
+    """``.nii`` or ``.nii.gz`` from ``path``'s name; ValueError for anything else."""
+    name = Path(path).name.lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    if name.endswith(".nii"):
+        return ".nii"
+    raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
+
+
+def write_nifti(
+    vol: Volume,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    level: int = DEFAULT_GZIP_LEVEL,
+    threads: int = 1,
+    rescale: tuple[float, float] | None = None,
+    description: str = "",
+) -> Path:
+    """Write ``vol`` as ``.nii`` or ``.nii.gz`` (by extension), atomically; returns the path.
+
+    The RAS affine (:func:`nifti_affine`) is written as sform and qform with code 1; 4D volumes
+    get ``meta["frame_interval_s"]`` in pixdim[4]. Values are stored exactly (see
+    :func:`stored_data`): ``nibabel.load(path).get_fdata()`` returns the Volume's values.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+    """
     path = Path(path)
-    name = path.name.lower()
-    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-        raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
-    img = to_nifti(vol)
-    with atomic_output(path, force=force, suffix=".nii.gz" if name.endswith(".gz") else ".nii") as tmp:
-        nib.save(img, tmp)
+    suffix = nifti_suffix(path)
+    data = stored_data(vol, rescale=rescale)
+    shape = tuple(reversed(vol.array.shape[: vol.array.ndim - (1 if vol.rgb else 0)]))
+    header = nifti_header(
+        shape,
+        data.dtype,
+        nifti_affine(vol),
+        rgb=data.rgb,
+        time_step=vol.meta.get("frame_interval_s") if vol.is_4d else None,
+        slope=data.slope,
+        inter=data.inter,
+        description=description,
+    )
+    with atomic_output(path, force=force, suffix=suffix) as tmp:
+        write_nifti_file(tmp, header, data, compress=suffix == ".nii.gz", level=level, threads=threads)
     return path

@@ -1,0 +1,407 @@
+"""DICOM stacks to NIfTI files with JSON sidecars.
+
+Two layers, so batch runners (a process pool, dask) can reuse the first:
+
+* :func:`convert_stack` converts one stack: a pure task with picklable inputs (a
+  :class:`~volume.dicom.Stack`, an output folder, :class:`ConvertOptions`, a planned name) and a
+  picklable :class:`ConvertResult`. It never raises for bad input: a failing series becomes a
+  ``failed`` result with one message, so the other series go on.
+* :func:`plan` names every stack of a scan first (deterministic and collision-safe, whatever
+  subset is converted), and :func:`convert` runs the tasks in order.
+
+Output names are ``<SeriesNumber>_<SeriesDescription>[_<label>]`` made filesystem-safe
+(:func:`~volume.io.names.safe_name`): the label tells apart stacks split from one series (echoes
+``e1``/``e2``, ``ph``ase, localizer planes), and localizers say so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .dicom.pixels import DEFAULT_MAX_BYTES
+from .dicom.series import Stack
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_OUTPUT_EXISTS,
+    EXIT_PARTIAL,
+    NotAVolumeError,
+    OutputExistsError,
+    UsageError,
+    VolumeError,
+)
+from .io.names import safe_name, unique_names
+from .io.nifti import DEFAULT_GZIP_LEVEL
+
+FORMATS = ("nii.gz", "nii")
+"""Output formats: gzip-compressed (default) or plain NIfTI-1."""
+
+CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"
+"""The three outcomes of a stack: written, kept (an output existed), or not converted."""
+
+LOCALIZER_SUFFIX = "localizer"
+"""Appended to the names of localizer stacks whose description does not say so already."""
+
+_LOCALIZER_WORDS = re.compile(r"loc|scout|survey|topo|surview|plan", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How to convert: format, overwrite policy, relaxations. Picklable (tasks are shipped to workers).
+
+    Parameters
+    ----------
+    format
+        ``"nii.gz"`` or ``"nii"``.
+    force
+        Overwrite existing outputs (otherwise a stack whose outputs exist is skipped).
+    allow_gaps
+        Resample series with missing slices onto a uniform grid instead of refusing them.
+    keep_phi
+        Write patient identity into the sidecars.
+    level
+        ISA-L gzip level (0-3) for ``.nii.gz``.
+    threads
+        Compression threads per file (1 in a process pool: the pool is the parallelism).
+    max_bytes
+        Refuse stacks whose headers describe more bytes than this.
+    sidecar
+        Write the JSON sidecar.
+    """
+
+    format: str = "nii.gz"
+    force: bool = False
+    allow_gaps: bool = False
+    keep_phi: bool = False
+    level: int = DEFAULT_GZIP_LEVEL
+    threads: int = 1
+    max_bytes: int = DEFAULT_MAX_BYTES
+    sidecar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not 0 <= self.level <= 3:
+            raise UsageError(f"gzip level must be 0-3 (ISA-L), got {self.level}")
+        if self.threads < 1:
+            raise UsageError(f"threads must be at least 1, got {self.threads}")
+
+    @property
+    def suffix(self) -> str:
+        """File suffix of the images: ``.nii.gz`` or ``.nii``."""
+        return "." + self.format
+
+
+@dataclass(frozen=True)
+class ConvertTask:
+    """One stack and the file-name stem planned for it."""
+
+    stack: Stack
+    name: str
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What happened to one stack. Picklable and JSON-friendly (:meth:`to_dict`).
+
+    ``files`` lists the files written (image first); for a skipped stack, ``existing`` lists the
+    outputs that were already there. ``exit_code`` is the code a single-series command would have
+    returned (0 when converted).
+    """
+
+    stack_id: str
+    name: str
+    status: str
+    files: tuple[str, ...] = ()
+    existing: tuple[str, ...] = ()
+    message: str = ""
+    exit_code: int = 0
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+    series_number: int | None = None
+    series_description: str = ""
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (lists instead of tuples)."""
+        d = asdict(self)
+        for key in ("files", "existing", "warnings"):
+            d[key] = list(d[key])
+        return d
+
+
+# --- names -----------------------------------------------------------------------------------
+
+
+def stack_stem(stack: Stack) -> str:
+    """The safe, un-deduplicated name stem of ``stack``: ``<number>_<description>[_<label>]``.
+
+    Localizers get ``_localizer`` unless their description says it already (loc, scout, survey).
+    Nothing from the header can add a path separator, ``..`` or a control character.
+    """
+    parts = [str(stack.series_number) if stack.series_number is not None else "series"]
+    if stack.series_description:
+        parts.append(safe_name(stack.series_description, fallback=""))
+    if stack.label:
+        parts.append(safe_name(stack.label, fallback=""))
+    if stack.kind == "localizer" and not _LOCALIZER_WORDS.search(stack.series_description or ""):
+        parts.append(LOCALIZER_SUFFIX)
+    return safe_name("_".join(p for p in parts if p))
+
+
+def plan_names(stacks: Sequence[Stack]) -> list[str]:
+    """Unique stems for ``stacks`` in order: the second ``x`` becomes ``x_2`` (case-insensitively)."""
+    return unique_names([stack_stem(s) for s in stacks])
+
+
+def plan(stacks: Sequence[Stack], selected: Iterable[Stack] | None = None) -> list[ConvertTask]:
+    """Name every stack of ``stacks`` (a whole scan), then keep the ``selected`` ones.
+
+    Names are planned over all stacks so that converting one series with ``--series`` gives it the
+    same name as converting the whole study.
+    """
+    names = plan_names(stacks)
+    tasks = [ConvertTask(s, n) for s, n in zip(stacks, names, strict=True)]
+    if selected is None:
+        return tasks
+    keep = {id(s) for s in selected}
+    return [t for t in tasks if id(t.stack) in keep]
+
+
+def output_paths(out_dir: str | os.PathLike[str], name: str, options: ConvertOptions) -> tuple[Path, Path]:
+    """``(image, sidecar)`` paths of stem ``name`` in ``out_dir``; refuses names that leave it."""
+    out = Path(out_dir)
+    if name != safe_name(name) or "/" in name or os.sep in name:
+        raise UsageError(f"{name!r}: not a safe output name")
+    return out / f"{name}{options.suffix}", out / f"{name}.json"
+
+
+# --- one stack ---------------------------------------------------------------------------------
+
+
+def _uniform_rescale(stack: Stack) -> tuple[float, float] | None:
+    """The series' (slope, intercept) when every image shares it, else None."""
+    pairs = {(f.slope, f.intercept) for f in stack.frames}
+    return next(iter(pairs)) if len(pairs) == 1 else None
+
+
+def _strip_series_prefix(message: str, stack_id: str) -> str:
+    prefix = f"series {stack_id}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _notes(vol: Any) -> tuple[list[str], dict[str, Any]]:
+    """Warnings to show and what loading did (tilt, gaps) from a Volume's meta."""
+    meta = vol.meta
+    warnings = [w for w in meta.get("warnings", ()) if not w.startswith(("tilt", "gap"))]
+    notes: dict[str, Any] = {}
+    tilt = meta.get("tilt_corrected_deg")
+    if tilt:
+        notes["tilt_corrected_deg"] = tilt
+        warnings.append(f"gantry tilt {tilt:.1f}° corrected (resampled onto an orthogonal grid)")
+    gaps = meta.get("gaps_resampled")
+    if gaps:
+        notes["gaps_resampled"] = dict(gaps)
+        warnings.append(
+            f"uneven slices resampled: {gaps['slices_in']} slices -> {gaps['slices_out']} "
+            f"at {gaps['spacing_mm']:.3g} mm"
+        )
+    return warnings, notes
+
+
+def convert_stack(
+    stack: Stack,
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ConvertResult:
+    """Convert one stack to ``<out_dir>/<name>.nii[.gz]`` and ``<name>.json``.
+
+    Parameters
+    ----------
+    stack
+        A stack from :func:`volume.scan`.
+    out_dir
+        Output folder (created when missing).
+    options
+        :class:`ConvertOptions` (defaults: ``.nii.gz``, no overwrite).
+    name
+        The planned stem (:func:`plan`); defaults to :func:`stack_stem` (not deduplicated).
+    progress
+        Called with 1 per decoded image (not picklable: leave it out in worker processes).
+
+    Returns
+    -------
+    ConvertResult
+        ``converted`` with the files written; ``skipped`` when an output exists and not
+        ``force`` (nothing is touched); ``failed`` with one message naming the series. Only
+        ``KeyboardInterrupt``/``SystemExit`` propagate (no half-written files are left).
+    """
+    from .dicom.loader import load_stack
+    from .io.nifti import write_nifti
+    from .io.sidecar import write_sidecar
+
+    options = options or ConvertOptions()
+    name = name or stack_stem(stack)
+    start = time.perf_counter()
+    base = dict(
+        stack_id=stack.id,
+        name=name,
+        series_number=stack.series_number,
+        series_description=stack.series_description,
+    )
+
+    def done(status: str, **kw: Any) -> ConvertResult:
+        return ConvertResult(status=status, seconds=round(time.perf_counter() - start, 4), **base, **kw)
+
+    written: list[str] = []
+    try:
+        image_path, json_path = output_paths(out_dir, name, options)
+        wanted = [image_path] + ([json_path] if options.sidecar else [])
+        existing = [p for p in wanted if p.exists()]
+        if existing and not options.force:
+            return done(
+                SKIPPED,
+                existing=tuple(map(str, existing)),
+                message=f"{existing[0]} exists; use --force to overwrite",
+                exit_code=EXIT_OUTPUT_EXISTS,
+            )
+        if stack.problem:
+            raise NotAVolumeError(stack.problem)
+        vol = load_stack(stack, allow_gaps=options.allow_gaps, max_bytes=options.max_bytes, progress=progress)
+        warnings, notes = _notes(vol)
+        from . import __version__
+
+        write_nifti(
+            vol, image_path, force=options.force, level=options.level, threads=options.threads,
+            rescale=_uniform_rescale(stack), description=f"volume {__version__}",
+        )
+        written.append(str(image_path))
+        if options.sidecar:
+            write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi)
+            written.append(str(json_path))
+        return done(CONVERTED, files=tuple(written), warnings=tuple(warnings), notes=notes)
+    except OutputExistsError as exc:  # another process created it meanwhile
+        return done(SKIPPED, files=tuple(written), existing=(), message=str(exc), exit_code=exc.exit_code)
+    except VolumeError as exc:
+        return done(FAILED, files=tuple(written), message=_strip_series_prefix(str(exc), stack.id),
+                    exit_code=exc.exit_code)
+    except MemoryError:
+        return done(FAILED, files=tuple(written), exit_code=EXIT_INTERNAL,
+                    message="out of memory; convert this series on a machine with more memory")
+    except OSError as exc:
+        return done(FAILED, files=tuple(written), exit_code=EXIT_PARTIAL,
+                    message=f"cannot write: {exc.strerror or exc} ({exc.filename or out_dir})")
+    except Exception as exc:  # noqa: BLE001 - a bug on one series must not stop the others
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        return done(FAILED, files=tuple(written), exit_code=EXIT_INTERNAL,
+                    message=f"internal error: {type(exc).__name__}: {first} (a bug: please report it)")
+
+
+# --- many stacks --------------------------------------------------------------------------------
+
+
+def select_tasks(found: Any, series: str | int | None = None) -> list[ConvertTask]:
+    """Plan names over every stack of a :class:`~volume.dicom.Scan`, keep those ``series`` selects.
+
+    Raises
+    ------
+    NoDicomError
+        The scan found no image.
+    UsageError
+        ``series`` matches no stack (the message lists what is there).
+    """
+    from .errors import NoDicomError
+
+    stacks = found.stacks
+    if not stacks:
+        where = ", ".join(found.paths)
+        raise NoDicomError(f"{where}: no DICOM images found" + (f" ({found.skipped})" if found.skipped else ""))
+    if series is None:
+        return plan(stacks)
+    chosen = found.select(series)
+    if not chosen:
+        ids = ", ".join(s.id for s in stacks[:20]) + (", ..." if len(stacks) > 20 else "")
+        raise UsageError(f"no series matches {str(series)!r}; available: {ids} (see `volume ls`)")
+    return plan(stacks, chosen)
+
+
+def run_tasks(
+    tasks: Sequence[ConvertTask],
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+    on_result: Callable[[ConvertResult], None] | None = None,
+) -> list[ConvertResult]:
+    """Run :func:`convert_stack` over ``tasks`` in this process, in order.
+
+    ``progress`` gets 1 per decoded image (and the images of skipped or failed stacks at once),
+    ``on_result`` each result as soon as it is known (to print as we go).
+    """
+    results = []
+    for task in tasks:
+        counted = 0
+
+        def tick(n: int = 1) -> None:
+            nonlocal counted
+            counted += n
+            if progress is not None:
+                progress(n)
+
+        result = convert_stack(task.stack, out_dir, options, name=task.name, progress=tick)
+        rest = len(task.stack.frames) - counted
+        if progress is not None and rest > 0:
+            progress(rest)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def convert(
+    path: Any,
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    series: str | int | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_result: Callable[[ConvertResult], None] | None = None,
+) -> list[ConvertResult]:
+    """Convert every stack under ``path`` (a folder, file, or :class:`~volume.dicom.Scan`).
+
+    >>> results = convert("STUDY/", "nifti/")                         # doctest: +SKIP
+    >>> [r.files for r in results if r.status == "converted"]         # doctest: +SKIP
+    """
+    from .dicom.loader import Scan, scan
+
+    found = path if isinstance(path, Scan) else scan(path)
+    tasks = select_tasks(found, series)
+    return run_tasks(tasks, out_dir, options, progress=progress, on_result=on_result)
+
+
+def exit_code(results: Sequence[ConvertResult]) -> int:
+    """The exit code of a batch.
+
+    ``1`` when any stack failed (the others were still converted); ``5`` when nothing was
+    written because every output existed already (``--force`` overwrites); ``0`` otherwise,
+    including runs where some outputs existed and the rest were converted.
+    """
+    if any(r.status == FAILED for r in results):
+        return EXIT_PARTIAL
+    if results and all(r.status == SKIPPED for r in results):
+        return EXIT_OUTPUT_EXISTS
+    return 0
+
+
+def summary(results: Sequence[ConvertResult]) -> str:
+    """``converted 3, skipped 1, failed 0`` (counts of stacks)."""
+    counts = {s: sum(r.status == s for r in results) for s in (CONVERTED, SKIPPED, FAILED)}
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
