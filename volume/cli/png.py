@@ -1,0 +1,111 @@
+"""``volume png``: every DICOM image under a path to PNG/JPEG (or GIF), in parallel."""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import EXIT_PARTIAL, NoDicomError, UsageError
+from .app import app, err, progress_bar, warn
+
+
+class PictureFormat(str, Enum):
+    """Output picture formats."""
+
+    png = "png"
+    jpg = "jpg"
+
+
+@app.command("png")
+def png_command(
+    path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (mirrors the input's relative paths).")],
+    fmt: Annotated[PictureFormat, typer.Option("--format", help="Picture format.")] = PictureFormat.png,
+    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
+    size: Annotated[int | None, typer.Option(min=1, help="Resize (Lanczos) to SIZE x SIZE pixels.")] = None,
+    keep_ratio: Annotated[bool, typer.Option("--keep-ratio", help="With --size: longest side SIZE, aspect kept.")] = False,
+    window: Annotated[str | None, typer.Option(help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
+    raw16: Annotated[bool, typer.Option("--raw16", help="16-bit PNG of modality values, no windowing (modality = png*slope+intercept, stored as PNG text).")] = False,
+    gif: Annotated[bool, typer.Option("--gif", help="Multi-frame files become one animated GIF at the header's frame time.")] = False,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing pictures.")] = False,
+) -> int:
+    """Write every image under PATH as a picture through the DICOM display pipeline.
+
+    Modality LUT / rescale, then the header's VOI LUT or window (or --window/--preset, or a
+    percentile window when the header has none), then MONOCHROME1 inversion. Palette and YBR
+    colour become RGB. Multi-frame files give NAME_f0001.png, NAME_f0002.png... Files without
+    pixel data (SR, RT plans) are skipped and counted. Existing pictures are kept unless --force.
+    Exit code 1 when some files failed (listed at the end).
+    """
+    from ..batch import PngSettings, PngSummary, convert_many, plan_outputs
+    from ..ops.window import parse_window
+    from ..pictures import DisplayOptions
+
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    if window is not None and preset is not None:
+        raise UsageError("give either --window or --preset, not both")
+    if raw16 and fmt is PictureFormat.jpg:
+        raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: drop --format jpg")
+    if raw16 and (window is not None or preset is not None):
+        raise UsageError("--raw16 writes modality values without windowing: drop --window/--preset")
+    if keep_ratio and size is None:
+        raise UsageError("--keep-ratio needs --size")
+    win = None
+    auto = False
+    text = preset if preset is not None else window
+    if text is not None:
+        if window is not None and window.strip().lower() == "auto":
+            auto = True
+        else:
+            try:
+                win = parse_window(text)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            if preset is not None and preset.strip().lower().replace("_", "-") not in _preset_names():
+                raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(_preset_names())}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder")
+    settings = PngSettings(
+        display=DisplayOptions(window=win, auto=auto, raw16=raw16),
+        fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
+    )
+    jobs = plan_outputs(path, out)
+    summary = PngSummary()
+    with progress_bar("writing pictures", len(jobs)) as advance:
+        for result in convert_many(jobs, settings, workers=workers):
+            summary.add(result)
+            for written in result.written:
+                sys.stdout.write(written + "\n")
+            advance(1)
+    sys.stdout.flush()
+    for note, n in summary.notes.most_common():
+        warn(f"{note} ({n} file{'s' if n != 1 else ''})")
+    for source, message in summary.errors:
+        err(f"error: {os.fspath(source)}: {message}")
+    parts = [f"{summary.pictures} picture{'s' if summary.pictures != 1 else ''} written from {summary.files} file{'s' if summary.files != 1 else ''}"]
+    if summary.kept:
+        parts.append(f"{summary.kept} existing kept (--force overwrites)")
+    if summary.skipped:
+        total = sum(summary.skipped.values())
+        reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
+        parts.append(f"{total} skipped ({reasons})")
+    if summary.errors:
+        parts.append(f"{len(summary.errors)} failed")
+    err("; ".join(parts))
+    if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
+        raise NoDicomError(f"{path}: no DICOM images found")
+    return EXIT_PARTIAL if summary.errors else 0
+
+
+def _preset_names() -> list[str]:
+    from ..ops.window import PRESETS
+
+    return list(PRESETS)

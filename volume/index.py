@@ -1,0 +1,764 @@
+"""Header tables: one row per DICOM file, read from headers only, streamed to CSV or Parquet.
+
+Headers are parsed up to the pixel data element and no further (the parser stops at its tag;
+its bytes are never read), in chunks over a process pool, and rows are written as they arrive:
+memory stays flat at 100,000 files. Compressed pixel data is not even scanned.
+
+Privacy: no patient identity columns unless ``keep_phi``. Study, series and instance UIDs can
+be looked up in a hospital's archive, so by default they appear only as ``*_key`` columns: the
+first 16 hex digits of their SHA-256. Keys group rows (series, studies) and join tables made
+from the same files, but do not reveal the UID. With ``keep_phi`` the UIDs and identity columns
+(patient name, ID, birth date, sex, age, dates, accession number, institution, physicians) are
+added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+"""Pixel Data, Float Pixel Data, Double Float Pixel Data: header reading stops at these tags."""
+
+KEY_HEX_DIGITS = 16
+"""Hex digits of SHA-256 kept in the ``*_key`` columns (64 bits: collisions need ~4e9 UIDs)."""
+
+CHUNK_FILES = 64
+"""Files per task sent to a worker process (headers take ~1 ms each; fewer tasks, less IPC)."""
+
+PARALLEL_MIN_FILES = 200
+"""Below this many files, headers are read in this process (starting a pool costs more)."""
+
+PARQUET_BATCH_ROWS = 4096
+"""Rows buffered before a Parquet record batch is written."""
+
+MAX_TEXT = 4096
+"""Longest text value written into a cell (longer sequences are cut and marked)."""
+
+HIDDEN = "<hidden: --keep-phi shows it>"
+"""Cell value of identity elements inside sequences (``--fields``) without ``keep_phi``."""
+
+#: Keywords that identify a person, a study or an instance: refused in ``fields`` and hidden
+#: inside sequences unless ``keep_phi``.
+IDENTITY_KEYWORDS = frozenset(
+    {
+        "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientAddress",
+        "PatientTelephoneNumbers", "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence",
+        "PatientMotherBirthName", "MilitaryRank", "EthnicGroup", "PatientComments",
+        "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
+        "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "AccessionNumber",
+        "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+        "DeviceSerialNumber", "StudyID", "IssuerOfPatientID", "MedicalRecordLocator",
+        "RequestAttributesSequence", "ReferencedPatientSequence", "StudyDate", "SeriesDate",
+        "AcquisitionDate", "ContentDate", "AcquisitionDateTime", "InstanceCreationDate",
+        "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
+        "MediaStorageSOPInstanceUID", "ReferencedSOPInstanceUID", "IrradiationEventUID",
+        "PatientInsurancePlanCodeSequence", "PersonName", "VerifyingObserverName",
+        "ContentCreatorName", "ScheduledPerformingPhysicianName",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, its type (``str``, ``int``, ``float``) and how a header fills it."""
+
+    name: str
+    kind: str
+    get: Callable[[Any, dict[str, Any]], Any]
+
+
+# --- value helpers ---------------------------------------------------------------------------
+
+
+def _get(ds: Any, keyword: str) -> Any:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - malformed values count as missing
+        return None
+    return None if value is None or value == "" else value
+
+
+def _functional(ds: Any, sequence: str, keyword: str) -> Any:
+    """A value from the first frame's per-frame functional group, else the shared one."""
+    for group_kw in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        groups = _get(ds, group_kw)
+        if not groups:
+            continue
+        try:
+            seq = groups[0].get(sequence)
+            value = seq[0].get(keyword) if seq else None
+        except Exception:  # noqa: BLE001
+            value = None
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _top_or_functional(ds: Any, keyword: str, sequence: str) -> Any:
+    value = _get(ds, keyword)
+    return value if value is not None else _functional(ds, sequence, keyword)
+
+
+def _num(value: Any, i: int = 0) -> float | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            value = value[i]
+        elif i:
+            return None
+        f = float(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _int(value: Any) -> int | None:
+    f = _num(value)
+    return int(f) if f is not None and f.is_integer() else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    try:
+        text = str(value).strip()
+    except Exception:  # noqa: BLE001
+        return None
+    return text or None
+
+
+def uid_key(uid: Any) -> str | None:
+    """First :data:`KEY_HEX_DIGITS` hex digits of the SHA-256 of a UID (``None`` when absent)."""
+    text = _text(uid)
+    if not text:
+        return None
+    return hashlib.sha256(text.encode("ascii", "replace")).hexdigest()[:KEY_HEX_DIGITS]
+
+
+def plain(value: Any, keep_phi: bool, depth: int = 0) -> Any:
+    """A JSON-friendly copy of an element value; sequences become lists of {keyword: value}."""
+    if value is None:
+        return None
+    name = type(value).__name__
+    if name == "Sequence" or (isinstance(value, list) and value and type(value[0]).__name__ in ("Dataset", "FileDataset")):
+        if depth > 4:
+            return "<nested sequence>"
+        items = []
+        for item in value:
+            entry: dict[str, Any] = {}
+            for elem in item:
+                key = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
+                if elem.keyword in IDENTITY_KEYWORDS and not keep_phi:
+                    entry[key] = HIDDEN
+                elif elem.tag in PIXEL_TAGS:
+                    entry[key] = "<pixel data>"
+                else:
+                    entry[key] = plain(elem.value, keep_phi, depth + 1)
+            items.append(entry)
+        return items
+    if name == "MultiValue" or isinstance(value, (list, tuple)):
+        return [plain(v, keep_phi, depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) or name == "IS":
+        return int(value)
+    if isinstance(value, float) or name in ("DSfloat", "DSdecimal"):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    return str(value)
+
+
+def _cell_text(value: Any, keep_phi: bool) -> str | None:
+    v = plain(value, keep_phi)
+    if v is None:
+        return None
+    if isinstance(v, (list, dict)):
+        text = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    else:
+        text = str(v)
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 12] + "...<cut>"
+    return text
+
+
+# --- the columns -----------------------------------------------------------------------------
+
+
+def _ipp(i: int) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        return _num(_top_or_functional(ds, "ImagePositionPatient", "PlanePositionSequence"), i)
+    return get
+
+
+def _iop(ds: Any) -> list[float] | None:
+    value = _top_or_functional(ds, "ImageOrientationPatient", "PlaneOrientationSequence")
+    try:
+        out = [float(v) for v in value] if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return out if out is not None and len(out) == 6 and all(math.isfinite(v) for v in out) else None
+
+
+def _plane(ds: Any, ctx: dict[str, Any]) -> str | None:
+    iop = _iop(ds)
+    if iop is None:
+        return None
+    import numpy as np
+
+    from .volume import OBLIQUE_TOLERANCE_DEG, closest_plane
+
+    normal = np.cross(iop[:3], iop[3:])
+    if not np.linalg.norm(normal) > 0:
+        return None
+    plane, angle = closest_plane(normal)
+    return plane if angle <= OBLIQUE_TOLERANCE_DEG else f"{plane} oblique"
+
+
+def _spacing(i: int) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        return _num(_top_or_functional(ds, "PixelSpacing", "PixelMeasuresSequence"), i)
+    return get
+
+
+def _rescale(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        return _num(_top_or_functional(ds, keyword, "PixelValueTransformationSequence"))
+    return get
+
+
+def _window(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        value = _functional(ds, "FrameVOILUTSequence", keyword)
+        if value is None:
+            value = _get(ds, keyword)
+        return _num(value) if keyword != "VOILUTFunction" else _text(value)
+    return get
+
+
+def _kw(keyword: str, kind: str = "str") -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        value = _get(ds, keyword)
+        if kind == "int":
+            return _int(value)
+        if kind == "float":
+            return _num(value)
+        return _text(value)
+    return get
+
+
+def _meta(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        meta = getattr(ds, "file_meta", None)
+        return _text(meta.get(keyword)) if meta is not None else None
+    return get
+
+
+def _sop_class_uid(ds: Any, ctx: dict[str, Any]) -> str | None:
+    return _text(_get(ds, "SOPClassUID")) or _meta("MediaStorageSOPClassUID")(ds, ctx)
+
+
+def _sop_class_name(ds: Any, ctx: dict[str, Any]) -> str | None:
+    uid = _sop_class_uid(ds, ctx)
+    if not uid:
+        return None
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return name if name != uid else None
+
+
+def _syntax_name(ds: Any, ctx: dict[str, Any]) -> str | None:
+    uid = _meta("TransferSyntaxUID")(ds, ctx)
+    if not uid:
+        return None
+    from pydicom.uid import UID
+
+    return UID(uid).name
+
+
+def _thickness(ds: Any, ctx: dict[str, Any]) -> float | None:
+    return _num(_top_or_functional(ds, "SliceThickness", "PixelMeasuresSequence"))
+
+
+def _key(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        return uid_key(_get(ds, keyword))
+    return get
+
+
+def _frames(ds: Any, ctx: dict[str, Any]) -> int | None:
+    if not ctx.get("pixel_tag"):
+        return None
+    return _int(_get(ds, "NumberOfFrames")) or 1
+
+
+def _ctx(name: str) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        return ctx.get(name)
+    return get
+
+
+def default_columns() -> list[Column]:
+    """The columns every index has (no identity: UIDs appear as SHA-256 keys)."""
+    c = Column
+    return [
+        c("path", "str", _ctx("path")),
+        c("file_size", "int", _ctx("file_size")),
+        c("sop_class", "str", _sop_class_name),
+        c("sop_class_uid", "str", _sop_class_uid),
+        c("modality", "str", _kw("Modality")),
+        c("study_key", "str", _key("StudyInstanceUID")),
+        c("series_key", "str", _key("SeriesInstanceUID")),
+        c("instance_key", "str", _key("SOPInstanceUID")),
+        c("frame_of_reference_key", "str", _key("FrameOfReferenceUID")),
+        c("study_description", "str", _kw("StudyDescription")),
+        c("series_number", "int", _kw("SeriesNumber", "int")),
+        c("series_description", "str", _kw("SeriesDescription")),
+        c("protocol_name", "str", _kw("ProtocolName")),
+        c("instance_number", "int", _kw("InstanceNumber", "int")),
+        c("acquisition_number", "int", _kw("AcquisitionNumber", "int")),
+        c("image_type", "str", _kw("ImageType")),
+        c("body_part", "str", _kw("BodyPartExamined")),
+        c("manufacturer", "str", _kw("Manufacturer")),
+        c("model", "str", _kw("ManufacturerModelName")),
+        c("has_pixels", "int", lambda ds, ctx: 1 if ctx.get("pixel_tag") else 0),
+        c("rows", "int", _kw("Rows", "int")),
+        c("columns", "int", _kw("Columns", "int")),
+        c("frames", "int", _frames),
+        c("samples_per_pixel", "int", _kw("SamplesPerPixel", "int")),
+        c("photometric", "str", _kw("PhotometricInterpretation")),
+        c("bits_allocated", "int", _kw("BitsAllocated", "int")),
+        c("bits_stored", "int", _kw("BitsStored", "int")),
+        c("pixel_representation", "int", _kw("PixelRepresentation", "int")),
+        c("pixel_spacing_row", "float", _spacing(0)),
+        c("pixel_spacing_col", "float", _spacing(1)),
+        c("slice_thickness", "float", _thickness),
+        c("spacing_between_slices", "float", _kw("SpacingBetweenSlices", "float")),
+        c("ipp_x", "float", _ipp(0)),
+        c("ipp_y", "float", _ipp(1)),
+        c("ipp_z", "float", _ipp(2)),
+        c("iop", "str", lambda ds, ctx: json.dumps(_iop(ds)) if _iop(ds) else None),
+        c("plane", "str", _plane),
+        c("transfer_syntax", "str", _meta("TransferSyntaxUID")),
+        c("transfer_syntax_name", "str", _syntax_name),
+        c("rescale_slope", "float", _rescale("RescaleSlope")),
+        c("rescale_intercept", "float", _rescale("RescaleIntercept")),
+        c("rescale_type", "str", _kw("RescaleType")),
+        c("window_center", "float", _window("WindowCenter")),
+        c("window_width", "float", _window("WindowWidth")),
+        c("voi_lut_function", "str", _window("VOILUTFunction")),
+    ]
+
+
+def phi_columns() -> list[Column]:
+    """Identity columns, added only with ``keep_phi``."""
+    c = Column
+    return [
+        c("patient_name", "str", _kw("PatientName")),
+        c("patient_id", "str", _kw("PatientID")),
+        c("patient_birth_date", "str", _kw("PatientBirthDate")),
+        c("patient_sex", "str", _kw("PatientSex")),
+        c("patient_age", "str", _kw("PatientAge")),
+        c("study_date", "str", _kw("StudyDate")),
+        c("study_time", "str", _kw("StudyTime")),
+        c("series_date", "str", _kw("SeriesDate")),
+        c("accession_number", "str", _kw("AccessionNumber")),
+        c("study_id", "str", _kw("StudyID")),
+        c("institution_name", "str", _kw("InstitutionName")),
+        c("referring_physician", "str", _kw("ReferringPhysicianName")),
+        c("study_instance_uid", "str", _kw("StudyInstanceUID")),
+        c("series_instance_uid", "str", _kw("SeriesInstanceUID")),
+        c("sop_instance_uid", "str", _kw("SOPInstanceUID")),
+        c("frame_of_reference_uid", "str", _kw("FrameOfReferenceUID")),
+    ]
+
+
+_NUMERIC_VR = {"DS": "float", "FL": "float", "FD": "float", "IS": "int", "US": "int", "SS": "int",
+               "UL": "int", "SL": "int", "SV": "int", "UV": "int"}
+
+
+def _parse_field(text: str) -> tuple[str, int, str, str]:
+    """``KVP`` or ``0018,0060`` / ``(0018,0060)`` / ``00180060`` to (column name, tag, keyword, VR)."""
+    from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+
+    raw = text.strip()
+    tag = tag_for_keyword(raw)
+    if tag is None:
+        hexes = raw.strip("()").replace(",", "").replace(" ", "")
+        if len(hexes) == 8:
+            try:
+                tag = int(hexes, 16)
+            except ValueError:
+                tag = None
+        if tag is None:
+            import difflib
+
+            from pydicom.datadict import DicomDictionary
+
+            keywords = [entry[4] for entry in DicomDictionary.values()]
+            close = difflib.get_close_matches(raw, keywords, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise UsageError(f"--fields: {raw!r} is not a DICOM keyword or tag{hint}")
+        keyword = keyword_for_tag(tag) or ""
+        name = keyword or f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
+    else:
+        keyword, name = raw, raw
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        vr = "UN"
+    return name, tag, keyword, vr
+
+
+def _field_getter(tag: int, vm_one_numeric: str | None, keep_phi: bool) -> Callable[[Any, dict[str, Any]], Any]:
+    def get(ds: Any, ctx: dict[str, Any]) -> Any:
+        elem = _find_element(ds, tag)
+        if elem is None:
+            return None
+        try:
+            value = elem.value
+        except Exception:  # noqa: BLE001
+            return None
+        if vm_one_numeric == "int":
+            return _int(value)
+        if vm_one_numeric == "float":
+            return _num(value)
+        return _cell_text(value, keep_phi)
+    return get
+
+
+def _find_element(ds: Any, tag: int) -> Any:
+    """The element at top level, else in the first frame's (or the shared) functional groups."""
+    try:
+        if tag in ds:
+            return ds[tag]
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and tag >> 16 == 0x0002 and tag in meta:
+            return meta[tag]
+        for group_kw in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+            groups = ds.get(group_kw)
+            if not groups:
+                continue
+            for seq_elem in groups[0]:
+                if seq_elem.VR == "SQ" and seq_elem.value and tag in seq_elem.value[0]:
+                    return seq_elem.value[0][tag]
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
+    """Columns for ``--fields`` (keywords or tags); identity keywords need ``keep_phi``.
+
+    Numeric single-valued elements (DS, IS, FL, US...) give numeric columns; anything else is text:
+    multi-valued as ``a\\b``, sequences as JSON (a list of {keyword: value} items, identity
+    values hidden without ``keep_phi``), binary values as ``<N bytes>``.
+    """
+    from pydicom.datadict import dictionary_VM
+
+    columns = []
+    refused = []
+    for text in fields:
+        if not text.strip():
+            continue
+        name, tag, keyword, vr = _parse_field(text)
+        if keyword in IDENTITY_KEYWORDS and not keep_phi:
+            refused.append(keyword)
+            continue
+        if tag in PIXEL_TAGS:
+            raise UsageError("--fields: pixel data is never read by `volume index`")
+        try:
+            vm = dictionary_VM(tag)
+        except KeyError:
+            vm = ""
+        kind = _NUMERIC_VR.get(vr) if vm == "1" else None
+        columns.append(Column(name, kind or "str", _field_getter(tag, kind, keep_phi)))
+    if refused:
+        raise UsageError(
+            f"--fields: {', '.join(refused)} identif{'ies' if len(refused) == 1 else 'y'} patients or "
+            "studies; add --keep-phi to include identity columns"
+        )
+    return columns
+
+
+def build_columns(fields: Sequence[str] = (), keep_phi: bool = False) -> list[Column]:
+    """Default columns, identity columns with ``keep_phi``, then ``fields`` (duplicates dropped)."""
+    columns = default_columns() + (phi_columns() if keep_phi else [])
+    names = {c.name for c in columns}
+    for col in field_columns(fields, keep_phi):
+        if col.name not in names:
+            columns.append(col)
+            names.add(col.name)
+    return columns
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What a worker needs to rebuild the columns (columns hold closures, specs pickle)."""
+
+    root: str
+    fields: tuple[str, ...] = ()
+    keep_phi: bool = False
+
+
+def read_header(path: str) -> tuple[Any, int | None]:
+    """The dataset up to (not including) the pixel data, and the pixel data tag if there is one.
+
+    The parser stops when it meets a pixel data tag: the value is neither read nor scanned
+    (encapsulated data included). Raises for files that are not DICOM.
+    """
+    from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
+
+    found: list[int] = []
+
+    def stop(tag: Any, vr: Any, length: int) -> bool:
+        if int(tag) in PIXEL_TAGS:
+            found.append(int(tag))
+            return True
+        return False
+
+    with open(path, "rb") as fp:
+        try:
+            ds = read_partial(fp, stop_when=stop)
+        except InvalidDicomError:
+            fp.seek(0)
+            head = fp.read(8)
+            if not (len(head) == 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"):
+                raise
+            fp.seek(0)
+            found.clear()
+            ds = read_partial(fp, stop_when=stop, force=True)
+        # Parse every element now, while the file is open and warnings are silenced.
+        for _ in ds.iterall():
+            pass
+    return ds, (found[0] if found else None)
+
+
+def index_file(path: str, spec: IndexSpec) -> tuple[tuple[Any, ...] | None, str]:
+    """One row (values in column order) for a file, or ``(None, reason)`` when it is skipped."""
+    columns = _columns_for(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            return None, "unreadable"
+        if size == 0:
+            return None, "empty"
+        try:
+            ds, pixel_tag = read_header(path)
+        except PermissionError:
+            return None, "unreadable"
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
+            from pydicom.errors import InvalidDicomError
+
+            return None, "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
+        if "DirectoryRecordSequence" in ds:
+            return None, "DICOMDIR index"
+        rel = os.path.relpath(path, spec.root) if spec.root else os.path.basename(path)
+        ctx = {"path": Path(rel).as_posix(), "file_size": size, "pixel_tag": pixel_tag}
+        row = []
+        for col in columns:
+            try:
+                value = col.get(ds, ctx)
+            except Exception:  # noqa: BLE001 - a malformed value leaves an empty cell
+                value = None
+            row.append(_coerce(value, col.kind))
+        return tuple(row), ""
+
+
+_COLUMN_CACHE: dict[IndexSpec, list[Column]] = {}
+
+
+def _columns_for(spec: IndexSpec) -> list[Column]:
+    cols = _COLUMN_CACHE.get(spec)
+    if cols is None:
+        cols = _COLUMN_CACHE[spec] = build_columns(spec.fields, spec.keep_phi)
+    return cols
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    if kind == "float":
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            return None
+        return f if math.isfinite(f) else None
+    text = str(value)
+    return text[:MAX_TEXT]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+class CsvSink:
+    """Rows to CSV as they come (UTF-8, a header line, empty cells for missing values)."""
+
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
+        import csv
+
+        self._fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._writer = csv.writer(self._fh)
+        self._writer.writerow([c.name for c in columns])
+
+    def write(self, row: Sequence[Any]) -> None:
+        self._writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class ParquetSink:
+    """Rows to Parquet in record batches of :data:`PARQUET_BATCH_ROWS` (typed columns)."""
+
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+        self._pa = pa
+        self._schema = pa.schema([(c.name, types[c.kind]) for c in columns])
+        self._writer = pq.ParquetWriter(str(path), self._schema, compression="zstd")
+        self._rows: list[Sequence[Any]] = []
+
+    def write(self, row: Sequence[Any]) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= PARQUET_BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        cols = list(zip(*self._rows, strict=True))
+        arrays = [self._pa.array(list(col), type=f.type) for col, f in zip(cols, self._schema, strict=True)]
+        self._writer.write_batch(self._pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._rows = []
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def table_format(path: str | os.PathLike[str]) -> str:
+    """``csv`` or ``parquet`` from the output's extension (UsageError for anything else)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise UsageError("Parquet output needs pyarrow (pip install pyarrow); or write .csv") from None
+        return "parquet"
+    raise UsageError(f"{path}: the index is written as .csv or .parquet; choose one of those extensions")
+
+
+@dataclass
+class IndexSummary:
+    """What an index run did."""
+
+    path: Path
+    rows: int = 0
+    files: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    columns: list[str] = field(default_factory=list)
+
+
+def iter_input_files(source: str | os.PathLike[str]) -> Iterator[str]:
+    """Every regular file under ``source`` (or ``source`` itself), sorted, walked lazily."""
+    src = os.fspath(source)
+    if os.path.isfile(src):
+        yield src
+        return
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            yield os.path.join(root, name)
+
+
+def write_index(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    fields: Sequence[str] = (),
+    keep_phi: bool = False,
+    workers: int | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+    files: Iterable[str] | None = None,
+) -> IndexSummary:
+    """Index every file under ``source`` into ``out`` (.csv or .parquet), headers only.
+
+    Parameters
+    ----------
+    source
+        A folder (searched recursively) or one file. ``path`` cells are relative to it.
+    out
+        The table; written atomically, kept unless ``force``.
+    fields
+        Extra columns by keyword or tag (see :func:`field_columns`).
+    keep_phi
+        Add identity columns and allow identity ``fields``.
+    workers
+        Processes reading headers (default all cores; 1 reads in this process).
+    progress
+        Called with 1 per file read.
+    files
+        The files to read (default: every file under ``source``).
+    """
+    from .batch import ordered_map
+    from .io.atomic import atomic_output
+
+    fmt = table_format(out)
+    columns = build_columns(fields, keep_phi)  # validates fields before any work
+    src = Path(source)
+    root = os.fspath(src) if src.is_dir() else os.fspath(src.parent)
+    spec = IndexSpec(root=root, fields=tuple(fields), keep_phi=keep_phi)
+    summary = IndexSummary(Path(out), columns=[c.name for c in columns])
+    out_abs = os.path.abspath(out)
+    todo = [f for f in (files if files is not None else iter_input_files(source)) if os.path.abspath(f) != out_abs]
+    if len(todo) < PARALLEL_MIN_FILES:
+        workers = 1
+    with atomic_output(out, force=force) as tmp:
+        sink = CsvSink(tmp, columns) if fmt == "csv" else ParquetSink(tmp, columns)
+        try:
+            for row, reason in ordered_map(partial(index_file, spec=spec), todo, workers=workers, chunk=CHUNK_FILES):
+                summary.files += 1
+                if row is None:
+                    summary.skipped[reason] += 1
+                else:
+                    sink.write(row)
+                    summary.rows += 1
+                if progress is not None:
+                    progress(1)
+        finally:
+            sink.close()
+    return summary
