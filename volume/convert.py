@@ -47,7 +47,8 @@ CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"
 LOCALIZER_SUFFIX = "localizer"
 """Appended to the names of localizer stacks whose description does not say so already."""
 
-_LOCALIZER_WORDS = re.compile(r"loc|scout|survey|topo|surview|plan", re.IGNORECASE)
+_LOCALIZER_WORDS = re.compile(r"(?<![a-z])(loc|scout|survey|topogram|surview)", re.IGNORECASE)
+"""Descriptions that already say "localizer" (``Loc (Right)``, ``3pl_loc``, ``Scout``, ``Topogram``)."""
 
 
 @dataclass(frozen=True)
