@@ -288,6 +288,27 @@ def volume_picture(vol, plane: str, *, axis: int | None = None, index: int = 0, 
     return square_pixels(image, row_mm, col_mm, pixel_mm=pixel_mm)
 
 
+def display_picture(vol, plane: str, window, *, axis: int | None = None, index: int = 0, frame: int = 0, invert: bool = False,
+                    pixel_mm: float | None = None) -> tuple[np.ndarray, float]:
+    """A windowed uint8 display picture of slice ``index`` along ``axis`` (e.g. a projection's slab).
+
+    Orients (:func:`volume_picture`), resamples to square pixels in float32 (so grey levels are
+    interpolated before windowing), then applies ``window`` (:class:`volume.ops.window.Window`).
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        uint8 (H, W) picture and its pixel size in mm.
+    """
+    from .ops.window import apply_window
+
+    if vol.rgb:
+        raise ValueError("display_picture windows grey volumes; RGB volumes are pictures already")
+    image, (row_mm, col_mm) = volume_picture(vol, plane, axis=axis, index=index, frame=frame, square=False)
+    image, p = square_pixels(np.asarray(image, dtype=np.float32), row_mm, col_mm, pixel_mm=pixel_mm)
+    return apply_window(image, window, invert=invert), p
+
+
 def display_volume(vol, plane: str, *, axis: int | None = None):
     """Relabel a Volume's axes so axis 0 crosses the plane, rows run "down" and columns "right".
 
@@ -344,6 +365,7 @@ __all__ = [
     "MAX_PICTURE_PIXELS",
     "direction_letter",
     "display_grid",
+    "display_picture",
     "display_transform",
     "display_volume",
     "edge_labels",

@@ -137,6 +137,10 @@ def scale_bar_length_mm(width_px: int, mm_per_px: float) -> float | None:
     return float(fitting[-1]) if fitting else None
 
 
+def _font_px(h: int, w: int) -> int:
+    return max(MIN_FONT_PX, int(round(min(h, w) * LABEL_FONT_FRACTION)))
+
+
 def _font(size: int) -> Any:
     from PIL import ImageFont
 
@@ -153,6 +157,7 @@ def annotate(
     scale_bar_mm_per_px: float | None = None,
     cmap: str | None = None,
     title: str | None = None,
+    font_px: int | None = None,
 ) -> Any:
     """Return a ``PIL.Image`` of ``image`` with colour map, letters, scale bar and title drawn.
 
@@ -168,6 +173,8 @@ def annotate(
         Colour map name for a grey picture (see :data:`COLORMAPS`).
     title
         Short text at the top left (e.g. the plane on a sheet).
+    font_px
+        Letter height; default from the picture's size (:data:`LABEL_FONT_FRACTION`).
     """
     from PIL import Image, ImageDraw
 
@@ -189,7 +196,7 @@ def annotate(
         ink, outline = 255, 0
     if min(h, w) < MIN_LABEL_SIDE or not (labels or scale_bar_mm_per_px or title):
         return pil
-    size = max(MIN_FONT_PX, int(round(min(h, w) * LABEL_FONT_FRACTION)))
+    size = font_px or _font_px(h, w)
     font = _font(size)
     margin = max(2, int(round(size * LABEL_MARGIN_FRACTION)))
     stroke = max(1, size // 10)
@@ -221,7 +228,7 @@ def annotate(
             thick = max(2, size // 6)
             draw.rectangle((x0 - stroke, y - thick - stroke, x1 + stroke, y + stroke), fill=outline)
             draw.rectangle((x0, y - thick, x1, y), fill=ink)
-            text(((x0 + x1) / 2, y - thick - stroke - 1), f"{length_mm:g} mm", "mb")
+            text(((x0 + x1) / 2, y - thick - 2 * stroke - max(2, size // 5)), f"{length_mm:g} mm", "ms")
     if title:
         text((margin, margin), title, "lt")
     return pil
@@ -312,13 +319,16 @@ def write_sheet(
     _format(path)
     if not pictures:
         raise ValueError("a sheet needs at least one picture")
+    pics = [p if isinstance(p, Picture) else Picture(np.asarray(p)) for p in pictures]
+    # one letter size for the whole sheet, from its smallest picture
+    font_px = min(_font_px(*np.asarray(p.image).shape[:2]) for p in pics)
     panels = []
-    for p in pictures:
-        pic = p if isinstance(p, Picture) else Picture(np.asarray(p))
+    for pic in pics:
         img = _check_image(pic.image)
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
-        panels.append(annotate(img, labels=pic.labels, scale_bar_mm_per_px=pic.mm_per_px, cmap=cmap, title=pic.title))
+        panels.append(annotate(img, labels=pic.labels, scale_bar_mm_per_px=pic.mm_per_px, cmap=cmap, title=pic.title,
+                               font_px=font_px))
     mode = "RGB" if any(pn.mode == "RGB" for pn in panels) else "L"
     width = sum(pn.width for pn in panels) + gap_px * (len(panels) - 1)
     height = max(pn.height for pn in panels)

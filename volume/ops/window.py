@@ -168,13 +168,15 @@ def choose_window(
     """The display window by precedence: explicit (text or preset name) > the series' DICOM window > auto.
 
     Returns ``(window, source)`` with ``source`` one of ``"explicit"``, ``"dicom"``, ``"auto"``.
-    ``window="auto"`` skips the DICOM window. Raises ValueError for unparsable text.
+    ``window="auto"`` skips the DICOM window; ``window="dicom"`` is the default order said aloud
+    (the DICOM window, else auto). Raises ValueError for unparsable text.
     """
     if isinstance(window, Window):
         return window, "explicit"
-    if window is not None and window.strip().lower() != "auto":
-        return parse_window(window), "explicit"
-    if window is None:
+    key = None if window is None else window.strip().lower()
+    if key is not None and key not in ("auto", "dicom"):
+        return parse_window(window), "explicit"  # type: ignore[arg-type]
+    if key in (None, "dicom"):
         found = header_window(acquisition)
         if found is not None:
             return found, "dicom"

@@ -1,0 +1,349 @@
+"""``volume mip``: maximum / minimum / mean intensity projections as pictures, NIfTI or DICOM."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
+from .app import app, err, progress_bar, warn
+
+if TYPE_CHECKING:
+    from ..volume import Volume
+
+
+class Plane(str, Enum):
+    """Anatomical planes."""
+
+    axial = "axial"
+    coronal = "coronal"
+    sagittal = "sagittal"
+
+
+class Mode(str, Enum):
+    """Projection modes."""
+
+    max = "max"
+    min = "min"
+    mean = "mean"
+
+
+MODE_TAGS = {"max": "mip", "min": "minip", "mean": "meanip"}
+"""File-name tag of each mode: ``<series>_mip_coronal.png``, ``_minip_``, ``_meanip_``."""
+
+OBLIQUE_WARN_DEG = 10.0
+"""Warn when the projected volume axis is further than this from the plane's normal (and no --resample)."""
+
+PROJECTABLE_KINDS = ("volume", "4D")
+"""Stack kinds projected when no --series is given (localizers and 2D sets are skipped)."""
+
+HEADER_WINDOW_MODALITIES = ("CT",)
+"""Modalities whose DICOM window is used by default: Hounsfield units mean the same in a projection.
+MR/PET windows are set for single slices and saturate a MIP, so those get the percentile window
+unless ``--window dicom``."""
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DICOM_SUFFIXES = (".dcm",)
+
+
+@dataclass
+class Target:
+    """Where the output goes: a ``kind`` (picture, nifti, dicom, folder) and a path (None: cwd)."""
+
+    kind: str
+    path: Path | None
+
+    @property
+    def single(self) -> bool:
+        return self.kind != "folder"
+
+
+@dataclass
+class Outcome:
+    written: list[Path] = field(default_factory=list)
+    failures: list[VolumeError] = field(default_factory=list)
+
+
+def _target(out: Path | None) -> Target:
+    if out is None:
+        return Target("folder", None)
+    name = out.name.lower()
+    if name.endswith(PICTURE_SUFFIXES):
+        return Target("picture", out)
+    if name.endswith(NIFTI_SUFFIXES):
+        return Target("nifti", out)
+    if name.endswith(DICOM_SUFFIXES):
+        return Target("dicom", out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(
+            f"{out}: exists and is not a folder; -o takes a .png/.jpg, .nii/.nii.gz or .dcm file, or a folder"
+        )
+    return Target("folder", out)
+
+
+def _planes(plane: Plane, planes: str | None) -> list[str]:
+    if planes is None:
+        return [plane.value]
+    text = planes.strip().lower()
+    if text == "all":
+        return ["axial", "coronal", "sagittal"]
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in chosen if p not in Plane.__members__]
+    if bad or not chosen:
+        raise UsageError(f"--planes takes 'all' or a comma list of axial, coronal, sagittal; got {planes!r}")
+    return list(dict.fromkeys(chosen))
+
+
+def _stacks(found: Any, series: str | None) -> list[Any]:
+    """The stacks to project: the --series choice, else every volume/4D stack (others skipped with a warning)."""
+    where = ", ".join(found.paths)
+    if not found.stacks:
+        skipped = f" ({found.skipped})" if found.skipped else ""
+        raise NoDicomError(f"{where}: no DICOM images found{skipped}")
+    if series is not None:
+        chosen = found.select(series)
+        if not chosen:
+            ids = ", ".join(s.id for s in found.stacks[:12])
+            raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
+    else:
+        chosen = []
+        for st in found.stacks:
+            if st.kind in PROJECTABLE_KINDS:
+                chosen.append(st)
+            else:
+                warn(f"series {st.id}: skipped, a {st.kind} is not a volume (choose it with --series {st.id} to project it anyway)")
+        if not chosen:
+            ids = ", ".join(s.id for s in found.stacks[:12])
+            raise NotAVolumeError(f"{where}: no volume to project among {len(found.stacks)} stacks; choose one with --series: {ids}")
+    usable = []
+    for st in chosen:
+        if st.problem:
+            warn(f"series {st.id}: skipped, cannot load: {st.problem}")
+        else:
+            usable.append(st)
+    if not usable:
+        raise NotAVolumeError(f"{where}: none of the selected stacks can be loaded (see the warnings above)")
+    return usable
+
+
+def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step: float | None,
+             resample: bool, allow_gaps: bool) -> dict[str, Volume]:
+    """Projections of one stack per plane (streamed from disk when one plane and no resampling)."""
+    from ..dicom import load
+    from ..ops.projection import can_stream, project, project_stack
+
+    total = stack.n_slices * stack.n_frames * (1 if len(planes) == 1 else 2)
+    with progress_bar(f"projecting {stack.id}", total) as advance:
+        if len(planes) == 1 and not resample and can_stream(stack):
+            return {planes[0]: project_stack(stack, planes[0], mode, slab, step, progress=advance)}
+        vol = load(stack, allow_gaps=allow_gaps, progress=advance)
+        return {p: project(vol, p, mode, slab, step, resample) for p in planes}
+
+
+def _window_text(window_text: str | None, meta: Any) -> str | None:
+    """The user's window, else 'dicom' for CT (header window first) and 'auto' for other modalities."""
+    if window_text is not None:
+        return window_text
+    return None if str(meta.get("modality") or "").upper() in HEADER_WINDOW_MODALITIES else "auto"
+
+
+def _values(projs: dict[str, Volume]) -> Any:
+    import numpy as np
+
+    return np.concatenate([np.asarray(v.frame(0).array if v.is_4d else v.array, dtype=np.float32).ravel()
+                           for v in projs.values()])
+
+
+def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, window_text: str | None,
+                    cmap: str | None, labels: bool, force: bool) -> list[Path]:
+    from ..display import display_picture, edge_labels
+    from ..io.image import Picture, write_picture, write_sheet
+    from ..ops.window import choose_window
+
+    first = next(iter(projs.values()))
+    meta = first.meta
+    try:
+        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
+    if first.is_4d:
+        warn(f"series {meta.get('stack_id', '')}: 4D, the picture shows frame 1 of {first.n_frames}; "
+             "-o NAME.nii.gz keeps every frame")
+    folder = target.path if target.kind == "folder" and target.path is not None else Path()
+    tag = base
+    if len(projs) > 1:  # a sheet of planes
+        pixel_mm = min(min(v.spacing[a] for a in range(3) if a != v.meta["projection"]["axis"]) for v in projs.values())
+        pictures = []
+        for plane, proj in projs.items():
+            img, p = display_picture(proj, plane, window, axis=proj.meta["projection"]["axis"], invert=invert,
+                                     pixel_mm=pixel_mm)
+            pictures.append(Picture(img, edge_labels(plane) if labels else None, p if labels else None,
+                                    plane if labels else None))
+        path = target.path if target.kind == "picture" else folder / f"{tag}_sheet.png"
+        return [write_sheet(path, pictures, force=force, cmap=cmap)]
+    plane, proj = next(iter(projs.items()))
+    axis = proj.meta["projection"]["axis"]
+    count = proj.shape[axis]
+    letters = edge_labels(plane) if labels else None
+    if count == 1 and proj.meta["projection"]["step_mm"] is None:
+        img, p = display_picture(proj, plane, window, axis=axis, invert=invert)
+        path = target.path if target.kind == "picture" else folder / f"{tag}.png"
+        return [write_picture(path, img, force=force, labels=letters, scale_bar_mm_per_px=p if labels else None, cmap=cmap)]
+    # slabs: one picture each, in a folder
+    if target.kind == "picture":
+        raise UsageError(f"{target.path}: --slab makes one picture per slab; give a folder (-o slabs/) or a .nii.gz")
+    slab_folder = folder if target.path is not None else folder / tag
+    width = max(3, len(str(count)))
+    written = []
+    for j in range(count):
+        img, p = display_picture(proj, plane, window, axis=axis, index=j, invert=invert)
+        written.append(write_picture(slab_folder / f"{tag}_{j + 1:0{width}d}.png", img, force=force, labels=letters,
+                                     scale_bar_mm_per_px=p if labels else None, cmap=cmap))
+    return written
+
+
+def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_text: str | None,
+                force: bool) -> list[Path]:
+    if len(projs) > 1:
+        raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
+    plane, proj = next(iter(projs.items()))
+    assert target.path is not None
+    if target.kind == "nifti":
+        from ..io.nifti import write_nifti
+
+        return [write_nifti(proj, target.path, force=force)]
+    try:
+        from ..io.dicom_out import write_dicom_series
+    except ImportError:  # pragma: no cover - DICOM output not available in this build
+        raise UsageError("DICOM output is not available; write .nii.gz or .png instead") from None
+    from ..display import display_volume
+    from ..ops.window import choose_window
+
+    info = proj.meta["projection"]
+    if proj.is_4d or proj.shape[info["axis"]] > 1:
+        raise UsageError(f"{target.path}: a .dcm file holds one projection; for slabs or 4D use .nii.gz (or a folder of PNGs)")
+    try:
+        window, _ = choose_window(_values(projs), window=_window_text(window_text, proj.meta),
+                                  acquisition=proj.meta.get("acquisition"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    desc = " ".join(x for x in (str(proj.meta.get("series_description") or ""), MODE_TAGS[mode].upper(), plane) if x)
+    files = write_dicom_series(
+        display_volume(proj, plane, axis=info["axis"]), target.path, force=force, description=desc[:64],
+        derived_from=f"{mode} intensity projection, {plane}, {info['slab_mm']:g} mm slab",
+        image_type=("MIP" if mode == "max" else "MINIP" if mode == "min" else "AVERAGE",),
+        slice_thickness=float(info["slab_mm"]), window=(window.center, window.width),
+    )
+    return [Path(f) for f in files]
+
+
+@app.command("mip")
+def mip_command(
+    path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file.")],
+    plane: Annotated[Plane, typer.Option("--plane", "-p", help="Anatomical plane of the picture: the projection looks along its normal.")] = Plane.coronal,
+    planes: Annotated[str | None, typer.Option("--planes", help="'all' (axial, coronal, sagittal side by side on one sheet) or a comma list.")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", "-m", help="max (MIP), min (MinIP) or mean intensity.")] = Mode.max,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="A .png/.jpg picture, .nii/.nii.gz data, a .dcm image, or a folder. Default: <series>_mip_<plane>.png here.")] = None,
+    slab: Annotated[float | None, typer.Option("--slab", help="Thick slabs of this many mm (one projection per slab).")] = None,
+    step: Annotated[float | None, typer.Option("--step", help="Distance in mm between slab starts (default: --slab; smaller overlaps).")] = None,
+    window: Annotated[str | None, typer.Option("--window", "-w", help="Display window CENTER,WIDTH (e.g. 40,400), a preset name, 'dicom' (the series' own window) or 'auto' (percentiles). Default: dicom for CT, auto otherwise.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
+    cmap: Annotated[str | None, typer.Option("--cmap", help="Colour map: gray, hot, bone, viridis, inferno, jet.")] = None,
+    series: Annotated[str | None, typer.Option("--series", "-s", help="Only this series: a stack id (`volume ls`), series number, UID or description.")] = None,
+    resample: Annotated[bool, typer.Option("--resample", help="Reslice onto the patient-aligned grid first (exact planes for oblique series).")] = False,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on pictures.")] = True,
+    allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Project every volume under PATH along an anatomical plane (MIP, MinIP, mean; whole or slabs).
+
+    Pictures follow radiology conventions (axial: anterior up, patient's left on the right;
+    coronal: superior up, left on the right; sagittal: superior up, anterior on the left) with
+    square pixels in mm. Windowing: --window/--preset, else the series' DICOM window for CT, else
+    a robust percentile window of the projection (MR windows are set for single slices and
+    saturate a MIP; --window dicom uses them anyway); MONOCHROME1 is inverted. NIfTI output has one voxel along the projected
+    axis at the slab centre, so it overlays the source. Prints each written file.
+    """
+    from ..dicom import scan
+    from ..io.names import safe_name, unique_names
+    from ..ops.window import PRESETS, parse_window
+
+    if window is not None and preset is not None:
+        raise UsageError("give either --window or --preset, not both")
+    if preset is not None:
+        key = preset.strip().lower().replace("_", "-")
+        if key not in PRESETS:
+            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        window = key
+    elif window is not None and window.strip().lower() not in ("auto", "dicom"):
+        try:
+            parse_window(window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if cmap is not None:
+        from ..io.image import colormap_lut
+
+        try:
+            colormap_lut(cmap)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if step is not None and slab is None:
+        raise UsageError("--step needs --slab (the slab thickness in mm)")
+    for name, value in (("--slab", slab), ("--step", step)):
+        if value is not None and not value > 0:
+            raise UsageError(f"{name} must be a positive number of mm, got {value}")
+    chosen_planes = _planes(plane, planes)
+    if len(chosen_planes) > 1 and slab is not None:
+        raise UsageError("--slab works on one plane at a time; drop --planes or --slab")
+    target = _target(out)
+    if target.kind in ("nifti", "dicom") and len(chosen_planes) > 1:
+        raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+
+    with progress_bar("reading headers", None) as advance:
+        found = scan(path, progress=advance)
+    if found.skipped:
+        warn(found.skipped)
+    stacks = _stacks(found, series)
+    if target.single and len(stacks) > 1:
+        ids = ", ".join(s.id for s in stacks[:12])
+        raise UsageError(f"{len(stacks)} series found and -o {target.path} holds one: give a folder (-o OUT/) or choose with --series ({ids})")
+    tag = MODE_TAGS[mode.value]
+    suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
+    bases = unique_names([f"{safe_name(st.name)}_{tag}" + ("" if suffix == "sheet" else f"_{suffix}") for st in stacks])
+    outcome = Outcome()
+    for stack, base in zip(stacks, bases, strict=True):
+        try:
+            projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps)
+            for p, proj in projs.items():
+                angle = proj.meta["projection"]["angle_deg"]
+                if angle > OBLIQUE_WARN_DEG and not resample:
+                    warn(f"series {stack.id}: oblique by {angle:.1f}° to the {p} plane; projected along the nearest "
+                         "volume axis (--resample projects along the patient axis)")
+            if target.kind in ("picture", "folder"):
+                files = _write_pictures(projs, base, target, window_text=window, cmap=cmap, labels=labels,
+                                        force=force)
+            else:
+                files = _write_data(projs, target, mode=mode.value, window_text=window, force=force)
+        except VolumeError as exc:
+            if len(stacks) == 1:
+                raise
+            err(f"series {stack.id}: {exc}")
+            outcome.failures.append(exc)
+            continue
+        for f in files:
+            sys.stdout.write(f"{f}\n")
+        sys.stdout.flush()
+        outcome.written.extend(files)
+    if outcome.failures:
+        if not outcome.written and len({type(e) for e in outcome.failures}) == 1:
+            raise typer.Exit(outcome.failures[0].exit_code)
+        raise typer.Exit(EXIT_PARTIAL)
