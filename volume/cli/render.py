@@ -1,0 +1,217 @@
+"""``volume render`` (offscreen pictures, turntable GIFs), ``volume view`` (a 3D window), ``volume mesh``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from ..io.atomic import check_writable
+from .app import app, progress_bar, warn
+
+PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
+SeriesOpt = Annotated[
+    str | None, typer.Option("--series", "-s", help="Which stack: an id from `volume ls`, a series number, UID or description.")
+]
+FrameOpt = Annotated[int, typer.Option("--frame", help="Frame of a 4D series to use (0-based).")]
+GapsOpt = Annotated[bool, typer.Option("--allow-gaps", help="Resample a series with a missing slice instead of refusing.")]
+LevelOpt = Annotated[
+    float | None, typer.Option("--level", help="Isosurface value in the series' units (HU for CT). Default: 300 for CT, else mid-range.")
+]
+WindowOpt = Annotated[
+    str | None,
+    typer.Option("--window", "-w", help="Grey ramp CENTER,WIDTH (or a CT preset: bone, lung...) for mip/minip, and the range the mr preset spans."),
+]
+
+
+class Mode(str, Enum):
+    """Rendering modes."""
+
+    vr = "vr"
+    mip = "mip"
+    minip = "minip"
+    iso = "iso"
+
+
+class View(str, Enum):
+    """Where the camera stands, relative to the patient."""
+
+    anterior = "anterior"
+    posterior = "posterior"
+    left = "left"
+    right = "right"
+    superior = "superior"
+    inferior = "inferior"
+
+
+class PresetName(str, Enum):
+    """Volume rendering transfer functions."""
+
+    ct_bone = "ct-bone"
+    ct_soft_tissue = "ct-soft-tissue"
+    ct_lung = "ct-lung"
+    mr = "mr"
+
+
+class Coords(str, Enum):
+    """Patient coordinate frame of a written mesh."""
+
+    lps = "lps"
+    ras = "ras"
+
+
+PresetOpt = Annotated[
+    PresetName | None, typer.Option("--preset", "-p", help="Transfer function for --mode vr. Default: ct-bone for CT, mr otherwise.")
+]
+ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volume rendering), mip, minip, or iso (isosurface at --level).")]
+
+
+def _load(path: Path, series: str | None, frame: int, allow_gaps: bool):
+    from ..dicom import load
+
+    vol = load(path, series, allow_gaps=allow_gaps)
+    if vol.is_4d:
+        if not 0 <= frame < vol.n_frames:
+            raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
+        warn(f"4D series with {vol.n_frames} frames: using frame {frame} (--frame picks another)")
+    elif frame != 0:
+        raise UsageError(f"--frame {frame}: this series is 3D (only frame 0)")
+    return vol
+
+
+def _window(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    from ..ops.window import parse_window
+
+    try:
+        w = parse_window(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return (w.low, w.high)
+
+
+@app.command("render")
+def render_command(
+    path: PathArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif, or .gif with --turntable.")],
+    mode: ModeOpt = Mode.vr,
+    preset: PresetOpt = None,
+    level: LevelOpt = None,
+    window: WindowOpt = None,
+    view: Annotated[View, typer.Option("--view", help="Camera position: anterior looks at the face (patient's left on the right).")] = View.anterior,
+    size: Annotated[str, typer.Option("--size", help="Picture size WIDTHxHEIGHT in pixels.")] = "600x600",
+    azimuth: Annotated[float, typer.Option("--azimuth", help="Turn the camera about the patient's long axis (degrees).")] = 0.0,
+    elevation: Annotated[float, typer.Option("--elevation", help="Raise the camera (degrees).")] = 0.0,
+    perspective: Annotated[bool, typer.Option("--perspective", help="Perspective projection (default: parallel, distances true to scale).")] = False,
+    turntable: Annotated[int | None, typer.Option("--turntable", help="Write an animated GIF of N views turning once around the patient.")] = None,
+    marker: Annotated[bool, typer.Option("--marker/--no-marker", help="Orientation cube (L/R, A/P, S/I) in the lower-left corner.")] = True,
+    series: SeriesOpt = None,
+    frame: FrameOpt = 0,
+    allow_gaps: GapsOpt = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
+) -> None:
+    """Render a series offscreen (no display needed): volume rendering, MIP, MinIP or isosurface.
+
+    The camera is placed in the patient's frame from the DICOM geometry, so `--view anterior` shows
+    the face with the patient's left on the picture's right and superior up, whatever the
+    acquisition orientation. Slice spacing is physical.
+    """
+    from ..render.offscreen import IMAGE_FORMATS, parse_size, render, write_gif, write_picture
+    from ..render.offscreen import turntable as spin
+
+    wh = parse_size(size)
+    suffix = output.suffix.lower()
+    if turntable is not None and suffix != ".gif":
+        raise UsageError(f"{output}: --turntable writes an animated .gif")
+    if turntable is None and suffix not in IMAGE_FORMATS:
+        hint = " (add --turntable N for an animation)" if suffix == ".gif" else ""
+        raise UsageError(f"{output}: use a .png, .jpg or .tif picture{hint}")
+    if turntable is not None and not 1 <= turntable <= 720:
+        raise UsageError(f"--turntable must be 1..720 frames, got {turntable}")
+    check_writable(output, force=force)
+    vol = _load(path, series, frame, allow_gaps)
+    options = dict(
+        mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
+        view=view.value, size=wh, elevation=elevation, parallel=not perspective, frame=frame, marker=marker,
+    )
+    if turntable is None:
+        pixels = render(vol, azimuth=azimuth, **options)
+        written = write_picture(pixels, output, force=force)
+    else:
+        with progress_bar("rendering", turntable) as advance:
+            frames = spin(vol, turntable, progress=advance, **options)
+        written = write_gif(frames, output, force=force)
+    typer.echo(str(written))
+
+
+@app.command("view")
+def view_command(
+    path: PathArg,
+    mode: ModeOpt = Mode.vr,
+    preset: PresetOpt = None,
+    level: LevelOpt = None,
+    window: WindowOpt = None,
+    size: Annotated[str, typer.Option("--size", help="Window size WIDTHxHEIGHT in pixels.")] = "1000x800",
+    screenshots: Annotated[Path, typer.Option("--screenshots", help="Folder where the s key saves screenshots.")] = Path("."),
+    series: SeriesOpt = None,
+    frame: FrameOpt = 0,
+    allow_gaps: GapsOpt = False,
+) -> None:
+    """Open an interactive 3D window: volume rendering, three slice planes, orientation cube.
+
+    Keys: v volume rendering, m MIP, n MinIP, i isosurface; 1/2/3 axial/coronal/sagittal plane
+    on/off (and active); Page Up/Down move the active plane; right-drag window/level; r reset
+    camera; s screenshot; q quit. Left-drag rotates, wheel zooms, middle-drag pans.
+    """
+    from ..render.interactive import build_viewer
+    from ..render.offscreen import parse_size
+
+    wh = parse_size(size)
+    if not screenshots.is_dir():
+        raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
+    vol = _load(path, series, frame, allow_gaps)
+    viewer = build_viewer(
+        vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
+        size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
+    )
+    typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, r, s)", err=True)
+    try:
+        viewer.start()
+    finally:
+        viewer.close()
+
+
+@app.command("mesh")
+def mesh_command(
+    path: PathArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Mesh to write: .stl (binary), .ply (binary) or .obj.")],
+    level: LevelOpt = None,
+    coords: Annotated[Coords, typer.Option("--coords", help="Patient frame of the points: lps (DICOM, 3D Slicer) or ras (NIfTI).")] = Coords.lps,
+    smooth: Annotated[int, typer.Option("--smooth", help="Windowed-sinc smoothing iterations (0: none; 20 is gentle).", min=0, max=500)] = 0,
+    largest: Annotated[bool, typer.Option("--largest", help="Keep only the largest connected piece.")] = False,
+    series: SeriesOpt = None,
+    frame: FrameOpt = 0,
+    allow_gaps: GapsOpt = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
+) -> None:
+    """Extract the isosurface at --level as a triangle mesh in patient millimetres (for printing, CAD).
+
+    Points are in the patient's LPS frame by default (x to the left, y posterior, z superior, as
+    DICOM and 3D Slicer), or RAS with --coords ras.
+    """
+    from ..render.mesh import MESH_FORMATS, isosurface, write_mesh
+    from ..render.presets import default_level
+
+    if output.suffix.lower() not in MESH_FORMATS:
+        raise UsageError(f"{output}: unknown mesh format; use {', '.join(MESH_FORMATS)}")
+    check_writable(output, force=force)
+    vol = _load(path, series, frame, allow_gaps)
+    if level is None:
+        level = default_level(vol.frame(frame).array, vol.meta.get("modality"))
+        warn(f"no --level given: using {level:g}")
+    poly = isosurface(vol, level, coords=coords.value, frame=frame, smooth=smooth, largest=largest)
+    typer.echo(str(write_mesh(poly, output, force=force, coords=coords.value)))

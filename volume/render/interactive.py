@@ -1,0 +1,371 @@
+"""The interactive 3D window of ``volume view``.
+
+:func:`build_viewer` assembles everything and returns a :class:`Viewer` *without* starting the
+event loop, so tests (under Xvfb) can press keys through the interactor, read screenshots and close
+it; :meth:`Viewer.start` runs the loop for people.
+
+The window holds the :class:`~volume.render.scene.Scene` (volume in patient LPS space), three
+orthogonal slice planes (``vtkImageActor`` showing one slice of the image data each, carrying the
+same patient matrix as the volume, so they sit exactly inside it), an orientation cube labelled
+with patient directions (``vtkOrientationMarkerWidget``), a help line and a status line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..volume import axis_codes
+from .offscreen import offscreen_window, orientation_cube, snapshot, write_picture
+from .scene import MODES, VIEWS, Scene, vtk_matrix
+
+HELP_TEXT = (
+    "v volume   m MIP   n MinIP   i isosurface   1/2/3 planes on/off (and active)   "
+    "PgUp/PgDn move slice\nright-drag window/level   r reset camera   s screenshot   q quit"
+)
+"""The on-screen help (bottom of the window)."""
+
+KEY_MODES = {"v": "vr", "m": "mip", "n": "minip", "i": "iso"}
+"""Keys that switch the rendering mode."""
+
+PLANE_KEYS = {"1": "axial", "2": "coronal", "3": "sagittal"}
+"""Keys that toggle a slice plane (by the anatomical plane it is closest to)."""
+
+WL_SENSITIVITY = 1.0
+"""Window/level change per pixel of right-drag, as a fraction of the data range per window height."""
+
+PLANE_OF_LETTER = {"L": "sagittal", "R": "sagittal", "A": "coronal", "P": "coronal", "S": "axial", "I": "axial"}
+"""The anatomical plane perpendicular to an image axis, by the patient direction the axis runs to."""
+
+SIGNAL_POLL_MS = 200
+"""How often the event loop lets Python run (so Ctrl-C closes the window)."""
+
+SCREENSHOT_STEM = "volume-screenshot"
+"""File name stem of ``s`` screenshots: ``volume-screenshot-001.png``, ..."""
+
+TEXT_SIZE = 13
+"""Font size (points) of the help and status lines."""
+
+
+class SlicePlane:
+    """One slice of the image, drawn as an opaque plane in patient space.
+
+    ``axis`` is the VTK image axis (0 = column, 1 = row, 2 = slice) the plane is perpendicular to.
+    """
+
+    def __init__(self, scene: Scene, axis: int, window: float, level: float) -> None:
+        from vtkmodules.vtkRenderingCore import vtkImageActor
+
+        self.scene, self.axis = scene, axis
+        s, r, c = scene.vol.shape
+        self.size = (c, r, s)[axis]
+        letter = axis_codes(scene.matrix)[axis]
+        self.name = PLANE_OF_LETTER[letter]
+        self.index = self.size // 2
+        self.actor = vtkImageActor()
+        self.actor.GetMapper().SetInputData(scene.image)
+        self.actor.SetUserMatrix(vtk_matrix(scene.matrix))
+        self.actor.GetProperty().SetColorWindow(window)
+        self.actor.GetProperty().SetColorLevel(level)
+        self.actor.GetProperty().SetInterpolationTypeToLinear()
+        self.actor.InterpolateOn()
+        scene.renderer.AddActor(self.actor)
+        self.set_index(self.index)
+
+    def set_index(self, index: int) -> None:
+        """Show slice ``index`` (clamped to the volume)."""
+        self.index = int(min(max(index, 0), self.size - 1))
+        s, r, c = self.scene.vol.shape
+        extent = [0, c - 1, 0, r - 1, 0, s - 1]
+        extent[2 * self.axis] = extent[2 * self.axis + 1] = self.index
+        self.actor.SetDisplayExtent(*extent)
+
+    @property
+    def visible(self) -> bool:
+        return bool(self.actor.GetVisibility())
+
+    def set_visible(self, on: bool) -> None:
+        self.actor.SetVisibility(bool(on))
+
+    def set_window(self, window: float, level: float) -> None:
+        self.actor.GetProperty().SetColorWindow(window)
+        self.actor.GetProperty().SetColorLevel(level)
+
+
+class Viewer:
+    """The interactive window; build it with :func:`build_viewer`.
+
+    Attributes
+    ----------
+    scene, window, interactor, style, planes, active
+        The scene, ``vtkRenderWindow``, ``vtkRenderWindowInteractor``, interactor style, the
+        :class:`SlicePlane` objects by name (axial, coronal, sagittal), and the active plane's name.
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        *,
+        size: tuple[int, int],
+        title: str = "volume",
+        offscreen: bool = False,
+        screenshot_dir: str | os.PathLike[str] = ".",
+        on_screenshot: Callable[[Path], None] | None = None,
+    ) -> None:
+        import vtkmodules.vtkRenderingFreeType  # noqa: F401 - text rendering
+        import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
+        from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+        from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget
+        from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkRenderWindowInteractor, vtkTextActor
+
+        self.scene = scene
+        self.view = "anterior"
+        self.screenshot_dir = Path(screenshot_dir)
+        self.on_screenshot = on_screenshot
+        if offscreen:
+            self.window = offscreen_window(scene.renderer, size)
+        else:
+            self.window = vtkRenderWindow()
+            self.window.SetSize(int(size[0]), int(size[1]))
+            self.window.AddRenderer(scene.renderer)
+        self.window.SetWindowName(title)
+        self.interactor = vtkRenderWindowInteractor()
+        self.interactor.SetRenderWindow(self.window)
+        self.style = vtkInteractorStyleTrackballCamera()
+        self.interactor.SetInteractorStyle(self.style)
+
+        low, high = scene.data_range
+        self.wl = [high - low, (high + low) / 2]  # window, level of the slice planes
+        self.planes: dict[str, SlicePlane] = {}
+        for axis in (2, 1, 0):
+            plane = SlicePlane(scene, axis, *self.wl)
+            self.planes[plane.name] = plane
+        self.active = "axial"
+
+        self.help = vtkTextActor()
+        self.help.SetInput(HELP_TEXT)
+        self.help.GetTextProperty().SetFontSize(TEXT_SIZE)
+        self.help.GetTextProperty().SetColor(0.85, 0.85, 0.85)
+        self.help.SetDisplayPosition(8, 6)
+        scene.renderer.AddViewProp(self.help)
+        self.status = vtkTextActor()
+        self.status.GetTextProperty().SetFontSize(TEXT_SIZE)
+        self.status.GetTextProperty().SetColor(1.0, 0.9, 0.5)
+        self.status.GetTextProperty().SetVerticalJustificationToTop()
+        self.status.GetPositionCoordinate().SetCoordinateSystemToNormalizedDisplay()
+        self.status.GetPositionCoordinate().SetValue(0.01, 0.99)
+        scene.renderer.AddViewProp(self.status)
+
+        self.marker = vtkOrientationMarkerWidget()
+        self.marker.SetOrientationMarker(orientation_cube())
+        self.marker.SetInteractor(self.interactor)
+        self.marker.SetViewport(0.8, 0.72, 1.0, 0.92)
+        self.marker.KeyPressActivationOff()  # its default 'i' toggle would clash with our 'i' key
+
+        self._drag: tuple[int, int, float, float] | None = None
+        self.style.AddObserver("KeyPressEvent", self._on_key)
+        self.style.AddObserver("CharEvent", self._on_char)
+        self.style.AddObserver("RightButtonPressEvent", self._on_right_press)
+        self.style.AddObserver("RightButtonReleaseEvent", self._on_right_release)
+        self.style.AddObserver("MouseMoveEvent", self._on_move)
+        self.interactor.SetDesiredUpdateRate(scene.mapper.GetInteractiveUpdateRate())
+        self.interactor.SetStillUpdateRate(0.0001)
+        self.interactor.Initialize()
+        self.marker.SetEnabled(1)
+        self.marker.InteractiveOff()
+        scene.set_view(self.view, aspect=size[0] / size[1])
+        self._update_status()
+
+    # --- state --------------------------------------------------------------------------------
+    def _update_status(self) -> None:
+        sc = self.scene
+        what = {"vr": f"volume rendering ({sc.preset})", "mip": "MIP", "minip": "MinIP", "iso": f"isosurface {sc.level:g}"}
+        plane = self.planes[self.active]
+        self.status.SetInput(
+            f"{what[sc.mode]}   active plane: {self.active} {plane.index + 1}/{plane.size}"
+            f"   W/L {self.wl[0]:.4g}/{self.wl[1]:.4g}"
+        )
+
+    def render(self) -> None:
+        """Redraw the window."""
+        self._update_status()
+        self.window.Render()
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the volume to ``mode`` (one of :data:`~volume.render.scene.MODES`)."""
+        if mode not in MODES:
+            raise UsageError(f"unknown mode {mode!r}")
+        self.scene.set_mode(mode)
+        self.render()
+
+    def toggle_plane(self, name: str) -> None:
+        """Show or hide a slice plane; a plane switched on becomes the active one."""
+        if name not in self.planes:
+            return
+        plane = self.planes[name]
+        plane.set_visible(not plane.visible)
+        if plane.visible:
+            self.active = name
+        self.render()
+
+    def move_slice(self, step: int) -> None:
+        """Move the active plane by ``step`` voxels."""
+        plane = self.planes[self.active]
+        plane.set_index(plane.index + step)
+        self.render()
+
+    def set_window_level(self, window: float, level: float) -> None:
+        """Grey window of the slice planes (and of the MIP/MinIP ramp)."""
+        span = self.scene.data_range[1] - self.scene.data_range[0]
+        self.wl = [max(float(window), span * 1e-3), float(level)]
+        for plane in self.planes.values():
+            plane.set_window(*self.wl)
+        if self.scene.mode in ("mip", "minip"):  # the grey ramp of the projections follows
+            w, lv = self.wl
+            self.scene.window = (lv - w / 2, lv + w / 2)
+            self.scene.set_mode(self.scene.mode)
+        self.render()
+
+    def reset_camera(self) -> None:
+        """Back to the anterior view of the whole volume."""
+        w, h = self.window.GetSize()
+        self.scene.set_view(self.view, aspect=w / max(h, 1))
+        self.render()
+
+    def screenshot(self) -> np.ndarray:
+        """The window's current picture, ``(height, width, 3)`` uint8."""
+        self.render()
+        return snapshot(self.window)
+
+    def save_screenshot(self) -> Path:
+        """Write the picture to the next free ``volume-screenshot-NNN.png`` in ``screenshot_dir``."""
+        pixels = self.screenshot()
+        k = 1
+        while (self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png").exists():
+            k += 1
+        path = write_picture(pixels, self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png")
+        if self.on_screenshot:
+            self.on_screenshot(path)
+        return path
+
+    # --- events ---------------------------------------------------------------------------------
+    def press(self, keysym: str) -> None:
+        """Simulate a key press as X would deliver it (KeyPressEvent, CharEvent, KeyReleaseEvent)."""
+        code = keysym if len(keysym) == 1 else "\0"
+        self.interactor.SetKeyEventInformation(0, 0, code, 1, keysym)
+        self.interactor.InvokeEvent("KeyPressEvent")
+        self.interactor.InvokeEvent("CharEvent")
+        self.interactor.InvokeEvent("KeyReleaseEvent")
+
+    def _on_key(self, _obj: Any, _event: str) -> None:
+        key = self.interactor.GetKeySym() or ""
+        if key in KEY_MODES:
+            self.set_mode(KEY_MODES[key])
+        elif key in PLANE_KEYS:
+            self.toggle_plane(PLANE_KEYS[key])
+        elif key in ("Prior", "Page_Up", "KP_Prior"):
+            self.move_slice(+1)
+        elif key in ("Next", "Page_Down", "KP_Next"):
+            self.move_slice(-1)
+        elif key == "r":
+            self.reset_camera()
+        elif key == "s":
+            self.save_screenshot()
+        elif key in ("q", "Escape"):
+            self.close_loop()
+
+    def _on_char(self, _obj: Any, _event: str) -> None:
+        # Replaces the style's default key bindings (s surface, 3 stereo, w wireframe...): all keys
+        # are handled in _on_key; only 'f' (fly to the picked point) is passed on.
+        if self.interactor.GetKeySym() == "f":
+            self.style.OnChar()
+
+    def _on_right_press(self, _obj: Any, _event: str) -> None:
+        x, y = self.interactor.GetEventPosition()
+        self._drag = (x, y, *self.wl)
+
+    def _on_right_release(self, _obj: Any, _event: str) -> None:
+        self._drag = None
+
+    def _on_move(self, _obj: Any, _event: str) -> None:
+        if self._drag is None:
+            self.style.OnMouseMove()
+            return
+        x0, y0, w0, l0 = self._drag
+        x, y = self.interactor.GetEventPosition()
+        height = max(self.window.GetSize()[1], 1)
+        span = self.scene.data_range[1] - self.scene.data_range[0]
+        per_pixel = WL_SENSITIVITY * span / height
+        self.set_window_level(w0 + (x - x0) * per_pixel, l0 - (y - y0) * per_pixel)
+
+    # --- loop ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Show the window and run the event loop until it is closed (q, Escape, Ctrl-C)."""
+        self.render()
+        previous = signal.getsignal(signal.SIGINT)
+
+        def stop(_signum: int, _frame: Any) -> None:
+            self._interrupted = True
+            self.close_loop()
+
+        self._interrupted = False
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        # A repeating timer returns control to Python regularly, so the signal handler can run.
+        self.interactor.AddObserver("TimerEvent", lambda *_: None)
+        self.interactor.CreateRepeatingTimer(SIGNAL_POLL_MS)
+        try:
+            self.interactor.Start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self._interrupted:
+            raise KeyboardInterrupt
+
+    def close_loop(self) -> None:
+        """Leave the event loop (the window closes in :meth:`close`)."""
+        self.interactor.TerminateApp()
+
+    def close(self) -> None:
+        """Close the window and release the OpenGL context."""
+        self.marker.SetEnabled(0)
+        self.window.Finalize()
+        self.interactor.TerminateApp()
+
+
+def build_viewer(
+    vol: Any,
+    *,
+    mode: str = "vr",
+    preset: str | None = None,
+    level: float | None = None,
+    window: tuple[float, float] | None = None,
+    size: tuple[int, int] = (900, 800),
+    frame: int = 0,
+    offscreen: bool = False,
+    screenshot_dir: str | os.PathLike[str] = ".",
+    on_screenshot: Callable[[Path], None] | None = None,
+) -> Viewer:
+    """Build the interactive viewer for ``vol`` and return it, without starting the event loop.
+
+    Needs a display (X11, or Xvfb) unless ``offscreen``; call :meth:`Viewer.start` to interact
+    and :meth:`Viewer.close` when done.
+    """
+    if not offscreen and sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        raise UsageError(
+            "no display: `volume view` needs a screen (set DISPLAY, or run it under xvfb-run); "
+            "use `volume render` for pictures without one"
+        )
+    scene = Scene(vol, mode=mode, preset=preset, level=level, window=window, frame=frame)
+    desc = str(vol.meta.get("series_description") or "")
+    title = f"volume: {desc}" if desc else "volume"
+    return Viewer(scene, size=size, title=title, offscreen=offscreen, screenshot_dir=screenshot_dir, on_screenshot=on_screenshot)
+
+
+__all__ = ["HELP_TEXT", "VIEWS", "SlicePlane", "Viewer", "build_viewer"]

@@ -1,0 +1,279 @@
+"""Offscreen rendering: pictures and turntable animations without a display.
+
+VTK picks the offscreen OpenGL context itself: with no ``DISPLAY``, the PyPI wheel of vtk 9.4+
+creates a ``vtkEGLRenderWindow`` (EGL: a GPU driver or Mesa's llvmpipe software rasteriser);
+an OSMesa build of VTK gives a ``vtkOSOpenGLRenderWindow``; with a ``DISPLAY`` the X window is
+simply never mapped. Pixels are read back with ``vtkWindowToImageFilter``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..io.atomic import atomic_output
+from ..volume import Volume
+from .scene import Scene
+
+DEFAULT_SIZE = (600, 600)
+"""Default picture size (width, height) in pixels."""
+
+MAX_SIZE = 8192
+"""Largest picture side accepted (OpenGL framebuffers are limited)."""
+
+MARKER_FRACTION = 0.16
+"""Side of the orientation cube's corner viewport, as a fraction of the picture's smaller side."""
+
+GIF_FRAME_MS = 80
+"""Duration of one turntable frame in the GIF (milliseconds)."""
+
+LABELS_LPS = {"x+": "L", "x-": "R", "y+": "P", "y-": "A", "z+": "S", "z-": "I"}
+"""Face labels of the orientation cube: the scene's world frame is patient LPS."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"800x600"`` (width x height) or ``"512"`` (square) to ``(width, height)``."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        w, h = (int(parts[0]), int(parts[0])) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        raise UsageError(f"--size must be WIDTHxHEIGHT in pixels (e.g. 800x600), got {text!r}") from None
+    if len(parts) > 2 or not (1 <= w <= MAX_SIZE and 1 <= h <= MAX_SIZE):
+        raise UsageError(f"--size must be WIDTHxHEIGHT with sides 1..{MAX_SIZE}, got {text!r}")
+    return w, h
+
+
+def orientation_cube() -> Any:
+    """A ``vtkAnnotatedCubeActor`` labelled with patient directions (L/R, A/P, S/I) in LPS."""
+    from vtkmodules.vtkRenderingAnnotation import vtkAnnotatedCubeActor
+
+    cube = vtkAnnotatedCubeActor()
+    cube.SetXPlusFaceText(LABELS_LPS["x+"])
+    cube.SetXMinusFaceText(LABELS_LPS["x-"])
+    cube.SetYPlusFaceText(LABELS_LPS["y+"])
+    cube.SetYMinusFaceText(LABELS_LPS["y-"])
+    cube.SetZPlusFaceText(LABELS_LPS["z+"])
+    cube.SetZMinusFaceText(LABELS_LPS["z-"])
+    cube.SetFaceTextScale(0.65)
+    cube.GetCubeProperty().SetColor(0.25, 0.3, 0.4)
+    cube.GetTextEdgesProperty().SetColor(0.8, 0.8, 0.8)
+    for getter in (cube.GetXPlusFaceProperty, cube.GetXMinusFaceProperty):
+        getter().SetColor(1.0, 0.45, 0.45)
+    for getter in (cube.GetYPlusFaceProperty, cube.GetYMinusFaceProperty):
+        getter().SetColor(0.5, 1.0, 0.5)
+    for getter in (cube.GetZPlusFaceProperty, cube.GetZMinusFaceProperty):
+        getter().SetColor(0.5, 0.7, 1.0)
+    return cube
+
+
+class CornerCube:
+    """An orientation cube in a corner viewport following the main camera (for offscreen pictures)."""
+
+    def __init__(self, window: Any, main: Any, size: tuple[int, int]) -> None:
+        from vtkmodules.vtkRenderingCore import vtkRenderer
+
+        side = MARKER_FRACTION * min(size)
+        self.main = main
+        self.renderer = vtkRenderer()
+        self.renderer.SetViewport(0.0, 0.0, side / size[0], side / size[1])
+        self.renderer.SetLayer(1)
+        self.renderer.InteractiveOff()
+        self.renderer.AddActor(orientation_cube())
+        window.SetNumberOfLayers(2)
+        window.AddRenderer(self.renderer)
+
+    def sync(self) -> None:
+        """Look at the cube from the main camera's direction, with its view-up."""
+        cam = self.main.GetActiveCamera()
+        d = np.array(cam.GetPosition()) - np.array(cam.GetFocalPoint())
+        d /= np.linalg.norm(d)
+        mine = self.renderer.GetActiveCamera()
+        mine.SetFocalPoint(0.0, 0.0, 0.0)
+        mine.SetPosition(*(d * 5.0))
+        mine.SetViewUp(*cam.GetViewUp())
+        self.renderer.ResetCamera()
+
+
+def _new_offscreen_window() -> Any:
+    """EGL directly when there is no X display (the generic factory would try X first and warn)."""
+    import vtkmodules.vtkRenderingOpenGL2 as gl
+    from vtkmodules.vtkRenderingCore import vtkRenderWindow
+
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and hasattr(gl, "vtkEGLRenderWindow"):
+        window = gl.vtkEGLRenderWindow()
+        if window.SupportsOpenGL():
+            return window
+    return vtkRenderWindow()
+
+
+def offscreen_window(renderer: Any, size: tuple[int, int]) -> Any:
+    """A ``vtkRenderWindow`` rendering offscreen (EGL/OSMesa, or an unmapped X window) at ``size``."""
+    window = _new_offscreen_window()
+    window.SetOffScreenRendering(1)
+    window.SetMultiSamples(0)
+    window.SetSize(int(size[0]), int(size[1]))
+    window.AddRenderer(renderer)
+    return window
+
+
+def snapshot(window: Any) -> np.ndarray:
+    """The window's pixels, ``(height, width, 3)`` uint8, first row at the top of the picture."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.ShouldRerenderOn()
+    grab.Update()
+    image = grab.GetOutput()
+    w, h, _ = image.GetDimensions()
+    pixels = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, -1)[:, :, :3]
+    return np.ascontiguousarray(pixels[::-1])
+
+
+def world_at_pixel(renderer: Any, window: Any, column: int, row: int) -> np.ndarray | None:
+    """The LPS point (mm) of the opaque surface drawn at pixel (column, row from the top).
+
+    Reads the depth buffer of the last render; ``None`` where nothing was drawn (background).
+    """
+    height = window.GetSize()[1]
+    y = height - 1 - int(row)
+    z = renderer.GetZ(int(column), y)
+    if z >= 1.0:
+        return None
+    renderer.SetDisplayPoint(float(column), float(y), z)
+    renderer.DisplayToWorld()
+    p = np.array(renderer.GetWorldPoint(), dtype=float)
+    return p[:3] / p[3]
+
+
+class OffscreenRenderer:
+    """A :class:`~volume.render.scene.Scene` in an offscreen window: render, read pixels, pick depth.
+
+    Parameters match :func:`render`; ``marker`` adds the orientation cube in the lower-left corner.
+    """
+
+    def __init__(self, vol: Volume, *, size: tuple[int, int] = DEFAULT_SIZE, marker: bool = False, **scene_options: Any) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.scene = Scene(vol, **scene_options)
+        self.window = offscreen_window(self.scene.renderer, self.size)
+        self.cube = CornerCube(self.window, self.scene.renderer, self.size) if marker else None
+
+    def render(self) -> np.ndarray:
+        """Render and return the picture, ``(height, width, 3)`` uint8."""
+        if self.cube is not None:
+            self.cube.sync()
+        self.window.Render()
+        return snapshot(self.window)
+
+    def world_at_pixel(self, column: int, row: int) -> np.ndarray | None:
+        """LPS mm of the opaque surface (``iso`` mode) at a pixel of the last picture."""
+        return world_at_pixel(self.scene.renderer, self.window, column, row)
+
+    def close(self) -> None:
+        """Release the OpenGL context."""
+        self.window.Finalize()
+
+
+def render(
+    vol: Volume,
+    *,
+    mode: str = "vr",
+    preset: str | None = None,
+    level: float | None = None,
+    window: tuple[float, float] | None = None,
+    view: str = "anterior",
+    size: tuple[int, int] = DEFAULT_SIZE,
+    azimuth: float = 0.0,
+    elevation: float = 0.0,
+    parallel: bool = True,
+    frame: int = 0,
+    marker: bool = False,
+) -> np.ndarray:
+    """Render ``vol`` offscreen: ``(height, width, 3)`` uint8 picture.
+
+    See :class:`~volume.render.scene.Scene` for ``mode``, ``preset``, ``level``, ``window`` and
+    :meth:`~volume.render.scene.Scene.set_view` for ``view``, ``azimuth``, ``elevation``.
+    """
+    r = OffscreenRenderer(vol, size=size, marker=marker, mode=mode, preset=preset, level=level, window=window, frame=frame)
+    try:
+        r.scene.set_view(view, azimuth=azimuth, elevation=elevation, parallel=parallel, aspect=size[0] / size[1])
+        return r.render()
+    finally:
+        r.close()
+
+
+def turntable(
+    vol: Volume,
+    n_frames: int,
+    *,
+    view: str = "anterior",
+    size: tuple[int, int] = DEFAULT_SIZE,
+    elevation: float = 0.0,
+    parallel: bool = True,
+    marker: bool = False,
+    progress: Callable[[int], None] | None = None,
+    **scene_options: Any,
+) -> list[np.ndarray]:
+    """``n_frames`` pictures with the camera turning 360° about the patient's view-up axis.
+
+    Frame ``k`` is ``view`` turned by ``k * 360 / n_frames`` degrees of azimuth. Each picture is
+    ``(height, width, 3)`` uint8.
+    """
+    if n_frames < 1:
+        raise UsageError(f"--turntable needs at least 1 frame, got {n_frames}")
+    r = OffscreenRenderer(vol, size=size, marker=marker, **scene_options)
+    frames = []
+    try:
+        for k in range(n_frames):
+            r.scene.set_view(
+                view, azimuth=360.0 * k / n_frames, elevation=elevation, parallel=parallel, aspect=size[0] / size[1]
+            )
+            frames.append(r.render())
+            if progress:
+                progress(1)
+    finally:
+        r.close()
+    return frames
+
+
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+"""Picture formats by file extension (Pillow)."""
+
+
+def write_picture(pixels: np.ndarray, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write a ``(H, W, 3)`` uint8 picture (PNG, JPEG or TIFF by extension) atomically."""
+    from PIL import Image
+
+    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"{path}: unknown picture format; use .png, .jpg or .tif (or .gif with --turntable)")
+    with atomic_output(path, force=force) as tmp:
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB").save(tmp, format=fmt)
+    return Path(path)
+
+
+def write_gif(
+    frames: Sequence[np.ndarray], path: str | os.PathLike[str], *, force: bool = False, frame_ms: int = GIF_FRAME_MS
+) -> Path:
+    """Write pictures as a looping animated GIF (Pillow; one shared adaptive palette) atomically."""
+    from PIL import Image
+
+    if Path(path).suffix.lower() != ".gif":
+        raise UsageError(f"{path}: a turntable animation is written as .gif")
+    images = [Image.fromarray(np.ascontiguousarray(f, dtype=np.uint8), "RGB") for f in frames]
+    palette = images[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    quantized = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
+    with atomic_output(path, force=force) as tmp:
+        quantized[0].save(
+            tmp, format="GIF", save_all=True, append_images=quantized[1:], duration=frame_ms, loop=0, optimize=False
+        )
+    return Path(path)
