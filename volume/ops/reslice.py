@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ResourceLimitError, UsageError
 from ..volume import LPS_TO_RAS, PLANES, Volume, closest_plane
 
 INTERPOLATIONS = ("nearest", "linear", "cubic")
@@ -71,6 +71,9 @@ GRID_EPS = 1e-6
 
 ORTHOGONAL_TOL = 1e-6
 """Largest |cosine| between two voxel axes for a grid to count as orthogonal (ITK-representable)."""
+
+MAX_OUTPUT_VOXELS = 1_500_000_000
+"""Refuse grids with more voxels than this (6 GB of float32): a typo like ``--spacing 0.01``."""
 
 INSIDE_MARGIN = 0.5
 """A point belongs to the source when within this many voxels past the outermost voxel centres."""
@@ -150,8 +153,9 @@ def grid_from_axes(
     spacing
         (3,) mm along (slice, row, column).
     fov
-        Extent in mm along (slice, row, column), centred on the source's centre; ``None`` (or a
-        ``None`` entry) covers the source's voxel centres along that axis.
+        Extent in mm along (slice, row, column), edge to edge (``fov / spacing`` voxels), centred
+        on the source's centre; ``None`` (or a ``None`` entry) covers the source's voxel centres
+        along that axis.
 
     Returns
     -------
@@ -162,13 +166,16 @@ def grid_from_axes(
     sp = np.asarray(spacing, float)
     proj = _corners(vol) @ axes  # (8, 3): coordinate of each corner along each axis
     lo, hi = proj.min(axis=0), proj.max(axis=0)
+    # voxels covering the source's voxel centres: the first and last centres on them (or inside)
+    n = np.floor((hi - lo) / sp + GRID_EPS).astype(int) + 1
     if fov is not None:
         centre = vol.center @ axes
         for i, extent in enumerate(fov):
             if extent is not None:
-                lo[i], hi[i] = centre[i] - extent / 2, centre[i] + extent / 2
-    n = np.floor((hi - lo) / sp + GRID_EPS).astype(int) + 1
-    start = lo + ((hi - lo) - (n - 1) * sp) / 2
+                # a field of view is edge to edge: n voxels of sp mm fill it
+                n[i] = max(1, int(np.floor(extent / sp[i] + GRID_EPS)))
+                lo[i] = hi[i] = centre[i]
+    start = (lo + hi) / 2 - (n - 1) * sp / 2
     affine = np.eye(4)
     affine[:3, :3] = axes * sp
     affine[:3, 3] = axes @ start
@@ -405,6 +412,13 @@ def resample(
     shape = tuple(int(n) for n in target_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise UsageError(f"target shape must be three positive sizes (S, R, C), got {shape}")
+    voxels = int(np.prod(shape, dtype=np.int64)) * vol.n_frames
+    if voxels > MAX_OUTPUT_VOXELS:
+        raise ResourceLimitError(
+            f"the new grid has {voxels:,} voxels ({'x'.join(map(str, shape))}"
+            f"{f' x {vol.n_frames} frames' if vol.is_4d else ''}), over the limit of {MAX_OUTPUT_VOXELS:,}; "
+            "choose a coarser --spacing or a smaller --fov"
+        )
     fill_value = background(vol) if fill is None else float(fill)
     if engine == "auto":
         engine = "sitk" if is_orthogonal(vol.affine) and is_orthogonal(target_affine) else "scipy"

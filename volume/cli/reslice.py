@@ -1,0 +1,296 @@
+"""``volume reslice``: multiplanar reformats, isotropic resampling, oblique planes, another image's grid."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..errors import UsageError
+from .app import app, progress_bar, warn
+
+if TYPE_CHECKING:
+    from ..volume import Volume
+
+
+class Plane(str, Enum):
+    """Anatomical planes."""
+
+    axial = "axial"
+    coronal = "coronal"
+    sagittal = "sagittal"
+
+
+class Interp(str, Enum):
+    """Interpolation."""
+
+    nearest = "nearest"
+    linear = "linear"
+    cubic = "cubic"
+
+
+class SlabMode(str, Enum):
+    """How thick slices combine their samples."""
+
+    mean = "mean"
+    max = "max"
+    min = "min"
+
+
+class Format(str, Enum):
+    """Output formats."""
+
+    auto = "auto"
+    nifti = "nifti"
+    png = "png"
+    dcm = "dcm"
+
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+"""File names NIfTI output is recognised by."""
+
+PICTURE_WIDTH_MIN = 3
+"""Fewest digits of the slice number in picture names (``cor_001.png``)."""
+
+IMAGE_TYPE = {"mean": "MPR", "max": "MIP", "min": "MINIP"}
+"""Third ImageType value of a DICOM reslice: MPR (or MIP/MINIP for thick max/min slabs)."""
+
+
+def _numbers(text: str | None, option: str, counts: tuple[int, ...]) -> list[float] | None:
+    """Parse ``"1"``, ``"1,2,3"`` into floats, checking how many there are."""
+    if text is None:
+        return None
+    parts = [p for p in text.replace(" ", ",").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
+    if len(values) not in counts:
+        raise UsageError(f"{option} takes {' or '.join(map(str, counts))} numbers, got {len(values)} ({text!r})")
+    return values
+
+
+def _spacing(text: str | None) -> list[float] | None:
+    """--spacing: one value, or width,height,depth (column, row, slice) -> (slice, row, column)."""
+    values = _numbers(text, "--spacing", (1, 3))
+    if values is None:
+        return None
+    if any(not v > 0 for v in values):
+        raise UsageError(f"--spacing must be positive (mm), got {text!r}")
+    return values if len(values) == 1 else values[::-1]
+
+
+def _fov(text: str | None) -> list[float | None] | None:
+    """--fov: in-plane square, width,height, or width,height,depth -> (slice, row, column)."""
+    values = _numbers(text, "--fov", (1, 2, 3))
+    if values is None:
+        return None
+    if any(not v > 0 for v in values):
+        raise UsageError(f"--fov must be positive (mm), got {text!r}")
+    if len(values) == 1:
+        return [None, values[0], values[0]]
+    if len(values) == 2:
+        return [None, values[1], values[0]]
+    return [values[2], values[1], values[0]]
+
+
+def _format(out: Path | None, fmt: Format) -> str:
+    if fmt != Format.auto:
+        return fmt.value
+    if out is None:
+        return "nifti"
+    name = out.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(".dcm"):
+        return "dcm"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a folder; -o takes a .nii/.nii.gz file or a folder (PNGs, or DICOM with --format dcm)")
+    return "png"
+
+
+def _display_plane(vol: Volume, plane: str | None) -> str:
+    from ..volume import closest_plane
+
+    if plane is not None:
+        return plane
+    return closest_plane(vol.direction[:, 0])[0]
+
+
+def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_text: str | None,
+                    labels: bool, force: bool) -> list[Path]:
+    import numpy as np
+
+    from ..display import display_picture, edge_labels, volume_picture
+    from ..io.image import write_picture
+    from ..ops.window import choose_window
+
+    meta = vol.meta
+    first = vol.frame(0) if vol.is_4d else vol
+    if vol.is_4d:
+        warn(f"4D series: pictures show frame 1 of {vol.n_frames}; -o NAME.nii.gz keeps every frame")
+    flat = np.asarray(first.array).reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float32)
+    invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
+    letters = edge_labels(plane) if labels else None
+    n = first.shape[0]
+    width = max(PICTURE_WIDTH_MIN, len(str(n)))
+    written = []
+    if not first.rgb:
+        try:
+            window, _ = choose_window(sample, window=window_text, acquisition=meta.get("acquisition"))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    with progress_bar("writing pictures", n) as advance:
+        for k in range(n):
+            if first.rgb:
+                img, p = volume_picture(first, plane, axis=0, index=k)
+            else:
+                img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
+            written.append(write_picture(folder / f"{base}_{k + 1:0{width}d}.png", img, force=force, labels=letters,
+                                         scale_bar_mm_per_px=p if labels else None))
+            advance(1)
+    return written
+
+
+def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: float | None,
+                 window_text: str | None, keep_phi: bool, force: bool) -> list[Path]:
+    import numpy as np
+
+    from ..io.dicom_out import write_dicom_series
+    from ..ops.window import choose_window
+
+    window = None
+    if not vol.rgb:
+        flat = np.asarray(vol.array).reshape(-1)
+        try:
+            w, _ = choose_window(flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window=window_text,
+                                 acquisition=vol.meta.get("acquisition"))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        window = (w.center, w.width)
+    tag = IMAGE_TYPE[mode] if thickness else "MPR"
+    desc = " ".join(x for x in (str(vol.meta.get("series_description") or "").strip(), what) if x)
+    how = vol.meta.get("reslice", {})
+    derivation = f"reslice: {what}, {how.get('interp', 'linear')} interpolation"
+    if thickness:
+        derivation += f", {thickness:g} mm thick ({mode})"
+    total = vol.n_frames * vol.shape[0]
+    with progress_bar("writing DICOM", total) as advance:
+        files = write_dicom_series(vol, out, force=force, description=desc[:64], derived_from=derivation,
+                                   keep_identity=keep_phi, image_type=(tag,),
+                                   slice_thickness=float(vol.meta.get("slice_thickness") or vol.spacing[0]),
+                                   window=window, progress=advance)
+    return [Path(f) for f in files]
+
+
+@app.command("reslice")
+def reslice_command(
+    path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file holding one series (or choose with --series).")],
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="A .nii/.nii.gz file, a folder of PNG pictures, or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
+    spacing: Annotated[str | None, typer.Option("--spacing", help="Voxel size in mm: one value (isotropic) or WIDTH,HEIGHT,DEPTH (column, row, slice). Alone: keep the series' orientation.")] = None,
+    plane: Annotated[Plane | None, typer.Option("--plane", "-p", help="A grid aligned with the patient axes: axial (slices inferior->superior), coronal (anterior->posterior), sagittal (left->right).")] = None,
+    normal: Annotated[str | None, typer.Option("--normal", help="Oblique slices perpendicular to X,Y,Z (LPS: +x patient's left, +y posterior, +z superior), e.g. 0.2,0.1,0.97.")] = None,
+    thickness: Annotated[float | None, typer.Option("--thickness", help="Thick slices: combine this many mm along the slice direction (slices this far apart unless --spacing).")] = None,
+    mode: Annotated[SlabMode, typer.Option("--mode", "-m", help="How --thickness combines: mean (average), max (slab MIP) or min.")] = SlabMode.mean,
+    like: Annotated[Path | None, typer.Option("--like", help="Resample onto this image's exact grid: a NIfTI file or a DICOM series.")] = None,
+    interp: Annotated[Interp, typer.Option("--interp", help="nearest (label maps), linear, or cubic (B-spline).")] = Interp.linear,
+    fov: Annotated[str | None, typer.Option("--fov", help="Crop to this field of view in mm, centred on the series: SIZE (in-plane square), WIDTH,HEIGHT, or WIDTH,HEIGHT,DEPTH. Default: the whole series.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="auto (from -o: .nii/.nii.gz NIfTI, .dcm DICOM, else a folder of PNGs), nifti, png, or dcm (a new DICOM series in the -o folder).")] = Format.auto,
+    fill: Annotated[float | None, typer.Option("--fill", help="Value outside the series (default: -1024 for CT, 0 otherwise).")] = None,
+    window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto' (default: the series' window, else percentiles).")] = None,
+    series: Annotated[str | None, typer.Option("--series", "-s", help="Which series: a stack id (`volume ls`), series number, UID or description.")] = None,
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on PNG pictures.")] = True,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study.")] = False,
+    allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+) -> None:
+    """Resample one series onto a new grid: isotropic voxels, a patient-aligned plane, oblique planes or another image's grid.
+
+    Every output voxel is the series interpolated at that voxel's patient position. Outside the
+    series: air (-1024) for CT, 0 otherwise. Patient-aligned planes are truly aligned even for
+    oblique acquisitions and cover the whole series unless --fov. PNG pictures follow radiology
+    conventions with square pixels; DICOM output is a new derived series (new UIDs, per-slice
+    position and orientation), without patient identity unless --keep-phi. Prints each written file.
+    """
+    from ..dicom import choose_stack, load, scan
+    from ..io.names import safe_name
+    from ..ops.reslice import reslice
+
+    spacing_v = _spacing(spacing)
+    fov_v = _fov(fov)
+    normal_v = _numbers(normal, "--normal", (3,))
+    if sum(x is not None for x in (plane, normal_v, like)) > 1:
+        raise UsageError("choose one of --plane, --normal and --like")
+    if plane is None and normal_v is None and like is None and spacing_v is None:
+        raise UsageError("say what to reslice to: --spacing, --plane, --normal or --like")
+    if like is not None and (spacing_v is not None or fov_v is not None or thickness is not None):
+        raise UsageError("--like takes the other image's whole grid: drop --spacing, --fov and --thickness")
+    if thickness is not None and not thickness > 0:
+        raise UsageError(f"--thickness must be a positive number of mm, got {thickness}")
+    if mode != SlabMode.mean and thickness is None:
+        raise UsageError("--mode needs --thickness (the slab in mm to combine)")
+    if like is not None and not like.exists():
+        raise UsageError(f"{like}: no such file or folder (--like)")
+    if window is not None and window.strip().lower() not in ("auto", "dicom"):
+        from ..ops.window import parse_window
+
+        try:
+            parse_window(window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    kind = _format(out, fmt)
+    if kind == "nifti" and out is not None and not out.name.lower().endswith(NIFTI_SUFFIXES):
+        raise UsageError(f"{out}: NIfTI output needs a name ending in .nii or .nii.gz")
+    if kind in ("png", "dcm") and out is not None and out.name.lower().endswith(NIFTI_SUFFIXES):
+        raise UsageError(f"{out}: --format {kind} writes a folder, not a .nii/.nii.gz file")
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+
+    with progress_bar("reading headers", None) as advance:
+        found = scan(path, progress=advance)
+    if found.skipped:
+        warn(found.skipped)
+    stack = choose_stack(found, series)
+    with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
+        vol = load(stack, allow_gaps=allow_gaps, progress=advance)
+    for note in vol.meta.get("warnings") or []:
+        warn(f"series {stack.id}: {note}")
+
+    if plane is not None:
+        what = plane.value
+    elif normal_v is not None:
+        what = "oblique"
+    elif like is not None:
+        what = "like"
+    else:
+        what = "iso" if spacing_v and len(spacing_v) == 1 else "resampled"
+    if spacing_v and like is None:
+        what += "_" + "x".join(f"{v:g}" for v in spacing_v[::-1]) + "mm"
+    if thickness:
+        what += f"_{thickness:g}mm_{mode.value}"
+    result = reslice(
+        vol, plane=plane.value if plane else None, normal=normal_v, like=like,
+        spacing=spacing_v, fov=fov_v, thickness=thickness, mode=mode.value, interp=interp.value, fill=fill,
+    )
+    base = safe_name(f"{stack.name}_{what}")
+    if out is None:
+        out = Path(f"{base}.nii.gz") if kind == "nifti" else Path(base)
+    written: list[Path]
+    if kind == "nifti":
+        from ..io.nifti import write_nifti
+
+        written = [write_nifti(result, out, force=force)]
+    elif kind == "dcm":
+        written = _write_dicom(result, out, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
+                               window_text=window, keep_phi=keep_phi, force=force)
+    else:
+        display_plane = _display_plane(result, plane.value if plane else None)
+        written = _write_pictures(result, out, safe_name(what), display_plane, window_text=window, labels=labels,
+                                  force=force)
+    for f in written:
+        sys.stdout.write(f"{f}\n")
+    sys.stdout.flush()
