@@ -10,7 +10,7 @@ import importlib
 from .app import app, main, run
 
 #: Command modules, in the order ``volume --help`` lists their commands.
-COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index")
+COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index", "sample")
 
 for _name in COMMAND_MODULES:
     try:

@@ -1,0 +1,27 @@
+"""``volume sample``: write a small synthetic CT series to try the other commands on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import OutputExistsError
+from .app import app
+
+
+@app.command("sample")
+def sample_command(
+    out: Annotated[Path, typer.Argument(help="Folder to create (must not hold files yet, unless --force).")],
+    slices: Annotated[int, typer.Option(min=1, max=2000, help="Number of axial slices.")] = 48,
+    size: Annotated[int, typer.Option(min=8, max=1024, help="Rows and columns per slice.")] = 128,
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has files.")] = False,
+) -> None:
+    """Write a synthetic CT head phantom (bright marker at the patient's left-anterior-superior)."""
+    from ..sample import write_sample_ct
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise OutputExistsError(f"{out}: exists and is not an empty folder; use --force to write into it")
+    paths = write_sample_ct(out, slices=slices, size=size)
+    typer.echo(f"{out} ({len(paths)} files)")
