@@ -59,7 +59,7 @@ def isosurface(
         vtkPolyDataNormals,
         vtkWindowedSincPolyDataFilter,
     )
-    from vtkmodules.vtkFiltersGeneral import vtkTransformPolyDataFilter
+    from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
 
     if coords not in COORDS:
         raise UsageError(f"unknown coordinate frame {coords!r}; choose one of {', '.join(COORDS)}")
@@ -91,7 +91,7 @@ def isosurface(
         matrix = LPS_TO_RAS @ matrix
     transform = vtkTransform()
     transform.SetMatrix(vtk_matrix(matrix))
-    move = vtkTransformPolyDataFilter()
+    move = vtkTransformFilter()
     move.SetInputData(poly)
     move.SetTransform(transform)
     normals = vtkPolyDataNormals()
