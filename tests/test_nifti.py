@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -86,12 +87,16 @@ def test_header_fields_match_nibabels_own_image(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.asarray(img.dataobj), ref.get_fdata().astype(np.int16))
 
 
-def test_gzip_is_one_standard_stream(tmp_path: Path) -> None:
-    vol = synthetic_volume(dtype=np.int16)
-    write_nifti(vol, tmp_path / "a.nii.gz")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gzip_is_one_standard_stream(tmp_path: Path, threads: int) -> None:
+    vol = synthetic_volume(shape=(40, 128, 128), dtype=np.int16)  # 1.3 MB: several compression blocks
+    write_nifti(vol, tmp_path / "a.nii.gz", threads=threads)
     write_nifti(vol, tmp_path / "a.nii")
-    raw = gzip.decompress((tmp_path / "a.nii.gz").read_bytes())  # the stdlib reader, not nibabel
+    packed = (tmp_path / "a.nii.gz").read_bytes()
+    raw = gzip.decompress(packed)  # the stdlib reader, not nibabel
     assert raw == (tmp_path / "a.nii").read_bytes()
+    member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert member.decompress(packed) == raw and member.unused_data == b""  # one gzip member
 
 
 def test_4d_frames_last_and_frame_interval_in_pixdim4(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Annotated
 import typer
 
 from .app import app, err, progress_bar, warn
+
+MAX_AUTO_THREADS = 4
+"""Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
 
 
 class NiftiFormat(str, Enum):
@@ -36,7 +40,9 @@ def convert_command(
         bool, typer.Option("--keep-phi", help="Write patient identity (name, ID, birth date, UIDs) into the sidecars.")
     ] = False,
     sidecar: Annotated[bool, typer.Option("--sidecar/--no-sidecar", help="Write a JSON sidecar beside each image.")] = True,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="gzip compression threads per file.")] = 1,
+    threads: Annotated[
+        int, typer.Option("--threads", min=0, help="gzip compression threads per file (0: one per core, at most 4).")
+    ] = 0,
 ) -> None:
     """Convert every stack under PATH to <SeriesNumber>_<SeriesDescription>[_label].nii.gz + .json.
 
@@ -58,6 +64,8 @@ def convert_command(
     )
     from ..dicom import scan
 
+    if threads == 0:
+        threads = max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
     options = ConvertOptions(
         format=fmt.value, force=force, allow_gaps=allow_gaps, keep_phi=keep_phi, threads=threads, sidecar=sidecar
     )
