@@ -111,10 +111,13 @@ def _read_native(f: FrameHeader, out: np.ndarray) -> None:
             if data.size != f.rows * f.cols * f.samples:
                 raise UnsupportedDicomError(f"{f.name}: pixel data ends early")
             out[...] = data.reshape(out.shape)
-    if f.pixel_representation == 1 and 0 < f.bits_stored < f.bits_allocated and dtype.kind == "i":
-        shift = f.bits_allocated - f.bits_stored
-        np.left_shift(out, shift, out=out)
-        np.right_shift(out, shift, out=out)
+    if 0 < f.bits_stored < f.bits_allocated and out.dtype.kind in "iu":
+        if f.pixel_representation == 1 and dtype.kind == "i":  # sign-extend from BitsStored
+            shift = f.bits_allocated - f.bits_stored
+            np.left_shift(out, shift, out=out)
+            np.right_shift(out, shift, out=out)
+        elif f.pixel_representation == 0:  # clear bits above BitsStored (overlays, garbage)
+            np.bitwise_and(out, (1 << f.bits_stored) - 1, out=out)
 
 
 def _can_read_native(f: FrameHeader) -> bool:
@@ -207,10 +210,11 @@ def read_stack(
             f"series {stack.id}: not enough memory for {np.prod(shape) * np.dtype(out_dtype).itemsize / 2**30:.1f} GiB"
         ) from None
     flat = out.reshape((n,) + out.shape[2:])
-    scratch = np.empty(frame_shape, dtype=raw_dtype) if rescale_float else None
-    lo, hi = [], []
+    lo = np.zeros(n)
+    hi = np.zeros(n)
+    track_range = not rescale_float and not stack.rgb
 
-    def store(i: int, f: FrameHeader, arr: np.ndarray | None) -> None:
+    def store(i: int, f: FrameHeader, arr: np.ndarray | None, scratch: np.ndarray | None) -> None:
         target = flat[i]
         if arr is None:  # native read
             if rescale_float:
@@ -232,54 +236,107 @@ def read_stack(
                 target[...] = arr >> (8 * (arr.dtype.itemsize - target.dtype.itemsize))
             else:
                 target[...] = arr
-        if not rescale_float and not stack.rgb:
-            lo.append(target.min())
-            hi.append(target.max())
-        if progress is not None:
-            progress(1)
+        if track_range:
+            lo[i] = target.min()
+            hi[i] = target.max()
 
+    native: list[int] = []
     slow: dict[str, list[tuple[int, FrameHeader]]] = defaultdict(list)
     for i, f in enumerate(stack.frames):
         if _can_read_native(f) and not (stack.rgb and f.photometric != "RGB"):
-            store(i, f, None)
+            native.append(i)
         else:
             slow[f.path].append((i, f))
+
+    def read_native(indices: list[int]) -> int:
+        scratch = np.empty(frame_shape, dtype=raw_dtype) if rescale_float else None
+        for i in indices:
+            store(i, stack.frames[i], None, scratch)
+        return len(indices)
+
+    _run_chunks(read_native, native, progress)
     for path, items in slow.items():
         arrays = _decode_with_pydicom(path, [f for _, f in items])
         for (i, f), arr in zip(items, arrays, strict=True):
-            store(i, f, arr)
-    if rescale_float or stack.rgb:
+            store(i, f, arr, None)
+            if progress is not None:
+                progress(1)
+    if not track_range:
         return out
+    return _rescale_integers(stack, out, flat, lo, hi)
+
+
+#: Images per thread task when reading uncompressed pixels (file reads release the GIL).
+READ_CHUNK = 8
+
+#: Threads reading pixels; more than a few gives nothing (the disk or page cache is the limit).
+MAX_READ_THREADS = 4
+
+
+def _run_chunks(fn: Callable[[list[int]], int], indices: list[int], progress: Callable[[int], None] | None) -> None:
+    """Run ``fn`` over chunks of ``indices`` on a few threads (in this thread for small stacks)."""
+    import os
+
+    chunks = [indices[k : k + READ_CHUNK] for k in range(0, len(indices), READ_CHUNK)]
+    threads = min(MAX_READ_THREADS, os.cpu_count() or 1, len(chunks))
+    if threads <= 1:
+        for chunk in chunks:
+            done = fn(chunk)
+            if progress is not None:
+                for _ in range(done):
+                    progress(1)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(fn, chunk) for chunk in chunks]
+        try:
+            for fut in as_completed(futures):
+                done = fut.result()
+                if progress is not None:
+                    for _ in range(done):
+                        progress(1)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _rescale_integers(stack: Stack, out: np.ndarray, flat: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Apply an integer slope and per-image integer intercepts, into the smallest signed type.
+
+    The type holds the stored values, their products with the slope and the rescaled values, so
+    the arithmetic is exact in that type; it runs in place when the type has the stored size.
+    """
     slope = stack.first.slope
-    inters = [f.intercept for f in stack.frames]
-    if slope == 1.0 and set(inters) == {0.0}:
+    inters = np.array([f.intercept for f in stack.frames])
+    if slope == 1.0 and not inters.any():
         return out
-    # Integer rescale: choose the smallest signed type that holds every rescaled value.
-    ends = [(float(a) * slope + f.intercept, float(b) * slope + f.intercept)
-            for a, b, f in zip(lo, hi, stack.frames, strict=True)]
-    vmin = min(min(e) for e in ends)
-    vmax = max(max(e) for e in ends)
+    islope = int(slope)
+    ends = np.concatenate([lo, hi, lo * slope, hi * slope, lo * slope + inters, hi * slope + inters])
+    vmin, vmax = float(ends.min()), float(ends.max())
     for dtype in (np.int16, np.int32, np.int64):
         info = np.iinfo(dtype)
         if info.min <= vmin and vmax <= info.max:
-            target_dtype = np.dtype(dtype)
+            target = np.dtype(dtype)
             break
     else:  # pragma: no cover - 64-bit overflow cannot come from 32-bit storage
-        target_dtype = np.dtype(np.float64)
-    if target_dtype.itemsize == out.dtype.itemsize:
-        result = out.view(target_dtype)
-        src_flat, dst_flat = flat, result.reshape(flat.shape)
-        for i, f in enumerate(stack.frames):  # slice by slice: peak memory is one slice
-            tmp = src_flat[i].astype(np.int64)
-            tmp *= int(slope)
-            tmp += int(f.intercept)
-            dst_flat[i] = tmp
-        return result
-    result = np.empty(out.shape, dtype=target_dtype)
+        raise UnsupportedDicomError(f"series {stack.id}: rescaled values overflow 64-bit integers")
+    in_place = target.itemsize == out.dtype.itemsize
+    result = out.view(target) if in_place else np.empty(out.shape, dtype=target)
     res_flat = result.reshape(flat.shape)
-    for i, f in enumerate(stack.frames):
-        tmp = flat[i].astype(np.int64)
-        tmp *= int(slope)
-        tmp += int(f.intercept)
-        res_flat[i] = tmp
+
+    def apply(indices: list[int]) -> int:
+        for i in indices:
+            src, dst = flat[i], res_flat[i]
+            if islope != 1:
+                np.multiply(src, islope, out=dst, dtype=target, casting="unsafe")
+            elif not (in_place and target == out.dtype):
+                np.copyto(dst, src, casting="unsafe")
+            inter = int(inters[i])
+            if inter:
+                np.add(dst, inter, out=dst, dtype=target, casting="unsafe")
+        return len(indices)
+
+    _run_chunks(apply, list(range(len(flat))), None)
     return result

@@ -306,38 +306,83 @@ def _find_in_groups(per: Any, shared: Any, sequence: str, keyword: str) -> Any:
     return None
 
 
-def read_header(path: str) -> tuple[list[FrameHeader], str]:
+#: Top-level keywords :func:`_frames_from_dataset` reads (besides the acquisition and identity ones).
+HEADER_KEYWORDS = (
+    "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber",
+    "SeriesDescription", "Modality", "Rows", "Columns", "NumberOfFrames", "ImageType",
+    "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated", "BitsStored",
+    "PixelRepresentation", "PlanarConfiguration", "InstanceNumber", "EchoNumbers", "EchoTime",
+    "SliceThickness", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
+    "RescaleSlope", "RescaleIntercept", "TemporalPositionIdentifier", "AcquisitionNumber",
+    "TriggerTime", "AcquisitionTime", "ContentTime",
+)
+
+
+def _configure_fast() -> None:
+    from . import fastheader
+
+    if not fastheader._WANTED:
+        fastheader.configure(dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS))
+
+
+def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str]:
     """Read one file's header into frame records.
 
     Returns ``(frames, "")`` for an image, or ``([], reason)`` when the file is skipped:
     ``"not DICOM"``, ``"empty"``, ``"unreadable"``, ``"truncated or corrupt"``,
     ``"DICOMDIR index"``, ``"no pixel data"``.
+
+    With ``fast`` (the default), common little-endian files are parsed by
+    :mod:`volume.dicom.fastheader` (several times faster); anything else by pydicom. Both give
+    the same records.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _read_header(path)
+        return _read_header(path, fast)
 
 
-def _read_header(path: str) -> tuple[list[FrameHeader], str]:
+def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
     try:
         if os.path.getsize(path) == 0:
             return [], "empty"
     except OSError:
         return [], "unreadable"
-    try:
-        ds = _read_dataset(path)
-    except PermissionError:
-        return [], "unreadable"
-    except OSError:
-        return [], "unreadable"
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
-        from pydicom.errors import InvalidDicomError
+    ds: Any = None
+    if fast:
+        from .fastheader import TRUNCATED, read_fast
 
-        return [], "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
+        _configure_fast()
+        quick = read_fast(path)
+        if quick == TRUNCATED:
+            return [], "truncated or corrupt"
+        ds = quick
+    if ds is None:
+        try:
+            ds = _read_dataset(path)
+        except PermissionError:
+            return [], "unreadable"
+        except OSError:
+            return [], "unreadable"
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
+            from pydicom.errors import InvalidDicomError
+
+            return [], "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
     try:
         return _frames_from_dataset(path, ds)
     except Exception:  # noqa: BLE001 - any surprise in a header skips that file, never the scan
         return [], "truncated or corrupt"
+
+
+def _strings(value: Any) -> list[str]:
+    """A multi-valued string element as a list (pydicom gives a bare str for one value)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    try:
+        return [str(v) for v in value]
+    except TypeError:
+        return [str(value)]
 
 
 def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
@@ -359,9 +404,12 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     rows = _int(_get(ds, "Rows")) or 0
     cols = _int(_get(ds, "Columns")) or 0
     n_frames = _int(_get(ds, "NumberOfFrames")) or 1
-    image_type = tuple(_str(v).upper() for v in (_get(ds, "ImageType") or ()) if _str(v))
+    image_type = tuple(_str(v).upper() for v in _strings(_get(ds, "ImageType")) if _str(v))
     problem = ""
-    if rows <= 0 or cols <= 0:
+    if "MOSAIC" in image_type:
+        problem = ("Siemens mosaic (ImageType MOSAIC): the slices are tiled in one image and volume "
+                   "cannot unpack them yet; convert this series with dcm2niix")
+    elif rows <= 0 or cols <= 0:
         problem = f"Rows x Columns is {rows} x {cols}"
     elif n_frames <= 0:
         problem = f"NumberOfFrames is {n_frames}"

@@ -1,0 +1,115 @@
+"""The fast header reader gives exactly the records pydicom gives, or steps aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+from synth import oblique_iop, write_enhanced, write_series
+
+from volume.dicom import fastheader
+from volume.dicom.scan import _configure_fast, iter_files, read_header
+
+
+@pytest.fixture(autouse=True)
+def _configured() -> None:
+    _configure_fast()
+
+
+def _same(path: Path) -> tuple[list, str]:
+    fast = read_header(str(path), fast=True)
+    slow = read_header(str(path), fast=False)
+    assert fast == slow
+    return fast
+
+
+def _add_awkward_elements(path: Path, syntax: str) -> None:
+    """Rewrite ``path`` with undefined-length nested sequences, a private UN and a 40 KB blob."""
+    ds = pydicom.dcmread(path)
+    inner = Dataset()
+    inner.CodeValue = "X"
+    inner.CodeMeaning = "nested"
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.3"
+    item.ReferencedSOPInstanceUID = "1.2.3.4"
+    item.PurposeOfReferenceCodeSequence = [inner]
+    item.PurposeOfReferenceCodeSequence.is_undefined_length = True
+    item.is_undefined_length_sequence_item = True
+    ds.ReferencedImageSequence = [item, item]
+    ds["ReferencedImageSequence"].is_undefined_length = True
+    ds.add_new(0x00291010, "OB" if syntax != ImplicitVRLittleEndian else "OB", b"\x01\x02" * 20000)
+    ds.add_new(0x00291020, "UN", b"garbage!")
+    ds.ImageComments = "a \\ backslash stays"
+    ds.WindowCenter = ["40", "400"]
+    ds.WindowWidth = "350 "
+    ds.ImageType = "ORIGINAL"  # a single value: one string, not characters
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian], ids=["explicit", "implicit"])
+def test_same_records_as_pydicom_with_sequences_and_private_data(tmp_path: Path, syntax: str) -> None:
+    info = write_series(tmp_path, shape=(3, 5, 4), iop=oblique_iop(degrees=7.0), transfer_syntax=syntax,
+                        slopes=0.5, intercepts=-3.0, extra={"EchoNumbers": 2, "EchoTime": "12.5"})
+    for p in info.paths:
+        _add_awkward_elements(p, syntax)
+        assert isinstance(fastheader.read_fast(str(p)), fastheader.FastDataset)  # really the fast path
+        frames, reason = _same(p)
+        assert reason == "" and frames[0].image_type == ("ORIGINAL",)
+        assert frames[0].acquisition["WindowCenter"] == [40.0, 400.0]
+        assert frames[0].echo_number == 2 and frames[0].slope == 0.5
+
+
+def test_what_it_leaves_to_pydicom(tmp_path: Path) -> None:
+    big = write_series(tmp_path / "be", shape=(1, 4, 4), transfer_syntax=ExplicitVRBigEndian)
+    rle = write_series(tmp_path / "rle", shape=(1, 4, 4), transfer_syntax=RLELossless)
+    write_enhanced(tmp_path / "mf" / "enhanced.dcm", shape=(2, 4, 4))
+    latin = write_series(tmp_path / "latin", shape=(1, 4, 4),
+                         extra={"SpecificCharacterSet": "ISO_IR 100", "PatientName": "Müller^Jürgen"})
+    assert fastheader.read_fast(str(big.paths[0])) is None
+    assert fastheader.read_fast(str(tmp_path / "mf" / "enhanced.dcm")) is None
+    assert fastheader.read_fast(str(latin.paths[0])) is None
+    assert isinstance(fastheader.read_fast(str(rle.paths[0])), fastheader.FastDataset)
+    for p in iter_files([tmp_path]):
+        frames, reason = _same(Path(p))
+        assert reason == "" and frames
+    assert read_header(str(latin.paths[0]))[0][0].identity["PatientName"] == "Müller^Jürgen"
+
+
+def test_truncated_and_junk(tmp_path: Path) -> None:
+    info = write_series(tmp_path / "s", shape=(1, 30, 30))
+    data = info.paths[0].read_bytes()
+    cut = tmp_path / "cut"
+    cut.write_bytes(data[:-100])  # pixel data shorter than its length says
+    assert read_header(str(cut)) == ([], "truncated or corrupt")
+    head = tmp_path / "head"
+    head.write_bytes(data[:300])  # ends inside the header
+    assert read_header(str(head))[1] == "truncated or corrupt"
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\0" * 128 + b"DICM" + np.random.default_rng(1).bytes(500))
+    assert read_header(str(junk))[1] in ("not DICOM", "truncated or corrupt", "no pixel data")
+    text = tmp_path / "t.txt"
+    text.write_text("hello")
+    assert read_header(str(text)) == ([], "not DICOM")
+
+
+def test_same_records_on_real_data(data_dir: Path) -> None:
+    files = list(iter_files([data_dir]))
+    assert files
+    fast_used = 0
+    for p in files:
+        _same(Path(p))
+        fast_used += isinstance(fastheader.read_fast(p), fastheader.FastDataset)
+    assert fast_used > len(files) // 2
+
+
+def test_pydicom_test_files() -> None:
+    from pydicom.data import get_testdata_file
+
+    folder = Path(get_testdata_file("CT_small.dcm")).parent
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and "truncated" not in p.name and p.stat().st_size < 2_000_000:
+            _same(p)

@@ -1,0 +1,358 @@
+"""A small, fast reader of the header elements volume needs, for the common DICOM files.
+
+``pydicom.dcmread`` costs about a millisecond per file, mostly building Python objects for every
+element; a 300-slice CT spends most of its loading time there. This reader walks the raw bytes of
+Explicit or Implicit VR Little Endian datasets (the native syntaxes and every compressed syntax
+except deflate), converts only the wanted elements, and stops at the pixel data. Anything
+unusual (no preamble, big endian, deflate, non-ASCII text, enhanced multi-frame, DICOMDIR,
+odd lengths) returns ``None`` and the caller falls back to pydicom, so the result is always what
+pydicom would have given: ``tests/test_fastheader.py`` checks that on real and synthetic files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from struct import Struct
+from typing import Any
+
+#: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
+FIRST_READ_BYTES = 16 * 1024
+
+#: Explicit VRs with a 2-byte reserved field and a 4-byte length.
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"})
+
+#: Implicit VR Little Endian: VRs come from the dictionary.
+IMPLICIT_LE = "1.2.840.10008.1.2"
+
+#: Transfer syntax of deflated datasets (the dataset bytes are zlib-compressed: pydicom).
+DEFLATED = "1.2.840.10008.1.2.1.99"
+
+#: Big endian (retired; pydicom).
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
+
+_PIXEL_DATA = 0x7FE00010
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_UNDEFINED = 0xFFFFFFFF
+
+#: Elements whose presence sends the file to pydicom (enhanced multi-frame, DICOMDIR, float
+#: pixel data, stray item tags).
+_FALLBACK_TAGS = frozenset({0x52009230, 0x52009229, 0x00041220, 0x7FE00008, 0x7FE00009,
+                            _ITEM, _ITEM_END, _SEQ_END})
+
+#: Every VR explicit datasets may hold.
+_ALL_VRS = frozenset(
+    v.encode() for v in (
+        "AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN "
+        "UR US UT UV"
+    ).split()
+)
+
+_EXPLICIT_HEADER = Struct("<HH2sH")
+_IMPLICIT_HEADER = Struct("<HHI")
+
+_TAG = Struct("<HH")
+_U16 = Struct("<H")
+_U32 = Struct("<I")
+_I16 = Struct("<h")
+_I32 = Struct("<i")
+_F32 = Struct("<f")
+_F64 = Struct("<d")
+
+
+class _NeedMore(Exception):
+    """The buffer ended inside the header: read more of the file."""
+
+
+class _Unsupported(Exception):
+    """Something this reader does not handle: use pydicom."""
+
+
+class _Truncated(Exception):
+    """The file ends inside its header or pixel data."""
+
+
+class _Element:
+    """Just enough of pydicom's DataElement for the scanner: where the pixel bytes are."""
+
+    __slots__ = ("length", "value_tell")
+
+    def __init__(self, value_tell: int, length: int) -> None:
+        self.value_tell = value_tell
+        self.length = length
+
+
+class FastDataset:
+    """The wanted elements of one file, by keyword, as pydicom would return them."""
+
+    __slots__ = ("_values", "_pixel", "file_meta")
+
+    def __init__(self, values: dict[str, Any], pixel: _Element | None, file_meta: dict[str, Any]) -> None:
+        self._values = values
+        self._pixel = pixel
+        self.file_meta = file_meta
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        return self._values.get(keyword, default)
+
+    def get_item(self, tag: int, keep_deferred: bool = True) -> _Element | None:  # noqa: ARG002
+        return self._pixel if tag == _PIXEL_DATA else None
+
+    def __contains__(self, keyword: str) -> bool:
+        return keyword in self._values
+
+
+_WANTED: dict[int, tuple[str, str]] = {}
+
+
+def configure(keywords: Iterable[str]) -> None:
+    """Set the keywords to extract (their tags and VRs come from pydicom's dictionary)."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    _WANTED.clear()
+    for kw in keywords:
+        tag = tag_for_keyword(kw)
+        if tag is None:
+            raise ValueError(f"unknown DICOM keyword {kw}")
+        _WANTED[int(tag)] = (kw, dictionary_VR(tag))
+
+
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+#: VRs whose value is a single string even with backslashes in it.
+_SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
+
+
+_BINARY_UNITS = {"US": _U16, "SS": _I16, "UL": _U32, "SL": _I32, "FL": _F32, "FD": _F64}
+
+#: Converted values by (raw bytes, VR): most header values repeat from file to file of a series.
+_CACHE: dict[tuple[bytes, str], Any] = {}
+
+#: Entries kept in :data:`_CACHE` before it is emptied (bounds memory on huge trees).
+CACHE_LIMIT = 65536
+
+
+def _convert_cached(raw: bytes, vr: str) -> Any:
+    key = (raw, vr)
+    try:
+        return _CACHE[key]
+    except KeyError:
+        pass
+    value = _convert(raw, vr)
+    if len(_CACHE) >= CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[key] = value
+    return value
+
+
+def _convert(raw: bytes, vr: str) -> Any:
+    """A raw value as pydicom returns it (str / float / int; a tuple when multi-valued)."""
+    if vr in _TEXT_VRS or vr == "DS" or vr == "IS":
+        if not raw.isascii():
+            raise _Unsupported("non-ASCII text")
+        text = raw.decode("ascii").rstrip(" \x00")
+        if vr in _SINGLE_TEXT_VRS:
+            return text
+        parts = text.split("\\")
+        if vr == "DS":
+            values: list[Any] = [float(p) if p.strip() else None for p in parts]
+        elif vr == "IS":
+            floats = [float(p) if p.strip() else None for p in parts]
+            if any(f is not None and not f.is_integer() for f in floats):
+                raise _Unsupported("IS with a fraction")
+            values = [None if f is None else int(f) for f in floats]
+        else:
+            return parts[0] if len(parts) == 1 else tuple(parts)
+        if len(values) == 1:
+            return values[0]
+        if any(v is None for v in values):
+            raise _Unsupported("empty number in a list")
+        return tuple(values)
+    unit = _BINARY_UNITS.get(vr)
+    if unit is None:
+        raise _Unsupported(f"VR {vr}")
+    n, rem = divmod(len(raw), unit.size)
+    if rem or n == 0:
+        raise _Unsupported("binary length")
+    values = [unit.unpack_from(raw, i * unit.size)[0] for i in range(n)]
+    return values[0] if n == 1 else tuple(values)
+
+
+def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
+    """Position after an undefined-length sequence (or encapsulated data) starting at ``pos``."""
+    n = len(buf)
+    while True:
+        if pos + 8 > n:
+            raise _NeedMore
+        group, elem = _TAG.unpack_from(buf, pos)
+        tag = group << 16 | elem
+        length = _U32.unpack_from(buf, pos + 4)[0]
+        pos += 8
+        if tag == _SEQ_END:
+            return pos
+        if tag != _ITEM:
+            raise _Unsupported("bad sequence item")
+        if length != _UNDEFINED:
+            pos += length
+            continue
+        pos = _skip_item(buf, pos, explicit)
+
+
+def _skip_item(buf: bytes, pos: int, explicit: bool) -> int:
+    """Position after the elements of an undefined-length item (through its delimiter)."""
+    n = len(buf)
+    while True:
+        if pos + 8 > n:
+            raise _NeedMore
+        group, elem = _TAG.unpack_from(buf, pos)
+        tag = group << 16 | elem
+        if tag == _ITEM_END:
+            return pos + 8
+        pos, _vr, length, undefined = _element_header(buf, pos, explicit, group)
+        if undefined:
+            pos = _skip_undefined(buf, pos, explicit)
+        else:
+            pos += length
+
+
+def _element_header(buf: bytes, pos: int, explicit: bool, group: int) -> tuple[int, bytes | None, int, bool]:
+    """``(value_pos, vr, length, undefined)`` of the element at ``pos``."""
+    if explicit and group != 0xFFFE:
+        if pos + 8 > len(buf):
+            raise _NeedMore
+        vr = buf[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(buf):
+                raise _NeedMore
+            length = _U32.unpack_from(buf, pos + 8)[0]
+            return pos + 12, vr, length, length == _UNDEFINED
+        if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+            raise _Unsupported("implicit VR inside an explicit dataset")
+        return pos + 8, vr, _U16.unpack_from(buf, pos + 6)[0], False
+    if pos + 8 > len(buf):
+        raise _NeedMore
+    length = _U32.unpack_from(buf, pos + 4)[0]
+    return pos + 8, None, length, length == _UNDEFINED
+
+
+def _parse(buf: bytes, file_size: int) -> FastDataset:
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        raise _Unsupported("no preamble")
+    # File meta group: always explicit VR little endian.
+    meta: dict[str, Any] = {}
+    pos = 132
+    end_meta = None
+    while True:
+        if pos + 8 > len(buf):
+            raise _NeedMore
+        group, elem = _TAG.unpack_from(buf, pos)
+        if group != 0x0002 or (end_meta is not None and pos >= end_meta):
+            break
+        value_pos, _vr, length, undefined = _element_header(buf, pos, True, group)
+        if undefined:
+            raise _Unsupported("undefined length in file meta")
+        if value_pos + length > len(buf):
+            raise _NeedMore
+        raw = buf[value_pos : value_pos + length]
+        if elem == 0x0000:
+            end_meta = value_pos + _U32.unpack_from(raw)[0]
+        elif elem == 0x0010:
+            meta["TransferSyntaxUID"] = raw.decode("ascii").rstrip("\x00 ")
+        elif elem == 0x0002:
+            meta["MediaStorageSOPClassUID"] = raw.decode("ascii").rstrip("\x00 ")
+        pos = value_pos + length
+    syntax = meta.get("TransferSyntaxUID")
+    if not syntax or syntax in (DEFLATED, BIG_ENDIAN) or "MediaStorageSOPClassUID" not in meta:
+        raise _Unsupported("transfer syntax")
+    explicit = syntax != IMPLICIT_LE
+    if not syntax.startswith("1.2.840.10008.1.2"):
+        raise _Unsupported("private transfer syntax")
+    if meta["MediaStorageSOPClassUID"] == "1.2.840.10008.1.3.10":
+        raise _Unsupported("DICOMDIR")
+    values: dict[str, Any] = {}
+    wanted = _WANTED
+    n = len(buf)
+    last_tag = 0
+    explicit_header = _EXPLICIT_HEADER.unpack_from
+    implicit_header = _IMPLICIT_HEADER.unpack_from
+    u32 = _U32.unpack_from
+    while True:
+        if pos + 8 > n:
+            if pos >= file_size:
+                return FastDataset(values, None, meta)  # no pixel data: pydicom says why
+            raise _NeedMore
+        if explicit:
+            group, elem, vr, length = explicit_header(buf, pos)
+            if vr in _LONG_VRS:
+                if pos + 12 > n:
+                    raise _NeedMore
+                length = u32(buf, pos + 8)[0]
+                value_pos = pos + 12
+            elif vr in _ALL_VRS:
+                value_pos = pos + 8
+            else:
+                raise _Unsupported("unknown VR (implicit VR inside an explicit dataset?)")
+        else:
+            group, elem, length = implicit_header(buf, pos)
+            vr = None
+            value_pos = pos + 8
+        tag = group << 16 | elem
+        if tag <= last_tag:
+            raise _Unsupported("elements out of order or repeated")
+        last_tag = tag
+        if tag in _FALLBACK_TAGS:
+            raise _Unsupported("enhanced multi-frame, DICOMDIR, float pixels or items")
+        if tag == _PIXEL_DATA:
+            if length != _UNDEFINED and value_pos + length > file_size:
+                raise _Truncated
+            if values.get("NumberOfFrames") not in (None, 1):
+                raise _Unsupported("multi-frame")
+            return FastDataset(values, _Element(value_pos, length), meta)
+        if length == _UNDEFINED:
+            pos = _skip_undefined(buf, value_pos, explicit)
+            continue
+        item = wanted.get(tag)
+        if item is not None:
+            if value_pos + length > n:
+                raise _NeedMore
+            keyword, dict_vr = item
+            use_vr = vr.decode("ascii") if vr is not None else dict_vr
+            if use_vr == "SQ" or use_vr == "UN":
+                raise _Unsupported("wanted element is a sequence or UN")
+            if length:
+                values[keyword] = _convert_cached(buf[value_pos : value_pos + length], use_vr)
+            else:
+                values[keyword] = None if use_vr in ("DS", "IS") else ""
+        pos = value_pos + length
+        if pos > file_size:
+            raise _Truncated
+
+
+#: What :func:`read_fast` returns for a truncated file.
+TRUNCATED = "truncated or corrupt"
+
+
+def read_fast(path: str) -> FastDataset | str | None:
+    """The wanted elements of ``path``, ``TRUNCATED``, or ``None`` when pydicom must read it."""
+    if not _WANTED:
+        raise RuntimeError("fastheader.configure() was not called")
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            buf = fh.read(FIRST_READ_BYTES)
+            while True:
+                try:
+                    ds = _parse(buf, size)
+                except _NeedMore:
+                    if len(buf) >= size:
+                        return TRUNCATED
+                    more = fh.read(len(buf) * 15 if len(buf) < 2**20 else -1)
+                    if not more:
+                        return TRUNCATED
+                    buf += more
+                    continue
+                return ds
+    except _Truncated:
+        return TRUNCATED
+    except (_Unsupported, ValueError, UnicodeDecodeError, OSError, IndexError):
+        return None
+
