@@ -173,3 +173,26 @@ def test_streaming_from_files_equals_projecting_the_loaded_volume(tmp_path, iop)
         np.testing.assert_allclose(b.affine, a.affine)
         assert b.meta["projection"] == a.meta["projection"]
         assert b.meta["series_description"] == vol.meta["series_description"]
+
+
+def test_streaming_several_planes_in_one_pass_with_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from volume.ops.projection import STREAM_CHUNK, project_stack_planes
+
+    shape = (4 * STREAM_CHUNK, 96, 80)
+    write_series(tmp_path / "long", shape=shape, iop=AXIAL, stored_dtype=np.uint16, names="ordered")
+    stack = scan(tmp_path / "long").stacks[0]
+    tracemalloc.start()
+    try:
+        projs = project_stack_planes(stack, ["axial", "coronal", "sagittal"], "max")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    volume_bytes = int(np.prod(shape)) * 2
+    assert peak < volume_bytes / 2, f"streaming peaked at {peak} bytes for a {volume_bytes}-byte series"
+    vol = load(stack)
+    for plane, proj in projs.items():
+        ref = project(vol, plane, "max")
+        np.testing.assert_array_equal(np.asarray(proj.array), np.asarray(ref.array))
+        np.testing.assert_allclose(proj.affine, ref.affine)

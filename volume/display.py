@@ -176,6 +176,23 @@ def orient_for_display(
     return img, (float(mm[0]), float(mm[1]))
 
 
+def _resample_axis(a: np.ndarray, coords: np.ndarray, axis: int, order: int) -> np.ndarray:
+    """Sample ``a`` at fractional ``coords`` along ``axis`` (edges clamped): nearest or linear."""
+    n = a.shape[axis]
+    x = np.clip(coords, 0, n - 1)
+    if order == 0:
+        return np.take(a, np.floor(x + 0.5).astype(np.intp), axis=axis)
+    i0 = np.floor(x).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n - 1)
+    f = (x - i0).astype(a.dtype if a.dtype.kind == "f" else np.float32)
+    shape = [1] * a.ndim
+    shape[axis] = len(coords)
+    f = f.reshape(shape)
+    lo = np.take(a, i0, axis=axis)
+    hi = np.take(a, i1, axis=axis)
+    return lo + (hi - lo) * f
+
+
 def square_pixels(
     image: np.ndarray,
     row_mm: float,
@@ -220,18 +237,21 @@ def square_pixels(
     out_w = max(1, int(round(width_mm / p)))
     if out_h == h and out_w == w and np.isclose(row_mm, p) and np.isclose(col_mm, p):
         return img, p
-    from scipy import ndimage
-
     # output pixel centre i sits at (i + 0.5) * height_mm / out_h mm from the top edge
     rows = (np.arange(out_h) + 0.5) * (height_mm / out_h) / row_mm - 0.5
     cols = (np.arange(out_w) + 0.5) * (width_mm / out_w) / col_mm - 0.5
-    rr, cc = np.meshgrid(rows, cols, indexing="ij")
     src = img.astype(np.float32) if img.dtype.kind in "iub" or img.dtype == np.float16 else img
+    if order in (0, 1):  # separable, pure numpy (no scipy import on the picture path)
+        out = _resample_axis(_resample_axis(src, rows, 0, order), cols, 1, order)
+    else:
+        from scipy import ndimage
 
-    def sample(plane2d: np.ndarray) -> np.ndarray:
-        return ndimage.map_coordinates(plane2d, [rr, cc], order=order, mode="nearest", prefilter=order > 1)
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
 
-    out = np.stack([sample(src[..., c]) for c in range(3)], axis=-1) if img.ndim == 3 else sample(src)
+        def sample(plane2d: np.ndarray) -> np.ndarray:
+            return ndimage.map_coordinates(plane2d, [rr, cc], order=order, mode="nearest")
+
+        out = np.stack([sample(src[..., c]) for c in range(3)], axis=-1) if img.ndim == 3 else sample(src)
     if img.dtype.kind in "iu":
         info = np.iinfo(img.dtype)
         out = np.clip(np.rint(out), info.min, info.max).astype(img.dtype)

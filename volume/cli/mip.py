@@ -134,14 +134,14 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
 
 def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step: float | None,
              resample: bool, allow_gaps: bool) -> dict[str, Volume]:
-    """Projections of one stack per plane (streamed from disk when one plane and no resampling)."""
+    """Projections of one stack per plane (streamed from disk in one pass unless resampling)."""
     from ..dicom import load
-    from ..ops.projection import can_stream, project, project_stack
+    from ..ops.projection import can_stream, project, project_stack_planes
 
-    total = stack.n_slices * stack.n_frames * (1 if len(planes) == 1 else 2)
+    total = stack.n_slices * stack.n_frames
     with progress_bar(f"projecting {stack.id}", total) as advance:
-        if len(planes) == 1 and not resample and can_stream(stack):
-            return {planes[0]: project_stack(stack, planes[0], mode, slab, step, progress=advance)}
+        if not resample and can_stream(stack):
+            return project_stack_planes(stack, planes, mode, slab, step, progress=advance)
         vol = load(stack, allow_gaps=allow_gaps, progress=advance)
         return {p: project(vol, p, mode, slab, step, resample) for p in planes}
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,112 +115,146 @@ def _mode(mode: str) -> str:
     return key
 
 
+class SliceReducer:
+    """Accumulates one projection from slices fed in order (the streaming core).
+
+    ``add(k, slice)`` takes slice ``k`` (shape (R, C)) of the volume; ``result()`` returns the
+    projection once all ``n_slices`` slices were added. Several reducers can share one pass over
+    the slices (e.g. the three planes of a sheet), so the series is decoded once.
+
+    Parameters
+    ----------
+    axis
+        The (slice, row, column) axis projected.
+    mode
+        ``max``, ``min`` or ``mean``.
+    layout
+        Slabs along ``axis`` (:func:`slab_layout`); ``layout.n`` is S, R or C.
+    n_slices
+        Number of slices S that will be added.
+    ignore_nan
+        NaN marks "no data" (outside a resampled grid): ignored by every mode; a pixel without
+        data stays NaN.
+
+    Memory: for ``axis == 0`` one accumulator per open slab (``ceil(size / step)``), else one
+    reduced row block per slice; plus the output.
+    """
+
+    def __init__(self, axis: int, mode: str, layout: SlabLayout, n_slices: int, *, ignore_nan: bool = False) -> None:
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+        self.axis, self.mode, self.layout, self.n_slices = axis, _mode(mode), layout, n_slices
+        self.ignore_nan = ignore_nan
+        if layout.count == 0:
+            raise UsageError("no slab fits in the volume")
+        self._max = np.fmax if ignore_nan else np.maximum
+        self._min = np.fmin if ignore_nan else np.minimum
+        self._starts = layout.starts
+        self._open: dict[int, list[Any]] = {}  # slab -> [accumulator, valid count (mean with NaN)]
+        self._out: np.ndarray | None = None
+        self._seen = 0
+
+    def _alloc(self, sl: np.ndarray) -> np.ndarray:
+        dtype = np.float32 if self.mode == "mean" else sl.dtype
+        shape = [self.n_slices, sl.shape[0], sl.shape[1]]
+        shape[self.axis] = self.layout.count
+        if self.axis == 0 and self.layout.n != self.n_slices:
+            raise ValueError(f"layout covers {self.layout.n} slices, the volume has {self.n_slices}")
+        return np.empty(shape, dtype=dtype)
+
+    def add(self, k: int, sl: np.ndarray) -> None:
+        """Feed slice ``k`` (R, C)."""
+        sl = np.asarray(sl)
+        if self._out is None:
+            self._out = self._alloc(sl)
+        out = self._out
+        self._seen += 1
+        if self.axis == 0:
+            self._add_along_slices(k, sl, out)
+            return
+        along = self.axis - 1  # the slice's own axis (0 rows, 1 columns) that is reduced
+        size = self.layout.size
+        for j, s0 in enumerate(self._starts):
+            block = sl[s0 : s0 + size] if along == 0 else sl[:, s0 : s0 + size]
+            if self.mode == "max":
+                part = (np.nanmax if self.ignore_nan else np.max)(block, axis=along)
+            elif self.mode == "min":
+                part = (np.nanmin if self.ignore_nan else np.min)(block, axis=along)
+            else:
+                part = (np.nanmean if self.ignore_nan else np.mean)(block, axis=along, dtype=np.float64)
+            if along == 0:
+                out[k, j, :] = part
+            else:
+                out[k, :, j] = part
+
+    def _add_along_slices(self, k: int, sl: np.ndarray, out: np.ndarray) -> None:
+        for j in self.layout.open_slabs(k):
+            acc = self._open.get(j)
+            if acc is None:
+                if self.mode == "mean":
+                    if self.ignore_nan:
+                        valid = np.isfinite(sl)
+                        acc = [np.where(valid, sl, 0.0).astype(np.float64), valid.astype(np.int32)]
+                    else:
+                        acc = [sl.astype(np.float64), None]
+                else:
+                    acc = [sl.copy(), None]
+                self._open[j] = acc
+            elif self.mode == "max":
+                self._max(acc[0], sl, out=acc[0])
+            elif self.mode == "min":
+                self._min(acc[0], sl, out=acc[0])
+            elif self.ignore_nan:
+                valid = np.isfinite(sl)
+                acc[0] += np.where(valid, sl, 0.0)
+                acc[1] += valid
+            else:
+                acc[0] += sl
+            if k == self._starts[j] + self.layout.size - 1:
+                done = self._open.pop(j)
+                if self.mode != "mean":
+                    out[j] = done[0]
+                elif self.ignore_nan:
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        out[j] = np.where(done[1] > 0, done[0] / np.maximum(done[1], 1), np.nan)
+                else:
+                    out[j] = done[0] / self.layout.size
+
+    def result(self) -> np.ndarray:
+        """The projection: (count, R, C), (S, count, C) or (S, R, count); input dtype (max/min) or float32 (mean)."""
+        if self._out is None or self._seen != self.n_slices:
+            raise ValueError(f"expected {self.n_slices} slices, got {self._seen}")
+        return self._out
+
+
 def project_slices(
     slices: Iterable[np.ndarray],
     axis: int,
     mode: str,
     layout: SlabLayout,
     *,
+    n_slices: int | None = None,
     ignore_nan: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """The streaming core: reduce a sequence of (R, C) slices, each read once, over slabs.
+    """Reduce a sequence of (R, C) slices, each read once, over slabs (see :class:`SliceReducer`).
 
-    Parameters
-    ----------
-    slices
-        ``layout.n`` arrays of shape (R, C) if ``axis == 0``, else the S slices of the volume
-        (``axis`` 1 reduces rows, 2 reduces columns, ``layout.n`` is R or C). Any real dtype.
-    axis
-        The (slice, row, column) axis projected.
-    mode
-        ``max``, ``min`` or ``mean``.
-    layout
-        Slabs along ``axis`` (:func:`slab_layout`).
-    ignore_nan
-        NaN marks "no data" (outside a resampled grid): ignored by every mode; a pixel without
-        data stays NaN.
-
-    Returns
-    -------
-    numpy.ndarray
-        (count, R, C), (S, count, C) or (S, R, count) for axis 0, 1, 2; the input dtype for
-        max/min, float32 for mean.
-
-    Memory: for ``axis == 0`` one accumulator per open slab (``ceil(size / step)``), plus the output.
+    ``n_slices`` defaults to ``layout.n`` when ``axis == 0``; for axes 1 and 2 pass it, or the
+    slices are counted (held as an iterator, not a list).
     """
-    mode = _mode(mode)
-    count = layout.count
-    if count == 0:
-        raise UsageError("no slab fits in the volume")
-    reduce_max = np.fmax if ignore_nan else np.maximum
-    reduce_min = np.fmin if ignore_nan else np.minimum
-    out: np.ndarray | None = None
-    open_acc: dict[int, list[Any]] = {}  # slab -> [accumulator, valid count (mean with NaN)]
-    n_seen = 0
-    starts = layout.starts
-    for k, sl in enumerate(slices):
-        sl = np.asarray(sl)
-        n_seen += 1
+    it: Iterable[np.ndarray] = slices
+    if n_slices is None:
         if axis == 0:
-            if out is None:
-                dtype = np.float32 if mode == "mean" else sl.dtype
-                out = np.empty((count,) + sl.shape, dtype=dtype)
-            for j in layout.open_slabs(k):
-                acc = open_acc.get(j)
-                if acc is None:
-                    if mode == "mean":
-                        valid = np.isfinite(sl) if ignore_nan else None
-                        first = np.where(valid, sl, 0.0) if ignore_nan else sl
-                        acc = [first.astype(np.float64), valid.astype(np.int32) if ignore_nan else None]
-                    else:
-                        acc = [sl.copy(), None]
-                    open_acc[j] = acc
-                elif mode == "max":
-                    reduce_max(acc[0], sl, out=acc[0])
-                elif mode == "min":
-                    reduce_min(acc[0], sl, out=acc[0])
-                else:
-                    if ignore_nan:
-                        valid = np.isfinite(sl)
-                        acc[0] += np.where(valid, sl, 0.0)
-                        acc[1] += valid
-                    else:
-                        acc[0] += sl
-                if k == starts[j] + layout.size - 1:
-                    done = open_acc.pop(j)
-                    if mode == "mean":
-                        if ignore_nan:
-                            with np.errstate(invalid="ignore", divide="ignore"):
-                                out[j] = np.where(done[1] > 0, done[0] / np.maximum(done[1], 1), np.nan)
-                        else:
-                            out[j] = done[0] / layout.size
-                    else:
-                        out[j] = done[0]
+            n_slices = layout.n
         else:
-            along = axis - 1  # the slice's own axis (0 rows, 1 columns) that is reduced
-            if out is None:
-                out = np.empty((0,), dtype=np.float32 if mode == "mean" else sl.dtype)  # dtype only
-                rows: list[np.ndarray] = []
-            parts = []
-            for s0 in starts:
-                block = sl[s0 : s0 + layout.size] if along == 0 else sl[:, s0 : s0 + layout.size]
-                if mode == "max":
-                    parts.append((np.nanmax if ignore_nan else np.max)(block, axis=along))
-                elif mode == "min":
-                    parts.append((np.nanmin if ignore_nan else np.min)(block, axis=along))
-                else:
-                    parts.append((np.nanmean if ignore_nan else np.mean)(block, axis=along, dtype=np.float64))
-            rows.append(np.stack(parts, axis=along).astype(out.dtype, copy=False))
+            it = list(slices)
+            n_slices = len(it)
+    reducer = SliceReducer(axis, mode, layout, n_slices, ignore_nan=ignore_nan)
+    for k, sl in enumerate(it):
+        reducer.add(k, sl)
         if progress is not None:
             progress(1)
-    if axis == 0:
-        if out is None or n_seen != layout.n:
-            raise ValueError(f"expected {layout.n} slices, got {n_seen}")
-        return out
-    if not n_seen:
-        raise ValueError("no slices to project")
-    return np.stack(rows, axis=0)
+    return reducer.result()
 
 
 def _output_affine(affine: np.ndarray, axis: int, layout: SlabLayout) -> np.ndarray:
@@ -305,7 +339,7 @@ def project(
     layout = slab_layout(vol.shape[axis], spacing, slab_mm, step_mm)
     arr = np.asarray(vol.array)
     slices: Iterator[np.ndarray] = (arr[k] for k in range(arr.shape[0]))
-    data = project_slices(slices, axis, mode, layout, progress=progress)
+    data = project_slices(slices, axis, mode, layout, n_slices=arr.shape[0], progress=progress)
     affine = _output_affine(vol.affine, axis, layout)
     return vol.with_array(data, affine=affine, **_projection_meta(plane, mode, axis, angle, layout, spacing, False))
 
@@ -387,21 +421,31 @@ def can_stream(stack: Any) -> bool:
     )
 
 
-def stack_slices(stack: Any) -> Iterator[np.ndarray]:
-    """Decode a stack one slice at a time, in load order, rescaled to modality values.
+STREAM_CHUNK = 32
+"""Slices decoded together while streaming (read on a few threads): bounds memory, not the series."""
 
-    Each slice is (R, C): float32 when the rescale is fractional or varies, else the stored
-    integer type when there is no rescale, else int32.
+
+def stack_slices(stack: Any, chunk: int = STREAM_CHUNK) -> Iterator[np.ndarray]:
+    """Decode a stack ``chunk`` slices at a time, in load order, rescaled to modality values.
+
+    Yields (R, C) slices: float32 when the rescale is fractional or varies, else the stored
+    integer type when there is no rescale, else int32 (every chunk the same dtype). Memory: one
+    chunk of slices.
     """
     from ..dicom.pixels import output_dtype, read_stack
 
     base = output_dtype(stack)
     plain = {f.slope for f in stack.frames} == {1.0} and {f.intercept for f in stack.frames} == {0.0}
     dtype = base if (base == np.float32 or plain) else np.dtype(np.int32)
-    for f in stack.frames:
-        one = dataclasses.replace(stack, frames=[f], n_slices=1, n_frames=1)
-        arr = read_stack(one)[0, 0]
-        yield arr.astype(dtype, copy=False)
+    frames = stack.frames
+    for k in range(0, len(frames), chunk):
+        part = frames[k : k + chunk]
+        sub = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
+        block = read_stack(sub)[0]
+        for i in range(len(part)):
+            # a copy, so the consumer's last slice does not keep the whole chunk alive
+            yield block[i].astype(dtype, copy=True)
+        del block  # before the next chunk is decoded: one chunk in memory at a time
 
 
 def _narrow(data: np.ndarray) -> np.ndarray:
@@ -425,28 +469,55 @@ def project_stack(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
-    """Project a DICOM stack streaming from disk: memory for a few slices plus the output.
+    """Project a DICOM stack streaming from disk: memory for a chunk of slices plus the output.
 
     Same result as ``project(volume.load(stack), ...)`` (without ``resample``) for stacks where
     :func:`can_stream` holds; other stacks are loaded whole and projected.
     """
+    return project_stack_planes(stack, [plane], mode, slab_mm, step_mm, progress=progress)[_plane(plane)]
+
+
+def project_stack_planes(
+    stack: Any,
+    planes: Sequence[str],
+    mode: str = "max",
+    slab_mm: float | None = None,
+    step_mm: float | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Volume]:
+    """Projections of a DICOM stack along several planes from one streamed pass over its slices.
+
+    Returns ``{plane: Volume}`` in the order given; see :func:`project_stack`.
+    """
+    names = [_plane(p) for p in planes]
+    mode = _mode(mode)
     if not can_stream(stack):
         from ..dicom import load
 
-        return project(load(stack), plane, mode, slab_mm, step_mm, progress=progress)
+        vol = load(stack, progress=progress)
+        return {p: project(vol, p, mode, slab_mm, step_mm) for p in names}
     from ..dicom.loader import stack_meta
 
-    plane = _plane(plane)
-    mode = _mode(mode)
     affine = np.asarray(stack.geometry.affine, dtype=float)
     shape = (stack.n_slices, stack.rows, stack.cols)
-    axis, angle = projection_axis(affine, plane)
-    spacing = float(np.linalg.norm(affine[:3, axis]))
-    layout = slab_layout(shape[axis], spacing, slab_mm, step_mm)
-    data = _narrow(project_slices(stack_slices(stack), axis, mode, layout, progress=progress))
+    plans = []
+    for p in names:
+        axis, angle = projection_axis(affine, p)
+        spacing = float(np.linalg.norm(affine[:3, axis]))
+        layout = slab_layout(shape[axis], spacing, slab_mm, step_mm)
+        plans.append((p, axis, angle, spacing, layout, SliceReducer(axis, mode, layout, shape[0])))
+    for k, sl in enumerate(stack_slices(stack)):
+        for *_, reducer in plans:
+            reducer.add(k, sl)
+        if progress is not None:
+            progress(1)
     meta = stack_meta(stack)
-    meta.update(_projection_meta(plane, mode, axis, angle, layout, spacing, False))
-    return Volume(data, _output_affine(affine, axis, layout), meta)
+    out = {}
+    for p, axis, angle, spacing, layout, reducer in plans:
+        info = {**meta, **_projection_meta(p, mode, axis, angle, layout, spacing, False)}
+        out[p] = Volume(_narrow(reducer.result()), _output_affine(affine, axis, layout), info)
+    return out
 
 
 __all__ = [
@@ -457,7 +528,10 @@ __all__ = [
     "project",
     "project_slices",
     "project_stack",
+    "project_stack_planes",
+    "SliceReducer",
     "projection_axis",
     "slab_layout",
     "stack_slices",
+    "STREAM_CHUNK",
 ]
