@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -74,6 +74,15 @@ ORTHOGONAL_TOL = 1e-6
 
 MAX_OUTPUT_VOXELS = 1_500_000_000
 """Refuse grids with more voxels than this (6 GB of float32): a typo like ``--spacing 0.01``."""
+
+SLAB_CHUNK_VOXELS = 32_000_000
+"""Fine-grid voxels resampled at a time for thick slices (128 MB of float32)."""
+
+SLAB_SEARCH = 4
+"""Try up to this many times the minimum samples per slab to find a grid overlapping slabs share."""
+
+SLAB_MATCH_TOL = 1e-6
+"""How close to a whole number of sample steps the slice step must be to share samples."""
 
 INSIDE_MARGIN = 0.5
 """A point belongs to the source when within this many voxels past the outermost voxel centres."""
@@ -291,33 +300,30 @@ def like_grid(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[int, int,
 
 
 # --- resampling ----------------------------------------------------------------------------------
-def _resample_sitk(
-    data: np.ndarray, src_affine: np.ndarray, target_affine: np.ndarray, shape: tuple[int, int, int],
-    order: str, fill: float, out_dtype: np.dtype,
-) -> np.ndarray:
-    import SimpleITK as sitk
+def _itk_geometry(affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """ITK origin, spacing and direction (row-major) of an LPS (slice, row, column) affine."""
+    cols = np.asarray(affine, float)[:3, :3][:, ::-1]  # ITK index order: column, row, slice
+    spacing = np.linalg.norm(cols, axis=0)
+    direction = cols / spacing
+    return tuple(np.asarray(affine, float)[:3, 3].tolist()), tuple(spacing.tolist()), tuple(direction.ravel().tolist())
 
-    def itk_geometry(affine: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
-        cols = np.asarray(affine, float)[:3, :3][:, ::-1]  # ITK index order: column, row, slice
-        spacing = np.linalg.norm(cols, axis=0)
-        direction = cols / spacing
-        return tuple(affine[:3, 3].tolist()), tuple(spacing.tolist()), tuple(direction.ravel().tolist())
+
+def _sitk_resampler(
+    data: np.ndarray, src_affine: np.ndarray, order: str, fill: float, out_dtype: np.dtype,
+) -> Callable[[np.ndarray, tuple[int, int, int]], np.ndarray]:
+    """A function ``(target_affine, shape) -> array`` resampling ``data`` with SimpleITK.
+
+    The source is handed to ITK once (one copy), however many grids are asked for.
+    """
+    import SimpleITK as sitk
 
     if data.dtype == bool:
         data = data.astype(np.uint8)
     img = sitk.GetImageFromArray(data)
-    origin, spacing, direction = itk_geometry(src_affine)
+    origin, spacing, direction = _itk_geometry(src_affine)
     img.SetOrigin(origin)
     img.SetSpacing(spacing)
     img.SetDirection(direction)
-    f = sitk.ResampleImageFilter()
-    origin, spacing, direction = itk_geometry(target_affine)
-    f.SetOutputOrigin(origin)
-    f.SetOutputSpacing(spacing)
-    f.SetOutputDirection(direction)
-    f.SetSize((int(shape[2]), int(shape[1]), int(shape[0])))
-    f.SetInterpolator(getattr(sitk, _SITK_INTERP[order]))
-    f.SetDefaultPixelValue(float(fill))
     pixel_types = {
         np.dtype(np.float32): sitk.sitkFloat32, np.dtype(np.float64): sitk.sitkFloat64,
         np.dtype(np.int16): sitk.sitkInt16, np.dtype(np.uint16): sitk.sitkUInt16,
@@ -325,9 +331,21 @@ def _resample_sitk(
         np.dtype(np.uint8): sitk.sitkUInt8, np.dtype(np.int8): sitk.sitkInt8,
         np.dtype(np.int64): sitk.sitkInt64, np.dtype(np.uint64): sitk.sitkUInt64,
     }
-    f.SetOutputPixelType(pixel_types.get(np.dtype(out_dtype), sitk.sitkFloat32))
-    out = f.Execute(img)
-    return np.asarray(_ImageBuffer(out))
+    pixel_type = pixel_types.get(np.dtype(out_dtype), sitk.sitkFloat32)
+
+    def run(target_affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        f = sitk.ResampleImageFilter()
+        origin, spacing, direction = _itk_geometry(target_affine)
+        f.SetOutputOrigin(origin)
+        f.SetOutputSpacing(spacing)
+        f.SetOutputDirection(direction)
+        f.SetSize((int(shape[2]), int(shape[1]), int(shape[0])))
+        f.SetInterpolator(getattr(sitk, _SITK_INTERP[order]))
+        f.SetDefaultPixelValue(float(fill))
+        f.SetOutputPixelType(pixel_type)
+        return np.asarray(_ImageBuffer(f.Execute(img)))
+
+    return run
 
 
 class _ImageBuffer:
@@ -342,6 +360,17 @@ class _ImageBuffer:
 
         self._image = image
         self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
+
+
+def _scipy_resampler(
+    data: np.ndarray, src_affine: np.ndarray, order: str, fill: float, out_dtype: np.dtype,
+) -> Callable[[np.ndarray, tuple[int, int, int]], np.ndarray]:
+    """A function ``(target_affine, shape) -> array`` resampling ``data`` with scipy.ndimage."""
+
+    def run(target_affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        return _resample_scipy(data, src_affine, target_affine, shape, order, fill, out_dtype)
+
+    return run
 
 
 def _resample_scipy(
@@ -422,7 +451,7 @@ def resample(
     fill_value = background(vol) if fill is None else float(fill)
     if engine == "auto":
         engine = "sitk" if is_orthogonal(vol.affine) and is_orthogonal(target_affine) else "scipy"
-    run = _resample_sitk if engine == "sitk" else _resample_scipy
+    make = _sitk_resampler if engine == "sitk" else _scipy_resampler
     src = np.asarray(vol.array)
     if order == "nearest":
         out_dtype = src.dtype if src.dtype != bool else np.dtype(np.uint8)
@@ -433,7 +462,7 @@ def resample(
 
     def one(data: np.ndarray) -> np.ndarray:
         if vol.rgb:
-            channels = [run(data[..., ch], vol.affine, target_affine, shape, order, fill_value, np.dtype(np.float32))
+            channels = [make(data[..., ch], vol.affine, order, fill_value, np.dtype(np.float32))(target_affine, shape)
                         for ch in range(3)]
             stacked = np.stack(channels, axis=-1)
             if out_dtype.kind in "iu":
@@ -442,13 +471,28 @@ def resample(
             return stacked.astype(out_dtype)
         if out_dtype.kind in "iu" and fill_value != math.floor(fill_value):
             raise UsageError(f"fill value {fill_value} does not fit integer data; use linear interpolation")
-        return run(data, vol.affine, target_affine, shape, order, fill_value, out_dtype)
+        return make(data, vol.affine, order, fill_value, out_dtype)(target_affine, shape)
 
     if vol.is_4d:
         out = np.stack([one(src[t]) for t in range(vol.n_frames)])
     else:
         out = one(src)
     return Volume(out, target_affine, {**vol.meta, **meta}, rgb=vol.rgb)
+
+
+def _slab_sampling(step: float, thickness: float, finest: float) -> tuple[int, int | None]:
+    """Samples per slab, and how many fine-grid steps one output slice spans (None: no shared grid).
+
+    A slab of ``thickness`` is sampled ``n`` times, ``thickness / n`` apart with ``thickness / n <=
+    finest``. When the slice ``step`` is a whole number ``m`` of those sample steps, neighbouring
+    (overlapping) slabs share samples: one fine grid along the slice axis serves them all.
+    """
+    n_min = max(1, math.ceil(thickness / finest - GRID_EPS))
+    for n in range(n_min, SLAB_SEARCH * n_min + 1):
+        m = step * n / thickness
+        if round(m) >= 1 and abs(m - round(m)) < SLAB_MATCH_TOL:
+            return n, int(round(m))
+    return n_min, None
 
 
 def resample_slab(
@@ -466,15 +510,17 @@ def resample_slab(
     """Thick slices: each output voxel combines the source over ``thickness`` mm along the slice axis.
 
     The slab of each output voxel, centred on it along the target's slice direction, is sampled
-    every ``min(vol.spacing)`` mm or finer (at least once per source voxel), and the samples are
-    averaged (``mean``), or their maximum (``max``, a slab MIP) or minimum (``min``) is taken.
-    Samples outside the source are left out; voxels with no sample inside hold ``fill``.
+    ``n`` times, ``thickness / n`` apart and no further apart than the source's finest spacing
+    (so every source voxel is seen), and the samples are averaged (``mean``), or their maximum
+    (``max``, a slab MIP) or minimum (``min``) is taken. Samples outside the source are left out;
+    voxels with no sample inside hold ``fill``. Overlapping slabs share their samples (one fine
+    grid along the slice axis, processed in chunks) whenever the slice step allows it.
 
     Returns
     -------
     Volume
-        float32, with the target's shape and affine; ``meta['slab']`` records thickness, mode and
-        samples per slab.
+        float32, with the target's shape and affine (``(T, S, R, C)`` for 4D); ``meta['slab']``
+        records thickness, mode and samples per slab.
     """
     if mode not in SLAB_MODES:
         raise UsageError(f"mode must be one of {', '.join(SLAB_MODES)}, got {mode!r}")
@@ -482,39 +528,66 @@ def resample_slab(
         raise UsageError(f"thickness must be a positive number of mm, got {thickness}")
     if vol.rgb:
         raise UsageError("thick slices of colour (RGB) volumes are not supported; reslice without --thickness")
+    order = _check_interp(interp)
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     target_affine = np.asarray(target_affine, dtype=float)
-    normal = target_affine[:3, 0] / np.linalg.norm(target_affine[:3, 0])
-    n_sub = max(1, math.ceil(thickness / min(vol.spacing) - GRID_EPS))
-    offsets = -thickness / 2 + (np.arange(n_sub) + 0.5) * thickness / n_sub
+    shape = tuple(int(v) for v in target_shape)
+    step = float(np.linalg.norm(target_affine[:3, 0]))
+    normal = target_affine[:3, 0] / step
+    n_sub, m = _slab_sampling(step, float(thickness), min(vol.spacing))
+    h = thickness / n_sub
     fill_value = background(vol) if fill is None else float(fill)
-    src = vol if vol.array.dtype.kind == "f" or interp != "nearest" else vol.with_array(np.asarray(vol.array, np.float32))
-    acc: np.ndarray | None = None
-    count: np.ndarray | None = None
-    for off in offsets:
-        shifted = target_affine.copy()
-        shifted[:3, 3] += off * normal
-        sample = np.array(resample(src, shifted, target_shape, interp=interp, fill=np.nan, engine=engine).array,
-                          dtype=np.float32)
-        valid = np.isfinite(sample)
-        if acc is None:
-            acc = np.where(valid, sample, 0.0 if mode == "mean" else np.nan).astype(np.float32)
-            count = valid.astype(np.uint16)
-            continue
-        assert count is not None
+    if engine == "auto":
+        engine = "sitk" if is_orthogonal(vol.affine) and is_orthogonal(target_affine) else "scipy"
+    make = _sitk_resampler if engine == "sitk" else _scipy_resampler
+    plane_voxels = shape[1] * shape[2]
+
+    def reduce(samples: list[np.ndarray]) -> np.ndarray:
+        """Combine n_sub arrays of the same shape (NaN: outside) by ``mode``."""
         if mode == "mean":
-            acc += np.where(valid, sample, 0.0)
-        elif mode == "max":
-            np.fmax(acc, sample, out=acc)
-        else:
-            np.fmin(acc, sample, out=acc)
-        count += valid
-    assert acc is not None and count is not None
-    if mode == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            acc = acc / count
-    acc[count == 0] = fill_value
+            total = np.zeros(samples[0].shape, np.float32)
+            count = np.zeros(samples[0].shape, np.uint16)
+            for a in samples:
+                valid = np.isfinite(a)
+                total += np.where(valid, a, 0.0)
+                count += valid
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = total / count
+            out[count == 0] = fill_value
+            return out
+        out = np.full(samples[0].shape, np.nan, np.float32)
+        for a in samples:
+            (np.fmax if mode == "max" else np.fmin)(out, a, out=out)
+        out[np.isnan(out)] = fill_value
+        return out
+
+    def frame(data: np.ndarray) -> np.ndarray:
+        src = data if data.dtype.kind == "f" else data.astype(np.float32)
+        run = make(src, vol.affine, order, np.nan, np.dtype(np.float32))
+        result = np.empty(shape, np.float32)
+        if m is None:  # slabs cannot share samples: one resampling per sample offset
+            samples = []
+            for j in range(n_sub):
+                shifted = target_affine.copy()
+                shifted[:3, 3] += (-thickness / 2 + (j + 0.5) * h) * normal
+                samples.append(np.array(run(shifted, shape), dtype=np.float32))
+            return reduce(samples)
+        chunk = max(1, int((SLAB_CHUNK_VOXELS // plane_voxels - n_sub) // m) + 1)
+        for k0 in range(0, shape[0], chunk):
+            k1 = min(shape[0], k0 + chunk)
+            fine_n = (k1 - k0 - 1) * m + n_sub
+            fine_affine = target_affine.copy()
+            fine_affine[:3, 0] = normal * h
+            fine_affine[:3, 3] += (k0 * step - (n_sub - 1) / 2 * h) * normal
+            fine = run(fine_affine, (fine_n, shape[1], shape[2]))
+            result[k0:k1] = reduce([fine[j : j + (k1 - k0 - 1) * m + 1 : m] for j in range(n_sub)])
+        return result
+
+    array = np.asarray(vol.array)
+    out = np.stack([frame(array[t]) for t in range(vol.n_frames)]) if vol.is_4d else frame(array)
     info = {"thickness_mm": float(thickness), "slab_mode": mode, "slab_samples": int(n_sub)}
-    return Volume(acc.astype(np.float32, copy=False), target_affine, {**vol.meta, **meta, "slab": info}, rgb=False)
+    return Volume(out, target_affine, {**vol.meta, **meta, "slab": info}, rgb=False)
 
 
 # --- the one call the CLI makes ------------------------------------------------------------------
