@@ -243,6 +243,13 @@ def test_duplicate_file_is_dropped(tmp_path: Path) -> None:
     vol = volume.load(tmp_path)
     assert vol.shape == (6, 12, 10)
     check_volume_against_field(vol)
+    assert _only_stack(volume.scan(tmp_path)).warnings == ["duplicate: 1 identical file(s) ignored"]
+
+
+def test_siemens_mosaic_is_refused_clearly(tmp_path: Path) -> None:
+    write_series(tmp_path, shape=(2, 8, 8), extra={"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]})
+    with pytest.raises(NotAVolumeError, match="mosaic.*MOSAIC.*dcm2niix"):
+        volume.load(tmp_path)
 
 
 def _write_junk(folder: Path) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,10 +165,12 @@ def info_command(
         elements += [_element_json(e, keep_phi) for e in ds]
         sys.stdout.write(json.dumps(elements, indent=1, default=str) + "\n")
         return
-    if not keep_phi:
-        _mask(ds)
     try:
-        sys.stdout.write(str(ds.file_meta) + "\n" if getattr(ds, "file_meta", None) else "")
-        sys.stdout.write(str(ds) + "\n")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the mask is longer than some VRs allow
+            if not keep_phi:
+                _mask(ds)
+            text = str(ds)  # pydicom 3 prints the file meta group first
+        sys.stdout.write(text + "\n")
     except Exception as exc:  # noqa: BLE001
         raise NoDicomError(f"{file}: header values cannot be shown ({type(exc).__name__}); the file is corrupt") from None

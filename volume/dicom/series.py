@@ -449,7 +449,7 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
         localizer_series = len(planes) > 1
         stacks = [_build_stack(uid, m, labels["label"], localizer_series) for labels, m in parts]
         if dropped.get(group):
-            stacks[0].warnings.append(f"duplicate: {dropped[uid]} identical file(s) ignored")
+            stacks[0].warnings.append(f"duplicate: {dropped[group]} identical file(s) ignored")
         f0 = members[0]
         series_list.append(Series(uid=uid, number=f0.series_number, description=f0.series_description,
                                   modality=f0.modality, stacks=stacks))
