@@ -192,6 +192,10 @@ def test_dicom_output_keeps_projection_geometry(series, tmp_path, capsys):
     ras = np.c_[world.reshape(-1, 3) * [-1, -1, 1], np.ones(rr.size)]
     ijk = np.rint((np.linalg.inv(ref.affine) @ ras.T).T[:, :3]).astype(int)
     np.testing.assert_allclose(pic.ravel(), data[ijk[:, 0], ijk[:, 2]], atol=1.0)
+    import pydicom
+
+    ds = pydicom.dcmread(out)
+    assert "MIP" in ds.ImageType and not ds.get("PatientName") and not ds.get("PatientID")
     up = back.direction[:, 1]  # DICOM rows run down: inferior for a coronal picture
     assert up @ [0, 0, -1] > 0.99 and back.direction[:, 2] @ [1, 0, 0] > 0.99
 

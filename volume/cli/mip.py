@@ -210,7 +210,7 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
 
 
 def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_text: str | None,
-                force: bool) -> list[Path]:
+                force: bool, keep_phi: bool = False) -> list[Path]:
     if len(projs) > 1:
         raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
     plane, proj = next(iter(projs.items()))
@@ -239,7 +239,7 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_t
         display_volume(proj, plane, axis=info["axis"]), target.path, force=force, description=desc[:64],
         derived_from=f"{mode} intensity projection, {plane}, {info['slab_mm']:g} mm slab",
         image_type=("MIP" if mode == "max" else "MINIP" if mode == "min" else "AVERAGE",),
-        slice_thickness=float(info["slab_mm"]), window=(window.center, window.width),
+        slice_thickness=float(info["slab_mm"]), window=(window.center, window.width), keep_identity=keep_phi,
     )
     return [Path(f) for f in files]
 
@@ -261,15 +261,15 @@ def mip_command(
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on pictures.")] = True,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="A .dcm output keeps the source's patient and study identity (joins its study); default: none.")] = False,
 ) -> None:
     """Project every volume under PATH along an anatomical plane (MIP, MinIP, mean; whole or slabs).
 
-    Pictures follow radiology conventions (axial: anterior up, patient's left on the right;
-    coronal: superior up, left on the right; sagittal: superior up, anterior on the left) with
-    square pixels in mm. Windowing: --window/--preset, else the series' DICOM window for CT, else
-    a robust percentile window of the projection (MR windows are set for single slices and
-    saturate a MIP; --window dicom uses them anyway); MONOCHROME1 is inverted. NIfTI output has one voxel along the projected
-    axis at the slab centre, so it overlays the source. Prints each written file.
+    Pictures follow radiology conventions (axial: anterior up, patient's left on the right; coronal: superior up, left on the right; sagittal: superior up, anterior on the left) with square pixels in mm, orientation letters and a scale bar.
+
+    Windowing: --window/--preset; else the series' DICOM window for CT; else a robust percentile window of the projection (MR windows are set for single slices and saturate a MIP; --window dicom uses them anyway). MONOCHROME1 is inverted.
+
+    NIfTI output has one voxel along the projected axis at the slab centre, so it overlays the source. Each written file is printed.
     """
     from ..dicom import scan
     from ..io.names import safe_name, unique_names
@@ -332,7 +332,7 @@ def mip_command(
                 files = _write_pictures(projs, base, target, window_text=window, cmap=cmap, labels=labels,
                                         force=force)
             else:
-                files = _write_data(projs, target, mode=mode.value, window_text=window, force=force)
+                files = _write_data(projs, target, mode=mode.value, window_text=window, force=force, keep_phi=keep_phi)
         except VolumeError as exc:
             if len(stacks) == 1:
                 raise
