@@ -115,9 +115,9 @@ def test_slabs_as_pictures_and_nifti(series, tmp_path, capsys):
     img = nib.load(lines[0])
     assert img.shape == (40, 36, 7)  # NIfTI (column, row, slab)
     src = load(series["axial"])
-    for j in range(7):  # slab j's centre is source slice 4j + 1.5, 12 mm apart
+    for j in range(7):  # 28 of 30 slices covered, one left at each end: slab j's centre is slice 1 + 4j + 1.5
         centre = img.affine @ [0, 0, j, 1]
-        expected_lps = src.world([4 * j + 1.5, 0, 0])
+        expected_lps = src.world([1 + 4 * j + 1.5, 0, 0])
         assert centre[2] == pytest.approx(expected_lps[2])
     code, _ = run(series["axial"], "--plane", "axial", "--slab", 12, "-o", tmp_path / "x.png", capsys=capsys)
     assert code == 2

@@ -99,6 +99,11 @@ def test_slab_layout_edges():
     assert slab_layout(10, 1.0, 50.0).count == 1  # thicker than the volume: one slab
     assert slab_layout(10, 2.0, 5.0).size == 3  # 2.5 voxels rounds half up
     assert slab_layout(10, 1.0).whole
+    centred = slab_layout(11, 1.0, 3.0)  # 3 slabs of 3 cover 9 of 11 voxels: one spare at each end
+    assert (centred.count, centred.starts) == (3, [1, 4, 7])
+    assert [list(centred.open_slabs(k)) for k in (0, 1, 3, 4, 9, 10)] == [[], [0], [0], [1], [2], []]
+    overlapping = slab_layout(10, 1.0, 4.0, 2.0)
+    assert overlapping.starts == [0, 2, 4, 6] and list(overlapping.open_slabs(5)) == [1, 2]
     with pytest.raises(UsageError, match="--step needs --slab"):
         slab_layout(10, 1.0, None, 5.0)
     with pytest.raises(UsageError, match="positive"):

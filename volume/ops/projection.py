@@ -57,17 +57,25 @@ class SlabLayout:
     """True for a whole-volume projection (no --slab)."""
 
     @property
-    def starts(self) -> list[int]:
-        return list(range(0, self.n - self.size + 1, self.step))
+    def count(self) -> int:
+        return 0 if self.size > self.n else (self.n - self.size) // self.step + 1
 
     @property
-    def count(self) -> int:
-        return len(self.starts)
+    def offset(self) -> int:
+        """First slab start: the voxels no slab covers are split evenly between both ends."""
+        if self.count == 0:
+            return 0
+        return (self.n - (self.size + (self.count - 1) * self.step)) // 2
+
+    @property
+    def starts(self) -> list[int]:
+        return [self.offset + j * self.step for j in range(self.count)]
 
     def open_slabs(self, k: int) -> range:
         """Indices ``j`` of the slabs that contain voxel ``k``."""
-        lo = max(0, -(-(k - self.size + 1) // self.step))
-        hi = min(self.count - 1, k // self.step)
+        x = k - self.offset
+        lo = max(0, -(-(x - self.size + 1) // self.step))
+        hi = min(self.count - 1, x // self.step) if x >= 0 else -1
         return range(lo, hi + 1)
 
 
@@ -75,7 +83,8 @@ def slab_layout(n: int, spacing_mm: float, slab_mm: float | None = None, step_mm
     """Slabs of ``slab_mm`` every ``step_mm`` (default: ``slab_mm``) over ``n`` voxels ``spacing_mm`` apart.
 
     Thicknesses are rounded (half up) to whole voxels (at least one); a slab thicker than the volume
-    becomes one slab of the whole volume. Voxels after the last whole slab are not covered.
+    becomes one slab of the whole volume. Slabs are centred on the volume: the few voxels no whole
+    slab covers are split between both ends.
     """
     if slab_mm is None:
         if step_mm is not None:
