@@ -11,6 +11,7 @@ from volume.dicom.geometry import (
     affine_lps,
     check_iop,
     interpolation_weights,
+    output_grid,
     same_orientation,
     slice_normal,
     stack_geometry,
@@ -118,3 +119,20 @@ def test_same_orientation_tolerance() -> None:
     a = np.array(AXIAL)
     assert same_orientation(a, a + 5e-4)
     assert not same_orientation(a, oblique_iop(degrees=1.0))
+
+
+def test_output_grid_grows_for_tilt_and_regrids_gaps() -> None:
+    p = np.array([[0.0, 0.7 * k, 2.0 * k] for k in (0, 1, 2, 4, 5)])  # drift +y, one slice missing
+    g = stack_geometry(p, AXIAL, (0.5, 1.0))
+    assert g.tilted and g.gaps == [2]
+    affine, shape = output_grid(g, 10, 8, resample_gaps=False)
+    assert shape == (5, 10 + 7, 8)  # 3.5 mm of drift at 0.5 mm rows: 7 more rows, after
+    np.testing.assert_allclose(affine[:3, 3], p[0])
+    affine, shape = output_grid(g, 10, 8)
+    assert shape == (6, 17, 8)
+    np.testing.assert_allclose(affine[:3, 0], [0, 0, 2.0])
+    # drift the other way: rows are added before, the origin moves back
+    g = stack_geometry(p * [1, -1, 1], AXIAL, (0.5, 1.0))
+    affine, shape = output_grid(g, 10, 8, resample_gaps=False)
+    assert shape == (5, 17, 8)
+    np.testing.assert_allclose(affine[:3, 3], [0, -3.5, 0])

@@ -179,6 +179,7 @@ def test_gantry_tilt_is_corrected_onto_an_orthogonal_grid(tmp_path: Path, degree
     # the grid grows by the drift: no pixel of any slice is lost
     drift = int(np.ceil(abs(np.tan(np.radians(degrees))) * 2.0 * (n - 1) - 0.01))
     assert vol.shape == (n, rows + drift, cols)
+    assert stack.describe()["shape"] == list(vol.shape)  # `ls` shows what load returns
     # each voxel's source row in its slice, from its world position and that slice's IPP
     k, j, i = np.meshgrid(*(np.arange(s) for s in vol.shape), indexing="ij")
     world = vol.world(np.stack([k, j, i], -1))

@@ -240,3 +240,41 @@ def interpolation_weights(distances: np.ndarray, targets: np.ndarray) -> tuple[n
     i = np.clip(np.searchsorted(d, t, side="right") - 1, 0, len(d) - 2)
     w = (t - d[i]) / (d[i + 1] - d[i])
     return i, np.clip(w, 0.0, 1.0)
+
+
+TILT_PAD_SLACK = 0.01
+"""Fractions of a pixel of drift ignored when growing a tilt-corrected grid (rounding in IPPs)."""
+
+
+def tilt_padding(offsets: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Rows and columns ``((before_r, after_r), (before_c, after_c))`` a tilt-corrected grid adds
+    so it holds every pixel of every slice (as dcm2niix's ``_Tilt_1`` output does).
+
+    ``offsets`` is :attr:`StackGeometry.offsets`, (n, 2) pixels.
+    """
+    off = np.asarray(offsets, dtype=float).reshape(-1, 2)
+    before = np.ceil(np.maximum(0.0, -off.min(axis=0)) - TILT_PAD_SLACK).astype(int)
+    after = np.ceil(np.maximum(0.0, off.max(axis=0)) - TILT_PAD_SLACK).astype(int)
+    return (int(before[0]), int(after[0])), (int(before[1]), int(after[1]))
+
+
+def output_grid(
+    geometry: StackGeometry, rows: int, cols: int, *, resample_gaps: bool = True
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Affine and ``(S, R, C)`` shape of the grid the loader produces for a stack.
+
+    Tilted stacks grow by :func:`tilt_padding` (the origin moves back by the rows and columns
+    added before); with ``resample_gaps``, stacks with gaps get the uniform grid of
+    :func:`uniform_grid`. Otherwise it is :attr:`StackGeometry.affine` and the stored shape.
+    """
+    affine = np.array(geometry.affine, dtype=float, copy=True)
+    n = len(geometry.distances)
+    if geometry.tilted:
+        (br, ar), (bc, ac) = tilt_padding(geometry.offsets)
+        affine[:3, 3] -= br * affine[:3, 1] + bc * affine[:3, 2]
+        rows, cols = rows + br + ar, cols + bc + ac
+    if geometry.gaps and resample_gaps:
+        targets = uniform_grid(geometry.distances, geometry.spacing)
+        affine[:3, 0] = geometry.normal * float(targets[1] - targets[0])
+        n = len(targets)
+    return affine, (n, rows, cols)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceGapError, UsageError
 from ..volume import Volume
-from .geometry import affine_lps, interpolation_weights, uniform_grid
+from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_grid
 from .pixels import DEFAULT_MAX_BYTES, read_stack
 from .scan import ScanReport, describe_skips, scan_files
 from .series import Series, Stack, group_frames, select_stacks
@@ -154,19 +154,6 @@ def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-def tilt_padding(offsets: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
-    """Rows and columns to add ``((before_r, after_r), (before_c, after_c))`` so a tilt-corrected
-    grid holds every pixel of every slice (as dcm2niix's ``_Tilt_1`` output does)."""
-    off = np.asarray(offsets, dtype=float).reshape(-1, 2)
-    before = np.ceil(np.maximum(0.0, -off.min(axis=0)) - TILT_PAD_SLACK).astype(int)
-    after = np.ceil(np.maximum(0.0, off.max(axis=0)) - TILT_PAD_SLACK).astype(int)
-    return (int(before[0]), int(after[0])), (int(before[1]), int(after[1]))
-
-
-#: Fractions of a pixel of drift ignored when growing a tilt-corrected grid (rounding in IPPs).
-TILT_PAD_SLACK = 0.01
-
-
 def correct_tilt(
     data: np.ndarray, offsets: np.ndarray, background: float, *, pad: bool = True
 ) -> tuple[np.ndarray, tuple[int, int]]:
@@ -272,21 +259,19 @@ def load_stack(
         )
     data = read_stack(stack, max_bytes=max_bytes, progress=progress)
     meta = stack_meta(stack)
-    affine = geometry.affine.copy()
-    f0 = stack.first
+    affine, shape = output_grid(geometry, stack.rows, stack.cols, resample_gaps=True)
     if geometry.tilted:
-        data, (br, bc) = correct_tilt(data, geometry.offsets, _background(data, stack.modality))
-        affine[:3, 3] -= br * affine[:3, 1] + bc * affine[:3, 2]
+        data, _ = correct_tilt(data, geometry.offsets, _background(data, stack.modality))
         meta["tilt_corrected_deg"] = round(geometry.tilt_deg, 3)
     if geometry.gaps:
         targets = uniform_grid(geometry.distances, geometry.spacing)
         data = resample_slices(data, geometry.distances, targets)
-        step = float(targets[1] - targets[0])
-        affine = affine_lps(f0.iop, affine[:3, 3], f0.pixel_spacing, geometry.normal * step)  # type: ignore[arg-type]
         meta["gaps_resampled"] = {
             "slices_in": int(len(geometry.distances)),
             "slices_out": int(len(targets)),
-            "spacing_mm": step,
+            "spacing_mm": float(targets[1] - targets[0]),
         }
+    if data.shape[1:4] != shape:  # pragma: no cover - the grid and the data are built together
+        raise AssertionError(f"loaded {data.shape[1:4]} but the grid is {shape}")
     array = data if stack.n_frames > 1 else data[0]
     return Volume(array=array, affine=affine, meta=meta, rgb=stack.rgb)

@@ -561,7 +561,7 @@ def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:
 
 
 #: Below this many files, headers are read in this process (a pool costs more than it saves).
-PARALLEL_MIN_FILES = 400
+PARALLEL_MIN_FILES = 2000
 
 
 def scan_files(

@@ -23,6 +23,7 @@ from .geometry import (
     GeometryError,
     StackGeometry,
     check_iop,
+    output_grid,
     same_orientation,
     stack_geometry,
 )
@@ -96,6 +97,16 @@ class Stack:
         return (self.n_frames, *spatial) if self.n_frames > 1 else spatial
 
     @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the Volume :func:`volume.load` returns by default: a tilted stack's grid grows
+        by the drift (no pixel lost); a stack with gaps keeps its slice count (``load`` refuses
+        it unless ``allow_gaps``)."""
+        if self.geometry is None:
+            return self.shape
+        _, spatial = output_grid(self.geometry, self.rows, self.cols, resample_gaps=False)
+        return (self.n_frames, *spatial) if self.n_frames > 1 else spatial
+
+    @property
     def spacing(self) -> tuple[float, float, float] | None:
         """``(slice, row, column)`` mm, or None without geometry."""
         if self.geometry is None:
@@ -133,7 +144,7 @@ class Stack:
             "modality": self.modality,
             "kind": self.kind,
             "label": self.label,
-            "shape": list(self.shape),
+            "shape": list(self.output_shape),
             "rgb": self.rgb,
             "spacing_mm": None if sp is None else [round(v, 6) for v in sp],
             "orientation": self.orientation,
