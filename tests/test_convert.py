@@ -291,6 +291,14 @@ def test_select_by_number_and_unknown_series(tmp_path: Path, capsys) -> None:
     assert code == EXIT_USAGE and "11" in err and "12" in err
 
 
+def test_output_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    write_series(tmp_path / "in")
+    (tmp_path / "file").write_text("x")
+    code, out, err = _run(capsys, tmp_path / "in", "-o", tmp_path / "file")
+    assert code == EXIT_USAGE and out == [] and "not a folder" in err
+    assert (tmp_path / "file").read_text() == "x"
+
+
 def test_no_dicom_is_exit_3(tmp_path: Path, capsys) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("hello")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import UsageError
 from .app import app, err, progress_bar, warn
 
 MAX_AUTO_THREADS = 4
@@ -64,6 +65,8 @@ def convert_command(
     )
     from ..dicom import scan
 
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
     if threads == 0:
         threads = max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
     options = ConvertOptions(
