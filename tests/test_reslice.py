@@ -303,3 +303,13 @@ def test_shared_slab_grid_equals_one_resampling_per_offset(monkeypatch):
         chunked = np.asarray(mod.resample_slab(src, affine, shape, 6.0, mode=mode).array)
         monkeypatch.undo()
         np.testing.assert_allclose(chunked, shared, atol=1e-4)
+
+
+def test_nearest_widens_type_only_when_fill_does_not_fit():
+    ct = source(iop=OBLIQUE, dtype=np.uint16, meta={"modality": "CT"},
+                field_fn=lambda x, y, z: np.rint(linear_field(x, y, z)))
+    out = reslice(ct, plane="axial", interp="nearest")
+    assert out.array.dtype == np.int32 and np.asarray(out.array).min() == CT_BACKGROUND
+    mr = source(iop=OBLIQUE, dtype=np.uint16, field_fn=lambda x, y, z: np.rint(linear_field(x, y, z)))
+    assert reslice(mr, plane="axial", interp="nearest").array.dtype == np.uint16
+    assert reslice(mr, plane="axial", interp="nearest", fill=np.nan).array.dtype == np.float32

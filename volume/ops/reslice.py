@@ -398,6 +398,29 @@ def _resample_scipy(
     return out.astype(out_dtype, copy=False)
 
 
+def _check_size(shape: Sequence[int], n_frames: int = 1) -> None:
+    """Refuse output grids over :data:`MAX_OUTPUT_VOXELS` (a typo in a spacing, not a real request)."""
+    voxels = int(np.prod(np.asarray(shape, dtype=np.int64))) * int(n_frames)
+    if voxels > MAX_OUTPUT_VOXELS:
+        raise ResourceLimitError(
+            f"the new grid has {voxels:,} voxels ({'x'.join(map(str, shape))}"
+            f"{f' x {n_frames} frames' if n_frames > 1 else ''}), over the limit of {MAX_OUTPUT_VOXELS:,}; "
+            "choose a coarser --spacing or a smaller --fov"
+        )
+
+
+def _dtype_holding(dtype: np.dtype, fill: float) -> np.dtype:
+    """``dtype``, or the smallest type that also holds ``fill`` (float32 for a fractional or NaN fill)."""
+    if dtype.kind not in "iu":
+        return dtype
+    if not np.isfinite(fill) or fill != math.floor(fill):
+        return np.dtype(np.float32)
+    info = np.iinfo(dtype)
+    if info.min <= fill <= info.max:
+        return dtype
+    return np.promote_types(dtype, np.min_scalar_type(int(fill)))
+
+
 def resample(
     vol: Volume,
     target_affine: np.ndarray,
@@ -419,8 +442,9 @@ def resample(
     target_shape
         ``(S, R, C)`` of the output.
     interp
-        ``nearest`` (keeps the source dtype: label maps stay labels), ``linear`` or ``cubic``
-        (float32 output; RGB is rounded back to its integer type).
+        ``nearest`` (keeps the source dtype: label maps stay labels; widened only when ``fill``
+        does not fit it), ``linear`` or ``cubic`` (float32 output; RGB is rounded back to its
+        integer type).
     fill
         Value outside the source; default :func:`background` (-1024 for CT, 0 otherwise).
     engine
@@ -441,20 +465,14 @@ def resample(
     shape = tuple(int(n) for n in target_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise UsageError(f"target shape must be three positive sizes (S, R, C), got {shape}")
-    voxels = int(np.prod(shape, dtype=np.int64)) * vol.n_frames
-    if voxels > MAX_OUTPUT_VOXELS:
-        raise ResourceLimitError(
-            f"the new grid has {voxels:,} voxels ({'x'.join(map(str, shape))}"
-            f"{f' x {vol.n_frames} frames' if vol.is_4d else ''}), over the limit of {MAX_OUTPUT_VOXELS:,}; "
-            "choose a coarser --spacing or a smaller --fov"
-        )
+    _check_size(shape, vol.n_frames)
     fill_value = background(vol) if fill is None else float(fill)
     if engine == "auto":
         engine = "sitk" if is_orthogonal(vol.affine) and is_orthogonal(target_affine) else "scipy"
     make = _sitk_resampler if engine == "sitk" else _scipy_resampler
     src = np.asarray(vol.array)
     if order == "nearest":
-        out_dtype = src.dtype if src.dtype != bool else np.dtype(np.uint8)
+        out_dtype = _dtype_holding(src.dtype if src.dtype != bool else np.dtype(np.uint8), fill_value)
     else:
         out_dtype = np.dtype(np.float32)
     if vol.rgb and order != "nearest":
@@ -469,8 +487,6 @@ def resample(
                 info = np.iinfo(out_dtype)
                 stacked = np.clip(np.rint(stacked), info.min, info.max)
             return stacked.astype(out_dtype)
-        if out_dtype.kind in "iu" and fill_value != math.floor(fill_value):
-            raise UsageError(f"fill value {fill_value} does not fit integer data; use linear interpolation")
         return make(data, vol.affine, order, fill_value, out_dtype)(target_affine, shape)
 
     if vol.is_4d:
@@ -533,6 +549,7 @@ def resample_slab(
         raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     target_affine = np.asarray(target_affine, dtype=float)
     shape = tuple(int(v) for v in target_shape)
+    _check_size(shape, vol.n_frames)
     step = float(np.linalg.norm(target_affine[:3, 0]))
     normal = target_affine[:3, 0] / step
     n_sub, m = _slab_sampling(step, float(thickness), min(vol.spacing))
