@@ -418,9 +418,12 @@ def test_scan_repr_and_describe(tmp_path: Path) -> None:
 
 
 def test_meta_keeps_identity_apart(tmp_path: Path) -> None:
-    write_series(tmp_path)
+    write_series(tmp_path, extra={"InstitutionName": "Saint Synth", "StationName": "MR7", "EchoTime": 12.0})
     vol = volume.load(tmp_path)
     assert vol.meta["identity"]["PatientID"] == "PID-0042"
+    assert vol.meta["identity"]["InstitutionName"] == "Saint Synth"
+    assert vol.meta["acquisition"]["EchoTime"] == 12.0
+    assert "InstitutionName" not in vol.meta["acquisition"] and "StationName" not in vol.meta["acquisition"]
     rest = {k: v for k, v in vol.meta.items() if k != "identity"}
     assert "PID-0042" not in repr(rest) and "Doe" not in repr(rest)
     assert vol.meta["modality"] == "MR" and vol.meta["series_number"] == 7

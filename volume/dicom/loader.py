@@ -13,7 +13,7 @@ from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceG
 from ..volume import Volume
 from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_grid
 from .pixels import DEFAULT_MAX_BYTES, read_stack
-from .scan import ScanReport, describe_skips, scan_files
+from .scan import IDENTIFYING_ACQUISITION, ScanReport, describe_skips, scan_files
 from .series import Series, Stack, group_frames, select_stacks
 
 
@@ -215,7 +215,8 @@ def _frame_interval(stack: Stack) -> float | None:
 def stack_meta(stack: Stack) -> dict[str, Any]:
     """The metadata mapping a loaded Volume carries (no patient identity outside ``identity``)."""
     f0 = stack.first
-    acq = dict(f0.acquisition)
+    # Site and device names can identify: they live in ``identity`` only.
+    acq = {k: v for k, v in f0.acquisition.items() if k not in IDENTIFYING_ACQUISITION}
     return {
         "stack_id": stack.id,
         "series_uid": stack.series_uid,

@@ -414,7 +414,7 @@ def _build_stack(
             + (f"; {more} more uneven step{'s' if more > 1 else ''}" if more else "")
         )
     if geometry.tilted:
-        warnings.append(f"tilt {geometry.tilt_deg:.1f}°")
+        warnings.append(f"tilt {geometry.tilt_deg:.1f}°, corrected on load (orthogonal grid)")
     if n_slices == 1:
         kind = "single image" if n_frames == 1 else "2D series"
     elif n_frames > 1:
