@@ -102,6 +102,15 @@ def test_fitted_slope_error_bounded():
     np.testing.assert_allclose(stored * slope + intercept, values, atol=slope / 2 + 1e-9)
     # integer-valued float data in uint16 range: exact, slope 1
     assert choose_storage(np.array([0.0, 40000.0])) == (np.uint16, 1.0, 0.0)
+    # integers spanning more than either 16-bit type but at most 65536 values: exact, with an intercept
+    wide = np.array([-1024, 7, 50000], dtype=np.int32)
+    dtype, slope, intercept = choose_storage(wide)
+    assert dtype == np.int16 and slope == 1.0
+    np.testing.assert_array_equal(quantize(wide, dtype, slope, intercept) * slope + intercept, wide)
+    # NaNs are ignored when choosing, and stored as the lowest value
+    dtype, slope, intercept = choose_storage(np.array([np.nan, 1.0, 2.0]))
+    assert (dtype, slope, intercept) == (np.int16, 1.0, 0.0)
+    assert quantize(np.array([np.nan]), dtype, slope, intercept)[0] == -32768
 
 
 def test_single_slice_to_dcm_file(tmp_path):

@@ -62,6 +62,9 @@ LO_MAX = 64
 ST_MAX = 1024
 """Longest value of a DICOM ST (Short Text) element, e.g. DerivationDescription."""
 
+STATS_BLOCK = 4_000_000
+"""Values examined at a time when choosing the storage (bounds temporary memory)."""
+
 WINDOW_SAMPLE = 1_000_000
 """Voxels sampled (regularly) to choose the default display window."""
 
@@ -153,31 +156,53 @@ def slice_positions(affine: np.ndarray, n_slices: int) -> np.ndarray:
     return a[:3, 3][None, :] + k[:, None] * a[:3, 0][None, :]
 
 
+def _value_stats(v: np.ndarray) -> tuple[float, float, bool, bool]:
+    """``(min, max, any finite, all integral)`` of the finite values, in blocks (no full-size temporaries)."""
+    flat = v.reshape(-1)
+    lo, hi, seen, integral = np.inf, -np.inf, False, v.dtype.kind in "iub"
+    for start in range(0, flat.size, STATS_BLOCK):
+        block = flat[start : start + STATS_BLOCK]
+        if v.dtype.kind == "f":
+            block = block[np.isfinite(block)]
+        if block.size == 0:
+            continue
+        seen = True
+        lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
+    if v.dtype.kind == "f" and seen:
+        integral = True
+        for start in range(0, flat.size, STATS_BLOCK):
+            block = flat[start : start + STATS_BLOCK]
+            block = block[np.isfinite(block)]
+            if block.size and np.any(np.abs(block - np.rint(block)) > INTEGER_TOLERANCE):
+                integral = False
+                break
+    return lo, hi, seen, integral
+
+
 def choose_storage(values: np.ndarray) -> tuple[np.dtype, float, float]:
     """How to store modality values: ``(stored dtype, RescaleSlope, RescaleIntercept)``.
 
-    Integer-valued data that fits int16 (or uint16) is stored exactly with slope 1, intercept 0.
-    Anything else (fractional values from interpolation, a wide range) is fitted into int16 with
-    a slope and intercept chosen so the range spans about +-32000 levels; the error is at most half
-    a slope. Slope and intercept are rounded to what a DICOM DS (16 characters) can hold first, so
-    the stored numbers decode with exactly the values written in the header.
+    Integer-valued data is stored exactly with slope 1: as int16 or uint16 when it fits, else as
+    int16 with an integer intercept when its range spans at most 65536 values. Anything else
+    (fractional values from interpolation, a wider range) is fitted into int16 with a slope and
+    intercept chosen so the range spans about +-32000 levels; the error is at most half a slope.
+    Slope and intercept are rounded to what a DICOM DS (16 characters) can hold first, so the
+    stored numbers decode with exactly the values written in the header.
     """
     from pydicom.valuerep import format_number_as_ds
 
     v = np.asarray(values)
     if v.dtype == bool:
         return np.dtype(np.uint16), 1.0, 0.0
-    finite = v if v.dtype.kind in "iu" else v[np.isfinite(v)]
-    if finite.size == 0:
+    lo, hi, seen, integral = _value_stats(v)
+    if not seen:
         return np.dtype(np.int16), 1.0, 0.0
-    lo, hi = float(finite.min()), float(finite.max())
-    integral = v.dtype.kind in "iu" or bool(
-        np.all(np.abs(finite - np.rint(finite)) <= INTEGER_TOLERANCE)
-    )
     if integral and lo >= -32768 and hi <= 32767:
         return np.dtype(np.int16), 1.0, 0.0
     if integral and lo >= 0 and hi <= 65535:
         return np.dtype(np.uint16), 1.0, 0.0
+    if integral and hi - lo <= 65535:
+        return np.dtype(np.int16), 1.0, float(round(lo) + 32768)
     intercept = float(format_number_as_ds((lo + hi) / 2))
     span = max(abs(hi - intercept), abs(lo - intercept))
     slope = float(format_number_as_ds(span / INT16_FIT_LIMIT)) if span > 0 else 1.0
