@@ -165,9 +165,9 @@ def test_4d_projects_each_frame_and_rgb_is_refused():
         project(vol, "axial", "median")
 
 
-@pytest.mark.parametrize("iop", [AXIAL, SAGITTAL])
-def test_streaming_from_files_equals_projecting_the_loaded_volume(tmp_path, iop):
-    write_series(tmp_path / "s", shape=(9, 16, 14), iop=iop, slopes=2.0, intercepts=-100.0, stored_dtype=np.uint16)
+@pytest.mark.parametrize("iop, slope", [(AXIAL, 2.0), (SAGITTAL, 2.0), (AXIAL, 0.25)])
+def test_streaming_from_files_equals_projecting_the_loaded_volume(tmp_path, iop, slope):
+    write_series(tmp_path / "s", shape=(9, 16, 14), iop=iop, slopes=slope, intercepts=-100.0, stored_dtype=np.uint16)
     stack = scan(tmp_path / "s").stacks[0]
     assert can_stream(stack)
     vol = load(stack)

@@ -153,11 +153,18 @@ def _window_text(window_text: str | None, meta: Any) -> str | None:
     return None if str(meta.get("modality") or "").upper() in HEADER_WINDOW_MODALITIES else "auto"
 
 
+WINDOW_SAMPLE = 2_000_000
+"""At most this many projection values (a regular subsample) decide an automatic window."""
+
+
 def _values(projs: dict[str, Volume]) -> Any:
+    """A regular subsample of every projection's values (frame 0 of 4D), float32, for windowing."""
     import numpy as np
 
-    return np.concatenate([np.asarray(v.frame(0).array if v.is_4d else v.array, dtype=np.float32).ravel()
-                           for v in projs.values()])
+    arrays = [np.asarray(v.frame(0).array if v.is_4d else v.array) for v in projs.values()]
+    total = sum(a.size for a in arrays)
+    stride = max(1, total // WINDOW_SAMPLE)
+    return np.concatenate([a.reshape(-1)[::stride].astype(np.float32) for a in arrays])
 
 
 def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, window_text: str | None,
