@@ -210,3 +210,23 @@ def test_brainix_coronal_is_taller_than_its_slice_count(data_dir, tmp_path, caps
     assert pic.shape[0] > 22
     assert pic.shape[0] == pytest.approx(22 * spacing[0] / spacing[2], abs=2)
     assert pic.shape[1] == 512
+
+
+def test_4d_series_projects_every_frame_to_nifti_and_frame_one_to_a_picture(tmp_path, capsys):
+    import nibabel as nib
+    from synth import linear_field
+
+    uid = "1.2.826.0.1.3680043.8.498.4711"
+    for t in range(3):  # frame t holds the field plus 100 t
+        write_series(tmp_path / "4d", shape=(6, 20, 18), series_uid=uid, seed=10 + t,
+                     field_fn=lambda x, y, z, t=t: linear_field(x, y, z) + 100 * t,
+                     extra={"TemporalPositionIdentifier": t + 1})
+    code, lines = run(tmp_path / "4d", "--plane", "axial", "-o", tmp_path / "p.nii.gz", capsys=capsys)
+    assert code == 0
+    img = nib.load(lines[0])
+    assert img.shape == (18, 20, 1, 3)
+    data = np.asarray(img.dataobj, dtype=float)
+    np.testing.assert_allclose(data[..., 2] - data[..., 0], 200.0, atol=1.0)
+    code, lines = run(tmp_path / "4d", "--plane", "axial", "-o", tmp_path / "p.png", capsys=capsys)
+    assert code == 0 and Path(lines[0]).is_file()
+    assert "4D" in LAST_ERR[0] and "frame 1 of 3" in LAST_ERR[0]
