@@ -230,3 +230,27 @@ def test_4d_series_projects_every_frame_to_nifti_and_frame_one_to_a_picture(tmp_
     code, lines = run(tmp_path / "4d", "--plane", "axial", "-o", tmp_path / "p.png", capsys=capsys)
     assert code == 0 and Path(lines[0]).is_file()
     assert "4D" in LAST_ERR[0] and "frame 1 of 3" in LAST_ERR[0]
+
+
+@pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
+def test_resample_projects_an_oblique_series_along_the_patient_axis(series, tmp_path, capsys, plane):
+    import nibabel as nib
+
+    pic_path, nii_path = tmp_path / "r.png", tmp_path / "r.nii.gz"
+    assert run(series["oblique"], "--plane", plane, "--resample", "--no-labels", "-o", pic_path, capsys=capsys)[0] == 0
+    assert "oblique" not in LAST_ERR[0]  # no nearest-axis warning when resampling
+    pic = read_picture(pic_path)
+    r, c = np.argwhere(pic >= 200).mean(axis=0)
+    vertical, horizontal = QUADRANT[plane]
+    assert (r < pic.shape[0] / 2) == (vertical == "top") and (c > pic.shape[1] / 2) == (horizontal == "right")
+    assert run(series["oblique"], "--plane", plane, "--resample", "-o", nii_path)[0] == 0
+    img = nib.load(nii_path)
+    direction = img.affine[:3, :3] / np.linalg.norm(img.affine[:3, :3], axis=0)
+    np.testing.assert_allclose(np.abs(direction).max(axis=0), 1.0, atol=1e-9)  # patient-aligned axes
+    # the ball's projection sits at the marker's in-plane position
+    data = np.asarray(img.dataobj)
+    hot = np.argwhere(data > 500)
+    ras = (img.affine @ np.c_[hot, np.ones(len(hot))].T).T[:, :3].mean(axis=0)
+    lps = ras * [-1, -1, 1]
+    keep = [a for a in range(3) if a != {"sagittal": 0, "coronal": 1, "axial": 2}[plane]]
+    np.testing.assert_allclose(lps[keep], np.array(MARKER)[keep], atol=1.5)

@@ -392,9 +392,7 @@ def _resampled_slices(vol: Volume, affine: np.ndarray, shape: tuple[int, int, in
     m = np.linalg.inv(vol.affine) @ affine
     r, c = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
     base = (m[:3, 1, None, None] * r + m[:3, 2, None, None] * c + m[:3, 3, None, None]).astype(np.float64)
-    src = np.asarray(vol.array)
-    if src.dtype.kind not in "f":
-        src = src.astype(np.float32)
+    src = np.asarray(vol.array)  # sampled as it is (integers too): no float copy of the series
     for k in range(shape[0]):
         coords = base + m[:3, 0, None, None] * k
         yield ndimage.map_coordinates(src, coords, order=RESAMPLE_ORDER, mode="constant", cval=np.nan,
