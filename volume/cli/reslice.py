@@ -210,11 +210,11 @@ def reslice_command(
 ) -> None:
     """Resample one series onto a new grid: isotropic voxels, a patient-aligned plane, oblique planes or another image's grid.
 
-    Every output voxel is the series interpolated at that voxel's patient position. Outside the
-    series: air (-1024) for CT, 0 otherwise. Patient-aligned planes are truly aligned even for
-    oblique acquisitions and cover the whole series unless --fov. PNG pictures follow radiology
-    conventions with square pixels; DICOM output is a new derived series (new UIDs, per-slice
-    position and orientation), without patient identity unless --keep-phi. Prints each written file.
+    Every output voxel is the series interpolated at that voxel's own patient position. Outside the series: air (-1024) for CT, 0 otherwise (--fill).
+
+    --plane grids are aligned with the patient axes even for oblique acquisitions and cover the whole series unless --fov. --thickness averages (or with --mode max/min, takes the maximum/minimum) over the slab instead of sampling one plane.
+
+    Output: .nii/.nii.gz; a folder of PNG pictures (radiology display conventions, square pixels); or --format dcm, a new derived DICOM series (new UIDs, position and orientation per slice; no patient identity unless --keep-phi). Each written file is printed.
     """
     from ..dicom import choose_stack, load, scan
     from ..io.names import safe_name
