@@ -384,6 +384,64 @@ def synthetic_volume(
     return Volume(arr, affine, meta or {"modality": "MR", "series_description": "synthetic"})
 
 
+def write_mosaic(
+    folder: str | os.PathLike[str],
+    *,
+    shape: tuple[int, int, int] = (5, 6, 7),
+    iop: Sequence[float] = AXIAL,
+    origin: Sequence[float] = (-20.0, -30.0, 10.0),
+    pixel_spacing: tuple[float, float] = (2.0, 1.5),
+    slice_spacing: float = 3.0,
+    n_volumes: int = 1,
+    field_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] = linear_field,
+) -> SynthSeries:
+    """Siemens-style mosaics: each file tiles ``shape[0]`` slices, ``ceil(sqrt(n))`` per row.
+
+    No CSA header: the slice count is in the private element (0019,100A) NumberOfImagesInMosaic
+    (creator "SIEMENS MR HEADER"), the normal is ``cross(row, col)``. ImagePositionPatient is
+    that of the whole mosaic, as Siemens writes it. Volume ``t`` (AcquisitionNumber ``t + 1``)
+    holds ``field_fn + 100 * t``. Returned ``ipps`` are the true slice positions.
+    """
+    import math
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    n, rows, cols = shape
+    per_row = math.ceil(math.sqrt(n))
+    row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    normal = np.cross(row_dir, col_dir)
+    ipps = [np.asarray(origin, float) + k * slice_spacing * normal for k in range(n)]
+    dr, dc = pixel_spacing
+    mosaic_ipp = (ipps[0] - col_dir * dr * (per_row * rows - rows) / 2
+                  - row_dir * dc * (per_row * cols - cols) / 2)
+    uid = generate_uid()
+    info = SynthSeries(folder, [], tuple(float(v) for v in iop), ipps, pixel_spacing, rows, cols, uid)
+    study, frame = generate_uid(), generate_uid()
+    for t in range(n_volumes):
+        ds = base_dataset(series_uid=uid, study_uid=study, frame_uid=frame, rows=per_row * rows,
+                          cols=per_row * cols, transfer_syntax=ImplicitVRLittleEndian)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]
+        ds.ImageOrientationPatient = [f"{v:.10f}" for v in iop]
+        ds.ImagePositionPatient = [f"{v:.10f}" for v in mosaic_ipp]
+        ds.PixelSpacing = [f"{v:.10f}" for v in pixel_spacing]
+        ds.SliceThickness = slice_spacing * 0.8
+        ds.SpacingBetweenSlices = slice_spacing
+        ds.AcquisitionNumber = t + 1
+        ds.InstanceNumber = t + 1
+        block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+        block.add_new(0x0A, "US", n)
+        mosaic = np.zeros((per_row * rows, per_row * cols), dtype=np.uint16)
+        for k in range(n):
+            x, y, z = info.pixel_world(ipps[k])
+            i, j = divmod(k, per_row)
+            mosaic[i * rows : (i + 1) * rows, j * cols : (j + 1) * cols] = np.rint(field_fn(x, y, z) + 100 * t)
+        ds.PixelData = mosaic.tobytes()
+        path = folder / f"mosaic_{t:03d}"
+        ds.save_as(path, enforce_file_format=True)
+        info.paths.append(path)
+    return info
+
+
 __all__ = [
     "AXIAL",
     "CORONAL",
@@ -397,5 +455,6 @@ __all__ = [
     "rotation",
     "synthetic_volume",
     "write_enhanced",
+    "write_mosaic",
     "write_series",
 ]

@@ -21,6 +21,7 @@ from synth import (
     linear_field,
     oblique_iop,
     write_enhanced,
+    write_mosaic,
     write_series,
 )
 
@@ -247,10 +248,20 @@ def test_duplicate_file_is_dropped(tmp_path: Path) -> None:
     assert _only_stack(volume.scan(tmp_path)).warnings == ["duplicate: 1 identical file(s) ignored"]
 
 
-def test_siemens_mosaic_is_refused_clearly(tmp_path: Path) -> None:
+def test_siemens_mosaic_without_slice_count_is_refused_clearly(tmp_path: Path) -> None:
     write_series(tmp_path, shape=(2, 8, 8), extra={"ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"]})
-    with pytest.raises(NotAVolumeError, match="mosaic.*MOSAIC.*dcm2niix"):
+    with pytest.raises(NotAVolumeError, match="mosaic.*MOSAIC.*NumberOfImagesInMosaic.*dcm2niix"):
         volume.load(tmp_path)
+
+
+@pytest.mark.parametrize("iop", [AXIAL, oblique_iop(SAGITTAL, degrees=21.0)], ids=["axial", "oblique_sag"])
+def test_siemens_mosaic_is_unpacked(tmp_path: Path, iop) -> None:
+    write_mosaic(tmp_path, shape=(5, 6, 7), iop=iop, n_volumes=2)  # 5 tiles of 6x7 in a 3x3 mosaic
+    vol = volume.load(tmp_path)
+    assert vol.n_frames == 2 and vol.shape == (5, 6, 7)
+    np.testing.assert_allclose(vol.spacing, (3.0, 2.0, 1.5), atol=1e-6)
+    for t in range(2):
+        check_volume_against_field(vol.frame(t), lambda x, y, z, t=t: linear_field(x, y, z) + 100 * t)
 
 
 def _write_junk(folder: Path) -> dict[str, int]:

@@ -306,6 +306,9 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
                 raise _Truncated
             if values.get("NumberOfFrames") not in (None, 1):
                 raise _Unsupported("multi-frame")
+            image_type = values.get("ImageType")
+            if image_type and "MOSAIC" in (image_type if isinstance(image_type, tuple) else (image_type,)):
+                raise _Unsupported("Siemens mosaic: the CSA header is needed")
             return FastDataset(values, _Element(value_pos, length), meta)
         if length == _UNDEFINED:
             pos = _skip_undefined(buf, value_pos, explicit)

@@ -122,7 +122,8 @@ def _read_native(f: FrameHeader, out: np.ndarray) -> None:
 
 def _can_read_native(f: FrameHeader) -> bool:
     return (
-        f.transfer_syntax in NATIVE_SYNTAXES
+        not f.mosaic
+        and f.transfer_syntax in NATIVE_SYNTAXES
         and f.pixel_offset is not None
         and f.pixel_length is not None
         and f.bits_allocated in (8, 16, 32)
@@ -158,6 +159,11 @@ def _decode(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
 
     f0 = frames[0]
     ds = pydicom.dcmread(path)
+    if f0.mosaic:  # tiles of a Siemens mosaic, row by row
+        whole = ds.pixel_array
+        tr, tc = f0.rows, f0.cols
+        return [whole[(f.frame // f0.mosaic) * tr : (f.frame // f0.mosaic + 1) * tr,
+                      (f.frame % f0.mosaic) * tc : (f.frame % f0.mosaic + 1) * tc] for f in frames]
     if f0.frame is None:
         arrays = [ds.pixel_array]
     else:

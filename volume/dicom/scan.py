@@ -93,7 +93,8 @@ IDENTIFYING_ACQUISITION = frozenset({"InstitutionName", "StationName"})
 class FrameHeader:
     """Everything volume needs to know about one 2D image, read from its file's header.
 
-    ``frame`` is the frame index inside a multi-frame file, ``None`` for a single-frame file.
+    ``frame`` is the frame index inside a multi-frame file (or the tile of a Siemens mosaic,
+    whose ``mosaic`` is then the number of tiles per mosaic row), ``None`` for a single-frame file.
     Geometry fields are ``None`` when the header lacks them or holds nonsense; ``problem`` then
     says why, for messages.
     """
@@ -134,6 +135,7 @@ class FrameHeader:
     image_type: tuple[str, ...] = ()
     slice_thickness: float | None = None
     problem: str = ""
+    mosaic: int = 0
     acquisition: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
 
@@ -406,10 +408,7 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     n_frames = _int(_get(ds, "NumberOfFrames")) or 1
     image_type = tuple(_str(v).upper() for v in _strings(_get(ds, "ImageType")) if _str(v))
     problem = ""
-    if "MOSAIC" in image_type:
-        problem = ("Siemens mosaic (ImageType MOSAIC): the slices are tiled in one image and volume "
-                   "cannot unpack them yet; convert this series with dcm2niix")
-    elif rows <= 0 or cols <= 0:
+    if rows <= 0 or cols <= 0:
         problem = f"Rows x Columns is {rows} x {cols}"
     elif n_frames <= 0:
         problem = f"NumberOfFrames is {n_frames}"
@@ -462,8 +461,7 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     shared = shared_seq[0] if shared_seq else None
     if n_frames > 1 or per_frame is not None:
         return _multiframe(ds, base, n_frames, per_frame, shared), ""
-    return [
-        FrameHeader(
+    single = FrameHeader(
             frame=None,
             pixel_spacing=_spacing(_get(ds, "PixelSpacing")),
             iop=_floats(_get(ds, "ImageOrientationPatient"), 6),
@@ -476,7 +474,80 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
             acquisition_time=_dicom_time(_get(ds, "AcquisitionTime") or _get(ds, "ContentTime")),
             **base,
         )
-    ], ""
+    if "MOSAIC" in image_type and not problem:
+        return _mosaic_frames(ds, single), ""
+    return [single], ""
+
+
+#: Siemens private element holding the number of slices tiled in a mosaic (creator below).
+MOSAIC_COUNT_ELEMENT = (0x0019, 0x0A)
+
+#: Private creator of :data:`MOSAIC_COUNT_ELEMENT`.
+SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
+
+
+def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
+    """Split a Siemens mosaic (one image tiling N slices) into N frame records.
+
+    The slice count comes from the CSA image header (``NumberOfImagesInMosaic``, else the
+    private element 0019,100A); tiles are ``ceil(sqrt(N))`` per row. ImagePositionPatient of a
+    mosaic is that of the whole tiled image, so the first slice's position is moved by half the
+    difference between mosaic and tile sizes (as nibabel and dcm2niix do); slice ``k`` then lies
+    ``k * spacing`` along the CSA ``SliceNormalVector`` (else ``cross(row, col)``), spacing from
+    SpacingBetweenSlices, else SliceThickness. On any doubt the record says why it cannot load.
+    """
+    import math
+    from dataclasses import replace
+
+    def refuse(why: str) -> list[FrameHeader]:
+        return [replace(single, problem=f"Siemens mosaic (ImageType MOSAIC): {why}; convert it with dcm2niix")]
+
+    n = None
+    normal = None
+    try:
+        from nibabel.nicom import csareader
+
+        csa = csareader.get_csa_header(ds, "image")
+        if csa:
+            n = csareader.get_n_mosaic(csa)
+            normal = csareader.get_slice_normal(csa)
+    except Exception:  # noqa: BLE001 - a broken CSA header: try the private element
+        csa = None
+    if not n:
+        try:
+            block = ds.private_block(MOSAIC_COUNT_ELEMENT[0], SIEMENS_MR_CREATOR)
+            n = int(block[MOSAIC_COUNT_ELEMENT[1]].value)
+        except Exception:  # noqa: BLE001
+            n = None
+    if not n or n < 1:
+        return refuse("the number of slices (NumberOfImagesInMosaic) is missing")
+    if not single.has_geometry:
+        return refuse("position, orientation or pixel spacing is missing")
+    per_row = math.ceil(math.sqrt(n))
+    if single.rows % per_row or single.cols % per_row:
+        return refuse(f"{single.rows}x{single.cols} pixels do not split into {per_row}x{per_row} tiles")
+    tile_rows, tile_cols = single.rows // per_row, single.cols // per_row
+    iop = np.asarray(single.iop, dtype=float)
+    row_dir, col_dir = iop[:3], iop[3:]
+    own_normal = np.cross(row_dir, col_dir)
+    if normal is None or not np.all(np.isfinite(normal)) or abs(np.linalg.norm(normal) - 1) > 1e-2:
+        normal = own_normal
+    normal = np.asarray(normal, dtype=float) / np.linalg.norm(normal)
+    if abs(abs(float(normal @ own_normal)) - 1) > 1e-3:
+        return refuse("the CSA slice normal is not perpendicular to the image plane")
+    spacing = _float(_get(ds, "SpacingBetweenSlices")) or single.slice_thickness
+    if not spacing or spacing <= 0:
+        return refuse("SpacingBetweenSlices and SliceThickness are missing")
+    dr, dc = single.pixel_spacing  # type: ignore[misc]
+    first = (np.asarray(single.ipp, dtype=float)
+             + col_dir * dr * (single.rows - tile_rows) / 2
+             + row_dir * dc * (single.cols - tile_cols) / 2)
+    return [
+        replace(single, frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
+                pixel_offset=None, pixel_length=None,
+                ipp=tuple(float(v) for v in first + k * spacing * normal))
+        for k in range(n)
+    ]
 
 
 def _spacing(value: Any) -> tuple[float, float] | None:
