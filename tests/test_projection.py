@@ -201,3 +201,22 @@ def test_streaming_several_planes_in_one_pass_with_bounded_memory(tmp_path):
         ref = project(vol, plane, "max")
         np.testing.assert_array_equal(np.asarray(proj.array), np.asarray(ref.array))
         np.testing.assert_allclose(proj.affine, ref.affine)
+
+
+def test_reducer_widens_when_a_later_chunk_needs_a_wider_type():
+    from volume.ops.projection import SliceReducer
+
+    layout = slab_layout(4, 1.0)
+    slices = [np.full((2, 3), 7, np.int16), np.full((2, 3), -5, np.int16),
+              np.full((2, 3), 70000, np.int32), np.full((2, 3), 1, np.int16)]
+    for axis, mode, expected in ((0, "max", 70000), (0, "min", -5), (1, "max", None)):
+        lay = layout if axis == 0 else slab_layout(2, 1.0)
+        reducer = SliceReducer(axis, mode, lay, len(slices))
+        for k, sl in enumerate(slices):
+            reducer.add(k, sl)
+        out = reducer.result()
+        assert out.dtype == np.int32
+        if expected is not None:
+            assert (out == expected).all()
+        else:
+            np.testing.assert_array_equal(out[:, 0, 0], [7, -5, 70000, 1])

@@ -176,6 +176,8 @@ class SliceReducer:
         sl = np.asarray(sl)
         if self._out is None:
             self._out = self._alloc(sl)
+        elif self.mode != "mean" and sl.dtype != self._out.dtype:
+            self._promote(np.result_type(self._out.dtype, sl.dtype))
         out = self._out
         self._seen += 1
         if self.axis == 0:
@@ -195,6 +197,15 @@ class SliceReducer:
                 out[k, j, :] = part
             else:
                 out[k, :, j] = part
+
+    def _promote(self, dtype: np.dtype) -> None:
+        """Widen the output and open accumulators (a later chunk of a stream needed a wider type)."""
+        assert self._out is not None
+        if dtype == self._out.dtype:
+            return
+        self._out = self._out.astype(dtype)
+        for acc in self._open.values():
+            acc[0] = acc[0].astype(dtype)
 
     def _add_along_slices(self, k: int, sl: np.ndarray, out: np.ndarray) -> None:
         for j in self.layout.open_slabs(k):
@@ -435,15 +446,12 @@ STREAM_CHUNK = 32
 def stack_slices(stack: Any, chunk: int = STREAM_CHUNK) -> Iterator[np.ndarray]:
     """Decode a stack ``chunk`` slices at a time, in load order, rescaled to modality values.
 
-    Yields (R, C) slices: float32 when the rescale is fractional or varies, else the stored
-    integer type when there is no rescale, else int32 (every chunk the same dtype). Memory: one
-    chunk of slices.
+    Yields (R, C) slices in the dtype the loader chooses for each chunk (the stored type, the
+    smallest signed type holding an integer rescale, or float32); a later chunk may be wider
+    (:class:`SliceReducer` widens with it). Memory: one chunk of slices.
     """
-    from ..dicom.pixels import output_dtype, read_stack
+    from ..dicom.pixels import read_stack
 
-    base = output_dtype(stack)
-    plain = {f.slope for f in stack.frames} == {1.0} and {f.intercept for f in stack.frames} == {0.0}
-    dtype = base if (base == np.float32 or plain) else np.dtype(np.int32)
     frames = stack.frames
     for k in range(0, len(frames), chunk):
         part = frames[k : k + chunk]
@@ -451,7 +459,7 @@ def stack_slices(stack: Any, chunk: int = STREAM_CHUNK) -> Iterator[np.ndarray]:
         block = read_stack(sub)[0]
         for i in range(len(part)):
             # a copy, so the consumer's last slice does not keep the whole chunk alive
-            yield block[i].astype(dtype, copy=True)
+            yield block[i].copy()
         del block  # before the next chunk is decoded: one chunk in memory at a time
 
 
