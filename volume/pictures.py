@@ -284,11 +284,12 @@ def _apply_voi_lut_sequence(values: np.ndarray, ds: Any, invert: bool) -> np.nda
     """The first VOI LUT of the VOI LUT Sequence, scaled from its entry bit depth to 0..255."""
     from pydicom.pixels import apply_voi
 
-    x = values
-    if not np.issubdtype(x.dtype, np.integer):
-        x = np.rint(x).astype(np.int64)
+    desc = ds.VOILUTSequence[0].LUTDescriptor
+    entries, first, bits = int(desc[0]) or 2**16, int(desc[1]), int(desc[2])
+    # Clip to the table's input range first: pydicom indexes with the LUT's own dtype, so an
+    # input past the end of an 8-bit table would wrap around instead of taking the last entry.
+    x = np.clip(np.rint(np.asarray(values, dtype=np.float64)), first, first + entries - 1).astype(np.int64)
     out = apply_voi(x, ds, index=0).astype(np.float64)
-    bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
     out /= float(2**bits - 1)
     np.clip(out, 0.0, 1.0, out=out)
     if invert:
