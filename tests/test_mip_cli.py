@@ -21,6 +21,9 @@ MARKER = (30.0, -30.0, 25.0)
 QUADRANT = {"axial": ("top", "right"), "coronal": ("top", "right"), "sagittal": ("top", "left")}
 """Where a left-anterior-superior marker must land in each plane's picture."""
 
+PRONE_AXIAL = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+"""Axial images of a prone patient: columns run to the patient's right, rows anteriorly."""
+
 SHAPE = (30, 36, 40)
 SPACING = (3.0, 2.0, 1.75)  # slice, row, column mm
 
@@ -54,7 +57,13 @@ def run(*args, capsys=None) -> tuple[int, list[str]]:
 def series(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mip_series")
     made = {}
-    for name, iop in (("axial", AXIAL), ("sagittal_desc", SAGITTAL), ("oblique", oblique_iop(AXIAL, degrees=14.0))):
+    acquisitions = (
+        ("axial", AXIAL),
+        ("sagittal_desc", SAGITTAL),
+        ("oblique", oblique_iop(AXIAL, degrees=14.0)),
+        ("axial_prone", PRONE_AXIAL),
+    )
+    for name, iop in acquisitions:
         _series(root / name, iop, description=name)
         made[name] = root / name
     return made
@@ -70,7 +79,7 @@ def _expected_size_mm(folder: Path, plane: str) -> tuple[float, float]:
     return img.shape[0] * row_mm, img.shape[1] * col_mm
 
 
-@pytest.mark.parametrize("name", ["axial", "sagittal_desc", "oblique"])
+@pytest.mark.parametrize("name", ["axial", "sagittal_desc", "oblique", "axial_prone"])
 @pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
 def test_marker_quadrant_and_aspect(series, tmp_path, capsys, name, plane):
     out = tmp_path / f"{plane}.png"
