@@ -193,7 +193,7 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
                                      pixel_mm=pixel_mm)
             pictures.append(Picture(img, edge_labels(plane) if labels else None, p if labels else None,
                                     plane if labels else None))
-        path = target.path if target.kind == "picture" else folder / f"{tag}_sheet.png"
+        path = target.path if target.kind == "picture" else folder / f"{tag}.png"
         return [write_sheet(path, pictures, force=force, cmap=cmap)]
     plane, proj = next(iter(projs.items()))
     axis = proj.meta["projection"]["axis"]
@@ -325,7 +325,7 @@ def mip_command(
         raise UsageError(f"{len(stacks)} series found and -o {target.path} holds one: give a folder (-o OUT/) or choose with --series ({ids})")
     tag = MODE_TAGS[mode.value]
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
-    bases = unique_names([f"{safe_name(st.name)}_{tag}" + ("" if suffix == "sheet" else f"_{suffix}") for st in stacks])
+    bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
     outcome = Outcome()
     for stack, base in zip(stacks, bases, strict=True):
         try:
@@ -343,7 +343,8 @@ def mip_command(
         except VolumeError as exc:
             if len(stacks) == 1:
                 raise
-            err(f"series {stack.id}: {exc}")
+            text = str(exc)
+            err(text if text.startswith(f"series {stack.id}") else f"series {stack.id}: {text}")
             outcome.failures.append(exc)
             continue
         for f in files:
