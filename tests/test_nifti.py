@@ -177,3 +177,10 @@ def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
 def test_bad_suffix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.nii"):
         write_nifti(synthetic_volume(), tmp_path / "a.img")
+
+
+def test_dimension_beyond_nifti1_is_a_clear_error() -> None:
+    from volume.errors import UnsupportedDicomError
+
+    with pytest.raises(UnsupportedDicomError, match="32767"):
+        nifti_header((4, 4, 40000), np.int16, np.eye(4))

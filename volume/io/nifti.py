@@ -35,6 +35,9 @@ IJK_TO_SRC = np.array(
 NIFTI_HEADER_SIZE = 348
 """Bytes of a NIfTI-1 header (``sizeof_hdr``)."""
 
+NIFTI1_MAX_DIM = 32767
+"""NIfTI-1 stores dimensions as int16."""
+
 VOX_OFFSET = 352
 """Where voxel data starts in a single-file ``.nii``: the header plus 4 bytes of extension flags."""
 
@@ -228,8 +231,13 @@ def nifti_header(
         code, bitpix = NIFTI_DTYPES[key]
     if not 3 <= len(shape) <= 7:
         raise ValueError(f"NIfTI data must have 3 to 7 dimensions, got shape {shape}")
-    if max(shape) > 32767:
-        raise ValueError(f"NIfTI-1 dimensions are at most 32767, got shape {shape}")
+    if max(shape) > NIFTI1_MAX_DIM:
+        from ..errors import UnsupportedDicomError
+
+        raise UnsupportedDicomError(
+            f"NIfTI-1 dimensions are at most {NIFTI1_MAX_DIM}, this volume is {'x'.join(map(str, shape))}; "
+            "split it (--series) or use another output format"
+        )
     a = np.asarray(affine, dtype=np.float64)
     zooms = np.linalg.norm(a[:3, :3], axis=0)
     (b, c, d), qfac = quaternion(a[:3, :3] / zooms)
