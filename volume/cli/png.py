@@ -44,7 +44,7 @@ def png_command(
     pixel data (SR, RT plans) are skipped and counted. Existing pictures are kept unless --force.
     Exit code 1 when some files failed (listed at the end).
     """
-    from ..batch import PngSettings, PngSummary, convert_many, plan_outputs
+    from ..batch import PngSettings, PngSummary, convert_many, default_workers, plan_outputs
     from ..ops.window import parse_window
     from ..pictures import DisplayOptions
 
@@ -78,9 +78,10 @@ def png_command(
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
     )
     jobs = plan_outputs(path, out)
+    n_workers = min(workers or default_workers(), max(1, len(jobs)))
     summary = PngSummary()
     with progress_bar("writing pictures", len(jobs)) as advance:
-        for result in convert_many(jobs, settings, workers=workers):
+        for result in convert_many(jobs, settings, workers=n_workers):
             summary.add(result)
             for written in result.written:
                 sys.stdout.write(written + "\n")

@@ -1,0 +1,150 @@
+"""`volume png` from the command line: trees, names, errors, reruns, parallel workers, exit codes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from volume.cli import main
+
+
+def run(args: list[str], capsys) -> tuple[int, list[str], str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, [line for line in out.splitlines() if line], err
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A messy input tree: subfolders, odd names, a clash, an SR, a text file, a multi-frame file."""
+    root = tmp_path / "in"
+    (root / "sub dir" / "déjà").mkdir(parents=True)
+    (root / "..hidden").mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), root / "ct.dcm")
+    shutil.copy(get_testdata_file("MR_small.dcm"), root / "ct")  # clashes with ct.dcm -> ct_2
+    shutil.copy(get_testdata_file("MR_small_RLE.dcm"), root / "sub dir" / "déjà" / "mr rle.DCM")
+    shutil.copy(get_testdata_file("SC_rgb_rle_2frame.dcm"), root / "sub dir" / "two.dcm")
+    shutil.copy(get_testdata_file("rtplan.dcm"), root / "..hidden" / "plan.dcm")
+    shutil.copy(get_testdata_file("reportsi.dcm"), root / "report.dcm")
+    (root / "notes.txt").write_text("not a DICOM file")
+    return root
+
+
+def test_tree_is_mirrored_with_safe_names(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, written, err = run(["png", tree, "-o", out, "--workers", "1"], capsys)
+    assert code == 0, err
+    rel = sorted(Path(p).relative_to(out).as_posix() for p in written)
+    assert rel == sorted([
+        "ct.png", "ct_2.png", "sub_dir/deja/mr_rle.png", "sub_dir/two_f0001.png", "sub_dir/two_f0002.png",
+    ])
+    for p in written:
+        assert Path(p).resolve().is_relative_to(out.resolve()) and Path(p).is_file()
+    assert "5 pictures written from 7 files" in err
+    assert "3 skipped" in err and "2 no pixel data" in err and "1 not DICOM" in err
+    assert not list(out.rglob(".volume-tmp-*"))  # atomic writes leave nothing behind
+
+
+def test_parallel_run_matches_serial(tree, tmp_path, capsys):
+    code1, w1, _ = run(["png", tree, "-o", tmp_path / "serial", "--workers", "1"], capsys)
+    code2, w2, _ = run(["png", tree, "-o", tmp_path / "pool", "--workers", "2"], capsys)
+    assert code1 == code2 == 0
+    r1 = [Path(p).relative_to(tmp_path / "serial") for p in w1]
+    r2 = [Path(p).relative_to(tmp_path / "pool") for p in w2]
+    assert r1 == r2  # same order too: results come back in input order
+    for a in r1:
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "serial" / a)),
+                                      np.asarray(Image.open(tmp_path / "pool" / a)))
+
+
+def test_errors_are_reported_at_the_end_and_exit_1(tree, tmp_path, capsys):
+    shutil.copy(get_testdata_file("MR_truncated.dcm"), tree / "sub dir" / "broken.dcm")
+    out = tmp_path / "out"
+    code, written, err = run(["png", tree, "-o", out, "--workers", "2"], capsys)
+    assert code == 1
+    assert len(written) == 5  # the batch went on
+    lines = err.splitlines()
+    assert any("error:" in ln and "broken.dcm" in ln and "pixel data" in ln for ln in lines)
+    assert "1 failed" in lines[-1]
+
+
+def test_existing_outputs_are_kept_unless_force(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    run(["png", tree, "-o", out, "--workers", "1"], capsys)
+    target = out / "ct.png"
+    os.utime(target, (1_000_000, 1_000_000))
+    code, written, err = run(["png", tree, "-o", out, "--workers", "1"], capsys)
+    assert code == 0 and written == []
+    assert "5 existing kept" in err
+    assert target.stat().st_mtime == 1_000_000
+    code, written, err = run(["png", tree, "-o", out, "--workers", "1", "--force"], capsys)
+    assert code == 0 and len(written) == 5
+    assert target.stat().st_mtime != 1_000_000
+
+
+def test_single_multiframe_file_and_gif(tmp_path, capsys):
+    src = get_testdata_file("examples_ybr_color.dcm")
+    code, written, _ = run(["png", src, "-o", tmp_path / "frames"], capsys)
+    assert code == 0
+    assert [Path(p).name for p in written] == [f"examples_ybr_color_f{i:04d}.png" for i in range(1, 31)]
+    code, written, _ = run(["png", src, "-o", tmp_path / "anim", "--gif"], capsys)
+    assert code == 0 and [Path(p).name for p in written] == ["examples_ybr_color.gif"]
+    assert Image.open(written[0]).format == "GIF"
+
+
+def test_preset_jpg_and_size(tmp_path, capsys):
+    src = get_testdata_file("CT_small.dcm")
+    code, written, _ = run(["png", src, "-o", tmp_path, "--preset", "lung", "--format", "jpg",
+                            "--quality", "90", "--size", "64", "--keep-ratio"], capsys)
+    assert code == 0 and len(written) == 1 and written[0].endswith(".jpg")
+    img = Image.open(written[0])
+    assert img.format == "JPEG" and img.size == (64, 64)
+
+
+def test_window_auto_and_raw16(tmp_path, capsys):
+    src = get_testdata_file("MR_small.dcm")
+    code, written, _ = run(["png", src, "-o", tmp_path / "a", "--window", "auto"], capsys)
+    assert code == 0
+    code, written, _ = run(["png", src, "-o", tmp_path / "r", "--raw16"], capsys)
+    assert code == 0 and Image.open(written[0]).mode.startswith("I")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--raw16", "--format", "jpg"],
+        ["--window", "40,400", "--preset", "lung"],
+        ["--window", "40"],
+        ["--preset", "nope"],
+        ["--keep-ratio"],
+        ["--raw16", "--window", "40,400"],
+    ],
+)
+def test_usage_errors_exit_2(tmp_path, capsys, extra):
+    code, written, err = run(["png", get_testdata_file("CT_small.dcm"), "-o", tmp_path, *extra], capsys)
+    assert code == 2 and written == []
+    assert err.strip() and "Traceback" not in err
+
+
+def test_missing_input_and_no_images(tmp_path, capsys):
+    code, _, err = run(["png", tmp_path / "nothing", "-o", tmp_path / "o"], capsys)
+    assert code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("x")
+    code, _, err = run(["png", empty, "-o", tmp_path / "o"], capsys)
+    assert code == 3 and "no DICOM images" in err
+
+
+def test_output_inside_input_is_not_rescanned(tree, capsys):
+    out = tree / "png"
+    code, written, _ = run(["png", tree, "-o", out, "--workers", "1"], capsys)
+    assert code == 0 and len(written) == 5
+    code, written, err = run(["png", tree, "-o", out, "--workers", "1"], capsys)
+    assert code == 0 and "1 not DICOM" in err  # the PNGs were not read as inputs
