@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -86,7 +86,6 @@ class Picture:
     labels: Mapping[str, str] | None = None
     mm_per_px: float | None = None
     title: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def colormap_lut(name: str) -> np.ndarray:
