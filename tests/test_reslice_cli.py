@@ -83,7 +83,8 @@ def test_oblique_thick_png_folder_and_three_spacings(tmp_path, capsys, series):
     assert code == 0, err
     files = sorted(out.glob("*.png"))
     assert [Path(x) for x in lines] == files and len(files) >= 3
-    assert Image.open(files[0]).mode == "L"
+    with Image.open(files[0]) as pic:
+        assert pic.mode == "L"
     # same reslice as NIfTI: slices 5 mm apart along the normal, as asked
     nii = tmp_path / "obl.nii.gz"
     code, _, err = run(capsys, series.folder, "--normal", "0.2,0.1,0.97", "--thickness", "5", "-o", nii)
@@ -113,7 +114,8 @@ def test_axial_png_orientation_marker(tmp_path, capsys):
                            "--no-labels", "-o", out)
     assert code == 0, err
     assert len(lines) == 1
-    pic = np.asarray(Image.open(lines[0]), dtype=float)
+    with Image.open(lines[0]) as im:
+        pic = np.asarray(im, dtype=float)
     assert pic.shape == (200, 200)
     rows, cols = np.nonzero(pic >= pic.max() * 0.9)
     # display: anterior at the top, patient's left on the right; 1 mm pixels centred on the series
