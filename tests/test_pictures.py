@@ -388,3 +388,22 @@ def test_non_image_dicom_is_skipped_not_failed(tmp_path):
 def test_corrupt_file_is_an_error_result(tmp_path):
     res = convert_file((get_testdata_file("MR_truncated.dcm"), str(tmp_path / "t")), PngSettings())
     assert res.error and "pixel data" in res.error and not res.written
+
+
+def test_lookup_table_path_equals_direct_evaluation(tmp_path):
+    from volume.pictures import display_grey, grey_through_lut, modality_values
+
+    rng = np.random.default_rng(3)
+    cases = [
+        (rng.integers(-1500, 3000, (128, 128)).astype(np.int16), dict(RescaleSlope=1, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)),
+        (rng.integers(0, 4096, (128, 128)).astype(np.uint16), dict(RescaleSlope=0.5, RescaleIntercept=3.25, WindowCenter=700, WindowWidth=900, VOILUTFunction="SIGMOID")),
+        (rng.integers(0, 255, (128, 128)).astype(np.uint8), dict(WindowCenter=100, WindowWidth=50, PhotometricInterpretation="MONOCHROME1", VOILUTFunction="LINEAR_EXACT")),
+    ]
+    for i, (stored, attrs) in enumerate(cases):
+        ds = read_dataset(grey_file(tmp_path / f"{i}.dcm", stored, **attrs))
+        for options in (DisplayOptions(), DisplayOptions(window=Window(-100, 333))):
+            fast = grey_through_lut(stored, ds, None, options)
+            assert fast is not None
+            np.testing.assert_array_equal(fast, display_grey(modality_values(stored, ds), ds, None, options))
+    wide = np.array([[0, 2**31 - 1]], dtype=np.int32)
+    assert grey_through_lut(wide, ds, None, DisplayOptions()) is None  # would need a huge table

@@ -53,13 +53,17 @@ def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
 
 
 def _pool_context() -> Any:
-    """``forkserver`` where available: safe with the progress bar's thread, cheap per task."""
+    """``fork`` while this process runs a single thread (instant start, nothing re-imported);
+    ``forkserver`` when other threads run (a progress bar's), since forking them is unsafe."""
     import multiprocessing as mp
+    import threading
 
-    try:
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return mp.get_context("fork")
+    if "forkserver" in methods:
         return mp.get_context("forkserver")
-    except ValueError:  # pragma: no cover - platforms without forkserver
-        return mp.get_context("spawn")
+    return mp.get_context("spawn")  # pragma: no cover - Windows, macOS defaults
 
 
 def ordered_map(

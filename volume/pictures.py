@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ MIN_GIF_FRAME_MS = 20
 """Shortest GIF frame duration (ms); browsers slow down anything shorter to 100 ms."""
 
 PNG_COMPRESS_LEVEL = 4
-"""zlib level of PNG files: 4 writes ~2x faster than Pillow's default 6, files ~5 % bigger."""
+"""zlib level of PNG files: on CT slices ~20 % faster to write than Pillow's default 6, same size."""
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 """File name suffixes dropped from output names (others, like the tail of a UID, are kept)."""
@@ -52,6 +53,9 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 """SOP Class of a DICOMDIR (an index of other files, never an image)."""
+
+MAX_LUT_ENTRIES = 1 << 17
+"""Widest stored-value range (max - min) evaluated through a lookup table instead of per pixel."""
 
 TEXT_SLOPE = "modality_slope"
 """PNG text chunk of a ``raw16`` picture: modality = png * slope + intercept."""
@@ -297,24 +301,58 @@ def _apply_voi_lut_sequence(values: np.ndarray, ds: Any, invert: bool) -> np.nda
     return np.rint(out * 255).astype(np.uint8)
 
 
-def display_grey(values: np.ndarray, ds: Any, frame: int | None, options: DisplayOptions) -> np.ndarray:
-    """Steps 2 and 3 of the pipeline: modality values (R, C) to uint8 grey levels (R, C).
+def voi_mapper(ds: Any, frame: int | None, options: DisplayOptions) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Steps 2 and 3 as an elementwise function of modality values to uint8, or ``None``.
 
     Order: explicit window; the frame's functional-group window; the VOI LUT Sequence; the
-    top-level window; the percentile window. MONOCHROME1 is inverted after the VOI step.
+    top-level window. ``None`` means the percentile window, which depends on the image itself.
+    MONOCHROME1 is inverted after the VOI step.
     """
     invert = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
     if options.window is not None:
-        return apply_window(values, options.window, invert=invert)
-    if not options.auto:
-        win = frame_group_window(ds, frame)
-        if win is None and _has_voi_lut(ds):
-            return _apply_voi_lut_sequence(values, ds, invert)
-        if win is None:
-            win = header_window(ds, frame)
-        if win is not None:
-            return apply_window(values, win, invert=invert)
+        return partial(apply_window, window=options.window, invert=invert)
+    if options.auto:
+        return None
+    win = frame_group_window(ds, frame)
+    if win is None and _has_voi_lut(ds):
+        return partial(_apply_voi_lut_sequence, ds=ds, invert=invert)
+    if win is None:
+        win = header_window(ds, frame)
+    if win is not None:
+        return partial(apply_window, window=win, invert=invert)
+    return None
+
+
+def display_grey(values: np.ndarray, ds: Any, frame: int | None, options: DisplayOptions) -> np.ndarray:
+    """Steps 2 and 3 of the pipeline: modality values (R, C) to uint8 grey levels (R, C)."""
+    mapper = voi_mapper(ds, frame, options)
+    if mapper is not None:
+        return mapper(values)
+    invert = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
     return apply_window(values, auto_window(values), invert=invert)
+
+
+def grey_through_lut(stored: np.ndarray, ds: Any, frame: int | None, options: DisplayOptions) -> np.ndarray | None:
+    """:func:`display_grey` of :func:`modality_values` via a table over the stored values present.
+
+    The whole pipeline is elementwise once the window is known, so it is evaluated once per
+    distinct stored value in ``min..max`` and looked up: identical output, a fraction of the
+    work on 512x512 images. ``None`` when it does not apply (float data, the percentile
+    window, or a range wider than :data:`MAX_LUT_ENTRIES` or than the image has pixels).
+    """
+    if not np.issubdtype(stored.dtype, np.integer) or stored.ndim != 2:
+        return None
+    mapper = voi_mapper(ds, frame, options)
+    if mapper is None:
+        return None
+    lo, hi = int(stored.min()), int(stored.max())
+    if hi - lo >= min(MAX_LUT_ENTRIES, stored.size):  # a table bigger than the image saves nothing
+        return None
+    levels = np.arange(lo, hi + 1, dtype=np.int64).astype(stored.dtype)
+    table = mapper(modality_values(levels, ds, frame))
+    if lo == 0:
+        return table[stored]
+    return table[stored.astype(np.intp) - lo]
 
 
 def _stored_range(ds: Any) -> tuple[int, int] | None:
@@ -428,6 +466,10 @@ def display_frame(
     if pixels.ndim == 3:
         notes = ["colour image written as 8-bit RGB (--raw16 applies to greyscale)"] if options.raw16 else []
         return Picture(_to_uint8_rgb(np.ascontiguousarray(pixels[..., :3]), ds), frame, notes=notes)
+    if not options.raw16:
+        fast = grey_through_lut(pixels, ds, frame, options)
+        if fast is not None:
+            return Picture(fast, frame)
     values = modality_values(pixels, ds, frame)
     if options.raw16:
         slope, inter = raw16_mapping(ds, frame, values)
