@@ -407,3 +407,18 @@ def test_lookup_table_path_equals_direct_evaluation(tmp_path):
             np.testing.assert_array_equal(fast, display_grey(modality_values(stored, ds), ds, None, options))
     wide = np.array([[0, 2**31 - 1]], dtype=np.int32)
     assert grey_through_lut(wide, ds, None, DisplayOptions()) is None  # would need a huge table
+
+
+def test_square_pixels_from_pixel_spacing(tmp_path):
+    stored = np.zeros((40, 30), dtype=np.uint16)
+    stored[10:20, 5:10] = 1000  # a 10x5-pixel block, 20 mm x 5 mm with 2 mm rows, 1 mm columns
+    src = grey_file(tmp_path / "a.dcm", stored, PixelSpacing=[2.0, 1.0], WindowCenter=500, WindowWidth=1000)
+    (native,) = png_of(tmp_path, src)
+    assert native.shape == (40, 30)  # default: the stored grid
+    (square,) = png_of(tmp_path / "sq", src, square=True)
+    assert square.shape == (80, 30)  # taller, never squashed
+    rows = np.flatnonzero(square[:, 7] > 128)
+    cols = np.flatnonzero(square[30] > 128)
+    assert abs(len(rows) - 20) <= 1 and abs(len(cols) - 5) <= 1  # the block is 20 mm x 5 mm
+    (both,) = png_of(tmp_path / "both", src, square=True, size=40, keep_ratio=True)
+    assert both.shape == (40, 15)

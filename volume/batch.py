@@ -117,7 +117,7 @@ def ordered_map(
 
 @dataclass(frozen=True)
 class PngSettings:
-    """What ``volume png`` writes: format, size, window options, animation, overwrite."""
+    """What ``volume png`` writes: format, size, square pixels, window options, animation, overwrite."""
 
     display: DisplayOptions = DisplayOptions()
     fmt: str = "png"
@@ -126,6 +126,7 @@ class PngSettings:
     keep_ratio: bool = False
     gif: bool = False
     force: bool = False
+    square: bool = False
 
 
 @dataclass
@@ -236,7 +237,7 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
             if origin == "default":
                 result.notes.append(f"no frame time in the header: GIF frames last {durations[0]:g} ms")
             pictures = iter_pictures(ds, settings.display)
-            images = (to_image(p, settings.size, settings.keep_ratio) for p in pictures)
+            images = (to_image(p, settings.size, settings.keep_ratio, settings.square) for p in pictures)
             save_gif(images, durations, target, force=settings.force)
             result.written.append(target)
             return result
@@ -255,7 +256,7 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
                 result.kept += 1
                 continue
             try:
-                img = to_image(pic, settings.size, settings.keep_ratio)
+                img = to_image(pic, settings.size, settings.keep_ratio, settings.square)
                 save_image(img, target, fmt=ext, quality=settings.quality, text=pic.text, force=settings.force)
             except OutputExistsError:  # another process wrote it meanwhile
                 result.kept += 1

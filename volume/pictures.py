@@ -54,6 +54,9 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 """SOP Class of a DICOMDIR (an index of other files, never an image)."""
 
+ASPECT_TOLERANCE = 1e-3
+"""Pixel height/width ratios closer to 1 than this count as square."""
+
 MAX_LUT_ENTRIES = 1 << 17
 """Widest stored-value range (max - min) evaluated through a lookup table instead of per pixel."""
 
@@ -83,13 +86,15 @@ class Picture:
 
     ``array`` is (R, C) uint8 greyscale, (R, C, 3) uint8 RGB, or (R, C) uint16 for ``raw16``.
     ``frame`` is the 0-based frame index (``None`` for a single-frame file). ``text`` holds the
-    PNG text chunks to write (only the raw16 mapping; never header text).
+    PNG text chunks to write (only the raw16 mapping; never header text). ``aspect`` is the
+    height / width of one pixel in mm (see :func:`pixel_aspect`).
     """
 
     array: np.ndarray
     frame: int | None
     text: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    aspect: float = 1.0
 
     @property
     def mode(self) -> str:
@@ -493,7 +498,9 @@ def iter_pictures(ds: Any, options: DisplayOptions = DisplayOptions()) -> Iterat
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for arr in _frames(ds):
-                yield display_frame(np.asarray(arr), ds, done if multi else None, options)
+                pic = display_frame(np.asarray(arr), ds, done if multi else None, options)
+                pic.aspect = pixel_aspect(ds, pic.frame)
+                yield pic
                 done += 1
     except (NotAnImage, UnsupportedDicomError):
         raise
@@ -597,23 +604,53 @@ def output_size(width: int, height: int, size: int, keep_ratio: bool) -> tuple[i
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def to_image(picture: Picture, size: int | None = None, keep_ratio: bool = False) -> Any:
-    """A Pillow image of a picture, resized with Lanczos when ``size`` is given."""
+def square_size(width: int, height: int, aspect: float) -> tuple[int, int]:
+    """(width, height) that makes pixels of height/width ``aspect`` square, never shrinking an axis."""
+    if abs(aspect - 1.0) <= ASPECT_TOLERANCE:
+        return width, height
+    if aspect > 1:
+        return width, max(1, round(height * aspect))
+    return max(1, round(width / aspect)), height
+
+
+def to_image(picture: Picture, size: int | None = None, keep_ratio: bool = False, square: bool = False) -> Any:
+    """A Pillow image of a picture, resampled (Lanczos) once for ``square`` pixels and ``size``.
+
+    ``square`` stretches the axis with the larger pixel spacing so pixels are square in mm;
+    ``size`` then gives SIZE x SIZE, or with ``keep_ratio`` the longest side SIZE.
+    """
     from PIL import Image
 
     arr = picture.array
-    if picture.mode == "I;16":
-        img = Image.fromarray(arr.astype(np.float32), mode="F") if size else Image.fromarray(arr)
-    else:
-        img = Image.fromarray(arr)
+    h, w = arr.shape[:2]
+    target = square_size(w, h, picture.aspect) if square else (w, h)
     if size:
-        target = output_size(img.width, img.height, size, keep_ratio)
-        if target != img.size:
-            img = img.resize(target, Image.Resampling.LANCZOS)
-        if picture.mode == "I;16":
-            back = np.clip(np.rint(np.asarray(img, dtype=np.float32)), 0, UINT16_MAX).astype(np.uint16)
-            img = Image.fromarray(back)
-    return img
+        target = output_size(target[0], target[1], size, keep_ratio)
+    if target == (w, h):
+        return Image.fromarray(arr)
+    if picture.mode == "I;16":  # Pillow resamples 16-bit data as 32-bit float
+        img = Image.fromarray(arr.astype(np.float32), mode="F").resize(target, Image.Resampling.LANCZOS)
+        back = np.clip(np.rint(np.asarray(img, dtype=np.float32)), 0, UINT16_MAX).astype(np.uint16)
+        return Image.fromarray(back)
+    return Image.fromarray(arr).resize(target, Image.Resampling.LANCZOS)
+
+
+def pixel_aspect(ds: Any, frame: int | None = None) -> float:
+    """Height / width of one pixel: Pixel Spacing (frame's functional groups first), Imager
+    Pixel Spacing, or Pixel Aspect Ratio; 1 when the header says nothing usable."""
+    for value in (
+        _functional(ds, frame, "PixelMeasuresSequence", "PixelSpacing"),
+        ds.get("PixelSpacing"),
+        ds.get("ImagerPixelSpacing"),
+        ds.get("PixelAspectRatio"),
+    ):
+        try:
+            v, h = float(value[0]), float(value[1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            continue
+        if v > 0 and h > 0 and math.isfinite(v / h):
+            return v / h
+    return 1.0
 
 
 def save_image(img: Any, path: str | os.PathLike[str], *, fmt: str = "png", quality: int = 95,

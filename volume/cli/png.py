@@ -29,6 +29,7 @@ def png_command(
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     size: Annotated[int | None, typer.Option(min=1, help="Resize (Lanczos) to SIZE x SIZE pixels.")] = None,
     keep_ratio: Annotated[bool, typer.Option("--keep-ratio", help="With --size: longest side SIZE, aspect kept.")] = False,
+    square_pixels: Annotated[bool, typer.Option("--square-pixels", help="Resample (Lanczos) so pixels are square in mm (from PixelSpacing); default keeps the stored grid.")] = False,
     window: Annotated[str | None, typer.Option(help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
     preset: Annotated[str | None, typer.Option(help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
     raw16: Annotated[bool, typer.Option("--raw16", help="16-bit PNG of modality values, no windowing (modality = png*slope+intercept, stored as PNG text).")] = False,
@@ -76,6 +77,7 @@ def png_command(
     settings = PngSettings(
         display=DisplayOptions(window=win, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
+        square=square_pixels,
     )
     jobs = plan_outputs(path, out)
     n_workers = min(workers or default_workers(), max(1, len(jobs)))
