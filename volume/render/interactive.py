@@ -333,10 +333,17 @@ class Viewer:
         self.interactor.TerminateApp()
 
     def close(self) -> None:
-        """Close the window and release the OpenGL context."""
+        """Close the window, release the OpenGL context and the X connection.
+
+        The observers (Python callables held by VTK objects) are removed, so that Python can free
+        the viewer: a reference cycle through C++ is invisible to the garbage collector.
+        """
         self.marker.SetEnabled(0)
-        self.window.Finalize()
+        self.marker.SetInteractor(None)
+        self.style.RemoveAllObservers()
+        self.interactor.RemoveAllObservers()
         self.interactor.TerminateApp()
+        self.window.Finalize()
 
 
 def build_viewer(
