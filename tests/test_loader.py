@@ -449,3 +449,13 @@ def test_unknown_series_lists_available(tmp_path: Path) -> None:
     write_series(tmp_path)
     with pytest.raises(volume.UsageError, match="available: 7"):
         volume.load(tmp_path, series="42")
+
+
+def test_lying_frame_count_costs_nothing(tmp_path: Path) -> None:
+    info = write_series(tmp_path, shape=(1, 6, 5), extra={"NumberOfFrames": 10_000_000})
+    found = volume.scan(tmp_path)
+    (stack,) = found.stacks
+    assert len(stack.frames) == 1  # one record carries the problem, not ten million
+    assert "NumberOfFrames is 10000000" in stack.problem and info.paths[0].name in stack.problem
+    with pytest.raises(NotAVolumeError, match="NumberOfFrames"):
+        volume.load(found)

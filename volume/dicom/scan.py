@@ -417,6 +417,12 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     plen = getattr(pixel, "length", None)
     if syntax in NATIVE_SYNTAXES and value_tell is not None and plen not in (None, 0xFFFFFFFF):
         offset, length = int(value_tell), int(plen)
+    expand = n_frames
+    if not problem and n_frames > 1:
+        problem = _frames_beyond_data(path, n_frames, rows * cols * (_int(_get(ds, "SamplesPerPixel")) or 1),
+                                      _int(_get(ds, "BitsAllocated")) or 0, length, value_tell)
+        if problem:
+            expand = 1  # one record carries the problem: never millions of them for a lying header
     acquisition = {}
     for kw in ACQUISITION_KEYWORDS:
         v = _plain(_get(ds, kw))
@@ -460,7 +466,7 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     shared_seq = _get(ds, "SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     if n_frames > 1 or per_frame is not None:
-        return _multiframe(ds, base, n_frames, per_frame, shared), ""
+        return _multiframe(ds, base, expand, per_frame, shared), ""
     single = FrameHeader(
             frame=None,
             pixel_spacing=_spacing(_get(ds, "PixelSpacing")),
@@ -548,6 +554,36 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
                 ipp=tuple(float(v) for v in first + k * spacing * normal))
         for k in range(n)
     ]
+
+
+#: Bytes of an encapsulated fragment's item header: no frame can take fewer bytes than this.
+ITEM_HEADER_BYTES = 8
+
+
+def _frames_beyond_data(
+    path: str, n_frames: int, samples_per_frame: int, bits: int, length: int | None, value_tell: int | None
+) -> str:
+    """Why ``n_frames`` frames cannot be in this file's pixel data ("" when they can).
+
+    Native pixel data must hold ``n_frames`` x Rows x Columns x samples x BitsAllocated bits;
+    encapsulated pixel data needs at least one fragment (an 8-byte item header) per frame.
+    Checked before frame records are made, so a header claiming 10 million frames in a small
+    file costs nothing.
+    """
+    if length is not None:
+        need = -(-n_frames * samples_per_frame * max(bits, 1) // 8)
+        if need > length:
+            return (f"NumberOfFrames is {n_frames} but the pixel data holds {length} bytes, not the {need} "
+                    "those frames need: the header is wrong or the file is truncated")
+        return ""
+    try:
+        room = os.path.getsize(path) - (value_tell or 0)
+    except OSError:
+        return ""
+    if n_frames * ITEM_HEADER_BYTES > room:
+        return (f"NumberOfFrames is {n_frames} but only {room} bytes of compressed pixel data follow, "
+                "too few for that many frames: the header is wrong or the file is truncated")
+    return ""
 
 
 def _spacing(value: Any) -> tuple[float, float] | None:
