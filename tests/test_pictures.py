@@ -422,3 +422,22 @@ def test_square_pixels_from_pixel_spacing(tmp_path):
     assert abs(len(rows) - 20) <= 1 and abs(len(cols) - 5) <= 1  # the block is 20 mm x 5 mm
     (both,) = png_of(tmp_path / "both", src, square=True, size=40, keep_ratio=True)
     assert both.shape == (40, 15)
+
+
+def test_header_window_that_blanks_the_picture_falls_back(tmp_path):
+    mask = np.zeros((16, 16), dtype=np.uint16)
+    mask[4:8, 4:8] = 1
+    # DICOM's LINEAR formula with center 0, width 1 maps both 0 and 1 to white (seen in BRAINIX ROI)
+    src = grey_file(tmp_path / "m.dcm", mask, WindowCenter=0, WindowWidth=1)
+    (pic,) = pictures(src)
+    assert pic.array[mask == 1].min() == 255 and pic.array[mask == 0].max() == 0
+    assert pic.notes and "percentile" in pic.notes[0]
+    (forced,) = pictures(src, window=Window(0, 1))  # an explicit window is obeyed, blank or not
+    assert forced.array.min() == forced.array.max() == 255
+
+
+def test_a_saturating_real_window_is_kept(tmp_path):
+    air = (np.random.default_rng(0).normal(-1000, 5, (16, 16)) + 1024).astype(np.uint16)
+    src = grey_file(tmp_path / "air.dcm", air, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)
+    (pic,) = pictures(src)
+    assert pic.array.max() == 0 and not pic.notes  # air in a soft-tissue window is black, not noise

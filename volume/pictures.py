@@ -471,18 +471,42 @@ def display_frame(
     if pixels.ndim == 3:
         notes = ["colour image written as 8-bit RGB (--raw16 applies to greyscale)"] if options.raw16 else []
         return Picture(_to_uint8_rgb(np.ascontiguousarray(pixels[..., :3]), ds), frame, notes=notes)
-    if not options.raw16:
-        fast = grey_through_lut(pixels, ds, frame, options)
-        if fast is not None:
-            return Picture(fast, frame)
-    values = modality_values(pixels, ds, frame)
     if options.raw16:
+        values = modality_values(pixels, ds, frame)
         slope, inter = raw16_mapping(ds, frame, values)
         arr, clipped = encode_raw16(values, slope, inter)
         notes = [f"{clipped} values outside the 16-bit range were clipped"] if clipped else []
         text = {TEXT_SLOPE: f"{slope:.17g}", TEXT_INTERCEPT: f"{inter:.17g}"}
         return Picture(arr, frame, text=text, notes=notes)
-    return Picture(display_grey(values, ds, frame, options), frame)
+    grey = grey_through_lut(pixels, ds, frame, options)
+    values = None
+    if grey is None:
+        values = modality_values(pixels, ds, frame)
+        grey = display_grey(values, ds, frame, options)
+    if _threshold_hides_everything(ds, frame, options, grey, pixels):
+        # The header's window is a threshold (width <= 1) below or above every value: e.g. a 0/1
+        # mask with center 0, width 1 is all white by DICOM's formula (BRAINIX's ROI series).
+        # A real window saturating a picture (an air slice in a CT window) is left alone.
+        if values is None:
+            values = modality_values(pixels, ds, frame)
+        grey = display_grey(values, ds, frame, DisplayOptions(auto=True))
+        return Picture(grey, frame, notes=["the header's window made the picture one flat grey level; used the percentile window"])
+    return Picture(grey, frame)
+
+
+def _threshold_hides_everything(ds: Any, frame: int | None, options: DisplayOptions,
+                                 grey: np.ndarray, pixels: np.ndarray) -> bool:
+    if options.window is not None or options.auto or not _blank(grey) or _blank(pixels):
+        return False
+    mapper = voi_mapper(ds, frame, options)
+    window = getattr(mapper, "keywords", {}).get("window")
+    return window is not None and window.width <= 1
+
+
+def _blank(arr: np.ndarray) -> bool:
+    """True when every element is equal."""
+    flat = arr.reshape(-1)
+    return flat.size == 0 or bool(flat.min() == flat.max())
 
 
 def iter_pictures(ds: Any, options: DisplayOptions = DisplayOptions()) -> Iterator[Picture]:
