@@ -441,3 +441,13 @@ def test_a_saturating_real_window_is_kept(tmp_path):
     src = grey_file(tmp_path / "air.dcm", air, RescaleIntercept=-1024, WindowCenter=40, WindowWidth=400)
     (pic,) = pictures(src)
     assert pic.array.max() == 0 and not pic.notes  # air in a soft-tissue window is black, not noise
+
+
+def test_constant_images_are_black(tmp_path):
+    empty = np.zeros((8, 8), dtype=np.uint16)
+    (pic,) = pictures(grey_file(tmp_path / "e.dcm", empty, WindowCenter=0, WindowWidth=1))
+    assert pic.array.max() == 0
+    (pic,) = pictures(grey_file(tmp_path / "f.dcm", empty + 7))
+    assert pic.array.max() == 0
+    (pic,) = pictures(grey_file(tmp_path / "g.dcm", empty, PhotometricInterpretation="MONOCHROME1"))
+    assert pic.array.min() == 255

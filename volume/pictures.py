@@ -334,6 +334,8 @@ def display_grey(values: np.ndarray, ds: Any, frame: int | None, options: Displa
     if mapper is not None:
         return mapper(values)
     invert = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
+    if _blank(values):  # nothing to window: a constant image is black (white for MONOCHROME1)
+        return np.full(values.shape, 255 if invert else 0, dtype=np.uint8)
     return apply_window(values, auto_window(values), invert=invert)
 
 
@@ -490,13 +492,14 @@ def display_frame(
         if values is None:
             values = modality_values(pixels, ds, frame)
         grey = display_grey(values, ds, frame, DisplayOptions(auto=True))
-        return Picture(grey, frame, notes=["the header's window made the picture one flat grey level; used the percentile window"])
+        note = "the header's window is a threshold that flattens the picture; used the percentile window"
+        return Picture(grey, frame, notes=[note])
     return Picture(grey, frame)
 
 
 def _threshold_hides_everything(ds: Any, frame: int | None, options: DisplayOptions,
                                  grey: np.ndarray, pixels: np.ndarray) -> bool:
-    if options.window is not None or options.auto or not _blank(grey) or _blank(pixels):
+    if options.window is not None or options.auto or not _blank(grey):
         return False
     mapper = voi_mapper(ds, frame, options)
     window = getattr(mapper, "keywords", {}).get("window")
