@@ -19,7 +19,10 @@ The functions are pure numpy (scipy only inside :func:`square_pixels`):
   vectors so that rows run "down" and columns run "right"; it returns the pixel size in mm.
 * :func:`square_pixels` resamples a picture to square pixels over the same physical extent.
 * :func:`slice_axes` / :func:`volume_picture` take a Volume (e.g. a projection with one voxel along
-  an axis, or one slice of a reslice) straight to an oriented, square-pixel 2D array.
+  an axis, or one slice of a reslice) straight to an oriented, square-pixel 2D array;
+  :func:`display_picture` also windows it to uint8.
+* :func:`display_volume` relabels a Volume's axes exactly (no interpolation) so that each slice
+  is already a display picture: what DICOM output of projections and reslices should write.
 
 Typical use (a PNG of slice ``k`` of a Volume resliced onto a coronal grid)::
 
