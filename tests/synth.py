@@ -442,6 +442,66 @@ def write_mosaic(
     return info
 
 
+def write_enhanced_4d(
+    path: str | os.PathLike[str],
+    *,
+    shape: tuple[int, int, int, int] = (3, 4, 6, 5),
+    iop: Sequence[float] = AXIAL,
+    origin: Sequence[float] = (-10.0, -20.0, 5.0),
+    pixel_spacing: tuple[float, float] = (1.0, 2.0),
+    slice_spacing: float = 2.5,
+    field_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] = linear_field,
+    seed: int = 0,
+) -> SynthSeries:
+    """One enhanced MR file of ``T`` frames x ``S`` slices, stored in a shuffled frame order.
+
+    Per-frame PlanePositionSequence and FrameContentSequence (TemporalPositionIndex ``t + 1``,
+    InStackPositionNumber); shared orientation and pixel measures. Frame ``t`` holds
+    ``field_fn + 100 * t``; ``shape`` is ``(T, S, R, C)``.
+    """
+    n_t, n, rows, cols = shape
+    row_dir, col_dir = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+    normal = np.cross(row_dir, col_dir)
+    ipps = [np.asarray(origin, float) + k * slice_spacing * normal for k in range(n)]
+    uid = generate_uid()
+    info = SynthSeries(Path(path).parent, [Path(path)], tuple(float(v) for v in iop), ipps,
+                       pixel_spacing, rows, cols, uid)
+    ds = base_dataset(series_uid=uid, study_uid=generate_uid(), frame_uid=generate_uid(), rows=rows, cols=cols)
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"  # Enhanced MR Image Storage
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    order = [(t, k) for t in range(n_t) for k in range(n)]
+    np.random.default_rng(seed).shuffle(order)
+    ds.NumberOfFrames = len(order)
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = list(pixel_spacing)
+    pm.SliceThickness = slice_spacing
+    shared.PixelMeasuresSequence = [pm]
+    po = Dataset()
+    po.ImageOrientationPatient = list(iop)
+    shared.PlaneOrientationSequence = [po]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per, frames = [], []
+    for t, k in order:
+        fg = Dataset()
+        pp = Dataset()
+        pp.ImagePositionPatient = [float(v) for v in ipps[k]]
+        fg.PlanePositionSequence = [pp]
+        fc = Dataset()
+        fc.TemporalPositionIndex = t + 1
+        fc.InStackPositionNumber = k + 1
+        fc.StackID = "1"
+        fg.FrameContentSequence = [fc]
+        per.append(fg)
+        x, y, z = info.pixel_world(ipps[k])
+        frames.append(np.rint(field_fn(x, y, z) + 100 * t).astype(np.uint16))
+    ds.PerFrameFunctionalGroupsSequence = per
+    ds.PixelData = np.stack(frames).tobytes()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return info
+
+
 __all__ = [
     "AXIAL",
     "CORONAL",
@@ -455,6 +515,7 @@ __all__ = [
     "rotation",
     "synthetic_volume",
     "write_enhanced",
+    "write_enhanced_4d",
     "write_mosaic",
     "write_series",
 ]

@@ -21,6 +21,7 @@ from synth import (
     linear_field,
     oblique_iop,
     write_enhanced,
+    write_enhanced_4d,
     write_mosaic,
     write_series,
 )
@@ -411,6 +412,15 @@ def test_enhanced_multiframe_with_fractional_rescale(tmp_path: Path) -> None:
     vol = volume.load(tmp_path)
     assert vol.array.dtype == np.float32
     check_volume_against_field(vol, atol=0.25 + 1e-3)
+
+
+def test_enhanced_multiframe_4d(tmp_path: Path) -> None:
+    write_enhanced_4d(tmp_path / "dce.dcm", shape=(3, 4, 6, 5), iop=oblique_iop(degrees=14.0))
+    vol = volume.load(tmp_path)
+    assert vol.n_frames == 3 and vol.shape == (4, 6, 5)
+    assert vol.meta["frame_order"] == "temporal_position"
+    for t in range(3):
+        check_volume_against_field(vol.frame(t), lambda x, y, z, t=t: linear_field(x, y, z) + 100 * t)
 
 
 # --- scan API ------------------------------------------------------------------------------
