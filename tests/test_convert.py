@@ -356,3 +356,26 @@ def test_library_convert_reports_failures_as_results(tmp_path: Path) -> None:
     assert [r.status for r in results] == [CONVERTED, FAILED]
     assert "allow-gaps" in results[1].message and results[1].exit_code == 4
     assert exit_code(results) == EXIT_PARTIAL
+
+
+def test_interrupt_mid_write_leaves_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    import volume.io.nifti as nifti
+
+    write_series(tmp_path / "in" / "a", series_number=1)
+    write_series(tmp_path / "in" / "b", series_number=2)
+    real_chunks = nifti.iter_chunks
+    calls = []
+
+    def interrupted(data, *a, **kw):
+        for i, chunk in enumerate(real_chunks(data, *a, **kw)):
+            calls.append(i)
+            if len(calls) > 1 and i == 0:  # the second file: Ctrl-C after its first bytes
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(nifti, "iter_chunks", interrupted)
+    code, out, err = _run(capsys, tmp_path / "in", "-o", tmp_path / "out")
+    assert code == 130  # EXIT_INTERRUPTED
+    # the first series is complete; nothing of the second, no temporary file
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1_synthetic.json", "1_synthetic.nii.gz"]
+    assert out == [str(tmp_path / "out" / "1_synthetic.nii.gz"), str(tmp_path / "out" / "1_synthetic.json")]
