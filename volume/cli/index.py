@@ -16,7 +16,7 @@ from .app import app, err, progress_bar
 def index_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="The table: .csv, or .parquet (needs pyarrow).")],
-    fields: Annotated[str | None, typer.Option(help="Extra columns, comma-separated keywords or tags: PatientAge,KVP,0018,1150 -> use KVP,(0018,1150).")] = None,
+    fields: Annotated[str | None, typer.Option(help="Extra columns: DICOM keywords or tags, comma-separated, e.g. PatientAge,KVP,(0018,1150).")] = None,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Add patient/study identity columns and real UIDs.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes reading headers (default: all cores).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing table.")] = False,

@@ -11,7 +11,11 @@ from typing import Annotated
 import typer
 
 from ..errors import EXIT_PARTIAL, NoDicomError, UsageError
+from ..ops.window import PRESETS
 from .app import app, err, progress_bar, warn
+
+#: Named windows (see :data:`volume.ops.window.PRESETS`) as a typer choice.
+Preset = Enum("Preset", {name: name for name in PRESETS}, type=str)
 
 
 class PictureFormat(str, Enum):
@@ -31,7 +35,7 @@ def png_command(
     keep_ratio: Annotated[bool, typer.Option("--keep-ratio", help="With --size: longest side SIZE, aspect kept.")] = False,
     square_pixels: Annotated[bool, typer.Option("--square-pixels", help="Resample (Lanczos) so pixels are square in mm (from PixelSpacing); default keeps the stored grid.")] = False,
     window: Annotated[str | None, typer.Option(help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
+    preset: Annotated[Preset | None, typer.Option(help="Named window (center, width in HU).")] = None,
     raw16: Annotated[bool, typer.Option("--raw16", help="16-bit PNG of modality values, no windowing (modality = png*slope+intercept, stored as PNG text).")] = False,
     gif: Annotated[bool, typer.Option("--gif", help="Multi-frame files become one animated GIF at the header's frame time.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")] = None,
@@ -61,17 +65,15 @@ def png_command(
         raise UsageError("--keep-ratio needs --size")
     win = None
     auto = False
-    text = preset if preset is not None else window
-    if text is not None:
-        if window is not None and window.strip().lower() == "auto":
-            auto = True
-        else:
-            try:
-                win = parse_window(text)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            if preset is not None and preset.strip().lower().replace("_", "-") not in _preset_names():
-                raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(_preset_names())}")
+    if preset is not None:
+        win = parse_window(preset.value)
+    elif window is not None and window.strip().lower() == "auto":
+        auto = True
+    elif window is not None:
+        try:
+            win = parse_window(window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
     settings = PngSettings(
@@ -106,9 +108,3 @@ def png_command(
     if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
         raise NoDicomError(f"{path}: no DICOM images found")
     return EXIT_PARTIAL if summary.errors else 0
-
-
-def _preset_names() -> list[str]:
-    from ..ops.window import PRESETS
-
-    return list(PRESETS)
