@@ -104,6 +104,23 @@ def test_unsigned_ct_with_intercept_becomes_signed(tmp_path: Path) -> None:
     check_volume_against_field(vol, field)
 
 
+@pytest.mark.parametrize(
+    "stored,field",
+    [
+        (np.int16, lambda x, y, z: -32700.0 - 40.0 * (z - 20.0) + 0 * x),  # late slices below int16
+        (np.uint16, lambda x, y, z: 32000.0 + 100.0 * (z - 20.0) + 0 * x),  # late slices above int16
+    ],
+    ids=["int16_below", "uint16_above"],
+)
+def test_rescale_widens_only_when_values_need_it(tmp_path: Path, stored, field) -> None:
+    # the first slices fit int16 after the intercept, the last ones do not: int32, all exact
+    write_series(tmp_path, stored_dtype=stored, intercepts=-1024.0 if stored == np.int16 else 1024.0,
+                 field_fn=field, modality="CT")
+    vol = volume.load(tmp_path)
+    assert vol.array.dtype == np.int32
+    check_volume_against_field(vol, field)
+
+
 def test_integer_slope_above_one_keeps_integers(tmp_path: Path) -> None:
     write_series(tmp_path, slopes=2.0, intercepts=-100.0)
     vol = volume.load(tmp_path)

@@ -92,6 +92,11 @@ class FastDataset:
         self._pixel = pixel
         self.file_meta = file_meta
 
+    @property
+    def values(self) -> dict[str, Any]:
+        """The converted elements by keyword (read-only by convention)."""
+        return self._values
+
     def get(self, keyword: str, default: Any = None) -> Any:
         return self._values.get(keyword, default)
 

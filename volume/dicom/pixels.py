@@ -204,6 +204,13 @@ def read_stack(
     for f in stack.frames:
         if _frame_shape(f) != frame_shape and not stack.rgb:
             raise UnsupportedDicomError(f"{f.name}: image size differs from {f0.name}")
+        if _can_read_native(f):  # pixel data as long as the header says, checked before allocating
+            need = f.rows * f.cols * f.samples * (f.bits_allocated // 8) * max(1, f.n_frames_in_file)
+            if f.pixel_length < need:  # type: ignore[operator]
+                raise UnsupportedDicomError(
+                    f"{f.name}: pixel data is {f.pixel_length} bytes but Rows x Columns x frames needs "
+                    f"{need}: the file is truncated or its header is wrong"
+                )
     rescale_float = output_dtype(stack) == np.float32 and not stack.rgb
     raw_dtype = _raw_dtype(f0)
     n = len(stack.frames)
@@ -219,6 +226,14 @@ def read_stack(
     lo = np.zeros(n)
     hi = np.zeros(n)
     track_range = not rescale_float and not stack.rgb
+    # Integer rescale: done per image right after reading it (while it is in cache) whenever the
+    # image's values fit the signed type of the stored size; _rescale_integers does the rest.
+    slope0 = stack.first.slope
+    eager = (track_range and raw_dtype.kind in "iu" and float(slope0).is_integer()
+             and not (slope0 == 1.0 and all(f.intercept == 0.0 for f in stack.frames)))
+    signed = np.dtype(f"i{raw_dtype.itemsize}")
+    signed_info = np.iinfo(signed)
+    done = np.zeros(n, dtype=bool)
 
     def store(i: int, f: FrameHeader, arr: np.ndarray | None, scratch: np.ndarray | None) -> None:
         target = flat[i]
@@ -243,8 +258,18 @@ def read_stack(
             else:
                 target[...] = arr
         if track_range:
-            lo[i] = target.min()
-            hi[i] = target.max()
+            lo[i] = a = float(target.min())
+            hi[i] = b = float(target.max())
+            if eager:
+                k, c = int(slope0), int(f.intercept)
+                ends = (a, b, a * k, b * k, a * k + c, b * k + c)
+                if signed_info.min <= min(ends) and max(ends) <= signed_info.max:
+                    view = target.view(signed)
+                    if k != 1:
+                        np.multiply(view, k, out=view)
+                    if c:
+                        np.add(view, c, out=view)
+                    done[i] = True
 
     native: list[int] = []
     slow: dict[str, list[tuple[int, FrameHeader]]] = defaultdict(list)
@@ -269,7 +294,7 @@ def read_stack(
                 progress(1)
     if not track_range:
         return out
-    return _rescale_integers(stack, out, flat, lo, hi)
+    return _rescale_integers(stack, out, flat, lo, hi, done)
 
 
 #: Images per thread task when reading uncompressed pixels (file reads release the GIL).
@@ -308,11 +333,15 @@ def _run_chunks(fn: Callable[[list[int]], int], indices: list[int], progress: Ca
             raise
 
 
-def _rescale_integers(stack: Stack, out: np.ndarray, flat: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _rescale_integers(
+    stack: Stack, out: np.ndarray, flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, done: np.ndarray
+) -> np.ndarray:
     """Apply an integer slope and per-image integer intercepts, into the smallest signed type.
 
-    The type holds the stored values, their products with the slope and the rescaled values, so
-    the arithmetic is exact in that type; it runs in place when the type has the stored size.
+    The type holds the stored values (``lo``, ``hi`` per image), their products with the slope and
+    the rescaled values, so the arithmetic is exact in that type; it runs in place when the type
+    has the stored size. Images flagged in ``done`` were rescaled already, in place, as the
+    signed type of the stored size: they are only copied (widened) when the result is wider.
     """
     slope = stack.first.slope
     inters = np.array([f.intercept for f in stack.frames])
@@ -332,9 +361,17 @@ def _rescale_integers(stack: Stack, out: np.ndarray, flat: np.ndarray, lo: np.nd
     result = out.view(target) if in_place else np.empty(out.shape, dtype=target)
     res_flat = result.reshape(flat.shape)
 
+    signed = np.dtype(f"i{out.dtype.itemsize}")
+    if in_place and done.all():
+        return result
+
     def apply(indices: list[int]) -> int:
         for i in indices:
             src, dst = flat[i], res_flat[i]
+            if done[i]:
+                if not in_place:
+                    np.copyto(dst, src.view(signed), casting="unsafe")
+                continue
             if islope != 1:
                 np.multiply(src, islope, out=dst, dtype=target, casting="unsafe")
             elif not (in_place and target == out.dtype):

@@ -235,8 +235,8 @@ def _dicom_time(value: Any) -> float | None:
 
 def _plain(value: Any) -> Any:
     """A JSON-friendly copy of a header value (numbers stay numbers, names become strings)."""
-    if value is None:
-        return None
+    if value is None or type(value) in (str, float, int):
+        return value
     if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, (int, float, str)):
@@ -388,9 +388,17 @@ def _strings(value: Any) -> list[str]:
 
 
 def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
+    from .fastheader import FastDataset
+
+    if isinstance(ds, FastDataset):  # values already converted: plain dictionary look-ups
+        get = ds.values.get
+    else:
+        def get(keyword: str) -> Any:
+            return _get(ds, keyword)
+
     meta = getattr(ds, "file_meta", None)
     sop_class = _str(_get(meta, "MediaStorageSOPClassUID") if meta else None) or _str(
-        _get(ds, "SOPClassUID")
+        get("SOPClassUID")
     )
     if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
         return [], "DICOMDIR index"
@@ -403,10 +411,10 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     if pixel is None:
         return [], "no pixel data"
     syntax = _str(_get(meta, "TransferSyntaxUID") if meta else None) or "1.2.840.10008.1.2"
-    rows = _int(_get(ds, "Rows")) or 0
-    cols = _int(_get(ds, "Columns")) or 0
-    n_frames = _int(_get(ds, "NumberOfFrames")) or 1
-    image_type = tuple(_str(v).upper() for v in _strings(_get(ds, "ImageType")) if _str(v))
+    rows = _int(get("Rows")) or 0
+    cols = _int(get("Columns")) or 0
+    n_frames = _int(get("NumberOfFrames")) or 1
+    image_type = tuple(_str(v).upper() for v in _strings(get("ImageType")) if _str(v))
     problem = ""
     if rows <= 0 or cols <= 0:
         problem = f"Rows x Columns is {rows} x {cols}"
@@ -419,65 +427,65 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
         offset, length = int(value_tell), int(plen)
     expand = n_frames
     if not problem and n_frames > 1:
-        problem = _frames_beyond_data(path, n_frames, rows * cols * (_int(_get(ds, "SamplesPerPixel")) or 1),
-                                      _int(_get(ds, "BitsAllocated")) or 0, length, value_tell)
+        problem = _frames_beyond_data(path, n_frames, rows * cols * (_int(get("SamplesPerPixel")) or 1),
+                                      _int(get("BitsAllocated")) or 0, length, value_tell)
         if problem:
             expand = 1  # one record carries the problem: never millions of them for a lying header
     acquisition = {}
     for kw in ACQUISITION_KEYWORDS:
-        v = _plain(_get(ds, kw))
+        v = _plain(get(kw))
         if v not in (None, "", []):
             acquisition[kw] = v
     identity = {}
     for kw in IDENTITY_KEYWORDS:
-        v = _plain(_get(ds, kw))
+        v = _plain(get(kw))
         if v not in (None, "", []):
             identity[kw] = v
     base = dict(
         path=path,
-        sop_uid=_str(_get(ds, "SOPInstanceUID")),
-        series_uid=_str(_get(ds, "SeriesInstanceUID")),
-        study_uid=_str(_get(ds, "StudyInstanceUID")),
-        series_number=_int(_get(ds, "SeriesNumber")),
-        series_description=_str(_get(ds, "SeriesDescription")),
-        modality=_str(_get(ds, "Modality")),
+        sop_uid=_str(get("SOPInstanceUID")),
+        series_uid=_str(get("SeriesInstanceUID")),
+        study_uid=_str(get("StudyInstanceUID")),
+        series_number=_int(get("SeriesNumber")),
+        series_description=_str(get("SeriesDescription")),
+        modality=_str(get("Modality")),
         rows=rows,
         cols=cols,
-        samples=_int(_get(ds, "SamplesPerPixel")) or 1,
-        photometric=_str(_get(ds, "PhotometricInterpretation")).upper() or "MONOCHROME2",
-        bits_allocated=_int(_get(ds, "BitsAllocated")) or 0,
-        bits_stored=_int(_get(ds, "BitsStored")) or 0,
-        pixel_representation=_int(_get(ds, "PixelRepresentation")) or 0,
-        planar_configuration=_int(_get(ds, "PlanarConfiguration")) or 0,
+        samples=_int(get("SamplesPerPixel")) or 1,
+        photometric=_str(get("PhotometricInterpretation")).upper() or "MONOCHROME2",
+        bits_allocated=_int(get("BitsAllocated")) or 0,
+        bits_stored=_int(get("BitsStored")) or 0,
+        pixel_representation=_int(get("PixelRepresentation")) or 0,
+        planar_configuration=_int(get("PlanarConfiguration")) or 0,
         transfer_syntax=syntax,
         n_frames_in_file=n_frames,
         pixel_offset=offset,
         pixel_length=length,
-        instance_number=_int(_get(ds, "InstanceNumber")),
-        echo_number=_int(_get(ds, "EchoNumbers")),
-        echo_time=_float(_get(ds, "EchoTime")),
+        instance_number=_int(get("InstanceNumber")),
+        echo_number=_int(get("EchoNumbers")),
+        echo_time=_float(get("EchoTime")),
         image_type=image_type,
-        slice_thickness=_float(_get(ds, "SliceThickness")),
+        slice_thickness=_float(get("SliceThickness")),
         problem=problem,
         acquisition=acquisition,
         identity=identity,
     )
-    per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
-    shared_seq = _get(ds, "SharedFunctionalGroupsSequence")
+    per_frame = get("PerFrameFunctionalGroupsSequence")
+    shared_seq = get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     if n_frames > 1 or per_frame is not None:
         return _multiframe(ds, base, expand, per_frame, shared), ""
     single = FrameHeader(
             frame=None,
-            pixel_spacing=_spacing(_get(ds, "PixelSpacing")),
-            iop=_floats(_get(ds, "ImageOrientationPatient"), 6),
-            ipp=_floats(_get(ds, "ImagePositionPatient"), 3),
-            slope=_float(_get(ds, "RescaleSlope")) or 1.0,
-            intercept=_float(_get(ds, "RescaleIntercept")) or 0.0,
-            temporal_position=_float(_get(ds, "TemporalPositionIdentifier")),
-            acquisition_number=_float(_get(ds, "AcquisitionNumber")),
-            trigger_time=_float(_get(ds, "TriggerTime")),
-            acquisition_time=_dicom_time(_get(ds, "AcquisitionTime") or _get(ds, "ContentTime")),
+            pixel_spacing=_spacing(get("PixelSpacing")),
+            iop=_floats(get("ImageOrientationPatient"), 6),
+            ipp=_floats(get("ImagePositionPatient"), 3),
+            slope=_float(get("RescaleSlope")) or 1.0,
+            intercept=_float(get("RescaleIntercept")) or 0.0,
+            temporal_position=_float(get("TemporalPositionIdentifier")),
+            acquisition_number=_float(get("AcquisitionNumber")),
+            trigger_time=_float(get("TriggerTime")),
+            acquisition_time=_dicom_time(get("AcquisitionTime") or get("ContentTime")),
             **base,
         )
     if "MOSAIC" in image_type and not problem:
