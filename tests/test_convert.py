@@ -379,3 +379,13 @@ def test_interrupt_mid_write_leaves_nothing(tmp_path: Path, capsys, monkeypatch)
     # the first series is complete; nothing of the second, no temporary file
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1_synthetic.json", "1_synthetic.nii.gz"]
     assert out == [str(tmp_path / "out" / "1_synthetic.nii.gz"), str(tmp_path / "out" / "1_synthetic.json")]
+
+
+def test_sidecar_time_is_the_first_acquired_image_and_sequences_are_joined(tmp_path: Path, capsys) -> None:
+    write_series(tmp_path / "in", extra=lambda k: {"AcquisitionTime": f"0959{59 - k:02d}.25",
+                                                   "ScanningSequence": ["SE", "IR"], "SequenceVariant": "SK"})
+    code, out, _ = _run(capsys, tmp_path / "in", "-o", tmp_path / "out")
+    assert code == 0
+    meta = _load_json(Path(out[1]))
+    assert meta["AcquisitionTime"] == "09:59:54.250000"  # the last of 6 slices was acquired first
+    assert meta["ScanningSequence"] == "SE\\IR" and meta["SequenceVariant"] == "SK"

@@ -191,6 +191,12 @@ def _uniform_rescale(stack: Stack) -> tuple[float, float] | None:
     return next(iter(pairs)) if len(pairs) == 1 else None
 
 
+def _earliest_time(stack: Stack) -> float | None:
+    """Seconds since midnight of the stack's first acquired image (AcquisitionTime, else ContentTime)."""
+    times = [f.acquisition_time for f in stack.frames if f.acquisition_time is not None]
+    return min(times) if times else None
+
+
 def _strip_series_prefix(message: str, stack_id: str) -> str:
     prefix = f"series {stack_id}: "
     return message[len(prefix):] if message.startswith(prefix) else message
@@ -286,7 +292,12 @@ def convert_stack(
         )
         written.append(str(image_path))
         if options.sidecar:
-            write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi)
+            from .io.sidecar import seconds_text
+
+            first = _earliest_time(stack)
+            has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
+            extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else None
+            write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi, extra=extra)
             written.append(str(json_path))
         return done(CONVERTED, files=tuple(written), warnings=tuple(warnings), notes=notes)
     except OutputExistsError as exc:  # another process created it meanwhile

@@ -57,6 +57,9 @@ ACQUISITION_FIELDS: tuple[tuple[str, str, float | None], ...] = (
     ("GantryDetectorTilt", "GantryDetectorTilt", None),
 )
 
+#: Multi-valued DICOM strings BIDS (and dcm2niix) write as one string joined with ``\\``.
+BACKSLASH_JOINED = frozenset({"SoftwareVersions", "ScanningSequence", "SequenceVariant", "ScanOptions"})
+
 #: Acquisition fields that identify a site or device: written only with ``keep_phi``.
 IDENTIFYING_FIELDS = ("InstitutionName", "StationName")
 
@@ -106,6 +109,13 @@ def _time_text(value: Any) -> str | None:
     return f"{hh}:{mm}:{seconds:09.6f}"
 
 
+def seconds_text(seconds: float) -> str:
+    """Seconds since midnight as ``HH:MM:SS.ffffff`` (the sidecar's AcquisitionTime format)."""
+    hh, rest = divmod(float(seconds), 3600.0)
+    mm, ss = divmod(rest, 60.0)
+    return f"{int(hh):02d}:{int(mm):02d}:{ss:09.6f}"
+
+
 def _clean(value: Any) -> Any:
     """Strings stripped; DICOM multi-valued strings other than ImageType joined with ``\\``."""
     if isinstance(value, str):
@@ -141,7 +151,7 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
             value = _time_text(value)
         elif keyword == "ImageType":
             value = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-        elif keyword == "SoftwareVersions" and isinstance(value, (list, tuple)):
+        elif keyword in BACKSLASH_JOINED and isinstance(value, (list, tuple)):
             value = "\\".join(str(v) for v in value)
         elif isinstance(value, str):
             value = _clean(value)
