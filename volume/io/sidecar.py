@@ -142,8 +142,6 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
     if meta.get("modality"):
         out["Modality"] = meta["modality"]
     for keyword, key, scale in ACQUISITION_FIELDS:
-        if keyword == "ImageType" and not acq.get(keyword):
-            continue
         value = acq.get(keyword)
         if value in (None, "", []):
             continue
