@@ -203,13 +203,18 @@ def _raw16_png(tmp_path: Path, src: Path) -> tuple[np.ndarray, float, float]:
     return arr, float(img.text[TEXT_SLOPE]), float(img.text[TEXT_INTERCEPT])
 
 
-def test_raw16_ct_stores_hu_plus_offset_exactly(tmp_path):
+def test_raw16_ct_stores_hu_plus_32768_exactly(tmp_path):
     stored = (np.arange(40 * 30).reshape(40, 30) * 3 % 4096).astype(np.uint16)
     src = grey_file(tmp_path / "ct.dcm", stored, BitsStored=12, RescaleSlope=1, RescaleIntercept=-1024)
     arr, slope, inter = _raw16_png(tmp_path, src)
     assert arr.dtype == np.uint16
-    assert (slope, inter) == (1.0, -1024.0)  # 12-bit unsigned storage: PNG = HU + 1024
-    np.testing.assert_array_equal(arr * slope + inter, stored.astype(float) - 1024)
+    assert (slope, inter) == (1.0, -32768.0)  # PNG = HU + 32768
+    np.testing.assert_array_equal(arr.astype(int) - 32768, stored.astype(int) - 1024)
+    # the same HU stored signed (another scanner's layout) gives the same PNG values
+    signed = grey_file(tmp_path / "ct2.dcm", (stored.astype(np.int32) - 1024).astype(np.int16))
+    arr2, slope2, inter2 = _raw16_png(tmp_path, signed)
+    assert (slope2, inter2) == (1.0, -32768.0)
+    np.testing.assert_array_equal(arr2, arr)
 
 
 def test_raw16_signed_and_unsigned_data(tmp_path):
@@ -228,6 +233,9 @@ def test_raw16_fractional_slope_is_exact(tmp_path):
     src = grey_file(tmp_path / "pt.dcm", stored, modality="PT", RescaleSlope=0.037, RescaleIntercept=2.5)
     arr, slope, inter = _raw16_png(tmp_path, src)
     np.testing.assert_allclose(arr * slope + inter, stored * 0.037 + 2.5, rtol=0, atol=1e-9)
+    signed = (stored.astype(np.int32) - 15000).astype(np.int16)
+    arr, slope, inter = _raw16_png(tmp_path, grey_file(tmp_path / "pt2.dcm", signed, RescaleSlope=0.5))
+    np.testing.assert_allclose(arr * slope + inter, signed * 0.5, rtol=0, atol=1e-9)
 
 
 def test_raw16_real_ct(tmp_path):

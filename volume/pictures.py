@@ -36,6 +36,9 @@ from .ops.window import Window, apply_window, auto_window
 UINT16_MAX = 65535
 """Largest value of a 16-bit PNG sample."""
 
+SIGNED_OFFSET = -32768
+"""``raw16`` intercept of data that can be negative: PNG = value + 32768 (so HU -1000 -> 31768)."""
+
 DEFAULT_FRAME_MS = 100
 """Frame duration of an animation (ms) when the header gives no frame time."""
 
@@ -379,16 +382,16 @@ def _stored_range(ds: Any) -> tuple[int, int] | None:
 def raw16_mapping(ds: Any, frame: int | None, values: np.ndarray) -> tuple[float, float]:
     """``(slope, intercept)`` so that ``modality = png * slope + intercept`` for ``raw16``.
 
-    - Modality LUT Sequence: its output is unsigned: slope 1, intercept 0.
-    - Integer rescale (CT, MR...) whose possible values (from BitsStored, PixelRepresentation
-      and the rescale) fit 0..65535: slope 1, intercept 0 (PNG = modality value).
-    - Integer rescale with negative possible values and a range of at most 65536 values: slope 1
-      and the lowest possible value as intercept (12-bit CT with intercept -1024: PNG = HU + 1024).
-      The shift comes from the header, so every file with the same layout gets the same one.
-    - Fractional slope: PNG = stored value (minus the lowest possible one when signed), slope and
-      intercept those of the file: exact.
+    - Modality LUT Sequence: its output is unsigned: slope 1, intercept 0 (PNG = value).
+    - Integer rescale whose possible values (from BitsStored, PixelRepresentation and the
+      rescale) are all in 0..65535, e.g. MR: slope 1, intercept 0 (PNG = modality value).
+    - Integer rescale that can give negative values, e.g. CT: slope 1, intercept -32768
+      (PNG = HU + 32768, the DeepLesion convention), the same for every CT file whatever its
+      storage layout, as long as the image's values lie in -32768..32767 (real CT always does).
+    - Fractional slope (PET, some MR): PNG = the stored value (shifted by 32768 when signed),
+      with the file's slope: exact.
     - Anything else (32-bit data, float pixel data): the image's own min..max over 0..65535
-      (lossy when that range is wider than 65535 steps).
+      (lossy when that range is wider than 65535 steps); the text chunks say how.
     """
     if _has_modality_lut(ds):
         return 1.0, 0.0
@@ -400,10 +403,11 @@ def raw16_mapping(ds: Any, frame: int | None, values: np.ndarray) -> tuple[float
             lo, hi = s_lo * slope + inter, s_hi * slope + inter
             if lo >= 0 and hi <= UINT16_MAX:
                 return 1.0, 0.0
-            if hi - lo <= UINT16_MAX:
-                return 1.0, float(lo)
+            v_lo, v_hi = float(np.min(values)), float(np.max(values))
+            if SIGNED_OFFSET <= v_lo and v_hi <= UINT16_MAX + SIGNED_OFFSET:
+                return 1.0, float(SIGNED_OFFSET)
         else:
-            offset = 0 if s_lo >= 0 else s_lo
+            offset = 0 if s_lo >= 0 else SIGNED_OFFSET
             return float(slope), float(inter + offset * slope)
     finite = np.asarray(values, dtype=np.float64)
     lo, hi = float(np.nanmin(finite)), float(np.nanmax(finite))
