@@ -341,6 +341,31 @@ def test_single_image_and_two_slices(tmp_path: Path) -> None:
     check_volume_against_field(vol)
 
 
+def test_series_split_by_matrix_and_pixel_spacing(tmp_path: Path) -> None:
+    uid = "1.2.826.0.1.3680043.8.498.90"
+    write_series(tmp_path, shape=(4, 8, 6), series_uid=uid, seed=1)
+    write_series(tmp_path, shape=(4, 10, 6), series_uid=uid, seed=2)
+    write_series(tmp_path, shape=(4, 8, 6), series_uid=uid, seed=3, pixel_spacing=(0.7, 0.7))
+    found = volume.scan(tmp_path)
+    assert len(found.stacks) == 3
+    shapes = sorted(tuple(s.shape) for s in found.stacks)
+    assert shapes == [(4, 8, 6), (4, 8, 6), (4, 10, 6)]
+    assert len({s.id for s in found.stacks}) == 3
+    for s in found.stacks:
+        check_volume_against_field(volume.load(s))
+
+
+def test_dicomdir_is_an_index_not_an_image(tmp_path: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    dicomdir = Path(get_testdata_file("DICOMDIR"))
+    (tmp_path / "DICOMDIR").write_bytes(dicomdir.read_bytes())
+    write_series(tmp_path / "s")
+    found = volume.scan(tmp_path)
+    assert found.report.skipped == {"DICOMDIR index": 1}
+    check_volume_against_field(volume.load(found))
+
+
 # --- 4D, echoes ------------------------------------------------------------------------------
 
 
