@@ -244,6 +244,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
     # Labels: only for the properties that actually differ within the series.
     if len(out) > 1:
         sizes = {(m[0].rows, m[0].cols) for _, m in out}
+        spacings = {_spacing_label(m[0]) for _, m in out}
         echoes = sorted({_echo_of(m[0], use_echo_number) for _, m in out}, key=_sort_none)
         planes = {_plane_of(m) for _, m in out}
         for labels, members in out:
@@ -257,6 +258,8 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
                 parts.append(comp)
             if len(sizes) > 1:
                 parts.append(f"{members[0].cols}x{members[0].rows}")
+            if len(spacings) > 1:
+                parts.append(_spacing_label(members[0]))
             if members[0].stack_key and len({m[0].stack_key for _, m in out}) > 1:
                 parts.append(f"stack{members[0].stack_key}")
             labels["label"] = "_".join(parts)
@@ -269,13 +272,22 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             label = labels["label"]
             if counts[label] > 1:
                 seen[label] += 1
-                labels["label"] = f"{label or _plane_of(members)}{seen[label]}"
+                base = label or _plane_of(members)
+                labels["label"] = f"{base}{'_' if base[-1:].isdigit() else ''}{seen[label]}"
     for labels, _ in out:
         labels.setdefault("label", "")
         labels.pop("_key", None)
     # Deterministic order: by plane label then by first file name.
     out.sort(key=lambda item: (item[0]["label"], item[1][0].path, item[1][0].frame or 0))
     return out
+
+
+def _spacing_label(f: FrameHeader) -> str:
+    """Pixel spacing for stack labels, e.g. ``0.7mm`` (``0.7x0.9mm`` when not square)."""
+    if f.pixel_spacing is None:
+        return "nospacing"
+    dr, dc = f.pixel_spacing
+    return f"{dr:.3g}mm" if round(dr, 4) == round(dc, 4) else f"{dc:.3g}x{dr:.3g}mm"
 
 
 def _sort_none(v: Any) -> tuple[int, Any]:
