@@ -549,9 +549,7 @@ def read_header(path: str) -> tuple[Any, int | None]:
             fp.seek(0)
             found.clear()
             ds = read_partial(fp, stop_when=stop, force=True)
-        # Parse every element now, while the file is open and warnings are silenced.
-        for _ in ds.iterall():
-            pass
+    # Values stay raw bytes in memory until a column asks for them (no deferred file reads).
     return ds, (found[0] if found else None)
 
 
