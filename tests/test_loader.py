@@ -324,6 +324,18 @@ def test_mixed_folder_with_junk_and_three_plane_localizer(tmp_path: Path) -> Non
         assert vol.orientation == s.label
 
 
+def test_the_only_loadable_stack_is_chosen(tmp_path: Path) -> None:
+    write_series(tmp_path / "t1", series_number=3)
+    # a secondary capture without geometry beside it: listed, not loadable
+    write_series(tmp_path / "sc", shape=(1, 4, 4), series_number=99,
+                 extra=lambda k: {"ImagePositionPatient": None})
+    found = volume.scan(tmp_path)
+    assert len(found.stacks) == 2 and sum(1 for s in found.stacks if s.problem) == 1
+    check_volume_against_field(volume.load(tmp_path))
+    with pytest.raises(NotAVolumeError, match="ImagePositionPatient"):
+        volume.load(tmp_path, series=99)
+
+
 def test_folder_without_dicom(tmp_path: Path) -> None:
     _write_junk(tmp_path)
     with pytest.raises(NoDicomError, match="no DICOM"):

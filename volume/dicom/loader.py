@@ -90,9 +90,8 @@ def choose_stack(found: Scan, series: str | int | None = None) -> Stack:
         raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
     if len(chosen) > 1:
         loadable = [s for s in chosen if not s.problem]
-        volumes = [s for s in loadable if s.kind in ("volume", "4D")]
-        if len(volumes) == 1 and series is None and len(loadable) == len(volumes):
-            return volumes[0]
+        if len(loadable) == 1 and series is None:  # the others cannot be loaded anyway
+            return loadable[0]
         listing = "; ".join(f"{s.id} ({s.kind}, {'x'.join(map(str, s.shape))})" for s in chosen[:12])
         raise AmbiguousSeriesError(
             f"{where}: {len(chosen)} stacks found, choose one with series=/--series: {listing}"
