@@ -244,3 +244,26 @@ def test_slab_reduce_equals_a_loop_over_slabs(dtype, mode):
             got = slab_reduce(a, axis, mode, layout)
             parts = [reduce(np.take(a, range(s0, s0 + layout.size), axis=axis), axis=axis) for s0 in layout.starts]
             np.testing.assert_allclose(got, np.stack(parts, axis=axis), rtol=1e-12, err_msg=f"{size=} {step=} {axis=}")
+
+
+def test_slab_layout_properties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(n=st.integers(1, 120), size=st.integers(1, 40), step=st.integers(1, 40))
+    def check(n, size, step):
+        layout = slab_layout(n, 1.0, float(size), float(step))
+        size_used = min(size, n)
+        assert layout.size == size_used and layout.count == (n - size_used) // step + 1
+        starts = layout.starts
+        assert starts[0] >= 0 and starts[-1] + size_used <= n
+        spare_before = starts[0]
+        spare_after = n - (starts[-1] + size_used)
+        assert 0 <= spare_after - spare_before <= 1  # centred
+        assert starts[-1] + step + size_used > n and spare_before + spare_after < step  # no room for another
+        for k in range(n):
+            expected = [j for j, s0 in enumerate(starts) if s0 <= k < s0 + size_used]
+            assert list(layout.open_slabs(k)) == expected
+
+    check()
