@@ -57,16 +57,21 @@ def _main(
     _state["debug"] = debug
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (escape sequences from header text) shown as ``?``."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def err(message: str) -> None:
     """Print one line on stderr (newlines in ``message`` are flattened)."""
-    line = " ".join(str(message).split())
+    line = _printable(" ".join(str(message).split()))
     sys.stderr.write(f"volume: {line}\n")
     sys.stderr.flush()
 
 
 def warn(message: str) -> None:
     """Print one warning line on stderr."""
-    line = " ".join(str(message).split())
+    line = _printable(" ".join(str(message).split()))
     sys.stderr.write(f"volume: warning: {line}\n")
     sys.stderr.flush()
 

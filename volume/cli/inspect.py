@@ -60,6 +60,7 @@ def ls_command(
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         console = Console(width=None if stdout_is_terminal() else 220, highlight=False, soft_wrap=False)
         table = Table(box=None, pad_edge=False, header_style="bold")
@@ -68,10 +69,10 @@ def ls_command(
         for d in rows:
             notes = "; ".join(d["warnings"] + ([f"cannot load: {d['problem']}"] if d["problem"] else []))
             orient = d["orientation"] + (f" {d['axcodes']}" if d["axcodes"] else "")
-            table.add_row(
-                d["id"], d["series_description"], d["modality"], d["kind"], _dims(d), _voxel(d),
-                orient, str(d["files"]), notes,
-            )
+            cells = (d["id"], d["series_description"], d["modality"], d["kind"], _dims(d), _voxel(d),
+                     orient, str(d["files"]), notes)
+            # header text is data, never rich markup or terminal control sequences
+            table.add_row(*(Text("".join(ch if ch.isprintable() else "?" for ch in str(c))) for c in cells))
         if rows:
             console.print(table)
         n_series = len(found.series)
@@ -79,7 +80,7 @@ def ls_command(
                    f"{found.report.n_files} file{'s' if found.report.n_files != 1 else ''}")
         if found.skipped:
             summary += f"; {found.skipped}"
-        console.print(summary)
+        console.print(Text(summary))
     if not rows:
         raise NoDicomError(f"{path}: no DICOM images found" + (f" ({found.skipped})" if found.skipped else ""))
 

@@ -44,13 +44,13 @@ def check_iop(iop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     v = np.asarray(iop, dtype=float).reshape(-1)
     if v.shape != (6,) or not np.all(np.isfinite(v)):
-        raise GeometryError(f"ImageOrientationPatient must be 6 finite numbers, got {list(v)}")
+        raise GeometryError(f"ImageOrientationPatient must be 6 finite numbers, got {v.tolist()}")
     row, col = v[:3], v[3:]
     nr, nc = np.linalg.norm(row), np.linalg.norm(col)
     if abs(nr - 1) > IOP_UNIT_TOLERANCE or abs(nc - 1) > IOP_UNIT_TOLERANCE:
-        raise GeometryError(f"ImageOrientationPatient vectors are not unit length: {list(v)}")
+        raise GeometryError(f"ImageOrientationPatient vectors are not unit length: {v.tolist()}")
     if abs(float(row @ col)) > IOP_UNIT_TOLERANCE:
-        raise GeometryError(f"ImageOrientationPatient vectors are not orthogonal: {list(v)}")
+        raise GeometryError(f"ImageOrientationPatient vectors are not orthogonal: {v.tolist()}")
     row = row / nr
     col = col - (col @ row) * row  # remove the small non-orthogonality DICOM rounding leaves
     return row, col / np.linalg.norm(col)

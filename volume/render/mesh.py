@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import NotAVolumeError, UsageError
 from ..io.atomic import atomic_output
 from ..volume import LPS_TO_RAS, Volume
 from .scene import image_isosurface, index_matrix, render_grid, to_vtk_image, vtk_matrix
@@ -64,6 +64,11 @@ def isosurface(
     if coords not in COORDS:
         raise UsageError(f"unknown coordinate frame {coords!r}; choose one of {', '.join(COORDS)}")
     grid = render_grid(vol, frame)
+    if min(grid.array.shape[-3:]) < 2:
+        raise NotAVolumeError(
+            f"series {vol.meta.get('stack_id', '')}: {grid.array.shape[-3:]} voxels (slices, rows, columns): "
+            "a surface needs at least 2 along each axis; choose a series with more slices"
+        )
     lo, hi = float(np.nanmin(grid.array)), float(np.nanmax(grid.array))
     if not lo < level < hi:
         raise UsageError(

@@ -1,0 +1,355 @@
+"""Hostile and broken input for every command (issue 9): no tracebacks, no hangs, nothing lost.
+
+Every command (ls, info, convert, mip, reslice, render, mesh, png, index) meets the same broken
+inputs. Each run asserts: the exit code is a documented one and the expected one; stderr holds
+exactly one error line naming the path or series (besides ``volume: warning:`` lines and the
+batch summary line some commands print); no ``Traceback``; and the output folder holds whole
+outputs or nothing: no ``.volume-tmp-*`` leftovers, no partial files.
+
+Commands run in-process through :func:`volume.cli.main` (fast); a few runs go through a real
+subprocess to prove what reaches a terminal (tracebacks, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import synth
+
+import volume
+from volume.cli import main
+from volume.dicom.scan import read_header
+from volume.errors import (
+    EXIT_NO_DICOM,
+    EXIT_NOT_A_VOLUME,
+    EXIT_OUTPUT_EXISTS,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    ResourceLimitError,
+    VolumeError,
+)
+from volume.io.atomic import TEMP_PREFIX
+
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5, 130}
+PATIENT = ("Doe^Jane", "PID-0042", "19700101")
+#: Informational lines some batch commands print on stderr besides the one error line.
+SUMMARY_LINE = re.compile(r"^volume: (converted \d+, skipped \d+, failed \d+|\d+ pictures? written|\d+ rows? from)")
+SHAPE = (4, 6, 5)
+
+# --- commands: argv for a source path and an output folder; where outputs appear -------------
+
+COMMANDS = {
+    "ls": lambda src, out: ["ls", src],
+    "info": lambda src, out: ["info", src],
+    "convert": lambda src, out: ["convert", src, "-o", out],
+    "mip": lambda src, out: ["mip", src, "-o", out],
+    "reslice": lambda src, out: ["reslice", src, "--spacing", "2", "-o", out / "r.nii.gz"],
+    "render": lambda src, out: ["render", src, "--size", "40x40", "-o", out / "r.png"],
+    "mesh": lambda src, out: ["mesh", src, "--level", "960", "-o", out / "m.stl"],
+    "png": lambda src, out: ["png", src, "-o", out, "--workers", "1"],
+    "index": lambda src, out: ["index", src, "-o", out / "i.csv", "--workers", "1"],
+}
+WRITERS = [c for c in COMMANDS if c not in ("ls", "info")]
+#: Commands that need a 3D volume (others work file by file or on headers).
+VOLUME_COMMANDS = ("convert", "mip", "reslice", "render", "mesh")
+
+
+def run_cli(args: list, capfd) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def error_lines(err: str) -> list[str]:
+    return [
+        line for line in err.splitlines()
+        if line.strip() and not line.startswith("volume: warning:") and not SUMMARY_LINE.match(line)
+    ]
+
+
+def assert_clean(
+    code: int, out: str, err: str, *, expect: int | set[int], mention: str | tuple[str, ...] | None = None
+) -> None:
+    """A clean end: expected exit code, one error line (when failing), no traceback, no PHI."""
+    expected = {expect} if isinstance(expect, int) else set(expect)
+    assert code in expected, f"exit {code} (want {expected}); stderr: {err!r}"
+    assert code in DOCUMENTED_EXIT_CODES
+    assert "Traceback" not in err and "Traceback" not in out
+    errors = error_lines(err)
+    if code == 0:
+        assert errors == [], errors
+    else:
+        assert len(errors) == 1, f"want exactly one error line, got {errors!r}"
+        assert errors[0].startswith("volume: ")
+        if mention is not None:
+            options = (mention,) if isinstance(mention, str) else mention
+            assert any(m in errors[0] for m in options), f"none of {options!r} in {errors[0]!r}"
+    for secret in PATIENT:
+        assert secret not in out and secret not in err, secret
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files an interrupted or failed writer left behind."""
+    if not folder.exists():
+        return []
+    return [p for p in folder.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+
+
+def output_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def mutate(path: Path, **changes) -> None:
+    """Rewrite one file with header elements changed (None deletes)."""
+    ds = pydicom.dcmread(path)
+    for key, value in changes.items():
+        if value is None:
+            if key in ds:
+                delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    ds.save_as(path)
+
+
+# --- broken inputs --------------------------------------------------------------------------
+
+
+def _empty(tmp: Path) -> Path:
+    (tmp / "empty").mkdir()
+    return tmp / "empty"
+
+
+def _junk(tmp: Path) -> Path:
+    d = tmp / "junk"
+    d.mkdir()
+    (d / "notes.txt").write_text("not an image")
+    (d / "image.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    return d
+
+
+def _missing(tmp: Path) -> Path:
+    return tmp / "does-not-exist"
+
+
+def _zeros(tmp: Path) -> Path:
+    p = tmp / "zeros.dcm"
+    p.write_bytes(bytes(8192))
+    return p
+
+
+def _truncated(tmp: Path) -> Path:
+    s = synth.write_series(tmp / "trunc", shape=(1,) + SHAPE[1:])
+    data = s.paths[0].read_bytes()
+    s.paths[0].write_bytes(data[: len(data) * 4 // 10])  # cut inside the header
+    return s.folder
+
+
+def _no_pixels(tmp: Path) -> Path:
+    s = synth.write_series(tmp / "nopix", shape=SHAPE)
+    for p in s.paths:
+        mutate(p, PixelData=None)
+    return s.folder
+
+
+def _iop_zero(tmp: Path) -> Path:
+    s = synth.write_series(tmp / "iop0", shape=SHAPE)
+    for p in s.paths:
+        mutate(p, ImageOrientationPatient=[0, 0, 0, 0, 0, 0])
+    return s.folder
+
+
+def _one_slice(tmp: Path) -> Path:
+    return synth.write_series(tmp / "one", shape=(1,) + SHAPE[1:]).folder
+
+
+def _good(tmp: Path) -> Path:
+    return synth.write_series(tmp / "good", shape=SHAPE).folder
+
+
+INPUTS = {
+    "empty": _empty, "junk": _junk, "missing": _missing, "zeros": _zeros, "truncated": _truncated,
+    "no-pixels": _no_pixels, "iop-zero": _iop_zero, "one-slice": _one_slice,
+}
+
+#: Expected exit code per (case, command); commands not listed follow the case's default.
+EXPECTED: dict[str, dict[str, int | set[int]]] = {
+    "empty": {"default": EXIT_NO_DICOM, "info": EXIT_USAGE},  # info takes one file
+    "junk": {"default": EXIT_NO_DICOM},
+    "missing": {"default": EXIT_USAGE},
+    "zeros": {"default": EXIT_NO_DICOM},
+    # index lists the truncated file's row (what its header holds); info shows that header
+    "truncated": {"default": EXIT_NO_DICOM, "index": 0, "info": 0},
+    # files without pixel data: index rows and info headers are still wanted
+    "no-pixels": {"default": EXIT_NO_DICOM, "index": 0, "info": 0},
+    # no usable geometry: every volume command refuses; 2D pictures, headers and rows are fine
+    "iop-zero": {"default": EXIT_NOT_A_VOLUME, "convert": EXIT_PARTIAL, "ls": 0, "info": 0, "png": 0, "index": 0},
+    # one slice: a thin volume for convert/reslice/render; no projection or surface from it
+    "one-slice": {"default": 0, "mip": EXIT_NOT_A_VOLUME, "mesh": EXIT_NOT_A_VOLUME},
+}
+
+
+@pytest.mark.parametrize("case", list(INPUTS))
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_broken_input(tmp_path, capfd, command, case):
+    src = INPUTS[case](tmp_path)
+    if command == "info" and src.is_dir() and any(src.iterdir()):
+        src = sorted(src.iterdir())[0]
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(COMMANDS[command](src, out), capfd)
+    table = EXPECTED[case]
+    expect = table.get(command, table["default"])
+    mention = None
+    if code not in (0, EXIT_PARTIAL):
+        mention = (src.name, "series 7")  # the message names the path or series it is about
+    if case == "iop-zero" and code != 0:
+        mention = "ImageOrientationPatient" if command in ("reslice", "render", "mesh", "convert") else "7"
+    assert_clean(code, stdout, stderr, expect=expect, mention=mention)
+    assert leftovers(out) == []
+    written = output_files(out)
+    if code == 0 or command == "index":
+        for line in stdout.splitlines():  # every path printed on stdout exists, whole
+            if command not in ("ls", "info") and line.strip():
+                assert Path(line).is_file() and Path(line).stat().st_size > 0, line
+    else:
+        assert written == [], f"a failed {command} left {written}"
+
+
+# --- header text used for names --------------------------------------------------------------
+
+HOSTILE_DESCRIPTIONS = {
+    "traversal": "../../etc/x",
+    "control": "a\x07b\nc\td\x1b[31mred\x00",
+    "markup": "[/bold] [red]x",
+    "absolute": "/tmp/abs",
+    "dots": "..",
+}
+NAMED_OUTPUTS = ("convert", "mip")  # outputs named from the series description
+
+
+@pytest.mark.parametrize("which", list(HOSTILE_DESCRIPTIONS))
+@pytest.mark.parametrize("command", ["ls", "convert", "mip", "png", "index"])
+def test_hostile_series_description(tmp_path, capfd, command, which):
+    src = synth.write_series(tmp_path / "src", shape=SHAPE, description=HOSTILE_DESCRIPTIONS[which]).folder
+    out = tmp_path / "deep" / "out"
+    before = set(tmp_path.rglob("*"))
+    code, stdout, stderr = run_cli(COMMANDS[command](src, out), capfd)
+    assert_clean(code, stdout, stderr, expect=0)
+    for text in (stdout, stderr):  # no terminal control sequences from header text
+        assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+    created = set(tmp_path.rglob("*")) - before
+    for p in created:
+        if p in out.parents:
+            continue  # the -o folder's own parents, created for it
+        assert out == p or out in p.parents, f"{p} written outside -o {out}"
+        assert re.fullmatch(r"[A-Za-z0-9._+-]+", p.name), p.name
+        assert not p.name.startswith("."), p.name
+    if command in NAMED_OUTPUTS:
+        assert output_files(out), "nothing written"
+        for line in stdout.splitlines():
+            assert Path(line).resolve().parent == out.resolve()
+
+
+# --- existing outputs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_existing_outputs_are_kept_without_force_and_replaced_with_it(tmp_path, capfd, command):
+    src = synth.write_series(tmp_path / "src", shape=SHAPE).folder
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(COMMANDS[command](src, out), capfd)
+    assert_clean(code, stdout, stderr, expect=0)
+    files = output_files(out)
+    assert files
+    marker = b"precious user data"
+    for p in files:
+        p.write_bytes(marker)
+    code, stdout, stderr = run_cli(COMMANDS[command](src, out), capfd)
+    assert_clean(code, stdout, stderr, expect={EXIT_OUTPUT_EXISTS, 0})
+    if code == 0:  # batch commands may skip existing outputs with a warning: then say so
+        assert "exist" in stderr
+    else:
+        assert "--force" in stderr
+    assert all(p.read_bytes() == marker for p in files), "an existing output was changed without --force"
+    assert output_files(out) == files and leftovers(out) == []
+    code, stdout, stderr = run_cli(COMMANDS[command](src, out) + ["--force"], capfd)
+    assert_clean(code, stdout, stderr, expect=0)
+    assert output_files(out) == files and leftovers(out) == []
+    assert all(p.read_bytes() != marker for p in files), "--force did not replace the outputs"
+
+
+# --- the frame-count bomb and short pixel data (scanner and reader) ---------------------------
+
+
+def test_huge_number_of_frames_gives_one_record_with_a_problem(tmp_path, capfd):
+    s = synth.write_series(tmp_path / "s", shape=SHAPE)
+    mutate(s.paths[0], NumberOfFrames=10_000_000)
+    found = volume.scan(s.folder)
+    bad = [st for st in found.stacks if any(os.path.basename(f) == s.paths[0].name for f in st.files)]
+    assert len(bad) == 1 and len(bad[0].frames) == 1
+    assert "NumberOfFrames is 10000000" in bad[0].problem and s.paths[0].name in bad[0].problem
+    with pytest.raises(VolumeError, match="NumberOfFrames"):
+        volume.load(bad[0])
+    good = [st for st in found.stacks if st is not bad[0]]
+    assert len(good) == 1 and good[0].n_slices == SHAPE[0] - 1  # the honest files still load
+    code, out, err = run_cli(["ls", s.folder], capfd)
+    assert_clean(code, out, err, expect=0)
+    assert "NumberOfFrames is 10000000" in out
+
+
+def test_huge_number_of_frames_in_compressed_data(tmp_path):
+    s = synth.write_series(tmp_path / "s", shape=(1,) + SHAPE[1:], transfer_syntax=synth.RLELossless)
+    mutate(s.paths[0], NumberOfFrames=5_000_000)
+    found = volume.scan(s.folder)
+    assert len(found.stacks) == 1 and len(found.stacks[0].frames) == 1
+    assert "NumberOfFrames is 5000000" in found.stacks[0].problem
+
+
+def test_frames_that_fit_the_pixel_data_still_expand(tmp_path):
+    """The guard is exact: a classic multi-frame file whose data holds every frame is loaded."""
+    rows, cols, n = 6, 5, 3
+    ds = synth.base_dataset(series_uid=pydicom.uid.generate_uid(), study_uid=pydicom.uid.generate_uid(),
+                            frame_uid=pydicom.uid.generate_uid(), rows=rows, cols=cols)
+    ds.NumberOfFrames = n
+    ds.PixelData = np.arange(n * rows * cols, dtype=np.uint16).tobytes()
+    path = tmp_path / "mf.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    frames, reason = read_header(str(path))
+    assert reason == "" and len(frames) == n and not frames[0].problem
+    ds.PixelData = ds.PixelData[: -2]  # one pixel short: refused
+    ds.save_as(path, enforce_file_format=True)
+    frames, reason = read_header(str(path))
+    assert len(frames) == 1 and "NumberOfFrames is 3" in frames[0].problem
+
+
+def test_short_pixel_data_is_refused_before_allocating(tmp_path):
+    """Headers claiming 6000x6000 over 4 files (288 MB) with a few bytes each: no big allocation."""
+    import tracemalloc
+
+    s = synth.write_series(tmp_path / "s", shape=SHAPE)
+    for p in s.paths:
+        mutate(p, Rows=6000, Columns=6000)
+    found = volume.scan(s.folder)
+    tracemalloc.start()
+    try:
+        with pytest.raises(VolumeError, match="pixel data is .* bytes"):
+            volume.load(found)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+
+def test_absurd_image_is_refused_by_the_memory_limit(tmp_path, capfd):
+    s = synth.write_series(tmp_path / "s", shape=SHAPE)
+    for p in s.paths:
+        mutate(p, Rows=65535, Columns=65535)
+    with pytest.raises(ResourceLimitError, match="limit"):
+        volume.load(s.folder)
+    code, out, err = run_cli(["convert", s.folder, "-o", tmp_path / "out"], capfd)
+    assert_clean(code, out, err, expect={EXIT_PARTIAL, EXIT_NOT_A_VOLUME}, mention="limit")
+    assert output_files(tmp_path / "out") == []
