@@ -154,3 +154,20 @@ def test_output_inside_input_is_not_rescanned(tree, capsys):
     assert code == 0 and len(written) == 5
     code, written, err = run(["png", tree, "-o", out, "--workers", "1"], capsys)
     assert code == 0 and "1 not DICOM" in err  # the PNGs were not read as inputs
+
+
+def test_pool_with_another_thread_running(tree, tmp_path):
+    """With a progress bar's thread alive the pool must not fork it: forkserver workers still work."""
+    import threading
+
+    from volume.batch import PngSettings, convert_many, plan_outputs
+
+    stop = threading.Event()
+    bar = threading.Thread(target=stop.wait, daemon=True)
+    bar.start()
+    try:
+        results = list(convert_many(plan_outputs(tree, tmp_path / "o"), PngSettings(), workers=2))
+    finally:
+        stop.set()
+    assert sum(len(r.written) for r in results) == 5
+    assert not any(r.error for r in results)
