@@ -165,10 +165,14 @@ def test_colormap_and_sheet(tmp_path):
         colormap_lut("no-such-map")
     a = np.full((80, 100), 50, np.uint8)
     b = np.full((40, 30), 200, np.uint8)
-    out = write_sheet(tmp_path / "s.png", [Picture(a, edge_labels("axial"), 1.0, "axial"), b], gap_px=5)
+    out = write_sheet(tmp_path / "s.png", [a, b], gap_px=5)
     sheet = read_picture(out)
     assert sheet.shape == (80, 135)
-    assert sheet[20, 120] == 200 and sheet[60, 120] == 0 and sheet[40, 102] == 0
+    assert sheet[20, 120] == 200 and sheet[60, 120] == 0 and sheet[40, 102] == 0  # b at x=105, tops aligned
+    titled = read_picture(write_sheet(tmp_path / "t.png", [Picture(a, edge_labels("axial"), 1.0, "axial"), b]))
+    band = titled.shape[0] - 80  # titles sit in a band above the pictures
+    assert band > 0 and titled[:band, :100].max() > 0 and titled[:band, 108:].max() == 0
+    np.testing.assert_array_equal(titled[band + 20 : band + 50, 30:70], a[20:50, 30:70])
 
 
 @pytest.mark.parametrize("iop", [AXIAL, SAGITTAL, CORONAL, oblique_iop(SAGITTAL, degrees=10.0)])

@@ -48,6 +48,9 @@ SCALE_BAR_STEPS_MM = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
 SHEET_GAP_PX = 8
 """Gap (pixels) between pictures on a sheet."""
 
+TITLE_BAND_FACTOR = 1.8
+"""Height of the band above a sheet's pictures that holds their titles, in letter heights."""
+
 LABEL_COLOUR = (255, 255, 0)
 """Colour of letters and scale bar on colour output (yellow, as viewers draw overlays)."""
 
@@ -227,7 +230,10 @@ def annotate(
             thick = max(2, size // 6)
             draw.rectangle((x0 - stroke, y - thick - stroke, x1 + stroke, y + stroke), fill=outline)
             draw.rectangle((x0, y - thick, x1, y), fill=ink)
-            text(((x0 + x1) / 2, y - thick - 2 * stroke - max(2, size // 5)), f"{length_mm:g} mm", "ms")
+            caption = f"{length_mm:g} mm"
+            half = (font.getlength(caption) if hasattr(font, "getlength") else len(caption) * size * 0.6) / 2 + stroke
+            cx = min(max((x0 + x1) / 2, half + 1), w - half - 1)  # keep the caption inside the picture
+            text((cx, y - thick - 2 * stroke - max(2, size // 5)), caption, "ms")
     if title:
         text((margin, margin), title, "lt")
     return pil
@@ -306,13 +312,14 @@ def write_sheet(
     ----------
     pictures
         :class:`Picture` records (or bare uint8 arrays): each is annotated on its own (letters,
-        scale bar, title). Grey and RGB pictures may be mixed (the sheet becomes RGB).
+        scale bar) with one letter size for the sheet; titles go in a band above the pictures,
+        centred on each. Grey and RGB pictures may be mixed (the sheet becomes RGB).
     cmap
         Colour map applied to grey pictures.
     gap_px
         Black gap between pictures.
     """
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     path = Path(path)
     _format(path)
@@ -326,15 +333,19 @@ def write_sheet(
         img = _check_image(pic.image)
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
-        panels.append(annotate(img, labels=pic.labels, scale_bar_mm_per_px=pic.mm_per_px, cmap=cmap, title=pic.title,
-                               font_px=font_px))
+        panels.append(annotate(img, labels=pic.labels, scale_bar_mm_per_px=pic.mm_per_px, cmap=cmap, font_px=font_px))
     mode = "RGB" if any(pn.mode == "RGB" for pn in panels) else "L"
     width = sum(pn.width for pn in panels) + gap_px * (len(panels) - 1)
-    height = max(pn.height for pn in panels)
+    band = int(round(font_px * TITLE_BAND_FACTOR)) if any(p.title for p in pics) else 0
+    height = max(pn.height for pn in panels) + band
     sheet = Image.new(mode, (width, height), 0)
+    draw = ImageDraw.Draw(sheet) if band else None
+    ink = LABEL_COLOUR if mode == "RGB" else 255
     x = 0
-    for pn in panels:
-        sheet.paste(pn.convert(mode), (x, 0))
+    for pic, pn in zip(pics, panels, strict=True):
+        sheet.paste(pn.convert(mode), (x, band))
+        if draw is not None and pic.title:  # titles in a band above, never over the picture
+            draw.text((x + pn.width / 2, band / 2), pic.title, fill=ink, font=_font(font_px), anchor="mm")
         x += pn.width + gap_px
     return _save(sheet, path, force=force)
 
