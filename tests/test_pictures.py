@@ -459,3 +459,26 @@ def test_constant_images_are_black(tmp_path):
     assert pic.array.max() == 0
     (pic,) = pictures(grey_file(tmp_path / "g.dcm", empty, PhotometricInterpretation="MONOCHROME1"))
     assert pic.array.min() == 255
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+     "MR_small_bigendian.dcm", "MR_small_implicit.dcm"],
+)
+def test_lossless_encodings_give_identical_pictures(tmp_path, variant):
+    (ref,) = png_of(tmp_path / "ref", Path(get_testdata_file("MR_small.dcm")))
+    (got,) = png_of(tmp_path / "var", Path(get_testdata_file(variant)))
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_dcmtk_+eb+cy+np.dcm", "SC_rgb_dcmtk_+eb+cy+s2.dcm",
+     "SC_rgb_dcmtk_+eb+cr.dcm", "SC_rgb_gdcm_KY.dcm", "SC_rgb_jpeg_gdcm.dcm"],
+)
+def test_colour_jpeg_variants_match_the_rgb_card(tmp_path, variant):
+    (ref,) = png_of(tmp_path / "ref", Path(get_testdata_file("SC_rgb_rle.dcm")))
+    (got,) = png_of(tmp_path / "var", Path(get_testdata_file(variant)))
+    assert got.shape == ref.shape
+    assert np.abs(got.astype(int) - ref.astype(int)).mean() < 4  # lossy JPEG, but RGB, not YCbCr
