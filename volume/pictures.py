@@ -594,18 +594,16 @@ def frame_durations_ms(ds: Any, count: int) -> tuple[list[float], str]:
             return None
         if len(steps) < 2 or not all(math.isfinite(s) and s >= 0 for s in steps):
             return None
-        nxt = steps[1:] + [float(np.mean(steps[1:]))]
-        return [s if s > 0 else float(np.mean(steps[1:])) for s in nxt][:count] + [nxt[-1]] * max(0, count - len(nxt))
+        mean = float(np.mean(steps[1:]))
+        # frame i lasts until frame i+1 starts; the last frame (and any zero step) gets the mean
+        durations = [s if s > 0 else mean for s in steps[1:]] + [mean]
+        return (durations + [mean] * count)[:count]
 
     def rate(keyword: str) -> list[float] | None:
         r = _first_float(ds.get(keyword))
         return [1000.0 / r] * count if r and r > 0 else None
 
-    pointer = ds.get("FrameIncrementPointer")
-    try:
-        pointers = {int(p) for p in (pointer if isinstance(pointer, (list, tuple)) or type(pointer).__name__ == "MultiValue" else [pointer])} if pointer is not None else set()
-    except (TypeError, ValueError):
-        pointers = set()
+    pointers = _tags(ds.get("FrameIncrementPointer"))
     candidates: list[tuple[str, Any]] = []
     if 0x00181065 in pointers:
         candidates.append(("FrameTimeVector", vector))
@@ -622,6 +620,17 @@ def frame_durations_ms(ds: Any, count: int) -> tuple[list[float], str]:
         if got:
             return got, name
     return [float(DEFAULT_FRAME_MS)] * count, "default"
+
+
+def _tags(value: Any) -> set[int]:
+    """Tags of an AT element (one or several), as ints; empty when absent or malformed."""
+    if value is None:
+        return set()
+    items = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    try:
+        return {int(v) for v in items}
+    except (TypeError, ValueError):
+        return set()
 
 
 # --- writing ----------------------------------------------------------------------------------
