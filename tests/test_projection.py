@@ -267,3 +267,18 @@ def test_slab_layout_properties():
             assert list(layout.open_slabs(k)) == expected
 
     check()
+
+
+def test_streaming_an_enhanced_multiframe_file(tmp_path):
+    from synth import write_enhanced
+
+    from volume.ops.projection import STREAM_CHUNK
+
+    write_enhanced(tmp_path / "e.dcm", shape=(STREAM_CHUNK + 7, 8, 9))  # frames stored in descending order
+    stack = scan(tmp_path).stacks[0]
+    assert can_stream(stack)
+    vol = load(stack)
+    for plane in ("axial", "coronal", "sagittal"):
+        a, b = project_stack(stack, plane, "max"), project(vol, plane, "max")
+        np.testing.assert_array_equal(np.asarray(a.array), np.asarray(b.array))
+        np.testing.assert_allclose(a.affine, b.affine)
