@@ -10,6 +10,7 @@ from volume.dicom.geometry import (
     GeometryError,
     affine_lps,
     check_iop,
+    fits_uniform,
     interpolation_weights,
     output_grid,
     same_orientation,
@@ -169,3 +170,20 @@ def test_random_orientations_and_orders_property() -> None:
         np.testing.assert_allclose(world, dicom, atol=1e-6)
 
     check()
+
+
+def test_rounded_positions_are_not_gaps() -> None:
+    # 0.625 mm CT whose IPPs are written with one decimal: steps 0.6 / 0.7, no slice missing
+    true = 12.0 + 0.625 * np.arange(200)
+    p = np.c_[np.zeros(200), np.zeros(200), np.round(true, 1)]
+    g = stack_geometry(p, AXIAL, (0.7, 0.7))
+    assert not g.gaps
+    assert g.spacing == pytest.approx(0.625, abs=1e-3)  # the median step (0.6) would drift 5 mm
+    # ... but a slice missing from the same stack is still a gap
+    q = np.delete(p, 120, axis=0)
+    assert stack_geometry(q, AXIAL, (0.7, 0.7)).gaps == [119]
+    # and so is one step 20% longer in a 5 mm stack
+    r = np.c_[np.zeros(6), np.zeros(6), [0, 5, 10, 15, 21, 26.0]]
+    assert stack_geometry(r, AXIAL, (1, 1)).gaps == [3]
+    assert fits_uniform(np.array([0, 5.05, 9.95, 15.0]), 5.0)
+    assert not fits_uniform(np.array([0, 5, 10, 16, 21.0]), 5.25)

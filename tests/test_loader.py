@@ -221,6 +221,17 @@ def _gap_positions(spacing: float, missing: int, n: int, iop=AXIAL) -> list[np.n
     return [np.array([-10.0, -20.0, 30.0]) + k * spacing * normal for k in range(n) if k != missing]
 
 
+def test_positions_rounded_in_the_headers_are_not_gaps(tmp_path: Path) -> None:
+    # 0.625 mm slices whose IPPs the scanner wrote with one decimal: steps of 0.6 and 0.7 mm
+    positions = [np.array([-10.0, -20.0, round(30.0 + 0.625 * k, 1)]) for k in range(40)]
+    write_series(tmp_path, shape=(40, 6, 5), positions=positions)
+    vol = volume.load(tmp_path)
+    assert vol.spacing[0] == pytest.approx(0.625, abs=1e-3)
+    # a slice holds the field at its rounded position: within 0.05 mm of the true one, and the
+    # uniform grid through the rounded end positions is within another 0.05 mm (5 units per mm)
+    check_volume_against_field(vol, atol=0.5 + 5 * 0.1 + 1e-6)
+
+
 def test_gap_is_refused_naming_files_and_positions(tmp_path: Path) -> None:
     info = write_series(tmp_path, shape=(7, 8, 9), positions=_gap_positions(2.0, 3, 8))
     with pytest.raises(SliceGapError) as exc:

@@ -140,13 +140,28 @@ class StackGeometry:
         return not self.gaps
 
 
+POSITION_ROUNDING_MM = 0.1
+"""Slice positions within this of a uniform grid are uniform: scanners round IPP to 0.1 mm or so."""
+
+UNIFORM_FIT_REL_TOLERANCE = 0.05
+"""... or within this fraction of the slice spacing (a missing slice moves some by half a step)."""
+
+
+def fits_uniform(distances: np.ndarray, step: float) -> bool:
+    """True when sorted ``distances`` lie on ``d[0] + i * step`` within header rounding."""
+    d = np.asarray(distances, dtype=float)
+    deviation = np.abs(d - (d[0] + np.arange(len(d)) * step))
+    return bool(deviation.max() <= max(POSITION_ROUNDING_MM, UNIFORM_FIT_REL_TOLERANCE * abs(step)))
+
+
 def uneven_steps(steps: np.ndarray) -> list[int]:
-    """Indices of steps that differ from the median step beyond the spacing tolerances."""
+    """Indices of steps that differ from the median step beyond the spacing tolerances (and
+    beyond what rounding positions to :data:`POSITION_ROUNDING_MM` can do)."""
     if steps.size == 0:
         return []
     median = float(np.median(steps))
-    tol = max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * median)
-    return [int(i) for i in np.flatnonzero(np.abs(steps - median) > tol)]
+    tol = max(SPACING_ABS_TOLERANCE_MM, SPACING_REL_TOLERANCE * median, POSITION_ROUNDING_MM)
+    return [int(i) for i in np.flatnonzero(np.abs(steps - median) > tol * (1 + 1e-9) + 1e-9)]
 
 
 def stack_geometry(
@@ -200,6 +215,11 @@ def stack_geometry(
     else:
         spacing = float(np.median(steps))
         gaps = uneven_steps(steps)
+        mean_step = float(d_sorted[-1] - d_sorted[0]) / (len(d_sorted) - 1)
+        if not gaps or fits_uniform(d_sorted, mean_step):
+            # uniform (steps uneven only by rounding in the headers): the mean step is exact
+            # over the whole stack, where the median would drift by the rounding per slice
+            gaps, spacing = [], mean_step
         rel = p[order] - p[order[0]]
         inplane = rel - np.outer(rel @ normal, normal)
         offsets = np.stack([inplane @ col / dr, inplane @ row / dc], axis=1)
