@@ -207,3 +207,14 @@ def test_window_precedence_explicit_dicom_auto():
     assert source == "auto" and win.low == pytest.approx(5, abs=1) and win.high == pytest.approx(995, abs=1)
     with pytest.raises(ValueError, match="CENTER,WIDTH"):
         choose_window(values, window="wide")
+
+
+def test_sixteen_bit_pictures(tmp_path):
+    img = (np.arange(70 * 90).reshape(70, 90) * 9).astype(np.uint16)
+    back = read_picture(write_picture(tmp_path / "a.png", img))
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, img)
+    labelled = read_picture(write_picture(tmp_path / "b.png", img, labels=edge_labels("coronal"), scale_bar_mm_per_px=1.0))
+    assert labelled.dtype == np.uint16 and labelled.max() == 65535  # letters at full 16-bit white
+    grey8 = read_picture(write_picture(tmp_path / "c.jpg", img))
+    assert grey8.dtype == np.uint8 and grey8.shape == img.shape
