@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from synth import AXIAL, SAGITTAL, linear_field, oblique_iop, write_series
 
 import volume
@@ -389,3 +392,25 @@ def test_sidecar_time_is_the_first_acquired_image_and_sequences_are_joined(tmp_p
     meta = _load_json(Path(out[1]))
     assert meta["AcquisitionTime"] == "09:59:54.250000"  # the last of 6 slices was acquired first
     assert meta["ScanningSequence"] == "SE\\IR" and meta["SequenceVariant"] == "SK"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    descriptions=st.lists(st.text(max_size=40), min_size=1, max_size=6),
+    numbers=st.lists(st.one_of(st.none(), st.integers(-5, 100000)), min_size=1, max_size=6),
+    labels=st.lists(st.sampled_from(["", "e1", "e2", "ph", "axial", "../x", "a/b"]), min_size=1, max_size=6),
+)
+def test_planned_names_are_safe_and_unique(descriptions, numbers, labels) -> None:
+    from types import SimpleNamespace
+
+    from volume.convert import plan_names
+
+    n = min(len(descriptions), len(numbers), len(labels))
+    stacks = [SimpleNamespace(series_number=numbers[i], series_description=descriptions[i], label=labels[i],
+                              kind="localizer" if i % 2 else "volume") for i in range(n)]
+    names = plan_names(stacks)  # type: ignore[arg-type]
+    assert len({name.casefold() for name in names}) == n
+    for name in names:
+        assert re.fullmatch(r"[A-Za-z0-9._+-]+", name), name
+        assert ".." not in name and not name.startswith(".")
+        assert (Path("/out") / f"{name}.nii.gz").parent == Path("/out")
