@@ -187,3 +187,16 @@ def test_rounded_positions_are_not_gaps() -> None:
     assert stack_geometry(r, AXIAL, (1, 1)).gaps == [3]
     assert fits_uniform(np.array([0, 5.05, 9.95, 15.0]), 5.0)
     assert not fits_uniform(np.array([0, 5, 10, 16, 21.0]), 5.25)
+
+
+def test_rounded_in_plane_positions_are_not_a_tilt() -> None:
+    # an oblique stack whose IPPs were rounded to 0.1 mm: in-plane jitter, no steady drift
+    iop = oblique_iop(degrees=23.0)
+    p = np.round(_positions(iop, 30, 1.0, origin=(-41.234, 17.891, 3.456)), 1)
+    g = stack_geometry(p, iop, (0.4, 0.4))
+    assert np.max(np.abs(g.offsets)) > 0.05  # jitter above the pixel tolerance
+    assert not g.tilted and not g.gaps
+    # while a real 2 degree tilt on the same stack is corrected
+    shift = np.tan(np.radians(2.0)) * np.asarray(iop[3:])
+    t = p + np.arange(30)[:, None] * 1.0 * shift
+    assert stack_geometry(t, iop, (0.4, 0.4)).tilted

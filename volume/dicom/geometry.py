@@ -28,6 +28,10 @@ SPACING_ABS_TOLERANCE_MM = 0.01
 TILT_TOLERANCE_PIXELS = 0.05
 """In-plane drift of slice origins, in pixels, above which a stack is resampled (gantry tilt)."""
 
+TILT_DRIFT_MM = 0.2
+"""Steady in-plane drift of slice origins over a stack, mm, below which no tilt is corrected:
+less than rounding IPPs to 0.1 mm can fake between two slices, and sub-voxel anyway."""
+
 IOP_UNIT_TOLERANCE = 1e-2
 """IOP vectors must have unit length and be orthogonal within this (DICOM writes few decimals)."""
 
@@ -129,10 +133,18 @@ class StackGeometry:
     tilt_deg: float = 0.0
     affine: np.ndarray = field(default_factory=lambda: np.eye(4))
 
+    drift_mm: float = 0.0
+
     @property
     def tilted(self) -> bool:
-        """True when slice origins drift in-plane more than :data:`TILT_TOLERANCE_PIXELS`."""
-        return bool(self.offsets.size and np.max(np.abs(self.offsets)) > TILT_TOLERANCE_PIXELS)
+        """True when slice origins drift in-plane steadily (gantry tilt): more than
+        :data:`TILT_TOLERANCE_PIXELS` and, fitted linearly along the stack, more than
+        :data:`TILT_DRIFT_MM` (rounded IPPs jitter, they do not drift)."""
+        return bool(
+            self.offsets.size
+            and np.max(np.abs(self.offsets)) > TILT_TOLERANCE_PIXELS
+            and self.drift_mm > TILT_DRIFT_MM
+        )
 
     @property
     def uniform(self) -> bool:
@@ -212,6 +224,7 @@ def stack_geometry(
         offsets = np.zeros((1, 2))
         gaps: list[int] = []
         tilt = 0.0
+        drift_mm = 0.0
     else:
         spacing = float(np.median(steps))
         gaps = uneven_steps(steps)
@@ -226,6 +239,10 @@ def stack_geometry(
         span = float(d_sorted[-1] - d_sorted[0])
         drift = float(np.linalg.norm(inplane[-1]))
         tilt = math.degrees(math.atan2(drift, span)) if span > 0 else 0.0
+        # steady drift: the least-squares line through the in-plane offsets, over the span
+        x = d_sorted - d_sorted.mean()
+        slope = (x @ (inplane - inplane.mean(axis=0))) / max(float(x @ x), 1e-12)
+        drift_mm = float(np.linalg.norm(slope)) * span
     affine = affine_lps(iop, p[order[0]], (dr, dc), normal * spacing)
     return StackGeometry(
         order=order,
@@ -236,6 +253,7 @@ def stack_geometry(
         offsets=offsets,
         tilt_deg=tilt,
         affine=affine,
+        drift_mm=drift_mm,
     )
 
 
