@@ -504,8 +504,10 @@ def test_scan_repr_and_describe(tmp_path: Path) -> None:
 
 
 def test_meta_keeps_identity_apart(tmp_path: Path) -> None:
-    write_series(tmp_path, extra={"InstitutionName": "Saint Synth", "StationName": "MR7", "EchoTime": 12.0})
+    write_series(tmp_path, extra={"InstitutionName": "Saint Synth", "StationName": "MR7", "EchoTime": 12.0,
+                                  "PatientPosition": "FFS"})
     vol = volume.load(tmp_path)
+    assert vol.meta["patient_position"] == "FFS"
     assert vol.meta["identity"]["PatientID"] == "PID-0042"
     assert vol.meta["identity"]["InstitutionName"] == "Saint Synth"
     assert vol.meta["acquisition"]["EchoTime"] == 12.0

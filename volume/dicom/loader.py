@@ -222,6 +222,7 @@ def stack_meta(stack: Stack) -> dict[str, Any]:
         "series_number": stack.series_number,
         "series_description": stack.series_description,
         "modality": stack.modality,
+        "patient_position": acq.get("PatientPosition"),
         "kind": stack.kind,
         "label": stack.label,
         "photometric": f0.photometric,
