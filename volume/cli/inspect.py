@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import NoDicomError, UsageError
-from .app import app, progress_bar, stdout_is_terminal
+from .app import app, progress_bar, stderr_is_terminal, stdout_is_terminal
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")]
 
@@ -46,6 +46,10 @@ def ls_command(
     from ..dicom import scan
 
     files = None
+    if stderr_is_terminal() and path.exists():  # a bar with a total (walking the tree is cheap)
+        from ..dicom.scan import iter_files
+
+        files = sum(1 for _ in iter_files([path]))
     with progress_bar("reading headers", files) as advance:
         found = scan(path, workers=workers, progress=advance)
     rows = [st.describe() for st in found.stacks]
