@@ -125,7 +125,8 @@ def load(
     -------
     Volume
         ``(S, R, C)`` or ``(T, S, R, C)`` voxels in modality units; the affine places each voxel in
-        patient LPS mm. Gantry tilt is corrected by resampling onto an orthogonal grid.
+        patient LPS mm. Gantry tilt is corrected by resampling onto an orthogonal grid (grown so
+        no pixel is lost; see ``meta["tilt_corrected_deg"]``).
 
     Raises
     ------
