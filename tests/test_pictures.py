@@ -482,3 +482,19 @@ def test_colour_jpeg_variants_match_the_rgb_card(tmp_path, variant):
     (got,) = png_of(tmp_path / "var", Path(get_testdata_file(variant)))
     assert got.shape == ref.shape
     assert np.abs(got.astype(int) - ref.astype(int)).mean() < 4  # lossy JPEG, but RGB, not YCbCr
+
+
+@pytest.mark.parametrize("name", ["examples_ybr_color.dcm", "rtdose.dcm", "examples_palette.dcm", "CT_small.dcm"])
+def test_big_files_decode_frame_by_frame_from_disk_with_the_same_result(tmp_path, monkeypatch, name):
+    import volume.pictures as pictures_mod
+
+    src = Path(get_testdata_file(name))
+    whole = png_of(tmp_path / "whole", src)
+    monkeypatch.setattr(pictures_mod, "LARGE_FILE_BYTES", 0)  # every file counts as big
+    monkeypatch.setattr(pictures_mod, "DEFER_BYTES", 1024)
+    ds = read_dataset(src)
+    assert ds.get_item(0x7FE00010, keep_deferred=True).value is None  # pixels left on disk
+    lazy = png_of(tmp_path / "lazy", src)
+    assert len(lazy) == len(whole)
+    for a, b in zip(lazy, whole, strict=True):
+        np.testing.assert_array_equal(a, b)

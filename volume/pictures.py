@@ -57,6 +57,12 @@ PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 """SOP Class of a DICOMDIR (an index of other files, never an image)."""
 
+LARGE_FILE_BYTES = 256 * 2**20
+"""Files bigger than this keep their pixel data on disk and are decoded one frame at a time."""
+
+DEFER_BYTES = 64 * 1024
+"""With big files, element values longer than this are read only when used."""
+
 ASPECT_TOLERANCE = 1e-3
 """Pixel height/width ratios closer to 1 than this count as square."""
 
@@ -134,17 +140,20 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
     from pydicom.errors import InvalidDicomError
 
     try:
-        if os.path.getsize(path) == 0:
-            raise NotAnImage("empty")
+        size = os.path.getsize(path)
     except OSError:
         raise NotAnImage("unreadable") from None
+    if size == 0:
+        raise NotAnImage("empty")
+    # Big files: leave the pixel data on disk; _frames then decodes frame by frame from the file.
+    options: dict[str, Any] = {"defer_size": DEFER_BYTES} if size > LARGE_FILE_BYTES else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return pydicom.dcmread(path)
+            return pydicom.dcmread(path, **options)
         except InvalidDicomError:
             if _looks_like_headerless_dicom(path):
-                return pydicom.dcmread(path, force=True)
+                return pydicom.dcmread(path, force=True, **options)
             raise NotAnImage("not DICOM") from None
 
 
@@ -555,7 +564,10 @@ def _frames(ds: Any) -> Iterator[np.ndarray]:
     """
     from pydicom.pixels import iter_pixels
 
-    it = iter_pixels(ds, as_rgb=True)
+    pixel = ds.get_item(0x7FE00010, keep_deferred=True)
+    deferred = pixel is not None and getattr(pixel, "value", b"") is None and getattr(ds, "filename", None)
+    # A deferred value (big file, see read_dataset) is decoded from the file one frame at a time.
+    it = iter_pixels(ds.filename if deferred else ds, as_rgb=True)
     try:
         first = next(it)
     except StopIteration:
