@@ -171,3 +171,16 @@ def test_pool_with_another_thread_running(tree, tmp_path):
         stop.set()
     assert sum(len(r.written) for r in results) == 5
     assert not any(r.error for r in results)
+
+
+def test_one_file_to_a_named_picture(tmp_path, capsys):
+    src = get_testdata_file("CT_small.dcm")
+    code, written, _ = run(["png", src, "-o", tmp_path / "slice.jpg"], capsys)
+    assert code == 0 and written == [str(tmp_path / "slice.jpg")]
+    assert Image.open(written[0]).format == "JPEG"
+    code, written, _ = run(["png", get_testdata_file("SC_rgb_rle_2frame.dcm"), "-o", tmp_path / "two.png"], capsys)
+    assert code == 0 and [Path(p).name for p in written] == ["two_f0001.png", "two_f0002.png"]
+    code, _, _ = run(["png", src, "-o", tmp_path / "slice.png"], capsys)
+    assert code == 0
+    code, written, err = run(["png", src, "-o", tmp_path / "slice.png"], capsys)
+    assert code == 0 and written == [] and "1 existing kept" in err

@@ -28,7 +28,7 @@ class PictureFormat(str, Enum):
 @app.command("png")
 def png_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (mirrors the input's relative paths).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png or NAME.jpg.")],
     fmt: Annotated[PictureFormat, typer.Option("--format", help="Picture format.")] = PictureFormat.png,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     size: Annotated[int | None, typer.Option(min=1, help="Resize (Lanczos) to SIZE x SIZE pixels.")] = None,
@@ -74,14 +74,19 @@ def png_command(
             win = parse_window(window)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if out.exists() and not out.is_dir():
+    one_file = path.is_file() and out.suffix.lower() in (".png", ".jpg") and not out.is_dir()
+    if one_file:  # `volume png ct.dcm -o ct.png`: the picture itself (frames: ct_f0001.png...)
+        fmt = PictureFormat(out.suffix.lower()[1:])
+        if raw16 and fmt is PictureFormat.jpg:
+            raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
+    elif out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
     settings = PngSettings(
         display=DisplayOptions(window=win, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
         square=square_pixels,
     )
-    jobs = plan_outputs(path, out)
+    jobs = [(str(path), str(out.with_suffix("")))] if one_file else plan_outputs(path, out)
     n_workers = min(workers or default_workers(), max(1, len(jobs)))
     summary = PngSummary()
     with progress_bar("writing pictures", len(jobs)) as advance:
