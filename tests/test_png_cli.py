@@ -184,3 +184,19 @@ def test_one_file_to_a_named_picture(tmp_path, capsys):
     assert code == 0
     code, written, err = run(["png", src, "-o", tmp_path / "slice.png"], capsys)
     assert code == 0 and written == [] and "1 existing kept" in err
+
+
+def test_real_tree(data_dir, tmp_path, capsys):
+    src = data_dir / "dicom"
+    n_files = sum(1 for p in src.rglob("*") if p.is_file())
+    code, written, err = run(["png", src, "-o", tmp_path / "o", "--workers", "2"], capsys)
+    assert code == 0, err
+    assert len(written) == n_files  # every file is one single-frame image here
+    # BRAINIX's ROI masks carry a threshold window (center 0, width 1) that would make them all
+    # white: the pictures show the mask instead
+    roi = [np.asarray(Image.open(p)) for p in written if "/brainix/ROI/" in p.replace(os.sep, "/")]
+    assert len(roi) == 22
+    shown = [a for a in roi if a.max() > a.min()]
+    assert shown and all(set(np.unique(a)) == {0, 255} for a in shown)
+    t1 = np.asarray(Image.open(next(p for p in written if p.endswith("brainix/T1/IM-0001-0011.png"))))
+    assert t1.shape == (512, 512) and t1.std() > 20  # a real, windowed brain slice
