@@ -468,7 +468,7 @@ def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
     """Columns for ``--fields`` (keywords or tags); identity keywords need ``keep_phi``.
 
     Numeric single-valued elements (DS, IS, FL, US...) give numeric columns; anything else is text:
-    multi-valued as ``a\\b``, sequences as JSON (a list of {keyword: value} items, identity
+    multi-valued as a JSON list, sequences as JSON (a list of {keyword: value} items, identity
     values hidden without ``keep_phi``), binary values as ``<N bytes>``.
     """
     from pydicom.datadict import dictionary_VM
