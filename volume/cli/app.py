@@ -8,15 +8,17 @@ is a bug, reported in one line (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, VolumeError
+from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, VolumeError
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 some items of a batch failed; 2 usage error (bad option, missing "
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         rv = app(args=args, prog_name="volume", standalone_mode=False)
+        if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
+            err("interrupted; nothing half-written was left")
         return rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -146,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except OSError as exc:
+        if debug or exc.errno not in WRITE_ERRNOS:
+            if debug:
+                raise
+            return _internal(exc)
+        err(f"cannot write {_where(exc.filename)}: {exc.strerror or exc}; nothing half-written was left")
+        return EXIT_PARTIAL
     except MemoryError:
         if debug:
             raise
@@ -154,9 +165,30 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if debug:
             raise
-        first = str(exc).splitlines()[0][:300] if str(exc) else ""
-        err(f"internal error: {type(exc).__name__}: {first} (a bug: rerun with --debug and report it)")
-        return EXIT_INTERNAL
+        return _internal(exc)
+
+
+#: errno values of an environment that refuses writes (disk full, quota, read-only, permissions).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+
+
+def _where(filename: Any) -> str:
+    """The output a failed write was for: the folder, when the file was a temporary one."""
+    from ..io.atomic import TEMP_PREFIX
+
+    if not filename:
+        return "the output"
+    parts = Path(os.fspath(filename)).parts
+    for i, part in enumerate(parts):
+        if part.startswith(TEMP_PREFIX):
+            return str(Path(*parts[:i])) if i else "."
+    return os.fspath(filename)
+
+
+def _internal(exc: BaseException) -> int:
+    first = str(exc).splitlines()[0][:300] if str(exc) else ""
+    err(f"internal error: {type(exc).__name__}: {first} (a bug: rerun with --debug and report it)")
+    return EXIT_INTERNAL
 
 
 def run() -> None:

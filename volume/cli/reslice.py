@@ -145,14 +145,19 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     with progress_bar("writing pictures", n) as advance:
-        for k in range(n):
-            if first.rgb:
-                img, p = volume_picture(first, plane, axis=0, index=k)
-            else:
-                img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
-            written.append(write_picture(folder / f"{base}_{k + 1:0{width}d}.png", img, force=force, labels=letters,
-                                         scale_bar_mm_per_px=p if labels else None))
-            advance(1)
+        try:
+            for k in range(n):
+                if first.rgb:
+                    img, p = volume_picture(first, plane, axis=0, index=k)
+                else:
+                    img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
+                written.append(write_picture(folder / f"{base}_{k + 1:0{width}d}.png", img, force=force,
+                                             labels=letters, scale_bar_mm_per_px=p if labels else None))
+                advance(1)
+        except BaseException:  # disk full, Ctrl-C: the whole pictures already written are listed
+            sys.stdout.write("".join(f"{f}\n" for f in written))
+            sys.stdout.flush()
+            raise
     return written
 
 

@@ -429,8 +429,8 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     if not problem and n_frames > 1:
         problem = _frames_beyond_data(path, n_frames, rows * cols * (_int(get("SamplesPerPixel")) or 1),
                                       _int(get("BitsAllocated")) or 0, length, value_tell)
-        if problem:
-            expand = 1  # one record carries the problem: never millions of them for a lying header
+    if problem:
+        expand = 1  # one record carries the problem: never millions of them for a lying header
     acquisition = {}
     for kw in ACQUISITION_KEYWORDS:
         v = _plain(get(kw))
