@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             if debug:
                 raise
             return _internal(exc)
-        err(f"cannot write {_where(exc.filename)}: {exc.strerror or exc}; nothing half-written was left")
+        err(f"{_where(exc.filename)}: {exc.strerror or exc} (nothing half-written was left)")
         return EXIT_PARTIAL
     except MemoryError:
         if debug:
