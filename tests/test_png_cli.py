@@ -200,3 +200,43 @@ def test_real_tree(data_dir, tmp_path, capsys):
     assert shown and all(set(np.unique(a)) == {0, 255} for a in shown)
     t1 = np.asarray(Image.open(next(p for p in written if p.endswith("brainix/T1/IM-0001-0011.png"))))
     assert t1.shape == (512, 512) and t1.std() > 20  # a real, windowed brain slice
+
+
+def _dies_on_three(x: int) -> int:
+    if x == 3:
+        os._exit(1)  # a worker killed outright, as by a decoder's segfault
+    return 10 * x
+
+
+def test_a_crashing_worker_does_not_stop_the_batch():
+    from volume.batch import ordered_map
+
+    got = list(ordered_map(_dies_on_three, range(12), workers=2, chunk=3, on_crash=lambda x: -x))
+    assert got == [0, 10, 20, -3] + [10 * x for x in range(4, 12)]
+
+
+_REAL_CONVERT = None
+
+
+def _convert_or_die(job, settings):
+    import volume.batch as batch
+
+    if job[0].endswith("two.dcm"):
+        os._exit(1)
+    # forked workers see the patched module (and _REAL_CONVERT); forkserver ones a fresh import
+    real = _REAL_CONVERT if batch.convert_file is _convert_or_die else batch.convert_file
+    return real(job, settings)
+
+
+def test_png_batch_reports_a_crashed_file(tree, tmp_path, monkeypatch):
+    import volume.batch as batch
+
+    global _REAL_CONVERT
+    _REAL_CONVERT = batch.convert_file
+    monkeypatch.setattr(batch, "convert_file", _convert_or_die)  # forked workers inherit it
+    results = list(batch.convert_many(batch.plan_outputs(tree, tmp_path / "o"), batch.PngSettings(), workers=2))
+    crashed = [r for r in results if r.error]
+    assert [Path(r.source).name for r in crashed] == ["two.dcm"] and "worker process died" in crashed[0].error
+    # the other images were written (a retried file written before the crash counts as kept)
+    assert sum(len(r.written) + r.kept for r in results) == 3
+    assert sorted(p.name for p in (tmp_path / "o").rglob("*.png")) == ["ct.png", "ct_2.png", "mr_rle.png"]

@@ -52,6 +52,18 @@ def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
     return [fn(item) for item in chunk]
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _worker_init() -> None:
+    """Worker set-up: SIGTERM (sent to the other workers when one dies) unwinds like an
+    exception, so ``atomic_output`` removes its temporary file instead of leaving it."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 def _pool_context() -> Any:
     """``fork`` while this process runs a single thread (instant start, nothing re-imported);
     ``forkserver`` when other threads run (a progress bar's), since forking them is unsafe."""
@@ -72,11 +84,17 @@ def ordered_map(
     *,
     workers: int | None = None,
     chunk: int = 4,
+    on_crash: Callable[[T], R] | None = None,
 ) -> Iterator[R]:
     """``map(fn, items)`` over a process pool, results in input order, memory bounded.
 
     ``fn`` must be picklable (a module-level function or a ``functools.partial`` of one) and
     should catch its own errors. ``workers=1`` runs in this process (no pool).
+
+    A worker that dies (a decoder's segfault, the out-of-memory killer) breaks the pool. With
+    ``on_crash`` the pool is restarted, the items of the lost chunk are retried one at a time,
+    and the item that kills a worker again gets ``on_crash(item)`` as its result; the batch
+    goes on. Without it the error propagates.
     """
     n = default_workers() if workers is None else max(1, workers)
     if n == 1:
@@ -84,30 +102,53 @@ def ordered_map(
             yield fn(item)
         return
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=_pool_context())
-    queue: deque[Any] = deque()
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_worker_init)
+
+    pool = new_pool()
+    queue: deque[tuple[Any, list[T]]] = deque()
     it = iter(items)
-    try:
-        def submit_next() -> bool:
-            batch = []
-            for item in it:
-                batch.append(item)
-                if len(batch) >= chunk:
-                    break
-            if not batch:
-                return False
-            queue.append(pool.submit(_run_chunk, fn, batch))
-            return True
 
+    def submit_next() -> bool:
+        batch = []
+        for item in it:
+            batch.append(item)
+            if len(batch) >= chunk:
+                break
+        if not batch:
+            return False
+        queue.append((pool.submit(_run_chunk, fn, batch), batch))
+        return True
+
+    try:
         while len(queue) < n * IN_FLIGHT_PER_WORKER and submit_next():
             pass
         while queue:
-            results = queue.popleft().result()
+            fut, batch = queue.popleft()
+            try:
+                results = fut.result()
+            except BrokenProcessPool:
+                if on_crash is None:
+                    raise
+                waiting = [b for _, b in queue]
+                queue.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+                results = []
+                for item in batch:  # one at a time: find the item that kills its worker
+                    try:
+                        results.extend(pool.submit(_run_chunk, fn, [item]).result())
+                    except BrokenProcessPool:
+                        results.append(on_crash(item))
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = new_pool()
+                queue.extend((pool.submit(_run_chunk, fn, b), b) for b in waiting)
             submit_next()
             yield from results
     finally:
-        for fut in queue:
+        for fut, _ in queue:
             fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -274,11 +315,20 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
     return result
 
 
+def crashed(job: tuple[str, str]) -> FileResult:
+    """The result of a file whose worker process died (see :func:`ordered_map`)."""
+    return FileResult(job[0], error="the worker process died on this file (a crash in a decoder, or out of memory)")
+
+
 def convert_many(
     jobs: Iterable[tuple[str, str]],
     settings: PngSettings,
     *,
     workers: int | None = None,
 ) -> Iterator[FileResult]:
-    """:func:`convert_file` over many jobs in parallel, results in input order."""
-    return ordered_map(partial(convert_file, settings=settings), jobs, workers=workers, chunk=2)
+    """:func:`convert_file` over many jobs in parallel, results in input order.
+
+    A file that crashes its worker process is reported as an error; the batch goes on.
+    """
+    return ordered_map(partial(convert_file, settings=settings), jobs, workers=workers, chunk=2,
+                       on_crash=crashed)

@@ -586,6 +586,11 @@ def index_file(path: str, spec: IndexSpec) -> tuple[tuple[Any, ...] | None, str]
         return tuple(row), ""
 
 
+def _crashed(path: str) -> tuple[None, str]:
+    """The result of a file whose reader process died: skipped, and counted as such."""
+    return None, "crashed the header reader"
+
+
 _COLUMN_CACHE: dict[IndexSpec, list[Column]] = {}
 
 
@@ -748,7 +753,9 @@ def write_index(
     with atomic_output(out, force=force) as tmp:
         sink = CsvSink(tmp, columns) if fmt == "csv" else ParquetSink(tmp, columns)
         try:
-            for row, reason in ordered_map(partial(index_file, spec=spec), todo, workers=workers, chunk=CHUNK_FILES):
+            rows = ordered_map(partial(index_file, spec=spec), todo, workers=workers, chunk=CHUNK_FILES,
+                               on_crash=_crashed)
+            for row, reason in rows:
                 summary.files += 1
                 if row is None:
                     summary.skipped[reason] += 1
