@@ -244,3 +244,25 @@ def test_cli_index(study, tmp_path, capsys, monkeypatch):
     assert code == 2 and ".csv" in err
     code, _, err = run(["index", study, "-o", tmp_path / "p.csv", "--fields", "PatientID"], capsys)
     assert code == 2 and "--keep-phi" in err
+
+
+_REAL_INDEX_FILE = None
+
+
+def _index_or_die(path, spec):
+    if path.endswith("enh.dcm"):
+        import os
+
+        os._exit(1)  # a reader process killed outright
+    real = _REAL_INDEX_FILE if index_mod.index_file is _index_or_die else index_mod.index_file
+    return real(path, spec)
+
+
+def test_a_file_that_kills_its_reader_is_skipped(study, tmp_path, monkeypatch):
+    global _REAL_INDEX_FILE
+    _REAL_INDEX_FILE = index_mod.index_file
+    monkeypatch.setattr(index_mod, "index_file", _index_or_die)
+    monkeypatch.setattr(index_mod, "PARALLEL_MIN_FILES", 0)
+    summary = write_index(study, tmp_path / "i.csv", workers=2)
+    assert summary.skipped["crashed the header reader"] == 1
+    assert summary.rows == 8 and "enh.dcm" not in {r["path"] for r in read_csv(tmp_path / "i.csv")}
