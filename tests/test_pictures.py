@@ -498,3 +498,11 @@ def test_big_files_decode_frame_by_frame_from_disk_with_the_same_result(tmp_path
     assert len(lazy) == len(whole)
     for a, b in zip(lazy, whole, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_nonsense_pixel_spacing_cannot_blow_up_square_pixels(tmp_path):
+    src = grey_file(tmp_path / "a.dcm", RAMP, PixelSpacing=[1000.0, 0.001], WindowCenter=0, WindowWidth=100)
+    res = convert_file((str(src), str(tmp_path / "o" / "a")), PngSettings(square=True))
+    assert res.error and "--square-pixels" in res.error and not res.written
+    (fine,) = png_of(tmp_path / "n", src)  # without --square-pixels the stored grid is written
+    assert fine.shape == RAMP.shape

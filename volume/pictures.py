@@ -63,6 +63,9 @@ LARGE_FILE_BYTES = 256 * 2**20
 DEFER_BYTES = 64 * 1024
 """With big files, element values longer than this are read only when used."""
 
+MAX_PICTURE_SIDE = 32768
+"""Longest side of a resampled picture (a nonsense Pixel Spacing must not allocate gigabytes)."""
+
 ASPECT_TOLERANCE = 1e-3
 """Pixel height/width ratios closer to 1 than this count as square."""
 
@@ -678,6 +681,11 @@ def to_image(picture: Picture, size: int | None = None, keep_ratio: bool = False
     target = square_size(w, h, picture.aspect) if square else (w, h)
     if size:
         target = output_size(target[0], target[1], size, keep_ratio)
+    if max(target) > MAX_PICTURE_SIDE:
+        raise UnsupportedDicomError(
+            f"the picture would be {target[0]}x{target[1]} pixels (pixel aspect {picture.aspect:.3g} from "
+            f"the header); more than {MAX_PICTURE_SIDE} a side: drop --square-pixels or use --size"
+        )
     if target == (w, h):
         return Image.fromarray(arr)
     if picture.mode == "I;16":  # Pillow resamples 16-bit data as 32-bit float
