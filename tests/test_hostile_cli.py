@@ -579,3 +579,41 @@ def test_two_commands_writing_into_one_folder_at_once(tmp_path):
         got = np.asarray(img.dataobj)
         assert got.shape == vol.shape[::-1]  # NIfTI is (column, row, slice)
         np.testing.assert_array_equal(np.sort(got.ravel()), np.sort(np.asarray(vol.array).ravel()))
+
+
+# --- usage errors: bad options are exit 2 and one line, for every command ----------------------
+
+USAGE_ERRORS = [
+    ["nosuchcommand"],
+    ["convert", "{src}"],  # -o missing
+    ["convert", "{src}", "-o", "{out}", "--threads", "-3"],
+    ["convert", "{src}", "-o", "{out}", "--format", "tiff"],
+    ["mip", "{src}", "--plane", "diagonal", "-o", "{out}"],
+    ["mip", "{src}", "--slab", "-1", "-o", "{out}"],
+    ["mip", "{src}", "--window", "nan,inf", "-o", "{out}"],
+    ["mip", "--no-such-option", "{src}"],
+    ["reslice", "{src}", "--spacing", "0", "-o", "{out}/r.nii.gz"],
+    ["reslice", "{src}", "--spacing", "nan", "-o", "{out}/r.nii.gz"],
+    ["reslice", "{src}", "--normal", "0,0,0", "-o", "{out}/r.nii.gz"],
+    ["reslice", "{src}", "-o", "{out}/r.nii.gz"],  # nothing to reslice to
+    ["render", "{src}", "--size", "100000x100000", "-o", "{out}/r.png"],
+    ["render", "{src}", "--turntable", "100000", "-o", "{out}/r.gif"],
+    ["mesh", "{src}", "--level", "nan", "-o", "{out}/m.stl"],
+    ["mesh", "{src}", "--smooth", "100000", "-o", "{out}/m.stl"],
+    ["png", "{src}", "-o", "{out}", "--size", "100000"],  # was minutes of resampling
+    ["png", "{src}", "-o", "{out}", "--quality", "500"],
+    ["index", "{src}", "-o", "{out}/i.txt"],
+    ["index", "{src}", "-o", "{out}/i.csv", "--fields", "nonsense,(zz"],
+    ["info"],
+]
+
+
+@pytest.mark.parametrize("argv", USAGE_ERRORS, ids=lambda a: "-".join(x.strip("{}-") for x in a[:4]))
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, capfd, argv):
+    src = synth.write_series(tmp_path / "src", shape=SHAPE).folder
+    out = tmp_path / "out"
+    args = [a.format(src=src, out=out) for a in argv]
+    code, stdout, stderr = run_cli(args, capfd)
+    assert_clean(code, stdout, stderr, expect=EXIT_USAGE)
+    assert "np.float64" not in stderr and "internal error" not in stderr
+    assert output_files(out) == []

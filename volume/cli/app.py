@@ -119,8 +119,7 @@ def progress_bar(description: str, total: int | None, *, enabled: bool | None = 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`)."""
-    import click
-
+    exits, aborts, click_errors = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
@@ -128,16 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
             err("interrupted; nothing half-written was left")
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except aborts:
         err("interrupted")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
+    except click_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `volume` or a command alone: its help
+            exc.show()
+            return EXIT_USAGE
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and ctx.command_path else ""
+        err(f"{exc.format_message()}{hint}")
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except VolumeError as exc:
         if debug:
@@ -183,6 +187,25 @@ def _where(filename: Any) -> str:
         if part.startswith(TEMP_PREFIX):
             return str(Path(*parts[:i])) if i else "."
     return os.fspath(filename)
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Exit, Abort and ClickException classes of click and of the click copy typer may vendor."""
+    import click
+
+    exits: list[type] = [click.exceptions.Exit]
+    aborts: list[type] = [click.exceptions.Abort]
+    errors: list[type] = [click.ClickException]
+    try:  # typer >= 0.2x ships its own click as typer._click
+        import typer.exceptions as typer_exceptions
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:
+        pass
+    else:
+        exits.append(typer_exceptions.Exit)
+        aborts.append(typer_exceptions.Abort)
+        errors.append(TyperClickException)
+    return tuple(exits), tuple(aborts), tuple(errors)
 
 
 def _internal(exc: BaseException) -> int:

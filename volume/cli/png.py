@@ -31,7 +31,7 @@ def png_command(
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png or NAME.jpg.")],
     fmt: Annotated[PictureFormat, typer.Option("--format", help="Picture format.")] = PictureFormat.png,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
-    size: Annotated[int | None, typer.Option(min=1, help="Resize (Lanczos) to SIZE x SIZE pixels.")] = None,
+    size: Annotated[int | None, typer.Option(min=1, max=8192, help="Resize (Lanczos) to SIZE x SIZE pixels (at most 8192).")] = None,
     keep_ratio: Annotated[bool, typer.Option("--keep-ratio", help="With --size: longest side SIZE, aspect kept.")] = False,
     square_pixels: Annotated[bool, typer.Option("--square-pixels", help="Resample (Lanczos) so pixels are square in mm (from PixelSpacing); default keeps the stored grid.")] = False,
     window: Annotated[str | None, typer.Option(help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,

@@ -227,7 +227,7 @@ def oblique_axes(normal: Sequence[float]) -> np.ndarray:
     """
     n = np.asarray(normal, dtype=float)
     if n.shape != (3,) or not np.all(np.isfinite(n)) or np.linalg.norm(n) == 0:
-        raise UsageError(f"normal must be three numbers x,y,z (LPS), not all zero, got {list(np.atleast_1d(normal))}")
+        raise UsageError(f"normal must be three numbers x,y,z (LPS), not all zero, got {np.atleast_1d(normal).tolist()}")
     n = n / np.linalg.norm(n)
     plane, _ = closest_plane(n)
     canon = PLANE_AXES[plane]
