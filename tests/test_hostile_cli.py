@@ -45,6 +45,8 @@ PATIENT = ("Doe^Jane", "PID-0042", "19700101")
 #: Informational lines some batch commands print on stderr besides the one error line.
 SUMMARY_LINE = re.compile(r"^volume: (converted \d+, skipped \d+, failed \d+|\d+ pictures? written|\d+ rows? from)")
 SHAPE = (4, 6, 5)
+#: Real DICOM beside the checkout (optional: the fuzzer uses its series as seeds when present).
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # --- commands: argv for a source path and an output folder; where outputs appear -------------
 
@@ -617,3 +619,84 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, capfd, argv):
     assert_clean(code, stdout, stderr, expect=EXIT_USAGE)
     assert "np.float64" not in stderr and "internal error" not in stderr
     assert output_files(out) == []
+
+
+# --- the mutation fuzzer, a few hundred cases ---------------------------------------------------
+
+
+def _fuzz_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("volume_fuzz", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["volume_fuzz"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mutation_fuzzer_finds_no_crash_and_no_hang():
+    """benchmarks/fuzz.py in-process: synthetic and real seeds, the loader and the fast commands.
+
+    ``python benchmarks/fuzz.py --cases 5000`` runs every command on many more cases.
+    """
+    import warnings
+
+    fuzz = _fuzz_module()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = fuzz.fuzz(250, seed=20261122, commands=("ls", "info", "convert", "index"), time_limit=30,
+                           data=REAL_DATA, in_process=True)  # real seeds too when ../shared/data is there
+    summary = report.summary()
+    assert summary["cases"] == 250
+    assert summary["crash"] == 0 and summary["hang"] == 0, (summary["crash_signatures"], summary["hangs"])
+    assert summary["clean_error"] > 25 and summary["ok"] > 25  # mutations do break things, not all of them
+
+
+def test_fuzzer_reports_crashes_it_is_shown(tmp_path, monkeypatch):
+    """The fuzzer is not blind: a loader that raises a non-VolumeError is counted as a crash."""
+    fuzz = _fuzz_module()
+    import volume
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(volume, "load", broken)
+    report = fuzz.fuzz(3, seed=1, commands=("ls",), in_process=True)
+    assert report.summary()["crash"] == 3
+    assert any("ZeroDivisionError" in sig for sig in report.crashes)
+
+
+# --- regressions the fuzzer found ----------------------------------------------------------------
+
+
+def test_png_refuses_a_frame_count_the_data_cannot_hold(tmp_path, capfd):
+    """NumberOfFrames 1e308 on a compressed file made `volume png` allocate 7 GB for minutes."""
+    s = synth.write_series(tmp_path / "s", shape=(2, 6, 5), transfer_syntax=synth.RLELossless)
+    mutate(s.paths[0], NumberOfFrames="1e308")
+    mutate(s.paths[1], NumberOfFrames=10_000_000)
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(["png", s.folder, "-o", out, "--workers", "1"], capfd)
+    assert code == EXIT_PARTIAL and "Traceback" not in stderr
+    assert "NumberOfFrames" in stderr
+    assert output_files(out) == [] and leftovers(out) == []
+
+
+class PanicException(BaseException):
+    """Stands in for pyo3's PanicException (a Rust decoder's panic), which is a BaseException."""
+
+
+def test_a_decoder_panic_is_corrupt_data_not_a_crash(tmp_path, capfd, monkeypatch):
+    s = synth.write_series(tmp_path / "s", shape=(3, 6, 5), transfer_syntax=synth.RLELossless)
+
+    def panic(*args, **kwargs):
+        raise PanicException("index out of bounds: the len is 131072 but the index is 131072")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(panic))
+    monkeypatch.setattr("pydicom.pixels.iter_pixels", panic)
+    with pytest.raises(VolumeError, match="cannot decode pixel data"):
+        volume.load(s.folder)
+    for args in (["convert", s.folder, "-o", tmp_path / "c"], ["png", s.folder, "-o", tmp_path / "p", "--workers", "1"]):
+        code, stdout, stderr = run_cli(args, capfd)
+        assert code == EXIT_PARTIAL, stderr
+        assert "Traceback" not in stderr and "internal error" not in stderr

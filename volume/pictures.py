@@ -168,6 +168,41 @@ def image_check(ds: Any) -> None:
         raise NotAnImage("DICOMDIR index")
     if not any(tag in ds for tag in PIXEL_TAGS):
         raise NotAnImage("no pixel data")
+    n = n_frames(ds)
+    if n > 1:
+        _check_frame_count(ds, n)
+
+
+#: Bytes of an encapsulated fragment's item header: no compressed frame takes fewer.
+ITEM_HEADER_BYTES = 8
+
+
+def _check_frame_count(ds: Any, n: int) -> None:
+    """Refuse a NumberOfFrames the pixel data cannot hold before a decoder loops over it."""
+    elem = ds.get_item(0x7FE00010, keep_deferred=True)
+    if elem is None:
+        return
+    value = getattr(elem, "value", None)
+    length = len(value) if isinstance(value, (bytes, bytearray)) else getattr(elem, "length", None)
+    if length in (None, 0xFFFFFFFF):
+        length = os.path.getsize(ds.filename) if isinstance(getattr(ds, "filename", None), str) else None
+    if length is None:
+        return
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is not None and getattr(syntax, "is_compressed", False):
+        need = n * ITEM_HEADER_BYTES
+    else:
+        try:
+            per_frame = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1)
+            need = -(-n * per_frame * max(int(ds.get("BitsAllocated") or 1), 1) // 8)
+        except (AttributeError, TypeError, ValueError):
+            return
+    if need > length:
+        raise UnsupportedDicomError(
+            f"NumberOfFrames is {n} but the pixel data holds {length} bytes, too few for that many frames: "
+            "the header is wrong or the file is truncated"
+        )
 
 
 def n_frames(ds: Any) -> int:
@@ -549,7 +584,9 @@ def iter_pictures(ds: Any, options: DisplayOptions = DisplayOptions()) -> Iterat
         raise
     except MemoryError:
         raise UnsupportedDicomError("not enough memory to decode the pixel data") from None
-    except Exception as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
+    except BaseException as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # Ctrl-C, exit; but a Rust decoder's panic (a BaseException) is corrupt data too
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         reason = "; ".join(lines)[:300] if lines else type(exc).__name__
         syntax = ""

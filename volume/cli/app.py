@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _internal(exc)
+    except BaseException as exc:  # a Rust extension's PanicException derives from BaseException
+        if debug or type(exc).__name__ != "PanicException":
+            raise
+        return _internal(exc)
 
 
 #: errno values of an environment that refuses writes (disk full, quota, read-only, permissions).

@@ -142,7 +142,9 @@ def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarra
         raise
     except MemoryError as exc:
         raise ResourceLimitError(f"{f0.name}: not enough memory to decode ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
+    except BaseException as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise  # Ctrl-C, exit; but a Rust decoder's panic (a BaseException) is corrupt data too
         from pydicom.uid import UID
 
         syntax = UID(f0.transfer_syntax).name
