@@ -700,3 +700,20 @@ def test_a_decoder_panic_is_corrupt_data_not_a_crash(tmp_path, capfd, monkeypatc
         code, stdout, stderr = run_cli(args, capfd)
         assert code == EXIT_PARTIAL, stderr
         assert "Traceback" not in stderr and "internal error" not in stderr
+
+
+# --- the memory limit -----------------------------------------------------------------------------
+
+
+def test_convert_max_memory_refuses_and_allows(tmp_path, capfd):
+    s = synth.write_series(tmp_path / "s", shape=SHAPE)  # 4 x 6 x 5 uint16: 240 bytes
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(["convert", s.folder, "-o", out, "--max-memory", "200"], capfd)
+    assert_clean(code, stdout, stderr, expect=EXIT_PARTIAL, mention="240 bytes, over the 200 bytes limit")
+    assert output_files(out) == []
+    code, stdout, stderr = run_cli(["convert", s.folder, "-o", out, "--max-memory", "1K"], capfd)
+    assert_clean(code, stdout, stderr, expect=0)
+    assert len(output_files(out)) == 2
+    for bad in ("abc", "0", "-5G", "nan", "inf"):
+        code, stdout, stderr = run_cli(["convert", s.folder, "-o", tmp_path / "x", f"--max-memory={bad}"], capfd)
+        assert_clean(code, stdout, stderr, expect=EXIT_USAGE, mention="--max-memory")

@@ -64,6 +64,25 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
+#: Multipliers of the size suffixes :func:`parse_size` accepts (binary: 1K = 1024 bytes).
+SIZE_SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str, option: str = "--max-memory") -> int:
+    """Bytes from ``8G``, ``500M``, ``1.5T`` or a plain number; :class:`UsageError` otherwise."""
+    from ..errors import UsageError
+
+    raw = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    unit = raw[-1:] if raw[-1:] in SIZE_SUFFIXES else ""
+    try:
+        value = float(raw[: len(raw) - len(unit)])
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"{option} must be a positive size such as 8G or 500M, got {text!r}")
+    return int(value * SIZE_SUFFIXES[unit])
+
+
 def err(message: str) -> None:
     """Print one line on stderr (newlines in ``message`` are flattened)."""
     line = _printable(" ".join(str(message).split()))

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from .app import app, err, progress_bar, warn
+from .app import app, err, parse_size, progress_bar, warn
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
@@ -44,6 +44,10 @@ def convert_command(
     threads: Annotated[
         int, typer.Option("--threads", min=0, help="gzip compression threads per file (0: one per core, at most 4).")
     ] = 0,
+    max_memory: Annotated[
+        str | None,
+        typer.Option("--max-memory", help="Refuse a series whose headers claim more memory than this (e.g. 8G, 500M; default 16G)."),
+    ] = None,
 ) -> None:
     """Convert every stack under PATH to <SeriesNumber>_<SeriesDescription>[_label].nii.gz + .json.
 
@@ -69,8 +73,10 @@ def convert_command(
         raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
     if threads == 0:
         threads = max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
+    limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
     options = ConvertOptions(
-        format=fmt.value, force=force, allow_gaps=allow_gaps, keep_phi=keep_phi, threads=threads, sidecar=sidecar
+        format=fmt.value, force=force, allow_gaps=allow_gaps, keep_phi=keep_phi, threads=threads, sidecar=sidecar,
+        **limit,
     )
     with progress_bar("reading headers", None) as advance:
         found = scan(path, progress=advance)

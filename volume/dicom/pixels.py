@@ -76,10 +76,18 @@ def check_size(stack: Stack, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     if need > max_bytes:
         raise ResourceLimitError(
             f"series {stack.id}: the headers describe {len(stack.frames)} images of "
-            f"{f0.rows}x{f0.cols}, {need / 2**30:.1f} GiB, over the {max_bytes / 2**30:.1f} GiB "
+            f"{f0.rows}x{f0.cols}, {_human(need)}, over the {_human(max_bytes)} "
             "limit; raise it with --max-memory (max_bytes=) if this is real"
         )
     return need
+
+
+def _human(n: int) -> str:
+    """A byte count for messages: ``16.0 GiB``, ``3.2 MiB``, ``900 bytes``."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _read_native(f: FrameHeader, out: np.ndarray) -> None:
