@@ -209,10 +209,15 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
     slab_folder = folder if target.path is not None else folder / tag
     width = max(3, len(str(count)))
     written = []
-    for j in range(count):
-        img, p = display_picture(proj, plane, window, axis=axis, index=j, invert=invert)
-        written.append(write_picture(slab_folder / f"{tag}_{j + 1:0{width}d}.png", img, force=force, labels=letters,
-                                     scale_bar_mm_per_px=p if labels else None, cmap=cmap))
+    try:
+        for j in range(count):
+            img, p = display_picture(proj, plane, window, axis=axis, index=j, invert=invert)
+            written.append(write_picture(slab_folder / f"{tag}_{j + 1:0{width}d}.png", img, force=force,
+                                         labels=letters, scale_bar_mm_per_px=p if labels else None, cmap=cmap))
+    except BaseException:  # disk full, Ctrl-C: the whole pictures already written are listed
+        sys.stdout.write("".join(f"{f}\n" for f in written))
+        sys.stdout.flush()
+        raise
     return written
 
 
