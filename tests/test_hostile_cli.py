@@ -176,13 +176,23 @@ def _one_slice(tmp: Path) -> Path:
     return synth.write_series(tmp / "one", shape=(1,) + SHAPE[1:]).folder
 
 
+def _links(tmp: Path) -> Path:
+    """A good series beside a symlink loop, a dangling link and a FIFO (reading it would block)."""
+    d = tmp / "links"
+    synth.write_series(d / "series", shape=SHAPE)
+    (d / "series" / "up").symlink_to("..")
+    (d / "dangling").symlink_to(tmp / "nowhere")
+    os.mkfifo(d / "fifo")
+    return d
+
+
 def _good(tmp: Path) -> Path:
     return synth.write_series(tmp / "good", shape=SHAPE).folder
 
 
 INPUTS = {
     "empty": _empty, "junk": _junk, "missing": _missing, "zeros": _zeros, "truncated": _truncated,
-    "no-pixels": _no_pixels, "iop-zero": _iop_zero, "one-slice": _one_slice,
+    "no-pixels": _no_pixels, "iop-zero": _iop_zero, "one-slice": _one_slice, "links-and-fifo": _links,
 }
 
 #: Expected exit code per (case, command); commands not listed follow the case's default.
@@ -199,6 +209,8 @@ EXPECTED: dict[str, dict[str, int | set[int]]] = {
     "iop-zero": {"default": EXIT_NOT_A_VOLUME, "convert": EXIT_PARTIAL, "ls": 0, "info": 0, "png": 0, "index": 0},
     # one slice: a thin volume for convert/reslice/render; no projection or surface from it
     "one-slice": {"default": 0, "mip": EXIT_NOT_A_VOLUME, "mesh": EXIT_NOT_A_VOLUME},
+    # loops not followed, the FIFO not read (info is given the dangling link: a usage error)
+    "links-and-fifo": {"default": 0, "info": EXIT_USAGE},
 }
 
 
@@ -722,3 +734,11 @@ def test_convert_max_memory_refuses_and_allows(tmp_path, capfd):
     for bad in ("abc", "0", "-5G", "nan", "inf"):
         code, stdout, stderr = run_cli(["convert", s.folder, "-o", tmp_path / "x", f"--max-memory={bad}"], capfd)
         assert_clean(code, stdout, stderr, expect=EXIT_USAGE, mention="--max-memory")
+
+
+def test_info_on_a_fifo_does_not_block(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = start(["info", fifo])
+    stdout, stderr = proc.communicate(timeout=60)  # blocked forever before
+    assert proc.returncode == EXIT_USAGE and "not a regular file" in stderr

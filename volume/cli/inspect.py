@@ -154,6 +154,8 @@ def info_command(
         raise UsageError(f"{file}: no such file")
     if file.is_dir():
         raise UsageError(f"{file}: is a folder; `volume info` takes one file (use `volume ls` for folders)")
+    if not file.is_file():  # a FIFO or device would block the read forever
+        raise UsageError(f"{file}: not a regular file")
     try:
         ds = pydicom.dcmread(file, defer_size=256)
         list(ds.iterall())  # parse everything now so a broken header fails here
