@@ -203,29 +203,33 @@ def mutate_bytes(path: Path, rng: np.random.Generator) -> str:
     raw = bytearray(path.read_bytes())
     if len(raw) < 4:
         return "bytes: file too small"
-    px = _pixel_offset(bytes(raw))
+    px = min(_pixel_offset(bytes(raw)), len(raw))
+    last = len(raw) - 1
+
+    def pick(lo: int, hi: int) -> int:
+        """A random index in [lo, hi), clamped into the file."""
+        lo, hi = max(0, min(lo, last)), max(0, min(hi, len(raw)))
+        return int(rng.integers(lo, hi)) if hi > lo else lo
+
     kind = ["flip-header", "flip-pixels", "zero", "insert", "delete", "length", "truncate"][int(rng.integers(7))]
     if kind == "flip-header":
-        hi = max(133, min(px, len(raw)))
         for _ in range(int(rng.integers(1, 9))):
-            i = int(rng.integers(min(128, hi - 1), hi))
-            raw[i] ^= 1 << int(rng.integers(8))
+            raw[pick(128, max(133, px))] ^= 1 << int(rng.integers(8))
     elif kind == "flip-pixels":
-        lo = min(px + 8, len(raw) - 1)
         for _ in range(int(rng.integers(1, 64))):
-            raw[int(rng.integers(lo, len(raw)))] = int(rng.integers(256))
+            raw[pick(px + 8, len(raw))] = int(rng.integers(256))
     elif kind == "zero":
-        i = int(rng.integers(len(raw)))
+        i = pick(0, len(raw))
         n = int(rng.integers(1, 256))
         raw[i:i + n] = bytes(len(raw[i:i + n]))
     elif kind == "insert":
-        i = int(rng.integers(132, max(133, min(px, len(raw)))))
+        i = pick(132, max(133, px))
         raw[i:i] = bytes(rng.integers(0, 256, int(rng.integers(1, 16)), dtype=np.uint8))
     elif kind == "delete":
-        i = int(rng.integers(132, max(133, min(px, len(raw)))))
+        i = pick(132, max(133, px))
         del raw[i:i + int(rng.integers(1, 16))]
     elif kind == "length":  # an element's length field set to something wrong (often huge)
-        i = int(rng.integers(132, max(133, min(px + 4, len(raw) - 8))))
+        i = pick(132, max(133, min(px + 4, len(raw) - 8)))
         value = [0xFFFFFFFF, 0xFFFF, 0x7FFFFFFF, int(rng.integers(0, 2**32)), 1, 0][int(rng.integers(6))]
         raw[i + 4:i + 8] = int(value).to_bytes(4, "little")
     else:
@@ -269,7 +273,10 @@ def mutate_folder(folder: Path, rng: np.random.Generator) -> list[str]:
                 else:
                     what = mutate_bytes(path, rng)
             except Exception as exc:  # noqa: BLE001 - pydicom cannot read it any more: bytes only
-                what = mutate_bytes(path, rng) + f" (after {type(exc).__name__})"
+                try:
+                    what = mutate_bytes(path, rng) + f" (after {type(exc).__name__})"
+                except Exception as again:  # noqa: BLE001 - the fuzzer's own bug must not end the run
+                    what = f"mutation failed: {type(again).__name__}"
             done.append(f"{path.name}: {what}")
     return done
 
