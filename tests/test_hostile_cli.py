@@ -742,3 +742,16 @@ def test_info_on_a_fifo_does_not_block(tmp_path):
     proc = start(["info", fifo])
     stdout, stderr = proc.communicate(timeout=60)  # blocked forever before
     assert proc.returncode == EXIT_USAGE and "not a regular file" in stderr
+
+
+def test_file_meta_group_length_of_zero_bytes(tmp_path, capfd):
+    """(0002,0000) with a zero-length value made the fast header reader raise struct.error (exit 70)."""
+    s = synth.write_series(tmp_path / "s", shape=SHAPE)
+    raw = s.paths[0].read_bytes()
+    assert raw[132:140] == b"\x02\x00\x00\x00UL\x04\x00"
+    s.paths[0].write_bytes(raw[:138] + b"\x00\x00" + raw[144:])
+    frames, reason = read_header(str(s.paths[0]))  # no exception: a record or a reason
+    assert frames or reason
+    for args in (["ls", s.folder], ["convert", s.folder, "-o", tmp_path / "o"], ["index", s.folder, "-o", tmp_path / "i.csv"]):
+        code, stdout, stderr = run_cli(args, capfd)
+        assert code in DOCUMENTED_EXIT_CODES and "internal error" not in stderr, stderr

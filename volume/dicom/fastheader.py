@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from struct import Struct
+from struct import error as StructError
 from typing import Any
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
@@ -361,6 +362,6 @@ def read_fast(path: str) -> FastDataset | str | None:
                 return ds
     except _Truncated:
         return TRUNCATED
-    except (_Unsupported, ValueError, UnicodeDecodeError, OSError, IndexError):
+    except (_Unsupported, ValueError, UnicodeDecodeError, OSError, IndexError, StructError):
         return None
 
