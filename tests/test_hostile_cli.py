@@ -186,6 +186,18 @@ def _links(tmp: Path) -> Path:
     return d
 
 
+def _same_position(tmp: Path) -> Path:
+    """Two images at one position with different content (and different SOP instance UIDs)."""
+    s = synth.write_series(tmp / "twins", shape=SHAPE)
+    ds = pydicom.dcmread(s.paths[0])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    arr = ds.pixel_array.copy()
+    arr[0, 0] += 7
+    ds.PixelData = arr.tobytes()
+    ds.save_as(s.folder / "twin")
+    return s.folder
+
+
 def _good(tmp: Path) -> Path:
     return synth.write_series(tmp / "good", shape=SHAPE).folder
 
@@ -193,6 +205,7 @@ def _good(tmp: Path) -> Path:
 INPUTS = {
     "empty": _empty, "junk": _junk, "missing": _missing, "zeros": _zeros, "truncated": _truncated,
     "no-pixels": _no_pixels, "iop-zero": _iop_zero, "one-slice": _one_slice, "links-and-fifo": _links,
+    "same-position": _same_position,
 }
 
 #: Expected exit code per (case, command); commands not listed follow the case's default.
@@ -211,6 +224,8 @@ EXPECTED: dict[str, dict[str, int | set[int]]] = {
     "one-slice": {"default": 0, "mip": EXIT_NOT_A_VOLUME, "mesh": EXIT_NOT_A_VOLUME},
     # loops not followed, the FIFO not read (info is given the dangling link: a usage error)
     "links-and-fifo": {"default": 0, "info": EXIT_USAGE},
+    # not a volume: refused by the volume commands, named; pictures and rows are fine
+    "same-position": {"default": EXIT_NOT_A_VOLUME, "convert": EXIT_PARTIAL, "ls": 0, "info": 0, "png": 0, "index": 0},
 }
 
 
