@@ -639,11 +639,17 @@ USAGE_ERRORS = [
     ["index", "{src}", "-o", "{out}/i.txt"],
     ["index", "{src}", "-o", "{out}/i.csv", "--fields", "nonsense,(zz"],
     ["info"],
+    ["view", "{src}", "--size", "0x0"],
+    ["view", "{src}", "--window", "abc"],
+    ["view", "{src}", "--frame", "99"],
+    ["view", "{src}", "--mode", "bogus"],
 ]
 
 
 @pytest.mark.parametrize("argv", USAGE_ERRORS, ids=lambda a: "-".join(x.strip("{}-") for x in a[:4]))
-def test_usage_errors_are_one_line_and_exit_2(tmp_path, capfd, argv):
+def test_usage_errors_are_one_line_and_exit_2(tmp_path, capfd, monkeypatch, argv):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):  # view must never open a window here
+        monkeypatch.delenv(var, raising=False)
     src = synth.write_series(tmp_path / "src", shape=SHAPE).folder
     out = tmp_path / "out"
     args = [a.format(src=src, out=out) for a in argv]
