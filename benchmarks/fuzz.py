@@ -401,6 +401,7 @@ class Report:
     hangs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     examples: dict[str, str] = field(default_factory=dict)
+    slowest: list[tuple[float, str]] = field(default_factory=list)
 
     def add(self, results: list[RunResult], mutations: list[str], case_dir: Path, keep: Path | None) -> str:
         self.cases += 1
@@ -432,6 +433,7 @@ class Report:
             "crash_signatures": dict(self.crashes.most_common()),
             "crash_examples": self.examples,
             "hangs": self.hangs,
+            "slowest_cases": [{"seconds": round(t, 2), "case": m} for t, m in self.slowest],
         }
 
 
@@ -579,6 +581,8 @@ def fuzz(
                     outcome = "hang"
                 else:
                     outcome = report.add(results, mutations, case_dir, keep)
+                    took = time.perf_counter() - t0
+                    report.slowest = sorted([*report.slowest, (took, "; ".join(mutations))], reverse=True)[:3]
                 if progress and (outcome in ("crash", "hang") or (i + 1) % 100 == 0):
                     print(f"case {i + 1}/{cases}: {outcome} ({time.perf_counter() - t0:.1f} s) "
                           f"{dict(report.outcomes)}", file=sys.stderr, flush=True)
@@ -618,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  crash x{n}: {sig}\n      e.g. {report.examples[sig]}")
     for h in report.hangs:
         print(f"  hang: {h}")
+    if report.slowest:
+        print(f"  slowest case: {report.slowest[0][0]:.1f} s ({report.slowest[0][1]})")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 1 if summary["crash"] or summary["hang"] else 0
