@@ -778,3 +778,34 @@ def test_file_meta_group_length_of_zero_bytes(tmp_path, capfd):
     for args in (["ls", s.folder], ["convert", s.folder, "-o", tmp_path / "o"], ["index", s.folder, "-o", tmp_path / "i.csv"]):
         code, stdout, stderr = run_cli(args, capfd)
         assert code in DOCUMENTED_EXIT_CODES and "internal error" not in stderr, stderr
+
+
+def test_no_decoder_that_can_abort_the_process_is_used():
+    """GDCM (installed with dicom2nifti) aborts Python on some corrupt JPEG 2000: never used."""
+    from pydicom.pixels import decoders
+    from pydicom.pixels.decoders.base import Decoder
+
+    from volume.dicom.pixels import UNSAFE_DECODER_PLUGINS, disable_unsafe_decoders
+
+    disable_unsafe_decoders()
+    for name in dir(decoders):
+        decoder = getattr(decoders, name)
+        if isinstance(decoder, Decoder):
+            assert not set(UNSAFE_DECODER_PLUGINS) & set(decoder.available_plugins), name
+
+
+def test_corrupt_jpeg2000_palette_file_is_a_clean_error(data_dir, tmp_path):
+    """Found by the fuzzer: J2K data labelled PALETTE COLOR with 3 samples made GDCM abort (exit 134)."""
+    import shutil
+
+    src = tmp_path / "j2k"
+    shutil.copytree(data_dir / "dicom" / "d2n_j2k", src)
+    victim = sorted(src.iterdir())[0]
+    mutate(victim, PhotometricInterpretation="PALETTE COLOR", SamplesPerPixel=3, PlanarConfiguration=0)
+    (tmp_path / "one").mkdir()
+    shutil.copy(victim, tmp_path / "one" / victim.name)
+    for args in (["convert", tmp_path / "one", "-o", tmp_path / "c"], ["png", tmp_path / "one", "-o", tmp_path / "p", "--workers", "1"]):
+        proc = start(args)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode in DOCUMENTED_EXIT_CODES, (proc.returncode, stderr[-500:])
+        assert "Traceback" not in stderr

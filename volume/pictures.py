@@ -569,7 +569,10 @@ def iter_pictures(ds: Any, options: DisplayOptions = DisplayOptions()) -> Iterat
     Raises :class:`NotAnImage` for datasets without pixel data and
     :class:`~volume.errors.UnsupportedDicomError` when the pixels cannot be decoded.
     """
+    from .dicom.pixels import disable_unsafe_decoders
+
     image_check(ds)
+    disable_unsafe_decoders()  # GDCM aborts the process on some corrupt data
     multi = is_multiframe(ds)
     done = 0
     try:

@@ -9,7 +9,9 @@ values when slope and intercept are integers, float32 when the slope is fraction
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -163,10 +165,37 @@ def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarra
         ) from None
 
 
+#: pydicom decoder plugins volume never uses: GDCM aborts the whole process (a C++ exception that
+#: Python cannot catch) on some corrupt JPEG 2000 data; pylibjpeg and Pillow decode the same syntaxes.
+UNSAFE_DECODER_PLUGINS = ("gdcm",)
+
+_decoders_lock = threading.Lock()
+_decoders_checked = False
+
+
+def disable_unsafe_decoders() -> None:
+    """Remove :data:`UNSAFE_DECODER_PLUGINS` from pydicom's decoders (once per process)."""
+    global _decoders_checked
+    with _decoders_lock:
+        if _decoders_checked:
+            return
+        from pydicom.pixels import decoders
+        from pydicom.pixels.decoders.base import Decoder
+
+        for name in dir(decoders):
+            decoder = getattr(decoders, name)
+            if isinstance(decoder, Decoder):
+                for label in UNSAFE_DECODER_PLUGINS:
+                    with contextlib.suppress(ValueError, KeyError):
+                        decoder.remove_plugin(label)
+        _decoders_checked = True
+
+
 def _decode(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
     import pydicom
     from pydicom.pixels import apply_color_lut, iter_pixels
 
+    disable_unsafe_decoders()
     f0 = frames[0]
     ds = pydicom.dcmread(path)
     if f0.mosaic:  # tiles of a Siemens mosaic, row by row
