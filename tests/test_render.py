@@ -76,11 +76,12 @@ def bright_centroid(img: np.ndarray, fraction: float = 0.6) -> tuple[float, floa
 # --- orientation --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["mip", "vr", "iso"])
+@pytest.mark.parametrize("mode,mapper", [("mip", "gpu"), ("mip", "cpu"), ("vr", "gpu"), ("vr", "cpu"), ("iso", "auto")])
 @pytest.mark.parametrize("name", list(ACQUISITIONS))
-def test_anterior_view_puts_left_anterior_superior_marker_upper_right(acquired, name, mode):
+def test_anterior_view_puts_left_anterior_superior_marker_upper_right(acquired, name, mode, mapper):
+    """Both volume mappers (GPU and CPU ray casting) and the surface place the marker right."""
     vol = acquired[name]
-    img = render(vol, mode=mode, view="anterior", size=SMALL, level=500, preset="mr", window=(0, 1000))
+    img = render(vol, mode=mode, view="anterior", size=SMALL, level=500, preset="mr", window=(0, 1000), mapper=mapper)
     assert img.shape == (SMALL[1], SMALL[0], 3) and img.dtype == np.uint8
     assert img.max() > 100, "picture is blank"
     x, y = bright_centroid(img)

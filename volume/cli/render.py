@@ -56,6 +56,20 @@ class PresetName(str, Enum):
     mr = "mr"
 
 
+class MapperName(str, Enum):
+    """Volume mapper."""
+
+    auto = "auto"
+    gpu = "gpu"
+    cpu = "cpu"
+
+
+MapperOpt = Annotated[
+    MapperName,
+    typer.Option("--mapper", help="auto: the CPU ray caster on software OpenGL (llvmpipe), the GPU ray caster otherwise."),
+]
+
+
 class Coords(str, Enum):
     """Patient coordinate frame of a written mesh."""
 
@@ -109,6 +123,7 @@ def render_command(
     perspective: Annotated[bool, typer.Option("--perspective", help="Perspective projection (default: parallel, distances true to scale).")] = False,
     turntable: Annotated[int | None, typer.Option("--turntable", help="Write an animated GIF of N views turning once around the patient.")] = None,
     marker: Annotated[bool, typer.Option("--marker/--no-marker", help="Orientation cube (L/R, A/P, S/I) in the lower-left corner.")] = True,
+    mapper: MapperOpt = MapperName.auto,
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
@@ -137,6 +152,7 @@ def render_command(
     options = dict(
         mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         view=view.value, size=wh, elevation=elevation, parallel=not perspective, frame=frame, marker=marker,
+        mapper=mapper.value,
     )
     if turntable is None:
         pixels = render(vol, azimuth=azimuth, **options)
@@ -157,6 +173,7 @@ def view_command(
     window: WindowOpt = None,
     size: Annotated[str, typer.Option("--size", help="Window size WIDTHxHEIGHT in pixels.")] = "1000x800",
     screenshots: Annotated[Path, typer.Option("--screenshots", help="Folder where the s key saves screenshots.")] = Path("."),
+    mapper: MapperOpt = MapperName.auto,
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
@@ -177,6 +194,7 @@ def view_command(
     viewer = build_viewer(
         vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
+        mapper=mapper.value,
     )
     typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, r, s)", err=True)
     try:

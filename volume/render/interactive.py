@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..volume import axis_codes
-from .offscreen import offscreen_window, orientation_cube, snapshot, write_picture
+from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot, write_picture
 from .scene import MODES, VIEWS, Scene, vtk_matrix
 
 HELP_TEXT = (
@@ -118,6 +118,7 @@ class Viewer:
         offscreen: bool = False,
         screenshot_dir: str | os.PathLike[str] = ".",
         on_screenshot: Callable[[Path], None] | None = None,
+        mapper: str = "auto",
     ) -> None:
         import vtkmodules.vtkRenderingFreeType  # noqa: F401 - text rendering
         import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
@@ -136,6 +137,7 @@ class Viewer:
             self.window.SetSize(int(size[0]), int(size[1]))
             self.window.AddRenderer(scene.renderer)
         self.window.SetWindowName(title)
+        scene.use_mapper(resolve_mapper(self.window, mapper))
         self.interactor = vtkRenderWindowInteractor()
         self.interactor.SetRenderWindow(self.window)
         self.style = vtkInteractorStyleTrackballCamera()
@@ -358,6 +360,7 @@ def build_viewer(
     offscreen: bool = False,
     screenshot_dir: str | os.PathLike[str] = ".",
     on_screenshot: Callable[[Path], None] | None = None,
+    mapper: str = "auto",
 ) -> Viewer:
     """Build the interactive viewer for ``vol`` and return it, without starting the event loop.
 
@@ -372,7 +375,10 @@ def build_viewer(
     scene = Scene(vol, mode=mode, preset=preset, level=level, window=window, frame=frame)
     desc = str(vol.meta.get("series_description") or "")
     title = f"volume: {desc}" if desc else "volume"
-    return Viewer(scene, size=size, title=title, offscreen=offscreen, screenshot_dir=screenshot_dir, on_screenshot=on_screenshot)
+    return Viewer(
+        scene, size=size, title=title, offscreen=offscreen, screenshot_dir=screenshot_dir,
+        on_screenshot=on_screenshot, mapper=mapper,
+    )
 
 
 __all__ = ["HELP_TEXT", "VIEWS", "SlicePlane", "Viewer", "build_viewer"]

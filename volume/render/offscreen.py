@@ -122,6 +122,27 @@ def offscreen_window(renderer: Any, size: tuple[int, int]) -> Any:
     return window
 
 
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swr")
+"""Substrings of GL_RENDERER naming a software rasteriser (Mesa): the CPU ray caster is faster there."""
+
+
+def opengl_renderer(window: Any) -> str:
+    """The OpenGL renderer string of ``window`` (creates its context if needed), e.g. ``llvmpipe (LLVM 15...)``."""
+    window.Initialize()
+    for line in str(window.ReportCapabilities()).splitlines():
+        if "renderer string" in line.lower():
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def resolve_mapper(window: Any, requested: str = "auto") -> str:
+    """``gpu`` or ``cpu``: ``auto`` is ``cpu`` on a software OpenGL renderer, else ``gpu``."""
+    if requested != "auto":
+        return requested
+    name = opengl_renderer(window).lower()
+    return "cpu" if any(s in name for s in SOFTWARE_RENDERERS) else "gpu"
+
+
 def snapshot(window: Any) -> np.ndarray:
     """The window's pixels, ``(height, width, 3)`` uint8, first row at the top of the picture."""
     from vtkmodules.util.numpy_support import vtk_to_numpy
@@ -161,10 +182,19 @@ class OffscreenRenderer:
     Parameters match :func:`render`; ``marker`` adds the orientation cube in the lower-left corner.
     """
 
-    def __init__(self, vol: Volume, *, size: tuple[int, int] = DEFAULT_SIZE, marker: bool = False, **scene_options: Any) -> None:
+    def __init__(
+        self,
+        vol: Volume,
+        *,
+        size: tuple[int, int] = DEFAULT_SIZE,
+        marker: bool = False,
+        mapper: str = "auto",
+        **scene_options: Any,
+    ) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.scene = Scene(vol, **scene_options)
         self.window = offscreen_window(self.scene.renderer, self.size)
+        self.scene.use_mapper(resolve_mapper(self.window, mapper))
         self.cube = CornerCube(self.window, self.scene.renderer, self.size) if marker else None
 
     def render(self) -> np.ndarray:
@@ -197,13 +227,17 @@ def render(
     parallel: bool = True,
     frame: int = 0,
     marker: bool = False,
+    mapper: str = "auto",
 ) -> np.ndarray:
     """Render ``vol`` offscreen: ``(height, width, 3)`` uint8 picture.
 
     See :class:`~volume.render.scene.Scene` for ``mode``, ``preset``, ``level``, ``window`` and
     :meth:`~volume.render.scene.Scene.set_view` for ``view``, ``azimuth``, ``elevation``.
+    ``mapper`` is ``auto`` (see :func:`resolve_mapper`), ``gpu`` or ``cpu``.
     """
-    r = OffscreenRenderer(vol, size=size, marker=marker, mode=mode, preset=preset, level=level, window=window, frame=frame)
+    r = OffscreenRenderer(
+        vol, size=size, marker=marker, mapper=mapper, mode=mode, preset=preset, level=level, window=window, frame=frame
+    )
     try:
         r.scene.set_view(view, azimuth=azimuth, elevation=elevation, parallel=parallel, aspect=size[0] / size[1])
         return r.render()

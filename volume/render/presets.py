@@ -3,7 +3,8 @@
 Pure data and numpy; VTK objects are built from these in :mod:`volume.render.scene`.
 
 CT presets are in Hounsfield units (the control points of 3D Slicer's well-known volume
-rendering presets). The MR preset is *relative*: its control points are fractions of a display
+rendering presets; ct-bone starts at 120 HU instead of Slicer's -16 HU, so that 20 cm of soft
+tissue at opacity-per-mm does not hide the skeleton). The MR preset is *relative*: its control points are fractions of a display
 range taken from the data (:func:`display_range`), because MR values have no absolute unit.
 """
 
@@ -63,11 +64,12 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             "ct-bone",
             (
                 (-3024.0, 0.0, 0.0, 0.0, 0.0),
-                (-16.4458, 0.729412, 0.254902, 0.301961, 0.0),
+                (120.0, 0.729412, 0.254902, 0.301961, 0.0),
+                (250.0, 0.85, 0.65, 0.45, 0.3),
                 (641.385, 0.905882, 0.815686, 0.552941, 0.715686),
                 (3071.0, 1.0, 1.0, 1.0, 0.705882),
             ),
-            description="CT bone: skin and soft tissue transparent, bone ivory (HU)",
+            description="CT bone: soft tissue transparent (below 120 HU), bone ivory (HU)",
         ),
         "ct-soft-tissue": Preset(
             "ct-soft-tissue",

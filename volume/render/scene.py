@@ -66,6 +66,9 @@ FRAME_MARGIN = 1.06
 MIP_PERCENTILE = 99.9
 """Top of the automatic MIP grey ramp: projections collect the hottest voxels, so a higher cut."""
 
+MAPPERS = ("auto", "gpu", "cpu")
+"""Volume mapper choices: auto picks cpu on software OpenGL (llvmpipe), gpu on real hardware."""
+
 INTERACTIVE_UPDATE_RATE = 5.0
 """Frames per second the viewer asks for while the mouse moves (the mapper lowers its sampling)."""
 
@@ -230,6 +233,7 @@ class Scene:
         self.volume.SetUserMatrix(vtk_matrix(self.matrix))
         self.renderer.AddVolume(self.volume)
         self.aspect = 1.0
+        self.mapper_kind = "gpu"
         self.surface: Any = None
         self._surface_level: float | None = None
         self.mode = ""
@@ -298,6 +302,21 @@ class Scene:
             self._surface_mapper.SetInputData(image_isosurface(self.image, self.level))
             self._surface_level = self.level
         self.surface.VisibilityOn()
+
+    # --- mapper ------------------------------------------------------------------------------------
+    def use_mapper(self, kind: str) -> None:
+        """``gpu`` (vtkGPUVolumeRayCastMapper via the smart mapper) or ``cpu`` (fixed-point ray cast).
+
+        Both honour the prop's matrix; both lower their sampling while the user drags (interactive
+        update rate) and render at full resolution when still.
+        """
+        if kind == "gpu":
+            self.mapper.SetRequestedRenderModeToGPU()
+        elif kind == "cpu":
+            self.mapper.SetRequestedRenderModeToRayCast()
+        else:
+            raise UsageError(f"unknown mapper {kind!r}; choose one of {', '.join(MAPPERS)}")
+        self.mapper_kind = kind
 
     # --- camera ----------------------------------------------------------------------------------
     @property
