@@ -3,6 +3,12 @@
 >>> import volume
 >>> found = volume.scan("STUDY/")          # series and their stacks, headers only
 >>> vol = volume.load("STUDY/T1/")         # one Volume: array + affine (slice,row,col -> LPS mm)
+>>> mip = volume.project(vol, "coronal")    # a projection, itself a Volume with world geometry
+>>> volume.write_nifti(mip, "mip.nii.gz")
+>>> iso = volume.reslice(vol, spacing=1.0)  # resampled onto a 1 mm grid
+
+The operations (``project``, ``reslice``, ``convert``, ``render``, ...) are imported on first use,
+so ``import volume`` stays light: scipy, SimpleITK, nibabel and VTK load only when needed.
 """
 
 from __future__ import annotations
@@ -23,11 +29,49 @@ from .volume import AFFINE_CONVENTION, LPS_TO_RAS, PLANES, Volume, axis_codes
 
 __version__ = "0.1.0"
 
+#: Public functions imported on first use: name -> (module, attribute).
+_LAZY = {
+    "project": ("volume.ops.projection", "project"),
+    "project_stack": ("volume.ops.projection", "project_stack"),
+    "reslice": ("volume.ops.reslice", "reslice"),
+    "to_nifti": ("volume.io.nifti", "to_nifti"),
+    "write_nifti": ("volume.io.nifti", "write_nifti"),
+    "write_dicom_series": ("volume.io.dicom_out", "write_dicom_series"),
+    "convert": ("volume.convert", "convert"),
+    "convert_stack": ("volume.convert", "convert_stack"),
+    "ConvertOptions": ("volume.convert", "ConvertOptions"),
+    "render": ("volume.render.offscreen", "render"),
+    "isosurface": ("volume.render.mesh", "isosurface"),
+    "write_mesh": ("volume.render.mesh", "write_mesh"),
+    "Window": ("volume.ops.window", "Window"),
+    "apply_window": ("volume.ops.window", "apply_window"),
+    "WINDOW_PRESETS": ("volume.ops.window", "PRESETS"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the public operations lazily (PEP 562)."""
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'volume' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "AFFINE_CONVENTION",
     "LPS_TO_RAS",
     "PLANES",
     "AmbiguousSeriesError",
+    "ConvertOptions",
     "NoDicomError",
     "NotAVolumeError",
     "OutputExistsError",
@@ -40,8 +84,22 @@ __all__ = [
     "UsageError",
     "Volume",
     "VolumeError",
+    "WINDOW_PRESETS",
+    "Window",
     "__version__",
+    "apply_window",
     "axis_codes",
+    "convert",
+    "convert_stack",
+    "isosurface",
     "load",
+    "project",
+    "project_stack",
+    "render",
+    "reslice",
     "scan",
+    "to_nifti",
+    "write_dicom_series",
+    "write_mesh",
+    "write_nifti",
 ]
