@@ -44,6 +44,9 @@ FORMATS = ("nii.gz", "nii")
 CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"
 """The three outcomes of a stack: written, kept (an output existed), or not converted."""
 
+EXISTING = "existing"
+"""A fourth outcome with ``skip_existing``: every output was there already (a resumed run)."""
+
 LOCALIZER_SUFFIX = "localizer"
 """Appended to the names of localizer stacks whose description does not say so already."""
 
@@ -73,6 +76,10 @@ class ConvertOptions:
         Refuse stacks whose headers describe more bytes than this.
     sidecar
         Write the JSON sidecar.
+    skip_existing
+        Resume an interrupted batch: a stack whose outputs all exist is ``existing`` (done
+        before, not an error); a stack with some outputs present gets only the missing ones
+        written. Excludes ``force``.
     """
 
     format: str = "nii.gz"
@@ -83,8 +90,11 @@ class ConvertOptions:
     threads: int = 1
     max_bytes: int = DEFAULT_MAX_BYTES
     sidecar: bool = True
+    skip_existing: bool = False
 
     def __post_init__(self) -> None:
+        if self.force and self.skip_existing:
+            raise UsageError("--skip-existing and --force exclude each other (keep or overwrite existing outputs?)")
         if self.format not in FORMATS:
             raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not 0 <= self.level <= 3:
@@ -272,8 +282,10 @@ def convert_stack(
     try:
         image_path, json_path = output_paths(out_dir, name, options)
         wanted = [image_path] + ([json_path] if options.sidecar else [])
-        existing = [p for p in wanted if p.exists()]
-        if existing and not options.force:
+        existing = [p for p in wanted if p.exists()] if not options.force else []
+        if existing and options.skip_existing and len(existing) == len(wanted):
+            return done(EXISTING, existing=tuple(map(str, existing)), message="all outputs exist already")
+        if existing and not options.skip_existing:
             return done(
                 SKIPPED,
                 existing=tuple(map(str, existing)),
@@ -286,12 +298,13 @@ def convert_stack(
         warnings, notes = _notes(vol)
         from . import __version__
 
-        write_nifti(
-            vol, image_path, force=options.force, level=options.level, threads=options.threads,
-            rescale=_uniform_rescale(stack), description=f"volume {__version__}",
-        )
-        written.append(str(image_path))
-        if options.sidecar:
+        if image_path not in existing:  # with skip_existing, only the missing outputs are written
+            write_nifti(
+                vol, image_path, force=options.force, level=options.level, threads=options.threads,
+                rescale=_uniform_rescale(stack), description=f"volume {__version__}",
+            )
+            written.append(str(image_path))
+        if options.sidecar and json_path not in existing:
             from .io.sidecar import seconds_text
 
             first = _earliest_time(stack)
@@ -299,7 +312,8 @@ def convert_stack(
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else None
             write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi, extra=extra)
             written.append(str(json_path))
-        return done(CONVERTED, files=tuple(written), warnings=tuple(warnings), notes=notes)
+        return done(CONVERTED, files=tuple(written), existing=tuple(map(str, existing)), warnings=tuple(warnings),
+                    notes=notes)
     except OutputExistsError as exc:  # another process created it meanwhile
         return done(SKIPPED, files=tuple(written), existing=(), message=str(exc), exit_code=exc.exit_code)
     except VolumeError as exc:
@@ -404,7 +418,8 @@ def exit_code(results: Sequence[ConvertResult]) -> int:
 
     ``1`` when any stack failed (the others were still converted); ``5`` when nothing was
     written because every output existed already (``--force`` overwrites); ``0`` otherwise,
-    including runs where some outputs existed and the rest were converted.
+    including runs where some outputs existed and the rest were converted, and resumed runs
+    (``skip_existing``) where every stack was done before.
     """
     if any(r.status == FAILED for r in results):
         return EXIT_PARTIAL
@@ -414,6 +429,9 @@ def exit_code(results: Sequence[ConvertResult]) -> int:
 
 
 def summary(results: Sequence[ConvertResult]) -> str:
-    """``converted 3, skipped 1, failed 0`` (counts of stacks)."""
+    """``converted 3, skipped 1, failed 0`` (counts of stacks), then ``, already done 2`` when a
+    resumed run (``skip_existing``) found stacks whose outputs all existed."""
     counts = {s: sum(r.status == s for r in results) for s in (CONVERTED, SKIPPED, FAILED)}
-    return ", ".join(f"{k} {v}" for k, v in counts.items())
+    text = ", ".join(f"{k} {v}" for k, v in counts.items())
+    done = sum(r.status == EXISTING for r in results)
+    return f"{text}, already done {done}" if done else text
