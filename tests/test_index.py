@@ -266,3 +266,94 @@ def test_a_file_that_kills_its_reader_is_skipped(study, tmp_path, monkeypatch):
     summary = write_index(study, tmp_path / "i.csv", workers=2)
     assert summary.skipped["crashed the header reader"] == 1
     assert summary.rows == 8 and "enh.dcm" not in {r["path"] for r in read_csv(tmp_path / "i.csv")}
+
+
+# --- CSV formula injection ------------------------------------------------------------------
+
+FORMULA = '=HYPERLINK("http://x","y")'
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    """A series described by a spreadsheet formula, a file named like one, and negative numbers."""
+    root = tmp_path / "hostile"
+    write_series(root / "formula", shape=(2, 4, 4), description=FORMULA, series_number=1)
+    bad = next((root / "formula").iterdir())
+    bad.rename(root / "@SUM(1+1)")  # at the top: its path cell starts with @
+    write_series(root / "numbers", shape=(2, 4, 4), series_number=2, origin=(-12.5, -40.0, -7.25),
+                 intercepts=-1024.0, description="-", extra={"WindowCenter": "-12.5", "WindowWidth": "400"})
+    return root
+
+
+def test_csv_escapes_formula_text_but_keeps_numbers(hostile, tmp_path):
+    out = tmp_path / "i.csv"
+    write_index(hostile, out, workers=1, fields=["(0028,1050)", "ImagePositionPatient", "ImageType"])
+    rows = read_csv(out)
+    formula = [r for r in rows if r["series_number"] == "1"]
+    assert len(formula) == 2
+    assert {r["series_description"] for r in formula} == {"'" + FORMULA}  # shown as text, not run
+    assert "'@SUM(1+1)" in {r["path"] for r in formula}
+    numbers = [r for r in rows if r["series_number"] == "2"]
+    assert len(numbers) == 2
+    for r in numbers:  # real numbers stay numbers: negative floats, a numeric text field
+        assert r["ipp_x"] == "-12.5" and r["ipp_y"] == "-40.0"
+        assert r["rescale_intercept"] == "-1024.0" and float(r["rescale_intercept"]) == -1024.0
+        assert r["window_center"] == "-12.5"
+        assert r["WindowCenter"] == "-12.5"  # VM 1-n: a text column holding a number
+        assert json.loads(r["ImagePositionPatient"])[0] == -12.5
+        assert r["series_description"] == "'-"  # a lone minus is not a number
+    text = out.read_text(encoding="utf-8")
+    for line in text.splitlines()[1:]:  # no cell of the raw file starts a formula
+        for cell in next(csv.reader([line])):
+            assert not cell.startswith(("=", "+", "@")) and not (cell.startswith("-") and not _is_number(cell)), cell
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_parquet_keeps_text_raw(hostile, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "i.parquet"
+    write_index(hostile, out, workers=1)
+    data = pq.read_table(out).to_pylist()
+    assert {r["series_description"] for r in data if r["series_number"] == 1} == {FORMULA}
+    assert {r["rescale_intercept"] for r in data if r["series_number"] == 2} == {-1024.0}
+    assert "@SUM(1+1)" in {r["path"] for r in data}
+
+
+@pytest.mark.parametrize(("value", "cell"), [
+    ("=1+1", "'=1+1"), ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("-2+3", "'-2+3"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b"), ("", ""),
+    ("-12.5", "-12.5"), ("+3", "+3"), ("-1e-3", "-1e-3"), ("-0.5\\1\\-2", "-0.5\\1\\-2"), ("-1,-2", "-1,-2"),
+    (-12.5, "-12.5"), (-3, -3), (None, ""),
+])
+def test_csv_cell(value, cell):
+    assert index_mod.csv_cell(value) == cell
+
+
+# --- no DICOM at all ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["empty", "junk"])
+def test_no_dicom_writes_nothing_and_exits_3(tmp_path, capsys, content):
+    src = tmp_path / "src"
+    src.mkdir()
+    if content == "junk":
+        (src / "notes.txt").write_text("hello")
+        (src / "zeros.dcm").write_bytes(bytes(4096))
+    out = tmp_path / "out" / "i.csv"
+    code, stdout, err = run(["index", src, "-o", out], capsys)
+    assert code == 3 and stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(src) in lines[0] and "no DICOM" in lines[0] and "nothing written" in lines[0]
+    if content == "junk":
+        assert "2 not DICOM" in lines[0]
+    assert not (tmp_path / "out").exists()  # no table, no header-only file, no folder
+    with pytest.raises(index_mod.NoDicomError):
+        write_index(src, tmp_path / "lib.parquet" if content == "junk" else tmp_path / "lib.csv", workers=1)
+    assert [p.name for p in tmp_path.iterdir()] == ["src"]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import NoDicomError, UsageError
 
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 """Pixel Data, Float Pixel Data, Double Float Pixel Data: header reading stops at these tags."""
@@ -45,6 +46,16 @@ PARQUET_BATCH_ROWS = 4096
 
 MAX_TEXT = 4096
 """Longest text value written into a cell (longer sequences are cut and marked)."""
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+"""First characters that make a spreadsheet read a CSV cell as a formula (OWASP CSV injection)."""
+
+FORMULA_ESCAPE = "'"
+"""Prefix that makes spreadsheets show a formula-like text cell as text (the OWASP advice)."""
+
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+NUMERIC_TEXT = re.compile(rf"{_NUMBER}(?:\s*[\\,]\s*{_NUMBER})*")
+"""A number or a list of numbers (``-12.5``, ``-1\\0\\0``): never a formula, never escaped."""
 
 HIDDEN = "<hidden: --keep-phi shows it>"
 """Cell value of identity elements inside sequences (``--fields``) without ``keep_phi``."""
@@ -622,8 +633,28 @@ def _coerce(value: Any, kind: str) -> Any:
 # --- writing ---------------------------------------------------------------------------------
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as written into a CSV cell: text that a spreadsheet would run as a formula is escaped.
+
+    Text starting with one of :data:`FORMULA_STARTS` gets a leading :data:`FORMULA_ESCAPE`
+    (``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``), unless it is a number or a list of
+    numbers (``-12.5``, ``-0.5\\1``), which stays as it is. Floats keep their shortest exact
+    form (``repr``); ``None`` is an empty cell.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not NUMERIC_TEXT.fullmatch(value):
+        return FORMULA_ESCAPE + value
+    return value
+
+
 class CsvSink:
-    """Rows to CSV as they come (UTF-8, a header line, empty cells for missing values)."""
+    """Rows to CSV as they come (UTF-8, a header line, empty cells for missing values).
+
+    Text cells that a spreadsheet would evaluate as a formula are escaped (see :func:`csv_cell`).
+    """
 
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         import csv
@@ -633,7 +664,7 @@ class CsvSink:
         self._writer.writerow([c.name for c in columns])
 
     def write(self, row: Sequence[Any]) -> None:
-        self._writer.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
+        self._writer.writerow([csv_cell(v) for v in row])
 
     def close(self) -> None:
         self._fh.close()
@@ -736,12 +767,20 @@ def write_index(
         Called with 1 per file read.
     files
         The files to read (default: every file under ``source``).
+
+    Raises
+    ------
+    NoDicomError
+        When no file is DICOM: nothing is written (no header-only table).
+    OutputExistsError
+        When ``out`` exists and not ``force`` (checked before any header is read).
     """
     from .batch import ordered_map
-    from .io.atomic import atomic_output
+    from .io.atomic import atomic_output, check_writable
 
     fmt = table_format(out)
     columns = build_columns(fields, keep_phi)  # validates fields before any work
+    check_writable(out, force=force)  # an existing table is refused before any work
     src = Path(source)
     root = os.fspath(src) if src.is_dir() else os.fspath(src.parent)
     spec = IndexSpec(root=root, fields=tuple(fields), keep_phi=keep_phi)
@@ -750,20 +789,40 @@ def write_index(
     todo = [f for f in (files if files is not None else iter_input_files(source)) if os.path.abspath(f) != out_abs]
     if len(todo) < PARALLEL_MIN_FILES:
         workers = 1
-    with atomic_output(out, force=force) as tmp:
-        sink = CsvSink(tmp, columns) if fmt == "csv" else ParquetSink(tmp, columns)
-        try:
-            rows = ordered_map(partial(index_file, spec=spec), todo, workers=workers, chunk=CHUNK_FILES,
-                               on_crash=_crashed)
-            for row, reason in rows:
-                summary.files += 1
-                if row is None:
-                    summary.skipped[reason] += 1
-                else:
-                    sink.write(row)
-                    summary.rows += 1
-                if progress is not None:
-                    progress(1)
-        finally:
-            sink.close()
+    rows = ordered_map(partial(index_file, spec=spec), todo, workers=workers, chunk=CHUNK_FILES, on_crash=_crashed)
+
+    def count(result: tuple[tuple[Any, ...] | None, str]) -> tuple[Any, ...] | None:
+        row, reason = result
+        summary.files += 1
+        if row is None:
+            summary.skipped[reason] += 1
+        else:
+            summary.rows += 1
+        if progress is not None:
+            progress(1)
+        return row
+
+    try:
+        first = next((row for row in map(count, rows) if row is not None), None)
+        if first is None:  # nothing to tabulate: no table, not even a header line
+            raise NoDicomError(f"{os.fspath(source)}: no DICOM files found{_skipped_note(summary)}; nothing written")
+        with atomic_output(out, force=force) as tmp:
+            sink = CsvSink(tmp, columns) if fmt == "csv" else ParquetSink(tmp, columns)
+            try:
+                sink.write(first)
+                for row in map(count, rows):
+                    if row is not None:
+                        sink.write(row)
+            finally:
+                sink.close()
+    finally:
+        rows.close()
     return summary
+
+
+def _skipped_note(summary: IndexSummary) -> str:
+    """`` (skipped 3 files: 2 not DICOM, 1 empty)``, or nothing when no file was read."""
+    if not summary.files:
+        return ""
+    reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
+    return f" (skipped {summary.files} file{'s' if summary.files != 1 else ''}: {reasons})"

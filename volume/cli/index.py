@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import NoDicomError, UsageError
+from ..errors import UsageError
 from .app import app, err, progress_bar
 
 
@@ -25,7 +25,9 @@ def index_command(
 
     Reads headers only (parsing stops at the pixel data tag), in parallel, streaming rows to the
     table. No patient identity unless --keep-phi: UIDs appear as *_key columns (SHA-256 prefixes)
-    that group and join rows without revealing the UID. Non-DICOM files are skipped and counted.
+    that group and join rows without revealing the UID. Non-DICOM files are skipped and counted;
+    when no file is DICOM nothing is written (exit 3). In CSV, text cells starting with = + - @
+    (formulas for a spreadsheet) get a leading ' unless they are numbers; Parquet keeps them raw.
     """
     from ..index import iter_input_files, table_format, write_index
 
@@ -44,8 +46,6 @@ def index_command(
         total = sum(summary.skipped.values())
         line += f"; {total} skipped (" + ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common()) + ")"
     err(line)
-    if summary.rows == 0:
-        raise NoDicomError(f"{path}: no DICOM files found (the table has a header only)")
 
 
 def _split_fields(text: str | None) -> list[str]:
