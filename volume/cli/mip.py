@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
-from .app import app, err, progress_bar, warn
+from .app import app, err, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
@@ -133,17 +133,42 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
 
 
 def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step: float | None,
-             resample: bool, allow_gaps: bool) -> dict[str, Volume]:
-    """Projections of one stack per plane (streamed from disk in one pass unless resampling)."""
+             resample: bool, allow_gaps: bool, max_bytes: int | None = None) -> dict[str, Volume]:
+    """Projections of one stack per plane (streamed from disk in one pass unless resampling).
+
+    ``max_bytes`` (``--max-memory``) bounds the pixel memory: a streamed projection holds one
+    chunk of slices at a time, so it streams while a chunk fits; otherwise the series is loaded
+    whole, and refused when it needs more than the limit.
+    """
     from ..dicom import load
     from ..ops.projection import can_stream, project, project_stack_planes
 
     total = stack.n_slices * stack.n_frames
+    limit = {} if max_bytes is None else {"max_bytes": max_bytes}
     with progress_bar(f"projecting {stack.id}", total) as advance:
-        if not resample and can_stream(stack):
+        if not resample and can_stream(stack) and _chunk_fits(stack, max_bytes):
             return project_stack_planes(stack, planes, mode, slab, step, progress=advance)
-        vol = load(stack, allow_gaps=allow_gaps, progress=advance)
+        vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
         return {p: project(vol, p, mode, slab, step, resample) for p in planes}
+
+
+def _chunk_fits(stack: Any, max_bytes: int | None) -> bool:
+    """True when the chunk of slices a streamed projection decodes at once fits ``max_bytes``
+    (and the loader's default limit, which the streaming reader applies)."""
+    import dataclasses
+
+    from ..dicom.pixels import DEFAULT_MAX_BYTES, check_size
+    from ..errors import ResourceLimitError
+    from ..ops.projection import STREAM_CHUNK
+
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else min(max_bytes, DEFAULT_MAX_BYTES)
+    part = stack.frames[:STREAM_CHUNK]
+    chunk = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
+    try:
+        check_size(chunk, limit)
+    except ResourceLimitError:
+        return False
+    return True
 
 
 def _window_text(window_text: str | None, meta: Any) -> str | None:
@@ -274,6 +299,7 @@ def mip_command(
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="A .dcm output keeps the source's patient and study identity (joins its study); default: none.")] = False,
+    max_memory: Annotated[str | None, typer.Option("--max-memory", help="Refuse a series whose pixels need more memory than this (e.g. 8G, 500M; default 16G); a streamed projection needs one chunk of 32 slices.")] = None,
 ) -> None:
     """Project every volume under PATH along an anatomical plane (MIP, MinIP, mean; whole or slabs).
 
@@ -287,6 +313,7 @@ def mip_command(
     from ..io.names import safe_name, unique_names
     from ..ops.window import PRESETS, parse_window
 
+    max_bytes = None if max_memory is None else parse_size(max_memory)
     if window is not None and preset is not None:
         raise UsageError("give either --window or --preset, not both")
     if preset is not None:
@@ -334,7 +361,7 @@ def mip_command(
     outcome = Outcome()
     for stack, base in zip(stacks, bases, strict=True):
         try:
-            projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps)
+            projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
             for p, proj in projs.items():
                 angle = proj.meta["projection"]["angle_deg"]
                 if angle > OBLIQUE_WARN_DEG and not resample:

@@ -11,6 +11,7 @@ import typer
 from ..errors import UsageError
 from ..io.atomic import check_writable
 from .app import app, progress_bar, warn
+from .app import parse_size as parse_bytes
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
 SeriesOpt = Annotated[
@@ -20,6 +21,10 @@ FrameOpt = Annotated[int, typer.Option("--frame", help="Frame of a 4D series to 
 GapsOpt = Annotated[bool, typer.Option("--allow-gaps", help="Resample a series with a missing slice instead of refusing.")]
 LevelOpt = Annotated[
     float | None, typer.Option("--level", help="Isosurface value in the series' units (HU for CT). Default: 300 for CT, else mid-range.")
+]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option("--max-memory", help="Refuse a series whose headers claim more memory than this (e.g. 8G, 500M; default 16G)."),
 ]
 WindowOpt = Annotated[
     str | None,
@@ -83,10 +88,12 @@ PresetOpt = Annotated[
 ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volume rendering), mip, minip, or iso (isosurface at --level).")]
 
 
-def _load(path: Path, series: str | None, frame: int, allow_gaps: bool):
+def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None):
+    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim."""
     from ..dicom import load
 
-    vol = load(path, series, allow_gaps=allow_gaps)
+    limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
+    vol = load(path, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
         if not 0 <= frame < vol.n_frames:
             raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
@@ -128,6 +135,7 @@ def render_command(
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Render a series offscreen (no display needed): volume rendering, MIP, MinIP or isosurface.
 
@@ -148,7 +156,7 @@ def render_command(
     if turntable is not None and not 1 <= turntable <= 720:
         raise UsageError(f"--turntable must be 1..720 frames, got {turntable}")
     check_writable(output, force=force)
-    vol = _load(path, series, frame, allow_gaps)
+    vol = _load(path, series, frame, allow_gaps, max_memory)
     options = dict(
         mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         view=view.value, size=wh, elevation=elevation, parallel=not perspective, frame=frame, marker=marker,
@@ -177,6 +185,7 @@ def view_command(
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Open an interactive 3D window: volume rendering, three slice planes, orientation cube.
 
@@ -190,7 +199,7 @@ def view_command(
     wh = parse_size(size)
     if not screenshots.is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
-    vol = _load(path, series, frame, allow_gaps)
+    vol = _load(path, series, frame, allow_gaps, max_memory)
     viewer = build_viewer(
         vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
@@ -215,6 +224,7 @@ def mesh_command(
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Extract the isosurface at --level as a triangle mesh in patient millimetres (for printing, CAD).
 
@@ -227,7 +237,7 @@ def mesh_command(
     if output.suffix.lower() not in MESH_FORMATS:
         raise UsageError(f"{output}: unknown mesh format; use {', '.join(MESH_FORMATS)}")
     check_writable(output, force=force)
-    vol = _load(path, series, frame, allow_gaps)
+    vol = _load(path, series, frame, allow_gaps, max_memory)
     if level is None:
         level = default_level(vol.frame(frame).array, vol.meta.get("modality"))
         warn(f"no --level given: using {level:g}")

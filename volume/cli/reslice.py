@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
-from .app import app, progress_bar, warn
+from .app import app, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
@@ -212,6 +212,7 @@ def reslice_command(
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study.")] = False,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
+    max_memory: Annotated[str | None, typer.Option("--max-memory", help="Refuse a series whose headers claim more memory than this (e.g. 8G, 500M; default 16G).")] = None,
 ) -> None:
     """Resample one series onto a new grid: isotropic voxels, a patient-aligned plane, oblique planes or another image's grid.
 
@@ -225,6 +226,7 @@ def reslice_command(
     from ..io.names import safe_name
     from ..ops.reslice import reslice
 
+    limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
     spacing_v = _spacing(spacing)
     fov_v = _fov(fov)
     normal_v = _numbers(normal, "--normal", (3,))
@@ -261,7 +263,7 @@ def reslice_command(
         warn(found.skipped)
     stack = choose_stack(found, series)
     with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
-        vol = load(stack, allow_gaps=allow_gaps, progress=advance)
+        vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
     for note in vol.meta.get("warnings") or []:
         warn(f"series {stack.id}: {note}")
 
