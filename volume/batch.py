@@ -153,6 +153,141 @@ def ordered_map(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _quiet_worker_init() -> None:
+    """Worker set-up for :func:`unordered_map`: SIGINT ignored (Ctrl-C in a terminal reaches the
+    whole process group; the parent decides and stops the workers), SIGTERM unwinds like an
+    exception so ``atomic_output`` removes its temporary file."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+STOP_TIMEOUT_S = 30.0
+"""Seconds stopped workers get to unwind (remove their temporary files) before they are killed."""
+
+
+def _stop_pool(pool: Any, *, terminate: bool) -> None:
+    """Shut ``pool`` down; with ``terminate``, stop running tasks first (SIGTERM, then wait)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    if terminate:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+    for proc in procs:
+        proc.join(STOP_TIMEOUT_S if terminate else None)
+        if proc.is_alive():  # pragma: no cover - a worker stuck in C code ignoring SIGTERM
+            proc.kill()
+            proc.join()
+
+
+def unordered_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int | None = None,
+    in_flight: int | None = None,
+    on_crash: Callable[[T], R] | None = None,
+    on_broken: Callable[[], None] | None = None,
+) -> Iterator[tuple[int, R]]:
+    """``(index, fn(item))`` pairs over a process pool, as they complete (not in input order).
+
+    For few, large tasks (one series each): one item per task, at most ``in_flight`` (default
+    twice the workers) submitted at a time. ``fn`` must be picklable and catch its own errors.
+    ``workers=1`` runs in this process.
+
+    A worker that dies (segfault, the out-of-memory killer) breaks the pool: every unfinished
+    item is rerun alone in a fresh one-worker pool, the one that kills its worker again gets
+    ``on_crash(item)`` as its result, and the batch goes on with a new pool. ``on_broken`` is
+    called each time a broken pool has stopped and before new work starts (no worker of ours
+    runs then: the moment to remove what a killed worker left). Without ``on_crash`` the
+    ``BrokenProcessPool`` error propagates.
+
+    Stopping early (an exception such as ``KeyboardInterrupt`` while waiting, or closing the
+    generator) cancels queued items and stops running workers with SIGTERM, so their
+    ``atomic_output`` temporary files are removed before this returns. Workers ignore SIGINT.
+    """
+    n = default_workers() if workers is None else max(1, workers)
+    if n == 1:
+        for i, item in enumerate(items):
+            yield i, fn(item)
+        return
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    def new_pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=size, mp_context=_pool_context(), initializer=_quiet_worker_init)
+
+    limit = max(1, in_flight or 2 * n)
+    it = enumerate(items)
+    pending: dict[Future[R], tuple[int, T]] = {}
+    pool = new_pool(n)
+    clean = False
+
+    def broken_pool_stopped() -> None:
+        _stop_pool(pool, terminate=False)
+        if on_broken is not None:
+            on_broken()
+
+    try:
+        while True:
+            while len(pending) < limit:
+                nxt = next(it, None)
+                if nxt is None:
+                    break
+                pending[pool.submit(fn, nxt[1])] = nxt
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            lost: list[tuple[int, T]] = []
+            for fut in done:
+                i, item = pending.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    lost.append((i, item))
+                    continue
+                yield i, result
+            if not lost:
+                continue
+            if on_crash is None:
+                raise BrokenProcessPool("a worker process died")
+            lost.extend(pending.values())  # every unfinished item: we cannot tell which one killed it
+            pending.clear()
+            broken_pool_stopped()
+            pool = new_pool(1)
+            for i, item in sorted(lost, key=lambda pair: pair[0]):  # alone: find the item that kills its worker
+                fut = pool.submit(fn, item)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    result = on_crash(item)
+                    broken_pool_stopped()
+                    pool = new_pool(1)
+                yield i, result
+            _stop_pool(pool, terminate=False)
+            pool = new_pool(n)
+        clean = True
+    finally:
+        if clean:
+            _stop_pool(pool, terminate=False)
+        else:
+            import signal
+            import threading
+
+            # stopping takes a moment: a second Ctrl-C must not interrupt the clean-up
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                for fut in pending:
+                    fut.cancel()
+                _stop_pool(pool, terminate=True)
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, previous)
+
+
 # --- png batch ------------------------------------------------------------------------------
 
 

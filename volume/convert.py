@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from .dicom.pixels import DEFAULT_MAX_BYTES
 from .dicom.series import Stack
 from .errors import (
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_OUTPUT_EXISTS,
     EXIT_PARTIAL,
     NotAVolumeError,
@@ -364,28 +365,18 @@ def run_tasks(
     out_dir: str | os.PathLike[str],
     options: ConvertOptions | None = None,
     *,
+    workers: int = 1,
     progress: Callable[[int], None] | None = None,
     on_result: Callable[[ConvertResult], None] | None = None,
 ) -> list[ConvertResult]:
-    """Run :func:`convert_stack` over ``tasks`` in this process, in order.
+    """Run :func:`convert_stack` over ``tasks``: in this process (``workers=1``, in order) or
+    over a process pool (results in the order they complete; see :func:`iter_results`).
 
-    ``progress`` gets 1 per decoded image (and the images of skipped or failed stacks at once),
+    ``progress`` gets 1 per decoded image (in a pool: a stack's images when it is done),
     ``on_result`` each result as soon as it is known (to print as we go).
     """
     results = []
-    for task in tasks:
-        counted = 0
-
-        def tick(n: int = 1) -> None:
-            nonlocal counted
-            counted += n
-            if progress is not None:
-                progress(n)
-
-        result = convert_stack(task.stack, out_dir, options, name=task.name, progress=tick)
-        rest = len(task.stack.frames) - counted
-        if progress is not None and rest > 0:
-            progress(rest)
+    for result in iter_results(tasks, out_dir, options, workers=workers, progress=progress):
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -435,3 +426,211 @@ def summary(results: Sequence[ConvertResult]) -> str:
     text = ", ".join(f"{k} {v}" for k, v in counts.items())
     done = sum(r.status == EXISTING for r in results)
     return f"{text}, already done {done}" if done else text
+
+
+# --- batches: a process pool, worker crashes, reports ------------------------------------------
+
+POOL_MIN_BYTES = 8 * 2**20
+"""Below this many bytes of images in all, ``auto_workers`` converts in this process: starting a
+pool of workers costs more than converting a few small series."""
+
+CRASH_MESSAGE = "the worker process died converting this series (a crash in a decoder, or out of memory)"
+"""The message of a stack whose worker process was killed (twice: once in the pool, once alone)."""
+
+
+def stack_bytes(stack: Stack) -> int:
+    """Bytes of the stored images of ``stack``, from its headers (no pixel read)."""
+    total = 0
+    for f in stack.frames:
+        total += f.rows * f.cols * max(1, f.samples) * max(1, f.bits_allocated // 8)
+    return total
+
+
+def auto_workers(tasks: Sequence[ConvertTask], workers: int | None = None) -> int:
+    """Worker processes for ``tasks``: ``workers`` (at most one per task) when given; otherwise
+    all cores when there are several stacks holding at least :data:`POOL_MIN_BYTES`, else 1
+    (this process)."""
+    from .batch import default_workers
+
+    if workers is not None:
+        return max(1, min(workers, len(tasks)))
+    if len(tasks) < 2 or sum(stack_bytes(t.stack) for t in tasks) < POOL_MIN_BYTES:
+        return 1
+    return max(1, min(default_workers(), len(tasks)))
+
+
+def convert_task(task: ConvertTask, out_dir: str, options: ConvertOptions) -> ConvertResult:
+    """:func:`convert_stack` of one planned task (picklable: what pool workers run)."""
+    return convert_stack(task.stack, out_dir, options, name=task.name)
+
+
+def crashed_result(task: ConvertTask) -> ConvertResult:
+    """The failed result of a task whose worker process died."""
+    stack = task.stack
+    return ConvertResult(
+        stack_id=stack.id, name=task.name, status=FAILED, message=CRASH_MESSAGE, exit_code=EXIT_INTERNAL,
+        series_number=stack.series_number, series_description=stack.series_description,
+    )
+
+
+def temp_files(out_dir: str | os.PathLike[str]) -> set[str]:
+    """Names of ``atomic_output`` temporary files in ``out_dir``."""
+    from .io.atomic import TEMP_PREFIX
+
+    try:
+        return {e.name for e in os.scandir(out_dir) if e.name.startswith(TEMP_PREFIX)}
+    except OSError:
+        return set()
+
+
+def iter_results(
+    tasks: Sequence[ConvertTask],
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[ConvertResult]:
+    """Yield the :class:`ConvertResult` of each task as soon as it is known.
+
+    ``workers=1`` converts in this process, in order, ``progress`` getting 1 per decoded image.
+    More workers convert one stack per task over a process pool
+    (:func:`volume.batch.unordered_map`): results come in the order they complete, ``progress``
+    gets a stack's images when it is done. A worker that dies (segfault, out-of-memory killer)
+    makes its stack one failed result (:data:`CRASH_MESSAGE`) and removes the temporary file it
+    left; the others go on. Ctrl-C (``KeyboardInterrupt`` while waiting) stops the workers, whose
+    temporary files are removed, and propagates; results already yielded are whole files.
+    """
+    from functools import partial
+
+    from .batch import unordered_map
+
+    options = options or ConvertOptions()
+    if workers <= 1:
+        for task in tasks:
+            counted = 0
+
+            def tick(n: int = 1) -> None:
+                nonlocal counted
+                counted += n
+                if progress is not None:
+                    progress(n)
+
+            result = convert_stack(task.stack, out_dir, options, name=task.name, progress=tick)
+            rest = len(task.stack.frames) - counted
+            if progress is not None and rest > 0:
+                progress(rest)
+            yield result
+        return
+
+    before = temp_files(out_dir)
+
+    def remove_leftovers() -> None:  # called when no worker of ours runs: new temporary files are a dead worker's
+        for name in temp_files(out_dir) - before:
+            try:
+                os.unlink(os.path.join(out_dir, name))
+            except OSError:
+                pass
+
+    fn = partial(convert_task, out_dir=os.fspath(out_dir), options=options)
+    for i, result in unordered_map(fn, tasks, workers=workers, in_flight=workers + 1, on_crash=crashed_result,
+                                   on_broken=remove_leftovers):
+        if progress is not None:
+            progress(len(tasks[i].stack.frames))
+        yield result
+
+
+REPORT_FORMAT = 1
+"""Version of the ``--report`` JSON layout (bumped when a field changes meaning)."""
+
+
+def _json_safe(value: Any) -> Any:
+    """numpy scalars and other stragglers as plain JSON values."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    return str(value)
+
+
+def batch_report(
+    results: Sequence[ConvertResult],
+    tasks: Sequence[ConvertTask],
+    options: ConvertOptions,
+    *,
+    output: str | os.PathLike[str],
+    started: float,
+    finished: float,
+    interrupted: bool = False,
+    workers: int = 1,
+    scheduler: str | None = None,
+    series: str | None = None,
+    files_scanned: int | None = None,
+) -> dict[str, Any]:
+    """The ``--report`` document: one entry per stack with an outcome, stacks not run, totals.
+
+    ``started``/``finished`` are epoch seconds (written as UTC ISO 8601). No patient identity: stacks
+    are named by id, number and description (as the output files are); the input path is left
+    out (the folders of PACS exports are often named after patients).
+    """
+    from datetime import datetime, timezone
+
+    from . import __version__
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    order = {t.stack.id: k for k, t in enumerate(tasks)}
+    ordered = sorted(results, key=lambda r: order.get(r.stack_id, len(order)))
+    entries = []
+    for r in ordered:
+        d = r.to_dict()
+        message = d.pop("message")
+        d["error"] = message if r.status in (FAILED, SKIPPED) else ""
+        entries.append(d)
+    seen = {r.stack_id for r in results}
+    not_run = [{"stack_id": t.stack.id, "name": t.name} for t in tasks if t.stack.id not in seen]
+    counts = {s: sum(r.status == s for r in results) for s in (CONVERTED, SKIPPED, FAILED, EXISTING)}
+    return {
+        "report_format": REPORT_FORMAT,
+        "software": "volume",
+        "version": __version__,
+        "started": iso(started),
+        "finished": iso(finished),
+        "seconds": round(finished - started, 3),
+        "interrupted": interrupted,
+        "exit_code": EXIT_INTERRUPTED if interrupted else exit_code(results),
+        "output": os.fspath(output),
+        "options": {
+            "format": options.format, "force": options.force, "skip_existing": options.skip_existing,
+            "allow_gaps": options.allow_gaps, "keep_phi": options.keep_phi, "sidecar": options.sidecar,
+            "gzip_level": options.level, "threads": options.threads, "max_bytes": options.max_bytes,
+            "workers": workers, "scheduler": scheduler, "series": series,
+        },
+        "totals": {
+            "stacks": len(tasks), **counts, "not_run": len(not_run),
+            "files_written": sum(len(r.files) for r in results),
+            "images": sum(len(t.stack.frames) for t in tasks if t.stack.id in seen),
+            "files_scanned": files_scanned,
+        },
+        "series": entries,
+        "not_run": not_run,
+    }
+
+
+def check_report(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Refuse a report path up front, before any work (:class:`OutputExistsError` when it exists)."""
+    from .io.atomic import check_writable
+
+    return check_writable(path, force=force)
+
+
+def write_report(path: str | os.PathLike[str], report: dict[str, Any], *, force: bool = False) -> Path:
+    """Write ``report`` as indented JSON, atomically (:func:`volume.io.atomic.atomic_output`)."""
+    import json
+
+    from .io.atomic import atomic_output
+
+    text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_safe) + "\n"
+    with atomic_output(path, force=force) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

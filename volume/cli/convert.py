@@ -48,61 +48,184 @@ def convert_command(
         str | None,
         typer.Option("--max-memory", help="Refuse a series whose headers claim more memory than this (e.g. 8G, 500M; default 16G)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-j", min=1,
+            help="Worker processes, one series each (default: all cores when there are several series; 1: this process).",
+        ),
+    ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            help="Resume an interrupted run: series whose outputs all exist count as done (exit 0); missing outputs are written.",
+        ),
+    ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run the series on a dask.distributed cluster (tcp://host:8786); workers must see the same paths. "
+            'Needs pip install "volume[dask]".',
+        ),
+    ] = None,
+    report_path: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write a JSON report: per series status, files, warnings, errors, seconds; totals."),
+    ] = None,
 ) -> None:
     """Convert every stack under PATH to <SeriesNumber>_<SeriesDescription>[_label].nii.gz + .json.
 
     Stacks split from one series get a label (echoes _e1/_e2, _ph for phase, localizer planes).
     Prints each written file on stdout, problems and a summary (converted, skipped, failed) on
     stderr. Exit code 1 when a series failed (the others are converted), 5 when every output
-    existed already.
+    existed already (not with --skip-existing), 2 for bad options or an unreachable scheduler,
+    130 after Ctrl-C (finished series stay; --skip-existing resumes).
     """
+    run_convert(
+        path, output, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
+        sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,
+        scheduler=scheduler, report_path=report_path,
+    )
+
+
+FAILED_ROWS = 50
+"""Failed series listed in the closing table (the report has them all)."""
+
+
+def run_convert(
+    path: Path,
+    output: Path,
+    *,
+    fmt: str = "nii.gz",
+    series: str | None = None,
+    allow_gaps: bool = False,
+    force: bool = False,
+    keep_phi: bool = False,
+    sidecar: bool = True,
+    threads: int = 0,
+    max_memory: str | None = None,
+    workers: int | None = None,
+    skip_existing: bool = False,
+    scheduler: str | None = None,
+    report_path: Path | None = None,
+) -> None:
+    """The body of ``volume convert``: checks, scan, tasks in this process / a pool / a cluster,
+    printing as results come, the closing table, the report; raises ``typer.Exit`` with the code."""
+    import time
+
     from ..convert import (
         CONVERTED,
         FAILED,
         SKIPPED,
         ConvertOptions,
         ConvertResult,
+        auto_workers,
+        batch_report,
+        check_report,
         exit_code,
-        run_tasks,
+        iter_results,
         select_tasks,
         summary,
+        write_report,
     )
     from ..dicom import scan
+    from ..errors import EXIT_INTERRUPTED
 
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
-    if threads == 0:
-        threads = max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
+    if skip_existing and force:
+        raise UsageError("--skip-existing and --force exclude each other: keep existing outputs, or overwrite them")
+    if scheduler is not None and workers is not None:
+        raise UsageError("--workers is for the local pool; with --scheduler the cluster's workers run the series")
+    if report_path is not None:
+        check_report(report_path, force=force)  # refused before any work
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
+    parallel_threads = threads or 1  # in a pool or a cluster, the workers are the parallelism
+    local_threads = threads or max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
     options = ConvertOptions(
-        format=fmt.value, force=force, allow_gaps=allow_gaps, keep_phi=keep_phi, threads=threads, sidecar=sidecar,
-        **limit,
+        format=fmt, force=force, allow_gaps=allow_gaps, keep_phi=keep_phi, threads=local_threads, sidecar=sidecar,
+        skip_existing=skip_existing, **limit,
     )
-    with progress_bar("reading headers", None) as advance:
-        found = scan(path, progress=advance)
-    if found.skipped:
-        warn(found.skipped)
-    tasks = select_tasks(found, series)
+    client = None
+    if scheduler is not None:
+        from ..distributed import connect
 
-    def report(result: ConvertResult) -> None:
-        where = f"series {result.stack_id}"
-        if result.status == CONVERTED:
-            for f in result.files:
-                sys.stdout.write(f"{f}\n")
-            sys.stdout.flush()
-            for w in result.warnings:
-                warn(f"{where}: {w}")
-        elif result.status == SKIPPED:
-            err(f"{where}: skipped, {result.message}")
-        elif result.status == FAILED:
-            for f in result.files:  # written before the failure (e.g. the image, not the sidecar)
-                sys.stdout.write(f"{f}\n")
-            err(f"{where}: failed: {result.message}")
+        client = connect(scheduler)  # fails in a few seconds, before the scan
+        from ..distributed import n_workers as cluster_workers
 
-    total = sum(len(t.stack.frames) for t in tasks)
-    with progress_bar("converting", total) as advance:
-        results = run_tasks(tasks, output, options, progress=advance, on_result=report)
+        if cluster_workers(client) == 0:
+            warn(f"the dask cluster at {scheduler} has no workers yet: the series wait until one joins")
+    try:
+        started = time.time()
+        with progress_bar("reading headers", None) as advance:
+            # a cluster's workers read the files by absolute path
+            found = scan(os.path.abspath(path) if client is not None else path, progress=advance)
+        if found.skipped:
+            warn(found.skipped)
+        tasks = select_tasks(found, series)
+        n_workers = 1 if client is not None else auto_workers(tasks, workers)
+        if client is not None or n_workers > 1:
+            from dataclasses import replace
+
+            options = replace(options, threads=parallel_threads)
+
+        def show(result: ConvertResult) -> None:
+            where = f"series {result.stack_id}"
+            if result.status == CONVERTED:
+                for f in result.files:
+                    sys.stdout.write(f"{f}\n")
+                sys.stdout.flush()
+                for w in result.warnings:
+                    warn(f"{where}: {w}")
+            elif result.status == SKIPPED:
+                err(f"{where}: skipped, {result.message}")
+            elif result.status == FAILED:
+                for f in result.files:  # written before the failure (e.g. the image, not the sidecar)
+                    sys.stdout.write(f"{f}\n")
+                sys.stdout.flush()
+                err(f"{where}: failed: {result.message}")
+
+        results: list[ConvertResult] = []
+        interrupted = False
+        total = sum(len(t.stack.frames) for t in tasks)
+        with progress_bar("converting", total) as advance:
+            if client is not None:
+                from ..distributed import iter_results as cluster_results
+
+                stream = cluster_results(tasks, output, options, client, progress=advance)
+            else:
+                stream = iter_results(tasks, output, options, workers=n_workers, progress=advance)
+            try:
+                for result in stream:
+                    results.append(result)
+                    show(result)
+            except KeyboardInterrupt:
+                interrupted = True
+        finished = time.time()
+    finally:
+        if client is not None:
+            from ..distributed import close
+
+            close(client)
     err(summary(results))
+    failed = [r for r in results if r.status == FAILED]
+    if len(tasks) > 1 and failed:  # the closing table: failures again, after the lines scrolled by
+        order = {t.stack.id: k for k, t in enumerate(tasks)}
+        failed.sort(key=lambda r: order.get(r.stack_id, 0))
+        for r in failed[:FAILED_ROWS]:
+            err(f"failed series {r.stack_id} ({r.name}): {r.message}")
+        if len(failed) > FAILED_ROWS:
+            err(f"  ... and {len(failed) - FAILED_ROWS} more failed series" + (" (see the report)" if report_path else ""))
+    if report_path is not None:
+        doc = batch_report(
+            results, tasks, options, output=output, started=started, finished=finished, interrupted=interrupted,
+            workers=n_workers, scheduler=scheduler, series=series, files_scanned=found.report.n_files,
+        )
+        write_report(report_path, doc, force=force)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     code = exit_code(results)
     if code:
         raise typer.Exit(code)

@@ -1,0 +1,234 @@
+"""``volume convert --scheduler``: the same per-stack tasks on a dask.distributed cluster.
+
+dask is an optional extra (``pip install "volume[dask]"``), imported only here, only when a
+scheduler is given. Each stack is one task running :func:`volume.convert.convert_stack` on a
+worker, which reads the DICOM files by absolute path and writes to the absolute output folder:
+both must be visible under the same paths on every worker (a shared filesystem). Writes are
+atomic on the worker as everywhere else.
+
+Ctrl-C sets a cluster-wide stop event: tasks not started return at once, running ones stop at
+their next decoded image (their temporary file, if any, is removed) or finish the file they are
+writing; the client waits a short grace period for them, cancels what is left, and returns.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from .convert import ConvertOptions, ConvertResult, ConvertTask, convert_stack, crashed_result
+from .errors import EXIT_PARTIAL, UsageError
+
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to reach the scheduler before giving up (a clear error, never a hang)."""
+
+STOP_GRACE_S = 20.0
+"""Seconds after Ctrl-C for running tasks to stop or finish the file they are writing."""
+
+STOP_CHECK_INTERVAL_S = 0.5
+"""A running task asks the scheduler whether to stop at most this often (between images)."""
+
+INSTALL_HINT = 'pip install "volume[dask]"'
+"""How to get dask.distributed."""
+
+_ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss|inproc|ucx)://)?\[?[A-Za-z0-9.\-_:]+\]?:\d{1,5}$")
+"""A scheduler address: ``[protocol://]host:port`` (IPv6 hosts in brackets)."""
+
+
+class _Stopped(BaseException):
+    """Raised inside a worker's task when the client asked to stop (unwinds ``atomic_output``)."""
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError(f"--scheduler needs dask.distributed, which is not installed: {INSTALL_HINT}") from None
+    return distributed
+
+
+def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
+    """A :class:`distributed.Client` connected to ``address``.
+
+    Raises
+    ------
+    UsageError
+        dask is not installed, the address is malformed, or the scheduler cannot be reached
+        within ``timeout`` seconds.
+    """
+    address = address.strip()
+    if not _ADDRESS.match(address):
+        raise UsageError(f"--scheduler {address!r}: expected an address such as tcp://host:8786")
+    distributed = _import_distributed()
+    import logging
+
+    for name in ("distributed", "distributed.client", "distributed.comm"):  # our own one-line errors instead
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        return distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise UsageError(
+            f"cannot reach the dask scheduler at {address} within {timeout:g} s ({reason}); "
+            "is it running (`dask scheduler`) and reachable from here?"
+        ) from None
+
+
+def n_workers(client: Any) -> int:
+    """Workers connected to the scheduler now (0 if it cannot tell)."""
+    try:
+        return len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - informational only
+        return 0
+
+
+def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, stop: str) -> ConvertResult | None:
+    """The task a worker runs: :func:`convert_stack`, or ``None`` when told to stop first.
+
+    ``stop`` names a :class:`distributed.Event`; it is checked before starting and between
+    decoded images (at most every :data:`STOP_CHECK_INTERVAL_S`).
+    """
+    from distributed import Event, get_worker
+
+    event = Event(stop)
+    if event.is_set():
+        return None
+    first = task.stack.frames[0].path if task.stack.frames else ""
+    if first and not os.path.exists(first):
+        stack = task.stack
+        return ConvertResult(
+            stack_id=stack.id, name=task.name, status="failed", exit_code=EXIT_PARTIAL,
+            series_number=stack.series_number, series_description=stack.series_description,
+            message=f"worker {get_worker().address} cannot see the input files of this series; "
+            "workers need the same paths as the client (a shared filesystem)",
+        )
+    last = [time.monotonic()]
+
+    def check(_n: int = 1) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STOP_CHECK_INTERVAL_S:
+            last[0] = now
+            if event.is_set():
+                raise _Stopped
+    try:
+        return convert_stack(task.stack, out_dir, options, name=task.name, progress=check)
+    except _Stopped:
+        return None
+
+
+def _relocate(result: ConvertResult, absolute: str, given: str) -> ConvertResult:
+    """Paths of ``result`` under the output folder as the user gave it (not the absolute one)."""
+    if absolute == given:
+        return result
+
+    def move(paths: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(os.path.join(given, os.path.relpath(p, absolute)) for p in paths)
+
+    return replace(result, files=move(result.files), existing=move(result.existing))
+
+
+def iter_results(
+    tasks: Sequence[ConvertTask],
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions,
+    client: Any,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[ConvertResult]:
+    """Run the tasks on the cluster of ``client`` (:func:`connect`); yield results as they complete.
+
+    A worker killed on a stack (segfault, out of memory: dask retries it on another worker a few
+    times first) makes that stack one failed result. Ctrl-C while waiting: the stop event is
+    set, the results of tasks that still finish within :data:`STOP_GRACE_S` are yielded, the
+    rest are cancelled, and ``KeyboardInterrupt`` propagates.
+    """
+    distributed = _import_distributed()
+    given = os.fspath(out_dir)
+    absolute = os.path.abspath(given)
+    batch = uuid.uuid4().hex[:12]
+    stop_name = f"volume-stop-{batch}"
+    futures: dict[Any, int] = {}
+    try:
+        stop = distributed.Event(stop_name, client=client)
+        for i, task in enumerate(tasks):
+            fut = client.submit(remote_convert, task, absolute, options, stop_name, key=f"volume-convert-{batch}-{i}",
+                                pure=False)
+            futures[fut] = i
+        remaining = set(futures)
+
+        def outcome(fut: Any) -> ConvertResult | None:
+            i = futures[fut]
+            remaining.discard(fut)
+            if fut.status == "error":
+                exc = fut.exception()
+                if type(exc).__name__ == "KilledWorker":
+                    return crashed_result(tasks[i])
+                first = str(exc).splitlines()[0][:300] if str(exc) else ""
+                stack = tasks[i].stack
+                return ConvertResult(
+                    stack_id=stack.id, name=tasks[i].name, status="failed", exit_code=EXIT_PARTIAL,
+                    series_number=stack.series_number, series_description=stack.series_description,
+                    message=f"the cluster failed this task: {type(exc).__name__}: {first}",
+                )
+            if fut.status != "finished":
+                return None
+            result = fut.result()
+            if result is None:
+                return None
+            if progress is not None:
+                progress(len(tasks[i].stack.frames))
+            return _relocate(result, absolute, given)
+
+        try:
+            for fut in distributed.as_completed(list(futures)):
+                result = outcome(fut)
+                if result is not None:
+                    yield result
+        except KeyboardInterrupt:
+            yield from _stop(distributed, client, stop, remaining, outcome)
+            raise
+    finally:
+        if futures:
+            try:
+                client.cancel(list(futures))
+            except Exception:  # noqa: BLE001 - the scheduler went away: nothing left to cancel
+                pass
+
+
+def close(client: Any) -> None:
+    """Close ``client`` without waiting long for a scheduler that went away."""
+    try:
+        client.close(timeout=CONNECT_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
+
+
+def _stop(distributed: Any, client: Any, stop: Any, remaining: set[Any],
+          outcome: Callable[[Any], ConvertResult | None]) -> Iterator[ConvertResult]:
+    """After Ctrl-C: tell running tasks to stop, yield what still finished, cancel the rest."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    try:
+        stop.set()
+        waiting = list(remaining)
+        if waiting:
+            try:
+                distributed.wait(waiting, timeout=STOP_GRACE_S, return_when="ALL_COMPLETED")
+            except TimeoutError:  # a long write: it completes on the worker, whole or not at all
+                pass
+        finished = [f for f in waiting if f.done()]
+        client.cancel([f for f in waiting if not f.done()])
+    except Exception:  # noqa: BLE001 - the scheduler went away meanwhile: nothing more to collect
+        finished = []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for fut in finished:
+        result = outcome(fut)
+        if result is not None:
+            yield result
