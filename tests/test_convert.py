@@ -366,17 +366,19 @@ def test_interrupt_mid_write_leaves_nothing(tmp_path: Path, capsys, monkeypatch)
 
     write_series(tmp_path / "in" / "a", series_number=1)
     write_series(tmp_path / "in" / "b", series_number=2)
-    real_chunks = nifti.iter_chunks
-    calls = []
+    real_write = nifti.NiftiSink.write
+    sinks: list = []
 
-    def interrupted(data, *a, **kw):
-        for i, chunk in enumerate(real_chunks(data, *a, **kw)):
-            calls.append(i)
-            if len(calls) > 1 and i == 0:  # the second file: Ctrl-C after its first bytes
-                raise KeyboardInterrupt
-            yield chunk
+    def interrupted(self, data):  # both writers (in memory, streamed) go through NiftiSink
+        if self not in sinks:
+            sinks.append(self)
+            self.writes = 0
+        self.writes += 1
+        if len(sinks) > 1 and self.writes > 1:  # the second file: Ctrl-C after its first bytes
+            raise KeyboardInterrupt
+        return real_write(self, data)
 
-    monkeypatch.setattr(nifti, "iter_chunks", interrupted)
+    monkeypatch.setattr(nifti.NiftiSink, "write", interrupted)
     code, out, err = _run(capsys, tmp_path / "in", "-o", tmp_path / "out")
     assert code == 130  # EXIT_INTERRUPTED
     # the first series is complete; nothing of the second, no temporary file

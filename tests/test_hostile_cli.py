@@ -746,13 +746,14 @@ def test_a_decoder_panic_is_corrupt_data_not_a_crash(tmp_path, capfd, monkeypatc
 
 
 def test_convert_max_memory_refuses_and_allows(tmp_path, capfd):
-    s = synth.write_series(tmp_path / "s", shape=SHAPE)  # 4 x 6 x 5 uint16: 240 bytes
+    s = synth.write_series(tmp_path / "s", shape=SHAPE)  # 4 x 6 x 5 uint16: 240 bytes, 60 per image
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(["convert", s.folder, "-o", out, "--max-memory", "200"], capfd)
-    assert_clean(code, stdout, stderr, expect=EXIT_PARTIAL, mention="240 bytes, over the 200 bytes limit")
+    # a plain series is streamed, 3 images in memory at a time: only a budget below that refuses it
+    code, stdout, stderr = run_cli(["convert", s.folder, "-o", out, "--max-memory", "100"], capfd)
+    assert_clean(code, stdout, stderr, expect=EXIT_PARTIAL, mention="(180 bytes), over the 100 bytes limit")
     assert output_files(out) == []
-    code, stdout, stderr = run_cli(["convert", s.folder, "-o", out, "--max-memory", "1K"], capfd)
-    assert_clean(code, stdout, stderr, expect=0)
+    code, stdout, stderr = run_cli(["convert", s.folder, "-o", out, "--max-memory", "200"], capfd)
+    assert_clean(code, stdout, stderr, expect=0)  # 240 bytes over a 200-byte budget: streamed
     assert len(output_files(out)) == 2
     for bad in ("abc", "0", "-5G", "nan", "inf"):
         code, stdout, stderr = run_cli(["convert", s.folder, "-o", tmp_path / "x", f"--max-memory={bad}"], capfd)

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .dicom.pixels import DEFAULT_MAX_BYTES
 from .dicom.series import Stack
 from .errors import (
     EXIT_INTERNAL,
@@ -74,7 +73,8 @@ class ConvertOptions:
     threads
         Compression threads per file (1 in a process pool: the pool is the parallelism).
     max_bytes
-        Refuse stacks whose headers describe more bytes than this.
+        Memory budget (bytes) of a stack that must be loaded whole (tilt or gaps resampled);
+        None: half the memory available. Other stacks are streamed slab by slab, whatever their size.
     sidecar
         Write the JSON sidecar.
     skip_existing
@@ -89,7 +89,7 @@ class ConvertOptions:
     keep_phi: bool = False
     level: int = DEFAULT_GZIP_LEVEL
     threads: int = 1
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int | None = None
     sidecar: bool = True
     skip_existing: bool = False
 
@@ -262,8 +262,6 @@ def convert_stack(
         ``force`` (nothing is touched); ``failed`` with one message naming the series. Only
         ``KeyboardInterrupt``/``SystemExit`` propagate (no half-written files are left).
     """
-    from .dicom.loader import load_stack
-    from .io.nifti import write_nifti
     from .io.sidecar import write_sidecar
 
     options = options or ConvertOptions()
@@ -295,15 +293,17 @@ def convert_stack(
             )
         if stack.problem:
             raise NotAVolumeError(stack.problem)
-        vol = load_stack(stack, allow_gaps=options.allow_gaps, max_bytes=options.max_bytes, progress=progress)
-        warnings, notes = _notes(vol)
         from . import __version__
+        from .io.nifti_stream import convert_image
 
-        if image_path not in existing:  # with skip_existing, only the missing outputs are written
-            write_nifti(
-                vol, image_path, force=options.force, level=options.level, threads=options.threads,
-                rescale=_uniform_rescale(stack), description=f"volume {__version__}",
-            )
+        # streamed slab by slab unless tilt or gaps are resampled; with skip_existing only missing outputs are written
+        vol = convert_image(
+            stack, image_path if image_path not in existing else None, allow_gaps=options.allow_gaps,
+            max_bytes=options.max_bytes, force=options.force, level=options.level, threads=options.threads,
+            rescale=_uniform_rescale(stack), description=f"volume {__version__}", progress=progress,
+        )
+        warnings, notes = _notes(vol)
+        if image_path not in existing:
             written.append(str(image_path))
         if options.sidecar and json_path not in existing:
             from .io.sidecar import seconds_text

@@ -238,6 +238,35 @@ def read_stack(
         intercept are applied (see the module docstring for the dtype).
     """
     check_size(stack, max_bytes)
+    return _read(stack, progress=progress)[0]
+
+
+def read_slab(
+    stack: Stack, start: int, stop: int, *, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames ``start:stop`` of ``stack`` decoded as :func:`read_stack` decodes them in the whole stack.
+
+    For streaming writers: the float32 decision is the whole stack's (so every value is computed
+    by the same float32 arithmetic); an integer rescale is exact, in the smallest signed type
+    holding this slab's values (the caller casts to the whole stack's type).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        Values ``(n, R, C[, 3])`` in modality units, and the stored (raw, before rescale) minimum
+        and maximum of each frame, float64 ``(n,)`` (zeros for float32 and RGB outputs).
+    """
+    import dataclasses
+
+    part = stack.frames[start:stop]
+    sub = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
+    as_float = output_dtype(stack) == np.float32 and not stack.rgb
+    values, lo, hi = _read(sub, as_float=as_float, progress=progress)
+    return values[0], lo, hi
+
+
+def check_frames(stack: Stack) -> None:
+    """Refuse frames whose size differs or whose pixel data is shorter than the header says (headers only)."""
     f0 = stack.first
     frame_shape = _frame_shape(f0)
     for f in stack.frames:
@@ -250,7 +279,19 @@ def read_stack(
                     f"{f.name}: pixel data is {f.pixel_length} bytes but Rows x Columns x frames needs "
                     f"{need}: the file is truncated or its header is wrong"
                 )
-    rescale_float = output_dtype(stack) == np.float32 and not stack.rgb
+
+
+def _read(
+    stack: Stack, *, as_float: bool | None = None, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode ``stack``: ``(values (T, S, R, C[, 3]), raw minimum (n,), raw maximum (n,))``.
+
+    ``as_float`` overrides the float32 decision (a slab of a stack whose rescale varies).
+    """
+    check_frames(stack)
+    f0 = stack.first
+    frame_shape = _frame_shape(f0)
+    rescale_float = output_dtype(stack) == np.float32 and not stack.rgb if as_float is None else as_float
     raw_dtype = _raw_dtype(f0)
     n = len(stack.frames)
     out_dtype = np.dtype(np.float32) if rescale_float else output_dtype(stack)
@@ -332,8 +373,8 @@ def read_stack(
             if progress is not None:
                 progress(1)
     if not track_range:
-        return out
-    return _rescale_integers(stack, out, flat, lo, hi, done)
+        return out, lo, hi
+    return _rescale_integers(stack, out, flat, lo, hi, done), lo, hi
 
 
 #: Images per thread task when reading uncompressed pixels (file reads release the GIL).
@@ -372,6 +413,21 @@ def _run_chunks(fn: Callable[[list[int]], int], indices: list[int], progress: Ca
             raise
 
 
+def rescaled_integer_dtype(
+    lo: np.ndarray, hi: np.ndarray, slope: float, inters: np.ndarray, *, where: str = "series"
+) -> np.dtype:
+    """The signed type an integer rescale is computed in: the smallest of int16/32/64 holding every
+    frame's stored range (``lo``, ``hi``), its product with ``slope`` and the rescaled values."""
+    lo, hi, inters = (np.asarray(v, dtype=np.float64) for v in (lo, hi, inters))
+    ends = np.concatenate([lo, hi, lo * slope, hi * slope, lo * slope + inters, hi * slope + inters])
+    vmin, vmax = float(ends.min()), float(ends.max())
+    for dtype in (np.int16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= vmin and vmax <= info.max:
+            return np.dtype(dtype)
+    raise UnsupportedDicomError(f"{where}: rescaled values overflow 64-bit integers")
+
+
 def _rescale_integers(
     stack: Stack, out: np.ndarray, flat: np.ndarray, lo: np.ndarray, hi: np.ndarray, done: np.ndarray
 ) -> np.ndarray:
@@ -387,15 +443,7 @@ def _rescale_integers(
     if slope == 1.0 and not inters.any():
         return out
     islope = int(slope)
-    ends = np.concatenate([lo, hi, lo * slope, hi * slope, lo * slope + inters, hi * slope + inters])
-    vmin, vmax = float(ends.min()), float(ends.max())
-    for dtype in (np.int16, np.int32, np.int64):
-        info = np.iinfo(dtype)
-        if info.min <= vmin and vmax <= info.max:
-            target = np.dtype(dtype)
-            break
-    else:  # pragma: no cover - 64-bit overflow cannot come from 32-bit storage
-        raise UnsupportedDicomError(f"series {stack.id}: rescaled values overflow 64-bit integers")
+    target = rescaled_integer_dtype(lo, hi, slope, inters, where=f"series {stack.id}")
     in_place = target.itemsize == out.dtype.itemsize
     result = out.view(target) if in_place else np.empty(out.shape, dtype=target)
     res_flat = result.reshape(flat.shape)

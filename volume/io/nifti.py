@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +123,12 @@ assert HEADER_DTYPE.itemsize == NIFTI_HEADER_SIZE
 
 def nifti_affine(vol: Volume) -> np.ndarray:
     """The RAS affine of the NIfTI voxel grid ``(column, row, slice)`` of ``vol``."""
-    return LPS_TO_RAS @ np.asarray(vol.affine) @ IJK_TO_SRC
+    return ras_affine(vol.affine)
+
+
+def ras_affine(affine: np.ndarray) -> np.ndarray:
+    """The RAS affine of NIfTI's ``(column, row, slice)`` grid from a Volume's LPS ``(slice, row, column)`` affine."""
+    return LPS_TO_RAS @ np.asarray(affine, dtype=np.float64) @ IJK_TO_SRC
 
 
 def nifti_data(vol: Volume) -> np.ndarray:
@@ -303,7 +308,7 @@ def stored_data(vol: Volume, *, rescale: tuple[float, float] | None = None) -> S
         a = a.astype(a.dtype.newbyteorder("="))
     if vol.rgb:
         return StoredData(a, np.dtype(np.uint8), rgb=True)
-    if a.dtype == np.uint16 and a.size and int(a.max()) <= np.iinfo(np.int16).max:
+    if a.dtype == np.uint16 and a.size and narrow_unsigned(a.dtype, int(a.max())) == np.int16:
         return StoredData(a.view(np.int16), np.dtype(np.int16))
     if a.dtype == np.float32 and rescale is not None:
         scaled = _as_scaled_integers(a, *rescale)
@@ -314,28 +319,51 @@ def stored_data(vol: Volume, *, rescale: tuple[float, float] | None = None) -> S
     return StoredData(a, a.dtype)
 
 
-def _as_scaled_integers(a: np.ndarray, slope: float, inter: float) -> StoredData | None:
-    """``a`` as int16 (or uint16) with ``a == stored * slope + inter`` exactly in float32, or None."""
-    if not (math.isfinite(slope) and math.isfinite(inter)) or slope == 0 or not a.size:
+def narrow_unsigned(dtype: np.dtype, vmax: int) -> np.dtype:
+    """uint16 whose largest value ``vmax`` fits int16 is stored as int16 (FSL and SPM prefer signed
+    types, dcm2niix does the same); every other type as it is."""
+    if np.dtype(dtype) == np.uint16 and vmax <= np.iinfo(np.int16).max:
+        return np.dtype(np.int16)
+    return np.dtype(dtype)
+
+
+def scaled_integer_dtype(vmin: float, vmax: float, slope: float, inter: float) -> np.dtype | None:
+    """int16 (else uint16) when ``(v - inter) / slope`` of values in ``[vmin, vmax]`` fits it, else None."""
+    if not (math.isfinite(slope) and math.isfinite(inter)) or slope == 0:
         return None
-    lo = (float(a.min()) - inter) / slope
-    hi = (float(a.max()) - inter) / slope
+    lo = (float(vmin) - inter) / slope
+    hi = (float(vmax) - inter) / slope
     lo, hi = min(lo, hi), max(lo, hi)
     for dtype in (np.int16, np.uint16):
         info = np.iinfo(dtype)
         if info.min <= round(lo) and round(hi) <= info.max:
-            break
-    else:
+            return np.dtype(dtype)
+    return None
+
+
+def scale_to_integers(values: np.ndarray, slope: float, inter: float) -> np.ndarray | None:
+    """float64 integers ``r`` with ``float32(r) * slope + inter == values`` exactly (float32), or None.
+
+    ``values`` is float32 (any shape); the result has its shape.
+    """
+    r = np.rint((values.astype(np.float64) - inter) / slope)
+    back = r.astype(np.float32) * np.float32(slope) + np.float32(inter)
+    return r if np.array_equal(back, values) else None
+
+
+def _as_scaled_integers(a: np.ndarray, slope: float, inter: float) -> StoredData | None:
+    """``a`` as int16 (or uint16) with ``a == stored * slope + inter`` exactly in float32, or None."""
+    if not a.size:
+        return None
+    dtype = scaled_integer_dtype(float(a.min()), float(a.max()), slope, inter)
+    if dtype is None:
         return None
     raw = np.empty(a.shape, dtype=dtype)
     flat_a, flat_raw = a.reshape(-1), raw.reshape(-1)
     step = WRITE_CHUNK_BYTES // 4
-    s32, i32 = np.float32(slope), np.float32(inter)
     for start in range(0, flat_a.size, step):
-        chunk = flat_a[start : start + step]
-        r = np.rint((chunk.astype(np.float64) - inter) / slope)
-        back = r.astype(np.float32) * s32 + i32
-        if not np.array_equal(back, chunk):
+        r = scale_to_integers(flat_a[start : start + step], slope, inter)
+        if r is None:
             return None
         flat_raw[start : start + step] = r
     return StoredData(raw, np.dtype(dtype), slope=float(slope), inter=float(inter))
@@ -366,10 +394,82 @@ def iter_chunks(data: StoredData, chunk_bytes: int = WRITE_CHUNK_BYTES) -> Itera
         yield memoryview(block).cast("B")
 
 
-def _write_stream(fh: BinaryIO, header: bytes, data: StoredData) -> None:
-    fh.write(header)
-    for chunk in iter_chunks(data):
-        fh.write(chunk)
+PIECE_BYTES = 2**20
+"""Bytes handed to the gzip compressor at a time. Fixed, whatever the producer's chunks, so the
+in-memory and the streaming writers produce the same compressed bytes (ISA-L's output depends on
+how its input is split)."""
+
+
+class NiftiSink:
+    """Where NIfTI bytes go: a plain file, or one ISA-L gzip stream (``threads > 1``: compressed in
+    parallel blocks, still one standard gzip member). A context manager; :meth:`write` takes any
+    buffer. Compressed input is re-cut into :data:`PIECE_BYTES` pieces, so the output depends only
+    on the bytes written, not on how they were split.
+    """
+
+    def __init__(self, path: Path, *, compress: bool, level: int = DEFAULT_GZIP_LEVEL, threads: int = 1) -> None:
+        self.path, self.compress, self.level, self.threads = Path(path), compress, level, threads
+        self._fh: Any = None
+        self._comp: Any = None
+        self._buf = bytearray(PIECE_BYTES) if compress else bytearray()
+        self._fill = 0
+
+    def __enter__(self) -> NiftiSink:
+        if self.compress and self.threads > 1:
+            from isal import igzip_threaded
+
+            self._fh = igzip_threaded.open(self.path, "wb", compresslevel=self.level, threads=self.threads)
+        else:
+            self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
+            if self.compress:
+                from isal import isal_zlib
+
+                gzip_wbits = 16 + 15
+                self._comp = isal_zlib.compressobj(self.level, isal_zlib.DEFLATED, gzip_wbits)
+        return self
+
+    def _emit(self, piece: memoryview) -> None:
+        if self._comp is None:
+            self._fh.write(piece)
+            return
+        out = self._comp.compress(piece)
+        if out:
+            self._fh.write(out)
+
+    def write(self, data: Any) -> None:
+        """Append ``data`` (bytes, memoryview, or a C-contiguous array's buffer)."""
+        mv = memoryview(data).cast("B")
+        if not self.compress:
+            self._fh.write(mv)
+            return
+        buf = memoryview(self._buf)
+        if self._fill:
+            take = min(len(mv), PIECE_BYTES - self._fill)
+            buf[self._fill : self._fill + take] = mv[:take]
+            self._fill += take
+            mv = mv[take:]
+            if self._fill < PIECE_BYTES:
+                return
+            self._emit(buf)
+            self._fill = 0
+        whole = len(mv) - len(mv) % PIECE_BYTES
+        for start in range(0, whole, PIECE_BYTES):
+            self._emit(mv[start : start + PIECE_BYTES])
+        rest = len(mv) - whole
+        if rest:
+            buf[:rest] = mv[whole:]
+            self._fill = rest
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                if self._fill:
+                    self._emit(memoryview(self._buf)[: self._fill])
+                    self._fill = 0
+                if self._comp is not None:
+                    self._fh.write(self._comp.flush())
+        finally:
+            self._fh.close()
 
 
 def write_nifti_file(
@@ -386,27 +486,10 @@ def write_nifti_file(
     With ``compress`` a single gzip member is written by ISA-L; ``threads > 1`` compresses blocks
     in parallel (the output is still one standard gzip stream).
     """
-    if not compress:
-        with open(path, "wb") as fh:
-            _write_stream(fh, header, data)
-        return
-    if threads > 1:
-        from isal import igzip_threaded
-
-        with igzip_threaded.open(path, "wb", compresslevel=level, threads=threads) as fh:
-            _write_stream(fh, header, data)
-        return
-    from isal import isal_zlib
-
-    gzip_wbits = 16 + 15
-    comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, gzip_wbits)
-    with open(path, "wb") as fh:
-        fh.write(comp.compress(header))
+    with NiftiSink(path, compress=compress, level=level, threads=threads) as sink:
+        sink.write(header)
         for chunk in iter_chunks(data):
-            out = comp.compress(chunk)
-            if out:
-                fh.write(out)
-        fh.write(comp.flush())
+            sink.write(chunk)
 
 
 def nifti_suffix(path: str | os.PathLike[str]) -> str:

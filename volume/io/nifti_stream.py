@@ -1,0 +1,479 @@
+"""Write a DICOM stack to NIfTI slab by slab: memory for a few slabs of slices, not the series.
+
+NIfTI stores ``(i, j, k, t)`` with ``i`` fastest, which is the order of a stack's frames
+(frame-major, slice, row, column): the voxel bytes are the frames' decoded values one after the
+other. :func:`write_nifti_stack` writes the header, then decodes the frames in slabs of
+:data:`SLAB_BYTES` (the next slab is decoded on a thread while the current one is compressed) and
+appends each slab's stored bytes through the same :class:`~volume.io.nifti.NiftiSink` as the
+in-memory writer, inside :func:`~volume.io.atomic.atomic_output`.
+
+The output is byte for byte the file :func:`~volume.io.nifti.write_nifti` writes for the loaded
+Volume. Some of its decisions depend on values, not headers: an integer rescale is stored in the
+smallest of int16/int32/int64 holding the values, uint16 becomes int16 when the values fit, a
+uniform fractional rescale keeps the stored integers with ``scl_slope``/``scl_inter`` when that is
+exact. The streaming writer starts with the narrowest choice (by far the most common one: CT in
+HU is int16) and checks every slab against it; a slab that does not fit it ends the writing, the
+remaining slabs are only scanned for their value range, and the file is written again with the
+choice the whole series' values make (two decodes instead of one, only for such series).
+
+Stacks whose gantry tilt or slice gaps are resampled need the whole series in memory: see
+:func:`stream_problem`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ResourceLimitError
+from ..volume import Volume
+from .atomic import atomic_output
+from .nifti import (
+    DEFAULT_GZIP_LEVEL,
+    NiftiSink,
+    narrow_unsigned,
+    nifti_header,
+    nifti_suffix,
+    ras_affine,
+    scale_to_integers,
+    scaled_integer_dtype,
+)
+
+SLAB_BYTES = 16 * 2**20
+"""Decoded bytes per slab (32 slices of 512x512 int16); two slabs are in memory at a time."""
+
+SLABS_IN_MEMORY = 3
+"""Slabs alive at a time while streaming: the one being stored, its stored copy, the next one decoding."""
+
+MEMORY_BUDGET_FRACTION = 0.5
+"""The default memory budget of a conversion: this fraction of the memory available now."""
+
+
+# --- when to stream ------------------------------------------------------------------------------
+
+
+def available_memory() -> int:
+    """Bytes of memory available for new allocations (Linux ``MemAvailable``; else free physical pages)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 8 * 2**30
+
+
+def memory_budget(max_bytes: int | None = None) -> int:
+    """``max_bytes``, or by default :data:`MEMORY_BUDGET_FRACTION` of :func:`available_memory`."""
+    return int(max_bytes) if max_bytes is not None else int(available_memory() * MEMORY_BUDGET_FRACTION)
+
+
+def stream_problem(stack: Any) -> str:
+    """Why ``stack`` cannot be written slab by slab ('' when it can).
+
+    Gantry tilt correction and gap filling resample across slices: they need the whole series.
+    """
+    if stack.problem:
+        return stack.problem
+    g = stack.geometry
+    if g is None:
+        return "it has no slice geometry"
+    if g.tilted:
+        return "correcting its gantry tilt resamples every slice"
+    if g.gaps:
+        return "filling its slice gaps resamples across slices"
+    return ""
+
+
+def in_memory_bytes(stack: Any) -> int:
+    """Bytes of the decoded series (what :func:`volume.load` allocates for its pixels)."""
+    from ..dicom.pixels import check_size
+
+    return check_size(stack, max_bytes=2**62)
+
+
+def should_stream(stack: Any, max_bytes: int | None = None, *, allow_gaps: bool = False) -> bool:
+    """How ``volume convert`` writes ``stack``: True to stream it, False to load it whole.
+
+    Every stack that can be streamed is (it needs less memory and is as fast, see the README);
+    the others are loaded whole when their decoded size fits ``max_bytes`` (default:
+    :func:`memory_budget`). A stack with gaps and no ``allow_gaps`` goes to the loader, which
+    refuses it with the gap message.
+
+    Raises
+    ------
+    ResourceLimitError
+        The stack cannot be streamed and does not fit the budget (one line: why, what to do).
+    """
+    problem = stream_problem(stack)
+    if stack.problem:
+        return False
+    if not problem:
+        stream_slab_bytes(stack, max_bytes)  # refuses absurd image sizes
+        return True
+    if stack.geometry.gaps and not allow_gaps:
+        return False
+    need = in_memory_bytes(stack)
+    budget = memory_budget(max_bytes)
+    if need > budget:
+        from ..dicom.pixels import _human
+
+        suggest = -(-need * 2 // 2**30)
+        raise ResourceLimitError(
+            f"series {stack.id}: {problem}, which needs the whole series in memory ({_human(need)}), "
+            f"over the {_human(budget)} budget; raise it with --max-memory (e.g. --max-memory {suggest}G) "
+            "if the machine has that much free, or convert this series on a machine with more memory"
+        )
+    return False
+
+
+def stream_slab_bytes(stack: Any, max_bytes: int | None = None) -> int:
+    """Decoded bytes per slab when streaming ``stack`` within ``max_bytes`` (default :func:`memory_budget`).
+
+    :data:`SLABS_IN_MEMORY` slabs are alive at a time, so a slab is at most that fraction of the
+    budget and at least one image.
+
+    Raises
+    ------
+    ResourceLimitError
+        Even one image per slab does not fit (an absurd Rows x Columns in a header, or a tiny budget).
+    """
+    from ..dicom.pixels import _human
+
+    per_frame = max(1, in_memory_bytes(stack) // max(1, len(stack.frames)))
+    budget = memory_budget(max_bytes)
+    if SLABS_IN_MEMORY * per_frame > budget:
+        f0 = stack.first
+        raise ResourceLimitError(
+            f"series {stack.id}: images of {f0.rows}x{f0.cols} take {_human(per_frame)} each, streaming holds "
+            f"{SLABS_IN_MEMORY} ({_human(SLABS_IN_MEMORY * per_frame)}), over the {_human(budget)} limit; "
+            "raise it with --max-memory (max_bytes=) if this is real"
+        )
+    return max(per_frame, min(SLAB_BYTES, budget // SLABS_IN_MEMORY))
+
+
+# --- how values are stored -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How decoded values become stored voxels: the NIfTI dtype and ``scl_slope``/``scl_inter``.
+
+    ``kind``: ``cast`` (values as they are, in ``dtype``), ``scaled`` (the stored integers ``r`` of
+    ``value = r * slope + inter``), ``rgb`` (uint8 triplets; 16-bit colour keeps its high byte).
+    """
+
+    kind: str
+    dtype: np.dtype
+    slope: float = 1.0
+    inter: float = 0.0
+
+
+@dataclass
+class _Stats:
+    """Value ranges seen so far: raw (stored) range and intercept per frame, decoded range, exactness."""
+
+    lo: list[np.ndarray] = field(default_factory=list)
+    hi: list[np.ndarray] = field(default_factory=list)
+    inters: list[np.ndarray] = field(default_factory=list)
+    vmin: float = np.inf
+    vmax: float = -np.inf
+    exact: bool = True
+
+
+def _family(stack: Any, rescale: tuple[float, float] | None) -> str:
+    """``rgb``, ``float`` (varying or fractional rescale, no uniform pair), ``scaled`` (a uniform
+    fractional pair), ``rescaled`` (integer slope and intercepts), ``raw`` (no rescale)."""
+    from ..dicom.pixels import output_dtype
+
+    if stack.rgb:
+        return "rgb"
+    if output_dtype(stack) == np.float32:
+        return "scaled" if rescale is not None else "float"
+    if {f.slope for f in stack.frames} == {1.0} and {f.intercept for f in stack.frames} == {0.0}:
+        return "raw"
+    return "rescaled"
+
+
+def decide(stack: Any, rescale: tuple[float, float] | None, stats: _Stats | None = None) -> Storage:
+    """The storage :func:`~volume.io.nifti.write_nifti` chooses for the loaded stack.
+
+    With ``stats`` None: the narrowest choice the headers allow (checked slab by slab while
+    writing); with the whole series' ``stats``: the exact choice.
+    """
+    from ..dicom.pixels import _raw_dtype, rescaled_integer_dtype
+
+    family = _family(stack, rescale)
+    if family == "rgb":
+        return Storage("rgb", np.dtype(np.uint8))
+    if family == "float":
+        return Storage("cast", np.dtype(np.float32))
+    if family == "scaled":
+        assert rescale is not None
+        slope, inter = float(rescale[0]), float(rescale[1])
+        if stats is None:
+            return Storage("scaled", np.dtype(np.int16), slope, inter)
+        dtype = scaled_integer_dtype(stats.vmin, stats.vmax, slope, inter) if stats.exact else None
+        return Storage("cast", np.dtype(np.float32)) if dtype is None else Storage("scaled", dtype, slope, inter)
+    raw = _raw_dtype(stack.first)
+    if family == "raw":
+        if raw != np.uint16:
+            return Storage("cast", raw)
+        if stats is None:
+            return Storage("cast", np.dtype(np.int16))
+        return Storage("cast", narrow_unsigned(raw, int(max((h.max() for h in stats.hi), default=0))))
+    if stats is None:
+        return Storage("cast", np.dtype(np.int16))
+    lo, hi, inters = (np.concatenate(x) for x in (stats.lo, stats.hi, stats.inters))
+    return Storage("cast", rescaled_integer_dtype(lo, hi, stack.first.slope, inters, where=f"series {stack.id}"))
+
+
+def _collect(lo: np.ndarray, hi: np.ndarray, inters: np.ndarray, values: np.ndarray, storage: Storage,
+             stats: _Stats) -> None:
+    """Add a slab's raw range per frame (and its decoded range under a fractional rescale) to ``stats``."""
+    stats.lo.append(lo)
+    stats.hi.append(hi)
+    stats.inters.append(inters)
+    if storage.kind == "scaled":
+        stats.vmin = min(stats.vmin, float(values.min()))
+        stats.vmax = max(stats.vmax, float(values.max()))
+
+
+def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarray, storage: Storage,
+           family: str, stack: Any, stats: _Stats) -> np.ndarray | None:
+    """A slab's stored voxels (C order, little-endian), or None when they do not fit ``storage``
+    (the series needs another choice). Records exactness of a fractional rescale in ``stats``."""
+    from ..dicom.pixels import rescaled_integer_dtype
+
+    little = storage.dtype.newbyteorder("<")
+    if storage.kind == "rgb":
+        if values.dtype != np.uint8:
+            values = values >> (8 * (values.dtype.itemsize - 1))
+        return np.ascontiguousarray(values, dtype=np.uint8)
+    if storage.kind == "scaled":
+        out = np.empty(values.shape, dtype=little)
+        info = np.iinfo(storage.dtype)
+        fits = True
+        for i in range(values.shape[0]):  # one image at a time: float64 temporaries of one image
+            r = scale_to_integers(values[i], storage.slope, storage.inter)
+            if r is None:
+                stats.exact = False
+                return None
+            if fits and (r.min() < info.min or r.max() > info.max):
+                fits = False  # go on checking exactness: the final choice needs it
+            if fits:
+                out[i] = r
+        return out if fits else None
+    if family == "raw" and values.dtype == np.uint16 and storage.dtype == np.int16 and hi.size:
+        if int(hi.max()) > np.iinfo(np.int16).max:
+            return None
+    elif family == "rescaled" and lo.size:
+        need = rescaled_integer_dtype(lo, hi, stack.first.slope, inters, where=f"series {stack.id}")
+        if need.itemsize > storage.dtype.itemsize:
+            return None
+    return np.ascontiguousarray(values, dtype=little)
+
+
+def _check_exact(values: np.ndarray, storage: Storage, stats: _Stats) -> None:
+    """Exactness of a fractional rescale over a slab that is not written."""
+    if storage.kind == "scaled" and stats.exact:
+        for i in range(values.shape[0]):
+            if scale_to_integers(values[i], storage.slope, storage.inter) is None:
+                stats.exact = False
+                return
+
+
+# --- the writer --------------------------------------------------------------------------------
+
+
+def _slabs(stack: Any, per_slab: int, progress: Callable[[int], None] | None
+           ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(start, values, raw lo, raw hi)`` of consecutive slabs; the next slab decodes on a thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..dicom.pixels import read_slab
+
+    n = len(stack.frames)
+    starts = list(range(0, n, per_slab))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="volume-slab")
+    try:
+        future = pool.submit(read_slab, stack, 0, min(per_slab, n), progress=progress)
+        for k, start in enumerate(starts):
+            values, lo, hi = future.result()
+            if k + 1 < len(starts):
+                nxt = starts[k + 1]
+                future = pool.submit(read_slab, stack, nxt, min(nxt + per_slab, n), progress=progress)
+            yield start, values, lo, hi
+            del values
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _write_pass(tmp: Path, stack: Any, header: Callable[[Storage], bytes], storage: Storage, family: str,
+                per_slab: int, *, compress: bool, level: int, threads: int,
+                progress: Callable[[int], None] | None) -> _Stats | None:
+    """Write the file with ``storage``; None when every slab fitted, else the whole series' stats."""
+    stats = _Stats()
+    writing = True
+    inters_all = np.array([f.intercept for f in stack.frames], dtype=np.float64)
+    with NiftiSink(tmp, compress=compress, level=level, threads=threads) as sink:
+        sink.write(header(storage))
+        for start, values, lo, hi in _slabs(stack, per_slab, progress):
+            inters = inters_all[start : start + values.shape[0]]
+            _collect(lo, hi, inters, values, storage, stats)
+            if not writing:  # only the range matters now: the file is written again
+                _check_exact(values, storage, stats)
+                continue
+            stored = _store(values, lo, hi, inters, storage, family, stack, stats)
+            if stored is None:
+                writing = False
+            else:
+                sink.write(stored)
+    return None if writing else stats
+
+
+def write_nifti_stack(
+    stack: Any,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    level: int = DEFAULT_GZIP_LEVEL,
+    threads: int = 1,
+    rescale: tuple[float, float] | None = None,
+    description: str = "",
+    slab_bytes: int = SLAB_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Volume:
+    """Write ``stack`` to ``path`` (``.nii`` or ``.nii.gz``) slab by slab, atomically.
+
+    The file is byte for byte what ``write_nifti(load_stack(stack), path, level=level,
+    threads=threads, rescale=rescale, description=description)`` writes; memory is about two slabs
+    of ``slab_bytes`` decoded bytes.
+
+    Parameters
+    ----------
+    stack
+        A 3D or 4D stack (grey or RGB) with :func:`stream_problem` empty.
+    rescale
+        The series' uniform ``(slope, intercept)`` or None (as for ``write_nifti``).
+    progress
+        Called with the number of images decoded (once per image, from a decoding thread).
+
+    Returns
+    -------
+    Volume
+        A shell for the sidecar: the affine and metadata ``load_stack`` gives, and an array that is a
+        read-only broadcast of 0 with the volume's shape (no voxel memory; its values are not the
+        series').
+
+    Raises
+    ------
+    NotAVolumeError
+        The stack cannot be streamed (tilt, gaps, no geometry).
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+    """
+    from ..dicom.geometry import output_grid
+    from ..dicom.loader import stack_meta
+    from ..dicom.pixels import check_frames
+    from ..errors import NotAVolumeError
+
+    problem = stream_problem(stack)
+    if problem:
+        raise NotAVolumeError(f"series {stack.id}: cannot be written slab by slab: {problem}")
+    path = Path(path)
+    suffix = nifti_suffix(path)
+    check_frames(stack)
+    affine, (n_s, n_r, n_c) = output_grid(stack.geometry, stack.rows, stack.cols, resample_gaps=True)
+    meta = stack_meta(stack)
+    is_4d = stack.n_frames > 1
+    shape = (n_c, n_r, n_s) + ((stack.n_frames,) if is_4d else ())
+    ras = ras_affine(affine)
+    time_step = meta.get("frame_interval_s") if is_4d else None
+
+    def header(storage: Storage) -> bytes:
+        return nifti_header(shape, storage.dtype, ras, rgb=storage.kind == "rgb", time_step=time_step,
+                            slope=storage.slope, inter=storage.inter, description=description)
+
+    per_frame = max(1, in_memory_bytes(stack) // max(1, len(stack.frames)))
+    per_slab = max(1, int(slab_bytes) // per_frame)
+    storage = decide(stack, rescale)
+    family = _family(stack, rescale)
+    io = dict(compress=suffix == ".nii.gz", level=level, threads=threads)
+    with atomic_output(path, force=force, suffix=suffix) as tmp:
+        stats = _write_pass(tmp, stack, header, storage, family, per_slab, progress=progress, **io)
+        if stats is not None:
+            storage = decide(stack, rescale, stats)
+            again = _write_pass(tmp, stack, header, storage, family, per_slab, progress=None, **io)
+            if again is not None:  # pragma: no cover - the choice was made from every value
+                raise AssertionError(f"series {stack.id}: values do not fit {storage}")
+    return stack_shell(stack, storage.dtype)
+
+
+def stack_shell(stack: Any, dtype: Any = np.int16) -> Volume:
+    """A Volume with ``stack``'s affine, shape and metadata (as ``load_stack`` gives them) whose array
+    is a read-only broadcast of 0: no voxel memory, for sidecars and geometry only."""
+    from ..dicom.geometry import output_grid
+    from ..dicom.loader import stack_meta
+
+    affine, shape = output_grid(stack.geometry, stack.rows, stack.cols, resample_gaps=True)
+    vol_shape = ((stack.n_frames,) if stack.n_frames > 1 else ()) + shape + ((3,) if stack.rgb else ())
+    shell = np.broadcast_to(np.zeros((), dtype=dtype), vol_shape)
+    return Volume(array=shell, affine=affine, meta=stack_meta(stack), rgb=stack.rgb)
+
+
+def convert_image(
+    stack: Any,
+    path: str | os.PathLike[str] | None,
+    *,
+    allow_gaps: bool = False,
+    max_bytes: int | None = None,
+    force: bool = False,
+    level: int = DEFAULT_GZIP_LEVEL,
+    threads: int = 1,
+    rescale: tuple[float, float] | None = None,
+    description: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> Volume:
+    """``volume convert``'s image of one stack: streamed when it can be (:func:`should_stream`), else
+    loaded whole within ``max_bytes`` (default :func:`memory_budget`) and written by ``write_nifti``.
+
+    ``path`` None writes nothing (the image exists; the caller only needs the sidecar's Volume).
+    Returns the Volume for the sidecar: the loaded one, or a :func:`stack_shell` when streamed.
+    """
+    if should_stream(stack, max_bytes, allow_gaps=allow_gaps):
+        if path is None:
+            return stack_shell(stack)
+        return write_nifti_stack(stack, path, force=force, level=level, threads=threads, rescale=rescale,
+                                 description=description, slab_bytes=stream_slab_bytes(stack, max_bytes),
+                                 progress=progress)
+    from ..dicom.loader import load_stack
+    from .nifti import write_nifti
+
+    vol = load_stack(stack, allow_gaps=allow_gaps, max_bytes=memory_budget(max_bytes), progress=progress)
+    if path is not None:
+        write_nifti(vol, path, force=force, level=level, threads=threads, rescale=rescale, description=description)
+    return vol
+
+
+__all__ = [
+    "SLAB_BYTES",
+    "Storage",
+    "available_memory",
+    "convert_image",
+    "decide",
+    "in_memory_bytes",
+    "memory_budget",
+    "should_stream",
+    "stack_shell",
+    "stream_problem",
+    "write_nifti_stack",
+]
