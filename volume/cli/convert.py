@@ -46,7 +46,7 @@ def convert_command(
     ] = 0,
     max_memory: Annotated[
         str | None,
-        typer.Option("--max-memory", help="Refuse a series whose headers claim more memory than this (e.g. 8G, 500M; default 16G)."),
+        typer.Option("--max-memory", help="Memory budget per series (e.g. 8G, 500M; default: half the memory available). Series are streamed slab by slab whatever their size; one whose tilt or gaps are resampled is loaded whole and refused above it."),
     ] = None,
     workers: Annotated[
         int | None,
