@@ -126,13 +126,21 @@ def should_stream(stack: Any, max_bytes: int | None = None, *, allow_gaps: bool 
     if need > budget:
         from ..dicom.pixels import _human
 
-        suggest = -(-need * 2 // 2**30)
+        suggest = _size_option(2 * need)
         raise ResourceLimitError(
             f"series {stack.id}: {problem}, which needs the whole series in memory ({_human(need)}), "
-            f"over the {_human(budget)} budget; raise it with --max-memory (e.g. --max-memory {suggest}G) "
+            f"over the {_human(budget)} budget; raise it with --max-memory (e.g. --max-memory {suggest}) "
             "if the machine has that much free, or convert this series on a machine with more memory"
         )
     return False
+
+
+def _size_option(n: int) -> str:
+    """A ``--max-memory`` value of at least ``n`` bytes: ``8K``, ``300M``, ``6G``."""
+    for unit, size in (("G", 2**30), ("M", 2**20)):
+        if n >= size:
+            return f"{-(-n // size)}{unit}"
+    return f"{-(-n // 2**10)}K"
 
 
 def stream_slab_bytes(stack: Any, max_bytes: int | None = None) -> int:
