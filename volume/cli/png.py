@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import time
+from collections.abc import Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..errors import EXIT_PARTIAL, NoDicomError, UsageError
 from ..ops.window import PRESETS
 from .app import app, err, progress_bar, warn
+
+if TYPE_CHECKING:
+    from ..batch import PngSettings
+
+MTIME_SLACK_S = 0.05
+"""Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
 
 #: Named windows (see :data:`volume.ops.window.PRESETS`) as a typer choice.
 Preset = Enum("Preset", {name: name for name in PRESETS}, type=str)
@@ -89,12 +98,29 @@ def png_command(
     jobs = [(str(path), str(out.with_suffix("")))] if one_file else plan_outputs(path, out)
     n_workers = min(workers or default_workers(), max(1, len(jobs)))
     summary = PngSummary()
-    with progress_bar("writing pictures", len(jobs)) as advance:
-        for result in convert_many(jobs, settings, workers=n_workers):
-            summary.add(result)
-            for written in result.written:
+    started = time.time()
+    done = 0  # jobs whose pictures are all listed
+    printed: set[str] = set()  # pictures of job ``done`` listed so far
+    results = convert_many(jobs, settings, workers=n_workers)
+    try:
+        with progress_bar("writing pictures", len(jobs)) as advance:
+            for result in results:
+                summary.add(result)
+                for written in result.written:
+                    sys.stdout.write(written + "\n")
+                    printed.add(written)
+                done += 1
+                printed.clear()
+                advance(1)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the workers (whatever they finish is whole: atomic writes), then list
+        # every picture this run finished that was not listed yet, and exit 130 as usual.
+        results.close()
+        for written in finished_pictures(jobs[done:], settings, since=started):
+            if written not in printed:
                 sys.stdout.write(written + "\n")
-            advance(1)
+        sys.stdout.flush()
+        raise
     sys.stdout.flush()
     for note, n in summary.notes.most_common():
         warn(f"{note} ({n} file{'s' if n != 1 else ''})")
@@ -113,3 +139,42 @@ def png_command(
     if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
         raise NoDicomError(f"{path}: no DICOM images found")
     return EXIT_PARTIAL if summary.errors else 0
+
+
+def finished_pictures(jobs: Sequence[tuple[str, str]], settings: PngSettings, *, since: float) -> Iterator[str]:
+    """Pictures of ``jobs`` ((source, output stem) pairs) written at or after ``since``, in job order.
+
+    What an interrupted batch finished but did not report: ``STEM.png``, ``STEM_f0001.png``...
+    (or ``.jpg``), and ``STEM.gif`` with ``--gif``. Writes are atomic, so every file found is
+    whole; older files (kept from an earlier run) are not listed. Each output folder is listed
+    once.
+    """
+    ext = "jpg" if settings.fmt in ("jpg", "jpeg") else "png"
+    listings: dict[str, dict[str, float]] = {}
+    seen: set[str] = set()
+    for _, stem in jobs:
+        folder, name = os.path.split(stem)
+        if folder not in listings:
+            listings[folder] = _recent_files(folder or ".", since - MTIME_SLACK_S)
+        pattern = re.compile(re.escape(name) + r"(?:_f\d{4,})?\." + ext + ("|" + re.escape(name) + r"\.gif" if settings.gif else ""))
+        for file in sorted(f for f in listings[folder] if pattern.fullmatch(f)):
+            path = os.path.join(folder, file)
+            if path not in seen:
+                seen.add(path)
+                yield path
+
+
+def _recent_files(folder: str, since: float) -> dict[str, float]:
+    """``{name: mtime}`` of the regular files in ``folder`` modified at or after ``since``."""
+    out: dict[str, float] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime >= since:
+                        out[entry.name] = entry.stat(follow_symlinks=False).st_mtime
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return out
