@@ -46,10 +46,13 @@ from .nifti import (
 )
 
 SLAB_BYTES = 16 * 2**20
-"""Decoded bytes per slab (32 slices of 512x512 int16); two slabs are in memory at a time."""
+"""Decoded bytes per slab (32 slices of 512x512 int16) by default; see :data:`SLABS_IN_MEMORY`."""
 
 SLABS_IN_MEMORY = 3
 """Slabs alive at a time while streaming: the one being stored, its stored copy, the next one decoding."""
+
+RESAMPLE_COPIES = 2
+"""A stack whose tilt or gaps are resampled is in memory twice: decoded, and resampled."""
 
 MEMORY_BUDGET_FRACTION = 0.5
 """The default memory budget of a conversion: this fraction of the memory available now."""
@@ -103,34 +106,35 @@ def in_memory_bytes(stack: Any) -> int:
 def should_stream(stack: Any, max_bytes: int | None = None, *, allow_gaps: bool = False) -> bool:
     """How ``volume convert`` writes ``stack``: True to stream it, False to load it whole.
 
-    Every stack that can be streamed is (it needs less memory and is as fast, see the README);
-    the others are loaded whole when their decoded size fits ``max_bytes`` (default:
-    :func:`memory_budget`). A stack with gaps and no ``allow_gaps`` goes to the loader, which
-    refuses it with the gap message.
+    Every stack that can be streamed is (it needs less memory and is faster, see the README); the
+    others are loaded whole when :data:`RESAMPLE_COPIES` times their decoded size fits ``max_bytes``
+    (default: :func:`memory_budget`). A stack with gaps and no ``allow_gaps`` goes to the loader,
+    which refuses it with the gap message.
 
     Raises
     ------
     ResourceLimitError
-        The stack cannot be streamed and does not fit the budget (one line: why, what to do).
+        The stack cannot be streamed and does not fit the budget (one line: why, what to do), or
+        even one image per slab does not fit it.
     """
     problem = stream_problem(stack)
-    if stack.problem:
+    if stack.problem or stack.geometry is None:
         return False
     if not problem:
         stream_slab_bytes(stack, max_bytes)  # refuses absurd image sizes
         return True
     if stack.geometry.gaps and not allow_gaps:
         return False
-    need = in_memory_bytes(stack)
+    need = RESAMPLE_COPIES * in_memory_bytes(stack)
     budget = memory_budget(max_bytes)
     if need > budget:
         from ..dicom.pixels import _human
 
-        suggest = _size_option(2 * need)
         raise ResourceLimitError(
-            f"series {stack.id}: {problem}, which needs the whole series in memory ({_human(need)}), "
-            f"over the {_human(budget)} budget; raise it with --max-memory (e.g. --max-memory {suggest}) "
-            "if the machine has that much free, or convert this series on a machine with more memory"
+            f"series {stack.id}: {problem}, which needs the whole series in memory ({_human(need)} with its "
+            f"resampled copy), over the {_human(budget)} budget; raise it with --max-memory "
+            f"(e.g. --max-memory {_size_option(need)}) if the machine has that much free, or convert this "
+            "series on a machine with more memory"
         )
     return False
 
