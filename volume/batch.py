@@ -168,8 +168,10 @@ STOP_TIMEOUT_S = 30.0
 
 
 def _stop_pool(pool: Any, *, terminate: bool) -> None:
-    """Shut ``pool`` down; with ``terminate``, stop running tasks first (SIGTERM, then wait)."""
+    """Shut ``pool`` down and wait for its processes and its manager thread (so the next pool can
+    still fork); with ``terminate``, stop running tasks first (SIGTERM, then wait)."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     if terminate:
         for proc in procs:
@@ -180,6 +182,8 @@ def _stop_pool(pool: Any, *, terminate: bool) -> None:
         if proc.is_alive():  # pragma: no cover - a worker stuck in C code ignoring SIGTERM
             proc.kill()
             proc.join()
+    if manager is not None:
+        manager.join(STOP_TIMEOUT_S)
 
 
 def unordered_map(
@@ -190,6 +194,7 @@ def unordered_map(
     in_flight: int | None = None,
     on_crash: Callable[[T], R] | None = None,
     on_broken: Callable[[], None] | None = None,
+    retry_fn: Callable[[T], R] | None = None,
 ) -> Iterator[tuple[int, R]]:
     """``(index, fn(item))`` pairs over a process pool, as they complete (not in input order).
 
@@ -201,8 +206,9 @@ def unordered_map(
     item is rerun alone in a fresh one-worker pool, the one that kills its worker again gets
     ``on_crash(item)`` as its result, and the batch goes on with a new pool. ``on_broken`` is
     called each time a broken pool has stopped and before new work starts (no worker of ours
-    runs then: the moment to remove what a killed worker left). Without ``on_crash`` the
-    ``BrokenProcessPool`` error propagates.
+    runs then: the moment to remove what a killed worker left). ``retry_fn`` (default ``fn``)
+    runs the reruns: a lost item may have finished its work before its result was lost. Without
+    ``on_crash`` the ``BrokenProcessPool`` error propagates.
 
     Stopping early (an exception such as ``KeyboardInterrupt`` while waiting, or closing the
     generator) cancels queued items and stops running workers with SIGTERM, so their
@@ -258,7 +264,7 @@ def unordered_map(
             broken_pool_stopped()
             pool = new_pool(1)
             for i, item in sorted(lost, key=lambda pair: pair[0]):  # alone: find the item that kills its worker
-                fut = pool.submit(fn, item)
+                fut = pool.submit(retry_fn or fn, item)
                 try:
                     result = fut.result()
                 except BrokenProcessPool:

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -464,6 +464,29 @@ def convert_task(task: ConvertTask, out_dir: str, options: ConvertOptions) -> Co
     return convert_stack(task.stack, out_dir, options, name=task.name)
 
 
+RETRY_MTIME_SLACK_S = 0.1
+"""File times come from a coarse clock: outputs this much older than the batch start still count as its own."""
+
+
+def retry_task(task: ConvertTask, out_dir: str, options: ConvertOptions, since: float) -> ConvertResult:
+    """Rerun a task whose result was lost with a broken pool: outputs it wrote before (newer than
+    ``since``, the batch start) are reported as written by it, not as existing."""
+    if options.force:
+        return convert_task(task, out_dir, options)
+    wanted = output_paths(out_dir, task.name, options)[: 2 if options.sidecar else 1]
+    before = [p for p in wanted if p.exists() and p.stat().st_mtime < since - RETRY_MTIME_SLACK_S]
+    if before and not options.skip_existing:  # the first attempt was skipped without writing
+        return convert_task(task, out_dir, options)
+    result = convert_stack(task.stack, out_dir, replace(options, skip_existing=True), name=task.name)
+    old = {str(p) for p in before}
+    fresh = tuple(p for p in result.existing if p not in old)
+    if not fresh or result.status not in (CONVERTED, EXISTING):
+        return result
+    files = tuple(str(p) for p in wanted if str(p) in fresh or str(p) in result.files)
+    return replace(result, status=CONVERTED, files=files, existing=tuple(p for p in result.existing if p in old),
+                   message="")
+
+
 def crashed_result(task: ConvertTask) -> ConvertResult:
     """The failed result of a task whose worker process died."""
     stack = task.stack
@@ -524,6 +547,7 @@ def iter_results(
         return
 
     before = temp_files(out_dir)
+    since = time.time()
 
     def remove_leftovers() -> None:  # called when no worker of ours runs: new temporary files are a dead worker's
         for name in temp_files(out_dir) - before:
@@ -533,8 +557,9 @@ def iter_results(
                 pass
 
     fn = partial(convert_task, out_dir=os.fspath(out_dir), options=options)
+    retry = partial(retry_task, out_dir=os.fspath(out_dir), options=options, since=since)
     for i, result in unordered_map(fn, tasks, workers=workers, in_flight=workers + 1, on_crash=crashed_result,
-                                   on_broken=remove_leftovers):
+                                   on_broken=remove_leftovers, retry_fn=retry):
         if progress is not None:
             progress(len(tasks[i].stack.frames))
         yield result

@@ -52,13 +52,30 @@ def _import_distributed() -> Any:
     return distributed
 
 
+def _probe(address: str, timeout: float) -> None:
+    """Fail fast when nothing listens at a ``tcp://`` address (dask itself retries until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp" or parts.hostname is None or parts.port is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise UsageError(f"cannot reach the dask scheduler at {address}: {reason.lower()}; "
+                         "is it running (`dask scheduler`) and reachable from here?") from None
+
+
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     """A :class:`distributed.Client` connected to ``address``.
 
     Raises
     ------
     UsageError
-        dask is not installed, the address is malformed, or the scheduler cannot be reached
+        dask is not installed, the address is malformed, or no dask scheduler answers at it
         within ``timeout`` seconds.
     """
     address = address.strip()
@@ -69,14 +86,39 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
 
     for name in ("distributed", "distributed.client", "distributed.comm"):  # our own one-line errors instead
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    _probe(address, timeout)
+    made: list[Any] = []
+
+    class _Client(distributed.Client):  # keeps hold of a client whose start failed, to close it quickly
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            made.append(self)
+            super().__init__(*args, **kwargs)
+
     try:
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+        return _Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, or not a dask scheduler at all
+        for client in made:
+            _abandon(client)
+        if not isinstance(exc, (OSError, TimeoutError)):  # e.g. garbage read as a message length
+            raise UsageError(f"cannot use {address}: what answered there is not a dask scheduler") from None
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise UsageError(
             f"cannot reach the dask scheduler at {address} within {timeout:g} s ({reason}); "
             "is it running (`dask scheduler`) and reachable from here?"
         ) from None
+
+
+def _abandon(client: Any) -> None:
+    """Stop a client whose connection failed without the 10 s close its finaliser would attempt."""
+    try:
+        client.close(timeout=0.5)
+    except Exception:  # noqa: BLE001 - it never connected: nothing to close gracefully
+        pass
+    try:
+        client.status = "closed"
+        client._loop_runner.stop()
+    except Exception:  # noqa: BLE001 - private API; best effort
+        pass
 
 
 def n_workers(client: Any) -> int:
@@ -93,9 +135,9 @@ def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, sto
     ``stop`` names a :class:`distributed.Event`; it is checked before starting and between
     decoded images (at most every :data:`STOP_CHECK_INTERVAL_S`).
     """
-    from distributed import Event, get_worker
+    from distributed import Event, get_client, get_worker
 
-    event = Event(stop)
+    event = Event(stop, client=get_client())
     if event.is_set():
         return None
     first = task.stack.frames[0].path if task.stack.frames else ""
@@ -185,7 +227,7 @@ def iter_results(
             return _relocate(result, absolute, given)
 
         try:
-            for fut in distributed.as_completed(list(futures)):
+            for fut in distributed.as_completed(list(futures), loop=client.loop):
                 result = outcome(fut)
                 if result is not None:
                     yield result
@@ -219,7 +261,8 @@ def _stop(distributed: Any, client: Any, stop: Any, remaining: set[Any],
         waiting = list(remaining)
         if waiting:
             try:
-                distributed.wait(waiting, timeout=STOP_GRACE_S, return_when="ALL_COMPLETED")
+                for _ in distributed.as_completed(waiting, timeout=STOP_GRACE_S, loop=client.loop):
+                    pass
             except TimeoutError:  # a long write: it completes on the worker, whole or not at all
                 pass
         finished = [f for f in waiting if f.done()]

@@ -225,6 +225,9 @@ def run_convert(
         )
         write_report(report_path, doc, force=force)
     if interrupted:
+        left = len(tasks) - len(results)
+        if left:
+            err(f"{left} of {len(tasks)} series not converted; the same command with --skip-existing finishes them")
         raise typer.Exit(EXIT_INTERRUPTED)
     code = exit_code(results)
     if code:
