@@ -128,6 +128,24 @@ def test_enhanced_multiframe_4d_byte_identical(tmp_path) -> None:
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_compressed_multiframe_read_by_slab_is_exact(tmp_path) -> None:
+    """Frames of a compressed multi-frame file are decoded from the path, a slab at a time."""
+    import pydicom
+
+    synth.write_enhanced_4d(tmp_path / "plain" / "mf.dcm", shape=(2, 5, 16, 12))
+    ds = pydicom.dcmread(tmp_path / "plain" / "mf.dcm")
+    ds.compress(RLELossless, ds.pixel_array, encoding_plugin="pydicom")
+    (tmp_path / "rle").mkdir()
+    ds.save_as(tmp_path / "rle" / "mf.dcm")
+    plain, rle = _stack(tmp_path / "plain"), _stack(tmp_path / "rle")
+    assert rle.first.transfer_syntax == RLELossless and rle.first.frame is not None
+    np.testing.assert_array_equal(load_stack(rle).array, load_stack(plain).array)
+    values, _, _ = pixels.read_slab(rle, 3, 7)
+    np.testing.assert_array_equal(values, load_stack(plain).array.reshape(10, 16, 12)[3:7])
+    a, b = _pair(rle, tmp_path, "nii.gz", slab_bytes=3 * 16 * 12 * 2)
+    assert a.read_bytes() == b.read_bytes()
+
+
 def test_real_series_byte_identical(data_dir, tmp_path) -> None:
     """Every streamable real stack (JPEG, JPEG-LS, JPEG 2000, RLE, RGB, enhanced, localizers)."""
     folders = [p for p in sorted((data_dir / "dicom").iterdir()) if p.is_dir()] + [data_dir / "dicom-edge" / "rgb"]

@@ -502,17 +502,19 @@ sys.exit(main(json.loads(sys.argv[1])))
 #: Makes the NIfTI writer stop half-way for a minute, with the temporary file on disk.
 SLOW_WRITER = """
 import time, volume.io.nifti as nifti
-_real = nifti._write_stream
-_count = [0]
-def _slow(fh, header, data):
-    _count[0] += 1
-    if _count[0] == 2:  # the second series: half-way through its file
-        fh.write(header)
-        fh.flush()
-        sys.stderr.write("WRITING\\n"); sys.stderr.flush()
-        time.sleep(60)
-    _real(fh, header, data)
-nifti._write_stream = _slow
+_real = nifti.NiftiSink.write
+_sinks = []
+def _slow(self, data):  # every NIfTI writer (in memory or streamed) goes through NiftiSink
+    if self not in _sinks:
+        _sinks.append(self)
+        if len(_sinks) == 2:  # the second series: its header written, then a long pause
+            _real(self, data)
+            self._fh.flush()
+            sys.stderr.write("WRITING\\n"); sys.stderr.flush()
+            time.sleep(60)
+            return
+    _real(self, data)
+nifti.NiftiSink.write = _slow
 """
 
 

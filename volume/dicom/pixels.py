@@ -197,18 +197,24 @@ def _decode(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
 
     disable_unsafe_decoders()
     f0 = frames[0]
+    if f0.frame is not None and not f0.mosaic:
+        # Frames of a multi-frame file, read from the path: pydicom then reads only the wanted
+        # frames' bytes, not the whole pixel data (a slab of a big compressed file stays a slab).
+        wanted = [f.frame for f in frames]
+        order = sorted(set(wanted))
+        got = dict(zip(order, iter_pixels(path, indices=order), strict=True))
+        arrays = [got[i] for i in wanted]
+        if f0.photometric == "PALETTE COLOR":
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            arrays = [apply_color_lut(a, header) for a in arrays]
+        return [np.asarray(a) for a in arrays]
     ds = pydicom.dcmread(path)
     if f0.mosaic:  # tiles of a Siemens mosaic, row by row
         whole = ds.pixel_array
         tr, tc = f0.rows, f0.cols
         return [whole[(f.frame // f0.mosaic) * tr : (f.frame // f0.mosaic + 1) * tr,
                       (f.frame % f0.mosaic) * tc : (f.frame % f0.mosaic + 1) * tc] for f in frames]
-    if f0.frame is None:
-        arrays = [ds.pixel_array]
-    else:
-        wanted = [f.frame for f in frames]
-        got = dict(zip(sorted(set(wanted)), iter_pixels(ds, indices=sorted(set(wanted))), strict=True))
-        arrays = [got[i] for i in wanted]
+    arrays = [ds.pixel_array]
     if f0.photometric == "PALETTE COLOR":
         arrays = [apply_color_lut(a, ds) for a in arrays]
     return [np.asarray(a) for a in arrays]
