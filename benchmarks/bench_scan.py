@@ -20,7 +20,7 @@ the files into series and order each series by position.
 Printed per contender: files per second (time inside the process, imports included, from the
 first import to the grouped result), the ratio to the pydicom loop, the peak RSS of the process
 (``wait4``; with a pool, of its largest process) and the peak RSS summed over the process and
-its children (psutil, sampled every 20 ms; at least the former), and the Python memory kept per file by the result
+its children (psutil, sampled every 0.1 s; at least the former), and the Python memory kept per file by the result
 (tracemalloc over ``--kept-series`` series in one process; C++ memory of SimpleITK not counted).
 """
 
@@ -107,7 +107,7 @@ MODES = {
 }
 
 #: Seconds between two RSS samples of the process tree.
-SAMPLE_S = 0.02
+SAMPLE_S = 0.1
 
 
 def tree_rss_peak(pid: int, stop: threading.Event, out: list[float]) -> None:

@@ -110,6 +110,16 @@ class FastDataset:
 
 _WANTED: dict[int, tuple[str, str]] = {}
 
+#: Keywords whose value differs in every file: converted without :data:`_CACHE` (caching them
+#: would keep a copy of every file's UID and position until the cache fills, and never hit).
+PER_FILE_KEYWORDS = frozenset({
+    "SOPInstanceUID", "ImagePositionPatient", "InstanceNumber", "SliceLocation", "AcquisitionTime",
+    "ContentTime", "TriggerTime",
+})
+
+#: Tags of the wanted :data:`PER_FILE_KEYWORDS` (set by :func:`configure`).
+_UNCACHED: set[int] = set()
+
 
 def configure(keywords: Iterable[str]) -> None:
     """Set the keywords to extract.
@@ -132,6 +142,8 @@ def configure(keywords: Iterable[str]) -> None:
         wanted[known[0]] = (kw, known[1])
     _WANTED.clear()
     _WANTED.update(wanted)
+    _UNCACHED.clear()
+    _UNCACHED.update(tag for tag, (kw, _vr) in wanted.items() if kw in PER_FILE_KEYWORDS)
 
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
@@ -287,6 +299,7 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
         raise _Unsupported("DICOMDIR")
     values: dict[str, Any] = {}
     wanted = _WANTED
+    uncached = _UNCACHED
     n = len(buf)
     last_tag = 0
     explicit_header = _EXPLICIT_HEADER.unpack_from
@@ -339,7 +352,8 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
             if use_vr == "SQ" or use_vr == "UN":
                 raise _Unsupported("wanted element is a sequence or UN")
             if length:
-                values[keyword] = _convert_cached(buf[value_pos : value_pos + length], use_vr)
+                raw = buf[value_pos : value_pos + length]
+                values[keyword] = _convert(raw, use_vr) if tag in uncached else _convert_cached(raw, use_vr)
             else:
                 values[keyword] = None if use_vr in ("DS", "IS") else ""
         pos = value_pos + length
