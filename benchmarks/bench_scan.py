@@ -55,9 +55,10 @@ else:
 if kept:  # first use of each library outside the trace (lazy imports, first-call caches)
     first = next(os.path.join(r, fs[0]) for r, _d, fs in sorted(os.walk(folder)) if fs and fs[0][0] != ".")
     if mode.startswith("volume"):
-        volume.scan(os.path.dirname(first), workers=1)
+        volume.scan(folder, workers=1 if mode == "volume-1" else None)  # the pool's imports too
         from volume.dicom import fastheader
         fastheader._CACHE.clear()  # values shared between files are part of what a scan keeps
+        sys.modules["volume.dicom.scan"]._SHARED.clear()
     elif mode == "pydicom":
         pydicom.dcmread(first, stop_before_pixels=True)
     else:
