@@ -153,14 +153,38 @@ def ordered_map(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+_task_running = False
+"""In an :func:`unordered_map` worker: whether a task runs now (SIGTERM then unwinds it)."""
+
+
+def _stop_quietly(signum: int, frame: Any) -> None:
+    """SIGTERM in an :func:`unordered_map` worker: unwind the running task (``atomic_output``
+    removes its temporary file), or leave at once when idle, without a word on stderr."""
+    if _task_running:
+        raise SystemExit(128 + signum)
+    os._exit(128 + signum)
+
+
+def _guarded_call(fn: Callable[[T], R], item: T) -> R:
+    """Run one task in a worker; a SIGTERM during it ends the worker once the task has unwound."""
+    global _task_running
+    _task_running = True
+    try:
+        result = fn(item)
+        _task_running = False
+        return result
+    except SystemExit:  # stopped by the parent: nobody waits for a result, nothing to report
+        os._exit(128 + 15)
+
+
 def _quiet_worker_init() -> None:
     """Worker set-up for :func:`unordered_map`: SIGINT ignored (Ctrl-C in a terminal reaches the
-    whole process group; the parent decides and stops the workers), SIGTERM unwinds like an
-    exception so ``atomic_output`` removes its temporary file."""
+    whole process group; the parent decides and stops the workers), SIGTERM handled by
+    :func:`_stop_quietly`."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, _stop_quietly)
 
 
 STOP_TIMEOUT_S = 30.0
@@ -242,7 +266,7 @@ def unordered_map(
                 nxt = next(it, None)
                 if nxt is None:
                     break
-                pending[pool.submit(fn, nxt[1])] = nxt
+                pending[pool.submit(_guarded_call, fn, nxt[1])] = nxt
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -264,7 +288,7 @@ def unordered_map(
             broken_pool_stopped()
             pool = new_pool(1)
             for i, item in sorted(lost, key=lambda pair: pair[0]):  # alone: find the item that kills its worker
-                fut = pool.submit(retry_fn or fn, item)
+                fut = pool.submit(_guarded_call, retry_fn or fn, item)
                 try:
                     result = fut.result()
                 except BrokenProcessPool:

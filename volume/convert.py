@@ -558,11 +558,15 @@ def iter_results(
 
     fn = partial(convert_task, out_dir=os.fspath(out_dir), options=options)
     retry = partial(retry_task, out_dir=os.fspath(out_dir), options=options, since=since)
-    for i, result in unordered_map(fn, tasks, workers=workers, in_flight=workers + 1, on_crash=crashed_result,
-                                   on_broken=remove_leftovers, retry_fn=retry):
-        if progress is not None:
-            progress(len(tasks[i].stack.frames))
-        yield result
+    mapped = unordered_map(fn, tasks, workers=workers, in_flight=workers + 1, on_crash=crashed_result,
+                           on_broken=remove_leftovers, retry_fn=retry)
+    try:
+        for i, result in mapped:
+            if progress is not None:
+                progress(len(tasks[i].stack.frames))
+            yield result
+    finally:
+        mapped.close()  # stops the workers now, whatever stopped us (Ctrl-C, the caller closing us)
 
 
 REPORT_FORMAT = 1

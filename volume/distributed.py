@@ -204,22 +204,27 @@ def iter_results(
         remaining = set(futures)
 
         def outcome(fut: Any) -> ConvertResult | None:
+            """The result of a finished future (None: stopped or cancelled); ``remaining`` loses it
+            only once its result is here (Ctrl-C during the fetch must not lose it)."""
             i = futures[fut]
-            remaining.discard(fut)
             if fut.status == "error":
                 exc = fut.exception()
                 if type(exc).__name__ == "KilledWorker":
+                    remaining.discard(fut)
                     return crashed_result(tasks[i])
                 first = str(exc).splitlines()[0][:300] if str(exc) else ""
                 stack = tasks[i].stack
+                remaining.discard(fut)
                 return ConvertResult(
                     stack_id=stack.id, name=tasks[i].name, status="failed", exit_code=EXIT_PARTIAL,
                     series_number=stack.series_number, series_description=stack.series_description,
                     message=f"the cluster failed this task: {type(exc).__name__}: {first}",
                 )
             if fut.status != "finished":
+                remaining.discard(fut)
                 return None
             result = fut.result()
+            remaining.discard(fut)
             if result is None:
                 return None
             if progress is not None:

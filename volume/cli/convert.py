@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -203,6 +204,7 @@ def run_convert(
                     show(result)
             except KeyboardInterrupt:
                 interrupted = True
+                results.extend(_stop(stream, show))
         finished = time.time()
     finally:
         if client is not None:
@@ -232,3 +234,21 @@ def run_convert(
     code = exit_code(results)
     if code:
         raise typer.Exit(code)
+
+
+def _stop(stream: Any, show: Callable[[Any], None]) -> list[Any]:
+    """After Ctrl-C: when it reached us between two results rather than inside ``stream``, hand
+    the interrupt to ``stream`` so it stops its workers; collect (and show) the results it still
+    yields (a cluster's tasks that finished their file meanwhile)."""
+    more: list[Any] = []
+    if getattr(stream, "gi_frame", None) is None:  # the generator stopped itself already
+        return more
+    try:
+        result = stream.throw(KeyboardInterrupt)
+        while True:
+            more.append(result)
+            show(result)
+            result = next(stream)
+    except (KeyboardInterrupt, StopIteration):
+        pass
+    return more
