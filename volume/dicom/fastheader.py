@@ -370,7 +370,7 @@ def read_fast(path: str) -> FastDataset | str | None:
     if not _WANTED:
         raise RuntimeError("fastheader.configure() was not called")
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:  # one read() call, no buffer copy
             size = os.fstat(fh.fileno()).st_size
             buf = fh.read(FIRST_READ_BYTES)
             while True:

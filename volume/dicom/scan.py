@@ -396,24 +396,22 @@ SHARED_LIMIT = 4096
 _SHARED: dict[Any, Any] = {}
 
 
-def _hashable(value: Any) -> Any:
-    return tuple(_hashable(v) for v in value) if isinstance(value, list) else value
-
-
 def _shared(value: Any) -> Any:
     """An equal object made earlier (tuple, or a dict never modified afterwards), else ``value``."""
     if value is None:
         return None
+    if type(value) is dict:  # values are numbers, strings or flat lists of them (see _plain)
+        key: Any = (dict, tuple([(k, tuple(v) if type(v) is list else v) for k, v in value.items()]))
+    else:
+        key = value
     try:
-        key = (type(value), tuple((k, _hashable(v)) for k, v in value.items())) if isinstance(value, dict) \
-            else (type(value), value)
         return _SHARED[key]
     except KeyError:
         if len(_SHARED) >= SHARED_LIMIT:
             _SHARED.clear()
         _SHARED[key] = value
         return value
-    except TypeError:  # an unhashable value: keep this one
+    except TypeError:  # an unhashable value (a nested list): keep this one
         return value
 
 
