@@ -406,3 +406,37 @@ def test_scheduler_and_workers_exclude_each_other(archive, tmp_path, capfd):
     code, _, stderr = run_cli(["convert", archive, "-o", tmp_path / "o", "--scheduler", "tcp://h:1", "--workers", "2"],
                               capfd)
     assert code == EXIT_USAGE and "--workers" in stderr
+
+
+def test_dask_a_series_that_kills_its_workers_fails_alone(archive, pool_output, cluster, tmp_path, capfd):
+    """dask retries a task whose worker died on other workers, then gives up (KilledWorker), also
+    on tasks that were merely queued on the dying workers: those are rerun alone and succeed."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    address, client = cluster
+    code = SERIES_2_WRITER.format(mode="kill", marker=str(tmp_path / "m"))
+
+    class KillOnSeries2(WorkerPlugin):  # installed in every worker, including the restarted ones
+        name = "volume-test-kill-on-series-2"
+
+        def setup(self, worker):
+            exec(code, {})
+
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    client.register_plugin(KillOnSeries2())
+    try:
+        code_, stdout, stderr = run_cli(["convert", archive, "-o", out, "--scheduler", address, "--report", report],
+                                        capfd)
+    finally:
+        client.unregister_worker_plugin(KillOnSeries2.name)
+        client.run(exec, "import volume.io.nifti_stream as NS\nNS.convert_image = NS._volume_real\n", {})
+    assert code_ == EXIT_PARTIAL, stderr
+    assert "volume: series 2: failed: the worker process died" in stderr
+    assert "converted 3, skipped 0, failed 1" in stderr
+    assert leftovers(out) == []  # the killed workers' temporary files were removed
+    written = [p.name for p in files(out)]
+    assert written == [n for n in ALL_NAMES if not n.startswith("2_")]
+    for name in written:
+        assert (out / name).read_bytes() == (pool_output / name).read_bytes()
+    [entry] = [s for s in json.loads(report.read_text())["series"] if s["status"] == "failed"]
+    assert entry["stack_id"] == "2"

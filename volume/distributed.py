@@ -21,7 +21,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .convert import ConvertOptions, ConvertResult, ConvertTask, convert_stack, crashed_result
+from .convert import (
+    CONVERTED,
+    EXISTING,
+    ConvertOptions,
+    ConvertResult,
+    ConvertTask,
+    convert_stack,
+    crashed_result,
+    temp_files,
+)
 from .errors import EXIT_PARTIAL, UsageError
 
 CONNECT_TIMEOUT_S = 5.0
@@ -129,17 +138,28 @@ def n_workers(client: Any) -> int:
         return 0
 
 
-def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, stop: str) -> ConvertResult | None:
+def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, stop: str,
+                   done: str = "") -> ConvertResult | None:
     """The task a worker runs: :func:`convert_stack`, or ``None`` when told to stop first.
 
     ``stop`` names a :class:`distributed.Event`; it is checked before starting and between
-    decoded images (at most every :data:`STOP_CHECK_INTERVAL_S`).
+    decoded images (at most every :data:`STOP_CHECK_INTERVAL_S`). ``done`` names an event set
+    once this task has written its files: dask recomputes a task whose result died with its
+    worker before the client fetched it, and the rerun must report those files as written, not
+    as existing outputs to skip.
     """
     from distributed import Event, get_client, get_worker
 
-    event = Event(stop, client=get_client())
+    client = get_client()
+    event = Event(stop, client=client)
     if event.is_set():
         return None
+    written = Event(done, client=client) if done else None
+    if written is not None and written.is_set() and not options.force:
+        again = convert_stack(task.stack, out_dir, replace(options, skip_existing=True), name=task.name)
+        if again.status == EXISTING:
+            return replace(again, status=CONVERTED, files=again.existing, existing=(), message="")
+        return again
     first = task.stack.frames[0].path if task.stack.frames else ""
     if first and not os.path.exists(first):
         stack = task.stack
@@ -158,9 +178,12 @@ def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, sto
             if event.is_set():
                 raise _Stopped
     try:
-        return convert_stack(task.stack, out_dir, options, name=task.name, progress=check)
+        result = convert_stack(task.stack, out_dir, options, name=task.name, progress=check)
     except _Stopped:
         return None
+    if written is not None and result.status == CONVERTED:
+        written.set()
+    return result
 
 
 def _relocate(result: ConvertResult, absolute: str, given: str) -> ConvertResult:
@@ -195,13 +218,17 @@ def iter_results(
     batch = uuid.uuid4().hex[:12]
     stop_name = f"volume-stop-{batch}"
     futures: dict[Any, int] = {}
+    remaining: set[Any] = set()  # submitted, result not fetched yet
+    before = temp_files(absolute)
     try:
         stop = distributed.Event(stop_name, client=client)
         for i, task in enumerate(tasks):
-            fut = client.submit(remote_convert, task, absolute, options, stop_name, key=f"volume-convert-{batch}-{i}",
-                                pure=False)
+            fut = client.submit(remote_convert, task, absolute, options, stop_name, f"volume-done-{batch}-{i}",
+                                key=f"volume-convert-{batch}-{i}", pure=False)
             futures[fut] = i
-        remaining = set(futures)
+        remaining.update(futures)
+        killed: list[int] = []  # tasks dask gave up on after their workers died (the culprit, or bystanders)
+        alone = [False]
 
         def outcome(fut: Any) -> ConvertResult | None:
             """The result of a finished future (None: stopped or cancelled); ``remaining`` loses it
@@ -211,7 +238,10 @@ def iter_results(
                 exc = fut.exception()
                 if type(exc).__name__ == "KilledWorker":
                     remaining.discard(fut)
-                    return crashed_result(tasks[i])
+                    if alone[0]:
+                        return crashed_result(tasks[i])
+                    killed.append(i)
+                    return None
                 first = str(exc).splitlines()[0][:300] if str(exc) else ""
                 stack = tasks[i].stack
                 remaining.discard(fut)
@@ -234,17 +264,45 @@ def iter_results(
         try:
             for fut in distributed.as_completed(list(futures), loop=client.loop):
                 result = outcome(fut)
+                fut.release()  # the cluster may forget it now (no recompute if its worker dies later)
                 if result is not None:
                     yield result
+            if len(killed) == 1:
+                yield crashed_result(tasks[killed[0]])
+            elif killed:  # a task queued on a dying worker counts as killed too: rerun each alone
+                alone[0] = True
+                for i in killed:
+                    fut = client.submit(remote_convert, tasks[i], absolute, options, stop_name,
+                                        f"volume-done-{batch}-{i}", key=f"volume-convert-{batch}-{i}-alone", pure=False)
+                    futures[fut] = i
+                    remaining.add(fut)
+                    for done in distributed.as_completed([fut], loop=client.loop):
+                        result = outcome(done)
+                        done.release()
+                        if result is not None:
+                            yield result
         except KeyboardInterrupt:
             yield from _stop(distributed, client, stop, remaining, outcome)
+            if not remaining:
+                remove_leftovers(absolute, before)
             raise
+        remove_leftovers(absolute, before)  # no task of ours runs now: new temporary files are killed workers'
     finally:
-        if futures:
+        if remaining:
             try:
-                client.cancel(list(futures))
+                client.cancel(list(remaining))
             except Exception:  # noqa: BLE001 - the scheduler went away: nothing left to cancel
                 pass
+
+
+def remove_leftovers(out_dir: str, before: set[str]) -> None:
+    """Remove temporary files that appeared in ``out_dir`` since ``before`` (call it only when no
+    task of this batch runs: they are what killed workers left)."""
+    for name in temp_files(out_dir) - before:
+        try:
+            os.unlink(os.path.join(out_dir, name))
+        except OSError:
+            pass
 
 
 def close(client: Any) -> None:
