@@ -43,7 +43,7 @@ def convert_command(
     ] = False,
     sidecar: Annotated[bool, typer.Option("--sidecar/--no-sidecar", help="Write a JSON sidecar beside each image.")] = True,
     threads: Annotated[
-        int, typer.Option("--threads", min=0, help="gzip compression threads per file (0: one per core, at most 4).")
+        int, typer.Option("--threads", min=0, help="gzip compression threads per file (0: one per core, at most 4, in this process; 1 in a pool or cluster).")
     ] = 0,
     max_memory: Annotated[
         str | None,
@@ -53,7 +53,8 @@ def convert_command(
         int | None,
         typer.Option(
             "--workers", "-j", min=1,
-            help="Worker processes, one series each (default: all cores when there are several series; 1: this process).",
+            help="Worker processes, one series each (default: all cores when there are several series of 8 MiB or more "
+            "in all; 1: this process).",
         ),
     ] = None,
     skip_existing: Annotated[
@@ -68,7 +69,7 @@ def convert_command(
         typer.Option(
             "--scheduler",
             help="Run the series on a dask.distributed cluster (tcp://host:8786); workers must see the same paths. "
-            'Needs pip install "volume[dask]".',
+            "Needs dask.distributed (the dask extra of volume).",
         ),
     ] = None,
     report_path: Annotated[
@@ -171,6 +172,10 @@ def run_convert(
             from dataclasses import replace
 
             options = replace(options, threads=parallel_threads)
+        if n_workers > 1 and max_memory is None:  # the workers share this machine's memory budget
+            from ..io.nifti_stream import memory_budget
+
+            options = replace(options, max_bytes=max(1, memory_budget() // n_workers))
 
         def show(result: ConvertResult) -> None:
             where = f"series {result.stack_id}"
