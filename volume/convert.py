@@ -560,13 +560,46 @@ def iter_results(
     retry = partial(retry_task, out_dir=os.fspath(out_dir), options=options, since=since)
     mapped = unordered_map(fn, tasks, workers=workers, in_flight=workers + 1, on_crash=crashed_result,
                            on_broken=remove_leftovers, retry_fn=retry)
+    reported: set[int] = set()
     try:
         for i, result in mapped:
+            reported.add(i)
             if progress is not None:
                 progress(len(tasks[i].stack.frames))
             yield result
+    except KeyboardInterrupt:
+        mapped.close()  # workers stopped: their temporary files are gone
+        yield from _written_meanwhile(tasks, reported, out_dir, options, since)
+        raise
     finally:
         mapped.close()  # stops the workers now, whatever stopped us (Ctrl-C, the caller closing us)
+
+
+def _written_meanwhile(tasks: Sequence[ConvertTask], reported: set[int], out_dir: str | os.PathLike[str],
+                       options: ConvertOptions, since: float) -> Iterator[ConvertResult]:
+    """After stopping the workers: results for the outputs of unreported tasks that this run wrote
+    (a worker stopped between a series' image and its sidecar, or before its result came back)."""
+    for i, task in enumerate(tasks):
+        if i in reported:
+            continue
+        wanted = output_paths(out_dir, task.name, options)[: 2 if options.sidecar else 1]
+        fresh = []
+        for path in wanted:
+            try:
+                if path.stat().st_mtime >= since - RETRY_MTIME_SLACK_S:
+                    fresh.append(str(path))
+            except OSError:
+                pass
+        if not fresh:
+            continue
+        stack = task.stack
+        base = dict(stack_id=stack.id, name=task.name, series_number=stack.series_number,
+                    series_description=stack.series_description, files=tuple(fresh))
+        if len(fresh) == len(wanted):
+            yield ConvertResult(status=CONVERTED, **base)
+        else:
+            yield ConvertResult(status=FAILED, exit_code=EXIT_INTERRUPTED, **base,
+                                message="interrupted after its image was written; --skip-existing writes the rest")
 
 
 REPORT_FORMAT = 1
