@@ -8,6 +8,7 @@ memory proportional to their file count, not their pixels.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections import Counter
@@ -189,7 +190,7 @@ def _float(value: Any) -> float | None:
         f = float(value)
     except (TypeError, ValueError, IndexError):
         return None
-    return f if np.isfinite(f) else None
+    return f if math.isfinite(f) else None
 
 
 def _floats(value: Any, n: int) -> tuple[float, ...] | None:
@@ -199,7 +200,7 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
         seq = [float(v) for v in value]
     except (TypeError, ValueError):
         return None
-    if len(seq) != n or not all(np.isfinite(seq)):
+    if len(seq) != n or not all(map(math.isfinite, seq)):
         return None
     return tuple(seq)
 
@@ -459,16 +460,23 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
                                       _int(get("BitsAllocated")) or 0, length, value_tell)
     if problem:
         expand = 1  # one record carries the problem: never millions of them for a lying header
-    acquisition = {}
-    for kw in ACQUISITION_KEYWORDS:
-        v = _plain(get(kw))
-        if v not in (None, "", []):
-            acquisition[kw] = v
-    identity = {}
-    for kw in IDENTITY_KEYWORDS:
-        v = _plain(get(kw))
-        if v not in (None, "", []):
-            identity[kw] = v
+    if isinstance(ds, FastDataset):  # str, int, float or a tuple of them: lists for JSON, as _plain
+        values = ds.values
+        acquisition = {kw: list(v) if type(v) is tuple else v for kw in ACQUISITION_KEYWORDS
+                       if (v := values.get(kw)) is not None and v != ""}
+        identity = {kw: list(v) if type(v) is tuple else v for kw in IDENTITY_KEYWORDS
+                    if (v := values.get(kw)) is not None and v != ""}
+    else:
+        acquisition = {}
+        for kw in ACQUISITION_KEYWORDS:
+            v = _plain(get(kw))
+            if v not in (None, "", []):
+                acquisition[kw] = v
+        identity = {}
+        for kw in IDENTITY_KEYWORDS:
+            v = _plain(get(kw))
+            if v not in (None, "", []):
+                identity[kw] = v
     base = dict(
         path=path,
         sop_uid=_str(get("SOPInstanceUID")),
