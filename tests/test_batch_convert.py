@@ -381,6 +381,22 @@ def test_dask_ctrl_c_stops_the_tasks_and_resumes(archive, pool_output, cluster, 
     assert_same_bytes(out, pool_output)
 
 
+def test_dask_worker_that_cannot_see_the_inputs_fails_the_series(archive, cluster, tmp_path):
+    import dataclasses
+
+    from volume.convert import ConvertOptions
+    from volume.distributed import iter_results
+
+    _, client = cluster
+    [task] = plan(volume.scan(archive / "s1").stacks)
+    moved = [dataclasses.replace(f, path="/nonexistent/volume-test/" + Path(f.path).name) for f in task.stack.frames]
+    task = ConvertTask(dataclasses.replace(task.stack, frames=moved), task.name)
+    [result] = list(iter_results([task], tmp_path / "out", ConvertOptions(), client))
+    assert result.status == "failed" and result.exit_code == EXIT_PARTIAL
+    assert "cannot see the input files" in result.message and "shared filesystem" in result.message
+    assert not (tmp_path / "out").exists()
+
+
 def test_unreachable_scheduler_is_one_line_and_exit_2(archive, tmp_path):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
