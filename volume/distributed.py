@@ -230,6 +230,10 @@ def iter_results(
         killed: list[int] = []  # tasks dask gave up on after their workers died (the culprit, or bystanders)
         alone = [False]
 
+        def advance(i: int) -> None:
+            if progress is not None:
+                progress(len(tasks[i].stack.frames))
+
         def outcome(fut: Any) -> ConvertResult | None:
             """The result of a finished future (None: stopped or cancelled); ``remaining`` loses it
             only once its result is here (Ctrl-C during the fetch must not lose it)."""
@@ -239,12 +243,14 @@ def iter_results(
                 if type(exc).__name__ == "KilledWorker":
                     remaining.discard(fut)
                     if alone[0]:
+                        advance(i)
                         return crashed_result(tasks[i])
                     killed.append(i)
                     return None
                 first = str(exc).splitlines()[0][:300] if str(exc) else ""
                 stack = tasks[i].stack
                 remaining.discard(fut)
+                advance(i)
                 return ConvertResult(
                     stack_id=stack.id, name=tasks[i].name, status="failed", exit_code=EXIT_PARTIAL,
                     series_number=stack.series_number, series_description=stack.series_description,
@@ -257,8 +263,7 @@ def iter_results(
             remaining.discard(fut)
             if result is None:
                 return None
-            if progress is not None:
-                progress(len(tasks[i].stack.frames))
+            advance(i)
             return _relocate(result, absolute, given)
 
         try:
@@ -268,6 +273,7 @@ def iter_results(
                 if result is not None:
                     yield result
             if len(killed) == 1:
+                advance(killed[0])
                 yield crashed_result(tasks[killed[0]])
             elif killed:  # a task queued on a dying worker counts as killed too: rerun each alone
                 alone[0] = True
@@ -283,10 +289,11 @@ def iter_results(
                             yield result
         except KeyboardInterrupt:
             yield from _stop(distributed, client, stop, remaining, outcome)
-            if not remaining:
+            if killed and not remaining:
                 remove_leftovers(absolute, before)
             raise
-        remove_leftovers(absolute, before)  # no task of ours runs now: new temporary files are killed workers'
+        if killed:  # no task of ours runs now: new temporary files are what the killed workers left
+            remove_leftovers(absolute, before)
     finally:
         if remaining:
             try:
