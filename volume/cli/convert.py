@@ -116,6 +116,7 @@ def run_convert(
     """The body of ``volume convert``: checks, scan, tasks in this process / a pool / a cluster,
     printing as results come, the closing table, the report; raises ``typer.Exit`` with the code."""
     import time
+    from dataclasses import replace
 
     from ..convert import (
         CONVERTED,
@@ -169,8 +170,6 @@ def run_convert(
         tasks = select_tasks(found, series)
         n_workers = 1 if client is not None else auto_workers(tasks, workers)
         if client is not None or n_workers > 1:
-            from dataclasses import replace
-
             options = replace(options, threads=parallel_threads)
         if n_workers > 1 and max_memory is None:  # the workers share this machine's memory budget
             from ..io.nifti_stream import memory_budget
