@@ -157,9 +157,19 @@ _task_running = False
 """In an :func:`unordered_map` worker: whether a task runs now (SIGTERM then unwinds it)."""
 
 
+_stopping = False
+"""In an :func:`unordered_map` worker: a SIGTERM came already (a second one, say from the pool's
+own clean-up, must not cut short the unwinding of the first)."""
+
+
 def _stop_quietly(signum: int, frame: Any) -> None:
     """SIGTERM in an :func:`unordered_map` worker: unwind the running task (``atomic_output``
-    removes its temporary file), or leave at once when idle, without a word on stderr."""
+    removes its temporary file), or leave at once when idle, without a word on stderr. Later
+    SIGTERMs are ignored."""
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
     if _task_running:
         raise SystemExit(128 + signum)
     os._exit(128 + signum)
