@@ -108,11 +108,6 @@ RUNNER_ONE_SLOW = RUNNER.replace(
 )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "volume/batch.py ordered_map starts workers with _worker_init, which leaves SIGINT to "
-    "KeyboardInterrupt: an idle worker dies printing a traceback. Fix: initializer=_quiet_worker_init "
-    "(SIGINT ignored) and stop the pool with _stop_pool(pool, terminate=True) on early exit; then drop "
-    "this mark."))
 def test_ctrl_c_in_a_terminal_with_an_idle_worker_prints_no_traceback(source, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "VOLUME_NO_PROGRESS": "1"}

@@ -49,19 +49,17 @@ def default_workers() -> int:
 
 
 def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
-    return [fn(item) for item in chunk]
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
-def _worker_init() -> None:
-    """Worker set-up: SIGTERM (sent to the other workers when one dies) unwinds like an
-    exception, so ``atomic_output`` removes its temporary file instead of leaving it."""
-    import signal
-
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    """Run a chunk in an :func:`ordered_map` worker; a SIGTERM during it (the parent stopping the
+    pool) unwinds the running item first (``atomic_output`` removes its temporary file), then ends
+    the worker."""
+    global _task_running
+    _task_running = True
+    try:
+        results = [fn(item) for item in chunk]
+        _task_running = False
+        return results
+    except SystemExit:  # stopped by the parent: nobody waits for a result
+        os._exit(128 + 15)
 
 
 def _pool_context() -> Any:
@@ -105,7 +103,7 @@ def ordered_map(
     from concurrent.futures.process import BrokenProcessPool
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_worker_init)
+        return ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_quiet_worker_init)
 
     pool = new_pool()
     queue: deque[tuple[Any, list[T]]] = deque()
@@ -148,9 +146,12 @@ def ordered_map(
             submit_next()
             yield from results
     finally:
+        # Early exit (Ctrl-C in the parent, the consumer closing the generator): stop running
+        # tasks; they unwind and remove their temporary files. Otherwise all work is done.
+        early = bool(queue)
         for fut, _ in queue:
             fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        _stop_pool(pool, terminate=early)
 
 
 _task_running = False

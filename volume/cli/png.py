@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from enum import Enum
@@ -106,9 +109,10 @@ def png_command(
         with progress_bar("writing pictures", len(jobs)) as advance:
             for result in results:
                 summary.add(result)
-                for written in result.written:
-                    sys.stdout.write(written + "\n")
-                    printed.add(written)
+                with _no_interrupt():  # listed and remembered together, never one of the two
+                    for written in result.written:
+                        sys.stdout.write(written + "\n")
+                        printed.add(written)
                 done += 1
                 printed.clear()
                 advance(1)
@@ -178,3 +182,19 @@ def _recent_files(folder: str, since: float) -> dict[str, float]:
     except OSError:
         pass
     return out
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) for the few statements inside; it is raised right after them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
