@@ -30,7 +30,7 @@ def test_unknown_name_is_an_attribute_error():
 def test_import_does_not_load_heavy_libraries():
     code = (
         "import sys, json, volume; "
-        "print(json.dumps([m for m in ('vtk', 'SimpleITK', 'scipy', 'nibabel', 'dask', 'typer') if m in sys.modules]))"
+        "print(json.dumps([m for m in ('numpy', 'vtk', 'SimpleITK', 'scipy', 'nibabel', 'dask', 'typer', 'pydicom') if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []

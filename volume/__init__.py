@@ -7,13 +7,13 @@
 >>> volume.write_nifti(mip, "mip.nii.gz")
 >>> iso = volume.reslice(vol, spacing=1.0)  # resampled onto a 1 mm grid
 
-The operations (``project``, ``reslice``, ``convert``, ``render``, ...) are imported on first use,
-so ``import volume`` stays light: scipy, SimpleITK, nibabel and VTK load only when needed.
+Everything but the errors is imported on first use (PEP 562), so ``import volume`` is instant and
+``volume --version`` needs no numpy; scipy, SimpleITK, nibabel and VTK load only when an operation
+needs them.
 """
 
 from __future__ import annotations
 
-from .dicom import Scan, Series, Stack, load, scan
 from .errors import (
     AmbiguousSeriesError,
     NoDicomError,
@@ -25,12 +25,21 @@ from .errors import (
     UsageError,
     VolumeError,
 )
-from .volume import AFFINE_CONVENTION, LPS_TO_RAS, PLANES, Volume, axis_codes
 
 __version__ = "0.1.0"
 
 #: Public functions imported on first use: name -> (module, attribute).
 _LAZY = {
+    "Scan": ("volume.dicom", "Scan"),
+    "Series": ("volume.dicom", "Series"),
+    "Stack": ("volume.dicom", "Stack"),
+    "load": ("volume.dicom", "load"),
+    "scan": ("volume.dicom", "scan"),
+    "Volume": ("volume.volume", "Volume"),
+    "AFFINE_CONVENTION": ("volume.volume", "AFFINE_CONVENTION"),
+    "LPS_TO_RAS": ("volume.volume", "LPS_TO_RAS"),
+    "PLANES": ("volume.volume", "PLANES"),
+    "axis_codes": ("volume.volume", "axis_codes"),
     "project": ("volume.ops.projection", "project"),
     "project_stack": ("volume.ops.projection", "project_stack"),
     "reslice": ("volume.ops.reslice", "reslice"),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import EXIT_PARTIAL, NoDicomError, UsageError
-from ..ops.window import PRESETS
+from ..ops.presets import PRESETS
 from .app import app, err, progress_bar, warn
 
 if TYPE_CHECKING:
