@@ -56,3 +56,24 @@ def _perm():
     p = np.zeros((4, 4))
     p[0, 2] = p[1, 1] = p[2, 0] = p[3, 3] = 1.0
     return p
+
+
+def test_console_entry_keeps_exit_semantics(tmp_path):
+    """``volume`` ends with os._exit to skip the interpreter's teardown: exit code, atexit
+    handlers, buffered output and running threads must still behave as in a normal exit."""
+    marker = tmp_path / "thread-finished"
+    code = (
+        "import atexit, sys, threading, time\n"
+        "atexit.register(lambda: print('atexit ran'))\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.3), open({str(marker)!r}, 'w').close())).start()\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        f"sys.argv = ['volume', 'ls', {str(tmp_path / 'missing')!r}]\n"
+        "from volume.cli import run\n"
+        "run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout.startswith("buffered, no newline")
+    assert "atexit ran" in proc.stdout
+    assert marker.exists()
+    assert len(proc.stderr.strip().splitlines()) == 1 and "missing" in proc.stderr
