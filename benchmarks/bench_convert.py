@@ -28,6 +28,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from peers import dcm2niix_binary  # benchmarks/peers.py (the script's folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 
 GOAL_GZ = 0.5
@@ -88,7 +90,7 @@ def contenders(src: Path) -> dict[str, list[str]]:
         "volume .nii.gz": [*_volume_cmd(), "convert", str(src), "-o", "{out}"],
         "volume .nii": [*_volume_cmd(), "convert", str(src), "-o", "{out}", "--format", "nii"],
     }
-    d2n = shutil.which("dcm2niix")
+    d2n = dcm2niix_binary()
     if d2n:
         tools["dcm2niix -z y"] = [d2n, "-z", "y", "-o", "{out}", str(src)]
         tools["dcm2niix -z n"] = [d2n, "-z", "n", "-o", "{out}", str(src)]

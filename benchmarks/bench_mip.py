@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import dcm2niix_binary  # benchmarks/peers.py (the script's folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 
 # Contenders cache their bytecode as an installed package does (a stale .pyc never rewritten
@@ -63,20 +65,6 @@ SIMPLEITK = (
     "sitk.WriteImage(mip, sys.argv[2])\n"
 )
 """SimpleITK: read the series (GDCM, sorted by position), ``MaximumProjection`` along rows (coronal)."""
-
-
-def dcm2niix_binary() -> str | None:
-    """The dcm2niix executable itself: the PyPI package's ``bin/dcm2niix`` is a Python script that
-    starts it as a child process (~0.05 s of interpreter start and a second process to measure)."""
-    try:
-        import dcm2niix as package
-
-        binary = Path(package.__file__).with_name("dcm2niix")
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return str(binary)
-    except ImportError:
-        pass
-    return shutil.which("dcm2niix")
 
 
 def run(cmd: list[str]) -> tuple[float, float]:

@@ -31,25 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import dcm2niix_binary  # benchmarks/peers.py (the script's folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 #: Files whose older content makes the "before" tree by default (the start-up work of issue 8).
 DEFAULT_FILES = ("volume/dicom/fastheader.py", "volume/dicom/_tags.py", "volume/dicom/scan.py",
                  "volume/dicom/geometry.py")
-
-
-def dcm2niix_binary() -> str | None:
-    """The dcm2niix executable itself (the PyPI package's ``bin/dcm2niix`` is a Python wrapper)."""
-    try:
-        import dcm2niix as package
-
-        binary = Path(package.__file__).with_name("dcm2niix")
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return str(binary)
-    except ImportError:
-        pass
-    return shutil.which("dcm2niix")
 
 
 def make_tree_copy(dest: Path, revision: str | None, files: tuple[str, ...]) -> Path:

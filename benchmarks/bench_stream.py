@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from peers import dcm2niix_binary  # benchmarks/peers.py (the script's folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
 
 #: Runs ``volume`` with the streaming policy off: every stack is loaded whole, then written.
@@ -57,7 +59,7 @@ def make(src: Path, slices: int) -> Path:
 
 
 def contenders(src: Path, out: Path, fmt: str) -> dict[str, list[str]]:
-    dcm2niix = shutil.which("dcm2niix") or str(Path(sys.executable).parent / "dcm2niix")
+    dcm2niix = dcm2niix_binary() or str(Path(sys.executable).parent / "dcm2niix")
     volume_args = ["convert", str(src), "-o", str(out), "--format", fmt, "--no-sidecar"]
     return {
         f"volume {fmt} streamed": [sys.executable, "-c", SHIPPED, *volume_args],

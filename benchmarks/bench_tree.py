@@ -41,23 +41,10 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.path.insert(0, str(HERE))
 
 from make_tree import cached_tree  # noqa: E402
+from peers import dcm2niix_binary  # noqa: E402
 
 #: Seconds between two RSS samples.
 SAMPLE_S = 0.1
-
-
-def dcm2niix_binary() -> str | None:
-    """The dcm2niix executable itself: the PyPI package's ``bin/dcm2niix`` is a Python script that
-    starts it as a child process (~0.05 s of interpreter start and a second process to measure)."""
-    try:
-        import dcm2niix as package
-
-        binary = Path(package.__file__).with_name("dcm2niix")
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return str(binary)
-    except ImportError:
-        pass
-    return shutil.which("dcm2niix")
 
 
 class RssSampler(threading.Thread):
