@@ -77,3 +77,16 @@ def test_console_entry_keeps_exit_semantics(tmp_path):
     assert "atexit ran" in proc.stdout
     assert marker.exists()
     assert len(proc.stderr.strip().splitlines()) == 1 and "missing" in proc.stderr
+
+
+def test_cli_needs_no_standalone_click(tmp_path):
+    """typer vendors click; the standalone package (pulled in only by extras such as dask) must
+    not be needed for a run or for a usage error."""
+    block = "import sys; sys.modules['click'] = None; from volume.cli.app import main; import volume.cli; "
+    ok = subprocess.run([sys.executable, "-c", block + f"sys.exit(main(['sample', {str(tmp_path / 's')!r}]))"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([sys.executable, "-c", block + "sys.exit(main(['ls', '--no-such-option', '.']))"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

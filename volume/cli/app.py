@@ -214,12 +214,10 @@ def _where(filename: Any) -> str:
 
 def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
     """Exit, Abort and ClickException classes of click and of the click copy typer may vendor."""
-    import click
-
-    exits: list[type] = [click.exceptions.Exit]
-    aborts: list[type] = [click.exceptions.Abort]
-    errors: list[type] = [click.ClickException]
-    try:  # typer >= 0.2x ships its own click as typer._click
+    exits: list[type] = []
+    aborts: list[type] = []
+    errors: list[type] = []
+    try:  # typer >= 0.26 ships its own click as typer._click (what it raises)
         import typer.exceptions as typer_exceptions
         from typer._click.exceptions import ClickException as TyperClickException
     except ImportError:
@@ -228,6 +226,13 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[
         exits.append(typer_exceptions.Exit)
         aborts.append(typer_exceptions.Abort)
         errors.append(TyperClickException)
+    click = sys.modules.get("click")  # the standalone click, only when something imported it
+    if click is None and not errors:  # an older typer raises click's own exceptions
+        import click
+    if click is not None:
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        errors.append(click.ClickException)
     return tuple(exits), tuple(aborts), tuple(errors)
 
 
