@@ -450,12 +450,12 @@ def auto_workers(tasks: Sequence[ConvertTask], workers: int | None = None) -> in
     """Worker processes for ``tasks``: ``workers`` (at most one per task) when given; otherwise
     all cores when there are several stacks holding at least :data:`POOL_MIN_BYTES`, else 1
     (this process)."""
-    from .batch import default_workers
-
     if workers is not None:
         return max(1, min(workers, len(tasks)))
     if len(tasks) < 2 or sum(stack_bytes(t.stack) for t in tasks) < POOL_MIN_BYTES:
         return 1
+    from .batch import default_workers  # the pool machinery is imported only when a pool runs
+
     return max(1, min(default_workers(), len(tasks)))
 
 
@@ -524,10 +524,6 @@ def iter_results(
     left; the others go on. Ctrl-C (``KeyboardInterrupt`` while waiting) stops the workers, whose
     temporary files are removed, and propagates; results already yielded are whole files.
     """
-    from functools import partial
-
-    from .batch import unordered_map
-
     options = options or ConvertOptions()
     if workers <= 1:
         for task in tasks:
@@ -545,6 +541,10 @@ def iter_results(
                 progress(rest)
             yield result
         return
+
+    from functools import partial
+
+    from .batch import unordered_map
 
     before = temp_files(out_dir)
     since = time.time()
