@@ -90,3 +90,19 @@ def test_cli_needs_no_standalone_click(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_command_map_names_every_command_and_loads_only_one():
+    """``volume X`` imports only X's module; the map must know every registered command."""
+    import typer.main
+
+    import volume.cli
+
+    code = (
+        "import sys, volume.cli; volume.cli.load_commands(['convert', 'in/', '-o', 'out/']); "
+        "import typer.main; print(sorted(typer.main.get_command(volume.cli.app).commands))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['convert']"
+    volume.cli.load_commands(None)
+    assert sorted(typer.main.get_command(volume.cli.app).commands) == sorted(volume.cli.COMMANDS)

@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     exits, aborts, click_errors = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    from . import load_commands  # the package, initialised by now
+
+    load_commands(args)
     try:
         rv = app(args=args, prog_name="volume", standalone_mode=False)
         if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
