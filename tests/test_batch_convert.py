@@ -460,3 +460,58 @@ def test_dask_a_series_that_kills_its_workers_fails_alone(archive, pool_output, 
         assert (out / name).read_bytes() == (pool_output / name).read_bytes()
     [entry] = [s for s in json.loads(report.read_text())["series"] if s["status"] == "failed"]
     assert entry["stack_id"] == "2"
+
+
+# --- review findings: resuming with a report, the in-process Ctrl-C window, selectors -----------
+
+
+def test_resume_with_the_same_report_replaces_it(archive, tmp_path, capfd):
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    assert run_cli(["convert", archive, "-o", out, "--report", report], capfd)[0] == 0
+    (out / "3_sagittal.json").unlink()
+    code, stdout, _ = run_cli(["convert", archive, "-o", out, "--report", report, "--skip-existing"], capfd)
+    assert code == 0
+    assert stdout.splitlines() == [str(out / "3_sagittal.json")]
+    doc = json.loads(report.read_text())
+    assert doc["options"]["skip_existing"] is True
+    assert sorted(p.name for p in files(out)) == ALL_NAMES
+
+
+def test_report_path_taken_by_an_output_is_refused_before_any_work(archive, tmp_path, capfd):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["convert", archive, "-o", out, "--report", out / "2_oblique.json"], capfd)
+    assert code == EXIT_USAGE and stdout == ""
+    assert "2_oblique.json" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() or files(out) == []
+
+
+def test_report_names_the_chosen_stacks_not_a_uid_selector(archive, tmp_path, capfd):
+    import pydicom
+
+    uid = str(pydicom.dcmread(next((archive / "s2").iterdir())).SeriesInstanceUID)
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    assert run_cli(["convert", archive, "-o", out, "--series", uid, "--report", report], capfd)[0] == 0
+    text = report.read_text()
+    assert uid not in text
+    assert json.loads(text)["options"]["series"] == ["2"]
+
+
+def test_ctrl_c_between_image_and_sidecar_in_process_lists_the_image(archive, tmp_path, capfd, monkeypatch):
+    import volume.io.sidecar as sidecar
+
+    real, calls = sidecar.write_sidecar, []
+
+    def interrupted_second_time(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sidecar, "write_sidecar", interrupted_second_time)
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    code, stdout, err = run_cli(["convert", archive, "-o", out, "--workers", "1", "--report", report], capfd)
+    assert code == EXIT_INTERRUPTED
+    on_disk = {str(p) for p in files(out)}
+    assert set(stdout.splitlines()) == on_disk and len(on_disk) == 3  # series 1 whole, series 2's image
+    entries = {e["stack_id"]: e for e in json.loads(report.read_text())["series"]}
+    assert entries["2"]["status"] == "failed" and entries["2"]["files"] == [str(out / "2_oblique.nii.gz")]

@@ -526,6 +526,7 @@ def iter_results(
     """
     options = options or ConvertOptions()
     if workers <= 1:
+        started = time.time()
         for task in tasks:
             counted = 0
 
@@ -535,7 +536,11 @@ def iter_results(
                 if progress is not None:
                     progress(n)
 
-            result = convert_stack(task.stack, out_dir, options, name=task.name, progress=tick)
+            try:
+                result = convert_stack(task.stack, out_dir, options, name=task.name, progress=tick)
+            except KeyboardInterrupt:  # between a series' image and its sidecar: report the image
+                yield from _written_meanwhile([task], set(), out_dir, options, started)
+                raise
             rest = len(task.stack.frames) - counted
             if progress is not None and rest > 0:
                 progress(rest)
@@ -666,7 +671,9 @@ def batch_report(
             "format": options.format, "force": options.force, "skip_existing": options.skip_existing,
             "allow_gaps": options.allow_gaps, "keep_phi": options.keep_phi, "sidecar": options.sidecar,
             "gzip_level": options.level, "threads": options.threads, "max_bytes": options.max_bytes,
-            "workers": workers, "scheduler": scheduler, "series": series,
+            "workers": workers, "scheduler": scheduler,
+            # the stacks a --series selector chose, not the selector (it may be a UID)
+            "series": None if series is None else [t.stack.id for t in tasks],
         },
         "totals": {
             "stacks": len(tasks), **counts, "not_run": len(not_run),

@@ -143,7 +143,8 @@ def run_convert(
     if scheduler is not None and workers is not None:
         raise UsageError("--workers is for the local pool; with --scheduler the cluster's workers run the series")
     if report_path is not None:
-        check_report(report_path, force=force)  # refused before any work
+        # refused before any work; a resumed run (--skip-existing) replaces its own report
+        check_report(report_path, force=force or skip_existing)
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
     parallel_threads = threads or 1  # in a pool or a cluster, the workers are the parallelism
     local_threads = threads or max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
@@ -168,6 +169,8 @@ def run_convert(
         if found.skipped:
             warn(found.skipped)
         tasks = select_tasks(found, series)
+        if report_path is not None:
+            _check_report_is_not_an_output(report_path, tasks, output, options)
         n_workers = 1 if client is not None else auto_workers(tasks, workers)
         if client is not None or n_workers > 1:
             options = replace(options, threads=parallel_threads)
@@ -229,11 +232,13 @@ def run_convert(
             results, tasks, options, output=output, started=started, finished=finished, interrupted=interrupted,
             workers=n_workers, scheduler=scheduler, series=series, files_scanned=found.report.n_files,
         )
-        write_report(report_path, doc, force=force)
+        write_report(report_path, doc, force=force or skip_existing)
     if interrupted:
         left = len(tasks) - len(results)
         if left:
-            err(f"{left} of {len(tasks)} series not converted; the same command with --skip-existing finishes them")
+            how = ("the same command without --force and with --skip-existing" if force
+                   else "the same command" + ("" if skip_existing else " with --skip-existing"))
+            err(f"{left} of {len(tasks)} series not converted; {how} finishes them")
         raise typer.Exit(EXIT_INTERRUPTED)
     code = exit_code(results)
     if code:
@@ -256,3 +261,13 @@ def _stop(stream: Any, show: Callable[[Any], None]) -> list[Any]:
     except (KeyboardInterrupt, StopIteration):
         pass
     return more
+
+
+def _check_report_is_not_an_output(report_path: Path, tasks: Any, output: Path, options: Any) -> None:
+    """Refuse, before any work, a report path that one of the planned outputs would take."""
+    from ..convert import output_paths
+
+    target = os.path.abspath(report_path)
+    for task in tasks:
+        if target in (os.path.abspath(p) for p in output_paths(output, task.name, options)):
+            raise UsageError(f"{report_path}: series {task.stack.id} writes its output there; put the report elsewhere")
