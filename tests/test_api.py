@@ -106,3 +106,16 @@ def test_command_map_names_every_command_and_loads_only_one():
     assert out.strip() == "['convert']"
     volume.cli.load_commands(None)
     assert sorted(typer.main.get_command(volume.cli.app).commands) == sorted(volume.cli.COMMANDS)
+
+
+def test_exported_functions_stay_functions_whatever_was_imported_first():
+    """Names shared with submodules (``volume.convert``, ``volume.render``) would turn into modules
+    once the submodule is imported; the exports must not depend on import order."""
+    code = (
+        "import volume, volume.convert, volume.render.offscreen, volume.render.mesh, json; "
+        "volume.ConvertOptions; volume.isosurface; "
+        "print(json.dumps({n: callable(getattr(volume, n)) and not isinstance(getattr(volume, n), type(volume)) "
+        "for n in volume.__all__ if not n.isupper() and n != '__version__'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert all(json.loads(out).values()), out
