@@ -515,3 +515,19 @@ def test_ctrl_c_between_image_and_sidecar_in_process_lists_the_image(archive, tm
     assert set(stdout.splitlines()) == on_disk and len(on_disk) == 3  # series 1 whole, series 2's image
     entries = {e["stack_id"]: e for e in json.loads(report.read_text())["series"]}
     assert entries["2"]["status"] == "failed" and entries["2"]["files"] == [str(out / "2_oblique.nii.gz")]
+
+
+def _convert_in_a_daemon(args: tuple[str, str]) -> int:
+    return main(["convert", args[0], "-o", args[1], "--workers", "2"])
+
+
+def test_batches_run_inside_someone_elses_pool_worker(archive, tmp_path):
+    """A daemonic worker (a user's multiprocessing.Pool calling volume) may not start children:
+    convert's pool and png's pool fall back to one process instead of an internal error."""
+    import multiprocessing
+
+    out = tmp_path / "out"
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        code = pool.map(_convert_in_a_daemon, [(str(archive), str(out))])[0]
+    assert code == 0
+    assert sorted(p.name for p in files(out)) == ALL_NAMES

@@ -48,6 +48,14 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def in_daemon_process() -> bool:
+    """Whether this process is a daemonic multiprocessing worker (someone's ``Pool`` calling our
+    API): such a process may not start children, so batches run in it, one item at a time."""
+    import multiprocessing
+
+    return bool(multiprocessing.current_process().daemon)
+
+
 def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
     """Run a chunk in an :func:`ordered_map` worker; a SIGTERM during it (the parent stopping the
     pool) unwinds the running item first (``atomic_output`` removes its temporary file), then ends
@@ -94,7 +102,7 @@ def ordered_map(
     and the item that kills a worker again gets ``on_crash(item)`` as its result; the batch
     goes on. Without it the error propagates.
     """
-    n = default_workers() if workers is None else max(1, workers)
+    n = 1 if in_daemon_process() else default_workers() if workers is None else max(1, workers)
     if n == 1:
         for item in items:
             yield fn(item)
@@ -249,7 +257,7 @@ def unordered_map(
     generator) cancels queued items and stops running workers with SIGTERM, so their
     ``atomic_output`` temporary files are removed before this returns. Workers ignore SIGINT.
     """
-    n = default_workers() if workers is None else max(1, workers)
+    n = 1 if in_daemon_process() else default_workers() if workers is None else max(1, workers)
     if n == 1:
         for i, item in enumerate(items):
             yield i, fn(item)

@@ -449,7 +449,12 @@ def stack_bytes(stack: Stack) -> int:
 def auto_workers(tasks: Sequence[ConvertTask], workers: int | None = None) -> int:
     """Worker processes for ``tasks``: ``workers`` (at most one per task) when given; otherwise
     all cores when there are several stacks holding at least :data:`POOL_MIN_BYTES`, else 1
-    (this process)."""
+    (this process); always 1 inside a daemonic worker process, which may not start children."""
+    import sys
+
+    mp = sys.modules.get("multiprocessing")  # a multiprocessing worker has imported it; else free
+    if mp is not None and mp.current_process().daemon:
+        return 1
     if workers is not None:
         return max(1, min(workers, len(tasks)))
     if len(tasks) < 2 or sum(stack_bytes(t.stack) for t in tasks) < POOL_MIN_BYTES:
