@@ -136,8 +136,80 @@ def progress_bar(description: str, total: int | None, *, enabled: bool | None = 
         yield lambda n=1: progress.advance(task, n)
 
 
+class _ReaderSafeStdout:
+    """``sys.stdout`` that outlives its reader (``volume convert ... | head``).
+
+    When the reader of a pipe goes away, the next write or flush raises ``BrokenPipeError``
+    (Python ignores SIGPIPE). For the commands whose product is files, the listing on stdout is
+    a log: losing its reader must not stop a batch halfway. The first broken write points the
+    descriptor at ``/dev/null`` (so buffered text and later writes vanish quietly, in this
+    process and at exit) and sets :attr:`closed_early`; the command goes on to its end.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.closed_early = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed_early = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's buffer): drop text
+            self._stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+#: Commands whose product is what they print: a closed stdout just ends their listing, silently
+#: (as ``ls | head`` does). Every other command writes files and says so when its list was cut.
+LISTING_COMMANDS = frozenset({None, "ls", "info"})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`)."""
+    original = sys.stdout
+    guard = _ReaderSafeStdout(original)
+    sys.stdout = guard
+    try:
+        code = _main_guarded(argv)
+        guard.flush()
+    finally:
+        if sys.stdout is guard:
+            sys.stdout = original
+    if guard.closed_early:
+        args = list(sys.argv[1:] if argv is None else argv)
+        command = next((a for a in args if not a.startswith("-")), None)
+        if command not in LISTING_COMMANDS and "--help" not in args and "-h" not in args:
+            err(
+                "standard output was closed early (its reader, such as `head`, quit); the work went "
+                "on and every output was written: only the listing of them is incomplete"
+            )
+    return code
+
+
+def _main_guarded(argv: list[str] | None) -> int:
     exits, aborts, click_errors = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -170,12 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err(str(exc))
         return exc.exit_code
-    except BrokenPipeError:
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        except OSError:
-            pass
-        return 0
+    except BrokenPipeError:  # not stdout's (that one is caught by the guard): a pipe we opened
+        if debug:
+            raise
+        err("a pipe closed while writing (nothing half-written was left)")
+        return EXIT_PARTIAL
     except OSError as exc:
         if debug or exc.errno not in WRITE_ERRNOS:
             if debug:
