@@ -9,6 +9,7 @@ memory proportional to their file count, not their pixels.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import warnings
 from collections import Counter
@@ -90,19 +91,17 @@ IDENTITY_KEYWORDS = (
 IDENTIFYING_ACQUISITION = frozenset({"InstitutionName", "StationName"})
 
 
-@dataclass(slots=True)
-class FrameHeader:
-    """Everything volume needs to know about one 2D image, read from its file's header.
+#: :class:`FrameHeader` fields that vary from file to file: each record keeps its own.
+PER_FILE_FIELDS = (
+    "path", "frame", "sop_uid", "ipp", "pixel_offset", "pixel_length", "slope", "intercept",
+    "instance_number", "temporal_position", "trigger_time", "acquisition_time",
+)
 
-    ``frame`` is the frame index inside a multi-frame file (or the tile of a Siemens mosaic,
-    whose ``mosaic`` is then the number of tiles per mosaic row), ``None`` for a single-frame file.
-    Geometry fields are ``None`` when the header lacks them or holds nonsense; ``problem`` then
-    says why, for messages.
-    """
 
-    path: str
-    frame: int | None
-    sop_uid: str
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """The :class:`FrameHeader` fields the files of one stack share: one object for all of them."""
+
     series_uid: str
     study_uid: str
     series_number: int | None
@@ -118,20 +117,11 @@ class FrameHeader:
     planar_configuration: int
     transfer_syntax: str
     n_frames_in_file: int
-    pixel_offset: int | None = None
-    pixel_length: int | None = None
     pixel_spacing: tuple[float, float] | None = None
     iop: tuple[float, ...] | None = None
-    ipp: tuple[float, float, float] | None = None
-    slope: float = 1.0
-    intercept: float = 0.0
-    instance_number: int | None = None
     echo_number: int | None = None
     echo_time: float | None = None
-    temporal_position: float | None = None
     acquisition_number: float | None = None
-    trigger_time: float | None = None
-    acquisition_time: float | None = None
     stack_key: str = ""
     image_type: tuple[str, ...] = ()
     slice_thickness: float | None = None
@@ -139,6 +129,169 @@ class FrameHeader:
     mosaic: int = 0
     acquisition: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
+
+
+#: :class:`FrameHeader` fields held by the shared part.
+COMMON_FIELDS = tuple(_Common.__dataclass_fields__)
+
+#: Every field of a :class:`FrameHeader`, per-file ones first.
+FRAME_FIELDS = PER_FILE_FIELDS + COMMON_FIELDS
+
+
+#: The shared fields other than the two dicts, in key order (see :func:`_common_of`).
+_KEY_FIELDS = tuple(name for name in COMMON_FIELDS if name not in ("acquisition", "identity"))
+
+
+def _common_of(values: dict[str, Any]) -> _Common:
+    """A :class:`_Common` equal to one made earlier (shared), else a new one.
+
+    The key holds each field's value as given (an omitted field as ``None``) and the two dicts
+    by identity: they are already shared by :func:`_shared`, and a stored object keeps its dicts
+    alive, so an id in a key always means the same dict. Equal contents under different keys
+    (a default passed explicitly, equal dicts that are not one object) just make two shared
+    parts.
+    """
+    get = values.get
+    key = (_Common, id(get("acquisition")), id(get("identity")), *map(get, _KEY_FIELDS))
+    try:
+        return _SHARED[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value: keep this one
+        return _Common(**values)
+    common = _Common(**values)
+    if len(_SHARED) >= SHARED_LIMIT:
+        _SHARED.clear()
+    _SHARED[key] = common
+    return common
+
+
+@dataclass(init=False, repr=False, eq=False)
+class FrameHeader:
+    """Everything volume needs to know about one 2D image, read from its file's header.
+
+    ``frame`` is the frame index inside a multi-frame file (or the tile of a Siemens mosaic,
+    whose ``mosaic`` is then the number of tiles per mosaic row), ``None`` for a single-frame file.
+    Geometry fields are ``None`` when the header lacks them or holds nonsense; ``problem`` then
+    says why, for messages.
+
+    A scan keeps one record per file, so a record is small: the fields that vary from file to
+    file (:data:`PER_FILE_FIELDS`) are its own; the rest (series, size, orientation, acquisition
+    parameters...) live in one shared, immutable object per stack and read as attributes all
+    the same (read-only: :meth:`replace`, or ``dataclasses.replace``, makes a changed copy).
+    """
+
+    __slots__ = (*PER_FILE_FIELDS, "_common")
+
+    path: str
+    frame: int | None
+    sop_uid: str
+    ipp: tuple[float, float, float] | None
+    pixel_offset: int | None
+    pixel_length: int | None
+    slope: float
+    intercept: float
+    instance_number: int | None
+    temporal_position: float | None
+    trigger_time: float | None
+    acquisition_time: float | None
+    _common: _Common
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        frame: int | None,
+        sop_uid: str,
+        ipp: tuple[float, float, float] | None = None,
+        pixel_offset: int | None = None,
+        pixel_length: int | None = None,
+        slope: float = 1.0,
+        intercept: float = 0.0,
+        instance_number: int | None = None,
+        temporal_position: float | None = None,
+        trigger_time: float | None = None,
+        acquisition_time: float | None = None,
+        _common: _Common | None = None,
+        **common: Any,
+    ) -> None:
+        """Per-file fields, and either every shared field by name or ``_common`` (a record's
+        shared part, as ``dataclasses.replace`` passes it) with any shared fields to change."""
+        if _common is not None:
+            common = {**{name: getattr(_common, name) for name in COMMON_FIELDS}, **common}
+        self._fill(_common_of(common), path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope,
+                   intercept, instance_number, temporal_position, trigger_time, acquisition_time)
+
+    @classmethod
+    def of(
+        cls,
+        common: _Common,
+        path: str,
+        frame: int | None,
+        sop_uid: str,
+        ipp: tuple[float, float, float] | None,
+        pixel_offset: int | None,
+        pixel_length: int | None,
+        slope: float,
+        intercept: float,
+        instance_number: int | None,
+        temporal_position: float | None,
+        trigger_time: float | None,
+        acquisition_time: float | None,
+    ) -> FrameHeader:
+        """A record from its per-file fields and a shared part made by :func:`_common_of` (the
+        scanner's fast path: one call per file, no keyword dict of every field)."""
+        self = object.__new__(cls)
+        self._fill(common, path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope, intercept,
+                   instance_number, temporal_position, trigger_time, acquisition_time)
+        return self
+
+    def _fill(
+        self, common: _Common, path: str, frame: int | None, sop_uid: str,
+        ipp: tuple[float, float, float] | None, pixel_offset: int | None, pixel_length: int | None,
+        slope: float, intercept: float, instance_number: int | None, temporal_position: float | None,
+        trigger_time: float | None, acquisition_time: float | None,
+    ) -> None:
+        self.path = path
+        self.frame = frame
+        self.sop_uid = sop_uid
+        self.ipp = ipp
+        self.pixel_offset = pixel_offset
+        self.pixel_length = pixel_length
+        self.slope = slope
+        self.intercept = intercept
+        self.instance_number = instance_number
+        self.temporal_position = temporal_position
+        self.trigger_time = trigger_time
+        self.acquisition_time = acquisition_time
+        self._common = common
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple([getattr(self, name) for name in self.__slots__])
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def asdict(self) -> dict[str, Any]:
+        """Every field by name (:data:`FRAME_FIELDS`)."""
+        return {name: getattr(self, name) for name in FRAME_FIELDS}
+
+    def replace(self, **changes: Any) -> FrameHeader:
+        """A copy with ``changes`` (field names as keywords)."""
+        return FrameHeader(**{**self.asdict(), **changes})
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FrameHeader:
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in PER_FILE_FIELDS) and (
+            self._common == other._common
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and dict fields are not hashable
+
+    def __repr__(self) -> str:
+        return "FrameHeader(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in FRAME_FIELDS) + ")"
 
     @property
     def name(self) -> str:
@@ -155,6 +308,15 @@ class FrameHeader:
     def has_geometry(self) -> bool:
         """True when position, orientation and pixel spacing are all usable."""
         return self.ipp is not None and self.iop is not None and self.pixel_spacing is not None
+
+
+def _common_field(name: str) -> property:
+    return property(operator.attrgetter(f"_common.{name}"), doc=f"``{name}``, shared by the files of a stack.")
+
+
+for _name in COMMON_FIELDS:
+    setattr(FrameHeader, _name, _common_field(_name))
+del _name
 
 
 @dataclass
@@ -477,9 +639,9 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
             v = _plain(get(kw))
             if v not in (None, "", []):
                 identity[kw] = v
-    base = dict(
-        path=path,
-        sop_uid=_str(get("SOPInstanceUID")),
+    sop_uid = _str(get("SOPInstanceUID"))
+    instance_number = _int(get("InstanceNumber"))
+    base = dict(  # the shared fields (see _Common)
         series_uid=_str(get("SeriesInstanceUID")),
         study_uid=_str(get("StudyInstanceUID")),
         series_number=_int(get("SeriesNumber")),
@@ -495,9 +657,6 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
         planar_configuration=_int(get("PlanarConfiguration")) or 0,
         transfer_syntax=syntax,
         n_frames_in_file=n_frames,
-        pixel_offset=offset,
-        pixel_length=length,
-        instance_number=_int(get("InstanceNumber")),
         echo_number=_int(get("EchoNumbers")),
         echo_time=_float(get("EchoTime")),
         image_type=image_type,
@@ -510,20 +669,29 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     shared_seq = get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     if n_frames > 1 or per_frame is not None:
+        base.update(path=path, sop_uid=sop_uid, pixel_offset=offset, pixel_length=length,
+                    instance_number=instance_number)
         return _multiframe(ds, base, expand, per_frame, shared), ""
-    single = FrameHeader(
-            frame=None,
-            pixel_spacing=_shared(_spacing(get("PixelSpacing"))),
-            iop=_shared(_floats(get("ImageOrientationPatient"), 6)),
-            ipp=_floats(get("ImagePositionPatient"), 3),
-            slope=_float(get("RescaleSlope")) or 1.0,
-            intercept=_float(get("RescaleIntercept")) or 0.0,
-            temporal_position=_float(get("TemporalPositionIdentifier")),
-            acquisition_number=_float(get("AcquisitionNumber")),
-            trigger_time=_float(get("TriggerTime")),
-            acquisition_time=_dicom_time(get("AcquisitionTime") or get("ContentTime")),
-            **base,
-        )
+    base.update(
+        pixel_spacing=_shared(_spacing(get("PixelSpacing"))),
+        iop=_shared(_floats(get("ImageOrientationPatient"), 6)),
+        acquisition_number=_float(get("AcquisitionNumber")),
+    )
+    single = FrameHeader.of(
+        _common_of(base),
+        path=path,
+        frame=None,
+        sop_uid=sop_uid,
+        ipp=_floats(get("ImagePositionPatient"), 3),
+        pixel_offset=offset,
+        pixel_length=length,
+        slope=_float(get("RescaleSlope")) or 1.0,
+        intercept=_float(get("RescaleIntercept")) or 0.0,
+        instance_number=instance_number,
+        temporal_position=_float(get("TemporalPositionIdentifier")),
+        trigger_time=_float(get("TriggerTime")),
+        acquisition_time=_dicom_time(get("AcquisitionTime") or get("ContentTime")),
+    )
     if "MOSAIC" in image_type and not problem:
         return _mosaic_frames(ds, single), ""
     return [single], ""
@@ -547,10 +715,9 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     SpacingBetweenSlices, else SliceThickness. On any doubt the record says why it cannot load.
     """
     import math
-    from dataclasses import replace
 
     def refuse(why: str) -> list[FrameHeader]:
-        return [replace(single, problem=f"Siemens mosaic (ImageType MOSAIC): {why}; convert it with dcm2niix")]
+        return [single.replace(problem=f"Siemens mosaic (ImageType MOSAIC): {why}; convert it with dcm2niix")]
 
     n = None
     normal = None
@@ -593,7 +760,7 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
              + col_dir * dr * (single.rows - tile_rows) / 2
              + row_dir * dc * (single.cols - tile_cols) / 2)
     return [
-        replace(single, frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
+        single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
                 pixel_offset=None, pixel_length=None,
                 ipp=tuple(float(v) for v in first + k * spacing * normal))
         for k in range(n)
