@@ -382,6 +382,52 @@ def test_short_pixel_data_is_refused_before_allocating(tmp_path):
     assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
 
 
+def test_one_position_a_world_away_is_refused_naming_its_file(tmp_path, capfd):
+    """One file's ImagePositionPatient at 1e30 mm (found by the fuzzer, seed 8): it made a
+    'tilted' stack whose grid size overflowed to negative numbers (exit 70 in reslice/mip)."""
+    s = synth.write_series(tmp_path / "s", shape=SHAPE, names="ordered")
+    culprit = s.paths[2]
+    mutate(culprit, ImagePositionPatient=[1e30, 1e30, 1e30])
+    with pytest.raises(VolumeError, match="ImagePositionPatient") as info:
+        volume.load(s.folder)
+    assert culprit.name in str(info.value)
+    for command in (["convert", s.folder, "-o", tmp_path / "out"],
+                    ["reslice", s.folder, "--spacing", "2", "-o", tmp_path / "out" / "r.nii.gz"],
+                    ["mip", s.folder, "-o", tmp_path / "out" / "m.png"]):
+        code, out, err = run_cli(command, capfd)
+        assert_clean(code, out, err, expect={EXIT_PARTIAL, EXIT_NOT_A_VOLUME}, mention=culprit.name)
+    assert output_files(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("case", ["tilt", "gap"])
+def test_positions_asking_for_a_huge_grid_are_refused_before_allocating(tmp_path, capfd, case):
+    """A few 64x64 images whose positions (within a kilometre) make a tilt-corrected grid of
+    terabytes, or a gap filled by 450,000 slices (3.4 GiB): the memory limit refuses before any
+    allocation, naming the grid and the positions."""
+    import tracemalloc
+
+    if case == "tilt":
+        positions = [(0.0, 0.0, 0.0), (0.0, 0.0, 2.0), (9e5, 9e5, 4.0)]
+    else:
+        positions = [(0.0, 0.0, 0.0), (0.0, 0.0, 2.0), (0.0, 0.0, 4.0), (0.0, 0.0, 9e5)]
+    s = synth.write_series(tmp_path / "s", shape=(len(positions), 64, 64), positions=positions,
+                           field_fn=lambda x, y, z: 0 * x + 100.0)
+    found = volume.scan(s.folder)
+    limit = 100 * 2**20  # the images take 32 KiB: only the grid can pass it
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResourceLimitError, match="ImagePositionPatient"):
+            volume.load(found, allow_gaps=True, max_bytes=limit)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+    args = ["--allow-gaps"] if case == "gap" else []
+    code, out, err = run_cli(["mip", s.folder, "-o", tmp_path / "out" / "m.png", "--max-memory", "100M", *args], capfd)
+    assert_clean(code, out, err, expect=EXIT_NOT_A_VOLUME, mention="limit")
+    assert output_files(tmp_path / "out") == []
+
+
 def test_absurd_image_is_refused_by_the_memory_limit(tmp_path, capfd):
     s = synth.write_series(tmp_path / "s", shape=SHAPE)
     for p in s.paths:

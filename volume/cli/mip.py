@@ -113,9 +113,14 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
             raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
     else:
         chosen = []
+        only = found.stacks[0] if len(found.stacks) == 1 else None
+        if only is not None and only.kind not in PROJECTABLE_KINDS and only.problem:
+            raise NotAVolumeError(f"series {only.id}: cannot load: {only.problem}")
         for st in found.stacks:
             if st.kind in PROJECTABLE_KINDS:
                 chosen.append(st)
+            elif st.problem:
+                warn(f"series {st.id}: skipped, cannot load: {st.problem}")
             else:
                 warn(f"series {st.id}: skipped, a {st.kind} is not a volume (choose it with --series {st.id} to project it anyway)")
         if not chosen:

@@ -16,6 +16,10 @@ import numpy as np
 POSITION_TOLERANCE_MM = 0.01
 """Two images closer than this along the slice normal are at the same position."""
 
+MAX_POSITION_MM = 1e6
+"""ImagePositionPatient coordinates beyond this (a kilometre from the scanner's origin) are a
+broken header, not a patient: stacks with them are refused before any grid is sized from them."""
+
 ORIENTATION_TOLERANCE = 1e-3
 """Two IOP vectors whose direction cosines differ by less than this are the same orientation."""
 
@@ -48,7 +52,14 @@ def median_1d(values: np.ndarray) -> float:
 
 
 class GeometryError(ValueError):
-    """Positions or orientations that define no volume; the loader adds file names."""
+    """Positions or orientations that define no volume; the loader adds file names.
+
+    ``image`` is the index (in the caller's order) of the one image at fault, when there is one.
+    """
+
+    def __init__(self, message: str, image: int | None = None) -> None:
+        super().__init__(message)
+        self.image = image
 
 
 def check_iop(iop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,11 +221,20 @@ def stack_geometry(
     Raises
     ------
     GeometryError
-        Positions not finite, or two slices at the same position (the caller splits 4D first).
+        Positions not finite or absurdly far (:data:`MAX_POSITION_MM`), or two slices at the
+        same position (the caller splits 4D first).
     """
     p = np.asarray(ipps, dtype=float).reshape(-1, 3)
     if not np.all(np.isfinite(p)):
         raise GeometryError("ImagePositionPatient has non-finite values")
+    far = np.abs(p).max(axis=1) if p.size else p
+    if far.size and float(far.max()) > MAX_POSITION_MM:
+        i = int(np.argmax(far))
+        raise GeometryError(
+            f"ImagePositionPatient holds {float(far[i]):.3g} mm, beyond any scanner "
+            f"(over {MAX_POSITION_MM:.0e} mm from its origin): the header is broken",
+            image=i,
+        )
     row, col = check_iop(iop)
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)
@@ -294,6 +314,9 @@ def interpolation_weights(distances: np.ndarray, targets: np.ndarray) -> tuple[n
 TILT_PAD_SLACK = 0.01
 """Fractions of a pixel of drift ignored when growing a tilt-corrected grid (rounding in IPPs)."""
 
+MAX_PADDING = 2.0**40
+"""Rows or columns a tilt-corrected grid may grow by, at most (the memory limit refuses far less)."""
+
 
 def tilt_padding(offsets: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
     """Rows and columns ``((before_r, after_r), (before_c, after_c))`` a tilt-corrected grid adds
@@ -302,8 +325,9 @@ def tilt_padding(offsets: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]
     ``offsets`` is :attr:`StackGeometry.offsets`, (n, 2) pixels.
     """
     off = np.asarray(offsets, dtype=float).reshape(-1, 2)
-    before = np.ceil(np.maximum(0.0, -off.min(axis=0)) - TILT_PAD_SLACK).astype(int)
-    after = np.ceil(np.maximum(0.0, off.max(axis=0)) - TILT_PAD_SLACK).astype(int)
+    # capped far below int64's range: an absurd drift gives an absurd (refused) grid, not an overflow
+    before = np.ceil(np.clip(-off.min(axis=0), 0.0, MAX_PADDING) - TILT_PAD_SLACK).astype(np.int64)
+    after = np.ceil(np.clip(off.max(axis=0), 0.0, MAX_PADDING) - TILT_PAD_SLACK).astype(np.int64)
     return (int(before[0]), int(after[0])), (int(before[1]), int(after[1]))
 
 

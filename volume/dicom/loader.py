@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceGapError, UsageError
 from ..volume import Volume
 from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_grid
-from .pixels import DEFAULT_MAX_BYTES, read_stack
+from .pixels import DEFAULT_MAX_BYTES, check_grid, read_stack
 from .scan import IDENTIFYING_ACQUISITION, ScanReport, describe_skips, scan_files
 from .series import Series, Stack, group_frames, select_stacks
 
@@ -259,9 +259,12 @@ def load_stack(
             f"series {stack.id}: uneven slice spacing, {gap[5:]}; "
             "use --allow-gaps (allow_gaps=True) to resample onto a uniform grid"
         )
+    affine, shape = output_grid(geometry, stack.rows, stack.cols, resample_gaps=True)
+    if geometry.tilted or geometry.gaps:
+        what = "correcting its gantry tilt" if geometry.tilted else "filling its slice gaps"
+        check_grid(stack, shape, what, max_bytes)
     data = read_stack(stack, max_bytes=max_bytes, progress=progress)
     meta = stack_meta(stack)
-    affine, shape = output_grid(geometry, stack.rows, stack.cols, resample_gaps=True)
     if geometry.tilted:
         data, _ = correct_tilt(data, geometry.offsets, _background(data, stack.modality))
         meta["tilt_corrected_deg"] = round(geometry.tilt_deg, 3)

@@ -84,6 +84,28 @@ def check_size(stack: Stack, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     return need
 
 
+def check_grid(stack: Stack, shape: tuple[int, int, int], what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """Bytes of a stack's stored images plus the grid ``shape`` (S, R, C) they are resampled onto
+    (tilt correction, gap filling: both are in memory at once); raise
+    :class:`ResourceLimitError` above ``max_bytes``, before anything is allocated.
+
+    The grid comes from the slice positions, so a broken ImagePositionPatient can ask for
+    terabytes from a few small files; the message says so.
+    """
+    stored = check_size(stack, max_bytes=2**62)
+    f0 = stack.first
+    per_voxel = stored // max(1, len(stack.frames) * f0.rows * f0.cols)
+    s, r, c = (int(v) for v in shape)
+    need = stored + stack.n_frames * s * r * c * max(1, per_voxel)
+    if need > max_bytes:
+        raise ResourceLimitError(
+            f"series {stack.id}: {what} needs a grid of {s}x{r}x{c} voxels, {_human(need)} with "
+            f"the images, over the {_human(max_bytes)} limit; check the slice positions "
+            "(ImagePositionPatient), or raise the limit with --max-memory (max_bytes=) if this is real"
+        )
+    return need
+
+
 def _human(n: int) -> str:
     """A byte count for messages: ``16.0 GiB``, ``3.2 MiB``, ``900 bytes``."""
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):

@@ -413,8 +413,9 @@ def _build_stack(
     try:
         geometry = stack_geometry(ipps, f0.iop, f0.pixel_spacing, single_slice_spacing=thickness)  # type: ignore[arg-type]
     except GeometryError as exc:
+        culprit = first_frame[exc.image] if exc.image is not None else f0
         return Stack(**common, frames=frames, kind="no geometry", n_slices=n_slices, n_frames=n_frames,
-                     geometry=None, problem=f"{f0.name}: {exc}")
+                     geometry=None, problem=f"{culprit.name}: {exc}")
     if geometry.gaps:
         i = geometry.gaps[0]
         a, b = first_frame[int(geometry.order[i])], first_frame[int(geometry.order[i + 1])]
