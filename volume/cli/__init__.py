@@ -16,7 +16,7 @@ import os
 # explicit setting in the environment wins. Child processes (pools) inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .app import app, main, run  # noqa: E402
+from .app import app, command_word, main, run  # noqa: E402
 
 #: Command modules, in the order ``volume --help`` lists their commands.
 COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index", "sample")
@@ -40,7 +40,7 @@ def _import(name: str) -> None:
 def load_commands(args: list[str] | None = None) -> None:
     """Register the command ``args`` names (its first word that is not an option), or every
     command when there is none or it is unknown. Safe to call repeatedly."""
-    first = next((a for a in args or () if not a.startswith("-")), None)
+    first = command_word(list(args or ()))
     module = COMMANDS.get(first) if first is not None else None
     for name in (module,) if module else COMMAND_MODULES:
         _import(name)

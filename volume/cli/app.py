@@ -182,6 +182,11 @@ class _ReaderSafeStdout:
         return getattr(self._stream, name)
 
 
+def command_word(args: list[str]) -> str | None:
+    """The command a command line names: its first word that is not an option (None if none)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 #: Commands whose product is what they print: a closed stdout just ends their listing, silently
 #: (as ``ls | head`` does). Every other command writes files and says so when its list was cut.
 LISTING_COMMANDS = frozenset({None, "ls", "info"})
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout = original
     if guard.closed_early:
         args = list(sys.argv[1:] if argv is None else argv)
-        command = next((a for a in args if not a.startswith("-")), None)
+        command = command_word(args)
         if command not in LISTING_COMMANDS and "--help" not in args and "-h" not in args:
             err(
                 "standard output was closed early (its reader, such as `head`, quit); the work went "

@@ -227,7 +227,7 @@ def stack_geometry(
     p = np.asarray(ipps, dtype=float).reshape(-1, 3)
     if not np.all(np.isfinite(p)):
         raise GeometryError("ImagePositionPatient has non-finite values")
-    far = np.abs(p).max(axis=1) if p.size else p
+    far = np.abs(p).max(axis=1)
     if far.size and float(far.max()) > MAX_POSITION_MM:
         i = int(np.argmax(far))
         raise GeometryError(

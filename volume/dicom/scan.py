@@ -156,14 +156,9 @@ def _common_of(values: dict[str, Any]) -> _Common:
     try:
         return _SHARED[key]
     except KeyError:
-        pass
+        return _remember(key, _Common(**values))
     except TypeError:  # an unhashable value: keep this one
         return _Common(**values)
-    common = _Common(**values)
-    if len(_SHARED) >= SHARED_LIMIT:
-        _SHARED.clear()
-    _SHARED[key] = common
-    return common
 
 
 @dataclass(init=False, repr=False, eq=False)
@@ -178,7 +173,8 @@ class FrameHeader:
     A scan keeps one record per file, so a record is small: the fields that vary from file to
     file (:data:`PER_FILE_FIELDS`) are its own; the rest (series, size, orientation, acquisition
     parameters...) live in one shared, immutable object per stack and read as attributes all
-    the same (read-only: :meth:`replace`, or ``dataclasses.replace``, makes a changed copy).
+    the same. Shared fields cannot be assigned: :meth:`replace` (or ``dataclasses.replace``)
+    makes a changed copy.
     """
 
     __slots__ = (*PER_FILE_FIELDS, "_common")
@@ -217,9 +213,13 @@ class FrameHeader:
     ) -> None:
         """Per-file fields, and either every shared field by name or ``_common`` (a record's
         shared part, as ``dataclasses.replace`` passes it) with any shared fields to change."""
-        if _common is not None:
-            common = {**{name: getattr(_common, name) for name in COMMON_FIELDS}, **common}
-        self._fill(_common_of(common), path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope,
+        if _common is None:
+            shared = _common_of(common)
+        elif common:  # dataclasses.replace with shared fields to change
+            shared = _common_of({**{name: getattr(_common, name) for name in COMMON_FIELDS}, **common})
+        else:
+            shared = _common
+        self._fill(shared, path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope,
                    intercept, instance_number, temporal_position, trigger_time, acquisition_time)
 
     @classmethod
@@ -570,12 +570,17 @@ def _shared(value: Any) -> Any:
     try:
         return _SHARED[key]
     except KeyError:
-        if len(_SHARED) >= SHARED_LIMIT:
-            _SHARED.clear()
-        _SHARED[key] = value
-        return value
+        return _remember(key, value)
     except TypeError:  # an unhashable value (a nested list): keep this one
         return value
+
+
+def _remember(key: Any, value: Any) -> Any:
+    """Store ``value`` under ``key`` in :data:`_SHARED` (emptied at :data:`SHARED_LIMIT`); return it."""
+    if len(_SHARED) >= SHARED_LIMIT:
+        _SHARED.clear()
+    _SHARED[key] = value
+    return value
 
 
 def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
