@@ -290,10 +290,21 @@ def test_info_hides_identity_by_default(tmp_path, capfd):
 
 def test_not_a_volume_exit_code_for_ambiguous_positions(tmp_path, capfd):
     s = good_series(tmp_path)
-    for p in s.paths:
-        mutate(p, ImagePositionPatient=[0, 0, 0])
+    for p in s.paths:  # one position, and no InstanceNumber to fall back on
+        mutate(p, ImagePositionPatient=[0, 0, 0], InstanceNumber=None)
     with pytest.raises(volume.NotAVolumeError, match="nothing orders them"):
         volume.load(s.folder)
+
+
+def test_images_at_one_position_numbered_by_instance_are_a_2d_series(tmp_path):
+    """The same images with InstanceNumbers: a 2D series in that order (as a cine is), never a 3D stack."""
+    s = good_series(tmp_path)
+    for p in s.paths:
+        mutate(p, ImagePositionPatient=[0, 0, 0])
+    stack = volume.scan(s.folder).stacks[0]
+    assert (stack.kind, stack.n_slices, stack.n_frames, stack.frame_order) == ("2D series", 1, 4, "InstanceNumber")
+    assert [f.instance_number for f in stack.frames] == [1, 2, 3, 4]
+    assert any("ordered by InstanceNumber" in n for n in stack.notes)
 
 
 def test_random_header_mutations_never_crash(tmp_path):
@@ -344,7 +355,7 @@ def test_random_header_mutations_never_crash(tmp_path):
 def test_exit_code_for_not_a_volume_from_cli_is_documented(tmp_path, capfd):
     s = good_series(tmp_path)
     for p in s.paths:
-        mutate(p, ImagePositionPatient=[0, 0, 0])
+        mutate(p, ImagePositionPatient=[0, 0, 0], InstanceNumber=None)
     found = volume.scan(s.folder)
     assert found.stacks[0].problem
     assert EXIT_NOT_A_VOLUME == 4

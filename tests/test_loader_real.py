@@ -246,7 +246,7 @@ def test_images_at_one_position_are_frames_not_slices(data_dir: Path, dcm2niix: 
     src, outputs = _edge(dcm2niix, "notavolume", tmp_path)
     vol = volume.load(src)
     assert vol.is_4d and vol.shape[0] == 1 and vol.n_frames == 4  # never a fake 3D stack
-    assert vol.meta["frame_order"] == "acquisition_number"
+    assert vol.meta["frame_order"] == "AcquisitionNumber"
     ours, theirs = _match(vol, outputs)
     a, b = ours.get_fdata(), theirs.get_fdata()
     # dcm2niix orders these frames by InstanceNumber, we by AcquisitionNumber (here reversed)

@@ -25,6 +25,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "InstitutionName": (0x00080080, "LO"),
     "InstitutionAddress": (0x00080081, "ST"),
     "ReferringPhysicianName": (0x00080090, "PN"),
+    "CodeValue": (0x00080100, "SH"),
     "StationName": (0x00081010, "SH"),
     "SeriesDescription": (0x0008103E, "LO"),
     "ManufacturerModelName": (0x00081090, "LO"),
@@ -60,6 +61,9 @@ TAGS: dict[str, tuple[int, str]] = {
     "ReceiveCoilName": (0x00181250, "SH"),
     "FlipAngle": (0x00181314, "DS"),
     "PatientPosition": (0x00185100, "CS"),
+    "DiffusionDirectionality": (0x00189075, "CS"),
+    "DiffusionBValue": (0x00189087, "FD"),
+    "DiffusionGradientOrientation": (0x00189089, "FD"),
     "StudyInstanceUID": (0x0020000D, "UI"),
     "SeriesInstanceUID": (0x0020000E, "UI"),
     "StudyID": (0x00200010, "SH"),
@@ -84,4 +88,55 @@ TAGS: dict[str, tuple[int, str]] = {
     "WindowWidth": (0x00281051, "DS"),
     "RescaleIntercept": (0x00281052, "DS"),
     "RescaleSlope": (0x00281053, "DS"),
+    "MeasurementUnitsCodeSequence": (0x004008EA, "SQ"),
+    "RealWorldValueMappingSequence": (0x00409096, "SQ"),
+    "RealWorldValueIntercept": (0x00409224, "FD"),
+    "RealWorldValueSlope": (0x00409225, "FD"),
+}
+
+
+#: Private elements volume reads: name -> (tag, VR, private creator of the tag's block).
+#: The creator (gggg,00bb) of block bb is read as well and must match (case-insensitively) when
+#: present: another vendor may use the same element number for something else.
+PRIVATE: dict[str, tuple[int, str, str]] = {
+    "SiemensNumberOfImagesInMosaic": (0x0019100A, "US", "SIEMENS MR HEADER"),
+    "SiemensBValue": (0x0019100C, "IS", "SIEMENS MR HEADER"),
+    "SiemensDiffusionDirectionality": (0x0019100D, "CS", "SIEMENS MR HEADER"),
+    "SiemensDiffusionGradientDirection": (0x0019100E, "FD", "SIEMENS MR HEADER"),
+    "SiemensBandwidthPerPixelPhaseEncode": (0x00191028, "FD", "SIEMENS MR HEADER"),
+    "SiemensMosaicRefAcqTimes": (0x00191029, "FD", "SIEMENS MR HEADER"),
+    "GEBValue": (0x00431039, "IS", "GEMS_PARM_01"),
+    "GEGradientX": (0x001910BB, "DS", "GEMS_ACQU_01"),
+    "GEGradientY": (0x001910BC, "DS", "GEMS_ACQU_01"),
+    "GEGradientZ": (0x001910BD, "DS", "GEMS_ACQU_01"),
+    "GERTIATimer": (0x0021105E, "DS", "GEMS_RELA_01"),
+    "PhilipsBValue": (0x20011003, "FL", "Philips Imaging DD 001"),
+    "PhilipsDiffusionDirection": (0x20011004, "CS", "Philips Imaging DD 001"),
+    "PhilipsPhaseNumber": (0x20011008, "IS", "Philips Imaging DD 001"),
+    "PhilipsScaleIntercept": (0x2005100D, "FL", "Philips MR Imaging DD 001"),
+    "PhilipsScaleSlope": (0x2005100E, "FL", "Philips MR Imaging DD 001"),
+    # the gradient direction in patient LPS, x (right to left), y (anterior to posterior), z (feet to head)
+    "PhilipsGradientRL": (0x200510B0, "FL", "Philips MR Imaging DD 001"),
+    "PhilipsGradientAP": (0x200510B1, "FL", "Philips MR Imaging DD 001"),
+    "PhilipsGradientFH": (0x200510B2, "FL", "Philips MR Imaging DD 001"),
+    "PhilipsBValueNumber": (0x20051412, "IS", "Philips MR Imaging DD 005"),
+    "PhilipsGradientOrientationNumber": (0x20051413, "IS", "Philips MR Imaging DD 005"),
+    "PhilipsDiffusionOrder": (0x20051596, "IS", "Philips MR Imaging DD 006"),
+}
+
+
+def creator_keyword(tag: int) -> str:
+    """The name under which the private creator of ``tag``'s block is read, e.g. ``PrivateCreator_2005_14``."""
+    return f"PrivateCreator_{tag >> 16:04X}_{(tag >> 8) & 0xFF:02X}"
+
+
+def creator_tag(tag: int) -> int:
+    """The tag (gggg,00bb) of the private creator of ``tag``'s block."""
+    return (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
+
+
+#: Name -> (tag, VR) of the private elements and of their creators, as the fast reader looks them up.
+PRIVATE_TAGS: dict[str, tuple[int, str]] = {
+    **{name: (tag, vr) for name, (tag, vr, _creator) in PRIVATE.items()},
+    **{creator_keyword(tag): (creator_tag(tag), "LO") for tag, _vr, _creator in PRIVATE.values()},
 }

@@ -12,10 +12,12 @@ pydicom would have given: ``tests/test_fastheader.py`` checks that on real and s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from struct import Struct
 from struct import error as StructError
 from typing import Any
+
+from .files import GZIP, GunzipError, compression_of, gunzip
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
 FIRST_READ_BYTES = 16 * 1024
@@ -84,14 +86,20 @@ class _Element:
 
 
 class FastDataset:
-    """The wanted elements of one file, by keyword, as pydicom would return them."""
+    """The wanted elements of one file, by keyword, as pydicom would return them.
 
-    __slots__ = ("_values", "_pixel", "file_meta")
+    ``compression`` is ``"gzip"`` when the file itself is gzip-compressed: pixel offsets then
+    count bytes of the decompressed data (:mod:`volume.dicom.files`).
+    """
 
-    def __init__(self, values: dict[str, Any], pixel: _Element | None, file_meta: dict[str, Any]) -> None:
+    __slots__ = ("_values", "_pixel", "file_meta", "compression")
+
+    def __init__(self, values: dict[str, Any], pixel: _Element | None, file_meta: dict[str, Any],
+                 compression: str = "") -> None:
         self._values = values
         self._pixel = pixel
         self.file_meta = file_meta
+        self.compression = compression
 
     @property
     def values(self) -> dict[str, Any]:
@@ -121,29 +129,102 @@ PER_FILE_KEYWORDS = frozenset({
 _UNCACHED: set[int] = set()
 
 
-def configure(keywords: Iterable[str]) -> None:
+#: Wanted elements inside the first item of a wanted sequence: sequence keyword -> {tag: (keyword, VR)}.
+_NESTED: dict[str, dict[int, tuple[str, str]]] = {}
+
+
+def _lookup(kw: str) -> tuple[int, str]:
+    """``(tag, VR)`` of a keyword: the embedded tables first, then pydicom's dictionary."""
+    from ._tags import PRIVATE_TAGS, TAGS
+
+    known = TAGS.get(kw) or PRIVATE_TAGS.get(kw)
+    if known is None:
+        from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+        tag = tag_for_keyword(kw)
+        if tag is None:
+            raise ValueError(f"unknown DICOM keyword {kw}")
+        known = (int(tag), dictionary_VR(tag))
+    return known[0], known[1]
+
+
+def configure(keywords: Iterable[str], sequences: Mapping[str, Iterable[str]] | None = None) -> None:
     """Set the keywords to extract.
 
-    Tags and VRs come from the embedded table :data:`volume.dicom._tags.TAGS` (no pydicom import,
-    which costs 0.13-0.2 s); keywords missing from it are looked up in pydicom's dictionary.
-    """
-    from ._tags import TAGS
+    Tags and VRs come from the embedded tables of :mod:`volume.dicom._tags` (no pydicom import,
+    which costs 0.13-0.2 s): standard keywords, and the names of the private elements volume reads
+    (their private creators are read too, so the caller can check them). Keywords missing from
+    both are looked up in pydicom's dictionary.
 
+    ``sequences`` maps a wanted sequence keyword to the keywords wanted inside its *first* item
+    (nested sequences may be listed too): its value is a tuple of one dict, as a pydicom
+    sequence of one dataset would answer ``seq[0].get(keyword)``.
+    """
     wanted: dict[int, tuple[str, str]] = {}
     for kw in keywords:
-        known = TAGS.get(kw)
-        if known is None:
-            from pydicom.datadict import dictionary_VR, tag_for_keyword
-
-            tag = tag_for_keyword(kw)
-            if tag is None:
-                raise ValueError(f"unknown DICOM keyword {kw}")
-            known = (int(tag), dictionary_VR(tag))
-        wanted[known[0]] = (kw, known[1])
+        tag, vr = _lookup(kw)
+        wanted[tag] = (kw, vr)
+    nested = {seq: {tag: (kw, vr) for kw in inner for tag, vr in [_lookup(kw)]}
+              for seq, inner in (sequences or {}).items()}
     _WANTED.clear()
     _WANTED.update(wanted)
+    _NESTED.clear()
+    _NESTED.update(nested)
     _UNCACHED.clear()
     _UNCACHED.update(tag for tag, (kw, _vr) in wanted.items() if kw in PER_FILE_KEYWORDS)
+
+
+def _value(raw: bytes, file_vr: bytes | None, kw: str, dict_vr: str, cached: bool) -> Any:
+    """One element's value: by the file's VR, or the dictionary's for implicit VR and for private
+    elements an explicit file calls UN (their VR is known to volume, not to the file)."""
+    use_vr = file_vr.decode("ascii") if file_vr is not None else dict_vr
+    if use_vr == "UN" and dict_vr != "UN":
+        use_vr = dict_vr
+    if use_vr == "SQ" or use_vr == "UN":
+        raise _Unsupported("wanted element is a sequence or UN")
+    if not raw:
+        return None if use_vr in ("DS", "IS") else ""
+    return _convert_cached(raw, use_vr) if cached else _convert(raw, use_vr)
+
+
+def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str) -> dict[str, Any]:
+    """The wanted elements (:data:`_NESTED`) of the first item of the sequence whose value starts at ``pos``."""
+    n = len(buf)
+    if length == 0:
+        return {}
+    if pos + 8 > n:
+        raise _NeedMore
+    group, elem = _TAG.unpack_from(buf, pos)
+    if (group << 16 | elem) == _SEQ_END:
+        return {}
+    if (group << 16 | elem) != _ITEM:
+        raise _Unsupported("bad sequence item")
+    item_length = _U32.unpack_from(buf, pos + 4)[0]
+    pos += 8
+    end = None if item_length == _UNDEFINED else pos + item_length
+    wanted = _NESTED[keyword]
+    values: dict[str, Any] = {}
+    while end is None or pos < end:
+        if pos + 8 > n:
+            raise _NeedMore
+        group, elem = _TAG.unpack_from(buf, pos)
+        tag = group << 16 | elem
+        if tag == _ITEM_END:
+            break
+        value_pos, vr, length, undefined = _element_header(buf, pos, explicit, group)
+        item = wanted.get(tag)
+        if item is not None:
+            kw, dict_vr = item
+            if (vr == b"SQ" or (vr is None and dict_vr == "SQ")) and kw in _NESTED:
+                values[kw] = (_first_item(buf, value_pos, length, explicit, kw),)
+            elif undefined:
+                raise _Unsupported("undefined length value")
+            else:
+                if value_pos + length > n:
+                    raise _NeedMore
+                values[kw] = _value(buf[value_pos : value_pos + length], vr, kw, dict_vr, True)
+        pos = _skip_undefined(buf, value_pos, explicit) if undefined else value_pos + length
+    return values
 
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
@@ -204,6 +285,16 @@ def _convert(raw: bytes, vr: str) -> Any:
         raise _Unsupported("binary length")
     values = [unit.unpack_from(raw, i * unit.size)[0] for i in range(n)]
     return values[0] if n == 1 else tuple(values)
+
+
+def convert_raw(raw: bytes, vr: str) -> Any:
+    """Raw little-endian bytes of VR ``vr`` as :func:`_convert` gives them; None when they do not parse."""
+    if not raw:
+        return None
+    try:
+        return _convert(raw, vr)
+    except (_Unsupported, ValueError, UnicodeDecodeError, StructError):
+        return None
 
 
 def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
@@ -340,22 +431,19 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
             if image_type and "MOSAIC" in (image_type if isinstance(image_type, tuple) else (image_type,)):
                 raise _Unsupported("Siemens mosaic: the CSA header is needed")
             return FastDataset(values, _Element(value_pos, length), meta)
+        item = wanted.get(tag)
+        if item is not None and item[0] in _NESTED and (vr == b"SQ" or (vr is None and item[1] == "SQ")):
+            values[item[0]] = (_first_item(buf, value_pos, length, explicit, item[0]),)
+            item = None
         if length == _UNDEFINED:
             pos = _skip_undefined(buf, value_pos, explicit)
             continue
-        item = wanted.get(tag)
         if item is not None:
             if value_pos + length > n:
                 raise _NeedMore
             keyword, dict_vr = item
-            use_vr = vr.decode("ascii") if vr is not None else dict_vr
-            if use_vr == "SQ" or use_vr == "UN":
-                raise _Unsupported("wanted element is a sequence or UN")
-            if length:
-                raw = buf[value_pos : value_pos + length]
-                values[keyword] = _convert(raw, use_vr) if tag in uncached else _convert_cached(raw, use_vr)
-            else:
-                values[keyword] = None if use_vr in ("DS", "IS") else ""
+            values[keyword] = _value(buf[value_pos : value_pos + length], vr, keyword, dict_vr,
+                                     tag not in uncached)
         pos = value_pos + length
         if pos > file_size:
             raise _Truncated
@@ -366,13 +454,24 @@ TRUNCATED = "truncated or corrupt"
 
 
 def read_fast(path: str) -> FastDataset | str | None:
-    """The wanted elements of ``path``, ``TRUNCATED``, or ``None`` when pydicom must read it."""
+    """The wanted elements of ``path``, ``TRUNCATED``, or ``None`` when pydicom must read it.
+
+    A gzip-compressed file is decompressed first (:mod:`volume.dicom.files`) and parsed the same way.
+    """
     if not _WANTED:
         raise RuntimeError("fastheader.configure() was not called")
     try:
         with open(path, "rb", buffering=0) as fh:  # one read() call, no buffer copy
             size = os.fstat(fh.fileno()).st_size
             buf = fh.read(FIRST_READ_BYTES)
+            if compression_of(buf) == GZIP:
+                try:
+                    whole = gunzip(path)
+                except GunzipError:
+                    return TRUNCATED
+                ds = _parse(whole, len(whole))
+                ds.compression = GZIP
+                return ds
             while True:
                 try:
                     ds = _parse(buf, size)
@@ -385,7 +484,7 @@ def read_fast(path: str) -> FastDataset | str | None:
                     buf += more
                     continue
                 return ds
-    except _Truncated:
+    except (_Truncated, _NeedMore):  # _NeedMore: a decompressed file ends inside its header
         return TRUNCATED
     except (_Unsupported, ValueError, UnicodeDecodeError, OSError, IndexError, StructError):
         return None

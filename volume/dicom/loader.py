@@ -199,11 +199,12 @@ def _frame_interval(stack: Stack) -> float | None:
     """Seconds between frames of a 4D stack: RepetitionTime for MR, else from the ordering times."""
     if stack.n_frames < 2:
         return None
-    if stack.frame_order in ("trigger_time", "acquisition_time"):
-        values = [getattr(stack.frames[t * stack.n_slices], stack.frame_order) for t in range(stack.n_frames)]
+    attribute = {"TriggerTime": "trigger_time", "AcquisitionTime": "acquisition_time"}.get(stack.frame_order)
+    if attribute is not None:
+        values = [getattr(stack.frames[t * stack.n_slices], attribute) for t in range(stack.n_frames)]
         steps = np.diff(values)
         if np.all(np.isfinite(steps)) and np.median(steps) > 0:
-            scale = 1e-3 if stack.frame_order == "trigger_time" else 1.0
+            scale = 1e-3 if attribute == "trigger_time" else 1.0
             return float(np.median(steps)) * scale
     tr = stack.first.acquisition.get("RepetitionTime")
     try:

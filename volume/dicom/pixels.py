@@ -10,15 +10,18 @@ values when slope and intercept are integers, float32 when the slope is fraction
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import ResourceLimitError, UnsupportedDicomError
+from .files import gunzip_cached, open_source
 from .scan import NATIVE_SYNTAXES, FrameHeader
 from .series import Stack
 
@@ -114,6 +117,11 @@ def _human(n: int) -> str:
     return f"{n} bytes"
 
 
+def _read_array(fh: BinaryIO, dtype: np.dtype, count: int) -> np.ndarray:
+    """Up to ``count`` values of ``dtype`` from a file or an in-memory file (gzip)."""
+    return np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype).copy()
+
+
 def _read_native(f: FrameHeader, out: np.ndarray) -> None:
     """Read one uncompressed frame from disk into ``out`` (shape rows x cols [x 3])."""
     dtype = _raw_dtype(f).newbyteorder(NATIVE_SYNTAXES[f.transfer_syntax])
@@ -126,10 +134,10 @@ def _read_native(f: FrameHeader, out: np.ndarray) -> None:
             f"{frame_bytes * n_in_file}: the file is truncated or its header is wrong"
         )
     offset = f.pixel_offset + (f.frame or 0) * frame_bytes
-    with open(f.path, "rb") as fh:
+    with (io.BytesIO(gunzip_cached(f.path)) if f.file_compression else open(f.path, "rb")) as fh:
         fh.seek(offset)
         if f.samples == 3 and f.planar_configuration == 1:
-            data = np.fromfile(fh, dtype=dtype, count=f.rows * f.cols * 3)
+            data = _read_array(fh, dtype, f.rows * f.cols * 3)
             planes = data.reshape(3, f.rows, f.cols)
             out[...] = np.moveaxis(planes, 0, -1)
             return
@@ -139,7 +147,7 @@ def _read_native(f: FrameHeader, out: np.ndarray) -> None:
             if got != frame_bytes:
                 raise UnsupportedDicomError(f"{f.name}: pixel data ends early ({got} of {frame_bytes} bytes)")
         else:
-            data = np.fromfile(fh, dtype=dtype, count=f.rows * f.cols * f.samples)
+            data = _read_array(fh, dtype, f.rows * f.cols * f.samples)
             if data.size != f.rows * f.cols * f.samples:
                 raise UnsupportedDicomError(f"{f.name}: pixel data ends early")
             out[...] = data.reshape(out.shape)
@@ -219,18 +227,19 @@ def _decode(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
 
     disable_unsafe_decoders()
     f0 = frames[0]
+    compression = f0.file_compression
     if f0.frame is not None and not f0.mosaic:
         # Frames of a multi-frame file, read from the path: pydicom then reads only the wanted
         # frames' bytes, not the whole pixel data (a slab of a big compressed file stays a slab).
         wanted = [f.frame for f in frames]
         order = sorted(set(wanted))
-        got = dict(zip(order, iter_pixels(path, indices=order), strict=True))
+        got = dict(zip(order, iter_pixels(open_source(path, compression), indices=order), strict=True))
         arrays = [got[i] for i in wanted]
         if f0.photometric == "PALETTE COLOR":
-            header = pydicom.dcmread(path, stop_before_pixels=True)
+            header = pydicom.dcmread(open_source(path, compression), stop_before_pixels=True)
             arrays = [apply_color_lut(a, header) for a in arrays]
         return [np.asarray(a) for a in arrays]
-    ds = pydicom.dcmread(path)
+    ds = pydicom.dcmread(open_source(path, compression))
     if f0.mosaic:  # tiles of a Siemens mosaic, row by row
         whole = ds.pixel_array
         tr, tc = f0.rows, f0.cols

@@ -8,6 +8,7 @@ memory proportional to their file count, not their pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import os
@@ -19,6 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._tags import PRIVATE, PRIVATE_TAGS
+from .files import GunzipError, file_compression, gunzip_cached, open_source
+from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
+from .siemens import ascconv, csa_image, protocol_slices
+from .values import (
+    _dicom_time,
+    _find_in_groups,
+    _float,
+    _floats,
+    _get,
+    _int,
+    _plain,
+    _str,
+    _strings,
+    element_value,
+)
 
 #: Transfer syntaxes whose pixel bytes lie in the file uncompressed (read straight from disk).
 NATIVE_SYNTAXES = {
@@ -94,7 +112,7 @@ IDENTIFYING_ACQUISITION = frozenset({"InstitutionName", "StationName"})
 #: :class:`FrameHeader` fields that vary from file to file: each record keeps its own.
 PER_FILE_FIELDS = (
     "path", "frame", "sop_uid", "ipp", "pixel_offset", "pixel_length", "slope", "intercept",
-    "instance_number", "temporal_position", "trigger_time", "acquisition_time",
+    "instance_number", "temporal_position", "trigger_time", "acquisition_time", "mr",
 )
 
 
@@ -117,6 +135,7 @@ class _Common:
     planar_configuration: int
     transfer_syntax: str
     n_frames_in_file: int
+    file_compression: str = ""
     pixel_spacing: tuple[float, float] | None = None
     iop: tuple[float, ...] | None = None
     echo_number: int | None = None
@@ -191,6 +210,7 @@ class FrameHeader:
     temporal_position: float | None
     trigger_time: float | None
     acquisition_time: float | None
+    mr: MRFrame | None
     _common: _Common
 
     def __init__(
@@ -208,6 +228,7 @@ class FrameHeader:
         temporal_position: float | None = None,
         trigger_time: float | None = None,
         acquisition_time: float | None = None,
+        mr: MRFrame | None = None,
         _common: _Common | None = None,
         **common: Any,
     ) -> None:
@@ -220,7 +241,7 @@ class FrameHeader:
         else:
             shared = _common
         self._fill(shared, path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope,
-                   intercept, instance_number, temporal_position, trigger_time, acquisition_time)
+                   intercept, instance_number, temporal_position, trigger_time, acquisition_time, mr)
 
     @classmethod
     def of(
@@ -238,19 +259,20 @@ class FrameHeader:
         temporal_position: float | None,
         trigger_time: float | None,
         acquisition_time: float | None,
+        mr: MRFrame | None = None,
     ) -> FrameHeader:
         """A record from its per-file fields and a shared part made by :func:`_common_of` (the
         scanner's fast path: one call per file, no keyword dict of every field)."""
         self = object.__new__(cls)
         self._fill(common, path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope, intercept,
-                   instance_number, temporal_position, trigger_time, acquisition_time)
+                   instance_number, temporal_position, trigger_time, acquisition_time, mr)
         return self
 
     def _fill(
         self, common: _Common, path: str, frame: int | None, sop_uid: str,
         ipp: tuple[float, float, float] | None, pixel_offset: int | None, pixel_length: int | None,
         slope: float, intercept: float, instance_number: int | None, temporal_position: float | None,
-        trigger_time: float | None, acquisition_time: float | None,
+        trigger_time: float | None, acquisition_time: float | None, mr: MRFrame | None,
     ) -> None:
         self.path = path
         self.frame = frame
@@ -264,6 +286,7 @@ class FrameHeader:
         self.temporal_position = temporal_position
         self.trigger_time = trigger_time
         self.acquisition_time = acquisition_time
+        self.mr = mr
         self._common = common
 
     def __getstate__(self) -> tuple[Any, ...]:
@@ -333,91 +356,6 @@ class ScanReport:
         self.skipped_files.append((path, reason))
 
 
-# --- value helpers: DICOM headers in the wild hold every kind of nonsense -------------------
-
-
-def _get(ds: Any, keyword: str) -> Any:
-    try:
-        return ds.get(keyword)
-    except Exception:  # noqa: BLE001 - a malformed value is as good as a missing one here
-        return None
-
-
-def _float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            value = value[0]
-        f = float(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        seq = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    if len(seq) != n or not all(map(math.isfinite, seq)):
-        return None
-    return tuple(seq)
-
-
-def _int(value: Any) -> int | None:
-    f = _float(value)
-    return int(f) if f is not None and float(f).is_integer() else None
-
-
-def _str(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        return str(value).strip()
-    except Exception:  # noqa: BLE001
-        return ""
-
-
-def _dicom_time(value: Any) -> float | None:
-    """Seconds since midnight of a DICOM TM (``HHMMSS.ffffff``) or the time part of a DT."""
-    s = _str(value)
-    if len(s) >= 14 and s[:8].isdigit():  # DT: YYYYMMDDHHMMSS...
-        s = s[8:]
-    s = s.replace(":", "")
-    try:
-        hh = int(s[0:2])
-        mm = int(s[2:4]) if len(s) >= 4 else 0
-        ss = float(s[4:]) if len(s) > 4 else 0.0
-    except ValueError:
-        return None
-    return hh * 3600 + mm * 60 + ss
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly copy of a header value (numbers stay numbers, names become strings)."""
-    if value is None or type(value) in (str, float, int):
-        return value
-    if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (int, float, str)):
-        return value
-    name = type(value).__name__
-    if name in ("DSfloat", "DSdecimal", "IS"):
-        f = float(value)
-        return int(f) if name == "IS" else f
-    if name == "PersonName":
-        return str(value)
-    if isinstance(value, bytes):
-        return None
-    try:
-        return str(value)
-    except Exception:  # noqa: BLE001
-        return None
-
-
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -434,41 +372,27 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield p
 
 
-def _looks_like_headerless_dicom(path: str) -> bool:
+def _looks_like_headerless_dicom(head: bytes) -> bool:
     """True for old files without the 128-byte preamble that start with a group-8 element."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return False
-    return len(head) == 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
+    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
 
 
-def _read_dataset(path: str) -> Any:
+def _read_dataset(path: str, compression: str = "") -> Any:
+    """The header of ``path`` by pydicom (pixel data deferred), decompressing a gzip file first."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, defer_size=1024)
+        return pydicom.dcmread(open_source(path, compression), defer_size=1024)
     except InvalidDicomError:
-        if _looks_like_headerless_dicom(path):
-            return pydicom.dcmread(path, defer_size=1024, force=True)
+        if compression:
+            head = gunzip_cached(path)[:8]
+        else:
+            with open(path, "rb") as f:
+                head = f.read(8)
+        if _looks_like_headerless_dicom(head):
+            return pydicom.dcmread(open_source(path, compression), defer_size=1024, force=True)
         raise
-
-
-def _find_in_groups(per: Any, shared: Any, sequence: str, keyword: str) -> Any:
-    for group in (per, shared):
-        if group is None:
-            continue
-        seq = _get(group, sequence)
-        if seq:
-            try:
-                value = _get(seq[0], keyword)
-            except Exception:  # noqa: BLE001
-                value = None
-            if value is not None:
-                return value
-    return None
 
 
 #: Top-level keywords :func:`_frames_from_dataset` reads (besides the acquisition and identity ones).
@@ -479,15 +403,25 @@ HEADER_KEYWORDS = (
     "PixelRepresentation", "PlanarConfiguration", "InstanceNumber", "EchoNumbers", "EchoTime",
     "SliceThickness", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
     "RescaleSlope", "RescaleIntercept", "TemporalPositionIdentifier", "AcquisitionNumber",
-    "TriggerTime", "AcquisitionTime", "ContentTime",
+    "TriggerTime", "AcquisitionTime", "ContentTime", "DiffusionBValue", "DiffusionGradientOrientation",
+    "DiffusionDirectionality", "RealWorldValueMappingSequence",
 )
+
+#: Wanted sequences -> the keywords wanted in their first item (the fast reader parses only those).
+HEADER_SEQUENCES = {
+    "RealWorldValueMappingSequence": ("RealWorldValueSlope", "RealWorldValueIntercept", "MeasurementUnitsCodeSequence"),
+    "MeasurementUnitsCodeSequence": ("CodeValue",),
+}
 
 
 def _configure_fast() -> None:
     from . import fastheader
 
     if not fastheader._WANTED:
-        fastheader.configure(dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS))
+        fastheader.configure(
+            dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS + tuple(PRIVATE_TAGS)),
+            HEADER_SEQUENCES,
+        )
 
 
 def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str]:
@@ -522,32 +456,25 @@ def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
             return [], "truncated or corrupt"
         ds = quick
     if ds is None:
+        compression = file_compression(path)
         try:
-            ds = _read_dataset(path)
+            ds = _read_dataset(path, compression)
         except PermissionError:
             return [], "unreadable"
         except OSError:
             return [], "unreadable"
+        except GunzipError:
+            return [], "truncated or corrupt"
         except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
             from pydicom.errors import InvalidDicomError
 
             return [], "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
+    else:
+        compression = ds.compression
     try:
-        return _frames_from_dataset(path, ds)
+        return _frames_from_dataset(path, ds, compression)
     except Exception:  # noqa: BLE001 - any surprise in a header skips that file, never the scan
         return [], "truncated or corrupt"
-
-
-def _strings(value: Any) -> list[str]:
-    """A multi-valued string element as a list (pydicom gives a bare str for one value)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    try:
-        return [str(v) for v in value]
-    except TypeError:
-        return [str(value)]
 
 
 #: Entries of :data:`_SHARED` before it is emptied (bounds memory on huge, varied trees).
@@ -583,13 +510,16 @@ def _remember(key: Any, value: Any) -> Any:
     return value
 
 
-def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
+def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[list[FrameHeader], str]:
     from .fastheader import FastDataset
 
     if isinstance(ds, FastDataset):  # values already converted: plain dictionary look-ups
         get = ds.values.get
     else:
         def get(keyword: str) -> Any:
+            private = PRIVATE_TAGS.get(keyword)
+            if private is not None:
+                return element_value(ds, *private)
             return _get(ds, keyword)
 
     meta = getattr(ds, "file_meta", None)
@@ -624,7 +554,7 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
     expand = n_frames
     if not problem and n_frames > 1:
         problem = _frames_beyond_data(path, n_frames, rows * cols * (_int(get("SamplesPerPixel")) or 1),
-                                      _int(get("BitsAllocated")) or 0, length, value_tell)
+                                      _int(get("BitsAllocated")) or 0, length, value_tell, compression)
     if problem:
         expand = 1  # one record carries the problem: never millions of them for a lying header
     if isinstance(ds, FastDataset):  # str, int, float or a tuple of them: lists for JSON, as _plain
@@ -661,6 +591,7 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
         pixel_representation=_int(get("PixelRepresentation")) or 0,
         planar_configuration=_int(get("PlanarConfiguration")) or 0,
         transfer_syntax=syntax,
+        file_compression=compression,
         n_frames_in_file=n_frames,
         echo_number=_int(get("EchoNumbers")),
         echo_time=_float(get("EchoTime")),
@@ -696,53 +627,46 @@ def _frames_from_dataset(path: str, ds: Any) -> tuple[list[FrameHeader], str]:
         temporal_position=_float(get("TemporalPositionIdentifier")),
         trigger_time=_float(get("TriggerTime")),
         acquisition_time=_dicom_time(get("AcquisitionTime") or get("ContentTime")),
+        mr=_shared(classic_mr_frame(get)) if base["modality"] == "MR" else None,
     )
     if "MOSAIC" in image_type and not problem:
         return _mosaic_frames(ds, single), ""
     return [single], ""
 
 
-#: Siemens private element holding the number of slices tiled in a mosaic (creator below).
-MOSAIC_COUNT_ELEMENT = (0x0019, 0x0A)
-
-#: Private creator of :data:`MOSAIC_COUNT_ELEMENT`.
-SIEMENS_MR_CREATOR = "SIEMENS MR HEADER"
-
-
 def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     """Split a Siemens mosaic (one image tiling N slices) into N frame records.
 
-    The slice count comes from the CSA image header (``NumberOfImagesInMosaic``, else the
-    private element 0019,100A); tiles are ``ceil(sqrt(N))`` per row. ImagePositionPatient of a
-    mosaic is that of the whole tiled image, so the first slice's position is moved by half the
-    difference between mosaic and tile sizes (as nibabel and dcm2niix do); slice ``k`` then lies
-    ``k * spacing`` along the CSA ``SliceNormalVector`` (else ``cross(row, col)``), spacing from
-    SpacingBetweenSlices, else SliceThickness. On any doubt the record says why it cannot load.
+    The slice count comes from the CSA image header (``NumberOfImagesInMosaic``), else the private
+    element 0019,100A, else the protocol in the CSA series header (``sSliceArray.lSize``: files
+    whose per-image CSA header was removed still have it); tiles are ``ceil(sqrt(N))`` per row.
+    ImagePositionPatient of a mosaic is that of the whole tiled image, so the first slice's position
+    is moved by half the difference between mosaic and tile sizes (as nibabel and dcm2niix do).
+    Slice ``k`` then lies ``k * spacing`` along the CSA ``SliceNormalVector``; without it, along
+    the protocol's slice array, in the direction that leads from the first tile's centre through
+    the protocol's slice centres (Siemens numbers mosaic tiles either way); else ``cross(row, col)``.
+    Spacing is SpacingBetweenSlices, else the protocol's, else SliceThickness. Each tile keeps its
+    acquisition time (CSA MosaicRefAcqTimes) for SliceTiming. On any doubt the record says why it
+    cannot load.
     """
-    import math
 
     def refuse(why: str) -> list[FrameHeader]:
-        return [single.replace(problem=f"Siemens mosaic (ImageType MOSAIC): {why}; convert it with dcm2niix")]
+        return [single.replace(problem=f"Siemens mosaic (ImageType MOSAIC): {why}")]
 
-    n = None
-    normal = None
-    try:
-        from nibabel.nicom import csareader
-
-        csa = csareader.get_csa_header(ds, "image")
-        if csa:
-            n = csareader.get_n_mosaic(csa)
-            normal = csareader.get_slice_normal(csa)
-    except Exception:  # noqa: BLE001 - a broken CSA header: try the private element
-        csa = None
+    csa = csa_image(ds)
+    n = _int(csa.get("NumberOfImagesInMosaic", [None])[0]) if csa.get("NumberOfImagesInMosaic") else None
+    normal = _floats(csa.get("SliceNormalVector"), 3)
+    times = [_float(t) for t in csa.get("MosaicRefAcqTimes", [])]
     if not n:
-        try:
-            block = ds.private_block(MOSAIC_COUNT_ELEMENT[0], SIEMENS_MR_CREATOR)
-            n = int(block[MOSAIC_COUNT_ELEMENT[1]].value)
-        except Exception:  # noqa: BLE001
-            n = None
+        n = _int(element_value(ds, PRIVATE["SiemensNumberOfImagesInMosaic"][0], "US"))
+    protocol = None
+    if not n:
+        protocol = protocol_slices(ascconv(ds))
+        n = len(protocol[0]) if protocol is not None else None
     if not n or n < 1:
-        return refuse("the number of slices (NumberOfImagesInMosaic) is missing")
+        return refuse("the number of slices is missing (no CSA image header NumberOfImagesInMosaic, no "
+                      "private 0019,100A, no protocol slice array): export the series with its Siemens "
+                      "private headers")
     if not single.has_geometry:
         return refuse("position, orientation or pixel spacing is missing")
     per_row = math.ceil(math.sqrt(n))
@@ -752,22 +676,42 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     iop = np.asarray(single.iop, dtype=float)
     row_dir, col_dir = iop[:3], iop[3:]
     own_normal = np.cross(row_dir, col_dir)
+    dr, dc = single.pixel_spacing  # type: ignore[misc]
+    first = (np.asarray(single.ipp, dtype=float)
+             + col_dir * dr * (single.rows - tile_rows) / 2
+             + row_dir * dc * (single.cols - tile_cols) / 2)
+    spacing = _float(_get(ds, "SpacingBetweenSlices"))
+    if normal is None and protocol is None:
+        protocol = protocol_slices(ascconv(ds))
+        if protocol is not None and len(protocol[0]) != n:
+            protocol = None
+    if normal is None and protocol is not None and n > 1:
+        centres, _ = protocol
+        centre0 = first + row_dir * dc * (tile_cols - 1) / 2 + col_dir * dr * (tile_rows - 1) / 2
+        along = (centres - centre0) @ own_normal
+        if abs(along[-1]) < abs(along[0]):
+            centres = centres[::-1]  # tile 0 is the last slice of the protocol's array
+        step = centres[1] - centres[0]
+        normal = own_normal if float(step @ own_normal) >= 0 else -own_normal
+        spacing = spacing or abs(float(step @ own_normal))
+        if abs(float((centres[0] - centre0) @ own_normal)) > max(spacing, 1.0) / 2:
+            return refuse("the protocol's slice positions (CSA series header) do not match the mosaic's position")
     if normal is None or not np.all(np.isfinite(normal)) or abs(np.linalg.norm(normal) - 1) > 1e-2:
         normal = own_normal
     normal = np.asarray(normal, dtype=float) / np.linalg.norm(normal)
     if abs(abs(float(normal @ own_normal)) - 1) > 1e-3:
         return refuse("the CSA slice normal is not perpendicular to the image plane")
-    spacing = _float(_get(ds, "SpacingBetweenSlices")) or single.slice_thickness
+    spacing = spacing or single.slice_thickness
     if not spacing or spacing <= 0:
         return refuse("SpacingBetweenSlices and SliceThickness are missing")
-    dr, dc = single.pixel_spacing  # type: ignore[misc]
-    first = (np.asarray(single.ipp, dtype=float)
-             + col_dir * dr * (single.rows - tile_rows) / 2
-             + row_dir * dc * (single.cols - tile_cols) / 2)
+    if len(times) != n or any(t is None for t in times):
+        times = [None] * n
+    base_mr = single.mr or MRFrame()
     return [
         single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
-                pixel_offset=None, pixel_length=None,
-                ipp=tuple(float(v) for v in first + k * spacing * normal))
+                       pixel_offset=None, pixel_length=None,
+                       ipp=tuple(float(v) for v in first + k * spacing * normal),
+                       mr=_shared(dataclasses.replace(base_mr, slice_time=None if times[k] is None else times[k] / 1000)))
         for k in range(n)
     ]
 
@@ -777,7 +721,8 @@ ITEM_HEADER_BYTES = 8
 
 
 def _frames_beyond_data(
-    path: str, n_frames: int, samples_per_frame: int, bits: int, length: int | None, value_tell: int | None
+    path: str, n_frames: int, samples_per_frame: int, bits: int, length: int | None, value_tell: int | None,
+    compression: str = "",
 ) -> str:
     """Why ``n_frames`` frames cannot be in this file's pixel data ("" when they can).
 
@@ -793,8 +738,8 @@ def _frames_beyond_data(
                     "those frames need: the header is wrong or the file is truncated")
         return ""
     try:
-        room = os.path.getsize(path) - (value_tell or 0)
-    except OSError:
+        room = (len(gunzip_cached(path)) if compression else os.path.getsize(path)) - (value_tell or 0)
+    except (OSError, GunzipError):
         return ""
     if n_frames * ITEM_HEADER_BYTES > room:
         return (f"NumberOfFrames is {n_frames} but only {room} bytes of compressed pixel data follow, "
@@ -872,6 +817,7 @@ def _multiframe(
                     i * frame_time if frame_time is not None and per_frame is None else None
                 ),
                 acquisition_time=_dicom_time(acq_dt) if acq_dt is not None else None,
+                mr=_shared(enhanced_mr_frame(fg, shared)) if per_frame is not None else None,
                 stack_key=stack_id,
                 **record,
             )

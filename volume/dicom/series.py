@@ -27,18 +27,12 @@ from .geometry import (
     same_orientation,
     stack_geometry,
 )
+from .order import LABEL_KEYS, LAST_RESORT, RANK_KEYS, incomplete_volumes, order_volumes
 from .scan import FrameHeader
 
-#: Header fields that order repeated positions into frames of a 4D stack, in order of trust.
-FRAME_ORDER_FIELDS = ("temporal_position", "acquisition_number", "trigger_time", "acquisition_time")
-
-#: DICOM names of :data:`FRAME_ORDER_FIELDS`, for messages.
-FRAME_ORDER_NAMES = {
-    "temporal_position": "TemporalPositionIdentifier",
-    "acquisition_number": "AcquisitionNumber",
-    "trigger_time": "TriggerTime",
-    "acquisition_time": "AcquisitionTime",
-}
+#: The keys that order the volumes of a 4D stack, for messages.
+ORDER_KEYS_TEXT = ", ".join(dict.fromkeys(
+    [name for name, _ in LABEL_KEYS] + [name for name, _ in RANK_KEYS] + [LAST_RESORT]))
 
 #: Stack kinds, as ``volume ls`` shows them.
 KINDS = ("volume", "4D", "localizer", "single image", "2D series", "no geometry")
@@ -67,6 +61,7 @@ class Stack:
     frame_order: str = ""
     warnings: list[str] = field(default_factory=list)
     problem: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def first(self) -> FrameHeader:
@@ -149,7 +144,8 @@ class Stack:
             "spacing_mm": None if sp is None else [round(v, 6) for v in sp],
             "orientation": self.orientation,
             "axcodes": self.axcodes,
-            "frame_order": FRAME_ORDER_NAMES.get(self.frame_order, self.frame_order) or None,
+            "frame_order": self.frame_order or None,
+            "notes": list(self.notes),
             "files": len(self.files),
             "warnings": list(self.warnings),
             "problem": self.problem or None,
@@ -325,20 +321,6 @@ def _position_clusters(frames: list[FrameHeader], normal: np.ndarray) -> list[li
     return clusters
 
 
-def _frame_order(clusters: list[list[FrameHeader]]) -> str:
-    """The first header field whose values are present and distinct at every position, or ``""``."""
-    for name in FRAME_ORDER_FIELDS:
-        ok = True
-        for members in clusters:
-            values = [getattr(f, name) for f in members]
-            if any(v is None for v in values) or len(set(values)) != len(values):
-                ok = False
-                break
-        if ok:
-            return name
-    return ""
-
-
 def _build_stack(
     uid: str, frames: list[FrameHeader], label: str, localizer_series: bool
 ) -> Stack:
@@ -373,38 +355,42 @@ def _build_stack(
     clusters = _position_clusters(frames, normal)
     counts = {len(c) for c in clusters}
     warnings: list[str] = []
+    notes: list[str] = []
     frame_order = ""
     if counts == {1}:
         ordered = [c[0] for c in clusters]
         n_frames = 1
     elif len(counts) == 1:
         n_frames = counts.pop()
-        frame_order = _frame_order(clusters)
-        if not frame_order:
+        ordering = order_volumes(clusters)
+        if ordering is None:
             c = clusters[0]
             names = ", ".join(f.name for f in c[:4]) + (", ..." if len(c) > 4 else "")
-            fields = ", ".join(FRAME_ORDER_NAMES.values())
             return Stack(
                 **common, frames=frames, kind="2D series" if len(clusters) == 1 else "4D",
                 n_slices=len(clusters), n_frames=n_frames, geometry=None,
                 problem=(f"{n_frames} images share each position (e.g. {names}) and nothing orders "
-                         f"them ({fields} missing or equal): not one volume; split the files "
-                         "or use `volume png` for 2D pictures"),
+                         f"them ({ORDER_KEYS_TEXT} missing, equal or inconsistent): not one volume; split "
+                         "the files or use `volume png` for 2D pictures"),
             )
-        ordered = []
-        per_position = [sorted(c, key=lambda f: getattr(f, frame_order)) for c in clusters]
-        for t in range(n_frames):
-            ordered.extend(c[t] for c in per_position)
+        frame_order = ordering.key
+        ordered = [f for volume in ordering.volumes for f in volume]
+        if frame_order == LAST_RESORT:
+            notes.append(f"{n_frames} volumes ordered by InstanceNumber (nothing else in the files orders them)")
+        else:
+            notes.append(f"{n_frames} volumes ordered by {frame_order}")
     else:
         worst = max(clusters, key=len)
         d = float(np.dot(worst[0].ipp, normal))  # type: ignore[arg-type]
         names = ", ".join(f.name for f in worst[:4]) + (", ..." if len(worst) > 4 else "")
+        positions = [float(np.dot(c[0].ipp, normal)) for c in clusters]  # type: ignore[arg-type]
+        why = incomplete_volumes(clusters, positions) or (
+            f"{len(worst)} images at position {d:.2f} mm ({names}) but other positions "
+            f"have {min(map(len, clusters))}: duplicated or missing images; remove the "
+            "extra files or convert the complete part")
         return Stack(
             **common, frames=frames, kind="4D", n_slices=len(clusters), n_frames=max(map(len, clusters)),
-            geometry=None,
-            problem=(f"{len(worst)} images at position {d:.2f} mm ({names}) but other positions "
-                     f"have {min(map(len, clusters))}: duplicated or missing images; remove the "
-                     "extra files or convert the complete part"),
+            geometry=None, problem=why,
         )
     n_slices = len(clusters)
     first_frame = ordered[:n_slices]
@@ -438,7 +424,7 @@ def _build_stack(
         kind = "volume"
     return Stack(
         **common, frames=ordered, kind=kind, n_slices=n_slices, n_frames=n_frames,
-        geometry=geometry, frame_order=frame_order, warnings=warnings,
+        geometry=geometry, frame_order=frame_order, warnings=warnings, notes=notes,
     )
 
 

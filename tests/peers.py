@@ -1,0 +1,221 @@
+"""World-space comparison of NIfTI outputs (image, ``.bval``/``.bvec``, sidecar) with a peer's reference.
+
+Two converters may order or flip voxel axes differently and both be right; what must agree is
+where each voxel lies in the patient and what it holds. Every comparison here goes through the
+files' own affines: grids after :func:`nibabel.as_closest_canonical`, gradient directions and the
+phase-encoding direction as world (RAS) vectors, slice times by slice position along the normal.
+Each ``compare_*`` function returns a list of differences (empty when the files agree), so a test
+can say everything that is wrong at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CORNER_TOLERANCE_MM = 0.1
+"""Voxel-grid corners of two files may differ by this much (positions written with few decimals)."""
+
+TIME_TOLERANCE_S = 0.003
+"""Slice and acquisition times may differ by this much (3 ms: vendors round to milliseconds)."""
+
+BVEC_TOLERANCE = 1e-3
+"""Gradient directions (unit vectors) may differ by this much per component, in world space."""
+
+
+def load_canonical(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, affine)`` of a NIfTI file reoriented to the closest RAS+ axes (4D data: t last).
+
+    Values are scaled by the header's ``scl_slope``/``scl_inter`` (nibabel's ``get_fdata``).
+    """
+    import nibabel as nib
+
+    img = nib.as_closest_canonical(nib.load(str(path)))
+    return np.asarray(img.get_fdata(dtype=np.float64)), np.asarray(img.affine, dtype=np.float64)
+
+
+def grid_corners(affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The 8 corner voxel centres of a 3D grid, (8, 3) world mm."""
+    ends = [(0, n - 1) for n in shape[:3]]
+    idx = np.array([[i, j, k, 1.0] for i in ends[0] for j in ends[1] for k in ends[2]])
+    return (idx @ affine.T)[:, :3]
+
+
+def compare_grids(ours: tuple[np.ndarray, np.ndarray], ref: tuple[np.ndarray, np.ndarray]) -> list[str]:
+    """Differences between two canonical ``(data, affine)`` grids: shape and corner positions."""
+    (a, aa), (b, ba) = ours, ref
+    if a.shape[:3] != b.shape[:3]:
+        return [f"grid {a.shape[:3]} vs reference {b.shape[:3]}"]
+    worst = float(np.abs(grid_corners(aa, a.shape) - grid_corners(ba, b.shape)).max())
+    if worst > CORNER_TOLERANCE_MM:
+        return [f"grid corners differ by {worst:.3f} mm (tolerance {CORNER_TOLERANCE_MM} mm)"]
+    return []
+
+
+def as_4d(data: np.ndarray) -> np.ndarray:
+    """``data`` with a trailing volume axis (a 3D image is one volume)."""
+    return data if data.ndim == 4 else data[..., None]
+
+
+def compare_values(
+    ours: np.ndarray, ref: np.ndarray, *, rtol: float = 1e-4, atol: float = 1e-3, volumes: Sequence[int] | None = None
+) -> list[str]:
+    """Differences between two canonical arrays of the same grid, volume by volume.
+
+    ``volumes`` lists reference volumes to compare (others are skipped: known defects).
+    """
+    a, b = as_4d(ours), as_4d(ref)
+    if a.shape != b.shape:
+        return [f"shape {a.shape} vs reference {b.shape}"]
+    out = []
+    for t in range(a.shape[3]) if volumes is None else volumes:
+        x, y = a[..., t], b[..., t]
+        bad = ~np.isclose(x, y, rtol=rtol, atol=atol)
+        if bad.any():
+            where = tuple(int(v) for v in np.argwhere(bad)[0])
+            out.append(f"volume {t}: {int(bad.sum())} voxels differ, e.g. at {where}: {x[where]!r} vs {y[where]!r}")
+    return out
+
+
+def read_bval(path: str | Path) -> np.ndarray:
+    """b-values of an FSL ``.bval`` file (one row)."""
+    return np.array([float(v) for v in Path(path).read_text().split()])
+
+
+def read_bvec(path: str | Path) -> np.ndarray:
+    """Gradient directions of an FSL ``.bvec`` file: (3, N)."""
+    rows = [[float(v) for v in line.split()] for line in Path(path).read_text().splitlines() if line.strip()]
+    return np.array(rows, dtype=float).reshape(3, -1)
+
+
+def bvec_world(bvec: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """FSL bvecs (3, N) of an image with ``affine`` (RAS) as world (RAS) unit vectors (N, 3).
+
+    FSL's convention: the vectors refer to the voxel axes, with x negated when the affine's
+    determinant is positive (FSL then flips the image's x itself).
+    """
+    rot = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    v = np.array(bvec, dtype=float).T.copy()
+    if np.linalg.det(affine[:3, :3]) > 0:
+        v[:, 0] = -v[:, 0]
+    return v @ rot.T
+
+
+def compare_bvals(ours: np.ndarray, ref: np.ndarray, *, atol: float = 0.5) -> list[str]:
+    if ours.shape != ref.shape:
+        return [f"{ours.size} b-values vs reference {ref.size}: {ours.tolist()} vs {ref.tolist()}"]
+    if not np.allclose(ours, ref, atol=atol):
+        return [f"b-values {ours.tolist()} vs reference {ref.tolist()}"]
+    return []
+
+
+def compare_bvecs(
+    ours: np.ndarray, ours_affine: np.ndarray, ref: np.ndarray, ref_affine: np.ndarray, *, either_sign: bool = False
+) -> list[str]:
+    """Differences between two bvec sets as world directions (a diffusion direction and its opposite
+    are the same measurement; ``either_sign`` accepts them)."""
+    a, b = bvec_world(ours, ours_affine), bvec_world(ref, ref_affine)
+    if a.shape != b.shape:
+        return [f"{len(a)} gradient directions vs reference {len(b)}"]
+    out = []
+    for t, (x, y) in enumerate(zip(a, b, strict=True)):
+        same = np.allclose(x, y, atol=BVEC_TOLERANCE) or (either_sign and np.allclose(x, -y, atol=BVEC_TOLERANCE))
+        if not same:
+            out.append(f"volume {t}: direction {np.round(x, 4).tolist()} vs reference {np.round(y, 4).tolist()} (world RAS)")
+    return out
+
+
+def axis_world(code: str, affine: np.ndarray) -> np.ndarray:
+    """A BIDS voxel-axis direction (``i``, ``j-``, ``k``...) of an image as a world (RAS) unit vector."""
+    axis = "ijk".index(code[0])
+    v = affine[:3, axis] / np.linalg.norm(affine[:3, axis])
+    return -v if code.endswith("-") else v
+
+
+def slice_times_by_position(times: Sequence[float], affine: np.ndarray, n_slices: int) -> list[tuple[float, float]]:
+    """``(position along the slice normal in mm, time)`` for each slice, sorted by position.
+
+    SliceTiming refers to the third voxel axis (k); its world position makes two files comparable
+    whatever order each stored its slices in.
+    """
+    k = affine[:3, 2]
+    normal = k / np.linalg.norm(k)
+    sign = 1.0 if normal[np.argmax(np.abs(normal))] > 0 else -1.0  # always measure towards +(the main axis)
+    pos = [float(sign * normal @ (affine[:3, :3] @ [0, 0, s] + affine[:3, 3])) for s in range(n_slices)]
+    return sorted(zip(pos, (float(t) for t in times), strict=True))
+
+
+def load_sidecar(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+#: Sidecar fields compared as numbers (seconds, ratios, counts).
+NUMERIC_FIELDS = (
+    "RepetitionTime", "EchoTime", "EchoTime1", "EchoTime2", "FlipAngle", "EffectiveEchoSpacing",
+    "TotalReadoutTime", "MultibandAccelerationFactor", "ParallelReductionFactorInPlane",
+    "PartialFourier", "AcquisitionMatrixPE", "ReconMatrixPE", "InversionTime",
+)
+
+#: Sidecar fields compared as text.
+TEXT_FIELDS = ("Units", "PhaseEncodingAxis")
+
+
+def compare_sidecars(
+    ours: Mapping[str, Any], ours_affine: np.ndarray, ours_shape: Sequence[int],
+    ref: Mapping[str, Any], ref_affine: np.ndarray, ref_shape: Sequence[int],
+    *, fields: Sequence[str] | None = None,
+) -> list[str]:
+    """Differences in the research fields of two sidecars, in world terms.
+
+    Fields the reference lacks are not compared; a field the reference has and ours lacks is a
+    difference. ``PhaseEncodingDirection`` is compared as a world direction, ``SliceTiming`` by
+    slice position (both through each file's affine, so each must be the affine of the canonical
+    or the written image consistently: pass the affines of the files as written).
+    """
+    out = []
+    wanted = set(fields) if fields is not None else None
+
+    def want(name: str) -> bool:
+        return name in ref and (wanted is None or name in wanted)
+
+    for name in NUMERIC_FIELDS:
+        if not want(name):
+            continue
+        if name not in ours:
+            out.append(f"{name} missing (reference {ref[name]!r})")
+            continue
+        a, b = float(ours[name]), float(ref[name])
+        tol = TIME_TOLERANCE_S if name in ("RepetitionTime", "EchoTime", "EchoTime1", "EchoTime2", "InversionTime") else 1e-4
+        rel = abs(a - b) <= max(tol, 1e-3 * abs(b)) if name in ("EffectiveEchoSpacing", "TotalReadoutTime") else abs(a - b) <= tol
+        if not rel:
+            out.append(f"{name} {a!r} vs reference {b!r}")
+    for name in TEXT_FIELDS:
+        if want(name) and ours.get(name) != ref[name]:
+            out.append(f"{name} {ours.get(name)!r} vs reference {ref[name]!r}")
+    if want("PhaseEncodingDirection"):
+        if "PhaseEncodingDirection" not in ours:
+            out.append(f"PhaseEncodingDirection missing (reference {ref['PhaseEncodingDirection']!r})")
+        else:
+            a = axis_world(ours["PhaseEncodingDirection"], ours_affine)
+            b = axis_world(ref["PhaseEncodingDirection"], ref_affine)
+            if float(a @ b) < math.cos(math.radians(1)):
+                out.append(f"PhaseEncodingDirection {ours['PhaseEncodingDirection']} = {np.round(a, 3).tolist()} vs "
+                           f"reference {ref['PhaseEncodingDirection']} = {np.round(b, 3).tolist()} (world RAS)")
+    if want("SliceTiming"):
+        if "SliceTiming" not in ours:
+            out.append("SliceTiming missing")
+        elif len(ours["SliceTiming"]) != len(ref["SliceTiming"]):
+            out.append(f"{len(ours['SliceTiming'])} slice times vs reference {len(ref['SliceTiming'])}")
+        else:
+            a = slice_times_by_position(ours["SliceTiming"], ours_affine, ours_shape[2])
+            b = slice_times_by_position(ref["SliceTiming"], ref_affine, ref_shape[2])
+            for (pa, ta), (pb, tb) in zip(a, b, strict=True):
+                if abs(pa - pb) > CORNER_TOLERANCE_MM * 10 or abs(ta - tb) > TIME_TOLERANCE_S:
+                    out.append(f"SliceTiming: slice at {pa:.1f} mm at {ta} s vs reference {pb:.1f} mm at {tb} s")
+                    break
+    return out

@@ -1,0 +1,246 @@
+"""What an MR image says beyond its geometry, read per image at scan time.
+
+Diffusion weighting (b-value, gradient direction in patient LPS, directionality), the keys vendors
+order the volumes of a 4D series by, the vendor's intensity scaling, and the time a slice was
+acquired. Each comes from the standard element when the file has it, else from the vendor's
+private elements (:data:`volume.dicom._tags.PRIVATE`, private creators checked). The result is one
+small immutable :class:`MRFrame` per image (``None`` for images that say nothing of this: CT,
+plain anatomical MR), shared between images that say the same.
+
+Conventions (the vendors' and the standard's, written down once):
+
+* gradient directions are unit vectors in the patient LPS frame, DICOM's own: the standard
+  DiffusionGradientOrientation (0018,9089), Siemens (0019,100E) and Philips (2005,10B0-B2,
+  x y z) already are; GE writes them in the image frame (:func:`ge_gradient`);
+* a b-value above zero with a zero vector is an isotropic (trace) image, as is directionality
+  ``ISOTROPIC`` or Philips (2001,1004) ``I``: derived, never a direction of the 4D series;
+* times are seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._tags import PRIVATE, creator_keyword
+from .values import _find_in_groups, _float, _floats, _get, _int, _str, element_value
+
+Getter = Callable[[str], Any]
+"""Looks a keyword (or a private element's name) up in one header: the value, or None."""
+
+#: Directionality (0018,9075) values and what volume calls them.
+DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX = "DIRECTIONAL", "ISOTROPIC", "NONE", "BMATRIX"
+
+#: ImageType values (any position) of derived diffusion images: maps a scanner computed.
+DERIVED_DIFFUSION_TYPES = {"ADC": "ADC", "TRACEW": "trace", "TRACE": "trace", "FA": "FA", "EADC": "eADC",
+                           "ISOTROPIC": "trace"}
+
+GE_BVALUE_OFFSET = 1_000_000_000
+"""GE adds 10^9 (sometimes more) to the b-value of (0043,1039) for some sequences: only the
+remainder is the b-value (as dcm2niix reads it)."""
+
+PHILIPS_PRIVATE_FRAME_SEQUENCE = 0x2005140F
+"""Philips' private per-frame functional group of enhanced files (holds ScaleSlope 2005,100E)."""
+
+ZERO_VECTOR = 1e-3
+"""A gradient vector shorter than this is no direction (b=0, or an isotropic image)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MRFrame:
+    """Diffusion, volume-order keys, vendor scaling and slice time of one MR image.
+
+    ``order`` holds ``(name, value)`` pairs of the vendor keys that say which volume of a 4D series
+    the image belongs to (e.g. ``("DiffusionOrder", 4)``); ``scale_slope`` is Philips' private
+    ScaleSlope (2005,100E); ``rwv`` the (slope, intercept) of a RealWorldValueMapping and
+    ``rwv_units`` its unit code (``Hz``...); ``slice_time`` seconds from the start of the volume.
+    """
+
+    bvalue: float | None = None
+    gradient: tuple[float, float, float] | None = None
+    directionality: str = ""
+    order: tuple[tuple[str, Any], ...] = ()
+    scale_slope: float | None = None
+    rwv: tuple[float, float] | None = None
+    rwv_units: str = ""
+    slice_time: float | None = None
+
+    def key(self, name: str) -> Any:
+        """The value of order key ``name`` (None when the image has none)."""
+        for key, value in self.order:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def is_diffusion(self) -> bool:
+        """True when the image carries a b-value (b=0 images of a diffusion series included)."""
+        return self.bvalue is not None
+
+    @property
+    def is_isotropic(self) -> bool:
+        """True for a b>0 image without a direction: a trace (isotropic) image the scanner computed."""
+        if self.bvalue is None or self.bvalue <= 0:
+            return False
+        if self.directionality == ISOTROPIC:
+            return True
+        return self.gradient is None or math.hypot(*self.gradient) < ZERO_VECTOR
+
+
+def private(get: Getter, name: str) -> Any:
+    """A private element's value, or None when absent or when its block belongs to another creator."""
+    tag, _vr, creator = PRIVATE[name]
+    owner = get(creator_keyword(tag))
+    if owner is not None and _str(owner).upper() != creator.upper():
+        return None
+    return get(name)
+
+
+def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None:
+    """``vector`` scaled to unit length; a zero vector stays zero; None stays None."""
+    if vector is None:
+        return None
+    n = math.sqrt(sum(v * v for v in vector))
+    if n < ZERO_VECTOR:
+        return (0.0, 0.0, 0.0)
+    return (vector[0] / n, vector[1] / n, vector[2] / n)
+
+
+def ge_bvalue(value: Any) -> float | None:
+    """The b-value of GE's (0043,1039) (its first value, less the 10^9 offset some sequences add)."""
+    b = _float(value)
+    if b is None or b < 0:
+        return None
+    return float(b % GE_BVALUE_OFFSET) if b >= GE_BVALUE_OFFSET else b
+
+
+def ge_gradient(x: Any, y: Any, z: Any) -> tuple[float, float, float] | None:
+    """GE's gradient (0019,10BB/BC/BD) as an LPS direction.
+
+    GE writes the direction in the scanner's frame with x and y as seen from the feet... the
+    frame is established in :mod:`volume.dicom.mr` tests against the standard tags.
+    """
+    v = [_float(x), _float(y), _float(z)]
+    if any(c is None for c in v):
+        return None
+    return (-v[0], -v[1], v[2])  # type: ignore[operator]
+
+
+def _directionality(text: Any) -> str:
+    d = _str(text).upper()
+    return d if d in (DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX) else ""
+
+
+def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, float] | None, str]:
+    """(b-value, LPS gradient, directionality) of a single-frame image, standard tags first."""
+    direction = _directionality(get("DiffusionDirectionality"))
+    b = _float(get("DiffusionBValue"))
+    gradient = _floats(get("DiffusionGradientOrientation"), 3)
+    if b is None:
+        sb = private(get, "SiemensBValue")
+        if sb is not None:
+            b = _float(sb)
+            gradient = gradient or _floats(private(get, "SiemensDiffusionGradientDirection"), 3)
+            direction = direction or _directionality(private(get, "SiemensDiffusionDirectionality"))
+    if b is None:
+        pb = private(get, "PhilipsBValue")
+        if pb is not None:
+            b = _float(pb)
+            flag = _str(private(get, "PhilipsDiffusionDirection")).upper()
+            if flag == "I":
+                direction = direction or ISOTROPIC
+            if gradient is None:
+                gradient = _floats(tuple(private(get, n) for n in (
+                    "PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH")), 3)
+    if b is None:
+        gb = private(get, "GEBValue")
+        if gb is not None:
+            b = ge_bvalue(gb)
+            if gradient is None and b is not None:
+                gradient = ge_gradient(*(private(get, n) for n in ("GEGradientX", "GEGradientY", "GEGradientZ")))
+    if b is not None and b < 0:
+        b = 0.0
+    return b, _unit(gradient), direction
+
+
+def _philips_order(get: Getter) -> tuple[tuple[str, Any], ...]:
+    keys = []
+    order = _int(private(get, "PhilipsDiffusionOrder"))
+    if order is not None and order > 0:
+        keys.append(("DiffusionOrder", order))
+    bnum, gnum = _int(private(get, "PhilipsBValueNumber")), _int(private(get, "PhilipsGradientOrientationNumber"))
+    if bnum is not None and gnum is not None:
+        keys.append(("BValueNumber,GradientOrientationNumber", (bnum, gnum)))
+    phase = _int(private(get, "PhilipsPhaseNumber"))
+    if phase is not None:
+        keys.append(("PhaseNumber", phase))
+    return tuple(keys)
+
+
+def _rwv(mapping: Any) -> tuple[tuple[float, float] | None, str]:
+    """(slope, intercept) and unit code of the first item of a RealWorldValueMappingSequence."""
+    if not mapping:
+        return None, ""
+    item = mapping[0]
+    slope = _float(_get(item, "RealWorldValueSlope"))
+    intercept = _float(_get(item, "RealWorldValueIntercept")) or 0.0
+    units = ""
+    code = _get(item, "MeasurementUnitsCodeSequence")
+    if code:
+        units = _str(_get(code[0], "CodeValue"))
+    if slope is None or slope == 0 or abs(slope) > 1e30:
+        return None, units
+    return (slope, intercept), units
+
+
+def classic_mr_frame(get: Getter) -> MRFrame | None:
+    """The :class:`MRFrame` of a single-frame image (``get`` reads its header), None when empty."""
+    b, gradient, direction = _diffusion_classic(get)
+    order = _philips_order(get)
+    scale = _float(private(get, "PhilipsScaleSlope"))
+    rwv, units = _rwv(get("RealWorldValueMappingSequence"))
+    if b is None and not order and scale is None and rwv is None:
+        return None
+    return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
+                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units)
+
+
+def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
+    """The :class:`MRFrame` of one frame of an enhanced multi-frame file (its functional groups)."""
+    b = direction = gradient = None
+    for group in (per, shared):
+        seq = _get(group, "MRDiffusionSequence") if group is not None else None
+        if seq:
+            item = seq[0]
+            b = _float(_get(item, "DiffusionBValue"))
+            direction = _directionality(_get(item, "DiffusionDirectionality"))
+            inner = _get(item, "DiffusionGradientDirectionSequence")
+            if inner:
+                gradient = _floats(_get(inner[0], "DiffusionGradientOrientation"), 3)
+            break
+    order: tuple[tuple[str, Any], ...] = ()
+    div = _find_in_groups(per, None, "FrameContentSequence", "DimensionIndexValues")
+    if div is not None:
+        values = tuple(int(v) for v in (div if isinstance(div, (list, tuple)) or type(div).__name__ == "MultiValue"
+                                        else [div]))
+        order = (("DimensionIndexValues", values),)
+    scale = None
+    for group in (per, shared):
+        block = element_value(group, PHILIPS_PRIVATE_FRAME_SEQUENCE, "SQ") if group is not None else None
+        if block:
+            scale = _float(element_value(block[0], PRIVATE["PhilipsScaleSlope"][0], "FL"))
+            if scale is not None:
+                break
+    rwv, units = None, ""
+    for group in (per, shared):
+        if group is not None and _get(group, "RealWorldValueMappingSequence"):
+            rwv, units = _rwv(_get(group, "RealWorldValueMappingSequence"))
+            break
+    if b is None and not order and scale is None and rwv is None:
+        return None
+    if b is not None and b < 0:
+        b = 0.0
+    return MRFrame(bvalue=b, gradient=_unit(gradient), directionality=direction or "", order=order,
+                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units)

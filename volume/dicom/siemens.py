@@ -1,0 +1,88 @@
+"""Siemens' private headers: the CSA image and series headers, and the protocol (ASCCONV) text.
+
+The CSA *image* header (0029,1010) holds per-image facts (NumberOfImagesInMosaic,
+SliceNormalVector, MosaicRefAcqTimes, B_value...); nibabel's ``csareader`` parses it. The CSA
+*series* header (0029,1020) holds the protocol as ``key = value`` lines between ``### ASCCONV
+BEGIN`` and ``### ASCCONV END ###``: the slice array (``sSliceArray.lSize``, each slice's centre
+``asSlice[i].sPosition`` and normal ``sNormal`` in patient coordinates: dSag = x, dCor = y,
+dTra = z of LPS), and the acquisition parameters BIDS fields come from. Siemens leaves out entries
+whose value is zero, so a missing coordinate is 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .values import element_value
+
+CSA_IMAGE_HEADER = 0x00291010
+"""(0029,1010) CSA Image Header Info."""
+
+CSA_SERIES_HEADER = 0x00291020
+"""(0029,1020) CSA Series Header Info (holds the ASCCONV protocol text)."""
+
+_ASCCONV = re.compile(rb"### ASCCONV BEGIN[^\n]*\n(.*?)### ASCCONV END ###", re.S)
+_LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")
+
+
+def csa_image(ds: Any) -> dict[str, Any]:
+    """The CSA image header's tags as ``{name: [values]}`` (empty when absent or unreadable)."""
+    try:
+        from nibabel.nicom import csareader
+
+        csa = csareader.get_csa_header(ds, "image")
+    except Exception:  # noqa: BLE001 - a broken private header is an absent one
+        return {}
+    if not csa:
+        return {}
+    return {name: tag.get("items", []) for name, tag in csa.get("tags", {}).items()}
+
+
+def ascconv(ds: Any) -> dict[str, str]:
+    """The protocol (ASCCONV) of a Siemens file's CSA series header as ``{key: raw value text}``."""
+    raw = element_value(ds, CSA_SERIES_HEADER, "OB")
+    if not isinstance(raw, (bytes, bytearray)):
+        return {}
+    found = _ASCCONV.search(bytes(raw))
+    if found is None:
+        return {}
+    out = {}
+    for line in found.group(1).decode("latin-1").splitlines():
+        m = _LINE.match(line.split("#", 1)[0])
+        if m:
+            out[m.group(1)] = m.group(2).strip('"')
+    return out
+
+
+def protocol_number(protocol: Mapping[str, str], key: str, default: float | None = None) -> float | None:
+    """A number of the protocol (decimal or ``0x`` hex); ``default`` when absent or not a number."""
+    text = protocol.get(key)
+    if text is None:
+        return default
+    try:
+        return float(int(text, 16)) if text.lower().startswith("0x") else float(text)
+    except ValueError:
+        return default
+
+
+def protocol_slices(protocol: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Centres ``(N, 3)`` (LPS mm) of the protocol's slices in slice-array order and their unit
+    normal, or None when the protocol has no slice array."""
+    n = protocol_number(protocol, "sSliceArray.lSize")
+    if not n or n < 1 or n > 4096:
+        return None
+    count = int(n)
+    centres = np.array([
+        [protocol_number(protocol, f"sSliceArray.asSlice[{i}].sPosition.{axis}", 0.0) for axis in ("dSag", "dCor", "dTra")]
+        for i in range(count)
+    ], dtype=float)
+    normal = np.array([protocol_number(protocol, f"sSliceArray.asSlice[0].sNormal.{axis}", 0.0)
+                       for axis in ("dSag", "dCor", "dTra")], dtype=float)
+    length = float(np.linalg.norm(normal))
+    if not length:
+        return None
+    return centres, normal / length
