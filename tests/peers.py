@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,15 @@ def as_4d(data: np.ndarray) -> np.ndarray:
     return data if data.ndim == 4 else data[..., None]
 
 
-def compare_values(
-    ours: np.ndarray, ref: np.ndarray, *, rtol: float = 1e-4, atol: float = 1e-3, volumes: Sequence[int] | None = None
-) -> list[str]:
+VALUE_RTOL = 1e-4
+"""Relative tolerance of voxel values (float32 arithmetic of a scaling, in either converter)."""
+
+VALUE_ATOL_OF_RANGE = 1e-5
+"""Absolute tolerance of voxel values, as a fraction of the reference's largest magnitude: a
+scaling's intercept computed in float32 (dcm2niix: -499.99994 for -500) moves every value alike."""
+
+
+def compare_values(ours: np.ndarray, ref: np.ndarray, *, volumes: Sequence[int] | None = None) -> list[str]:
     """Differences between two canonical arrays of the same grid, volume by volume.
 
     ``volumes`` lists reference volumes to compare (others are skipped: known defects).
@@ -73,9 +80,10 @@ def compare_values(
     if a.shape != b.shape:
         return [f"shape {a.shape} vs reference {b.shape}"]
     out = []
+    atol = 1e-3 + VALUE_ATOL_OF_RANGE * float(np.abs(b).max()) if b.size else 1e-3
     for t in range(a.shape[3]) if volumes is None else volumes:
         x, y = a[..., t], b[..., t]
-        bad = ~np.isclose(x, y, rtol=rtol, atol=atol)
+        bad = ~np.isclose(x, y, rtol=VALUE_RTOL, atol=atol)
         if bad.any():
             where = tuple(int(v) for v in np.argwhere(bad)[0])
             out.append(f"volume {t}: {int(bad.sum())} voxels differ, e.g. at {where}: {x[where]!r} vs {y[where]!r}")
@@ -218,4 +226,113 @@ def compare_sidecars(
                 if abs(pa - pb) > CORNER_TOLERANCE_MM * 10 or abs(ta - tb) > TIME_TOLERANCE_S:
                     out.append(f"SliceTiming: slice at {pa:.1f} mm at {ta} s vs reference {pb:.1f} mm at {tb} s")
                     break
+    return out
+
+
+# --- the DICOM itself as the reference ------------------------------------------------------------
+
+
+@dataclass
+class DicomImage:
+    """One 2D image as its file says it: display values, where its pixels lie, its diffusion weighting."""
+
+    name: str
+    values: np.ndarray
+    ipp: np.ndarray
+    row_dir: np.ndarray
+    col_dir: np.ndarray
+    spacing: tuple[float, float]
+    bvalue: float | None
+    gradient: np.ndarray | None
+
+
+def _b_and_gradient(ds: Any) -> tuple[float | None, np.ndarray | None]:
+    """b-value and LPS gradient from the standard tags, else Siemens' private ones (read by tag here,
+    independently of volume's reader)."""
+    b = ds.get("DiffusionBValue")
+    g = ds.get("DiffusionGradientOrientation")
+    if b is None and (0x0019, 0x100C) in ds:
+        raw = ds[0x0019, 0x100C].value
+        b = float(raw.decode() if isinstance(raw, bytes) else raw)
+        if (0x0019, 0x100E) in ds:
+            raw = ds[0x0019, 0x100E].value
+            g = np.frombuffer(raw, "<f8") if isinstance(raw, bytes) else raw
+    return (None if b is None else float(b)), (None if g is None else np.asarray(g, dtype=float))
+
+
+def dicom_images(folder: str | Path) -> list[DicomImage]:
+    """Every image of the single-frame and enhanced multi-frame files under ``folder`` (not mosaics)."""
+    import pydicom
+
+    out = []
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(path)
+        except Exception:  # noqa: BLE001 - not DICOM
+            continue
+        if "PixelData" not in ds:
+            continue
+        pixels = ds.pixel_array.astype(float)
+        per = ds.get("PerFrameFunctionalGroupsSequence")
+        if per is None:
+            iop = np.asarray(ds.ImageOrientationPatient, float)
+            values = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+            out.append(DicomImage(path.name, values, np.asarray(ds.ImagePositionPatient, float), iop[:3], iop[3:],
+                                  tuple(float(v) for v in ds.PixelSpacing), *_b_and_gradient(ds)))
+            continue
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        for i, fg in enumerate(per):
+            def find(seq: str, kw: str, fg: Any = fg, shared: Any = shared) -> Any:
+                for group in (fg, shared):
+                    if seq in group and kw in group[seq][0]:
+                        return group[seq][0][kw].value
+                return None
+            iop = np.asarray(find("PlaneOrientationSequence", "ImageOrientationPatient"), float)
+            slope = float(find("PixelValueTransformationSequence", "RescaleSlope") or 1)
+            inter = float(find("PixelValueTransformationSequence", "RescaleIntercept") or 0)
+            b = find("MRDiffusionSequence", "DiffusionBValue")
+            g = None
+            diffusion = fg.get("MRDiffusionSequence") or shared.get("MRDiffusionSequence")
+            if diffusion and "DiffusionGradientDirectionSequence" in diffusion[0]:
+                g = np.asarray(diffusion[0].DiffusionGradientDirectionSequence[0].DiffusionGradientOrientation, float)
+            out.append(DicomImage(f"{path.name} [frame {i + 1}]", pixels[i] * slope + inter,
+                                  np.asarray(find("PlanePositionSequence", "ImagePositionPatient"), float), iop[:3], iop[3:],
+                                  tuple(float(v) for v in find("PixelMeasuresSequence", "PixelSpacing")),
+                                  None if b is None else float(b), g))
+    return out
+
+
+def compare_with_dicom(nifti: str | Path, images: Sequence[DicomImage], bvals: np.ndarray | None = None,
+                       bvecs: np.ndarray | None = None) -> list[str]:
+    """Differences between a NIfTI file (with its bval/bvec) and the DICOM images it was made from:
+    every pixel of every image must be in the file at its world position, in a volume whose b-value
+    and gradient (in world terms) are the image's. Independent of any converter's layout."""
+    import nibabel as nib
+
+    img = nib.load(str(nifti))
+    data = as_4d(np.asarray(img.get_fdata(dtype=np.float64)))
+    inv = np.linalg.inv(img.affine)
+    world_bvecs = bvec_world(bvecs, img.affine) if bvecs is not None else None
+    out = []
+    for im in images:
+        r, c = np.meshgrid(np.arange(im.values.shape[0]), np.arange(im.values.shape[1]), indexing="ij")
+        lps = im.ipp + (c * im.spacing[1])[..., None] * im.row_dir + (r * im.spacing[0])[..., None] * im.col_dir
+        ras = lps * np.array([-1.0, -1.0, 1.0])
+        ijk = ras @ inv[:3, :3].T + inv[:3, 3]
+        idx = np.rint(ijk).astype(int)
+        if np.abs(ijk - idx).max() > 0.01 or (idx < 0).any() or (idx >= np.array(data.shape[:3])).any():
+            out.append(f"{im.name}: its pixels are not voxels of the file (off the grid by {np.abs(ijk - idx).max():.3f})")
+            continue
+        candidates = range(data.shape[3])
+        if bvals is not None and im.bvalue is not None:
+            candidates = [t for t in candidates if abs(bvals[t] - im.bvalue) <= 0.5]
+            if im.gradient is not None and np.linalg.norm(im.gradient) > 0.5 and im.bvalue > 0 and world_bvecs is not None:
+                g_ras = im.gradient / np.linalg.norm(im.gradient) * np.array([-1.0, -1.0, 1.0])
+                candidates = [t for t in candidates if abs(float(world_bvecs[t] @ g_ras)) > 1 - 1e-4]
+        found = [t for t in candidates
+                 if np.allclose(data[idx[..., 0], idx[..., 1], idx[..., 2], t], im.values, rtol=VALUE_RTOL, atol=1e-3)]
+        if not found:
+            out.append(f"{im.name}: no volume with its b-value/gradient holds its values at its position")
     return out

@@ -20,6 +20,7 @@ from volume.cli import main
 from volume.convert import CONVERTED, FAILED, ConvertOptions, _uniform_rescale, convert_stack
 from volume.dicom import scan
 from volume.dicom.loader import load_stack
+from volume.dicom.scaling import vendor_scaling
 from volume.errors import EXIT_NOT_A_VOLUME, EXIT_PARTIAL, ResourceLimitError
 from volume.io.atomic import TEMP_PREFIX
 from volume.io.nifti import NiftiSink, write_nifti
@@ -35,7 +36,8 @@ def _stack(folder: Path):
 
 
 def _pair(stack, tmp: Path, ext: str, *, level: int = 1, threads: int = 1, slab_bytes: int = ONE_IMAGE):
-    """The in-memory and the streamed file of ``stack`` (same options)."""
+    """The in-memory and the streamed file of ``stack`` (same options, same vendor scaling)."""
+    stack = vendor_scaling(stack)
     kw = dict(level=level, threads=threads, rescale=_uniform_rescale(stack), description="volume test")
     a = write_nifti(load_stack(stack), tmp / f"memory.{ext}", **kw)
     b = tmp / f"stream.{ext}"

@@ -81,6 +81,9 @@ class ConvertOptions:
         Resume an interrupted batch: a stack whose outputs all exist is ``existing`` (done
         before, not an error); a stack with some outputs present gets only the missing ones
         written. Excludes ``force``.
+    scaling
+        ``"precise"``: Philips' measured floating-point values (as dcm2niix writes them);
+        ``"display"``: DICOM's display values (:mod:`volume.dicom.scaling`).
     """
 
     format: str = "nii.gz"
@@ -92,12 +95,15 @@ class ConvertOptions:
     max_bytes: int | None = None
     sidecar: bool = True
     skip_existing: bool = False
+    scaling: str = "precise"
 
     def __post_init__(self) -> None:
         if self.force and self.skip_existing:
             raise UsageError("--skip-existing and --force exclude each other (keep or overwrite existing outputs?)")
         if self.format not in FORMATS:
             raise UsageError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.scaling not in ("precise", "display"):
+            raise UsageError(f"scaling must be precise or display, got {self.scaling!r}")
         if not 0 <= self.level <= 3:
             raise UsageError(f"gzip level must be 0-3 (ISA-L), got {self.level}")
         if self.threads < 1:
@@ -193,6 +199,18 @@ def output_paths(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     return out / f"{name}{options.suffix}", out / f"{name}.json"
 
 
+def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOptions, stack: Stack) -> list[Path]:
+    """Every file converting ``stack`` as ``name`` writes, image first: the sidecar (unless
+    ``options.sidecar`` is off), and ``.bval``/``.bvec`` for a diffusion stack."""
+    image, sidecar = output_paths(out_dir, name, options)
+    paths = [image] + ([sidecar] if options.sidecar else [])
+    if stack.diffusion is not None:
+        from .io.fsl import bval_bvec_paths
+
+        paths.extend(bval_bvec_paths(image))
+    return paths
+
+
 # --- one stack ---------------------------------------------------------------------------------
 
 
@@ -280,7 +298,7 @@ def convert_stack(
     written: list[str] = []
     try:
         image_path, json_path = output_paths(out_dir, name, options)
-        wanted = [image_path] + ([json_path] if options.sidecar else [])
+        wanted = task_outputs(out_dir, name, options, stack)
         existing = [p for p in wanted if p.exists()] if not options.force else []
         if existing and options.skip_existing and len(existing) == len(wanted):
             return done(EXISTING, existing=tuple(map(str, existing)), message="all outputs exist already")
@@ -294,7 +312,10 @@ def convert_stack(
         if stack.problem:
             raise NotAVolumeError(stack.problem)
         from . import __version__
+        from .dicom.scaling import vendor_scaling
         from .io.nifti_stream import convert_image
+
+        stack = vendor_scaling(stack, options.scaling)
 
         # streamed slab by slab unless tilt or gaps are resampled; with skip_existing only missing outputs are written
         vol = convert_image(
@@ -305,12 +326,23 @@ def convert_stack(
         warnings, notes = _notes(vol)
         if image_path not in existing:
             written.append(str(image_path))
+        diffusion = vol.meta.get("diffusion")
+        if diffusion is not None:
+            from .io.fsl import write_bval_bvec
+
+            missing = [p for p in wanted[-2:] if p not in existing]
+            written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
+                                                    which=missing)))
         if options.sidecar and json_path not in existing:
+            from .dicom.bids import sidecar_fields
             from .io.sidecar import seconds_text
 
             first = _earliest_time(stack)
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
-            extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else None
+            extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
+            extra.update(sidecar_fields(stack))
+            if stack.frame_order:
+                extra["VolumesOrderedBy"] = stack.frame_order
             write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi, extra=extra)
             written.append(str(json_path))
         return done(CONVERTED, files=tuple(written), existing=tuple(map(str, existing)), warnings=tuple(warnings),
@@ -478,7 +510,7 @@ def retry_task(task: ConvertTask, out_dir: str, options: ConvertOptions, since: 
     ``since``, the batch start) are reported as written by it, not as existing."""
     if options.force:
         return convert_task(task, out_dir, options)
-    wanted = output_paths(out_dir, task.name, options)[: 2 if options.sidecar else 1]
+    wanted = task_outputs(out_dir, task.name, options, task.stack)
     before = [p for p in wanted if p.exists() and p.stat().st_mtime < since - RETRY_MTIME_SLACK_S]
     if before and not options.skip_existing:  # the first attempt was skipped without writing
         return convert_task(task, out_dir, options)
@@ -592,7 +624,7 @@ def _written_meanwhile(tasks: Sequence[ConvertTask], reported: set[int], out_dir
     for i, task in enumerate(tasks):
         if i in reported:
             continue
-        wanted = output_paths(out_dir, task.name, options)[: 2 if options.sidecar else 1]
+        wanted = task_outputs(out_dir, task.name, options, task.stack)
         fresh = []
         for path in wanted:
             try:
@@ -674,6 +706,7 @@ def batch_report(
         "output": os.fspath(output),
         "options": {
             "format": options.format, "force": options.force, "skip_existing": options.skip_existing,
+            "scaling": options.scaling,
             "allow_gaps": options.allow_gaps, "keep_phi": options.keep_phi, "sidecar": options.sidecar,
             "gzip_level": options.level, "threads": options.threads, "max_bytes": options.max_bytes,
             "workers": workers, "scheduler": scheduler,

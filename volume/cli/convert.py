@@ -25,6 +25,13 @@ class NiftiFormat(str, Enum):
     nii = "nii"
 
 
+class Scaling(str, Enum):
+    """Which values Philips images are written with (``volume.dicom.scaling.SCALINGS``)."""
+
+    precise = "precise"
+    display = "display"
+
+
 @app.command("convert")
 def convert_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file.")],
@@ -76,6 +83,14 @@ def convert_command(
         Path | None,
         typer.Option("--report", help="Write a JSON report: per series status, files, warnings, errors, seconds; totals."),
     ] = None,
+    philips_scaling: Annotated[
+        Scaling,
+        typer.Option(
+            "--philips-scaling",
+            help="precise: Philips' measured floating-point values (ScaleSlope 2005,100E, or the RealWorldValueMapping), "
+            "as dcm2niix writes them; display: DICOM's display values (Rescale Slope/Intercept). Other vendors: no difference.",
+        ),
+    ] = Scaling.precise,
 ) -> None:
     """Convert every stack under PATH to <SeriesNumber>_<SeriesDescription>[_label].nii.gz + .json.
 
@@ -88,7 +103,7 @@ def convert_command(
     run_convert(
         path, output, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
         sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,
-        scheduler=scheduler, report_path=report_path,
+        scheduler=scheduler, report_path=report_path, scaling=philips_scaling.value,
     )
 
 
@@ -112,6 +127,7 @@ def run_convert(
     skip_existing: bool = False,
     scheduler: str | None = None,
     report_path: Path | None = None,
+    scaling: str = "precise",
 ) -> None:
     """The body of ``volume convert``: checks, scan, tasks in this process / a pool / a cluster,
     printing as results come, the closing table, the report; raises ``typer.Exit`` with the code."""
@@ -150,7 +166,7 @@ def run_convert(
     local_threads = threads or max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
     options = ConvertOptions(
         format=fmt, force=force, allow_gaps=allow_gaps, keep_phi=keep_phi, threads=local_threads, sidecar=sidecar,
-        skip_existing=skip_existing, **limit,
+        skip_existing=skip_existing, scaling=scaling, **limit,
     )
     client = None
     if scheduler is not None:
@@ -265,9 +281,9 @@ def _stop(stream: Any, show: Callable[[Any], None]) -> list[Any]:
 
 def _check_report_is_not_an_output(report_path: Path, tasks: Any, output: Path, options: Any) -> None:
     """Refuse, before any work, a report path that one of the planned outputs would take."""
-    from ..convert import output_paths
+    from ..convert import task_outputs
 
     target = os.path.abspath(report_path)
     for task in tasks:
-        if target in (os.path.abspath(p) for p in output_paths(output, task.name, options)):
+        if target in (os.path.abspath(p) for p in task_outputs(output, task.name, options, task.stack)):
             raise UsageError(f"{report_path}: series {task.stack.id} writes its output there; put the report elsewhere")

@@ -59,6 +59,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "XRayTubeCurrent": (0x00181151, "IS"),
     "ConvolutionKernel": (0x00181210, "SH"),
     "ReceiveCoilName": (0x00181250, "SH"),
+    "InPlanePhaseEncodingDirection": (0x00181312, "CS"),
     "FlipAngle": (0x00181314, "DS"),
     "PatientPosition": (0x00185100, "CS"),
     "DiffusionDirectionality": (0x00189075, "CS"),

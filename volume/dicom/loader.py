@@ -13,6 +13,7 @@ from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceG
 from ..volume import Volume
 from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_grid
 from .pixels import DEFAULT_MAX_BYTES, check_grid, read_stack
+from .scaling import DEFAULT_SCALING, vendor_scaling
 from .scan import IDENTIFYING_ACQUISITION, ScanReport, describe_skips, scan_files
 from .series import Series, Stack, group_frames, select_stacks
 
@@ -105,6 +106,7 @@ def load(
     *,
     allow_gaps: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    scaling: str = DEFAULT_SCALING,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
     """Load one stack as a :class:`~volume.Volume`.
@@ -120,6 +122,11 @@ def load(
         Resample unevenly spaced slices (a missing slice) onto a uniform grid instead of refusing.
     max_bytes
         Refuse images whose headers describe more than this many bytes.
+    scaling
+        ``"precise"`` (default): Philips' measured floating-point values (ScaleSlope, or a
+        RealWorldValueMapping), as dcm2niix writes them; ``"display"``: DICOM's display values
+        (Rescale Slope/Intercept). Other vendors' images are the same either way
+        (:mod:`volume.dicom.scaling`).
 
     Returns
     -------
@@ -137,7 +144,7 @@ def load(
     else:
         found = path if isinstance(path, Scan) else scan(path)
         stack = choose_stack(found, series)
-    return load_stack(stack, allow_gaps=allow_gaps, max_bytes=max_bytes, progress=progress)
+    return load_stack(stack, allow_gaps=allow_gaps, max_bytes=max_bytes, scaling=scaling, progress=progress)
 
 
 def _background(array: np.ndarray, modality: str) -> float:
@@ -231,6 +238,9 @@ def stack_meta(stack: Stack) -> dict[str, Any]:
         "echo_number": f0.echo_number,
         "echo_time": f0.echo_time,
         "frame_order": stack.frame_order or None,
+        "content": stack.content or None,
+        "diffusion": stack.diffusion,
+        "scaling": dict(stack.scaling),
         "frame_interval_s": _frame_interval(stack),
         "n_files": len(stack.files),
         "transfer_syntax": f0.transfer_syntax,
@@ -247,9 +257,11 @@ def load_stack(
     *,
     allow_gaps: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    scaling: str = DEFAULT_SCALING,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
     """Decode one stack into a Volume (see :func:`load`)."""
+    stack = vendor_scaling(stack, scaling)
     if stack.problem:
         raise NotAVolumeError(f"series {stack.id}: {stack.problem}")
     geometry = stack.geometry

@@ -44,6 +44,15 @@ remainder is the b-value (as dcm2niix reads it)."""
 PHILIPS_PRIVATE_FRAME_SEQUENCE = 0x2005140F
 """Philips' private per-frame functional group of enhanced files (holds ScaleSlope 2005,100E)."""
 
+GE_SHORT_GRADIENT = (0.03, 0.97)
+"""A GE gradient vector with a length in this range encodes a reduced b-value (multi-shell)."""
+
+SIEMENS_XA_PRIVATE_FRAME_SEQUENCE = 0x002111FE
+"""Siemens XA's private per-frame functional group of enhanced files."""
+
+SIEMENS_XA_TIME_AFTER_START = 0x00211104
+"""(0021,1104) TimeAfterStart, seconds: when a frame (slice) was acquired within its volume."""
+
 ZERO_VECTOR = 1e-3
 """A gradient vector shorter than this is no direction (b=0, or an isotropic image)."""
 
@@ -116,16 +125,44 @@ def ge_bvalue(value: Any) -> float | None:
     return float(b % GE_BVALUE_OFFSET) if b >= GE_BVALUE_OFFSET else b
 
 
-def ge_gradient(x: Any, y: Any, z: Any) -> tuple[float, float, float] | None:
+def ge_gradient(raw: tuple[float, float, float], iop: tuple[float, ...] | None, phase_direction: str
+                ) -> tuple[float, float, float]:
     """GE's gradient (0019,10BB/BC/BD) as an LPS direction.
 
-    GE writes the direction in the scanner's frame with x and y as seen from the feet... the
-    frame is established in :mod:`volume.dicom.mr` tests against the standard tags.
+    GE writes the direction in a logical frame tied to the image: its components are turned into
+    the image's voxel axes (column direction ``r``, *reversed* row direction ``-c``, normal ``n``) by
+    the rule dcm2niix uses (validated on GE data by its authors): with rows phase-encoded (``ROW``)
+    x and y swap, ``(x, y, z) -> (y, -x, z)``; then the components along the image's two in-plane
+    axes that lie in the plane of the dominant patient axis are negated, then y, then all three
+    (net: axial ``(-x, y, z)``, sagittal ``(x, -y, -z)``, coronal ``(-x, -y, z)`` for ``COL``).
+    Without an orientation the raw components are taken as voxel-axis components, as dcm2niix does.
     """
-    v = [_float(x), _float(y), _float(z)]
-    if any(c is None for c in v):
-        return None
-    return (-v[0], -v[1], v[2])  # type: ignore[operator]
+    x, y, z = raw
+    if iop is None:
+        return (x, y, z)
+    r = _unit(iop[:3]) or (1.0, 0.0, 0.0)
+    c = _unit(iop[3:]) or (0.0, 1.0, 0.0)
+    n = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    if phase_direction in ("ROW", "COL"):
+        if phase_direction == "ROW":
+            x, y = y, -x
+        dominant = max(range(3), key=lambda i: abs(n[i]))
+        flip = {0: (1, 1, 0), 1: (0, 1, 1), 2: (0, 0, 1)}[dominant]
+        x, y, z = (-x if flip[0] else x), (-y if flip[1] else y), (-z if flip[2] else z)
+        x, y, z = -x, y, -z  # y negated, then all three
+    # (x, y, z) are components along the voxel axes r, -c, n
+    return tuple(x * r[i] - y * c[i] + z * n[i] for i in range(3))  # type: ignore[return-value]
+
+
+def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
+    """GE multi-shell: a gradient shorter than unit length scales the nominal b by its squared
+    length (rounded to 5 s/mm2, as dcm2niix does); the direction is then made unit length."""
+    length = math.sqrt(sum(v * v for v in gradient))
+    if not GE_SHORT_GRADIENT[0] < length < GE_SHORT_GRADIENT[1]:
+        return b, gradient
+    reduced = b * length * length
+    b2 = 5.0 if 0 < reduced < 5 else float(int((reduced + 2.5) / 5) * 5)
+    return b2, gradient
 
 
 def _directionality(text: Any) -> str:
@@ -158,8 +195,11 @@ def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, f
         gb = private(get, "GEBValue")
         if gb is not None:
             b = ge_bvalue(gb)
-            if gradient is None and b is not None:
-                gradient = ge_gradient(*(private(get, n) for n in ("GEGradientX", "GEGradientY", "GEGradientZ")))
+            raw = _floats(tuple(private(get, n) for n in ("GEGradientX", "GEGradientY", "GEGradientZ")), 3)
+            if gradient is None and b is not None and raw is not None:
+                b, raw = ge_reduced_bvalue(b, raw)
+                gradient = ge_gradient(raw, _floats(get("ImageOrientationPatient"), 6),
+                                       _str(get("InPlanePhaseEncodingDirection")).upper())
     if b is not None and b < 0:
         b = 0.0
     return b, _unit(gradient), direction
@@ -230,17 +270,23 @@ def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
     for group in (per, shared):
         block = element_value(group, PHILIPS_PRIVATE_FRAME_SEQUENCE, "SQ") if group is not None else None
         if block:
-            scale = _float(element_value(block[0], PRIVATE["PhilipsScaleSlope"][0], "FL"))
-            if scale is not None:
-                break
+            scale = scale or _float(element_value(block[0], PRIVATE["PhilipsScaleSlope"][0], "FL"))
+            diffusion_order = _int(element_value(block[0], PRIVATE["PhilipsDiffusionOrder"][0], "IS"))
+            if group is per and diffusion_order is not None and diffusion_order > 0:
+                order = (("DiffusionOrder", diffusion_order), *order)
     rwv, units = None, ""
     for group in (per, shared):
         if group is not None and _get(group, "RealWorldValueMappingSequence"):
             rwv, units = _rwv(_get(group, "RealWorldValueMappingSequence"))
             break
-    if b is None and not order and scale is None and rwv is None:
+    slice_time = None
+    block = element_value(per, SIEMENS_XA_PRIVATE_FRAME_SEQUENCE, "SQ") if per is not None else None
+    if block:
+        slice_time = _float(element_value(block[0], SIEMENS_XA_TIME_AFTER_START, "DS"))
+    if b is None and not order and scale is None and rwv is None and slice_time is None:
         return None
     if b is not None and b < 0:
         b = 0.0
     return MRFrame(bvalue=b, gradient=_unit(gradient), directionality=direction or "", order=order,
-                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units)
+                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
+                   slice_time=slice_time)

@@ -3,8 +3,10 @@
 When several images share a slice position (fMRI, diffusion, multi-phase), what the files say
 decides, most specific first:
 
-1. a *label* shared by the images of one volume: the enhanced DimensionIndexValues (less their
-   spatial components), TemporalPositionIdentifier, Philips' DiffusionOrder (2005,1596), BValueNumber
+1. a *label* shared by the images of one volume: Philips' DiffusionOrder (2005,1596: the order in
+   which the volumes were acquired), the enhanced DimensionIndexValues (less their spatial
+   components, the first index the slowest, as the standard orders dimensions),
+   TemporalPositionIdentifier, Philips' BValueNumber
    with GradientOrientationNumber (2005,1412/1413) and PhaseNumber (2001,1008), the diffusion
    weighting itself (b-value and gradient), AcquisitionNumber. A label orders volumes when every
    image has one, the images at a position have different ones, and every position holds the same
@@ -54,9 +56,9 @@ def _diffusion(f: FrameHeader) -> Any:
 
 #: Label keys, most specific first: DICOM name -> the value of one image (None when absent).
 LABEL_KEYS: tuple[tuple[str, Callable[[FrameHeader], Any]], ...] = (
+    ("DiffusionOrder", _mr("DiffusionOrder")),
     ("DimensionIndexValues", _mr("DimensionIndexValues")),
     ("TemporalPositionIdentifier", lambda f: f.temporal_position),
-    ("DiffusionOrder", _mr("DiffusionOrder")),
     ("BValueNumber,GradientOrientationNumber", _mr("BValueNumber,GradientOrientationNumber")),
     ("PhaseNumber", _mr("PhaseNumber")),
     ("DiffusionBValue,DiffusionGradientOrientation", _diffusion),

@@ -24,7 +24,7 @@ import numpy as np
 from ._tags import PRIVATE, PRIVATE_TAGS
 from .files import GunzipError, file_compression, gunzip_cached, open_source
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
-from .siemens import ascconv, csa_image, protocol_slices
+from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
     _dicom_time,
     _find_in_groups,
@@ -404,7 +404,7 @@ HEADER_KEYWORDS = (
     "SliceThickness", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
     "RescaleSlope", "RescaleIntercept", "TemporalPositionIdentifier", "AcquisitionNumber",
     "TriggerTime", "AcquisitionTime", "ContentTime", "DiffusionBValue", "DiffusionGradientOrientation",
-    "DiffusionDirectionality", "RealWorldValueMappingSequence",
+    "DiffusionDirectionality", "RealWorldValueMappingSequence", "InPlanePhaseEncodingDirection",
 )
 
 #: Wanted sequences -> the keywords wanted in their first item (the fast reader parses only those).
@@ -704,16 +704,31 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     spacing = spacing or single.slice_thickness
     if not spacing or spacing <= 0:
         return refuse("SpacingBetweenSlices and SliceThickness are missing")
-    if len(times) != n or any(t is None for t in times):
-        times = [None] * n
+    positions = [first + k * spacing * normal for k in range(n)]
+    if len(times) == n and all(t is not None for t in times):
+        times = [t / 1000 for t in times]  # type: ignore[operator]
+    else:
+        times = _protocol_times(ds, positions, own_normal, n)
     base_mr = single.mr or MRFrame()
     return [
         single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
                        pixel_offset=None, pixel_length=None,
-                       ipp=tuple(float(v) for v in first + k * spacing * normal),
-                       mr=_shared(dataclasses.replace(base_mr, slice_time=None if times[k] is None else times[k] / 1000)))
+                       ipp=tuple(float(v) for v in positions[k]),
+                       mr=_shared(dataclasses.replace(base_mr, slice_time=times[k])))
         for k in range(n)
     ]
+
+
+def _protocol_times(ds: Any, positions: list[np.ndarray], normal: np.ndarray, n: int) -> list[float | None]:
+    """Slice times of mosaic tiles from the Siemens protocol (its slice order and TR), each tile
+    taking the time of the protocol slice nearest to it along the normal; Nones when unknown."""
+    protocol = ascconv(ds)
+    slices = protocol_slices(protocol)
+    by_slice = protocol_slice_times(protocol, _float(_get(ds, "RepetitionTime")))
+    if slices is None or by_slice is None or len(by_slice) != n:
+        return [None] * n
+    along = slices[0] @ normal
+    return [by_slice[int(np.argmin(np.abs(along - float(p @ normal))))] for p in positions]
 
 
 #: Bytes of an encapsulated fragment's item header: no frame can take fewer bytes than this.
@@ -797,6 +812,9 @@ def _multiframe(
                 except GeometryError:
                     pass
         record = dict(base)
+        frame_type = _frame_type(fg, shared)
+        if frame_type:
+            record["image_type"] = frame_type
         if thick is not None:
             record["slice_thickness"] = thick
         if echo is not None:
@@ -823,6 +841,19 @@ def _multiframe(
             )
         )
     return frames
+
+
+#: Functional groups that hold the FrameType of enhanced images, by modality.
+FRAME_TYPE_SEQUENCES = ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence", "PETFrameTypeSequence")
+
+
+def _frame_type(per: Any, shared: Any) -> tuple[str, ...]:
+    """An enhanced frame's FrameType (its ImageType: a field map, a phase image...), () when absent."""
+    for sequence in FRAME_TYPE_SEQUENCES:
+        value = _find_in_groups(per, shared, sequence, "FrameType")
+        if value is not None:
+            return _shared(tuple(_str(v).upper() for v in _strings(value) if _str(v)))
+    return ()
 
 
 def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:

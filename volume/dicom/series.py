@@ -8,6 +8,7 @@ fake volume. Repeated positions are frames of a 4D stack when a header field ord
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections import defaultdict
@@ -27,6 +28,7 @@ from .geometry import (
     same_orientation,
     stack_geometry,
 )
+from .mr import DERIVED_DIFFUSION_TYPES, ISOTROPIC
 from .order import LABEL_KEYS, LAST_RESORT, RANK_KEYS, incomplete_volumes, order_volumes
 from .scan import FrameHeader
 
@@ -62,6 +64,8 @@ class Stack:
     warnings: list[str] = field(default_factory=list)
     problem: str = ""
     notes: list[str] = field(default_factory=list)
+    derived: str = ""
+    scaling: dict[str, Any] = field(default_factory=dict)
 
     @property
     def first(self) -> FrameHeader:
@@ -128,6 +132,61 @@ class Stack:
             parts.append(self.label)
         return "_".join(parts)
 
+    @property
+    def diffusion(self) -> dict[str, list[Any]] | None:
+        """b-values (s/mm2) and gradient directions (unit vectors, patient LPS) of each volume of a
+        diffusion-weighted 4D stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
+
+        None unless every volume has a b-value and one is above zero. b=0 volumes, and trace images,
+        get zero vectors.
+        """
+        if self.n_frames < 2 or self.problem:
+            return None
+        heads = [self.frames[t * self.n_slices].mr for t in range(self.n_frames)]
+        if any(mr is None or mr.bvalue is None for mr in heads):
+            return None
+        bvals = [float(mr.bvalue) for mr in heads]  # type: ignore[union-attr, arg-type]
+        if max(bvals) <= 0:
+            return None
+        vectors = [[0.0, 0.0, 0.0] if b <= 0 or mr.is_isotropic or mr.gradient is None  # type: ignore[union-attr]
+                   else [float(v) for v in mr.gradient] for b, mr in zip(bvals, heads, strict=True)]  # type: ignore[union-attr]
+        return {"bvals": bvals, "bvecs_lps": vectors}
+
+    @property
+    def content(self) -> str:
+        """What the stack holds, for people: ``DWI``, ``fMRI``, ``field map``, a map a scanner derived
+        from diffusion images (``ADC``, ``trace``, ``FA``), or "" (anything else)."""
+        if self.derived:
+            return self.derived
+        if self.problem:
+            return ""
+        if self.diffusion is not None:
+            return "DWI"
+        f0 = self.first
+        words = {w for v in f0.image_type for w in v.replace("_", " ").split()}
+        if _field_map(f0):
+            return "field map"
+        sequence = f0.acquisition.get("ScanningSequence") or []
+        if not isinstance(sequence, list):
+            sequence = str(sequence).replace("\\", " ").split()
+        if self.n_frames > 1 and self.modality == "MR" and (
+                "EP" in {str(v).strip().upper() for v in sequence} or {"EPI", "FMRI"} & words):
+            return "fMRI"
+        return ""
+
+    @property
+    def summary(self) -> str:
+        """``content`` with the diffusion shells and directions: ``DWI b=0,1000 (12 directions)``."""
+        content = self.content
+        diffusion = self.diffusion if content == "DWI" else None
+        if diffusion is None:
+            return content
+        shells = sorted({round(b) for b in diffusion["bvals"]})
+        directions = {tuple(round(v, 3) for v in g)
+                      for b, g in zip(diffusion["bvals"], diffusion["bvecs_lps"], strict=True) if round(b) > 0 and any(g)}
+        n = len(directions)
+        return f"DWI b={','.join(map(str, shells))} ({f'{n} direction' + ('s' if n != 1 else '') if n else 'trace'})"
+
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary (what ``volume ls --json`` prints for the stack)."""
         sp = self.spacing
@@ -138,6 +197,7 @@ class Stack:
             "series_uid": self.series_uid,
             "modality": self.modality,
             "kind": self.kind,
+            "content": self.summary or None,
             "label": self.label,
             "shape": list(self.output_shape),
             "rgb": self.rgb,
@@ -207,11 +267,51 @@ def _component(f: FrameHeader) -> str:
     return ""
 
 
+def _is_directional(f: FrameHeader) -> bool:
+    """A diffusion-weighted image with a gradient direction (b > 0, a non-zero vector)."""
+    mr = f.mr
+    return mr is not None and mr.bvalue is not None and mr.bvalue > 0 and not mr.is_isotropic
+
+
+def _derived(f: FrameHeader, directional_series: bool) -> str:
+    """The kind of map a scanner computed from diffusion images (``ADC``, ``trace``, ``FA``...), or "".
+
+    ImageType names ADC, FA and trace maps. A b>0 image without a direction is an isotropic (trace)
+    image: derived in a series that also holds directions (as dcm2niix treats it), else it is what
+    the series is (a trace-weighted acquisition) and stays with the b=0 images.
+    """
+    for value in f.image_type:
+        for word in value.replace("_", " ").split():
+            if word in DERIVED_DIFFUSION_TYPES:
+                return DERIVED_DIFFUSION_TYPES[word]
+    if directional_series and f.mr is not None and f.mr.is_isotropic:
+        return "trace"
+    return ""
+
+
+def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
+    """GE writes the nominal b-value on the b=0 (T2) images of a diffusion series with directions,
+    with a zero vector: those are b=0 images (dcm2niix reads them so too), not trace images."""
+    if not any(_is_directional(f) for f in frames):
+        return frames
+    out = []
+    for f in frames:
+        mr = f.mr
+        if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC
+                and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
+            f = f.replace(mr=dataclasses.replace(mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
+        out.append(f)
+    return out
+
+
 def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[FrameHeader]]]:
     """Split a series' frames into candidate stacks; each with its distinguishing labels."""
     groups: dict[tuple[Any, ...], list[FrameHeader]] = defaultdict(list)
     echo_numbers = {f.echo_number for f in frames}
     use_echo_number = len(echo_numbers - {None}) > 1
+    frames = _diffusion_b0s(frames)
+    directional = any(_is_directional(f) for f in frames)
+    derived = {id(f): _derived(f, directional) for f in frames}
     for f in frames:
         spacing = None if f.pixel_spacing is None else tuple(round(v, 4) for v in f.pixel_spacing)
         if use_echo_number:
@@ -225,6 +325,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             spacing,
             echo,
             _component(f),
+            derived[id(f)],
             f.stack_key,
             f.has_geometry and not f.problem,
         )
@@ -236,7 +337,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
         else:
             clusters = [members]
         for cluster in clusters:
-            out.append(({"_key": repr(key)}, cluster))
+            out.append(({"_key": repr(key), "derived": derived[id(cluster[0])]}, cluster))
     # Labels: only for the properties that actually differ within the series.
     if len(out) > 1:
         sizes = {(m[0].rows, m[0].cols) for _, m in out}
@@ -247,11 +348,18 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             parts = []
             if len(planes) > 1:
                 parts.append(_plane_of(members))
-            if len(echoes) > 1:
-                parts.append(f"e{echoes.index(_echo_of(members[0], use_echo_number)) + 1}")
+            echo = _echo_of(members[0], use_echo_number)
+            if len(echoes) > 1 and echo is not None:
+                parts.append(f"e{[e for e in echoes if e is not None].index(echo) + 1}")
+            field_map = _field_map(members[0])
+            if field_map:
+                parts.append(field_map)
             comp = _component(members[0])
             if comp:
                 parts.append(comp)
+            if derived[id(members[0])]:
+                parts.append(derived[id(members[0])])
+                labels["derived"] = derived[id(members[0])]
             if len(sizes) > 1:
                 parts.append(f"{members[0].cols}x{members[0].rows}")
             if len(spacings) > 1:
@@ -291,9 +399,22 @@ def _sort_none(v: Any) -> tuple[int, Any]:
 
 
 def _echo_of(f: FrameHeader, use_number: bool) -> Any:
+    """The echo a stack is labelled by: EchoNumbers when they tell echoes apart, else EchoTime
+    (ms, 2 decimals); a time of 0 (a map computed from the echoes, e.g. a field map) is no echo."""
     if use_number:
         return f.echo_number
-    return None if f.echo_time is None else round(f.echo_time, 2)
+    return None if not f.echo_time else round(f.echo_time, 2)
+
+
+def _field_map(f: FrameHeader) -> str:
+    """``fieldmaphz`` for a B0 field map in Hz (RealWorldValueMapping units, as Philips writes
+    them), ``fieldmap`` for other images ImageType calls a field map, else ""."""
+    if f.mr is not None and f.mr.rwv_units.upper() == "HZ":
+        return "fieldmaphz"
+    words = {w for v in f.image_type for w in v.replace("_", " ").split()}
+    if "FIELDMAP" in words or {"FIELD", "MAP"} <= words or {"B0", "MAP"} <= words:
+        return "fieldmap"
+    return ""
 
 
 def _plane_of(members: list[FrameHeader]) -> str:
@@ -322,7 +443,7 @@ def _position_clusters(frames: list[FrameHeader], normal: np.ndarray) -> list[li
 
 
 def _build_stack(
-    uid: str, frames: list[FrameHeader], label: str, localizer_series: bool
+    uid: str, frames: list[FrameHeader], label: str, localizer_series: bool, derived: str = ""
 ) -> Stack:
     f0 = frames[0]
     common = dict(
@@ -332,6 +453,7 @@ def _build_stack(
         series_description=f0.series_description,
         modality=f0.modality,
         label=label,
+        derived=derived,
     )
     bad = next((f for f in frames if f.problem), None)
     if bad is not None:
@@ -431,7 +553,7 @@ def _build_stack(
 def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
     """Group frame headers by SeriesInstanceUID and split each series into stacks.
 
-    Exact duplicates (same SOPInstanceUID and frame) are dropped silently, keeping the first path
+    Exact duplicates (same SOPInstanceUID and frame in one series) are dropped silently, keeping the first path
     in sorted order. Series come back sorted by (series number, description, UID); stack ids are
     unique: the series number, with the split label when a series holds several stacks and a
     ``#2`` suffix when two series share a number.
@@ -439,13 +561,13 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
     # A SeriesInstanceUID shared by images with different SeriesNumbers (some exports do that)
     # holds separate series: the number splits them.
     by_uid: dict[tuple[str, int | None], list[FrameHeader]] = defaultdict(list)
-    seen: dict[tuple[str, int | None], str] = {}
+    seen: dict[tuple[Any, ...], str] = {}
     dropped: dict[tuple[str, int | None], int] = defaultdict(int)
     for f in sorted(frames, key=lambda f: (f.path, f.frame or 0)):
         uid = f.series_uid or f"no-uid:{os.path.dirname(f.path)}:{f.series_number}"
         group = (uid, f.series_number)
         if f.sop_uid:
-            key = (f.sop_uid, f.frame)
+            key = (group, f.sop_uid, f.frame)  # the same SOP UID in another series is another image
             if key in seen and seen[key] != f.path:
                 dropped[group] += 1
                 continue
@@ -457,7 +579,7 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
         parts = _split_series(members)
         planes = {_plane_of(m) for _, m in parts if m[0].has_geometry}
         localizer_series = len(planes) > 1
-        stacks = [_build_stack(uid, m, labels["label"], localizer_series) for labels, m in parts]
+        stacks = [_build_stack(uid, m, labels["label"], localizer_series, labels["derived"]) for labels, m in parts]
         if dropped.get(group):
             stacks[0].warnings.append(f"duplicate: {dropped[group]} identical file(s) ignored")
         f0 = members[0]

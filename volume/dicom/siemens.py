@@ -12,6 +12,7 @@ whose value is zero, so a missing coordinate is 0.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,9 +33,11 @@ _LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")
 def csa_image(ds: Any) -> dict[str, Any]:
     """The CSA image header's tags as ``{name: [values]}`` (empty when absent or unreadable)."""
     try:
-        from nibabel.nicom import csareader
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nibabel.nicom warns on import that it is experimental
+            from nibabel.nicom import csareader
 
-        csa = csareader.get_csa_header(ds, "image")
+            csa = csareader.get_csa_header(ds, "image")
     except Exception:  # noqa: BLE001 - a broken private header is an absent one
         return {}
     if not csa:
@@ -45,9 +48,13 @@ def csa_image(ds: Any) -> dict[str, Any]:
 def ascconv(ds: Any) -> dict[str, str]:
     """The protocol (ASCCONV) of a Siemens file's CSA series header as ``{key: raw value text}``."""
     raw = element_value(ds, CSA_SERIES_HEADER, "OB")
-    if not isinstance(raw, (bytes, bytearray)):
-        return {}
-    found = _ASCCONV.search(bytes(raw))
+    return parse_ascconv(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else {}
+
+
+def parse_ascconv(raw: bytes) -> dict[str, str]:
+    """``{key: raw value text}`` of the ASCCONV section in ``raw`` (a CSA series header, or XA's
+    protocol element 0021,1019); empty when there is none."""
+    found = _ASCCONV.search(raw)
     if found is None:
         return {}
     out = {}
@@ -86,3 +93,39 @@ def protocol_slices(protocol: Mapping[str, str]) -> tuple[np.ndarray, np.ndarray
     if not length:
         return None
     return centres, normal / length
+
+
+#: ``sSliceArray.ucMode`` values: the order Siemens acquires the protocol's slices in.
+SLICE_ORDER_ASCENDING, SLICE_ORDER_DESCENDING, SLICE_ORDER_INTERLEAVED = 1, 2, 4
+
+
+def protocol_slice_times(protocol: Mapping[str, str], tr_ms: float | None) -> list[float] | None:
+    """Seconds at which each slice of the protocol's slice array (array order) is acquired, from
+    its order (``sSliceArray.ucMode``) and the time available in a TR, for mosaics whose images lack
+    the measured times (CSA MosaicRefAcqTimes): slices are spread evenly over TR less
+    ``lDelayTimeInTR``; interleaved acquisitions take 0, 2, 4... then 1, 3... with an odd count and
+    1, 3, 5... then 0, 2... with an even one (Siemens' rule, as dcm2niix applies it). None for
+    multiband acquisitions (slices share times the protocol does not give) or unknown orders."""
+    slices = protocol_slices(protocol)
+    mode = protocol_number(protocol, "sSliceArray.ucMode")
+    multiband = protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor", 1.0) or 1.0
+    if slices is None or mode is None or not tr_ms or tr_ms <= 0 or multiband > 1:
+        return None
+    n = len(slices[0])
+    delay_ms = (protocol_number(protocol, "lDelayTimeInTR", 0.0) or 0.0) / 1000.0
+    step = (tr_ms - delay_ms) / n / 1000.0
+    if step <= 0:
+        return None
+    if int(mode) == SLICE_ORDER_ASCENDING:
+        acquisition = list(range(n))
+    elif int(mode) == SLICE_ORDER_DESCENDING:
+        acquisition = list(range(n - 1, -1, -1))
+    elif int(mode) == SLICE_ORDER_INTERLEAVED:
+        evens, odds = list(range(0, n, 2)), list(range(1, n, 2))
+        acquisition = evens + odds if n % 2 else odds + evens
+    else:
+        return None
+    times = [0.0] * n
+    for rank, index in enumerate(acquisition):
+        times[index] = rank * step
+    return times

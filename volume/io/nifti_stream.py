@@ -373,7 +373,9 @@ def write_nifti_stack(
     Parameters
     ----------
     stack
-        A 3D or 4D stack (grey or RGB) with :func:`stream_problem` empty.
+        A 3D or 4D stack (grey or RGB) with :func:`stream_problem` empty, written with the values
+        its images' slopes give (apply :func:`volume.dicom.scaling.vendor_scaling` first, as
+        ``load_stack`` does, for the same values).
     rescale
         The series' uniform ``(slope, intercept)`` or None (as for ``write_nifti``).
     progress

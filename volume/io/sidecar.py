@@ -166,6 +166,8 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
         out["SeriesNumber"] = meta["series_number"]
     if meta.get("echo_number") is not None:
         out["EchoNumber"] = meta["echo_number"]
+    for key, value in (meta.get("scaling") or {}).items():
+        out[key] = _number(value)
     if meta.get("image_orientation_patient"):
         out["ImageOrientationPatientDICOM"] = _number(list(meta["image_orientation_patient"]))
     if vol.is_4d and meta.get("frame_interval_s"):
@@ -193,7 +195,8 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
         if meta.get("series_uid") and not str(meta["series_uid"]).startswith("no-uid:"):
             out.setdefault("SeriesInstanceUID", meta["series_uid"])
     if extra:
-        out.update(extra)
+        out.update({key: _number(value) if isinstance(value, (float, list, tuple)) else value
+                    for key, value in extra.items()})
     return out
 
 

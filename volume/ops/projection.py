@@ -534,14 +534,16 @@ def project_stack(
     slab_mm: float | None = None,
     step_mm: float | None = None,
     *,
+    scaling: str = "precise",
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
     """Project a DICOM stack streaming from disk: memory for a chunk of slices plus the output.
 
-    Same result as ``project(volume.load(stack), ...)`` (without ``resample``) for stacks where
-    :func:`can_stream` holds; other stacks are loaded whole and projected.
+    Same result as ``project(volume.load(stack, scaling=scaling), ...)`` (without ``resample``) for
+    stacks where :func:`can_stream` holds; other stacks are loaded whole and projected.
     """
-    return project_stack_planes(stack, [plane], mode, slab_mm, step_mm, progress=progress)[_plane(plane)]
+    return project_stack_planes(stack, [plane], mode, slab_mm, step_mm, scaling=scaling,
+                                progress=progress)[_plane(plane)]
 
 
 def project_stack_planes(
@@ -551,14 +553,18 @@ def project_stack_planes(
     slab_mm: float | None = None,
     step_mm: float | None = None,
     *,
+    scaling: str = "precise",
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Volume]:
     """Projections of a DICOM stack along several planes from one streamed pass over its slices.
 
     Returns ``{plane: Volume}`` in the order given; see :func:`project_stack`.
     """
+    from ..dicom.scaling import vendor_scaling
+
     names = [_plane(p) for p in planes]
     mode = _mode(mode)
+    stack = vendor_scaling(stack, scaling)
     if not can_stream(stack):
         from ..dicom import load
 

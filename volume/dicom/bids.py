@@ -1,0 +1,526 @@
+"""The BIDS sidecar fields preprocessing needs, computed as dcm2niix computes them.
+
+fMRIPrep, FSL's topup/eddy, SPM's slice-timing correction and QSIPrep read these fields from the
+JSON sidecar: SliceTiming, PhaseEncodingDirection, EffectiveEchoSpacing and TotalReadoutTime,
+MultibandAccelerationFactor, ParallelReductionFactorInPlane, PartialFourier, AcquisitionMatrixPE,
+ReconMatrixPE, and RepetitionTime/EchoTime/FlipAngle where enhanced files keep them in functional
+groups. Each comes from the standard element when there is one, else from the vendor's private
+header (Siemens CSA and protocol, GE's protocol data block and user data, Philips' private
+elements), with dcm2niix's formulas so research users get the numbers they know.
+
+Fields that name voxel axes refer to the file volume writes: ``i`` along the image columns (the
+row direction of ImageOrientationPatient), ``j`` along the rows (its column direction, top to
+bottom), ``k`` along the slices in increasing position along ``cross(row, col)``. SliceTiming
+lists one time per written slice, in ``k`` order. dcm2niix stores rows bottom to top, so its
+``j`` is our ``j-`` and vice versa: the world direction is the same.
+
+Everything is read from one representative header (the stack's first image; for enhanced files
+its shared and own functional groups), plus what the scan kept per image (slice times,
+acquisition times, InstanceNumbers). Nothing here carries patient identity.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+import struct
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from .files import open_source
+from .series import Stack
+from .siemens import ascconv, csa_image, parse_ascconv, protocol_number
+from .values import _float, _int, _str, element_value
+
+SIEMENS_PARTIAL_FOURIER = {1: 0.5, 2: 0.625, 4: 0.75, 8: 0.875, 16: 1.0}
+"""Siemens ``sKSpace.ucPhasePartialFourier`` codes -> the fraction of k-space sampled."""
+
+GE_PROTOCOL_BLOCK = 0x0025101B
+"""GE's Protocol Data Block: a gzip-compressed ``KEY "value"`` text after a 4-byte length."""
+
+GE_USER_DATA = (0x0043102A, "OB")
+"""GE's raw header (user data) with the phase-encoding polarity bits."""
+
+#: Private elements read here (tag, VR), besides those the scan reads (:data:`volume.dicom._tags.PRIVATE`).
+SIEMENS_PAT_TEXT = ((0x00511011, "LO"), (0x00211009, "LO"))
+SIEMENS_XA_PROTOCOL = (0x00211019, "OB")
+SIEMENS_XA_PE_POSITIVE = (0x0021111C, "IS")
+SIEMENS_XA_BWPPPE = (0x00211153, "FD")
+SIEMENS_BWPPPE = (0x00191028, "FD")
+GE_ECHO_SPACING_US = (0x0043102C, "SS")
+GE_ASSET = (0x00431083, "DS")
+GE_GROUP_DELAY_S = (0x0043107C, "FL")
+GE_MULTIBAND = (0x004310B6, "LO")
+PHILIPS_WATER_FAT_SHIFT = (0x20011022, "FL")
+PHILIPS_EPI_FACTOR = (0x20011013, "SL")
+PHILIPS_PARTIAL_FOURIER = (0x20011019, "CS")
+
+
+#: Sequences not searched from the top of a file: the frames' groups are searched for one frame only.
+FUNCTIONAL_GROUPS = frozenset({0x52009229, 0x52009230})
+
+
+def _walk(item: Any, depth: int = 0) -> Iterator[Any]:
+    """``item`` and every dataset nested in its sequences (depth-first, a few levels deep; the
+    functional groups of an enhanced file are left out)."""
+    yield item
+    if depth > 4:
+        return
+    for elem in item:
+        if elem.VR == "SQ" and int(elem.tag) not in FUNCTIONAL_GROUPS:
+            for sub in elem.value:
+                yield from _walk(sub, depth + 1)
+
+
+class Header:
+    """One image's header for lookups: top level first, then (enhanced) its own per-frame groups,
+    then the shared groups, then any nested sequence of those (vendors nest freely)."""
+
+    def __init__(self, ds: Any, frame: int | None) -> None:
+        self.ds = ds
+        per = ds.get("PerFrameFunctionalGroupsSequence")
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        self.groups = ([per[frame]] if per is not None and frame is not None and frame < len(per) else []) + (
+            [shared[0]] if shared else [])
+
+    def _datasets(self) -> Iterator[Any]:
+        yield self.ds
+        for group in self.groups:
+            yield from _walk(group)
+        nested = _walk(self.ds)
+        next(nested)  # the top level, searched first already
+        yield from nested
+
+    def get(self, keyword: str) -> Any:
+        """A standard element's value (first found), or None."""
+        for d in self._datasets():
+            try:
+                value = d.get(keyword)
+            except Exception:  # noqa: BLE001 - a malformed value is a missing one
+                value = None
+            if value is not None and value != "":
+                return value
+        return None
+
+    def raw(self, tag: int, vr: str) -> Any:
+        """A private element's value (first found; raw bytes converted with ``vr``), or None."""
+        for d in self._datasets():
+            value = element_value(d, tag, vr)
+            if value is not None and value != "":
+                return value
+        return None
+
+
+def read_header(stack: Stack, index: int = 0) -> Header | None:
+    """The header of image ``index`` of ``stack`` (pixels not read), None when unreadable."""
+    import pydicom
+
+    f = stack.frames[index]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(open_source(f.path, f.file_compression), stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001 - the scan read it once; a vanished file gives fewer fields
+        return None
+    frame = f.frame if f.frame is not None and not f.mosaic else None
+    return Header(ds, frame)
+
+
+def _vendor(stack: Stack) -> str:
+    m = str(stack.first.acquisition.get("Manufacturer", "")).upper()
+    for name in ("SIEMENS", "GE", "PHILIPS", "CANON", "TOSHIBA", "UIH"):
+        if m.startswith(name):
+            return name
+    return m
+
+
+def _phase_direction(h: Header) -> str:
+    """``ROW`` or ``COL`` (enhanced files say ``COLUMN``), "" when unknown."""
+    text = _str(h.get("InPlanePhaseEncodingDirection")).upper()
+    return "COL" if text.startswith("COL") else "ROW" if text.startswith("ROW") else ""
+
+
+def _number_list(value: Any) -> list[float]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [v for v in (_float(x) for x in value) if v is not None]
+    v = _float(value)
+    if v is None and isinstance(value, str):
+        return [v for v in (_float(x) for x in value.replace("\\", " ").split()) if v is not None]
+    return [] if v is None else [v]
+
+
+# --- vendor headers ---------------------------------------------------------------------------
+
+
+def ge_protocol(h: Header) -> dict[str, str]:
+    """GE's Protocol Data Block (0025,101B) as ``{KEY: value}`` (empty when absent or unreadable)."""
+    raw = h.raw(GE_PROTOCOL_BLOCK, "OB")
+    if not isinstance(raw, (bytes, bytearray)):
+        return {}
+    start = bytes(raw).find(b"\x1f\x8b")
+    if start < 0:
+        return {}
+    try:
+        text = gzip.decompress(bytes(raw)[start:]).decode("latin-1")
+    except (OSError, EOFError, ValueError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'\s*(\w+)\s+"(.*)"\s*$', line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def ge_phase_positive(h: Header) -> int | None:
+    """GE's phase-encoding polarity: 1 ("Unflipped") or 0 ("Flipped"), None when unknown.
+
+    From RectilinearPhaseEncodeReordering (0018,9034: REVERSE_LINEAR is unflipped), else GE's
+    raw header in the user data (0043,102A): the EPI flag, the flip bit and the k-space y
+    direction, at the offsets of its header version (as dcm2niix reads them).
+    """
+    reorder = _str(h.get("RectilinearPhaseEncodeReordering")).upper()
+    if reorder.startswith("REVERSE"):
+        return 1
+    if reorder.startswith("LINEAR"):
+        return 0
+    blob = h.raw(*GE_USER_DATA)
+    if not isinstance(blob, (bytes, bytearray)) or len(blob) < 26:
+        return None
+    blob = bytes(blob)
+    try:
+        start = struct.unpack_from("<H", blob, 24)[0]
+        version = struct.unpack_from("<f", blob, start)[0]
+        if not 5 <= version <= 40:
+            return None
+        ky_offset = 0x394
+        if version >= 25.002:
+            start += 0x4C
+            ky_offset = 0x394 - 0x8C
+        if not struct.unpack_from("<H", blob, start + 0x3A)[0] & 0x800:
+            return None  # not EPI
+        flipped = bool(struct.unpack_from("<H", blob, start + 0x30)[0] & 0x4)
+        if struct.unpack_from("<h", blob, start + ky_offset)[0] == 2:  # k-space read bottom-up
+            flipped = not flipped
+    except struct.error:
+        return None
+    return 0 if flipped else 1
+
+
+def _siemens_protocol(h: Header) -> dict[str, str]:
+    """The Siemens protocol (ASCCONV): the CSA series header, else XA's (0021,1019)."""
+    protocol = ascconv(h.ds)
+    if protocol:
+        return protocol
+    raw = h.raw(*SIEMENS_XA_PROTOCOL)
+    return parse_ascconv(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else {}
+
+
+# --- the fields -------------------------------------------------------------------------------
+
+
+def _first_volume(stack: Stack, volume: int = 0) -> list[Any]:
+    """The images of volume ``volume`` in written slice order."""
+    n = stack.n_slices
+    return stack.frames[volume * n : (volume + 1) * n]
+
+
+def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, protocol: dict[str, str],
+                 ge: dict[str, str]) -> list[float] | None:
+    """Seconds from the start of a volume for each written slice, or None."""
+    if stack.n_slices < 2 or str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() == "3D":
+        return None
+    volumes = [_first_volume(stack, t) for t in range(min(stack.n_frames, 2))]
+
+    def usable(times: list[float | None]) -> list[float] | None:
+        if any(t is None for t in times):
+            return None
+        lo, hi = min(times), max(times)  # type: ignore[type-var]
+        if hi - lo <= 0 or (tr_s and hi - lo > tr_s):
+            return None
+        return [t - lo for t in times]  # type: ignore[operator]
+
+    per_image = [[f.mr.slice_time if f.mr is not None else None for f in v] for v in volumes]
+    if all(t is not None for t in per_image[0]):
+        # Siemens XA writes a first volume that starts late: dcm2niix (and so research tools) read the
+        # second when each file holds one volume
+        one_per_file = stack.first.frame is not None and not stack.first.mosaic
+        order = [1, 0] if one_per_file and len(per_image) > 1 else [0, 1]
+        for t in order:
+            if t < len(per_image):
+                times = usable(per_image[t])
+                if times is not None:
+                    return times
+    if vendor == "GE":
+        return _ge_slice_times(stack, ge, tr_s)
+    if vendor in ("SIEMENS", "UIH") and not stack.first.mosaic and stack.first.frame is None:
+        return usable([f.acquisition_time for f in volumes[0]])
+    return None
+
+
+def _ge_slice_times(stack: Stack, ge: dict[str, str], tr_s: float | None) -> list[float] | None:
+    """GE slice times from the protocol block (SLICEORDER, MBACCEL, DELACQNOAV), for 2D EPI, in the
+    order GE acquired its locations (its InstanceNumber order), then put in written slice order."""
+    if not ge or not tr_s or "SLICEORDER" not in ge:
+        return None
+    n = stack.n_slices
+    try:
+        interleaved = int(float(ge["SLICEORDER"])) != 0
+        mb = max(1, int(float(ge.get("MBACCEL", "1") or 1)))
+        delay = float(ge.get("DELACQNOAV", "0") or 0) / 1000.0
+    except ValueError:
+        return None
+    excitations = math.ceil(n / mb)
+    dt = (tr_s - delay) / excitations
+    times = []
+    for i in range(excitations):
+        if not interleaved:
+            times.append(i * dt)
+        elif i % 2 == 0:
+            times.append((i // 2) * dt)
+        else:
+            times.append(((excitations - 1) // 2 + (i + 1) // 2) * dt)
+    by_location = [times[i % excitations] for i in range(n)]
+    volume = _first_volume(stack)
+    numbers = [f.instance_number for f in volume]
+    if any(v is None for v in numbers):
+        return None
+    rank = sorted(range(n), key=lambda s: numbers[s])  # GE numbers locations in acquisition prescription order
+    out = [0.0] * n
+    for location, s in enumerate(rank):
+        out[s] = round(by_location[location], 6)
+    return out
+
+
+def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, protocol: dict[str, str]) -> int | None:
+    if times:
+        first = times[0]
+        same = sum(1 for t in times if abs(t - first) < 1e-4)
+        if same > 1:
+            return same
+    if vendor == "SIEMENS":
+        for tag, vr in SIEMENS_PAT_TEXT:
+            m = re.search(r"s(\d+)", _str(h.raw(tag, vr)))
+            if m:
+                return int(m.group(1))
+        mb = protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
+        return int(mb) if mb and mb > 1 else None
+    if vendor == "GE":
+        values = _number_list(h.raw(*GE_MULTIBAND))
+        return int(values[0]) if values and values[0] > 1 else None
+    return None
+
+
+def _in_plane_acceleration(vendor: str, h: Header, protocol: dict[str, str]) -> float | None:
+    if vendor == "SIEMENS":
+        for tag, vr in SIEMENS_PAT_TEXT:
+            m = re.search(r"p(\d+)", _str(h.raw(tag, vr)))
+            if m:
+                return float(m.group(1))
+        value = protocol_number(protocol, "sPat.lAccelFactPE")
+        if value:
+            return value
+    if vendor == "GE":
+        asset = _number_list(h.raw(*GE_ASSET))
+        if asset and asset[0] > 0:
+            return 1.0 / asset[0]
+    return _float(h.get("ParallelReductionFactorInPlane"))
+
+
+def _partial_fourier(vendor: str, h: Header, protocol: dict[str, str]) -> dict[str, Any]:
+    if vendor == "SIEMENS":
+        code = protocol_number(protocol, "sKSpace.ucPhasePartialFourier")
+        if code is not None and int(code) in SIEMENS_PARTIAL_FOURIER:
+            return {"PartialFourier": SIEMENS_PARTIAL_FOURIER[int(code)]}
+        return {}
+    if vendor == "PHILIPS":
+        enabled = _str(h.raw(*PHILIPS_PARTIAL_FOURIER)).upper() == "Y" or _str(h.get("PartialFourier")).upper() == "YES"
+        if enabled:
+            steps = _int(h.get("NumberOfPhaseEncodingSteps")) or _int(h.get("MRAcquisitionPhaseEncodingStepsInPlane"))
+            return {"PartialFourierEnabled": "YES", **({"PhaseEncodingStepsNoPartialFourier": steps} if steps else {})}
+    return {}
+
+
+def _acquisition_matrix_pe(h: Header, protocol: dict[str, str]) -> int | None:
+    matrix = [int(v) for v in _number_list(h.get("AcquisitionMatrix"))]
+    if len(matrix) == 4:
+        pe = matrix[2] or matrix[3]
+        if pe:
+            return pe
+    steps = _int(h.get("MRAcquisitionPhaseEncodingStepsInPlane"))
+    if steps:
+        return steps
+    lines = protocol_number(protocol, "sKSpace.lPhaseEncodingLines")
+    return int(lines) if lines else None
+
+
+def _readout(vendor: str, h: Header, recon_pe: int | None, acq_pe: int | None, protocol: dict[str, str],
+             csa: dict[str, Any]) -> dict[str, Any]:
+    """EffectiveEchoSpacing and TotalReadoutTime (s), or Philips' estimates from the water-fat shift."""
+    if not recon_pe or recon_pe < 2:
+        return {}
+    out: dict[str, Any] = {}
+    bwpppe = None
+    if vendor == "SIEMENS":
+        bwpppe = (_float(h.raw(*SIEMENS_BWPPPE)) or _float(h.raw(*SIEMENS_XA_BWPPPE))
+                  or _float((csa.get("BandwidthPerPixelPhaseEncode") or [None])[0]))
+    if bwpppe and bwpppe > 0:
+        ees = 1.0 / (bwpppe * recon_pe)
+        out.update(BandwidthPerPixelPhaseEncode=bwpppe, EffectiveEchoSpacing=ees, TotalReadoutTime=ees * (recon_pe - 1))
+        return out
+    if vendor == "GE":
+        spacing_us = _float(h.raw(*GE_ECHO_SPACING_US))
+        if spacing_us and spacing_us > 0 and acq_pe:
+            asset = _number_list(h.raw(*GE_ASSET))
+            accel = 1.0 / asset[0] if asset and asset[0] > 0 else 1.0
+            options = {str(v).upper() for v in (_listify(h.get("ScanOptions")))}
+            partial = "PFF" in options or _str(h.get("PartialFourier")).upper() == "YES"
+            rf = 4 if partial else 2
+            trt = (math.ceil(acq_pe / accel / rf) * rf - 1) * spacing_us * 1e-6
+            out.update(EffectiveEchoSpacing=trt / (recon_pe - 1), TotalReadoutTime=trt)
+        return out
+    if vendor == "PHILIPS":
+        wfs = _float(h.raw(*PHILIPS_WATER_FAT_SHIFT))
+        frequency = _float(h.get("ImagingFrequency"))
+        etl = _int(h.get("EchoTrainLength"))
+        if not etl or etl < 2:
+            etl = _int(h.get("GradientEchoTrainLength")) or _int(h.raw(*PHILIPS_EPI_FACTOR)) or 1
+        if wfs and frequency and etl:
+            out["WaterFatShift"] = wfs
+            actual = wfs / (frequency * 3.4 * (etl + 1))
+            trt = actual * etl
+            out.update(EstimatedEffectiveEchoSpacing=trt / (recon_pe - 1), EstimatedTotalReadoutTime=trt)
+    return out
+
+
+def _listify(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return str(value).replace("\\", " ").split()
+
+
+def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[str, Any]:
+    """RepetitionTime, EchoTime, FlipAngle in seconds/degrees from wherever the file keeps them
+    (enhanced files: functional groups), with GE's group delay and multi-phase delay added to TR, and
+    the TR measured between volumes of one-image-per-file series when it differs from the header's."""
+    out: dict[str, Any] = {}
+    tr = _float(h.get("RepetitionTime"))
+    if tr is not None and tr > 0:
+        if vendor == "GE":
+            delay = _float(h.raw(*GE_GROUP_DELAY_S))
+            if delay and delay > 0:
+                tr += delay * 1000.0
+            if "MPH" in ge.get("IOPT", "").upper().replace(" ", "").split(",") and ge.get("DELACQ", "").upper() != "MINIMUM":
+                extra = _float(ge.get("DELACQNOAV"))
+                if extra and extra > 0:
+                    tr += extra
+        out["RepetitionTime"] = tr / 1000.0
+    measured = _measured_tr(stack, vendor)
+    if measured is not None and (tr is None or abs(measured - tr / 1000.0) > 0.05):
+        if tr is not None:
+            out["RepetitionTimeExcitation"] = tr / 1000.0
+        out["RepetitionTime"] = measured
+    te = _float(h.get("EchoTime"))
+    if te is None or te <= 0:
+        te = stack.first.echo_time
+    if te is not None and te > 0:
+        out["EchoTime"] = te / 1000.0
+    flip = _float(h.get("FlipAngle"))
+    if flip is not None and flip > 0:
+        out["FlipAngle"] = flip
+    return out
+
+
+def _measured_tr(stack: Stack, vendor: str) -> float | None:
+    """Seconds between volumes of a series of single-image files, from their AcquisitionTime at the
+    first slice position (non-GE, as dcm2niix): None for other layouts or when times are missing."""
+    if vendor == "GE" or stack.n_frames < 2 or stack.first.frame is not None:
+        return None
+    times = [stack.frames[t * stack.n_slices].acquisition_time for t in range(stack.n_frames)]
+    if any(t is None for t in times):
+        return None
+    steps = [times[t + 1] - times[t] for t in range(len(times) - 1)]  # type: ignore[operator]
+    if any(s <= 0 for s in steps):
+        return None
+    return sum(steps) / len(steps)
+
+
+def sidecar_fields(stack: Stack) -> dict[str, Any]:
+    """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them."""
+    if stack.modality != "MR" or stack.problem:
+        return {}
+    h = read_header(stack)
+    if h is None:
+        return {}
+    vendor = _vendor(stack)
+    protocol = _siemens_protocol(h) if vendor == "SIEMENS" else {}
+    csa = csa_image(h.ds) if vendor == "SIEMENS" and h.ds.get(0x00291010) is not None else {}
+    ge = ge_protocol(h) if vendor == "GE" else {}
+    out: dict[str, Any] = {}
+    out.update(_timing(stack, vendor, h, ge))
+    for keyword, key in (("PercentPhaseFieldOfView", "PercentPhaseFOV"), ("PercentSampling", "PercentSampling")):
+        value = _float(h.get(keyword))
+        if value is not None:
+            out[key] = value
+    phase = _phase_direction(h)
+    acq_pe = _acquisition_matrix_pe(h, protocol)
+    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else None
+    if acq_pe:
+        out["AcquisitionMatrixPE"] = acq_pe
+    if recon_pe:
+        out["ReconMatrixPE"] = recon_pe
+    accel = _in_plane_acceleration(vendor, h, protocol)
+    if accel:
+        out["ParallelReductionFactorInPlane"] = accel
+    out.update(_partial_fourier(vendor, h, protocol))
+    out.update(_readout(vendor, h, recon_pe, acq_pe, protocol, csa))
+    tr_s = out.get("RepetitionTime")
+    times = _slice_times(stack, vendor, h, tr_s, protocol, ge)
+    mb = _multiband(stack, vendor, h, times, protocol)
+    if mb:
+        out["MultibandAccelerationFactor"] = mb
+    if phase:
+        positive = _phase_positive(vendor, h, csa)
+        axis = "i" if phase == "ROW" else "j"
+        if positive is None:
+            out["PhaseEncodingAxis"] = axis
+        else:
+            out["PhaseEncodingDirection"] = axis if positive else axis + "-"
+        out["InPlanePhaseEncodingDirectionDICOM"] = phase
+    if times:
+        out["SliceTiming"] = [round(t, 6) for t in times]
+    out.update(_field_map(stack, vendor, protocol))
+    return out
+
+
+def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
+    if vendor == "SIEMENS":
+        value = (csa.get("PhaseEncodingDirectionPositive") or [None])[0]
+        if value is None:
+            value = h.raw(*SIEMENS_XA_PE_POSITIVE)
+        v = _int(value)
+        return v if v in (0, 1) else None
+    if vendor == "GE":
+        return ge_phase_positive(h)
+    return None
+
+
+def _field_map(stack: Stack, vendor: str, protocol: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    f0 = stack.first
+    if f0.mr is not None and f0.mr.rwv_units.upper() == "HZ":
+        out["Units"] = "Hz"
+    if vendor == "SIEMENS" and {"P", "PHASE"} & set(f0.image_type):
+        te1, te2 = protocol_number(protocol, "alTE[0]"), protocol_number(protocol, "alTE[1]")
+        if te1 and te2:
+            out.update(EchoTime1=te1 / 1e6, EchoTime2=te2 / 1e6)
+    return out
+
+
+__all__ = ["Header", "ge_phase_positive", "ge_protocol", "read_header", "sidecar_fields"]
