@@ -119,17 +119,18 @@ def test_embedded_tag_table_is_pydicoms_dictionary() -> None:
     """Every keyword the scanner reads is in the embedded table, with pydicom's tag and VR."""
     from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+    from volume.dicom import bids
     from volume.dicom._tags import PRIVATE_TAGS, TAGS
     from volume.dicom.scan import ACQUISITION_KEYWORDS, HEADER_KEYWORDS, HEADER_SEQUENCES, IDENTITY_KEYWORDS
 
     nested = {kw for inner in HEADER_SEQUENCES.values() for kw in inner}
-    assert set(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS) | nested <= set(TAGS)
+    scanned = set(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS)
+    assert scanned | nested | set(bids.HEADER_KEYWORDS) == set(TAGS)  # every entry is read by someone
     for keyword, (tag, vr) in TAGS.items():
         assert tag_for_keyword(keyword) == tag, keyword
         assert dictionary_VR(tag) == vr, keyword
-    top_level = {kw: entry for kw, entry in TAGS.items() if kw not in nested - set(HEADER_KEYWORDS)}
-    assert {tag: kw for kw, (tag, _vr) in {**top_level, **PRIVATE_TAGS}.items()} == {
-        tag: kw for tag, (kw, _vr) in fastheader._WANTED.items()}
+    expected = {TAGS[kw][0]: kw for kw in scanned} | {tag: kw for kw, (tag, _vr) in PRIVATE_TAGS.items()}
+    assert expected == {tag: kw for tag, (kw, _vr) in fastheader._WANTED.items()}
 
 
 def test_configure_takes_keywords_beyond_the_table() -> None:

@@ -1,4 +1,5 @@
-"""Tags and VRs of the header elements volume reads, so the header scanner needs no pydicom.
+"""Tags and VRs of the header elements volume reads, so the header scanner (and the sidecar's
+MR fields, :mod:`volume.dicom.bids`) need no pydicom.
 
 Importing pydicom to look keywords up in its data dictionary costs 0.13-0.2 s, more than
 scanning a 300-file series with :mod:`volume.dicom.fastheader`. This table is what
@@ -38,6 +39,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "BodyPartExamined": (0x00180015, "CS"),
     "ScanningSequence": (0x00180020, "CS"),
     "SequenceVariant": (0x00180021, "CS"),
+    "ScanOptions": (0x00180022, "CS"),
     "MRAcquisitionType": (0x00180023, "CS"),
     "SequenceName": (0x00180024, "SH"),
     "SliceThickness": (0x00180050, "DS"),
@@ -49,7 +51,10 @@ TAGS: dict[str, tuple[int, str]] = {
     "EchoNumbers": (0x00180086, "IS"),
     "MagneticFieldStrength": (0x00180087, "DS"),
     "SpacingBetweenSlices": (0x00180088, "DS"),
+    "NumberOfPhaseEncodingSteps": (0x00180089, "IS"),
     "EchoTrainLength": (0x00180091, "IS"),
+    "PercentSampling": (0x00180093, "DS"),
+    "PercentPhaseFieldOfView": (0x00180094, "DS"),
     "PixelBandwidth": (0x00180095, "DS"),
     "DeviceSerialNumber": (0x00181000, "LO"),
     "SoftwareVersions": (0x00181020, "LO"),
@@ -59,12 +64,18 @@ TAGS: dict[str, tuple[int, str]] = {
     "XRayTubeCurrent": (0x00181151, "IS"),
     "ConvolutionKernel": (0x00181210, "SH"),
     "ReceiveCoilName": (0x00181250, "SH"),
+    "AcquisitionMatrix": (0x00181310, "US"),
     "InPlanePhaseEncodingDirection": (0x00181312, "CS"),
     "FlipAngle": (0x00181314, "DS"),
     "PatientPosition": (0x00185100, "CS"),
+    "RectilinearPhaseEncodeReordering": (0x00189034, "CS"),
+    "ParallelReductionFactorInPlane": (0x00189069, "FD"),
     "DiffusionDirectionality": (0x00189075, "CS"),
+    "PartialFourier": (0x00189081, "CS"),
     "DiffusionBValue": (0x00189087, "FD"),
     "DiffusionGradientOrientation": (0x00189089, "FD"),
+    "MRAcquisitionPhaseEncodingStepsInPlane": (0x00189231, "US"),
+    "GradientEchoTrainLength": (0x00189241, "US"),
     "StudyInstanceUID": (0x0020000D, "UI"),
     "SeriesInstanceUID": (0x0020000E, "UI"),
     "StudyID": (0x00200010, "SH"),
@@ -93,6 +104,8 @@ TAGS: dict[str, tuple[int, str]] = {
     "RealWorldValueMappingSequence": (0x00409096, "SQ"),
     "RealWorldValueIntercept": (0x00409224, "FD"),
     "RealWorldValueSlope": (0x00409225, "FD"),
+    "SharedFunctionalGroupsSequence": (0x52009229, "SQ"),
+    "PerFrameFunctionalGroupsSequence": (0x52009230, "SQ"),
 }
 
 

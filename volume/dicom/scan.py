@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ._tags import PRIVATE, PRIVATE_TAGS
+from .fastheader import looks_like_headerless_dicom
 from .files import GunzipError, file_compression, gunzip_cached, open_source
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
@@ -372,11 +373,6 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield p
 
 
-def _looks_like_headerless_dicom(head: bytes) -> bool:
-    """True for old files without the 128-byte preamble that start with a group-8 element."""
-    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
-
-
 def _read_dataset(path: str, compression: str = "") -> Any:
     """The header of ``path`` by pydicom (pixel data deferred), decompressing a gzip file first."""
     import pydicom
@@ -390,7 +386,7 @@ def _read_dataset(path: str, compression: str = "") -> Any:
         else:
             with open(path, "rb") as f:
                 head = f.read(8)
-        if _looks_like_headerless_dicom(head):
+        if looks_like_headerless_dicom(head):
             return pydicom.dcmread(open_source(path, compression), defer_size=1024, force=True)
         raise
 
@@ -448,12 +444,14 @@ def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
         return [], "unreadable"
     ds: Any = None
     if fast:
-        from .fastheader import TRUNCATED, read_fast
+        from .fastheader import NOT_DICOM, TRUNCATED, read_fast
 
         _configure_fast()
         quick = read_fast(path)
         if quick == TRUNCATED:
             return [], "truncated or corrupt"
+        if quick == NOT_DICOM:
+            return [], "not DICOM"
         ds = quick
     if ds is None:
         compression = file_compression(path)

@@ -1,7 +1,7 @@
 """Siemens' private headers: the CSA image and series headers, and the protocol (ASCCONV) text.
 
 The CSA *image* header (0029,1010) holds per-image facts (NumberOfImagesInMosaic,
-SliceNormalVector, MosaicRefAcqTimes, B_value...); nibabel's ``csareader`` parses it. The CSA
+SliceNormalVector, MosaicRefAcqTimes, B_value...) in a small binary format (:func:`parse_csa`). The CSA
 *series* header (0029,1020) holds the protocol as ``key = value`` lines between ``### ASCCONV
 BEGIN`` and ``### ASCCONV END ###``: the slice array (``sSliceArray.lSize``, each slice's centre
 ``asSlice[i].sPosition`` and normal ``sNormal`` in patient coordinates: dSag = x, dCor = y,
@@ -12,7 +12,7 @@ whose value is zero, so a missing coordinate is 0.
 from __future__ import annotations
 
 import re
-import warnings
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,19 +30,73 @@ _ASCCONV = re.compile(rb"### ASCCONV BEGIN[^\n]*\n(.*?)### ASCCONV END ###", re.
 _LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")
 
 
-def csa_image(ds: Any) -> dict[str, Any]:
-    """The CSA image header's tags as ``{name: [values]}`` (empty when absent or unreadable)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # nibabel.nicom warns on import that it is experimental
-            from nibabel.nicom import csareader
+#: Value converters of the CSA header's VRs (others stay text).
+_CSA_NUMBERS = {"FL": float, "FD": float, "DS": float, "IS": int, "SL": int, "SS": int, "UL": int, "US": int}
 
-            csa = csareader.get_csa_header(ds, "image")
-    except Exception:  # noqa: BLE001 - a broken private header is an absent one
+CSA_MAX_TAGS = 1000
+"""More tags (or items) than this in a CSA header means it is corrupt."""
+
+
+def parse_csa(raw: bytes) -> dict[str, list[Any]]:
+    """The tags of a CSA header (Siemens' "SV10" format, or the older one) as ``{name: [values]}``.
+
+    Each tag: a 64-byte name, VM, VR, syngo data type, item count and a check word; each item: four
+    int32 (its length in the second, or for the old format the first less the first tag's item count)
+    and its text, padded to 4 bytes. Numeric VRs become numbers; empty or corrupt headers give {}.
+    """
+    try:
+        new_format = raw[:4] == b"SV10"
+        pos = 8 if new_format else 0
+        n_tags = struct.unpack_from("<I", raw, pos)[0]
+        pos += 8
+        if not 0 < n_tags <= CSA_MAX_TAGS:
+            return {}
+        out: dict[str, list[Any]] = {}
+        first_count = 0
+        for tag_no in range(n_tags):
+            name_bytes, vm, vr_bytes, _syngodt, n_items, _check = struct.unpack_from("<64si4s3i", raw, pos)
+            pos += 84
+            name = name_bytes.split(b"\0", 1)[0].decode("latin-1")
+            vr = vr_bytes.split(b"\0", 1)[0].decode("latin-1")
+            if tag_no == 1:
+                first_count = n_items
+            if not 0 <= n_items <= CSA_MAX_TAGS:
+                return {}
+            wanted = vm if vm > 0 else n_items
+            convert = _CSA_NUMBERS.get(vr)
+            items: list[Any] = []
+            for item_no in range(n_items):
+                x0, x1, _x2, _x3 = struct.unpack_from("<4i", raw, pos)
+                pos += 16
+                length = x1 if new_format else x0 - first_count
+                if length < 0 or pos + length > len(raw):
+                    if new_format:
+                        return {}
+                    break
+                text = raw[pos : pos + length].split(b"\0", 1)[0].decode("latin-1").strip()
+                pos += length + (-length % 4)
+                if item_no >= wanted:
+                    continue
+                if convert is not None:
+                    if not text:
+                        wanted = item_no
+                        continue
+                    try:
+                        items.append(convert(float(text)) if convert is int else convert(text))
+                    except ValueError:
+                        items.append(text)
+                else:
+                    items.append(text)
+            out[name] = items
+        return out
+    except (struct.error, UnicodeDecodeError):
         return {}
-    if not csa:
-        return {}
-    return {name: tag.get("items", []) for name, tag in csa.get("tags", {}).items()}
+
+
+def csa_image(ds: Any) -> dict[str, list[Any]]:
+    """The CSA image header's tags as ``{name: [values]}`` (empty when absent or unreadable)."""
+    raw = element_value(ds, CSA_IMAGE_HEADER, "OB")
+    return parse_csa(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else {}
 
 
 def ascconv(ds: Any) -> dict[str, str]:
