@@ -71,9 +71,9 @@ def ls_command(
         for col in ("ID", "DESCRIPTION", "MOD", "KIND", "DIMENSIONS", "VOXEL (mm)", "ORIENTATION", "FILES", "NOTES"):
             table.add_column(col, overflow="fold")
         for d in rows:
-            notes = "; ".join(d["warnings"] + ([f"cannot load: {d['problem']}"] if d["problem"] else []))
+            notes = "; ".join(d["notes"] + d["warnings"] + ([f"cannot load: {d['problem']}"] if d["problem"] else []))
             orient = d["orientation"] + (f" {d['axcodes']}" if d["axcodes"] else "")
-            cells = (d["id"], d["series_description"], d["modality"], d["kind"], _dims(d), _voxel(d),
+            cells = (d["id"], d["series_description"], d["modality"], d["content"] or d["kind"], _dims(d), _voxel(d),
                      orient, str(d["files"]), notes)
             # header text is data, never rich markup or terminal control sequences
             table.add_row(*(Text("".join(ch if ch.isprintable() else "?" for ch in str(c))) for c in cells))

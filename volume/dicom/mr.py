@@ -11,7 +11,7 @@ Conventions (the vendors' and the standard's, written down once):
 
 * gradient directions are unit vectors in the patient LPS frame, DICOM's own: the standard
   DiffusionGradientOrientation (0018,9089), Siemens (0019,100E) and Philips (2005,10B0-B2,
-  x y z) already are; GE writes them in the image frame (:func:`ge_gradient`);
+  x y z) already are; GE writes them in a frame tied to the image (:func:`ge_gradient`);
 * a b-value above zero with a zero vector is an isotropic (trace) image, as is directionality
   ``ISOTROPIC`` or Philips (2001,1004) ``I``: derived, never a direction of the 4D series;
 * times are seconds.
@@ -125,33 +125,42 @@ def ge_bvalue(value: Any) -> float | None:
     return float(b % GE_BVALUE_OFFSET) if b >= GE_BVALUE_OFFSET else b
 
 
+#: GE's gradient components (0019,10BB, 10BC, 10BD) -> components along the image's voxel axes
+#: (column direction ``r``, *reversed* row direction ``-c``, normal ``n``), by the plane nearest the
+#: slices and the phase-encoding direction (0018,1312): row ``i`` of each matrix is where GE's
+#: ``i``-th component goes. This is what dcm2niix (v1.0.20260724, the reference research users
+#: compare with) writes, checked case by case in ``tests/test_mr.py``; it follows the rule of
+#: dicm2nii that dcm2niix's authors validated on GE data (axial: ``(-x, y, z)``), except for coronal
+#: slices phase-encoded along rows, where the binary differs from its own published rule and both
+#: call ROW "untested".
+GE_GRADIENT_FRAMES: dict[tuple[str, str], tuple[tuple[int, int, int], ...]] = {
+    ("axial", "COL"): ((-1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    ("axial", "ROW"): ((0, -1, 0), (-1, 0, 0), (0, 0, 1)),
+    ("sagittal", "COL"): ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
+    ("sagittal", "ROW"): ((0, 1, 0), (1, 0, 0), (0, 0, -1)),
+    ("coronal", "COL"): ((-1, 0, 0), (0, -1, 0), (0, 0, 1)),
+    ("coronal", "ROW"): ((0, -1, 0), (1, 0, 0), (0, 0, 1)),
+}
+
+#: The plane whose normal is nearest the slice normal, by its dominant patient axis (x, y, z).
+_PLANE_OF_AXIS = ("sagittal", "coronal", "axial")
+
+
 def ge_gradient(raw: tuple[float, float, float], iop: tuple[float, ...] | None, phase_direction: str
                 ) -> tuple[float, float, float]:
-    """GE's gradient (0019,10BB/BC/BD) as an LPS direction.
-
-    GE writes the direction in a logical frame tied to the image: its components are turned into
-    the image's voxel axes (column direction ``r``, *reversed* row direction ``-c``, normal ``n``) by
-    the rule dcm2niix uses (validated on GE data by its authors): with rows phase-encoded (``ROW``)
-    x and y swap, ``(x, y, z) -> (y, -x, z)``; then the components along the image's two in-plane
-    axes that lie in the plane of the dominant patient axis are negated, then y, then all three
-    (net: axial ``(-x, y, z)``, sagittal ``(x, -y, -z)``, coronal ``(-x, -y, z)`` for ``COL``).
-    Without an orientation the raw components are taken as voxel-axis components, as dcm2niix does.
-    """
-    x, y, z = raw
+    """GE's gradient (0019,10BB/BC/BD) as an LPS direction: its components turned into voxel-axis
+    components by :data:`GE_GRADIENT_FRAMES`, then into the patient frame through the image's axes.
+    Without an orientation or a phase direction the raw components are taken as voxel-axis ones, as
+    dcm2niix does."""
     if iop is None:
-        return (x, y, z)
+        return raw
     r = _unit(iop[:3]) or (1.0, 0.0, 0.0)
     c = _unit(iop[3:]) or (0.0, 1.0, 0.0)
     n = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
-    if phase_direction in ("ROW", "COL"):
-        if phase_direction == "ROW":
-            x, y = y, -x
-        dominant = max(range(3), key=lambda i: abs(n[i]))
-        flip = {0: (1, 1, 0), 1: (0, 1, 1), 2: (0, 0, 1)}[dominant]
-        x, y, z = (-x if flip[0] else x), (-y if flip[1] else y), (-z if flip[2] else z)
-        x, y, z = -x, y, -z  # y negated, then all three
-    # (x, y, z) are components along the voxel axes r, -c, n
-    return tuple(x * r[i] - y * c[i] + z * n[i] for i in range(3))  # type: ignore[return-value]
+    frame = GE_GRADIENT_FRAMES.get((_PLANE_OF_AXIS[max(range(3), key=lambda i: abs(n[i]))], phase_direction))
+    v = raw if frame is None else tuple(sum(raw[i] * frame[i][j] for i in range(3)) for j in range(3))
+    # voxel-axis components along r, -c, n -> patient LPS
+    return tuple(v[0] * r[i] - v[1] * c[i] + v[2] * n[i] for i in range(3))  # type: ignore[return-value]
 
 
 def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:

@@ -230,7 +230,15 @@ def incomplete_volumes(clusters: Clusters, positions: Sequence[float]) -> str:
         missing = [positions[s] for s in range(n_positions) if s not in present[first]]
         where = ", ".join(f"{d:.2f}" for d in missing[:4]) + (", ..." if len(missing) > 4 else "")
         more = f" (and {len(short) - 1} more incomplete volume{'s' if len(short) > 2 else ''})" if len(short) > 1 else ""
-        label = ", ".join(map(str, first)) if isinstance(first, tuple) and name != "DimensionIndexValues" else first
-        return (f"volume {name} {label} has {counts[first]} of {n_positions} slices, none at {where} mm along "
+        return (f"volume {name} {_label_text(first)} has {counts[first]} of {n_positions} slices, none at {where} mm along "
                 f"the slice normal{more}: the series is incomplete; copy the missing images or remove that volume's files")
     return ""
+
+
+def _label_text(value: Any) -> str:
+    """A label for messages: ``2`` (not ``2.0``), ``1000, (0.0, 1.0, 0.0)``, ``(1, 2, 65)``."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple) and value and not isinstance(value[0], int):
+        return ", ".join(_label_text(v) for v in value)
+    return str(value)

@@ -31,6 +31,9 @@ SCALINGS = (PRECISE, DISPLAY)
 DEFAULT_SCALING = PRECISE
 """Research users get the numbers dcm2niix gives them by default."""
 
+FLOAT32_DIGITS = 7
+"""Significant digits of the factors recorded (ScaleSlope is a 32-bit float: 0.025, not 0.02500000037)."""
+
 
 def _is_philips(stack: Stack) -> bool:
     return str(stack.first.acquisition.get("Manufacturer", "")).strip().upper().startswith("PHILIPS")
@@ -75,6 +78,7 @@ def vendor_scaling(stack: Stack, scaling: str = DEFAULT_SCALING) -> Stack:
         record.update(PhilipsRescaleSlope=rs0, PhilipsRescaleIntercept=ri0, PhilipsScaleSlope=ss0)
     if not record:
         return stack
+    record = {k: float(f"{v:.{FLOAT32_DIGITS}g}") for k, v in record.items()}  # FL/DS values: no float noise
     record["UsePhilipsFloatNotDisplayScaling"] = 1 if scaling == PRECISE else 0
     if scaling == DISPLAY:
         return dataclasses.replace(stack, scaling=record)
