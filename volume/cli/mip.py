@@ -42,10 +42,8 @@ OBLIQUE_WARN_DEG = 10.0
 PROJECTABLE_KINDS = ("volume", "4D")
 """Stack kinds projected when no --series is given (localizers and 2D sets are skipped)."""
 
-HEADER_WINDOW_MODALITIES = ("CT",)
-"""Modalities whose DICOM window is used by default: Hounsfield units mean the same in a projection.
-MR/PET windows are set for single slices and saturate a MIP, so those get the percentile window
-unless ``--window dicom``."""
+MODE_NAMES = {"max": "maximum", "min": "minimum", "mean": "mean"}
+"""How messages name each mode."""
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -176,11 +174,33 @@ def _chunk_fits(stack: Any, max_bytes: int | None) -> bool:
     return True
 
 
-def _window_text(window_text: str | None, meta: Any) -> str | None:
-    """The user's window, else 'dicom' for CT (header window first) and 'auto' for other modalities."""
-    if window_text is not None:
-        return window_text
-    return None if str(meta.get("modality") or "").upper() in HEADER_WINDOW_MODALITIES else "auto"
+def _window_text(window_text: str | None, meta: Any) -> str:
+    """The user's window, else the modality's default (:func:`volume.ops.window.default_window`)."""
+    from ..ops.window import default_window
+
+    return window_text if window_text is not None else default_window(meta.get("modality"))
+
+
+def _picture_kind(mode: str) -> str:
+    """What an automatic window is computed for: a MIP's histogram is not a slice's."""
+    return "projection" if mode == "max" else "slice"
+
+
+def _constant_note(stack_id: str, plane: str, mode: str, proj: Volume, slab: float | None) -> str | None:
+    """A warning when a projection holds one value everywhere (a whole-head MinIP meets air on
+    every ray), else None."""
+    from ..ops.window import is_constant
+
+    value = is_constant(proj.frame(0).array if proj.is_4d else proj.array)
+    if value is None:
+        return None
+    what = f"series {stack_id}: the {plane} {MODE_NAMES[mode]} intensity projection is constant (every pixel {value:g})"
+    if mode == "min":
+        how = "thinner slabs (a smaller --slab)" if slab is not None else "thick slabs instead (e.g. --slab 20)"
+        return f"{what}: every ray through the whole series meets air; --slab MM projects {how}"
+    if mode == "max":
+        return f"{what}: the series holds no other value"
+    return what
 
 
 WINDOW_SAMPLE = 2_000_000
@@ -198,7 +218,7 @@ def _values(projs: dict[str, Volume]) -> Any:
 
 
 def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, window_text: str | None,
-                    cmap: str | None, labels: bool, force: bool) -> list[Path]:
+                    cmap: str | None, labels: bool, force: bool, mode: str = "max") -> list[Path]:
     from ..display import display_picture, edge_labels
     from ..io.image import Picture, write_picture, write_sheet
     from ..ops.window import choose_window
@@ -206,7 +226,8 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
     first = next(iter(projs.values()))
     meta = first.meta
     try:
-        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"))
+        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"),
+                                  kind=_picture_kind(mode))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
@@ -273,7 +294,7 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_t
         raise UsageError(f"{target.path}: a .dcm file holds one projection; for slabs or 4D use .nii.gz (or a folder of PNGs)")
     try:
         window, _ = choose_window(_values(projs), window=_window_text(window_text, proj.meta),
-                                  acquisition=proj.meta.get("acquisition"))
+                                  acquisition=proj.meta.get("acquisition"), kind=_picture_kind(mode))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     desc = " ".join(x for x in (str(proj.meta.get("series_description") or ""), MODE_TAGS[mode].upper(), plane) if x)
@@ -372,9 +393,12 @@ def mip_command(
                 if angle > OBLIQUE_WARN_DEG and not resample:
                     warn(f"series {stack.id}: oblique by {angle:.1f}° to the {p} plane; projected along the nearest "
                          "volume axis (--resample projects along the patient axis)")
+                note = _constant_note(stack.id, p, mode.value, proj, slab)
+                if note:
+                    warn(note)
             if target.kind in ("picture", "folder"):
                 files = _write_pictures(projs, base, target, window_text=window, cmap=cmap, labels=labels,
-                                        force=force)
+                                        force=force, mode=mode.value)
             else:
                 files = _write_data(projs, target, mode=mode.value, window_text=window, force=force, keep_phi=keep_phi)
         except VolumeError as exc:

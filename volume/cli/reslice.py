@@ -120,13 +120,30 @@ def _display_plane(vol: Volume, plane: str | None) -> str:
     return closest_plane(vol.direction[:, 0])[0]
 
 
+def _window(vol: Volume, values, window_text: str | None, kind: str):
+    """The display window of pictures (and DICOM output) drawn from ``values``: the user's, else the
+    modality's default (:func:`volume.ops.window.default_window`: the header's window for CT, an
+    automatic window of what is drawn otherwise)."""
+    from ..ops.window import choose_window, default_window
+
+    text = window_text if window_text is not None else default_window(vol.meta.get("modality"))
+    try:
+        return choose_window(values, window=text, acquisition=vol.meta.get("acquisition"), kind=kind)[0]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _picture_kind(thickness: float | None, mode: str) -> str:
+    """Thick maximum slabs are projections (their histogram is not a slice's); the rest are slices."""
+    return "projection" if thickness and mode == "max" else "slice"
+
+
 def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_text: str | None,
-                    labels: bool, force: bool) -> list[Path]:
+                    labels: bool, force: bool, kind: str = "slice") -> list[Path]:
     import numpy as np
 
     from ..display import display_picture, edge_labels, volume_picture
     from ..io.image import write_picture
-    from ..ops.window import choose_window
 
     meta = vol.meta
     first = vol.frame(0) if vol.is_4d else vol
@@ -140,10 +157,7 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
     width = max(PICTURE_WIDTH_MIN, len(str(n)))
     written = []
     if not first.rgb:
-        try:
-            window, _ = choose_window(sample, window=window_text, acquisition=meta.get("acquisition"))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        window = _window(vol, sample, window_text, kind)
     with progress_bar("writing pictures", n) as advance:
         try:
             for k in range(n):
@@ -166,16 +180,12 @@ def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: flo
     import numpy as np
 
     from ..io.dicom_out import write_dicom_series
-    from ..ops.window import choose_window
 
     window = None
     if not vol.rgb:
         flat = np.asarray(vol.array).reshape(-1)
-        try:
-            w, _ = choose_window(flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window=window_text,
-                                 acquisition=vol.meta.get("acquisition"))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window_text,
+                    _picture_kind(thickness, mode))
         window = (w.center, w.width)
     tag = IMAGE_TYPE[mode] if thickness else "MPR"
     desc = " ".join(x for x in (str(vol.meta.get("series_description") or "").strip(), what) if x)
@@ -206,7 +216,7 @@ def reslice_command(
     fov: Annotated[str | None, typer.Option("--fov", help="Crop to this field of view in mm, centred on the series: SIZE (in-plane square), WIDTH,HEIGHT, or WIDTH,HEIGHT,DEPTH. Default: the whole series.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="auto (from -o: .nii/.nii.gz NIfTI, .dcm DICOM, else a folder of PNGs), nifti, png, or dcm (a new DICOM series in the -o folder).")] = Format.auto,
     fill: Annotated[float | None, typer.Option("--fill", help="Value outside the series (default: -1024 for CT, 0 otherwise).")] = None,
-    window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto' (default: the series' window, else percentiles).")] = None,
+    window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto'. Default: the series' window for CT, else an automatic window of the slices drawn (of the slabs: --thickness with --mode max draws projections).")] = None,
     series: Annotated[str | None, typer.Option("--series", "-s", help="Which series: a stack id (`volume ls`), series number, UID or description.")] = None,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on PNG pictures.")] = True,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study.")] = False,
@@ -297,7 +307,7 @@ def reslice_command(
     else:
         display_plane = _display_plane(result, plane.value if plane else None)
         written = _write_pictures(result, out, safe_name(what), display_plane, window_text=window, labels=labels,
-                                  force=force)
+                                  force=force, kind=_picture_kind(thickness, mode.value))
     for f in written:
         sys.stdout.write(f"{f}\n")
     sys.stdout.flush()
