@@ -337,6 +337,7 @@ def mip_command(
     """
     from ..dicom import scan
     from ..io.names import safe_name, unique_names
+    from ..ops.presets import preset_name, preset_warning
     from ..ops.window import PRESETS, parse_window
 
     max_bytes = None if max_memory is None else parse_size(max_memory)
@@ -385,7 +386,13 @@ def mip_command(
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
     outcome = Outcome()
+    named = preset_name(window)
     for stack, base in zip(stacks, bases, strict=True):
+        if named is not None:
+            note = preset_warning("--preset" if preset is not None else "--window", named, hounsfield=True,
+                                  modality=stack.modality)
+            if note:
+                warn(f"series {stack.id}: {note}")
         try:
             projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
             for p, proj in projs.items():

@@ -62,6 +62,7 @@ def png_command(
     Exit code 1 when some files failed (listed at the end).
     """
     from ..batch import PngSettings, PngSummary, convert_many, default_workers, plan_outputs
+    from ..ops.presets import preset_name
     from ..ops.window import parse_window
     from ..pictures import DisplayOptions
 
@@ -93,10 +94,11 @@ def png_command(
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
     elif out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder")
+    named = preset.value if preset is not None else preset_name(window)
     settings = PngSettings(
         display=DisplayOptions(window=win, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
-        square=square_pixels,
+        square=square_pixels, preset=named, preset_option="--preset" if preset is not None else "--window",
     )
     jobs = [(str(path), str(out.with_suffix("")))] if one_file else plan_outputs(path, out)
     n_workers = min(workers or default_workers(), max(1, len(jobs)))
@@ -126,8 +128,8 @@ def png_command(
         sys.stdout.flush()
         raise
     sys.stdout.flush()
-    for note, n in summary.notes.most_common():
-        warn(f"{note} ({n} file{'s' if n != 1 else ''})")
+    for note, _ in summary.notes.most_common():
+        warn(f"{note}: {_which_series(summary.note_series[note])}")
     for source, message in summary.errors:
         err(f"error: {os.fspath(source)}: {message}")
     parts = [f"{summary.pictures} picture{'s' if summary.pictures != 1 else ''} written from {summary.files} file{'s' if summary.files != 1 else ''}"]
@@ -143,6 +145,26 @@ def png_command(
     if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
         raise NoDicomError(f"{path}: no DICOM images found")
     return EXIT_PARTIAL if summary.errors else 0
+
+
+SERIES_LISTED = 5
+"""Series a warning names one by one; the rest are counted."""
+
+
+def _which_series(series: dict[str, list[str]]) -> str:
+    """``series 5339 FLAIR_ROI in brainix/ROI (22 files); ...``: which series (and where) a warning is about."""
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    parts = []
+    for label, sources in list(series.items())[:SERIES_LISTED]:
+        folders = {os.path.dirname(src) or "." for src in sources}
+        where = os.path.commonpath(sorted(folders)) if len(folders) > 1 else folders.pop()
+        parts.append(f"{label or 'unreadable series'} in {where} ({files(len(sources))})")
+    rest = list(series.values())[SERIES_LISTED:]
+    if rest:
+        parts.append(f"and {len(rest)} more series ({files(sum(map(len, rest)))})")
+    return "; ".join(parts)
 
 
 def finished_pictures(jobs: Sequence[tuple[str, str]], settings: PngSettings, *, since: float) -> Iterator[str]:

@@ -103,6 +103,25 @@ def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memo
     return vol
 
 
+def _warn_presets(vol, preset: PresetName | None, window: str | None) -> None:
+    """Warn when a preset (``--preset``, or a window preset named by ``--window``) was made for
+    another modality than the series': CT presets are in Hounsfield units, ``mr`` is for the rest."""
+    from ..ops.presets import preset_name, preset_warning
+
+    series = f"series {vol.meta.get('stack_id') or ''}".strip()
+    modality = vol.meta.get("modality")
+    notes = []
+    if preset is not None:
+        notes.append(preset_warning("--preset", preset.value, hounsfield=preset.value.startswith("ct-"),
+                                    modality=modality))
+    named = preset_name(window)
+    if named is not None:
+        notes.append(preset_warning("--window", named, hounsfield=True, modality=modality))
+    for note in notes:
+        if note:
+            warn(f"{series}: {note}")
+
+
 def _window(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
@@ -157,6 +176,7 @@ def render_command(
         raise UsageError(f"--turntable must be 1..720 frames, got {turntable}")
     check_writable(output, force=force)
     vol = _load(path, series, frame, allow_gaps, max_memory)
+    _warn_presets(vol, preset, window)
     options = dict(
         mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         view=view.value, size=wh, elevation=elevation, parallel=not perspective, frame=frame, marker=marker,
@@ -200,6 +220,7 @@ def view_command(
     if not screenshots.is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
     vol = _load(path, series, frame, allow_gaps, max_memory)
+    _warn_presets(vol, preset, window)
     viewer = build_viewer(
         vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),

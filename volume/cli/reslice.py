@@ -234,6 +234,7 @@ def reslice_command(
     """
     from ..dicom import choose_stack, load, scan
     from ..io.names import safe_name
+    from ..ops.presets import preset_name, preset_warning
     from ..ops.reslice import reslice
 
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
@@ -272,6 +273,11 @@ def reslice_command(
     if found.skipped:
         warn(found.skipped)
     stack = choose_stack(found, series)
+    named = preset_name(window) if kind != "nifti" else None  # a NIfTI output is not windowed
+    if named is not None:
+        note = preset_warning("--window", named, hounsfield=True, modality=stack.modality)
+        if note:
+            warn(f"series {stack.id}: {note}")
     with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
         vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
     for note in vol.meta.get("warnings") or []:
