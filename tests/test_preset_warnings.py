@@ -90,3 +90,25 @@ def test_render_warns_about_presets_of_the_other_modality(tmp_path, capsys):
     assert len(lines) == 1 and "series 32:" in lines[0] and "--preset mr" in lines[0]
     assert main(["render", str(ct.folder), "--preset", "ct-bone", *small, "-o", str(tmp_path / "c.png")]) == 0
     assert _warnings(capsys.readouterr().err) == []
+
+
+def _4d(folder: Path):
+    n = 4
+    positions = [np.array([-30.0, -40.0, 20.0 + 3.0 * (k % n)]) for k in range(2 * n)]
+    return write_series(folder, shape=(2 * n, 10, 12), positions=positions, series_number=33, description="fmri",
+                        field_fn=lambda x, y, z: 200.0 + 3.0 * x, names="ordered",
+                        extra=lambda k: {"TemporalPositionIdentifier": 1 + k // n})
+
+
+def test_every_warning_of_reslice_render_and_mesh_names_its_series(tmp_path, capsys):
+    four_d = _4d(tmp_path / "4d")
+    assert main(["reslice", str(four_d.folder), "--plane", "axial", "-o", str(tmp_path / "ax")]) == 0
+    lines = _warnings(capsys.readouterr().err)
+    assert lines and all(ln.startswith("volume: warning: series 33: ") for ln in lines), lines
+    pytest.importorskip("vtk")
+    assert main(["render", str(four_d.folder), "--size", "48x48", "-o", str(tmp_path / "r.png")]) == 0
+    lines = _warnings(capsys.readouterr().err)
+    assert lines and all(ln.startswith("volume: warning: series 33: ") for ln in lines), lines
+    assert main(["mesh", str(_mr(tmp_path / "mr").folder), "-o", str(tmp_path / "m.stl")]) == 0
+    lines = _warnings(capsys.readouterr().err)
+    assert len(lines) == 1 and lines[0].startswith("volume: warning: series 31: no --level given"), lines

@@ -97,7 +97,8 @@ def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memo
     if vol.is_4d:
         if not 0 <= frame < vol.n_frames:
             raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
-        warn(f"4D series with {vol.n_frames} frames: using frame {frame} (--frame picks another)")
+        warn(f"series {vol.meta.get('stack_id', '')}: 4D, {vol.n_frames} frames: using frame {frame} "
+             "(--frame picks another)")
     elif frame != 0:
         raise UsageError(f"--frame {frame}: this series is 3D (only frame 0)")
     return vol
@@ -261,6 +262,6 @@ def mesh_command(
     vol = _load(path, series, frame, allow_gaps, max_memory)
     if level is None:
         level = default_level(vol.frame(frame).array, vol.meta.get("modality"))
-        warn(f"no --level given: using {level:g}")
+        warn(f"series {vol.meta.get('stack_id', '')}: no --level given: using {level:g}")
     poly = isosurface(vol, level, coords=coords.value, frame=frame, smooth=smooth, largest=largest)
     typer.echo(str(write_mesh(poly, output, force=force, coords=coords.value)))

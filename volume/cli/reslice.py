@@ -148,7 +148,8 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
     meta = vol.meta
     first = vol.frame(0) if vol.is_4d else vol
     if vol.is_4d:
-        warn(f"4D series: pictures show frame 1 of {vol.n_frames}; -o NAME.nii.gz keeps every frame")
+        warn(f"series {meta.get('stack_id', '')}: 4D, the pictures show frame 1 of {vol.n_frames}; "
+             "-o NAME.nii.gz keeps every frame")
     flat = np.asarray(first.array).reshape(-1)
     sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float32)
     invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
