@@ -352,6 +352,8 @@ class PngSettings:
     gif: bool = False
     force: bool = False
     square: bool = False
+    gif_always: bool = False
+    """With ``gif``: a single-frame file becomes a one-frame GIF too (``-o NAME.gif`` asked for one)."""
     preset: str | None = None
     """The name of the preset ``display.window`` came from (checked against each file's modality)."""
     preset_option: str = "--preset"
@@ -479,13 +481,13 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
                 result.notes.append(note)
         count = n_frames(ds)
         multi = is_multiframe(ds)
-        if multi and settings.gif:
+        if settings.gif and (multi or settings.gif_always):
             target = stem + ".gif"
             if _exists(target, settings.force):
                 result.kept = 1
                 return result
             durations, origin = frame_durations_ms(ds, count)
-            if origin == "default":
+            if origin == "default" and count > 1:
                 result.notes.append(f"no frame time in the header: GIF frames last {durations[0]:g} ms")
             pictures = iter_pictures(ds, settings.display)
             images = (to_image(p, settings.size, settings.keep_ratio, settings.square) for p in pictures)

@@ -28,7 +28,7 @@ class NiftiFormat(str, Enum):
 @app.command("convert")
 def convert_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if missing).")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FOLDER", help="Output folder (created if missing).")],
     fmt: Annotated[NiftiFormat, typer.Option("--format", "-f", help="nii.gz (compressed, default) or nii.")] = NiftiFormat.nii_gz,
     series: Annotated[
         str | None,
@@ -85,8 +85,11 @@ def convert_command(
     existed already (not with --skip-existing), 2 for bad options or an unreachable scheduler,
     130 after Ctrl-C (finished series stay; --skip-existing resumes).
     """
+    from .outputs import output_kind
+
+    _, folder = output_kind(output, {}, explain="convert writes <series>.nii.gz and .json for each series into a folder")
     run_convert(
-        path, output, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
+        path, folder, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
         sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,
         scheduler=scheduler, report_path=report_path,
     )

@@ -45,9 +45,13 @@ PROJECTABLE_KINDS = ("volume", "4D")
 MODE_NAMES = {"max": "maximum", "min": "minimum", "mean": "mean"}
 """How messages name each mode."""
 
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-DICOM_SUFFIXES = (".dcm",)
+OUTPUT_FORMATS = {
+    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
+    ".nii": "nifti", ".nii.gz": "nifti",
+    ".dcm": "dicom",
+}
+"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is a folder."""
 
 
 @dataclass
@@ -68,21 +72,13 @@ class Outcome:
     failures: list[VolumeError] = field(default_factory=list)
 
 
-def _target(out: Path | None) -> Target:
+def _target(out: str | None) -> Target:
     if out is None:
         return Target("folder", None)
-    name = out.name.lower()
-    if name.endswith(PICTURE_SUFFIXES):
-        return Target("picture", out)
-    if name.endswith(NIFTI_SUFFIXES):
-        return Target("nifti", out)
-    if name.endswith(DICOM_SUFFIXES):
-        return Target("dicom", out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(
-            f"{out}: exists and is not a folder; -o takes a .png/.jpg, .nii/.nii.gz or .dcm file, or a folder"
-        )
-    return Target("folder", out)
+    from .outputs import output_kind
+
+    kind, path = output_kind(out, OUTPUT_FORMATS)
+    return Target(kind, path)
 
 
 def _planes(plane: Plane, planes: str | None) -> list[str]:
@@ -313,7 +309,7 @@ def mip_command(
     plane: Annotated[Plane, typer.Option("--plane", "-p", help="Anatomical plane of the picture: the projection looks along its normal.")] = Plane.coronal,
     planes: Annotated[str | None, typer.Option("--planes", help="'all' (axial, coronal, sagittal side by side on one sheet) or a comma list.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", "-m", help="max (MIP), min (MinIP) or mean intensity.")] = Mode.max,
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="A .png/.jpg picture, .nii/.nii.gz data, a .dcm image, or a folder. Default: <series>_mip_<plane>.png here.")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help="A .png/.jpg picture, .nii/.nii.gz data, a .dcm image, or a folder. Default: <series>_mip_<plane>.png here.")] = None,
     slab: Annotated[float | None, typer.Option("--slab", help="Thick slabs of this many mm (one projection per slab).")] = None,
     step: Annotated[float | None, typer.Option("--step", help="Distance in mm between slab starts (default: --slab; smaller overlaps).")] = None,
     window: Annotated[str | None, typer.Option("--window", "-w", help="Display window CENTER,WIDTH (e.g. 40,400), a preset name, 'dicom' (the series' own window) or 'auto' (percentiles). Default: dicom for CT, auto otherwise.")] = None,

@@ -37,10 +37,15 @@ class PictureFormat(str, Enum):
     jpg = "jpg"
 
 
+OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".gif": "gif"}
+"""Files ``-o`` can name (for one input file), by extension (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is the output folder."""
+
+
 @app.command("png")
 def png_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png or NAME.jpg.")],
+    out: Annotated[str, typer.Option("-o", "--out", metavar="PATH", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png, NAME.jpg, or NAME.gif with --gif.")],
     fmt: Annotated[PictureFormat, typer.Option("--format", help="Picture format.")] = PictureFormat.png,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     size: Annotated[int | None, typer.Option(min=1, max=8192, help="Resize (Lanczos) to SIZE x SIZE pixels (at most 8192).")] = None,
@@ -87,20 +92,28 @@ def png_command(
             win = parse_window(window)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    one_file = path.is_file() and out.suffix.lower() in (".png", ".jpg") and not out.is_dir()
+    from .outputs import FOLDER, output_kind, suffix_of
+
+    kind, out_path = output_kind(out, OUTPUT_FORMATS)
+    one_file = kind != FOLDER
     if one_file:  # `volume png ct.dcm -o ct.png`: the picture itself (frames: ct_f0001.png...)
-        fmt = PictureFormat(out.suffix.lower()[1:])
+        if not path.is_file():
+            raise UsageError(f"{out}: names one picture, but {path} is a folder; give an output folder "
+                             f"(-o {out_path.name[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] or 'png'}/)")
+        if kind == "gif" and not gif:
+            raise UsageError(f"{out}: a .gif is the animation of a multi-frame file: add --gif (or write .png)")
+        if kind != "gif":
+            fmt = PictureFormat(kind)
         if raw16 and fmt is PictureFormat.jpg:
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
-    elif out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
     named = preset.value if preset is not None else preset_name(window)
     settings = PngSettings(
         display=DisplayOptions(window=win, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
-        square=square_pixels, preset=named, preset_option="--preset" if preset is not None else "--window",
+        square=square_pixels, gif_always=kind == "gif", preset=named, preset_option="--preset" if preset is not None else "--window",
     )
-    jobs = [(str(path), str(out.with_suffix("")))] if one_file else plan_outputs(path, out)
+    stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""
+    jobs = [(str(path), stem)] if one_file else plan_outputs(path, out_path)
     n_workers = min(workers or default_workers(), max(1, len(jobs)))
     summary = PngSummary()
     started = time.time()
