@@ -76,6 +76,10 @@ def convert_command(
         Path | None,
         typer.Option("--report", help="Write a JSON report: per series status, files, warnings, errors, seconds; totals."),
     ] = None,
+    single_file: Annotated[
+        bool,
+        typer.Option("--single-file", help="PATH is one file: convert that image alone. Default: a file stands for its series (the images of that series in its folder), as with dcm2niix."),
+    ] = False,
 ) -> None:
     """Convert every stack under PATH to <SeriesNumber>_<SeriesDescription>[_label].nii.gz + .json.
 
@@ -91,7 +95,7 @@ def convert_command(
     run_convert(
         path, folder, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
         sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,
-        scheduler=scheduler, report_path=report_path,
+        scheduler=scheduler, report_path=report_path, single_file=single_file,
     )
 
 
@@ -115,6 +119,7 @@ def run_convert(
     skip_existing: bool = False,
     scheduler: str | None = None,
     report_path: Path | None = None,
+    single_file: bool = False,
 ) -> None:
     """The body of ``volume convert``: checks, scan, tasks in this process / a pool / a cluster,
     printing as results come, the closing table, the report; raises ``typer.Exit`` with the code."""
@@ -136,8 +141,8 @@ def run_convert(
         summary,
         write_report,
     )
-    from ..dicom import scan
     from ..errors import EXIT_INTERRUPTED
+    from .inputs import scan_input
 
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
@@ -168,7 +173,9 @@ def run_convert(
         started = time.time()
         with progress_bar("reading headers", None) as advance:
             # a cluster's workers read the files by absolute path
-            found = scan(os.path.abspath(path) if client is not None else path, progress=advance)
+            found, series = scan_input(Path(os.path.abspath(path)) if client is not None else path, series,
+                                       verb="converting", single_file=single_file, progress=advance,
+                                       alone="--single-file converts this image alone")
         if found.skipped:
             warn(found.skipped)
         tasks = select_tasks(found, series)

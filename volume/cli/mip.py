@@ -110,6 +110,10 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
         only = found.stacks[0] if len(found.stacks) == 1 else None
         if only is not None and only.kind not in PROJECTABLE_KINDS and only.problem:
             raise NotAVolumeError(f"series {only.id}: cannot load: {only.problem}")
+        if only is not None and only.kind not in PROJECTABLE_KINDS:
+            raise NotAVolumeError(f"{where}: series {only.id} is a {only.kind} ({len(only.files)} file"
+                                  f"{'s' if len(only.files) != 1 else ''}), not a volume; --series {only.id} "
+                                  "projects it anyway, `volume png` draws its images")
         for st in found.stacks:
             if st.kind in PROJECTABLE_KINDS:
                 chosen.append(st)
@@ -331,10 +335,10 @@ def mip_command(
 
     NIfTI output has one voxel along the projected axis at the slab centre, so it overlays the source. Each written file is printed.
     """
-    from ..dicom import scan
     from ..io.names import safe_name, unique_names
     from ..ops.presets import preset_name, preset_warning
     from ..ops.window import PRESETS, parse_window
+    from .inputs import scan_input
 
     max_bytes = None if max_memory is None else parse_size(max_memory)
     if window is not None and preset is not None:
@@ -371,7 +375,7 @@ def mip_command(
         raise UsageError(f"{path}: no such file or folder")
 
     with progress_bar("reading headers", None) as advance:
-        found = scan(path, progress=advance)
+        found, series = scan_input(path, series, verb="projecting", progress=advance)
     if found.skipped:
         warn(found.skipped)
     stacks = _stacks(found, series)

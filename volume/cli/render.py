@@ -88,12 +88,18 @@ PresetOpt = Annotated[
 ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volume rendering), mip, minip, or iso (isosurface at --level).")]
 
 
-def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None):
-    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim."""
+def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None,
+          verb: str = "rendering"):
+    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim.
+    A file stands for its series (see :func:`volume.cli.inputs.scan_input`)."""
     from ..dicom import load
+    from .inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
-    vol = load(path, series, allow_gaps=allow_gaps, **limit)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    found, series = scan_input(path, series, verb=verb)
+    vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
         if not 0 <= frame < vol.n_frames:
             raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
@@ -220,7 +226,7 @@ def view_command(
     wh = parse_size(size)
     if not screenshots.is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
-    vol = _load(path, series, frame, allow_gaps, max_memory)
+    vol = _load(path, series, frame, allow_gaps, max_memory, verb="showing")
     _warn_presets(vol, preset, window)
     viewer = build_viewer(
         vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
@@ -259,7 +265,7 @@ def mesh_command(
     if output.suffix.lower() not in MESH_FORMATS:
         raise UsageError(f"{output}: unknown mesh format; use {', '.join(MESH_FORMATS)}")
     check_writable(output, force=force)
-    vol = _load(path, series, frame, allow_gaps, max_memory)
+    vol = _load(path, series, frame, allow_gaps, max_memory, verb="meshing")
     if level is None:
         level = default_level(vol.frame(frame).array, vol.meta.get("modality"))
         warn(f"series {vol.meta.get('stack_id', '')}: no --level given: using {level:g}")

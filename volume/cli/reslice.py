@@ -261,10 +261,11 @@ def reslice_command(
 
     Output: .nii/.nii.gz; a folder of PNG pictures (radiology display conventions, square pixels); or --format dcm, a new derived DICOM series (new UIDs, position and orientation per slice; no patient identity unless --keep-phi). Each written file is printed.
     """
-    from ..dicom import choose_stack, load, scan
+    from ..dicom import choose_stack, load
     from ..io.names import safe_name
     from ..ops.presets import preset_name, preset_warning
     from ..ops.reslice import reslice
+    from .inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
     spacing_v = _spacing(spacing)
@@ -294,7 +295,7 @@ def reslice_command(
         raise UsageError(f"{path}: no such file or folder")
 
     with progress_bar("reading headers", None) as advance:
-        found = scan(path, progress=advance)
+        found, series = scan_input(path, series, verb="reslicing", progress=advance)
     if found.skipped:
         warn(found.skipped)
     stack = choose_stack(found, series)
