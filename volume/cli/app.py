@@ -245,7 +245,10 @@ def _main_guarded(argv: list[str] | None) -> int:
     except VolumeError as exc:
         if debug:
             raise
-        err(str(exc))
+        from ..errors import AmbiguousSeriesError
+
+        # the library words its advice for Python (series="ID"); here it is --series ID
+        err(exc.message("--series") if isinstance(exc, AmbiguousSeriesError) else str(exc))
         return exc.exit_code
     except BrokenPipeError:  # not stdout's (that one is caught by the guard): a pipe we opened
         if debug:

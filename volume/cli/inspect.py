@@ -18,12 +18,9 @@ PathArg = Annotated[Path, typer.Argument(help="A DICOM file or a folder (searche
 
 
 def _dims(d: dict[str, Any]) -> str:
-    shape = d["shape"]
-    spatial = shape[-3:]
-    text = f"{spatial[2]}x{spatial[1]}x{spatial[0]}"
-    if len(shape) == 4:
-        text += f"x{shape[0]}t"
-    return text + (" RGB" if d["rgb"] else "")
+    from ..dicom.series import dimensions_text
+
+    return dimensions_text(tuple(d["shape"]), d["rgb"])
 
 
 def _voxel(d: dict[str, Any]) -> str:

@@ -103,8 +103,9 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
     if series is not None:
         chosen = found.select(series)
         if not chosen:
-            ids = ", ".join(s.id for s in found.stacks[:12])
-            raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
+            from ..dicom.loader import no_match_message
+
+            raise UsageError(no_match_message(found, series))
     else:
         chosen = []
         only = found.stacks[0] if len(found.stacks) == 1 else None
@@ -380,8 +381,11 @@ def mip_command(
         warn(found.skipped)
     stacks = _stacks(found, series)
     if target.single and len(stacks) > 1:
-        ids = ", ".join(s.id for s in stacks[:12])
-        raise UsageError(f"{len(stacks)} series found and -o {target.path} holds one: give a folder (-o OUT/) or choose with --series ({ids})")
+        from ..dicom.series import stack_choice
+
+        listed = "; ".join(stack_choice(s) for s in stacks[:12]) + ("; ..." if len(stacks) > 12 else "")
+        raise UsageError(f"{len(stacks)} stacks to project and -o {target.path} holds one: give a folder (-o OUT/) "
+                         f"or choose one with --series ID: {listed}")
     tag = MODE_TAGS[mode.value]
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
