@@ -26,6 +26,12 @@ EXIT_CODES_HELP = (
     "70 internal error (please report; --debug shows a traceback); 130 interrupted."
 )
 
+SERIES_HELP = (
+    "Which series: a stack ID (`volume ls`), series number, SeriesInstanceUID or description, else a folder "
+    "name (T1 for .../T1/) or a part of a description; matches in several series are listed, never picked."
+)
+"""The help of ``--series``, the same in every command."""
+
 app = typer.Typer(
     name="volume",
     help="DICOM folders to exact 3D/4D volumes, projections, reslices, NIfTI and renderings.\n\n"
@@ -221,6 +227,9 @@ def _main_guarded(argv: list[str] | None) -> int:
     from . import load_commands  # the package, initialised by now
 
     load_commands(args)
+    # Help in a pipe or a CI log is plain text wrapped at the width, never a table whose cells
+    # cut words short ("<series>_mip_<plane>…"); rich panels only on a terminal.
+    app.rich_markup_mode = "rich" if stdout_is_terminal() else None  # type: ignore[assignment]
     try:
         rv = app(args=args, prog_name="volume", standalone_mode=False)
         if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)

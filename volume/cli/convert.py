@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .app import app, err, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, err, parse_size, progress_bar, warn
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
@@ -28,11 +28,11 @@ class NiftiFormat(str, Enum):
 @app.command("convert")
 def convert_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file.")],
-    output: Annotated[str, typer.Option("--output", "-o", metavar="FOLDER", help="Output folder (created if missing).")],
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="FOLDER", help="Output folder (created if missing). Default: here (the current folder).")] = None,
     fmt: Annotated[NiftiFormat, typer.Option("--format", "-f", help="nii.gz (compressed, default) or nii.")] = NiftiFormat.nii_gz,
     series: Annotated[
         str | None,
-        typer.Option("--series", "-s", help="Only this series: a series number, stack id (`volume ls`) or SeriesInstanceUID."),
+        typer.Option("--series", "-s", help=SERIES_HELP),
     ] = None,
     allow_gaps: Annotated[
         bool, typer.Option("--allow-gaps", help="Resample series with missing slices onto a uniform grid instead of refusing them.")
@@ -91,7 +91,7 @@ def convert_command(
     """
     from .outputs import output_kind
 
-    _, folder = output_kind(output, {}, explain="convert writes <series>.nii.gz and .json for each series into a folder")
+    _, folder = output_kind("." if output is None else output, {}, explain="convert writes <series>.nii.gz and .json for each series into a folder")
     run_convert(
         path, folder, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
         sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,

@@ -34,7 +34,7 @@ def _voxel(d: dict[str, Any]) -> str:
 def ls_command(
     path: PathArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Processes reading headers (default: all cores for big trees).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Processes reading headers (default: all cores for big trees).")] = None,
 ) -> None:
     """List every stack found under PATH: one row per 3D/4D stack, localizer or image set.
 

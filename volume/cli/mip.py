@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
-from .app import app, err, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, err, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
@@ -70,6 +70,7 @@ class Target:
 class Outcome:
     written: list[Path] = field(default_factory=list)
     failures: list[VolumeError] = field(default_factory=list)
+    projected: int = 0
 
 
 def _target(out: str | None) -> Target:
@@ -123,8 +124,11 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
             else:
                 warn(f"series {st.id}: skipped, a {st.kind} is not a volume (choose it with --series {st.id} to project it anyway)")
         if not chosen:
-            ids = ", ".join(s.id for s in found.stacks[:12])
-            raise NotAVolumeError(f"{where}: no volume to project among {len(found.stacks)} stacks; choose one with --series: {ids}")
+            from ..dicom.series import stack_choice
+
+            listed = "; ".join(stack_choice(s) for s in found.stacks[:12]) + ("; ..." if len(found.stacks) > 12 else "")
+            raise NotAVolumeError(f"{where}: no volume to project among {len(found.stacks)} stacks; --series ID projects "
+                                  f"one anyway: {listed}")
     usable = []
     for st in chosen:
         if st.problem:
@@ -320,7 +324,7 @@ def mip_command(
     window: Annotated[str | None, typer.Option("--window", "-w", help="Display window CENTER,WIDTH (e.g. 40,400), a preset name, 'dicom' (the series' own window) or 'auto' (percentiles). Default: dicom for CT, auto otherwise.")] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
     cmap: Annotated[str | None, typer.Option("--cmap", help="Colour map: gray, hot, bone, viridis, inferno, jet.")] = None,
-    series: Annotated[str | None, typer.Option("--series", "-s", help="Only this series: a stack id (`volume ls`), series number, UID or description.")] = None,
+    series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     resample: Annotated[bool, typer.Option("--resample", help="Reslice onto the patient-aligned grid first (exact planes for oblique series).")] = False,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on pictures.")] = True,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
@@ -390,6 +394,7 @@ def mip_command(
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
     outcome = Outcome()
+    skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
     named = preset_name(window)
     for stack, base in zip(stacks, bases, strict=True):
         if named is not None:
@@ -423,6 +428,8 @@ def mip_command(
             sys.stdout.write(f"{f}\n")
         sys.stdout.flush()
         outcome.written.extend(files)
+        outcome.projected += 1
+    err(f"projected {outcome.projected}, skipped {skipped}, failed {len(outcome.failures)}")
     if outcome.failures:
         if not outcome.written and len({type(e) for e in outcome.failures}) == 1:
             raise typer.Exit(outcome.failures[0].exit_code)

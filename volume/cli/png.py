@@ -45,17 +45,17 @@ Any other file extension is a usage error listing these; a name without one is t
 @app.command("png")
 def png_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[str, typer.Option("-o", "--out", metavar="PATH", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png, NAME.jpg, or NAME.gif with --gif.")],
-    fmt: Annotated[PictureFormat, typer.Option("--format", help="Picture format.")] = PictureFormat.png,
+    out: Annotated[str | None, typer.Option("--output", "-o", "--out", metavar="PATH", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png, NAME.jpg, or NAME.gif with --gif. Default: here (the current folder).")] = None,
+    fmt: Annotated[PictureFormat, typer.Option("--format", "-f", help="Picture format.")] = PictureFormat.png,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     size: Annotated[int | None, typer.Option(min=1, max=8192, help="Resize (Lanczos) to SIZE x SIZE pixels (at most 8192).")] = None,
     keep_ratio: Annotated[bool, typer.Option("--keep-ratio", help="With --size: longest side SIZE, aspect kept.")] = False,
     square_pixels: Annotated[bool, typer.Option("--square-pixels", help="Resample (Lanczos) so pixels are square in mm (from PixelSpacing); default keeps the stored grid.")] = False,
-    window: Annotated[str | None, typer.Option(help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
-    preset: Annotated[Preset | None, typer.Option(help="Named window (center, width in HU).")] = None,
+    window: Annotated[str | None, typer.Option("--window", "-w", help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
+    preset: Annotated[Preset | None, typer.Option("--preset", metavar="NAME", help=f"Named CT window (center, width in HU): {', '.join(PRESETS)}.")] = None,
     raw16: Annotated[bool, typer.Option("--raw16", help="16-bit PNG of modality values, no windowing (modality = png*slope+intercept, stored as PNG text).")] = False,
     gif: Annotated[bool, typer.Option("--gif", help="Multi-frame files become one animated GIF at the header's frame time.")] = False,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Worker processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing pictures.")] = False,
 ) -> int:
     """Write every image under PATH as a picture through the DICOM display pipeline.
@@ -94,6 +94,8 @@ def png_command(
             raise UsageError(str(exc)) from None
     from .outputs import FOLDER, output_kind, suffix_of
 
+    if out is None:
+        out = "."
     kind, out_path = output_kind(out, OUTPUT_FORMATS)
     one_file = kind != FOLDER
     if one_file:  # `volume png ct.dcm -o ct.png`: the picture itself (frames: ct_f0001.png...)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
-from .app import app, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
@@ -246,7 +246,7 @@ def reslice_command(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="auto (from -o: .nii/.nii.gz NIfTI, .dcm DICOM, else a folder of PNGs), nifti, png, or dcm (a new DICOM series in the -o folder).")] = Format.auto,
     fill: Annotated[float | None, typer.Option("--fill", help="Value outside the series (default: -1024 for CT, 0 otherwise).")] = None,
     window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto'. Default: the series' window for CT, else an automatic window of the slices drawn (of the slabs: --thickness with --mode max draws projections).")] = None,
-    series: Annotated[str | None, typer.Option("--series", "-s", help="Which series: a stack id (`volume ls`), series number, UID or description.")] = None,
+    series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on PNG pictures.")] = True,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study.")] = False,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
