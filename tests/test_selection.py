@@ -88,6 +88,13 @@ def test_a_part_of_several_descriptions_lists_them(tree, capsys):
     assert "401 sT2W/FLAIR (MR volume 12x10x7); 5339 FLAIR_ROI (MR volume 12x10x8)" in line
 
 
+def test_a_number_is_never_a_part_of_a_description(tree, capsys):
+    """No series is numbered 1; "T1/SE/extrp" and "knee t1" hold a 1, and still nothing is picked."""
+    assert main(["reslice", str(tree), "--series", "1", "--spacing", "2", "-o", "never.nii.gz"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "no stack matches '1'" in line and "601 T1/SE/extrp (MR volume 12x10x6)" in line
+
+
 def test_no_selector_where_one_is_needed_lists_every_stack_as_ls_does(tree, capsys):
     assert main(["reslice", str(tree), "--spacing", "2", "-o", "never.nii.gz"]) == 4
     line = _one_line(capsys.readouterr().err)

@@ -528,7 +528,7 @@ def select_stacks(stacks: list[Stack], selector: str | int | None, *, where: str
     Tiers (:data:`SELECTOR_TIERS`): a stack id selects its stack alone (ids are unique); else the
     stacks whose series number, SeriesInstanceUID or description (case ignored) equals it; else
     those whose folder is named so (``T1`` for ``brainix/T1/``); else those whose description
-    contains it (``flair``). Several stacks of one series (a localizer's planes, echoes) are all
+    contains it (``flair``; a selector needs a letter for this: a number is never a part). Several stacks of one series (a localizer's planes, echoes) are all
     returned; matches in several series raise :class:`~volume.errors.AmbiguousSeriesError`
     listing them (``where`` starts its message). An empty list means nothing matched.
     """
@@ -544,7 +544,8 @@ def select_stacks(stacks: list[Stack], selector: str | int | None, *, where: str
     tiers = (
         lambda s: key == str(s.series_number) or key == s.series_uid or folded == s.series_description.casefold(),
         lambda s: folded == folder_name(s).casefold(),
-        lambda s: bool(folded) and folded in s.series_description.casefold(),
+        # a number is a series number, never a part of a description ("1" is not "T1/SE")
+        lambda s: any(c.isalpha() for c in folded) and folded in s.series_description.casefold(),
     )
     for test in tiers:
         chosen = [s for s in stacks if test(s)]
