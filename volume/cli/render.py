@@ -97,8 +97,6 @@ def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memo
     from .inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or folder")
     found, series = scan_input(path, series, verb=verb)
     vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
