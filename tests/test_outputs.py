@@ -104,3 +104,14 @@ def test_convert_takes_a_folder_only(mr, tmp_path, monkeypatch, capsys):
     line = _one_error(capsys.readouterr().err)
     assert "t2.nii.gz" in line and "a folder" in line and "for each series" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reslice_pictures_without_o(mr, tmp_path, monkeypatch, capsys):
+    """A folder named after the series holding pictures named by what they are; one slice here."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["reslice", str(mr), "--spacing", "3", "--format", "png"]) == 0
+    files = capsys.readouterr().out.split()
+    assert files[0] == "21_t2_iso_3mm/iso_3mm_001.png" and len(files) > 2
+    assert main(["reslice", str(mr), "--spacing", "3", "--slice", "2"]) == 0
+    assert capsys.readouterr().out.split() == ["21_t2_iso_3mm_002.png"]
+    np.testing.assert_array_equal(read_picture(tmp_path / "21_t2_iso_3mm_002.png"), read_picture(tmp_path / files[1]))

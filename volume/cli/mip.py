@@ -200,11 +200,10 @@ def _constant_note(stack_id: str, plane: str, mode: str, proj: Volume, slab: flo
     if value is None:
         return None
     what = f"series {stack_id}: the {plane} {MODE_NAMES[mode]} intensity projection is constant (every pixel {value:g})"
+    if mode == "min" and slab is None:
+        return f"{what}: every ray through the whole series meets air; --slab MM projects thick slabs instead (e.g. --slab 20)"
     if mode == "min":
-        how = "thinner slabs (a smaller --slab)" if slab is not None else "thick slabs instead (e.g. --slab 20)"
-        return f"{what}: every ray through the whole series meets air; --slab MM projects {how}"
-    if mode == "max":
-        return f"{what}: the series holds no other value"
+        return f"{what}: every ray of every slab meets air; a smaller --slab projects thinner slabs"
     return what
 
 

@@ -341,7 +341,8 @@ def reslice_command(
                                window_text=window, keep_phi=keep_phi, force=force)
     else:
         display_plane = _display_plane(result, plane.value if plane else None)
-        picture_base = base if out is None else safe_name(what)
+        # pictures in a folder of their own are named by what they are; one written here by the series too
+        picture_base = base if out is None and slice_no is not None else safe_name(what)
         written = _write_pictures(result, out_path, picture_base, display_plane, window_text=window, labels=labels,
                                   force=force, kind=_picture_kind(thickness, mode.value), only=slice_no,
                                   file=out_path if kind == "picture" else None)
