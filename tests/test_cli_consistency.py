@@ -71,6 +71,19 @@ def test_help_is_whole_in_a_pipe(command, capsys):
         assert re.sub(r"\s+", "", text) in squeezed, f"{command} {long}: help cut"
 
 
+def test_the_command_list_is_whole_in_a_pipe(capsys):
+    from typer.main import get_command
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    commands = out.split("Commands:")[1]
+    assert "..." not in commands and "…" not in out and "╭" not in out
+    squeezed = re.sub(r"\s+", "", commands)
+    for name, command in get_command(app).commands.items():
+        first = command.help.split("\n\n")[0]
+        assert re.sub(r"\s+", "", first) in squeezed, f"{name}: {first!r} cut"
+
+
 @pytest.fixture(scope="module")
 def series(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("naming") / "t2"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, VolumeError
 
@@ -32,7 +33,23 @@ SERIES_HELP = (
 )
 """The help of ``--series``, the same in every command."""
 
+class _Group(TyperGroup):
+    """The ``volume`` group: its plain-text help (in a pipe) lists each command's whole first
+    sentence, wrapped, where click cuts it at the width ("Convert every stack under PATH to...")."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="volume",
     help="DICOM folders to exact 3D/4D volumes, projections, reslices, NIfTI and renderings.\n\n"
     + EXIT_CODES_HELP,
