@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     print(vol)
     for plane in ("coronal", "sagittal", "axial"):
         proj = project(vol, plane, "max")
-        window, source = choose_window(proj.array, window="auto")
+        window, source = choose_window(proj.array, window="auto", kind="projection")  # a MIP, not a slice
         picture, pixel_mm = display_picture(proj, plane, window, pixel_mm=PIXEL_MM)
         path = write_picture(out / f"brainix_t2_mip_{plane}.png", picture, force=force,
                              labels=edge_labels(plane), scale_bar_mm_per_px=pixel_mm)

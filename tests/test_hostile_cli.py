@@ -43,7 +43,7 @@ from volume.io.atomic import TEMP_PREFIX
 DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5, 130}
 PATIENT = ("Doe^Jane", "PID-0042", "19700101")
 #: Informational lines some batch commands print on stderr besides the one error line.
-SUMMARY_LINE = re.compile(r"^volume: (converted \d+, skipped \d+, failed \d+|\d+ pictures? written|\d+ rows? from)")
+SUMMARY_LINE = re.compile(r"^volume: ((converted|projected) \d+, skipped \d+, failed \d+|\d+ pictures? written|\d+ rows? from)")
 SHAPE = (4, 6, 5)
 #: Real DICOM beside the checkout (optional: the fuzzer uses its series as seeds when present).
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -669,7 +669,7 @@ def test_two_commands_writing_into_one_folder_at_once(tmp_path):
 
 USAGE_ERRORS = [
     ["nosuchcommand"],
-    ["convert", "{src}"],  # -o missing
+    ["convert", "{src}", "-o"],  # -o without its folder
     ["convert", "{src}", "-o", "{out}", "--threads", "-3"],
     ["convert", "{src}", "-o", "{out}", "--format", "tiff"],
     ["mip", "{src}", "--plane", "diagonal", "-o", "{out}"],

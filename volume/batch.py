@@ -352,11 +352,21 @@ class PngSettings:
     gif: bool = False
     force: bool = False
     square: bool = False
+    gif_always: bool = False
+    """With ``gif``: a single-frame file becomes a one-frame GIF too (``-o NAME.gif`` asked for one)."""
+    preset: str | None = None
+    """The name of the preset ``display.window`` came from (checked against each file's modality)."""
+    preset_option: str = "--preset"
+    """How the user gave that preset, for the warning."""
 
 
 @dataclass
 class FileResult:
-    """What happened to one input file (returned by workers; paths as strings)."""
+    """What happened to one input file (returned by workers; paths as strings).
+
+    ``series`` names the file's series for warnings (``series 5339 FLAIR_ROI``; see
+    :func:`series_label`), empty when the file could not be read.
+    """
 
     source: str
     written: list[str] = field(default_factory=list)
@@ -364,6 +374,14 @@ class FileResult:
     skipped: str = ""
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    series: str = ""
+
+
+def series_label(ds: Any) -> str:
+    """How warnings name a file's series: ``series <SeriesNumber> <SeriesDescription>``."""
+    number = str(ds.get("SeriesNumber", "") or "").strip()
+    description = " ".join(str(ds.get("SeriesDescription", "") or "").split())
+    return " ".join(x for x in ("series", number or "without a number", description) if x)
 
 
 @dataclass
@@ -376,6 +394,8 @@ class PngSummary:
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
     notes: Counter[str] = field(default_factory=Counter)
+    note_series: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """``note -> series label -> the files`` it was about, in input order (which series a warning is about)."""
 
     def add(self, r: FileResult) -> None:
         self.files += 1
@@ -385,8 +405,9 @@ class PngSummary:
             self.skipped[r.skipped] += 1
         if r.error:
             self.errors.append((r.source, r.error))
-        for note in r.notes:
+        for note in dict.fromkeys(r.notes):  # a note repeated for every frame counts the file once
             self.notes[note] += 1
+            self.note_series.setdefault(note, {}).setdefault(r.series, []).append(r.source)
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -451,15 +472,22 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
     try:
         ds = read_dataset(source)
         image_check(ds)
+        result.series = series_label(ds)
+        if settings.preset is not None:
+            from .ops.presets import preset_warning
+
+            note = preset_warning(settings.preset_option, settings.preset, hounsfield=True, modality=ds.get("Modality"))
+            if note:
+                result.notes.append(note)
         count = n_frames(ds)
         multi = is_multiframe(ds)
-        if multi and settings.gif:
+        if settings.gif and (multi or settings.gif_always):
             target = stem + ".gif"
             if _exists(target, settings.force):
                 result.kept = 1
                 return result
             durations, origin = frame_durations_ms(ds, count)
-            if origin == "default":
+            if origin == "default" and count > 1:
                 result.notes.append(f"no frame time in the header: GIF frames last {durations[0]:g} ms")
             pictures = iter_pictures(ds, settings.display)
             images = (to_image(p, settings.size, settings.keep_ratio, settings.square) for p in pictures)

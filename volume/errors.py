@@ -47,7 +47,39 @@ class NotAVolumeError(VolumeError):
 
 
 class AmbiguousSeriesError(NotAVolumeError):
-    """Several stacks were found where exactly one was needed; the message lists them."""
+    """Several stacks were found where exactly one was needed; the message lists them.
+
+    ``candidates`` are the stacks as ``volume ls`` describes them (``301#1 T1W_aTSE (MR volume
+    512x512x24)``); :meth:`message` words the advice for the interface in use (``series=`` in
+    Python, ``--series`` on the command line); ``str()`` is the Python wording.
+    """
+
+    def __init__(self, where: str, candidates: list[str], *, selector: str | None = None,
+                 series: int | None = None) -> None:
+        self.where = where
+        self.candidates = list(candidates)
+        self.selector = selector
+        self.series = series
+        super().__init__(self.message("series="))
+
+    #: Candidates a message lists one by one; the rest are counted.
+    LISTED = 12
+
+    def message(self, option: str) -> str:
+        """The one-line message, advising ``option`` (``series=`` or ``--series``)."""
+        n = len(self.candidates)
+        across = f" of {self.series} series" if self.series and self.series > 1 else ""
+        api = option.endswith("=")
+        if self.selector is None:
+            what = f"{n} stacks{across} found"
+        else:
+            shown = f'{option}"{self.selector}"' if api else f"{option} {self.selector}"
+            what = f"{shown} matches {n} stacks{across}"
+        listing = "; ".join(self.candidates[: self.LISTED])
+        if n > self.LISTED:
+            listing += f"; and {n - self.LISTED} more (see `volume ls`)"
+        how = f'{option}"ID"' if api else f"{option} ID"
+        return f"{self.where}: {what}; choose one with {how}: {listing}"
 
 
 class SliceGapError(NotAVolumeError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, VolumeError
 
@@ -26,7 +27,29 @@ EXIT_CODES_HELP = (
     "70 internal error (please report; --debug shows a traceback); 130 interrupted."
 )
 
+SERIES_HELP = (
+    "Which series: a stack ID (`volume ls`), series number, SeriesInstanceUID or description, else a folder "
+    "name (T1 for .../T1/) or a part of a description; matches in several series are listed, never picked."
+)
+"""The help of ``--series``, the same in every command."""
+
+class _Group(TyperGroup):
+    """The ``volume`` group: its plain-text help (in a pipe) lists each command's whole first
+    sentence, wrapped, where click cuts it at the width ("Convert every stack under PATH to...")."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="volume",
     help="DICOM folders to exact 3D/4D volumes, projections, reslices, NIfTI and renderings.\n\n"
     + EXIT_CODES_HELP,
@@ -221,6 +244,9 @@ def _main_guarded(argv: list[str] | None) -> int:
     from . import load_commands  # the package, initialised by now
 
     load_commands(args)
+    # Help in a pipe or a CI log is plain text wrapped at the width, never a table whose cells
+    # cut words short ("<series>_mip_<plane>…"); rich panels only on a terminal.
+    app.rich_markup_mode = "rich" if stdout_is_terminal() else None  # type: ignore[assignment]
     try:
         rv = app(args=args, prog_name="volume", standalone_mode=False)
         if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
@@ -245,7 +271,10 @@ def _main_guarded(argv: list[str] | None) -> int:
     except VolumeError as exc:
         if debug:
             raise
-        err(str(exc))
+        from ..errors import AmbiguousSeriesError
+
+        # the library words its advice for Python (series="ID"); here it is --series ID
+        err(exc.message("--series") if isinstance(exc, AmbiguousSeriesError) else str(exc))
         return exc.exit_code
     except BrokenPipeError:  # not stdout's (that one is caught by the guard): a pipe we opened
         if debug:

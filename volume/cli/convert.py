@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .app import app, err, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, err, parse_size, progress_bar, warn
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
@@ -35,11 +35,11 @@ class Scaling(str, Enum):
 @app.command("convert")
 def convert_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if missing).")],
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="FOLDER", help="Output folder (created if missing). Default: here (the current folder).")] = None,
     fmt: Annotated[NiftiFormat, typer.Option("--format", "-f", help="nii.gz (compressed, default) or nii.")] = NiftiFormat.nii_gz,
     series: Annotated[
         str | None,
-        typer.Option("--series", "-s", help="Only this series: a series number, stack id (`volume ls`) or SeriesInstanceUID."),
+        typer.Option("--series", "-s", help=SERIES_HELP),
     ] = None,
     allow_gaps: Annotated[
         bool, typer.Option("--allow-gaps", help="Resample series with missing slices onto a uniform grid instead of refusing them.")
@@ -91,6 +91,10 @@ def convert_command(
             "as dcm2niix writes them; display: DICOM's display values (Rescale Slope/Intercept). Other vendors: no difference.",
         ),
     ] = Scaling.precise,
+    single_file: Annotated[
+        bool,
+        typer.Option("--single-file", help="PATH is one file: convert that image alone. Default: a file stands for its series (the images of that series in its folder), as with dcm2niix."),
+    ] = False,
 ) -> None:
     """Convert every stack under PATH to <SeriesNumber>_<SeriesDescription>[_label].nii.gz + .json.
 
@@ -100,10 +104,13 @@ def convert_command(
     existed already (not with --skip-existing), 2 for bad options or an unreachable scheduler,
     130 after Ctrl-C (finished series stay; --skip-existing resumes).
     """
+    from .outputs import output_kind
+
+    _, folder = output_kind("." if output is None else output, {}, explain="convert writes <series>.nii.gz and .json for each series into a folder")
     run_convert(
-        path, output, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
+        path, folder, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
         sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,
-        scheduler=scheduler, report_path=report_path, scaling=philips_scaling.value,
+        scheduler=scheduler, report_path=report_path, scaling=philips_scaling.value, single_file=single_file,
     )
 
 
@@ -128,6 +135,7 @@ def run_convert(
     scheduler: str | None = None,
     report_path: Path | None = None,
     scaling: str = "precise",
+    single_file: bool = False,
 ) -> None:
     """The body of ``volume convert``: checks, scan, tasks in this process / a pool / a cluster,
     printing as results come, the closing table, the report; raises ``typer.Exit`` with the code."""
@@ -149,8 +157,8 @@ def run_convert(
         summary,
         write_report,
     )
-    from ..dicom import scan
     from ..errors import EXIT_INTERRUPTED
+    from .inputs import scan_input
 
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
@@ -181,7 +189,9 @@ def run_convert(
         started = time.time()
         with progress_bar("reading headers", None) as advance:
             # a cluster's workers read the files by absolute path
-            found = scan(os.path.abspath(path) if client is not None else path, progress=advance)
+            found, series = scan_input(Path(os.path.abspath(path)) if client is not None else path, series,
+                                       verb="converting", single_file=single_file, progress=advance,
+                                       alone="--single-file converts this image alone")
         if found.skipped:
             warn(found.skipped)
         tasks = select_tasks(found, series)

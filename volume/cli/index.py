@@ -15,10 +15,10 @@ from .app import app, err, progress_bar
 @app.command("index")
 def index_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The table: .csv, or .parquet (needs pyarrow).")],
+    out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help="The table: .csv, or .parquet (needs pyarrow). Default: <folder>_index.csv here, named after PATH.")] = None,
     fields: Annotated[str | None, typer.Option(help="Extra columns: DICOM keywords or tags, comma-separated, e.g. PatientAge,KVP,(0018,1150).")] = None,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Add patient/study identity columns and real UIDs.")] = False,
-    workers: Annotated[int | None, typer.Option(min=1, help="Processes reading headers (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Processes reading headers (default: all cores).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing table.")] = False,
 ) -> None:
     """Write one row per DICOM file under PATH: series, geometry, pixel format, transfer syntax.
@@ -33,6 +33,10 @@ def index_command(
 
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
+    if out is None:
+        from ..io.names import safe_name
+
+        out = Path(f"{safe_name(path.resolve().name, fallback='dicom')}_index.csv")
     table_format(out)
     wanted = _split_fields(fields)
     files = list(iter_input_files(path))

@@ -18,12 +18,9 @@ PathArg = Annotated[Path, typer.Argument(help="A DICOM file or a folder (searche
 
 
 def _dims(d: dict[str, Any]) -> str:
-    shape = d["shape"]
-    spatial = shape[-3:]
-    text = f"{spatial[2]}x{spatial[1]}x{spatial[0]}"
-    if len(shape) == 4:
-        text += f"x{shape[0]}t"
-    return text + (" RGB" if d["rgb"] else "")
+    from ..dicom.series import dimensions_text
+
+    return dimensions_text(tuple(d["shape"]), d["rgb"])
 
 
 def _voxel(d: dict[str, Any]) -> str:
@@ -37,7 +34,7 @@ def _voxel(d: dict[str, Any]) -> str:
 def ls_command(
     path: PathArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Processes reading headers (default: all cores for big trees).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", help="Processes reading headers (default: all cores for big trees).")] = None,
 ) -> None:
     """List every stack found under PATH: one row per 3D/4D stack, localizer or image set.
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
-from .app import app, err, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, err, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
@@ -42,14 +42,16 @@ OBLIQUE_WARN_DEG = 10.0
 PROJECTABLE_KINDS = ("volume", "4D")
 """Stack kinds projected when no --series is given (localizers and 2D sets are skipped)."""
 
-HEADER_WINDOW_MODALITIES = ("CT",)
-"""Modalities whose DICOM window is used by default: Hounsfield units mean the same in a projection.
-MR/PET windows are set for single slices and saturate a MIP, so those get the percentile window
-unless ``--window dicom``."""
+MODE_NAMES = {"max": "maximum", "min": "minimum", "mean": "mean"}
+"""How messages name each mode."""
 
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-DICOM_SUFFIXES = (".dcm",)
+OUTPUT_FORMATS = {
+    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
+    ".nii": "nifti", ".nii.gz": "nifti",
+    ".dcm": "dicom",
+}
+"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is a folder."""
 
 
 @dataclass
@@ -68,23 +70,16 @@ class Target:
 class Outcome:
     written: list[Path] = field(default_factory=list)
     failures: list[VolumeError] = field(default_factory=list)
+    projected: int = 0
 
 
-def _target(out: Path | None) -> Target:
+def _target(out: str | None) -> Target:
     if out is None:
         return Target("folder", None)
-    name = out.name.lower()
-    if name.endswith(PICTURE_SUFFIXES):
-        return Target("picture", out)
-    if name.endswith(NIFTI_SUFFIXES):
-        return Target("nifti", out)
-    if name.endswith(DICOM_SUFFIXES):
-        return Target("dicom", out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(
-            f"{out}: exists and is not a folder; -o takes a .png/.jpg, .nii/.nii.gz or .dcm file, or a folder"
-        )
-    return Target("folder", out)
+    from .outputs import output_kind
+
+    kind, path = output_kind(out, OUTPUT_FORMATS)
+    return Target(kind, path)
 
 
 def _planes(plane: Plane, planes: str | None) -> list[str]:
@@ -109,13 +104,18 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
     if series is not None:
         chosen = found.select(series)
         if not chosen:
-            ids = ", ".join(s.id for s in found.stacks[:12])
-            raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
+            from ..dicom.loader import no_match_message
+
+            raise UsageError(no_match_message(found, series))
     else:
         chosen = []
         only = found.stacks[0] if len(found.stacks) == 1 else None
         if only is not None and only.kind not in PROJECTABLE_KINDS and only.problem:
             raise NotAVolumeError(f"series {only.id}: cannot load: {only.problem}")
+        if only is not None and only.kind not in PROJECTABLE_KINDS:
+            raise NotAVolumeError(f"{where}: series {only.id} is a {only.kind} ({len(only.files)} file"
+                                  f"{'s' if len(only.files) != 1 else ''}), not a volume; --series {only.id} "
+                                  "projects it anyway, `volume png` draws its images")
         for st in found.stacks:
             if st.kind in PROJECTABLE_KINDS:
                 chosen.append(st)
@@ -124,8 +124,11 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
             else:
                 warn(f"series {st.id}: skipped, a {st.kind} is not a volume (choose it with --series {st.id} to project it anyway)")
         if not chosen:
-            ids = ", ".join(s.id for s in found.stacks[:12])
-            raise NotAVolumeError(f"{where}: no volume to project among {len(found.stacks)} stacks; choose one with --series: {ids}")
+            from ..dicom.series import stack_choice
+
+            listed = "; ".join(stack_choice(s) for s in found.stacks[:12]) + ("; ..." if len(found.stacks) > 12 else "")
+            raise NotAVolumeError(f"{where}: no volume to project among {len(found.stacks)} stacks; --series ID projects "
+                                  f"one anyway: {listed}")
     usable = []
     for st in chosen:
         if st.problem:
@@ -176,11 +179,32 @@ def _chunk_fits(stack: Any, max_bytes: int | None) -> bool:
     return True
 
 
-def _window_text(window_text: str | None, meta: Any) -> str | None:
-    """The user's window, else 'dicom' for CT (header window first) and 'auto' for other modalities."""
-    if window_text is not None:
-        return window_text
-    return None if str(meta.get("modality") or "").upper() in HEADER_WINDOW_MODALITIES else "auto"
+def _window_text(window_text: str | None, meta: Any) -> str:
+    """The user's window, else the modality's default (:func:`volume.ops.window.default_window`)."""
+    from ..ops.window import default_window
+
+    return window_text if window_text is not None else default_window(meta.get("modality"))
+
+
+def _picture_kind(mode: str) -> str:
+    """What an automatic window is computed for: a MIP's histogram is not a slice's."""
+    return "projection" if mode == "max" else "slice"
+
+
+def _constant_note(stack_id: str, plane: str, mode: str, proj: Volume, slab: float | None) -> str | None:
+    """A warning when a projection holds one value everywhere (a whole-head MinIP meets air on
+    every ray), else None."""
+    from ..ops.window import is_constant
+
+    value = is_constant(proj.frame(0).array if proj.is_4d else proj.array)
+    if value is None:
+        return None
+    what = f"series {stack_id}: the {plane} {MODE_NAMES[mode]} intensity projection is constant (every pixel {value:g})"
+    if mode == "min" and slab is None:
+        return f"{what}: every ray through the whole series meets air; --slab MM projects thick slabs instead (e.g. --slab 20)"
+    if mode == "min":
+        return f"{what}: every ray of every slab meets air; a smaller --slab projects thinner slabs"
+    return what
 
 
 WINDOW_SAMPLE = 2_000_000
@@ -198,7 +222,7 @@ def _values(projs: dict[str, Volume]) -> Any:
 
 
 def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, window_text: str | None,
-                    cmap: str | None, labels: bool, force: bool) -> list[Path]:
+                    cmap: str | None, labels: bool, force: bool, mode: str = "max") -> list[Path]:
     from ..display import display_picture, edge_labels
     from ..io.image import Picture, write_picture, write_sheet
     from ..ops.window import choose_window
@@ -206,7 +230,8 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
     first = next(iter(projs.values()))
     meta = first.meta
     try:
-        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"))
+        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"),
+                                  kind=_picture_kind(mode))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
@@ -273,7 +298,7 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_t
         raise UsageError(f"{target.path}: a .dcm file holds one projection; for slabs or 4D use .nii.gz (or a folder of PNGs)")
     try:
         window, _ = choose_window(_values(projs), window=_window_text(window_text, proj.meta),
-                                  acquisition=proj.meta.get("acquisition"))
+                                  acquisition=proj.meta.get("acquisition"), kind=_picture_kind(mode))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     desc = " ".join(x for x in (str(proj.meta.get("series_description") or ""), MODE_TAGS[mode].upper(), plane) if x)
@@ -292,13 +317,13 @@ def mip_command(
     plane: Annotated[Plane, typer.Option("--plane", "-p", help="Anatomical plane of the picture: the projection looks along its normal.")] = Plane.coronal,
     planes: Annotated[str | None, typer.Option("--planes", help="'all' (axial, coronal, sagittal side by side on one sheet) or a comma list.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", "-m", help="max (MIP), min (MinIP) or mean intensity.")] = Mode.max,
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="A .png/.jpg picture, .nii/.nii.gz data, a .dcm image, or a folder. Default: <series>_mip_<plane>.png here.")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help="A .png/.jpg picture, .nii/.nii.gz data, a .dcm image, or a folder. Default: <series>_mip_<plane>.png here.")] = None,
     slab: Annotated[float | None, typer.Option("--slab", help="Thick slabs of this many mm (one projection per slab).")] = None,
     step: Annotated[float | None, typer.Option("--step", help="Distance in mm between slab starts (default: --slab; smaller overlaps).")] = None,
     window: Annotated[str | None, typer.Option("--window", "-w", help="Display window CENTER,WIDTH (e.g. 40,400), a preset name, 'dicom' (the series' own window) or 'auto' (percentiles). Default: dicom for CT, auto otherwise.")] = None,
     preset: Annotated[str | None, typer.Option("--preset", help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
     cmap: Annotated[str | None, typer.Option("--cmap", help="Colour map: gray, hot, bone, viridis, inferno, jet.")] = None,
-    series: Annotated[str | None, typer.Option("--series", "-s", help="Only this series: a stack id (`volume ls`), series number, UID or description.")] = None,
+    series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     resample: Annotated[bool, typer.Option("--resample", help="Reslice onto the patient-aligned grid first (exact planes for oblique series).")] = False,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on pictures.")] = True,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
@@ -314,9 +339,10 @@ def mip_command(
 
     NIfTI output has one voxel along the projected axis at the slab centre, so it overlays the source. Each written file is printed.
     """
-    from ..dicom import scan
     from ..io.names import safe_name, unique_names
+    from ..ops.presets import preset_name, preset_warning
     from ..ops.window import PRESETS, parse_window
+    from .inputs import scan_input
 
     max_bytes = None if max_memory is None else parse_size(max_memory)
     if window is not None and preset is not None:
@@ -353,18 +379,28 @@ def mip_command(
         raise UsageError(f"{path}: no such file or folder")
 
     with progress_bar("reading headers", None) as advance:
-        found = scan(path, progress=advance)
+        found, series = scan_input(path, series, verb="projecting", progress=advance)
     if found.skipped:
         warn(found.skipped)
     stacks = _stacks(found, series)
     if target.single and len(stacks) > 1:
-        ids = ", ".join(s.id for s in stacks[:12])
-        raise UsageError(f"{len(stacks)} series found and -o {target.path} holds one: give a folder (-o OUT/) or choose with --series ({ids})")
+        from ..dicom.series import stack_choice
+
+        listed = "; ".join(stack_choice(s) for s in stacks[:12]) + ("; ..." if len(stacks) > 12 else "")
+        raise UsageError(f"{len(stacks)} stacks to project and -o {target.path} holds one: give a folder (-o OUT/) "
+                         f"or choose one with --series ID: {listed}")
     tag = MODE_TAGS[mode.value]
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
     outcome = Outcome()
+    skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
+    named = preset_name(window)
     for stack, base in zip(stacks, bases, strict=True):
+        if named is not None:
+            note = preset_warning("--preset" if preset is not None else "--window", named, hounsfield=True,
+                                  modality=stack.modality)
+            if note:
+                warn(f"series {stack.id}: {note}")
         try:
             projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
             for p, proj in projs.items():
@@ -372,9 +408,12 @@ def mip_command(
                 if angle > OBLIQUE_WARN_DEG and not resample:
                     warn(f"series {stack.id}: oblique by {angle:.1f}° to the {p} plane; projected along the nearest "
                          "volume axis (--resample projects along the patient axis)")
+                note = _constant_note(stack.id, p, mode.value, proj, slab)
+                if note:
+                    warn(note)
             if target.kind in ("picture", "folder"):
                 files = _write_pictures(projs, base, target, window_text=window, cmap=cmap, labels=labels,
-                                        force=force)
+                                        force=force, mode=mode.value)
             else:
                 files = _write_data(projs, target, mode=mode.value, window_text=window, force=force, keep_phi=keep_phi)
         except VolumeError as exc:
@@ -388,6 +427,8 @@ def mip_command(
             sys.stdout.write(f"{f}\n")
         sys.stdout.flush()
         outcome.written.extend(files)
+        outcome.projected += 1
+    err(f"projected {outcome.projected}, skipped {skipped}, failed {len(outcome.failures)}")
     if outcome.failures:
         if not outcome.written and len({type(e) for e in outcome.failures}) == 1:
             raise typer.Exit(outcome.failures[0].exit_code)

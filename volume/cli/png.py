@@ -37,20 +37,25 @@ class PictureFormat(str, Enum):
     jpg = "jpg"
 
 
+OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".gif": "gif"}
+"""Files ``-o`` can name (for one input file), by extension (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is the output folder."""
+
+
 @app.command("png")
 def png_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png or NAME.jpg.")],
-    fmt: Annotated[PictureFormat, typer.Option("--format", help="Picture format.")] = PictureFormat.png,
+    out: Annotated[str | None, typer.Option("--output", "-o", "--out", metavar="PATH", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png, NAME.jpg, or NAME.gif with --gif. Default: here (the current folder).")] = None,
+    fmt: Annotated[PictureFormat, typer.Option("--format", "-f", help="Picture format.")] = PictureFormat.png,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     size: Annotated[int | None, typer.Option(min=1, max=8192, help="Resize (Lanczos) to SIZE x SIZE pixels (at most 8192).")] = None,
     keep_ratio: Annotated[bool, typer.Option("--keep-ratio", help="With --size: longest side SIZE, aspect kept.")] = False,
     square_pixels: Annotated[bool, typer.Option("--square-pixels", help="Resample (Lanczos) so pixels are square in mm (from PixelSpacing); default keeps the stored grid.")] = False,
-    window: Annotated[str | None, typer.Option(help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
-    preset: Annotated[Preset | None, typer.Option(help="Named window (center, width in HU).")] = None,
+    window: Annotated[str | None, typer.Option("--window", "-w", help="Window CENTER,WIDTH in modality units (e.g. 40,400), or 'auto' for the percentile window; overrides the header.")] = None,
+    preset: Annotated[Preset | None, typer.Option("--preset", metavar="NAME", help=f"Named CT window (center, width in HU): {', '.join(PRESETS)}.")] = None,
     raw16: Annotated[bool, typer.Option("--raw16", help="16-bit PNG of modality values, no windowing (modality = png*slope+intercept, stored as PNG text).")] = False,
     gif: Annotated[bool, typer.Option("--gif", help="Multi-frame files become one animated GIF at the header's frame time.")] = False,
-    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Worker processes (default: all cores).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing pictures.")] = False,
 ) -> int:
     """Write every image under PATH as a picture through the DICOM display pipeline.
@@ -62,6 +67,7 @@ def png_command(
     Exit code 1 when some files failed (listed at the end).
     """
     from ..batch import PngSettings, PngSummary, convert_many, default_workers, plan_outputs
+    from ..ops.presets import preset_name
     from ..ops.window import parse_window
     from ..pictures import DisplayOptions
 
@@ -86,19 +92,30 @@ def png_command(
             win = parse_window(window)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    one_file = path.is_file() and out.suffix.lower() in (".png", ".jpg") and not out.is_dir()
+    from .outputs import FOLDER, output_kind, suffix_of
+
+    if out is None:
+        out = "."
+    kind, out_path = output_kind(out, OUTPUT_FORMATS)
+    one_file = kind != FOLDER
     if one_file:  # `volume png ct.dcm -o ct.png`: the picture itself (frames: ct_f0001.png...)
-        fmt = PictureFormat(out.suffix.lower()[1:])
+        if not path.is_file():
+            raise UsageError(f"{out}: names one picture, but {path} is a folder; give an output folder "
+                             f"(-o {out_path.name[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] or 'png'}/)")
+        if kind == "gif" and not gif:
+            raise UsageError(f"{out}: a .gif is the animation of a multi-frame file: add --gif (or write .png)")
+        if kind != "gif":
+            fmt = PictureFormat(kind)
         if raw16 and fmt is PictureFormat.jpg:
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
-    elif out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
+    named = preset.value if preset is not None else preset_name(window)
     settings = PngSettings(
         display=DisplayOptions(window=win, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
-        square=square_pixels,
+        square=square_pixels, gif_always=kind == "gif", preset=named, preset_option="--preset" if preset is not None else "--window",
     )
-    jobs = [(str(path), str(out.with_suffix("")))] if one_file else plan_outputs(path, out)
+    stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""
+    jobs = [(str(path), stem)] if one_file else plan_outputs(path, out_path)
     n_workers = min(workers or default_workers(), max(1, len(jobs)))
     summary = PngSummary()
     started = time.time()
@@ -126,8 +143,8 @@ def png_command(
         sys.stdout.flush()
         raise
     sys.stdout.flush()
-    for note, n in summary.notes.most_common():
-        warn(f"{note} ({n} file{'s' if n != 1 else ''})")
+    for note, _ in summary.notes.most_common():
+        warn(f"{note}: {_which_series(summary.note_series[note])}")
     for source, message in summary.errors:
         err(f"error: {os.fspath(source)}: {message}")
     parts = [f"{summary.pictures} picture{'s' if summary.pictures != 1 else ''} written from {summary.files} file{'s' if summary.files != 1 else ''}"]
@@ -143,6 +160,26 @@ def png_command(
     if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
         raise NoDicomError(f"{path}: no DICOM images found")
     return EXIT_PARTIAL if summary.errors else 0
+
+
+SERIES_LISTED = 5
+"""Series a warning names one by one; the rest are counted."""
+
+
+def _which_series(series: dict[str, list[str]]) -> str:
+    """``series 5339 FLAIR_ROI in brainix/ROI (22 files); ...``: which series (and where) a warning is about."""
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    parts = []
+    for label, sources in list(series.items())[:SERIES_LISTED]:
+        folders = {os.path.dirname(src) or "." for src in sources}
+        where = os.path.commonpath(sorted(folders)) if len(folders) > 1 else folders.pop()
+        parts.append(f"{label or 'unreadable series'} in {where} ({files(len(sources))})")
+    rest = list(series.values())[SERIES_LISTED:]
+    if rest:
+        parts.append(f"and {len(rest)} more series ({files(sum(map(len, rest)))})")
+    return "; ".join(parts)
 
 
 def finished_pictures(jobs: Sequence[tuple[str, str]], settings: PngSettings, *, since: float) -> Iterator[str]:

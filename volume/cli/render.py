@@ -10,12 +10,13 @@ import typer
 
 from ..errors import UsageError
 from ..io.atomic import check_writable
-from .app import app, progress_bar, warn
+from ..io.names import series_stem
+from .app import SERIES_HELP, app, progress_bar, warn
 from .app import parse_size as parse_bytes
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
 SeriesOpt = Annotated[
-    str | None, typer.Option("--series", "-s", help="Which stack: an id from `volume ls`, a series number, UID or description.")
+    str | None, typer.Option("--series", "-s", help=SERIES_HELP)
 ]
 FrameOpt = Annotated[int, typer.Option("--frame", help="Frame of a 4D series to use (0-based).")]
 GapsOpt = Annotated[bool, typer.Option("--allow-gaps", help="Resample a series with a missing slice instead of refusing.")]
@@ -83,24 +84,48 @@ class Coords(str, Enum):
 
 
 PresetOpt = Annotated[
-    PresetName | None, typer.Option("--preset", "-p", help="Transfer function for --mode vr. Default: ct-bone for CT, mr otherwise.")
+    PresetName | None, typer.Option("--preset", help="Transfer function for --mode vr. Default: ct-bone for CT, mr otherwise.")
 ]
 ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volume rendering), mip, minip, or iso (isosurface at --level).")]
 
 
-def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None):
-    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim."""
+def _load(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None,
+          verb: str = "rendering"):
+    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim.
+    A file stands for its series (see :func:`volume.cli.inputs.scan_input`)."""
     from ..dicom import load
+    from .inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
-    vol = load(path, series, allow_gaps=allow_gaps, **limit)
+    found, series = scan_input(path, series, verb=verb)
+    vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
         if not 0 <= frame < vol.n_frames:
             raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
-        warn(f"4D series with {vol.n_frames} frames: using frame {frame} (--frame picks another)")
+        warn(f"series {vol.meta.get('stack_id', '')}: 4D, {vol.n_frames} frames: using frame {frame} "
+             "(--frame picks another)")
     elif frame != 0:
         raise UsageError(f"--frame {frame}: this series is 3D (only frame 0)")
     return vol
+
+
+def _warn_presets(vol, preset: PresetName | None, window: str | None) -> None:
+    """Warn when a preset (``--preset``, or a window preset named by ``--window``) was made for
+    another modality than the series': CT presets are in Hounsfield units, ``mr`` is for the rest."""
+    from ..ops.presets import preset_name, preset_warning
+
+    series = f"series {vol.meta.get('stack_id') or ''}".strip()
+    modality = vol.meta.get("modality")
+    notes = []
+    if preset is not None:
+        notes.append(preset_warning("--preset", preset.value, hounsfield=preset.value.startswith("ct-"),
+                                    modality=modality))
+    named = preset_name(window)
+    if named is not None:
+        notes.append(preset_warning("--window", named, hounsfield=True, modality=modality))
+    for note in notes:
+        if note:
+            warn(f"{series}: {note}")
 
 
 def _window(text: str | None) -> tuple[float, float] | None:
@@ -118,7 +143,7 @@ def _window(text: str | None) -> tuple[float, float] | None:
 @app.command("render")
 def render_command(
     path: PathArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif, or .gif with --turntable.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif, or .gif with --turntable. Default: <series>_render_<mode>_<view>.png (.gif) here.")] = None,
     mode: ModeOpt = Mode.vr,
     preset: PresetOpt = None,
     level: LevelOpt = None,
@@ -134,7 +159,7 @@ def render_command(
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Render a series offscreen (no display needed): volume rendering, MIP, MinIP or isosurface.
@@ -147,7 +172,8 @@ def render_command(
     from ..render.offscreen import turntable as spin
 
     wh = parse_size(size)
-    suffix = output.suffix.lower()
+    default_suffix = ".gif" if turntable is not None else ".png"
+    suffix = output.suffix.lower() if output is not None else default_suffix
     if turntable is not None and suffix != ".gif":
         raise UsageError(f"{output}: --turntable writes an animated .gif")
     if turntable is None and suffix not in IMAGE_FORMATS:
@@ -155,8 +181,12 @@ def render_command(
         raise UsageError(f"{output}: use a .png, .jpg or .tif picture{hint}")
     if turntable is not None and not 1 <= turntable <= 720:
         raise UsageError(f"--turntable must be 1..720 frames, got {turntable}")
-    check_writable(output, force=force)
+    if output is not None:
+        check_writable(output, force=force)
     vol = _load(path, series, frame, allow_gaps, max_memory)
+    if output is None:
+        output = check_writable(f"{series_stem(vol.meta)}_render_{mode.value}_{view.value}{default_suffix}", force=force)
+    _warn_presets(vol, preset, window)
     options = dict(
         mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         view=view.value, size=wh, elevation=elevation, parallel=not perspective, frame=frame, marker=marker,
@@ -199,7 +229,8 @@ def view_command(
     wh = parse_size(size)
     if not screenshots.is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
-    vol = _load(path, series, frame, allow_gaps, max_memory)
+    vol = _load(path, series, frame, allow_gaps, max_memory, verb="showing")
+    _warn_presets(vol, preset, window)
     viewer = build_viewer(
         vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
         size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
@@ -215,7 +246,7 @@ def view_command(
 @app.command("mesh")
 def mesh_command(
     path: PathArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Mesh to write: .stl (binary), .ply (binary) or .obj.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Mesh to write: .stl (binary), .ply (binary) or .obj. Default: <series>_mesh_<level>.stl here.")] = None,
     level: LevelOpt = None,
     coords: Annotated[Coords, typer.Option("--coords", help="Patient frame of the points: lps (DICOM, 3D Slicer) or ras (NIfTI).")] = Coords.lps,
     smooth: Annotated[int, typer.Option("--smooth", help="Windowed-sinc smoothing iterations (0: none; 20 is gentle).", min=0, max=500)] = 0,
@@ -223,7 +254,7 @@ def mesh_command(
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Extract the isosurface at --level as a triangle mesh in patient millimetres (for printing, CAD).
@@ -234,12 +265,15 @@ def mesh_command(
     from ..render.mesh import MESH_FORMATS, isosurface, write_mesh
     from ..render.presets import default_level
 
-    if output.suffix.lower() not in MESH_FORMATS:
-        raise UsageError(f"{output}: unknown mesh format; use {', '.join(MESH_FORMATS)}")
-    check_writable(output, force=force)
-    vol = _load(path, series, frame, allow_gaps, max_memory)
+    if output is not None:
+        if output.suffix.lower() not in MESH_FORMATS:
+            raise UsageError(f"{output}: unknown mesh format; use {', '.join(MESH_FORMATS)}")
+        check_writable(output, force=force)
+    vol = _load(path, series, frame, allow_gaps, max_memory, verb="meshing")
     if level is None:
         level = default_level(vol.frame(frame).array, vol.meta.get("modality"))
-        warn(f"no --level given: using {level:g}")
+        warn(f"series {vol.meta.get('stack_id', '')}: no --level given: using {level:g}")
+    if output is None:
+        output = check_writable(f"{series_stem(vol.meta)}_mesh_{level:g}.stl", force=force)
     poly = isosurface(vol, level, coords=coords.value, frame=frame, smooth=smooth, largest=largest)
     typer.echo(str(write_mesh(poly, output, force=force, coords=coords.value)))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
-from .app import app, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
@@ -49,8 +49,14 @@ class Format(str, Enum):
     dcm = "dcm"
 
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-"""File names NIfTI output is recognised by."""
+OUTPUT_FORMATS = {
+    ".nii": "nifti", ".nii.gz": "nifti",
+    ".dcm": "dcm",
+    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
+}
+"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is a folder (of PNG
+pictures, or of a DICOM series with ``--format dcm``)."""
 
 PICTURE_WIDTH_MIN = 3
 """Fewest digits of the slice number in picture names (``cor_001.png``)."""
@@ -97,19 +103,34 @@ def _fov(text: str | None) -> list[float | None] | None:
     return [values[2], values[1], values[0]]
 
 
-def _format(out: Path | None, fmt: Format) -> str:
-    if fmt != Format.auto:
-        return fmt.value
+def _output(out: str | None, fmt: Format, slice_no: int | None) -> tuple[str, Path | None]:
+    """What to write and where: ``("nifti" | "dcm" | "png" | "picture", path or None)``.
+
+    ``png`` is a folder of pictures, ``picture`` one picture file (one slice: ``--slice``).
+    """
+    from .outputs import FOLDER, output_kind
+
     if out is None:
-        return "nifti"
-    name = out.name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
-        return "nifti"
-    if name.endswith(".dcm"):
-        return "dcm"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder; -o takes a .nii/.nii.gz file or a folder (PNGs, or DICOM with --format dcm)")
-    return "png"
+        kind = fmt.value if fmt != Format.auto else ("png" if slice_no is not None else "nifti")
+        return kind, None
+    found, path = output_kind(out, OUTPUT_FORMATS)
+    if fmt == Format.auto:
+        kind = "png" if found == FOLDER else found
+    elif fmt == Format.nifti and found != "nifti":
+        raise UsageError(f"{out}: NIfTI output needs a name ending in .nii or .nii.gz")
+    elif fmt == Format.png and found not in (FOLDER, "picture"):
+        raise UsageError(f"{out}: --format png writes pictures: a folder, or a .png with --slice N")
+    elif fmt == Format.dcm and found not in (FOLDER, "dcm"):
+        raise UsageError(f"{out}: --format dcm writes a DICOM series into a folder (or one .dcm file)")
+    else:
+        kind = {FOLDER: "png"}.get(found, found) if fmt == Format.png else fmt.value
+    if kind == "picture" and slice_no is None:
+        stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+        raise UsageError(f"{out}: a reslice makes one picture per slice; give a folder (-o {stem}/) for all of "
+                         "them, --slice N for slice N alone, or a .nii.gz for the volume")
+    if slice_no is not None and kind not in ("png", "picture"):
+        raise UsageError("--slice N writes the picture of one slice: give -o NAME.png or a folder")
+    return kind, path
 
 
 def _display_plane(vol: Volume, plane: str | None) -> str:
@@ -120,18 +141,40 @@ def _display_plane(vol: Volume, plane: str | None) -> str:
     return closest_plane(vol.direction[:, 0])[0]
 
 
+def _window(vol: Volume, values, window_text: str | None, kind: str):
+    """The display window of pictures (and DICOM output) drawn from ``values``: the user's, else the
+    modality's default (:func:`volume.ops.window.default_window`: the header's window for CT, an
+    automatic window of what is drawn otherwise)."""
+    from ..ops.window import choose_window, default_window
+
+    text = window_text if window_text is not None else default_window(vol.meta.get("modality"))
+    try:
+        return choose_window(values, window=text, acquisition=vol.meta.get("acquisition"), kind=kind)[0]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _picture_kind(thickness: float | None, mode: str) -> str:
+    """Thick maximum slabs are projections (their histogram is not a slice's); the rest are slices."""
+    return "projection" if thickness and mode == "max" else "slice"
+
+
 def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_text: str | None,
-                    labels: bool, force: bool) -> list[Path]:
+                    labels: bool, force: bool, kind: str = "slice", only: int | None = None,
+                    file: Path | None = None) -> list[Path]:
+    """Pictures of every slice (``folder/base_001.png``...), of slice ``only`` (1-based) alone, or
+    that slice as ``file``. One window for all slices (so slice ``k`` alone is the same picture as
+    in the folder)."""
     import numpy as np
 
     from ..display import display_picture, edge_labels, volume_picture
     from ..io.image import write_picture
-    from ..ops.window import choose_window
 
     meta = vol.meta
     first = vol.frame(0) if vol.is_4d else vol
     if vol.is_4d:
-        warn(f"4D series: pictures show frame 1 of {vol.n_frames}; -o NAME.nii.gz keeps every frame")
+        warn(f"series {meta.get('stack_id', '')}: 4D, the pictures show frame 1 of {vol.n_frames}; "
+             "-o NAME.nii.gz keeps every frame")
     flat = np.asarray(first.array).reshape(-1)
     sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float32)
     invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
@@ -140,19 +183,18 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
     width = max(PICTURE_WIDTH_MIN, len(str(n)))
     written = []
     if not first.rgb:
+        window = _window(vol, sample, window_text, kind)
+    chosen = range(n) if only is None else [only - 1]
+    with progress_bar("writing pictures", len(chosen)) as advance:
         try:
-            window, _ = choose_window(sample, window=window_text, acquisition=meta.get("acquisition"))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    with progress_bar("writing pictures", n) as advance:
-        try:
-            for k in range(n):
+            for k in chosen:
                 if first.rgb:
                     img, p = volume_picture(first, plane, axis=0, index=k)
                 else:
                     img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
-                written.append(write_picture(folder / f"{base}_{k + 1:0{width}d}.png", img, force=force,
-                                             labels=letters, scale_bar_mm_per_px=p if labels else None))
+                target = file if file is not None else folder / f"{base}_{k + 1:0{width}d}.png"
+                written.append(write_picture(target, img, force=force, labels=letters,
+                                             scale_bar_mm_per_px=p if labels else None))
                 advance(1)
         except BaseException:  # disk full, Ctrl-C: the whole pictures already written are listed
             sys.stdout.write("".join(f"{f}\n" for f in written))
@@ -166,16 +208,12 @@ def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: flo
     import numpy as np
 
     from ..io.dicom_out import write_dicom_series
-    from ..ops.window import choose_window
 
     window = None
     if not vol.rgb:
         flat = np.asarray(vol.array).reshape(-1)
-        try:
-            w, _ = choose_window(flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window=window_text,
-                                 acquisition=vol.meta.get("acquisition"))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window_text,
+                    _picture_kind(thickness, mode))
         window = (w.center, w.width)
     tag = IMAGE_TYPE[mode] if thickness else "MPR"
     desc = " ".join(x for x in (str(vol.meta.get("series_description") or "").strip(), what) if x)
@@ -195,7 +233,8 @@ def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: flo
 @app.command("reslice")
 def reslice_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file holding one series (or choose with --series).")],
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="A .nii/.nii.gz file, a folder of PNG pictures, or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help="A .nii/.nii.gz file, a folder of PNG pictures (or with --slice N one .png), or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
+    slice_no: Annotated[int | None, typer.Option("--slice", min=1, help="Write the picture of this slice only (1-based, as picture names count): -o NAME.png, or into the -o folder.")] = None,
     spacing: Annotated[str | None, typer.Option("--spacing", help="Voxel size in mm: one value (isotropic) or WIDTH,HEIGHT,DEPTH (column, row, slice). Alone: keep the series' orientation.")] = None,
     plane: Annotated[Plane | None, typer.Option("--plane", "-p", help="A grid aligned with the patient axes: axial (slices inferior->superior), coronal (anterior->posterior), sagittal (left->right).")] = None,
     normal: Annotated[str | None, typer.Option("--normal", help="Oblique slices perpendicular to X,Y,Z (LPS: +x patient's left, +y posterior, +z superior), e.g. 0.2,0.1,0.97.")] = None,
@@ -206,8 +245,8 @@ def reslice_command(
     fov: Annotated[str | None, typer.Option("--fov", help="Crop to this field of view in mm, centred on the series: SIZE (in-plane square), WIDTH,HEIGHT, or WIDTH,HEIGHT,DEPTH. Default: the whole series.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="auto (from -o: .nii/.nii.gz NIfTI, .dcm DICOM, else a folder of PNGs), nifti, png, or dcm (a new DICOM series in the -o folder).")] = Format.auto,
     fill: Annotated[float | None, typer.Option("--fill", help="Value outside the series (default: -1024 for CT, 0 otherwise).")] = None,
-    window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto' (default: the series' window, else percentiles).")] = None,
-    series: Annotated[str | None, typer.Option("--series", "-s", help="Which series: a stack id (`volume ls`), series number, UID or description.")] = None,
+    window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto'. Default: the series' window for CT, else an automatic window of the slices drawn (of the slabs: --thickness with --mode max draws projections).")] = None,
+    series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on PNG pictures.")] = True,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study.")] = False,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
@@ -222,9 +261,11 @@ def reslice_command(
 
     Output: .nii/.nii.gz; a folder of PNG pictures (radiology display conventions, square pixels); or --format dcm, a new derived DICOM series (new UIDs, position and orientation per slice; no patient identity unless --keep-phi). Each written file is printed.
     """
-    from ..dicom import choose_stack, load, scan
+    from ..dicom import choose_stack, load
     from ..io.names import safe_name
+    from ..ops.presets import preset_name, preset_warning
     from ..ops.reslice import reslice
+    from .inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
     spacing_v = _spacing(spacing)
@@ -249,19 +290,20 @@ def reslice_command(
             parse_window(window)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    kind = _format(out, fmt)
-    if kind == "nifti" and out is not None and not out.name.lower().endswith(NIFTI_SUFFIXES):
-        raise UsageError(f"{out}: NIfTI output needs a name ending in .nii or .nii.gz")
-    if kind in ("png", "dcm") and out is not None and out.name.lower().endswith(NIFTI_SUFFIXES):
-        raise UsageError(f"{out}: --format {kind} writes a folder, not a .nii/.nii.gz file")
+    kind, out_path = _output(out, fmt, slice_no)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
 
     with progress_bar("reading headers", None) as advance:
-        found = scan(path, progress=advance)
+        found, series = scan_input(path, series, verb="reslicing", progress=advance)
     if found.skipped:
         warn(found.skipped)
     stack = choose_stack(found, series)
+    named = preset_name(window) if kind != "nifti" else None  # a NIfTI output is not windowed
+    if named is not None:
+        note = preset_warning("--window", named, hounsfield=True, modality=stack.modality)
+        if note:
+            warn(f"series {stack.id}: {note}")
     with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
         vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
     for note in vol.meta.get("warnings") or []:
@@ -284,20 +326,26 @@ def reslice_command(
         spacing=spacing_v, fov=fov_v, thickness=thickness, mode=mode.value, interp=interp.value, fill=fill,
     )
     base = safe_name(f"{stack.name}_{what}")
-    if out is None:
-        out = Path(f"{base}.nii.gz") if kind == "nifti" else Path(base)
+    n_slices = result.shape[0]
+    if slice_no is not None and slice_no > n_slices:
+        raise UsageError(f"--slice {slice_no}: this reslice has {n_slices} slices (--slice 1..{n_slices})")
+    if out_path is None:
+        out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
     written: list[Path]
     if kind == "nifti":
         from ..io.nifti import write_nifti
 
-        written = [write_nifti(result, out, force=force)]
+        written = [write_nifti(result, out_path, force=force)]
     elif kind == "dcm":
-        written = _write_dicom(result, out, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
+        written = _write_dicom(result, out_path, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
                                window_text=window, keep_phi=keep_phi, force=force)
     else:
         display_plane = _display_plane(result, plane.value if plane else None)
-        written = _write_pictures(result, out, safe_name(what), display_plane, window_text=window, labels=labels,
-                                  force=force)
+        # pictures in a folder of their own are named by what they are; one written here by the series too
+        picture_base = base if out is None and slice_no is not None else safe_name(what)
+        written = _write_pictures(result, out_path, picture_base, display_plane, window_text=window, labels=labels,
+                                  force=force, kind=_picture_kind(thickness, mode.value), only=slice_no,
+                                  file=out_path if kind == "picture" else None)
     for f in written:
         sys.stdout.write(f"{f}\n")
     sys.stdout.flush()

@@ -15,7 +15,7 @@ from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_
 from .pixels import DEFAULT_MAX_BYTES, check_grid, read_stack
 from .scaling import DEFAULT_SCALING, vendor_scaling
 from .scan import IDENTIFYING_ACQUISITION, ScanReport, describe_skips, scan_files
-from .series import Series, Stack, group_frames, select_stacks
+from .series import Series, Stack, group_frames, select_stacks, stack_choice
 
 
 @dataclass
@@ -43,8 +43,10 @@ class Scan:
         return describe_skips(self.report)
 
     def select(self, series: str | int | None = None) -> list[Stack]:
-        """Stacks matching a stack id, series number, SeriesInstanceUID or description."""
-        return select_stacks(self.stacks, series)
+        """Stacks matching a stack id, series number, SeriesInstanceUID, description, folder name or
+        part of a description (see :func:`~volume.dicom.series.select_stacks`); raises
+        :class:`~volume.errors.AmbiguousSeriesError` when the matches belong to several series."""
+        return select_stacks(self.stacks, series, where=_where(self.paths))
 
     def __repr__(self) -> str:
         return f"Scan({len(self.series)} series, {len(self.stacks)} stacks, {self.report.n_files} files)"
@@ -87,17 +89,23 @@ def choose_stack(found: Scan, series: str | int | None = None) -> Stack:
         raise NoDicomError(f"{where}: no DICOM images found{skipped}")
     chosen = found.select(series)
     if not chosen:
-        ids = ", ".join(s.id for s in found.stacks[:12])
-        raise UsageError(f"{where}: no series matches {series!r}; available: {ids}")
+        raise UsageError(no_match_message(found, series))
     if len(chosen) > 1:
         loadable = [s for s in chosen if not s.problem]
         if len(loadable) == 1 and series is None:  # the others cannot be loaded anyway
             return loadable[0]
-        listing = "; ".join(f"{s.id} ({s.kind}, {'x'.join(map(str, s.shape))})" for s in chosen[:12])
-        raise AmbiguousSeriesError(
-            f"{where}: {len(chosen)} stacks found, choose one with series=/--series: {listing}"
-        )
+        n_series = len({(s.series_uid, s.series_number) for s in chosen})
+        raise AmbiguousSeriesError(where, [stack_choice(s) for s in chosen],
+                                   selector=None if series is None else str(series), series=n_series)
     return chosen[0]
+
+
+def no_match_message(found: Scan, series: str | int | None) -> str:
+    """The message for a selector that matches nothing: what there is to choose from."""
+    listed = "; ".join(stack_choice(s) for s in found.stacks[:12])
+    more = f"; and {len(found.stacks) - 12} more (see `volume ls`)" if len(found.stacks) > 12 else ""
+    return (f"{_where(found.paths)}: no stack matches {str(series)!r} (an ID, series number, UID, description, "
+            f"folder name or part of a description); available: {listed}{more}")
 
 
 def load(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -586,28 +586,82 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
         series_list.append(Series(uid=uid, number=f0.series_number, description=f0.series_description,
                                   modality=f0.modality, stacks=stacks))
     series_list.sort(key=lambda s: (_sort_none(s.number), s.description, s.uid))
-    used: dict[str, int] = defaultdict(int)
+    bases: list[tuple[Stack, str]] = []
     for s in series_list:
         for st in s.stacks:
             number = st.series_number if st.series_number is not None else s.number
             base_number = str(number) if number is not None else _short_hash(s.uid)
-            base = base_number + (f"_{st.label}" if st.label else "")
-            used[base] += 1
-            st.id = base if used[base] == 1 else f"{base}#{used[base]}"
+            bases.append((st, base_number + (f"_{st.label}" if st.label else "")))
+    # Series sharing a number are all numbered (301#1, 301#2): an id never equals the number
+    # another series answers to, so selecting by id is never ambiguous.
+    counts = Counter(base for _, base in bases)
+    used: dict[str, int] = defaultdict(int)
+    for st, base in bases:
+        used[base] += 1
+        st.id = base if counts[base] == 1 else f"{base}#{used[base]}"
     return series_list
 
 
-def select_stacks(stacks: list[Stack], selector: str | int | None) -> list[Stack]:
-    """Stacks matching ``selector``: a stack id, series number, SeriesInstanceUID or description."""
+def dimensions_text(shape: tuple[int, ...], rgb: bool = False) -> str:
+    """Columns x rows x slices (x frames ``t``), as ``volume ls`` shows a stack's ``shape``."""
+    spatial = shape[-3:]
+    text = f"{spatial[2]}x{spatial[1]}x{spatial[0]}"
+    if len(shape) == 4:
+        text += f"x{shape[0]}t"
+    return text + (" RGB" if rgb else "")
+
+
+def stack_choice(stack: Stack) -> str:
+    """One stack as a choice in a message: ``301#1 T1W_aTSE (MR volume 512x512x24)``, the ID,
+    DESCRIPTION, MOD, KIND and DIMENSIONS columns of ``volume ls``."""
+    description = " ".join(stack.series_description.split())
+    about = " ".join(x for x in (stack.modality, stack.kind, dimensions_text(stack.shape, stack.rgb)) if x)
+    return f"{stack.id}{' ' + description if description else ''} ({about})"
+
+
+def folder_name(stack: Stack) -> str:
+    """The name of the folder holding the stack's first file (``T1`` for ``brainix/T1/IM-0001.dcm``)."""
+    return os.path.basename(os.path.dirname(os.path.abspath(stack.first.path)))
+
+
+#: How a selector is matched, tier by tier (the first tier with a match decides): the exact keys
+#: (stack id, series number, SeriesInstanceUID, description), the name of the stacks' folder, a part
+#: of the description (case ignored, for names and descriptions).
+SELECTOR_TIERS = ("exact", "folder", "description part")
+
+
+def select_stacks(stacks: list[Stack], selector: str | int | None, *, where: str = "") -> list[Stack]:
+    """Stacks matching ``selector``, never a silent pick among several series.
+
+    Tiers (:data:`SELECTOR_TIERS`): a stack id selects its stack alone (ids are unique); else the
+    stacks whose series number, SeriesInstanceUID or description (case ignored) equals it; else
+    those whose folder is named so (``T1`` for ``brainix/T1/``); else those whose description
+    contains it (``flair``; a selector needs a letter for this: a number is never a part). Several stacks of one series (a localizer's planes, echoes) are all
+    returned; matches in several series raise :class:`~volume.errors.AmbiguousSeriesError`
+    listing them (``where`` starts its message). An empty list means nothing matched.
+    """
+    from ..errors import AmbiguousSeriesError
+
     if selector is None:
         return list(stacks)
     key = str(selector).strip()
     exact = [s for s in stacks if s.id == key]
     if exact:
         return exact
-    return [
-        s for s in stacks
-        if key == str(s.series_number)
-        or key == s.series_uid
-        or key.casefold() == s.series_description.casefold()
-    ]
+    folded = key.casefold()
+    tiers = (
+        lambda s: key == str(s.series_number) or key == s.series_uid or folded == s.series_description.casefold(),
+        lambda s: folded == folder_name(s).casefold(),
+        # a number is a series number, never a part of a description ("1" is not "T1/SE")
+        lambda s: any(c.isalpha() for c in folded) and folded in s.series_description.casefold(),
+    )
+    for test in tiers:
+        chosen = [s for s in stacks if test(s)]
+        if not chosen:
+            continue
+        series = {(s.series_uid, s.series_number) for s in chosen}
+        if len(series) > 1:
+            raise AmbiguousSeriesError(where or "the scan", [stack_choice(s) for s in chosen], selector=key,
+                                       series=len(series))
+        return chosen
+    return []

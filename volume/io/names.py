@@ -30,6 +30,15 @@ def safe_name(text: str, *, fallback: str = "series") -> str:
     return stem or fallback
 
 
+def series_stem(meta: dict) -> str:
+    """The default output name of a loaded series (``Volume.meta``): ``<number>_<description>[_<label>]``
+    made safe, as every command names what it writes without ``-o`` (``601_T1_SE_extrp``)."""
+    number = meta.get("series_number")
+    parts = [str(number) if number is not None else "x"]
+    parts += [str(meta[k]) for k in ("series_description", "label") if meta.get(k)]
+    return safe_name("_".join(parts))
+
+
 def unique_names(stems: list[str]) -> list[str]:
     """Make stems unique deterministically: the second ``x`` becomes ``x_2``, the third ``x_3``."""
     seen: dict[str, int] = {}

@@ -2,6 +2,13 @@
 
 Pure functions on arrays. Presets are the usual CT windows; without a window, a robust
 percentile window ignores the few hottest and coldest voxels (and the empty background).
+
+The automatic window depends on what the picture is (:data:`PICTURE_KINDS`). In a *slice*, air
+sits at the minimum (0 in MR) and tissue spreads upwards from it. In a maximum intensity
+*projection* each pixel is the brightest sample along its ray: air becomes a band of noise maxima
+above the minimum, and even the darkest tissue sits far above air, so a window starting at air
+draws every tissue pale. A projection's window therefore starts at its darkest tissue: the values
+above the air/tissue split of its histogram (Otsu's threshold) set the percentiles.
 """
 
 from __future__ import annotations
@@ -19,6 +26,21 @@ AUTO_PERCENTILES = (0.5, 99.5)
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 """VOI LUT Functions DICOM defines for window center/width."""
+
+PICTURE_KINDS = ("slice", "projection")
+"""What an automatic window is for: a slice (or a mean/min projection, whose air stays at the
+minimum) or a maximum intensity projection (air is a band of noise maxima; see the module doc)."""
+
+AIR_FRACTION = 0.1
+"""Otsu's lower class is air only when its median is below this fraction of the upper class's
+99.5th percentile (measured: 0.000-0.016 on the MR MIPs of ../shared/data; 0.3-0.85 when a
+picture holds no air and Otsu splits tissue from tissue)."""
+
+WINDOW_SAMPLE = 2_000_000
+"""At most this many values (a regular subsample) decide an automatic window."""
+
+HISTOGRAM_BINS = 256
+"""Bins of the histogram Otsu's threshold is searched in."""
 
 
 @dataclass(frozen=True)
@@ -59,25 +81,94 @@ def parse_window(text: str) -> Window:
     return Window(center, width)
 
 
-def auto_window(values: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES) -> Window:
-    """A robust window from the values' percentiles, ignoring a background at the minimum.
+def auto_window(
+    values: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES, *, kind: str = "slice"
+) -> Window:
+    """A robust window from the values' percentiles, ignoring the background (air).
 
-    Works on any shape; NaNs are ignored. A constant image gets a width of 1 around its value.
+    Works on any shape; NaNs are ignored. ``kind`` (:data:`PICTURE_KINDS`) says what the values
+    are drawn as: for a ``"slice"`` the background is the values at the minimum; for a
+    ``"projection"`` (a MIP) it is the lower class of Otsu's threshold when that class is air
+    (:data:`AIR_FRACTION`), so the window starts at the darkest tissue instead of at air.
+
+    A constant image has nothing to window: its value is drawn black when it is 0 or less (air
+    in MR, anything below water in CT), mid-grey otherwise (see :func:`is_constant`).
     """
+    if kind not in PICTURE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PICTURE_KINDS)}, got {kind!r}")
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     if v.size == 0:
         return Window(0.0, 1.0)
-    if v.size > 2_000_000:  # a regular subsample is plenty for percentiles
-        v = v[:: v.size // 1_000_000]
-    floor = v.min()
-    body = v[v > floor]
+    if v.size > WINDOW_SAMPLE:  # a regular subsample is plenty for percentiles
+        v = v[:: v.size // (WINDOW_SAMPLE // 2)]
+    floor, top = float(v.min()), float(v.max())
+    if floor == top:
+        return constant_window(floor)
+    if kind == "projection":
+        threshold = air_threshold(v)
+        body = v if threshold is None else v[v >= threshold]
+    else:
+        body = v[v > floor]
     if body.size >= max(16, v.size // 100):
         v = body
     lo, hi = np.percentile(v, percentiles)
     if hi <= lo:
         return Window(float(lo), 1.0)
     return Window(float((lo + hi) / 2), float(hi - lo))
+
+
+def constant_window(value: float) -> Window:
+    """The window of a picture holding one value: black at or below 0, mid-grey above.
+
+    A flat picture has no contrast to show: black says "air" (0 in MR, below water in CT),
+    mid-grey "one uniform value" (never white, which reads as a saturated picture).
+    ``LINEAR_EXACT`` puts ``value`` at exactly 0 or 0.5 of the grey range.
+    """
+    if value <= 0:
+        return Window(value + 1.0, 2.0, "LINEAR_EXACT")  # value at the window's low end: black
+    return Window(value, 2.0, "LINEAR_EXACT")  # value at the centre: mid-grey
+
+
+def is_constant(values: np.ndarray) -> float | None:
+    """The one value of ``values`` when every finite value is equal (None otherwise, or when empty)."""
+    v = np.asarray(values)
+    if v.dtype.kind == "f":
+        v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    lo, hi = v.min(), v.max()
+    return float(lo) if lo == hi else None
+
+
+def air_threshold(values: np.ndarray) -> float | None:
+    """Otsu's threshold of ``values`` (values at or above it are tissue) when its lower class is air, else None.
+
+    Otsu's method picks the cut of a histogram (:data:`HISTOGRAM_BINS` bins) that maximises the
+    variance between the two classes. The lower class counts as air (noise) only when its median
+    is below :data:`AIR_FRACTION` of the upper class's 99.5th percentile; a picture with no air
+    would otherwise lose its darker tissue.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size < 2 or v.min() == v.max():
+        return None
+    counts, edges = np.histogram(v, bins=HISTOGRAM_BINS)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts).astype(np.float64)
+    above = below[-1] - below
+    sum_below = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = below * above * (sum_below / below - (sum_below[-1] - sum_below) / above) ** 2
+    between[~np.isfinite(between)] = -1.0
+    cut = int(np.argmax(between))
+    threshold = float(edges[cut + 1])
+    low, high = v[v < threshold], v[v >= threshold]
+    if low.size == 0 or high.size == 0:
+        return None
+    if np.median(low) > AIR_FRACTION * np.percentile(high, AUTO_PERCENTILES[1]):
+        return None
+    return threshold
 
 
 def apply_window(
@@ -145,17 +236,30 @@ def header_window(acquisition: Mapping[str, object] | None) -> Window | None:
     return Window(center, width, function if function in VOI_FUNCTIONS else "LINEAR")
 
 
+HEADER_WINDOW_MODALITIES = ("CT",)
+"""Modalities whose DICOM window a picture uses by default: Hounsfield units mean the same in a
+slice, a reslice and a projection. MR/PET windows are set by the scanner for its own slices (often
+one per slice) and saturate a MIP, so those get the automatic window unless ``--window dicom``."""
+
+
+def default_window(modality: object) -> str:
+    """``"dicom"`` (the header's window first) for :data:`HEADER_WINDOW_MODALITIES`, else ``"auto"``."""
+    return "dicom" if str(modality or "").strip().upper() in HEADER_WINDOW_MODALITIES else "auto"
+
+
 def choose_window(
     values: np.ndarray,
     *,
     window: str | Window | None = None,
     acquisition: Mapping[str, object] | None = None,
+    kind: str = "slice",
 ) -> tuple[Window, str]:
     """The display window by precedence: explicit (text or preset name) > the series' DICOM window > auto.
 
     Returns ``(window, source)`` with ``source`` one of ``"explicit"``, ``"dicom"``, ``"auto"``.
     ``window="auto"`` skips the DICOM window; ``window="dicom"`` is the default order said aloud
-    (the DICOM window, else auto). Raises ValueError for unparsable text.
+    (the DICOM window, else auto). ``values`` are those of the picture drawn and ``kind`` what it
+    is (:func:`auto_window`). Raises ValueError for unparsable text.
     """
     if isinstance(window, Window):
         return window, "explicit"
@@ -166,4 +270,4 @@ def choose_window(
         found = header_window(acquisition)
         if found is not None:
             return found, "dicom"
-    return auto_window(values), "auto"
+    return auto_window(values, kind=kind), "auto"
