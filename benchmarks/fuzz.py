@@ -138,7 +138,9 @@ def make_synthetic_seeds(root: Path) -> list[Path]:
 
 
 def real_seeds(data: Path | None) -> list[Path]:
-    """Small real series: every folder of ``data/dicom`` and ``data/dicom-edge`` under 3 MB."""
+    """Small real series: every folder of ``data/dicom`` and ``data/dicom-edge`` under 3 MB, and
+    every folder of the peers' suites (``data/peers``: fMRI, DWI, mosaics, enhanced, field maps)
+    holding DICOM files directly, under 3 MB."""
     if data is None or not data.is_dir():
         return []
     found = []
@@ -146,6 +148,13 @@ def real_seeds(data: Path | None) -> list[Path]:
         for folder in sorted((data / group).glob("*")):
             files = [p for p in folder.rglob("*") if p.is_file()]
             if files and sum(p.stat().st_size for p in files) < 3 * 2**20:
+                found.append(folder)
+    peers = data / "peers"
+    if peers.is_dir():
+        for folder in sorted(p for p in peers.rglob("*") if p.is_dir()):
+            files = [p for p in folder.iterdir() if p.is_file() and p.name not in ("LICENSE", "DICOMDIR") and p.suffix not in (".json", ".nii", ".gz", ".bval",
+                                                                                     ".bvec", ".md", ".txt")]
+            if len(files) >= 1 and sum(p.stat().st_size for p in files) < 3 * 2**20 and folder.name not in ("Ref",):
                 found.append(folder)
     return found
 

@@ -313,6 +313,16 @@ def _ge_slice_times(stack: Stack, ge: dict[str, str], tr_s: float | None) -> lis
     return out
 
 
+def _pat_factor(h: Header, letter: str) -> float | None:
+    """A factor of Siemens' PAT text (0051,1011 or XA's 0021,1009, e.g. ``p2s4``): ``p`` in-plane
+    (GRAPPA), ``s`` slices (multiband)."""
+    for tag, vr in SIEMENS_PAT_TEXT:
+        m = re.search(letter + r"(\d+)", _str(h.raw(tag, vr)))
+        if m:
+            return float(m.group(1))
+    return None
+
+
 def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, protocol: dict[str, str]) -> int | None:
     if times:
         first = times[0]
@@ -320,10 +330,9 @@ def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, 
         if same > 1:
             return same
     if vendor == "SIEMENS":
-        for tag, vr in SIEMENS_PAT_TEXT:
-            m = re.search(r"s(\d+)", _str(h.raw(tag, vr)))
-            if m:
-                return int(m.group(1))
+        factor = _pat_factor(h, "s")
+        if factor:
+            return int(factor)
         mb = protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
         return int(mb) if mb and mb > 1 else None
     if vendor == "GE":
@@ -334,10 +343,9 @@ def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, 
 
 def _in_plane_acceleration(vendor: str, h: Header, protocol: dict[str, str]) -> float | None:
     if vendor == "SIEMENS":
-        for tag, vr in SIEMENS_PAT_TEXT:
-            m = re.search(r"p(\d+)", _str(h.raw(tag, vr)))
-            if m:
-                return float(m.group(1))
+        factor = _pat_factor(h, "p")
+        if factor:
+            return factor
         value = protocol_number(protocol, "sPat.lAccelFactPE")
         if value:
             return value
