@@ -80,6 +80,54 @@ def auto_window(values: np.ndarray, percentiles: tuple[float, float] = AUTO_PERC
     return Window(float((lo + hi) / 2), float(hi - lo))
 
 
+PROJECTION_PERCENTILES = (1.0, 99.5)
+"""Percentiles of a projection's object pixels (background split off) that make its auto window."""
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The value that best splits ``values`` into two classes (Otsu: largest between-class variance)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0 or v.min() == v.max():
+        return float(v.min()) if v.size else 0.0
+    hist, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu0 = m0 / w0
+        mu1 = (m0[-1] - m0) / w1
+        between = w0 * w1 * (mu0 - mu1) ** 2
+    between = np.nan_to_num(between[:-1], nan=-1.0)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def projection_window(values: np.ndarray, percentiles: tuple[float, float] = PROJECTION_PERCENTILES) -> Window:
+    """An automatic window for a projection (MIP/MinIP picture), from the values it shows.
+
+    A projection's histogram has two parts: the background (air around the body, rays that met
+    only noise) and the object, whose values a MIP pushes up (every ray keeps its brightest
+    voxel). A slice's window (percentiles of everything) spends most of the grey ramp on the gap
+    between them and leaves the object washed out. Here the background is split off at the Otsu
+    threshold and the window spans ``percentiles`` of the object's values.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Window(0.0, 1.0)
+    if v.size > 2_000_000:
+        v = v[:: v.size // 1_000_000]
+    threshold = otsu_threshold(v)
+    body = v[v >= threshold]
+    if body.size < max(16, v.size // 20):  # no clear object: fall back on everything
+        body = v
+    lo, hi = np.percentile(body, percentiles)
+    if hi <= lo:
+        return Window(float(lo), 1.0)
+    return Window(float((lo + hi) / 2), float(hi - lo))
+
+
 def apply_window(
     values: np.ndarray, window: Window, *, invert: bool = False, out_max: int = 255
 ) -> np.ndarray:
