@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedDicomError, UsageError
-from ..volume import Volume
 from ..ops.window import projection_window
+from ..volume import Volume
 from .presets import PRESETS, default_level, default_preset, display_range
 
 MODES = ("vr", "mip", "minip", "iso")
