@@ -172,6 +172,14 @@ def render_command(
     typer.echo(str(written))
 
 
+WebOpt = Annotated[bool, typer.Option("--web", help="Serve the view as a web page (for a server without a screen; reach it over SSH).")]
+HostOpt = Annotated[
+    str, typer.Option("--host", help="Web view: interface to listen on. 127.0.0.1 (default) is this machine only; 0.0.0.0 is every network.")
+]
+PortOpt = Annotated[int, typer.Option("--port", help="Web view: port to listen on (0: a free one).", min=0, max=65535)]
+KeepPhiOpt = Annotated[bool, typer.Option("--keep-phi", help="Web view: show the patient's name and ID in the page title.")]
+
+
 @app.command("view")
 def view_command(
     path: PathArg,
@@ -182,6 +190,10 @@ def view_command(
     size: Annotated[str, typer.Option("--size", help="Window size WIDTHxHEIGHT in pixels.")] = "1000x800",
     screenshots: Annotated[Path, typer.Option("--screenshots", help="Folder where the s key saves screenshots.")] = Path("."),
     mapper: MapperOpt = MapperName.auto,
+    web: WebOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8080,
+    keep_phi: KeepPhiOpt = False,
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
@@ -189,14 +201,20 @@ def view_command(
 ) -> None:
     """Open an interactive 3D window: volume rendering, three slice planes, orientation cube.
 
-    Keys: v volume rendering, m MIP, n MinIP, i isosurface; 1/2/3 axial/coronal/sagittal plane
-    on/off (and active); Page Up/Down move the active plane; right-drag window/level; r reset
-    camera; s screenshot; q quit. Left-drag rotates, wheel zooms, middle-drag pans.
+    Keys: v volume rendering, m MIP, n MinIP, i isosurface; 1/2/3 show/hide the axial/coronal/
+    sagittal plane (a plane shown becomes the active one); Page Up/Down move the active plane;
+    [ ] step through a 4D series' frames; right-drag window/level; r reset camera; s screenshot;
+    q quit. Left-drag rotates, wheel zooms, middle-drag pans. With --web the same view is served
+    as a web page instead (see `volume serve`).
     """
-    from ..render.interactive import build_viewer
     from ..render.offscreen import parse_size
 
     wh = parse_size(size)
+    if web:
+        _serve(path, mode, preset, level, window, mapper, host, port, keep_phi, series, frame, allow_gaps, max_memory)
+        return
+    from ..render.interactive import build_viewer
+
     if not screenshots.is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
     vol = _load(path, series, frame, allow_gaps, max_memory)
@@ -205,11 +223,73 @@ def view_command(
         size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
         mapper=mapper.value,
     )
-    typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, r, s)", err=True)
+    typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, [ ], r, s)", err=True)
     try:
         viewer.start()
     finally:
         viewer.close()
+
+
+@app.command("serve")
+def serve_command(
+    path: PathArg,
+    mode: ModeOpt = Mode.vr,
+    preset: PresetOpt = None,
+    level: LevelOpt = None,
+    window: WindowOpt = None,
+    mapper: MapperOpt = MapperName.auto,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8080,
+    keep_phi: KeepPhiOpt = False,
+    series: SeriesOpt = None,
+    frame: FrameOpt = 0,
+    allow_gaps: GapsOpt = False,
+    max_memory: MaxMemoryOpt = None,
+) -> None:
+    """Serve the 3D view as a web page (`volume view --web`): for series on a machine without a screen.
+
+    Prints the page's URL (with its access token) on stdout. The picture is rendered on this
+    machine (offscreen VTK, the same scene as `volume view`); the browser shows it and sends the
+    mouse back. Listens on 127.0.0.1 only unless --host says otherwise: from your desktop, tunnel
+    with `ssh -L 8080:localhost:8080 server` and open the printed URL. Ctrl-C stops it.
+    """
+    _serve(path, mode, preset, level, window, mapper, host, port, keep_phi, series, frame, allow_gaps, max_memory)
+
+
+def _serve(path, mode, preset, level, window, mapper, host, port, keep_phi, series, frame, allow_gaps, max_memory) -> None:
+    from ..render.web import build_web_view, make_token
+
+    try:
+        import trame  # noqa: F401
+    except ImportError:
+        from ..render.web import WEB_EXTRA_HINT
+
+        raise UsageError(WEB_EXTRA_HINT) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warn(
+            f"--host {host}: the view is reachable from other machines on that network (anyone with the "
+            "URL's token can see the series); prefer the default and an SSH tunnel"
+        )
+    vol = _load(path, series, frame, allow_gaps, max_memory)
+    view = build_web_view(
+        vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
+        frame=frame, mapper=mapper.value, keep_phi=keep_phi,
+    )
+    token = make_token()
+
+    def ready(bound: int) -> None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        typer.echo(f"http://{shown}:{bound}/index.html?token={token}")
+        typer.echo(
+            f"volume: serving on {host}:{bound} (Ctrl-C stops it); over SSH: ssh -L {bound}:localhost:{bound} "
+            "this-machine, then open the URL above",
+            err=True,
+        )
+
+    try:
+        view.serve(host=host, port=port, token=token, on_ready=ready)
+    finally:
+        view.close()
 
 
 @app.command("mesh")

@@ -266,16 +266,21 @@ class Viewer:
         n = self.scene.source.n_frames
         return f"   frame {self.scene.frame + 1}/{n}" if n > 1 else ""
 
-    def render(self) -> None:
-        """Redraw the window."""
-        self._update_status()
-        self.window.Render()
+    auto_render = True
+    """Redraw after every change (the web view renders when the page asks for a picture instead)."""
 
-    def set_mode(self, mode: str) -> None:
-        """Switch the volume to ``mode`` (one of :data:`~volume.render.scene.MODES`)."""
+    def render(self) -> None:
+        """Update the status line and redraw the window."""
+        self._update_status()
+        if self.auto_render:
+            self.window.Render()
+
+    def set_mode(self, mode: str, *, preset: str | None = None, level: float | None = None) -> None:
+        """Switch the volume to ``mode`` (one of :data:`~volume.render.scene.MODES`), optionally
+        with another volume-rendering preset or isosurface level."""
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}")
-        self.scene.set_mode(mode)
+        self.scene.set_mode(mode, preset=preset, level=level)
         self.scene.fit_projection_window()
         self.render()
 
@@ -338,7 +343,8 @@ class Viewer:
 
     def screenshot(self) -> np.ndarray:
         """The window's current picture, ``(height, width, 3)`` uint8."""
-        self.render()
+        self._update_status()
+        self.window.Render()
         return snapshot(self.window)
 
     def save_screenshot(self) -> Path:
