@@ -61,6 +61,57 @@ class PresetName(str, Enum):
     mr = "mr"
 
 
+class Axis(str, Enum):
+    """Patient axis a turntable turns about (counter-clockwise seen from its head)."""
+
+    S = "S"
+    I = "I"  # noqa: E741 - the patient's inferior direction
+    L = "L"
+    R = "R"
+    A = "A"
+    P = "P"
+
+
+AxisOpt = Annotated[
+    Axis,
+    typer.Option("--axis", help="Turntable axis: S (default: the long axis, anterior -> left -> posterior), I, L, R, A or P.", case_sensitive=False),
+]
+TurntableOpt = Annotated[
+    int | None,
+    typer.Option("--turntable", help="N views turning once around the patient, written as an .mp4/.webm movie (the movie extra) or .gif."),
+]
+ANIMATION_SUFFIXES = (".gif", ".mp4", ".webm")
+"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg)."""
+MAX_TURNTABLE = 720
+"""Most frames a turntable may have."""
+
+
+def check_turntable(output: Path, turntable: int | None) -> None:
+    """The output suffix fits --turntable (and the movie extra is there for a movie)."""
+    suffix = output.suffix.lower()
+    if turntable is None:
+        return
+    if suffix not in ANIMATION_SUFFIXES:
+        raise UsageError(f"{output}: --turntable writes an .mp4 or .webm movie, or an animated .gif")
+    if not 1 <= turntable <= MAX_TURNTABLE:
+        raise UsageError(f"--turntable must be 1..{MAX_TURNTABLE} frames, got {turntable}")
+    if suffix != ".gif":
+        from ..io.movie import check_movie_support
+
+        check_movie_support(output)
+
+
+def write_animation(frames, output: Path, force: bool) -> Path:
+    """Write turntable frames as a GIF or a movie, by the output's suffix."""
+    if output.suffix.lower() == ".gif":
+        from ..render.offscreen import write_gif
+
+        return write_gif(frames, output, force=force)
+    from ..io.movie import write_movie
+
+    return write_movie(frames, output, force=force)
+
+
 class MapperName(str, Enum):
     """Volume mapper."""
 
@@ -118,7 +169,7 @@ def _window(text: str | None) -> tuple[float, float] | None:
 @app.command("render")
 def render_command(
     path: PathArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif, or .gif with --turntable.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif; with --turntable .mp4, .webm or .gif.")],
     mode: ModeOpt = Mode.vr,
     preset: PresetOpt = None,
     level: LevelOpt = None,
@@ -128,7 +179,8 @@ def render_command(
     azimuth: Annotated[float, typer.Option("--azimuth", help="Turn the camera about the patient's long axis (degrees).")] = 0.0,
     elevation: Annotated[float, typer.Option("--elevation", help="Raise the camera (degrees).")] = 0.0,
     perspective: Annotated[bool, typer.Option("--perspective", help="Perspective projection (default: parallel, distances true to scale).")] = False,
-    turntable: Annotated[int | None, typer.Option("--turntable", help="Write an animated GIF of N views turning once around the patient.")] = None,
+    turntable: TurntableOpt = None,
+    axis: AxisOpt = Axis.S,
     marker: Annotated[bool, typer.Option("--marker/--no-marker", help="Orientation cube (L/R, A/P, S/I) in the lower-left corner.")] = True,
     mapper: MapperOpt = MapperName.auto,
     series: SeriesOpt = None,
@@ -143,18 +195,17 @@ def render_command(
     the face with the patient's left on the picture's right and superior up, whatever the
     acquisition orientation. Slice spacing is physical.
     """
-    from ..render.offscreen import IMAGE_FORMATS, parse_size, render, write_gif, write_picture
+    from ..render.offscreen import IMAGE_FORMATS, check_turn, parse_size, render, write_picture
     from ..render.offscreen import turntable as spin
 
     wh = parse_size(size)
     suffix = output.suffix.lower()
-    if turntable is not None and suffix != ".gif":
-        raise UsageError(f"{output}: --turntable writes an animated .gif")
     if turntable is None and suffix not in IMAGE_FORMATS:
-        hint = " (add --turntable N for an animation)" if suffix == ".gif" else ""
+        hint = " (add --turntable N for an animation)" if suffix in ANIMATION_SUFFIXES else ""
         raise UsageError(f"{output}: use a .png, .jpg or .tif picture{hint}")
-    if turntable is not None and not 1 <= turntable <= 720:
-        raise UsageError(f"--turntable must be 1..720 frames, got {turntable}")
+    check_turntable(output, turntable)
+    if turntable is not None:
+        check_turn(view.value, axis.value)
     check_writable(output, force=force)
     vol = _load(path, series, frame, allow_gaps, max_memory)
     options = dict(
@@ -167,8 +218,8 @@ def render_command(
         written = write_picture(pixels, output, force=force)
     else:
         with progress_bar("rendering", turntable) as advance:
-            frames = spin(vol, turntable, progress=advance, **options)
-        written = write_gif(frames, output, force=force)
+            frames = spin(vol, turntable, axis=axis.value, progress=advance, **options)
+        written = write_animation(frames, output, force)
     typer.echo(str(written))
 
 

@@ -83,6 +83,10 @@ def auto_window(values: np.ndarray, percentiles: tuple[float, float] = AUTO_PERC
 PROJECTION_PERCENTILES = (1.0, 99.5)
 """Percentiles of a projection's object pixels (background split off) that make its auto window."""
 
+PROJECTION_MEDIAN_GREY = 0.4
+"""The object's median is drawn at least this bright (fraction of the ramp): a CT MIP's soft tissue
+is one narrow band of values far below its bones, and a ramp from the 1st percentile drew it black."""
+
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """The value that best splits ``values`` into two classes (Otsu: largest between-class variance)."""
@@ -110,7 +114,9 @@ def projection_window(values: np.ndarray, percentiles: tuple[float, float] = PRO
     only noise) and the object, whose values a MIP pushes up (every ray keeps its brightest
     voxel). A slice's window (percentiles of everything) spends most of the grey ramp on the gap
     between them and leaves the object washed out. Here the background is split off at the Otsu
-    threshold and the window spans ``percentiles`` of the object's values.
+    threshold and the window spans ``percentiles`` of the object's values, its low end lowered
+    (not below the threshold) where needed to draw the object's median at least
+    :data:`PROJECTION_MEDIAN_GREY` bright.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
@@ -122,7 +128,9 @@ def projection_window(values: np.ndarray, percentiles: tuple[float, float] = PRO
     body = v[v >= threshold]
     if body.size < max(16, v.size // 20):  # no clear object: fall back on everything
         body = v
-    lo, hi = np.percentile(body, percentiles)
+    lo, hi, median = np.percentile(body, [*percentiles, 50.0])
+    g = PROJECTION_MEDIAN_GREY
+    lo = max(min(lo, (median - g * hi) / (1 - g)), threshold if body is not v else lo)
     if hi <= lo:
         return Window(float(lo), 1.0)
     return Window(float((lo + hi) / 2), float(hi - lo))

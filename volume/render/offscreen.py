@@ -310,14 +310,26 @@ def turntable(
         raise UsageError(f"--turntable needs at least 1 frame, got {n_frames}")
     check_turn(view, axis)
     r = OffscreenRenderer(vol, size=size, marker=marker, **scene_options)
+    aspect = size[0] / size[1]
+
+    def aim(k: int) -> None:
+        r.scene.set_view(view, elevation=elevation, parallel=parallel, aspect=aspect)
+        if k:
+            turn_camera(r.scene, axis, 360.0 * k / n_frames)
+
     frames = []
     try:
+        # One zoom for the whole turn (the largest any frame needs): the patient must not breathe.
+        scales = []
         for k in range(n_frames):
-            r.scene.set_view(view, elevation=elevation, parallel=parallel, aspect=size[0] / size[1])
+            aim(k)
+            scales.append(r.scene.renderer.GetActiveCamera().GetParallelScale())
+        for k in range(n_frames):
+            aim(k)
+            if parallel:
+                r.scene.renderer.GetActiveCamera().SetParallelScale(max(scales))
             if k == 0:
                 r.scene.fit_projection_window()
-            else:
-                turn_camera(r.scene, axis, 360.0 * k / n_frames)
             frames.append(r.render())
             if progress:
                 progress(1)

@@ -314,8 +314,8 @@ class Scene:
 
         Renders the projection once with a linear ramp over the full value range (other renderers
         and props of the window hidden), reads the grey levels back as values and takes
-        :func:`~volume.ops.window.projection_window` of them (background split off, 1st..99.5th
-        percentile of the object). Does nothing without a render window, with a user
+        :func:`~volume.ops.window.projection_window` of them (the background, black, split off;
+        1st..99.5th percentile of the object). Does nothing without a render window, with a user
         ``window``, or in other modes. Returns the ``(low, high)`` ramp chosen.
         """
         from vtkmodules.util.numpy_support import vtk_to_numpy
@@ -357,12 +357,13 @@ class Scene:
                 prop.VisibilityOn()
             for r in others:
                 r.DrawOn()
-        drawn = grey[grey > 0]  # black: rays that missed the volume, or the lowest value
-        if drawn.size == 0:
+        if not (grey > 0).any():  # nothing drawn
             del self.fitted[self.mode]
             self.set_mode(self.mode)
             return None
-        win = projection_window(lo + drawn / 255.0 * (hi - lo))
+        # Every pixel counts: black ones (rays through air only, or outside the volume) are the
+        # background that projection_window splits off before taking the object's percentiles.
+        win = projection_window(lo + grey / 255.0 * (hi - lo))
         low, high = win.low, max(win.high, win.low + (hi - lo) / 255.0)
         self.fitted[self.mode] = (low, high)
         self.set_mode(self.mode)
