@@ -341,6 +341,10 @@ def build_web_view(
         mapper=mapper, help_text=False,
     )
     viewer.auto_render = False  # the page pulls pictures (trame renders once per update)
+    # Mouse events only move the camera: the picture streamer renders (and sends) at its own pace.
+    # With the interactor rendering each event too, the server spent its time on pictures no
+    # browser saw (measured: 15 renders/s, 2 pictures/s shown).
+    viewer.interactor.EnableRenderOff()
     return WebView(viewer, title=page_title(vol, keep_phi=keep_phi), name=name)
 
 
