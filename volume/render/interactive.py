@@ -257,7 +257,7 @@ class Viewer:
     def plane_status(self) -> str:
         """``active plane: coronal 17/32`` or ``planes hidden (1/2/3 show them)``."""
         if self.active is None:
-            return "planes hidden (1/2/3 show them)"
+            return "planes hidden (1/2/3 show them)" if self.help.GetVisibility() else "planes hidden"
         plane = self.planes[self.active]
         return f"active plane: {self.active} {plane.index + 1}/{plane.size}"
 

@@ -220,10 +220,10 @@ class WebView:
                         v_show="mode == 'iso'", density="compact", hide_details=True, thumb_label=True, classes="mt-3",
                     )
                     html.Div("Slice planes", classes="text-subtitle-2 mt-4")
-                    for key, name in PLANE_KEYS.items():
+                    for name in PLANE_KEYS.values():
                         with v3.VRow(no_gutters=True, align="center"):
                             v3.VCheckbox(
-                                v_model=(f"show_{name}",), label=f"{key} {name}", density="compact", hide_details=True,
+                                v_model=(f"show_{name}",), label=name, density="compact", hide_details=True,
                                 id=f"show-{name}",
                             )
                         with html.Div(id=f"slider-{name}"):
