@@ -280,3 +280,36 @@ def test_view_without_a_display_is_a_clear_usage_error(tmp_path, monkeypatch, ca
     assert main(["view", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "display" in err and "volume render" in err
+
+
+def test_frame_keys_step_through_a_4d_series(display, monkeypatch):
+    """[ and ] show the previous and next frame of a 4D series: volume and planes, status line too."""
+    import volume
+
+    monkeypatch.setenv("DISPLAY", display)
+    base = synthetic_volume(shape=(16, 32, 32), origin=(-47.0, -47.0, -45.0), spacing=(6.0, 3.0, 3.0), field_fn=phantom)
+    moved = np.asarray(base.array)[:, :, ::-1]  # frame 1: the ball on the patient's right
+    vol = volume.Volume(np.stack([np.asarray(base.array), moved]), base.affine, dict(base.meta))
+    v = build_viewer(vol, mode="mip", size=SIZE)
+    try:
+        first = v.screenshot()
+        assert "frame 1/2" in v.status.GetInput()
+        v.press("bracketright")
+        assert v.scene.frame == 1 and "frame 2/2" in v.status.GetInput()
+        second = v.screenshot()
+        body = (slice(30, -30), slice(0, 250))
+        g1, g2 = (s[body].astype(float).sum(-1) for s in (first, second))
+        x1 = np.nonzero(g1 >= 0.9 * g1.max())[1].mean()
+        x2 = np.nonzero(g2 >= 0.9 * g2.max())[1].mean()
+        assert x1 > x2 + 20  # the ball moved from the picture's right (patient's left) to its left
+        v.press("2")
+        assert np.array_equal(np.asarray(v.planes["coronal"].actor.GetInput().GetPointData().GetScalars()),
+                              np.asarray(v.scene.image.GetPointData().GetScalars()))  # planes show frame 2 too
+        v.press("bracketright")  # no frame 3: stays
+        assert v.scene.frame == 1
+        v.press("bracketleft")
+        assert v.scene.frame == 0 and differs(first, v.screenshot()) > 1  # the plane is shown now
+    finally:
+        v.close()
+        v.__dict__.clear()
+        gc.collect()

@@ -338,3 +338,12 @@ def test_token_middleware_sets_a_cookie_that_lets_the_page_load_its_files():
             assert (await client.get("/app.js")).status == 200  # the cookie now opens the page's files
 
     asyncio.run(run())
+
+
+def test_dragging_a_slow_mip_renders_smaller_pictures_never_a_fast_one():
+    from volume.render.web import MIN_INTERACTIVE_RATIO, interactive_ratio
+
+    assert interactive_ratio("vr", 5.0) == 1.0  # VTK lowers composite sampling itself
+    assert interactive_ratio("mip", 0.1) == 1.0  # fast enough at full size
+    assert interactive_ratio("mip", 0.8) == pytest.approx(0.5)  # a quarter of the pixels: 0.2 s
+    assert interactive_ratio("minip", 100.0) == MIN_INTERACTIVE_RATIO
