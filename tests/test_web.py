@@ -347,3 +347,18 @@ def test_dragging_a_slow_mip_renders_smaller_pictures_never_a_fast_one():
     assert interactive_ratio("mip", 0.1) == 1.0  # fast enough at full size
     assert interactive_ratio("mip", 0.8) == pytest.approx(0.5)  # a quarter of the pixels: 0.2 s
     assert interactive_ratio("minip", 100.0) == MIN_INTERACTIVE_RATIO
+
+
+def test_a_port_in_use_is_one_clear_line(series):
+    pytest.importorskip("trame", reason="the web extra is not installed (pip install 'volume[web]')")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+        done = subprocess.run([sys.executable, "-m", "volume", "serve", str(series), "--port", str(port)],
+                              env=env, capture_output=True, text=True, timeout=START_S)
+    assert done.returncode == 2
+    assert done.stdout == ""  # no URL printed
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0]

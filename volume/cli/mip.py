@@ -295,8 +295,8 @@ def _turntable(path: Path, series: str | None, mode: str, out: Path | None, wind
     """``volume mip --turntable N -o spin.mp4``: a rotating MIP/MinIP, rendered as ``volume render --mode mip``.
 
     VTK's ray cast (parallel rays, trilinear samples twice per smallest voxel side) was measured
-    against an exact projection of the volume resampled in mm for every angle: 8.7 times faster
-    on the 300-slice CT, the same picture within noise (docs/turntables.md).
+    against an exact projection of the volume resampled in mm for every angle: 7 to 14 times
+    faster, no less sharp (docs/benchmarks-web.md).
     """
     from ..io.atomic import check_writable
     from ..ops.window import header_window, parse_window
