@@ -169,6 +169,7 @@ class WebView:
         def after(action: Callable[[], None]) -> None:
             action()
             state.status = v.status.GetInput()
+            state.win_width, state.win_level = float(v.wl[0]), float(v.wl[1])  # a right-drag moved them
             self.update()
             state.interactive_ratio = interactive_ratio(sc.mode, sc.renderer.GetLastRenderTimeInSeconds())
 
