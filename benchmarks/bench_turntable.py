@@ -6,8 +6,7 @@ Usage::
     python benchmarks/bench_turntable.py benchmarks/data/ct300 [--frames 36] [--size 600]
 
 1. Rotating MIP of the CT, ``--frames`` views about the patient's long axis at ``--size`` pixels:
-   a. VTK's ray cast (the CPU fixed-point caster on llvmpipe, as ``volume render --mode mip``),
-      samples twice per smallest voxel side along each ray;
+   a. VTK's ray cast (the CPU fixed-point caster on llvmpipe, as ``volume render --mode mip``);
    b. exact in mm: for every angle the volume resampled (SimpleITK, trilinear) onto a grid turned
       with the camera, pixels of the picture's size in mm and depth samples every half smallest
       voxel, then the maximum along the depth axis, slab by slab.

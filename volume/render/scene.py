@@ -70,8 +70,10 @@ PROJECTION_MODES = ("mip", "minip")
 the brightest voxel of every ray, so a ramp taken from the voxels leaves it washed out)."""
 
 PROJECTION_SAMPLES_PER_VOXEL = 2.0
-"""MIP/MinIP take this many samples per smallest voxel side along each ray (a thin bright vessel
-must not fall between two samples)."""
+"""MIP/MinIP on the GPU ray caster take this many samples per smallest voxel side along each ray
+(a thin bright vessel must not fall between two samples). The smart mapper does not hand a sample
+distance to the CPU fixed-point caster (measured: its time does not change with it); that one
+keeps its own."""
 
 MAPPERS = ("auto", "gpu", "cpu")
 """Volume mapper choices: auto picks cpu on software OpenGL (llvmpipe), gpu on real hardware."""
