@@ -301,3 +301,27 @@ def test_real_brainix_t1_renders(data_dir, tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def speckled(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The ellipsoid body filled with values spread evenly over 0..1000 (a fixed hash of the position)."""
+    noise = np.modf(np.abs(np.sin(x * 12.9898 + y * 78.233 + z * 37.719)) * 43758.5453)[0]
+    body = (x / BODY[0]) ** 2 + (y / BODY[1]) ** 2 + (z / BODY[2]) ** 2 <= 1.0
+    return np.where(body, 1000.0 * noise, 0.0)
+
+
+def test_auto_mip_window_comes_from_the_projection_not_the_voxels(tmp_path):
+    """A MIP keeps every ray's brightest voxel, so its values crowd the top of the voxels' range.
+
+    A ramp taken from the voxels (min..99.9th percentile) drew the body almost white (issue 15:
+    washed out); the ramp taken from the picture spreads the body over the grey levels.
+    """
+    vol = synthetic_volume(shape=(32, 32, 32), spacing=(3.0, 3.0, 3.0), origin=(-46.5, -46.5, -46.5), field_fn=speckled)
+    img = render(vol, mode="mip", size=(200, 200)).astype(float)[..., 0]
+    body = img[img > 0]
+    q25, q50, q75 = np.percentile(body, [25, 50, 75])
+    assert 60 < q50 < 200, q50  # neither washed out nor black
+    assert q75 - q25 > 40, (q25, q75)  # contrast within the body
+    # A window given by the user is kept as given: everything at or above 500 is white.
+    fixed = render(vol, mode="mip", size=(200, 200), window=(0.0, 500.0)).astype(float)[..., 0]
+    assert np.percentile(fixed[fixed > 0], 50) == 255

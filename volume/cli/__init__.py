@@ -24,7 +24,7 @@ COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "ind
 #: The module that registers each command.
 COMMANDS = {
     "ls": "inspect", "info": "inspect", "convert": "convert", "mip": "mip", "reslice": "reslice",
-    "render": "render", "view": "render", "mesh": "render", "png": "png", "index": "index",
+    "render": "render", "view": "render", "serve": "render", "mesh": "render", "png": "png", "index": "index",
     "sample": "sample",
 }
 

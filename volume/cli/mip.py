@@ -311,6 +311,57 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_t
     return [Path(f) for f in files]
 
 
+TURNTABLE_MODES = {"max": "mip", "min": "minip"}
+"""Projection modes a turntable can turn (VTK's ray caster blends by maximum or minimum)."""
+
+
+def _turntable(path: Path, series: str | None, mode: str, out: str | Path | None, window: str | None, preset: str | None,
+               n: int, axis: str, size: str, allow_gaps: bool, force: bool, max_memory: str | None) -> None:
+    """``volume mip --turntable N -o spin.mp4``: a rotating MIP/MinIP, rendered as ``volume render --mode mip``.
+
+    VTK's ray cast (parallel rays, trilinear samples twice per smallest voxel side) was measured
+    against an exact projection of the volume resampled in mm for every angle: 7 to 14 times
+    faster, no less sharp (docs/benchmarks-web.md).
+    """
+    from ..io.atomic import check_writable
+    from ..ops.window import header_window, parse_window
+    from ..render.offscreen import TURN_AXES, check_turn, parse_size
+    from ..render.offscreen import turntable as spin
+    from .render import check_turntable, write_animation
+
+    if out is None:
+        raise UsageError("--turntable needs -o OUT.mp4 (or .webm, .gif)")
+    out = Path(out)
+    if mode not in TURNTABLE_MODES:
+        raise UsageError(f"--turntable turns a max or min projection, not --mode {mode}")
+    axis = axis.upper()
+    if axis not in TURN_AXES:
+        raise UsageError(f"unknown --axis {axis!r}; choose one of {', '.join(TURN_AXES)}")
+    if window is not None and preset is not None:
+        raise UsageError("give either --window or --preset, not both")
+    check_turntable(out, n)
+    check_turn("anterior", axis)
+    wh = parse_size(size)
+    check_writable(out, force=force)
+    from .render import _load
+
+    vol = _load(path, series, 0, allow_gaps, max_memory)
+    text = preset if preset is not None else window
+    ramp = None
+    if text is not None and text.strip().lower() == "dicom":
+        w = header_window(vol.meta.get("acquisition"))
+        ramp = (w.low, w.high) if w is not None else None
+    elif text is not None and text.strip().lower() != "auto":
+        try:
+            w = parse_window(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        ramp = (w.low, w.high)
+    with progress_bar("rendering", n) as advance:
+        frames = spin(vol, n, axis=axis, mode=TURNTABLE_MODES[mode], window=ramp, size=wh, progress=advance)
+    sys.stdout.write(f"{write_animation(frames, out, force)}\n")
+
+
 @app.command("mip")
 def mip_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file.")],
@@ -330,6 +381,9 @@ def mip_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="A .dcm output keeps the source's patient and study identity (joins its study); default: none.")] = False,
     max_memory: Annotated[str | None, typer.Option("--max-memory", help="Refuse a series whose pixels need more memory than this (e.g. 8G, 500M; default 16G); a streamed projection needs one chunk of 32 slices.")] = None,
+    turntable: Annotated[int | None, typer.Option("--turntable", help="A rotating projection: N views turning once around the patient, as .mp4/.webm (the movie extra) or .gif.")] = None,
+    axis: Annotated[str, typer.Option("--axis", help="Turntable axis: S (default: the long axis, anterior -> left -> posterior), I, L, R, A or P.")] = "S",
+    size: Annotated[str, typer.Option("--size", help="Turntable picture size WIDTHxHEIGHT in pixels.")] = "600x600",
 ) -> None:
     """Project every volume under PATH along an anatomical plane (MIP, MinIP, mean; whole or slabs).
 
@@ -343,6 +397,10 @@ def mip_command(
     from ..ops.presets import preset_name, preset_warning
     from ..ops.window import PRESETS, parse_window
     from .inputs import scan_input
+
+    if turntable is not None:
+        _turntable(path, series, mode.value, out, window, preset, turntable, axis, size, allow_gaps, force, max_memory)
+        return
 
     max_bytes = None if max_memory is None else parse_size(max_memory)
     if window is not None and preset is not None:

@@ -62,6 +62,57 @@ class PresetName(str, Enum):
     mr = "mr"
 
 
+class Axis(str, Enum):
+    """Patient axis a turntable turns about (counter-clockwise seen from its head)."""
+
+    S = "S"
+    I = "I"  # noqa: E741 - the patient's inferior direction
+    L = "L"
+    R = "R"
+    A = "A"
+    P = "P"
+
+
+AxisOpt = Annotated[
+    Axis,
+    typer.Option("--axis", help="Turntable axis: S (default: the long axis, anterior -> left -> posterior), I, L, R, A or P.", case_sensitive=False),
+]
+TurntableOpt = Annotated[
+    int | None,
+    typer.Option("--turntable", help="N views turning once around the patient, written as an .mp4/.webm movie (the movie extra) or .gif."),
+]
+ANIMATION_SUFFIXES = (".gif", ".mp4", ".webm")
+"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg)."""
+MAX_TURNTABLE = 720
+"""Most frames a turntable may have."""
+
+
+def check_turntable(output: Path, turntable: int | None) -> None:
+    """The output suffix fits --turntable (and the movie extra is there for a movie)."""
+    suffix = output.suffix.lower()
+    if turntable is None:
+        return
+    if suffix not in ANIMATION_SUFFIXES:
+        raise UsageError(f"{output}: --turntable writes an .mp4 or .webm movie, or an animated .gif")
+    if not 1 <= turntable <= MAX_TURNTABLE:
+        raise UsageError(f"--turntable must be 1..{MAX_TURNTABLE} frames, got {turntable}")
+    if suffix != ".gif":
+        from ..io.movie import check_movie_support
+
+        check_movie_support(output)
+
+
+def write_animation(frames, output: Path, force: bool) -> Path:
+    """Write turntable frames as a GIF or a movie, by the output's suffix."""
+    if output.suffix.lower() == ".gif":
+        from ..render.offscreen import write_gif
+
+        return write_gif(frames, output, force=force)
+    from ..io.movie import write_movie
+
+    return write_movie(frames, output, force=force)
+
+
 class MapperName(str, Enum):
     """Volume mapper."""
 
@@ -143,7 +194,7 @@ def _window(text: str | None) -> tuple[float, float] | None:
 @app.command("render")
 def render_command(
     path: PathArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif, or .gif with --turntable. Default: <series>_render_<mode>_<view>.png (.gif) here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif; with --turntable .mp4, .webm or .gif. Default: <series>_render_<mode>_<view>.png (.gif with --turntable) here.")] = None,
     mode: ModeOpt = Mode.vr,
     preset: PresetOpt = None,
     level: LevelOpt = None,
@@ -153,7 +204,8 @@ def render_command(
     azimuth: Annotated[float, typer.Option("--azimuth", help="Turn the camera about the patient's long axis (degrees).")] = 0.0,
     elevation: Annotated[float, typer.Option("--elevation", help="Raise the camera (degrees).")] = 0.0,
     perspective: Annotated[bool, typer.Option("--perspective", help="Perspective projection (default: parallel, distances true to scale).")] = False,
-    turntable: Annotated[int | None, typer.Option("--turntable", help="Write an animated GIF of N views turning once around the patient.")] = None,
+    turntable: TurntableOpt = None,
+    axis: AxisOpt = Axis.S,
     marker: Annotated[bool, typer.Option("--marker/--no-marker", help="Orientation cube (L/R, A/P, S/I) in the lower-left corner.")] = True,
     mapper: MapperOpt = MapperName.auto,
     series: SeriesOpt = None,
@@ -168,19 +220,18 @@ def render_command(
     the face with the patient's left on the picture's right and superior up, whatever the
     acquisition orientation. Slice spacing is physical.
     """
-    from ..render.offscreen import IMAGE_FORMATS, parse_size, render, write_gif, write_picture
+    from ..render.offscreen import IMAGE_FORMATS, check_turn, parse_size, render, write_picture
     from ..render.offscreen import turntable as spin
 
     wh = parse_size(size)
     default_suffix = ".gif" if turntable is not None else ".png"
     suffix = output.suffix.lower() if output is not None else default_suffix
-    if turntable is not None and suffix != ".gif":
-        raise UsageError(f"{output}: --turntable writes an animated .gif")
     if turntable is None and suffix not in IMAGE_FORMATS:
-        hint = " (add --turntable N for an animation)" if suffix == ".gif" else ""
+        hint = " (add --turntable N for an animation)" if suffix in ANIMATION_SUFFIXES else ""
         raise UsageError(f"{output}: use a .png, .jpg or .tif picture{hint}")
-    if turntable is not None and not 1 <= turntable <= 720:
-        raise UsageError(f"--turntable must be 1..720 frames, got {turntable}")
+    check_turntable(output if output is not None else Path("render" + default_suffix), turntable)
+    if turntable is not None:
+        check_turn(view.value, axis.value)
     if output is not None:
         check_writable(output, force=force)
     vol = _load(path, series, frame, allow_gaps, max_memory)
@@ -197,9 +248,17 @@ def render_command(
         written = write_picture(pixels, output, force=force)
     else:
         with progress_bar("rendering", turntable) as advance:
-            frames = spin(vol, turntable, progress=advance, **options)
-        written = write_gif(frames, output, force=force)
+            frames = spin(vol, turntable, axis=axis.value, progress=advance, **options)
+        written = write_animation(frames, output, force)
     typer.echo(str(written))
+
+
+WebOpt = Annotated[bool, typer.Option("--web", help="Serve the view as a web page (for a server without a screen; reach it over SSH).")]
+HostOpt = Annotated[
+    str, typer.Option("--host", help="Web view: interface to listen on. 127.0.0.1 (default) is this machine only; 0.0.0.0 is every network.")
+]
+PortOpt = Annotated[int, typer.Option("--port", help="Web view: port to listen on (0: a free one).", min=0, max=65535)]
+KeepPhiOpt = Annotated[bool, typer.Option("--keep-phi", help="Web view: show the patient's name and ID in the page title.")]
 
 
 @app.command("view")
@@ -212,6 +271,10 @@ def view_command(
     size: Annotated[str, typer.Option("--size", help="Window size WIDTHxHEIGHT in pixels.")] = "1000x800",
     screenshots: Annotated[Path, typer.Option("--screenshots", help="Folder where the s key saves screenshots.")] = Path("."),
     mapper: MapperOpt = MapperName.auto,
+    web: WebOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8080,
+    keep_phi: KeepPhiOpt = False,
     series: SeriesOpt = None,
     frame: FrameOpt = 0,
     allow_gaps: GapsOpt = False,
@@ -219,14 +282,20 @@ def view_command(
 ) -> None:
     """Open an interactive 3D window: volume rendering, three slice planes, orientation cube.
 
-    Keys: v volume rendering, m MIP, n MinIP, i isosurface; 1/2/3 axial/coronal/sagittal plane
-    on/off (and active); Page Up/Down move the active plane; right-drag window/level; r reset
-    camera; s screenshot; q quit. Left-drag rotates, wheel zooms, middle-drag pans.
+    Keys: v volume rendering, m MIP, n MinIP, i isosurface; 1/2/3 show/hide the axial/coronal/
+    sagittal plane (a plane shown becomes the active one); Page Up/Down move the active plane;
+    [ ] step through a 4D series' frames; right-drag window/level; r reset camera; s screenshot;
+    q quit. Left-drag rotates, wheel zooms, middle-drag pans. With --web the same view is served
+    as a web page instead (see `volume serve`).
     """
-    from ..render.interactive import build_viewer
     from ..render.offscreen import parse_size
 
     wh = parse_size(size)
+    if web:
+        _serve(path, mode, preset, level, window, mapper, host, port, keep_phi, series, frame, allow_gaps, max_memory)
+        return
+    from ..render.interactive import build_viewer
+
     if not screenshots.is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
     vol = _load(path, series, frame, allow_gaps, max_memory, verb="showing")
@@ -236,11 +305,73 @@ def view_command(
         size=wh, frame=frame, screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
         mapper=mapper.value,
     )
-    typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, r, s)", err=True)
+    typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, [ ], r, s)", err=True)
     try:
         viewer.start()
     finally:
         viewer.close()
+
+
+@app.command("serve")
+def serve_command(
+    path: PathArg,
+    mode: ModeOpt = Mode.vr,
+    preset: PresetOpt = None,
+    level: LevelOpt = None,
+    window: WindowOpt = None,
+    mapper: MapperOpt = MapperName.auto,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8080,
+    keep_phi: KeepPhiOpt = False,
+    series: SeriesOpt = None,
+    frame: FrameOpt = 0,
+    allow_gaps: GapsOpt = False,
+    max_memory: MaxMemoryOpt = None,
+) -> None:
+    """Serve the 3D view as a web page (`volume view --web`): for series on a machine without a screen.
+
+    Prints the page's URL (with its access token) on stdout. The picture is rendered on this
+    machine (offscreen VTK, the same scene as `volume view`); the browser shows it and sends the
+    mouse back. Listens on 127.0.0.1 only unless --host says otherwise: from your desktop, tunnel
+    with `ssh -L 8080:localhost:8080 server` and open the printed URL. Ctrl-C stops it.
+    """
+    _serve(path, mode, preset, level, window, mapper, host, port, keep_phi, series, frame, allow_gaps, max_memory)
+
+
+def _serve(path, mode, preset, level, window, mapper, host, port, keep_phi, series, frame, allow_gaps, max_memory) -> None:
+    from ..render.web import build_web_view, make_token
+
+    try:
+        import trame  # noqa: F401
+    except ImportError:
+        from ..render.web import WEB_EXTRA_HINT
+
+        raise UsageError(WEB_EXTRA_HINT) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warn(
+            f"--host {host}: the view is reachable from other machines on that network (anyone with the "
+            "URL's token can see the series); prefer the default and an SSH tunnel"
+        )
+    vol = _load(path, series, frame, allow_gaps, max_memory)
+    view = build_web_view(
+        vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
+        frame=frame, mapper=mapper.value, keep_phi=keep_phi,
+    )
+    token = make_token()
+
+    def ready(bound: int) -> None:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        typer.echo(f"http://{shown}:{bound}/index.html?token={token}")
+        typer.echo(
+            f"volume: serving on {host}:{bound} (Ctrl-C stops it); over SSH: ssh -L {bound}:localhost:{bound} "
+            "this-machine, then open the URL above",
+            err=True,
+        )
+
+    try:
+        view.serve(host=host, port=port, token=token, on_ready=ready)
+    finally:
+        view.close()
 
 
 @app.command("mesh")

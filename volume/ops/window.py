@@ -118,6 +118,62 @@ def auto_window(
     return Window(float((lo + hi) / 2), float(hi - lo))
 
 
+PROJECTION_PERCENTILES = (1.0, 99.5)
+"""Percentiles of a projection's object pixels (background split off) that make its auto window."""
+
+PROJECTION_MEDIAN_GREY = 0.4
+"""The object's median is drawn at least this bright (fraction of the ramp): a CT MIP's soft tissue
+is one narrow band of values far below its bones, and a ramp from the 1st percentile drew it black."""
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """The value that best splits ``values`` into two classes (Otsu: largest between-class variance)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0 or v.min() == v.max():
+        return float(v.min()) if v.size else 0.0
+    hist, edges = np.histogram(v, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu0 = m0 / w0
+        mu1 = (m0[-1] - m0) / w1
+        between = w0 * w1 * (mu0 - mu1) ** 2
+    between = np.nan_to_num(between[:-1], nan=-1.0)
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def projection_window(values: np.ndarray, percentiles: tuple[float, float] = PROJECTION_PERCENTILES) -> Window:
+    """An automatic window for a projection (MIP/MinIP picture), from the values it shows.
+
+    A projection's histogram has two parts: the background (air around the body, rays that met
+    only noise) and the object, whose values a MIP pushes up (every ray keeps its brightest
+    voxel). A slice's window (percentiles of everything) spends most of the grey ramp on the gap
+    between them and leaves the object washed out. Here the background is split off at the Otsu
+    threshold and the window spans ``percentiles`` of the object's values, its low end lowered
+    (not below the threshold) where needed to draw the object's median at least
+    :data:`PROJECTION_MEDIAN_GREY` bright.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Window(0.0, 1.0)
+    if v.size > 2_000_000:
+        v = v[:: v.size // 1_000_000]
+    threshold = otsu_threshold(v)
+    body = v[v >= threshold]
+    if body.size < max(16, v.size // 20):  # no clear object: fall back on everything
+        body = v
+    lo, hi, median = np.percentile(body, [*percentiles, 50.0])
+    g = PROJECTION_MEDIAN_GREY
+    lo = max(min(lo, (median - g * hi) / (1 - g)), threshold if body is not v else lo)
+    if hi <= lo:
+        return Window(float(lo), 1.0)
+    return Window(float((lo + hi) / 2), float(hi - lo))
+
+
 def constant_window(value: float) -> Window:
     """The window of a picture holding one value: black at or below 0, mid-grey above.
 
@@ -153,16 +209,7 @@ def air_threshold(values: np.ndarray) -> float | None:
     v = v[np.isfinite(v)]
     if v.size < 2 or v.min() == v.max():
         return None
-    counts, edges = np.histogram(v, bins=HISTOGRAM_BINS)
-    centres = (edges[:-1] + edges[1:]) / 2
-    below = np.cumsum(counts).astype(np.float64)
-    above = below[-1] - below
-    sum_below = np.cumsum(counts * centres)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = below * above * (sum_below / below - (sum_below[-1] - sum_below) / above) ** 2
-    between[~np.isfinite(between)] = -1.0
-    cut = int(np.argmax(between))
-    threshold = float(edges[cut + 1])
+    threshold = otsu_threshold(v, bins=HISTOGRAM_BINS)
     low, high = v[v < threshold], v[v >= threshold]
     if low.size == 0 or high.size == 0:
         return None

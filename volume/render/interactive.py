@@ -27,8 +27,8 @@ from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snaps
 from .scene import MODES, VIEWS, Scene, vtk_matrix
 
 HELP_TEXT = (
-    "v volume   m MIP   n MinIP   i isosurface   1/2/3 planes on/off (and active)   "
-    "PgUp/PgDn move slice\nright-drag window/level   r reset camera   s screenshot   q quit"
+    "v volume   m MIP   n MinIP   i isosurface   1/2/3 show/hide axial/coronal/sagittal plane   "
+    "PgUp/PgDn move it\nright-drag window/level   [ ] frame   r reset camera   s screenshot   q quit"
 )
 """The on-screen help (bottom of the window)."""
 
@@ -36,7 +36,13 @@ KEY_MODES = {"v": "vr", "m": "mip", "n": "minip", "i": "iso"}
 """Keys that switch the rendering mode."""
 
 PLANE_KEYS = {"1": "axial", "2": "coronal", "3": "sagittal"}
-"""Keys that toggle a slice plane (by the anatomical plane it is closest to)."""
+"""Keys that show or hide a slice plane (by the anatomical plane it is closest to). A plane shown
+becomes the active one (PgUp/PgDn move it); hiding the active plane hands that role to another
+visible plane. All planes start hidden: a plane in the middle of the volume would cut the line of
+sight of the first view (the axial plane edge-on drew a dark band across the eyes)."""
+
+FRAME_KEYS = {"bracketleft": -1, "bracketright": +1}
+"""Keys that step through the frames of a 4D series."""
 
 WL_SENSITIVITY = 1.0
 """Window/level change per pixel of right-drag, as a fraction of the data range per window height."""
@@ -54,14 +60,25 @@ TEXT_SIZE = 13
 """Font size (points) of the help and status lines."""
 
 
+PLANE_COLORS = {"axial": (1.0, 0.35, 0.35), "coronal": (0.4, 0.9, 0.4), "sagittal": (1.0, 0.85, 0.3)}
+"""Outline colour of each slice plane (3D Slicer's red, green, yellow)."""
+
+OUTLINE_WIDTH = 2.0
+"""Line width (pixels) of a plane's outline: an edge-on plane still shows as a line."""
+
+
 class SlicePlane:
-    """One slice of the image, drawn as an opaque plane in patient space.
+    """One slice of the image, drawn as an opaque plane in patient space, with a coloured outline.
 
     ``axis`` is the VTK image axis (0 = column, 1 = row, 2 = slice) the plane is perpendicular to.
+    A plane seen edge-on (the sagittal plane from the front) has no area on screen; its outline
+    still draws it as a line.
     """
 
-    def __init__(self, scene: Scene, axis: int, window: float, level: float) -> None:
-        from vtkmodules.vtkRenderingCore import vtkImageActor
+    def __init__(self, scene: Scene, axis: int, window: float, level: float, *, visible: bool = False) -> None:
+        from vtkmodules.vtkCommonCore import vtkPoints
+        from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper
 
         self.scene, self.axis = scene, axis
         s, r, c = scene.vol.shape
@@ -76,7 +93,28 @@ class SlicePlane:
         self.actor.GetProperty().SetColorLevel(level)
         self.actor.GetProperty().SetInterpolationTypeToLinear()
         self.actor.InterpolateOn()
+        self.actor.SetVisibility(bool(visible))
         scene.renderer.AddActor(self.actor)
+        self._outline_points = vtkPoints()
+        self._outline_points.SetNumberOfPoints(4)
+        loop = vtkCellArray()
+        loop.InsertNextCell(5)
+        for i in (0, 1, 2, 3, 0):
+            loop.InsertCellPoint(i)
+        poly = vtkPolyData()
+        poly.SetPoints(self._outline_points)
+        poly.SetLines(loop)
+        self._outline_poly = poly
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputData(poly)
+        self.outline = vtkActor()
+        self.outline.SetMapper(mapper)
+        self.outline.SetUserMatrix(vtk_matrix(scene.matrix))
+        self.outline.GetProperty().SetColor(*PLANE_COLORS[self.name])
+        self.outline.GetProperty().SetLineWidth(OUTLINE_WIDTH)
+        self.outline.GetProperty().LightingOff()
+        self.outline.SetVisibility(bool(visible))
+        scene.renderer.AddActor(self.outline)
         self.set_index(self.index)
 
     def set_index(self, index: int) -> None:
@@ -86,6 +124,17 @@ class SlicePlane:
         extent = [0, c - 1, 0, r - 1, 0, s - 1]
         extent[2 * self.axis] = extent[2 * self.axis + 1] = self.index
         self.actor.SetDisplayExtent(*extent)
+        spacing = (self.scene.vol.spacing[2], self.scene.vol.spacing[1], self.scene.vol.spacing[0])
+        lo = [extent[2 * a] * spacing[a] for a in range(3)]
+        hi = [extent[2 * a + 1] * spacing[a] for a in range(3)]
+        u, v = [a for a in range(3) if a != self.axis]
+        for i, (fu, fv) in enumerate(((0, 0), (1, 0), (1, 1), (0, 1))):
+            p = list(lo)
+            p[u] = hi[u] if fu else lo[u]
+            p[v] = hi[v] if fv else lo[v]
+            self._outline_points.SetPoint(i, *p)
+        self._outline_points.Modified()
+        self._outline_poly.Modified()
 
     @property
     def visible(self) -> bool:
@@ -93,10 +142,15 @@ class SlicePlane:
 
     def set_visible(self, on: bool) -> None:
         self.actor.SetVisibility(bool(on))
+        self.outline.SetVisibility(bool(on))
 
     def set_window(self, window: float, level: float) -> None:
         self.actor.GetProperty().SetColorWindow(window)
         self.actor.GetProperty().SetColorLevel(level)
+
+    def set_image(self, image: Any) -> None:
+        """Show slices of another image of the same grid (a 4D frame)."""
+        self.actor.GetMapper().SetInputData(image)
 
 
 class Viewer:
@@ -119,6 +173,7 @@ class Viewer:
         screenshot_dir: str | os.PathLike[str] = ".",
         on_screenshot: Callable[[Path], None] | None = None,
         mapper: str = "auto",
+        help_text: bool = True,
     ) -> None:
         import vtkmodules.vtkRenderingFreeType  # noqa: F401 - text rendering
         import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
@@ -138,7 +193,12 @@ class Viewer:
             self.window.AddRenderer(scene.renderer)
         self.window.SetWindowName(title)
         scene.use_mapper(resolve_mapper(self.window, mapper))
-        self.interactor = vtkRenderWindowInteractor()
+        if offscreen:  # no event loop of its own: events come from the caller (tests, the web page)
+            from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
+
+            self.interactor = vtkGenericRenderWindowInteractor()
+        else:
+            self.interactor = vtkRenderWindowInteractor()
         self.interactor.SetRenderWindow(self.window)
         self.style = vtkInteractorStyleTrackballCamera()
         self.interactor.SetInteractorStyle(self.style)
@@ -149,13 +209,14 @@ class Viewer:
         for axis in (2, 1, 0):
             plane = SlicePlane(scene, axis, *self.wl)
             self.planes[plane.name] = plane
-        self.active = "axial"
+        self.active: str | None = None
 
         self.help = vtkTextActor()
         self.help.SetInput(HELP_TEXT)
         self.help.GetTextProperty().SetFontSize(TEXT_SIZE)
         self.help.GetTextProperty().SetColor(0.85, 0.85, 0.85)
         self.help.SetDisplayPosition(8, 6)
+        self.help.SetVisibility(bool(help_text))
         scene.renderer.AddViewProp(self.help)
         self.status = vtkTextActor()
         self.status.GetTextProperty().SetFontSize(TEXT_SIZE)
@@ -183,44 +244,82 @@ class Viewer:
         self.marker.SetEnabled(1)
         self.marker.InteractiveOff()
         scene.set_view(self.view, aspect=size[0] / size[1])
+        scene.fit_projection_window()
         self._update_status()
 
     # --- state --------------------------------------------------------------------------------
     def _update_status(self) -> None:
         sc = self.scene
         what = {"vr": f"volume rendering ({sc.preset})", "mip": "MIP", "minip": "MinIP", "iso": f"isosurface {sc.level:g}"}
+        self.status.SetInput(f"{what[sc.mode]}   {self.plane_status}   W/L {self.wl[0]:.4g}/{self.wl[1]:.4g}{self.frame_status}")
+
+    @property
+    def plane_status(self) -> str:
+        """``active plane: coronal 17/32`` or ``planes hidden (1/2/3 show them)``."""
+        if self.active is None:
+            return "planes hidden (1/2/3 show them)" if self.help.GetVisibility() else "planes hidden"
         plane = self.planes[self.active]
-        self.status.SetInput(
-            f"{what[sc.mode]}   active plane: {self.active} {plane.index + 1}/{plane.size}"
-            f"   W/L {self.wl[0]:.4g}/{self.wl[1]:.4g}"
-        )
+        return f"active plane: {self.active} {plane.index + 1}/{plane.size}"
+
+    @property
+    def frame_status(self) -> str:
+        n = self.scene.source.n_frames
+        return f"   frame {self.scene.frame + 1}/{n}" if n > 1 else ""
+
+    auto_render = True
+    """Redraw after every change (the web view renders when the page asks for a picture instead)."""
 
     def render(self) -> None:
-        """Redraw the window."""
+        """Update the status line and redraw the window."""
         self._update_status()
-        self.window.Render()
+        if self.auto_render:
+            self.window.Render()
 
-    def set_mode(self, mode: str) -> None:
-        """Switch the volume to ``mode`` (one of :data:`~volume.render.scene.MODES`)."""
+    def set_mode(self, mode: str, *, preset: str | None = None, level: float | None = None) -> None:
+        """Switch the volume to ``mode`` (one of :data:`~volume.render.scene.MODES`), optionally
+        with another volume-rendering preset or isosurface level."""
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}")
-        self.scene.set_mode(mode)
+        self.scene.set_mode(mode, preset=preset, level=level)
+        self.scene.fit_projection_window()
+        self.render()
+
+    def show_plane(self, name: str, on: bool) -> None:
+        """Show (and make active) or hide a slice plane; hiding the active one passes the role on."""
+        if name not in self.planes:
+            raise UsageError(f"unknown plane {name!r}; choose one of {', '.join(self.planes)}")
+        self.planes[name].set_visible(on)
+        if on:
+            self.active = name
+        elif self.active == name:
+            self.active = next((n for n, p in self.planes.items() if p.visible), None)
         self.render()
 
     def toggle_plane(self, name: str) -> None:
-        """Show or hide a slice plane; a plane switched on becomes the active one."""
-        if name not in self.planes:
-            return
-        plane = self.planes[name]
-        plane.set_visible(not plane.visible)
-        if plane.visible:
-            self.active = name
+        """Show or hide a slice plane (keys 1, 2, 3); a plane switched on becomes the active one."""
+        if name in self.planes:
+            self.show_plane(name, not self.planes[name].visible)
+
+    def set_slice(self, name: str, index: int) -> None:
+        """Put plane ``name`` at slice ``index`` (clamped), without changing what is shown."""
+        self.planes[name].set_index(index)
         self.render()
 
     def move_slice(self, step: int) -> None:
-        """Move the active plane by ``step`` voxels."""
+        """Move the active plane by ``step`` voxels (nothing when every plane is hidden)."""
+        if self.active is None:
+            self.render()
+            return
         plane = self.planes[self.active]
         plane.set_index(plane.index + step)
+        self.render()
+
+    def set_frame(self, frame: int) -> None:
+        """Show frame ``frame`` (clamped) of a 4D series: volume, planes and surface."""
+        frame = int(min(max(frame, 0), self.scene.source.n_frames - 1))
+        self.scene.set_frame(frame)
+        for plane in self.planes.values():
+            plane.set_image(self.scene.image)
         self.render()
 
     def set_window_level(self, window: float, level: float) -> None:
@@ -239,11 +338,13 @@ class Viewer:
         """Back to the anterior view of the whole volume."""
         w, h = self.window.GetSize()
         self.scene.set_view(self.view, aspect=w / max(h, 1))
+        self.scene.fit_projection_window()
         self.render()
 
     def screenshot(self) -> np.ndarray:
         """The window's current picture, ``(height, width, 3)`` uint8."""
-        self.render()
+        self._update_status()
+        self.window.Render()
         return snapshot(self.window)
 
     def save_screenshot(self) -> Path:
@@ -272,6 +373,8 @@ class Viewer:
             self.set_mode(KEY_MODES[key])
         elif key in PLANE_KEYS:
             self.toggle_plane(PLANE_KEYS[key])
+        elif key in FRAME_KEYS:
+            self.set_frame(self.scene.frame + FRAME_KEYS[key])
         elif key in ("Prior", "Page_Up", "KP_Prior"):
             self.move_slice(+1)
         elif key in ("Next", "Page_Down", "KP_Next"):
@@ -361,6 +464,7 @@ def build_viewer(
     screenshot_dir: str | os.PathLike[str] = ".",
     on_screenshot: Callable[[Path], None] | None = None,
     mapper: str = "auto",
+    help_text: bool = True,
 ) -> Viewer:
     """Build the interactive viewer for ``vol`` and return it, without starting the event loop.
 
@@ -377,7 +481,7 @@ def build_viewer(
     title = f"volume: {desc}" if desc else "volume"
     return Viewer(
         scene, size=size, title=title, offscreen=offscreen, screenshot_dir=screenshot_dir,
-        on_screenshot=on_screenshot, mapper=mapper,
+        on_screenshot=on_screenshot, mapper=mapper, help_text=help_text,
     )
 
 

@@ -240,9 +240,50 @@ def render(
     )
     try:
         r.scene.set_view(view, azimuth=azimuth, elevation=elevation, parallel=parallel, aspect=size[0] / size[1])
+        r.scene.fit_projection_window()
         return r.render()
     finally:
         r.close()
+
+
+TURN_AXES = {"S": (0.0, 0.0, 1.0), "I": (0.0, 0.0, -1.0), "L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0),
+             "P": (0.0, 1.0, 0.0), "A": (0.0, -1.0, 0.0)}
+"""Turntable axes (LPS unit vectors): the camera turns counter-clockwise seen from the axis' head
+(``S``: seen from above the head, anterior -> left -> posterior -> right)."""
+
+
+def rotation(axis: Sequence[float], degrees: float) -> np.ndarray:
+    """(3, 3) right-handed rotation by ``degrees`` about the unit vector ``axis`` (Rodrigues)."""
+    a = np.asarray(axis, dtype=float)
+    a = a / np.linalg.norm(a)
+    t = np.radians(degrees)
+    k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * (k @ k)
+
+
+def turn_camera(scene: Any, axis: str, degrees: float) -> None:
+    """Turn the scene's camera (position and view-up) by ``degrees`` about patient ``axis``
+    through the focal point: the patient appears to turn the other way."""
+    cam = scene.renderer.GetActiveCamera()
+    rot = rotation(TURN_AXES[axis], degrees)
+    focal = np.array(cam.GetFocalPoint())
+    cam.SetPosition(*(focal + rot @ (np.array(cam.GetPosition()) - focal)))
+    cam.SetViewUp(*(rot @ np.array(cam.GetViewUp())))
+    cam.OrthogonalizeViewUp()
+    scene.reset_camera()
+
+
+def check_turn(view: str, axis: str) -> None:
+    """Refuse a turntable whose axis is the line of sight (the picture would only spin)."""
+    from .scene import VIEWS
+
+    if axis not in TURN_AXES:
+        raise UsageError(f"unknown --axis {axis!r}; choose one of {', '.join(TURN_AXES)}")
+    if abs(float(np.dot(VIEWS[view][0], TURN_AXES[axis]))) > 0.99:
+        raise UsageError(
+            f"--axis {axis} is the line of sight of --view {view}: the picture would only spin; "
+            "pick a view across the axis (e.g. --view anterior with --axis S or L)"
+        )
 
 
 def turntable(
@@ -250,6 +291,7 @@ def turntable(
     n_frames: int,
     *,
     view: str = "anterior",
+    axis: str = "S",
     size: tuple[int, int] = DEFAULT_SIZE,
     elevation: float = 0.0,
     parallel: bool = True,
@@ -257,20 +299,37 @@ def turntable(
     progress: Callable[[int], None] | None = None,
     **scene_options: Any,
 ) -> list[np.ndarray]:
-    """``n_frames`` pictures with the camera turning 360° about the patient's view-up axis.
+    """``n_frames`` pictures with the camera turning 360° about a patient axis.
 
-    Frame ``k`` is ``view`` turned by ``k * 360 / n_frames`` degrees of azimuth. Each picture is
+    Frame ``k`` is ``view`` (tilted by ``elevation``) turned by ``k * 360 / n_frames`` degrees
+    about ``axis`` (one of :data:`TURN_AXES`; ``S``: anterior, then the patient's left, posterior,
+    right). The MIP/MinIP grey ramp is chosen once, from the first picture. Each picture is
     ``(height, width, 3)`` uint8.
     """
     if n_frames < 1:
         raise UsageError(f"--turntable needs at least 1 frame, got {n_frames}")
+    check_turn(view, axis)
     r = OffscreenRenderer(vol, size=size, marker=marker, **scene_options)
+    aspect = size[0] / size[1]
+
+    def aim(k: int) -> None:
+        r.scene.set_view(view, elevation=elevation, parallel=parallel, aspect=aspect)
+        if k:
+            turn_camera(r.scene, axis, 360.0 * k / n_frames)
+
     frames = []
     try:
+        # One zoom for the whole turn (the largest any frame needs): the patient must not breathe.
+        scales = []
         for k in range(n_frames):
-            r.scene.set_view(
-                view, azimuth=360.0 * k / n_frames, elevation=elevation, parallel=parallel, aspect=size[0] / size[1]
-            )
+            aim(k)
+            scales.append(r.scene.renderer.GetActiveCamera().GetParallelScale())
+        for k in range(n_frames):
+            aim(k)
+            if parallel:
+                r.scene.renderer.GetActiveCamera().SetParallelScale(max(scales))
+            if k == 0:
+                r.scene.fit_projection_window()
             frames.append(r.render())
             if progress:
                 progress(1)

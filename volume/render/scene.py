@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedDicomError, UsageError
+from ..ops.window import projection_window
 from ..volume import Volume
 from .presets import PRESETS, default_level, default_preset, display_range
 
@@ -63,8 +64,16 @@ VR_SHADING = {"ambient": 0.25, "diffuse": 0.8, "specular": 0.2, "specular_power"
 FRAME_MARGIN = 1.06
 """Parallel projections leave this factor of room around the volume's projected extent."""
 
-MIP_PERCENTILE = 99.9
-"""Top of the automatic MIP grey ramp: projections collect the hottest voxels, so a higher cut."""
+PROJECTION_MODES = ("mip", "minip")
+"""Modes drawn as a grey ramp; without ``window`` it is chosen from the picture they draw
+(:meth:`Scene.fit_projection_window`): a projection's histogram is not a slice's (a MIP collects
+the brightest voxel of every ray, so a ramp taken from the voxels leaves it washed out)."""
+
+PROJECTION_SAMPLES_PER_VOXEL = 2.0
+"""MIP/MinIP on the GPU ray caster take this many samples per smallest voxel side along each ray
+(a thin bright vessel must not fall between two samples). The smart mapper does not hand a sample
+distance to the CPU fixed-point caster (measured: its time does not change with it); that one
+keeps its own."""
 
 MAPPERS = ("auto", "gpu", "cpu")
 """Volume mapper choices: auto picks cpu on software OpenGL (llvmpipe), gpu on real hardware."""
@@ -207,13 +216,15 @@ class Scene:
         from vtkmodules.vtkRenderingCore import vtkRenderer, vtkVolume, vtkVolumeProperty
         from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper
 
+        self.source = vol
+        self.frame = int(frame)
         self.vol = render_grid(vol, frame)
         self.modality = str(self.vol.meta.get("modality") or "")
         self.matrix = index_matrix(self.vol)
         self.image = to_vtk_image(self.vol)
         self.data_range = display_range(self.vol.array)
         self.window = tuple(float(v) for v in window) if window is not None else None
-        self._mip_range = display_range(self.vol.array, MIP_PERCENTILE)
+        self.fitted: dict[str, tuple[float, float]] = {}  # mode -> ramp chosen from its picture
         self.preset = preset or default_preset(self.modality)
         if self.preset not in PRESETS:
             raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -261,7 +272,7 @@ class Scene:
         if self.window is not None:
             low, high = self.window
         else:
-            low, high = self.data_range if mode in ("vr", "minip") else self._mip_range
+            low, high = self.fitted.get(mode, self.data_range)
         if mode == "vr":
             points = PRESETS[self.preset].absolute_points(low, high)
             color, opacity = _transfer_functions(points)
@@ -280,9 +291,99 @@ class Scene:
             else:
                 self.mapper.SetBlendModeToMinimumIntensity()
             self.property.ShadeOff()
+        self._set_sampling(mode)
         self.property.SetColor(color)
         self.property.SetScalarOpacity(opacity)
         self._color, self._opacity = color, opacity  # keep references alive
+
+    def _set_sampling(self, mode: str) -> None:
+        """MIP/MinIP: a fixed fine sample distance and no coarser sampling while the mouse moves.
+
+        A projection shows single voxels (a vessel, a calcification): samples a millimetre apart
+        skip them, and the lowered image resolution while dragging turned the window's MIP into
+        blocks. Composite rendering keeps VTK's automatic sampling (smooth by nature, slower).
+        """
+        if mode in PROJECTION_MODES:
+            self.mapper.AutoAdjustSampleDistancesOff()
+            self.mapper.InteractiveAdjustSampleDistancesOff()
+            self.mapper.SetSampleDistance(min(self.vol.spacing) / PROJECTION_SAMPLES_PER_VOXEL)
+        else:
+            self.mapper.AutoAdjustSampleDistancesOn()
+            self.mapper.InteractiveAdjustSampleDistancesOn()
+
+    def fit_projection_window(self) -> tuple[float, float] | None:
+        """Choose the MIP/MinIP grey ramp from the picture the current camera draws.
+
+        Renders the projection once with a linear ramp over the full value range (other renderers
+        and props of the window hidden), reads the grey levels back as values and takes
+        :func:`~volume.ops.window.projection_window` of them (the background, black, split off;
+        1st..99.5th percentile of the object). Does nothing without a render window, with a user
+        ``window``, or in other modes. Returns the ``(low, high)`` ramp chosen.
+        """
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+        from vtkmodules.vtkCommonCore import vtkUnsignedCharArray
+
+        rw = self.renderer.GetRenderWindow()
+        if self.mode not in PROJECTION_MODES or self.window is not None or rw is None:
+            return None
+        arr = np.asarray(self.vol.array)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if hi <= lo:
+            return None
+        self.fitted[self.mode] = (lo, hi)
+        self.set_mode(self.mode)
+        hidden = []
+        props = self.renderer.GetViewProps()
+        props.InitTraversal()
+        for _ in range(props.GetNumberOfItems()):
+            prop = props.GetNextProp()
+            if prop is not self.volume and prop.GetVisibility():
+                prop.VisibilityOff()
+                hidden.append(prop)
+        others = []
+        renderers = rw.GetRenderers()
+        renderers.InitTraversal()
+        for _ in range(renderers.GetNumberOfItems()):
+            r = renderers.GetNextItem()
+            if r is not self.renderer and r.GetDraw():
+                r.DrawOff()
+                others.append(r)
+        try:
+            rw.Render()
+            w, h = rw.GetSize()
+            buf = vtkUnsignedCharArray()
+            rw.GetPixelData(0, 0, w - 1, h - 1, 0, buf, 0)
+            grey = vtk_to_numpy(buf).reshape(-1, 3)[:, 0].astype(np.float64)
+        finally:
+            for prop in hidden:
+                prop.VisibilityOn()
+            for r in others:
+                r.DrawOn()
+        if not (grey > 0).any():  # nothing drawn
+            del self.fitted[self.mode]
+            self.set_mode(self.mode)
+            return None
+        # Every pixel counts: black ones (rays through air only, or outside the volume) are the
+        # background that projection_window splits off before taking the object's percentiles.
+        win = projection_window(lo + grey / 255.0 * (hi - lo))
+        low, high = win.low, max(win.high, win.low + (hi - lo) / 255.0)
+        self.fitted[self.mode] = (low, high)
+        self.set_mode(self.mode)
+        return low, high
+
+    def set_frame(self, frame: int) -> None:
+        """Show frame ``frame`` of a 4D series (same grid, same camera, same mode)."""
+        if frame == self.frame:
+            return
+        vol = render_grid(self.source, frame)
+        self.frame = int(frame)
+        self.vol = vol
+        self.image = to_vtk_image(vol)
+        self.mapper.SetInputData(self.image)
+        self._surface_level = None
+        if self.mode == "iso":
+            self._show_surface()
+        self.set_mode(self.mode)
 
     def _show_surface(self) -> None:
         from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
