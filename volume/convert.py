@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .choices import NIFTI_FORMATS
 from .dicom.series import Stack
 from .errors import (
     EXIT_INTERNAL,
@@ -38,7 +39,7 @@ from .errors import (
 from .io.names import safe_name, unique_names
 from .io.nifti import DEFAULT_GZIP_LEVEL
 
-FORMATS = ("nii.gz", "nii")
+FORMATS = NIFTI_FORMATS
 """Output formats: gzip-compressed (default) or plain NIfTI-1."""
 
 CONVERTED, SKIPPED, FAILED = "converted", "skipped", "failed"

@@ -34,19 +34,13 @@ Typical use (a PNG of slice ``k`` of a Volume resliced onto a coronal grid)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-
 import numpy as np
 
-DISPLAY_GRID: Mapping[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = MappingProxyType(
-    {
-        "axial": ((0.0, -1.0, 0.0), (1.0, 0.0, 0.0)),
-        "coronal": ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0)),
-        "sagittal": ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0)),
-    }
-)
-"""``plane -> (up, right)``: LPS unit vectors of the top and the right edge of a picture."""
+from .conventions import DISPLAY, plane_name
+
+DISPLAY_GRID = DISPLAY
+"""``plane -> (up, right)``: LPS unit vectors of the top and the right edge of a picture (the one
+table of :mod:`volume.conventions`)."""
 
 MAX_PICTURE_PIXELS = 4096
 """Longest side (pixels) :func:`square_pixels` produces unless told otherwise (guards silly spacings)."""
@@ -54,11 +48,7 @@ MAX_PICTURE_PIXELS = 4096
 _LETTERS = {(0, 1): "L", (0, -1): "R", (1, 1): "P", (1, -1): "A", (2, 1): "S", (2, -1): "I"}
 
 
-def _plane(plane: str) -> str:
-    key = str(plane).strip().lower()
-    if key not in DISPLAY_GRID:
-        raise ValueError(f"plane must be one of {', '.join(DISPLAY_GRID)}, got {plane!r}")
-    return key
+_plane = plane_name
 
 
 def display_grid(plane: str) -> tuple[np.ndarray, np.ndarray]:

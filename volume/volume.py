@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .conventions import INTO, PLANES
+
 AFFINE_CONVENTION = "slice,row,column->LPS"
 """``Volume.affine @ [slice, row, column, 1]`` is the voxel centre in patient LPS millimetres."""
 
@@ -32,17 +34,9 @@ POSITIVE_LETTERS = "LPS"
 NEGATIVE_LETTERS = "RAI"
 """Letter of the direction each LPS world axis (x, y, z) decreases towards."""
 
-PLANE_NORMALS: Mapping[str, np.ndarray] = MappingProxyType(
-    {
-        "axial": np.array([0.0, 0.0, 1.0]),
-        "coronal": np.array([0.0, 1.0, 0.0]),
-        "sagittal": np.array([1.0, 0.0, 0.0]),
-    }
-)
-"""Unit normal (LPS) of each anatomical plane: the direction a projection looks along."""
-
-PLANES = tuple(PLANE_NORMALS)
-"""The anatomical plane names, in the order pictures put them side by side."""
+PLANE_NORMALS: Mapping[str, np.ndarray] = MappingProxyType({p: np.array(INTO[p]) for p in PLANES})
+"""Unit normal (LPS) of each anatomical plane, pointing into its pictures (``volume.conventions``):
+the direction a projection looks along and the slice axis of a reslice onto the plane."""
 
 OBLIQUE_TOLERANCE_DEG = 0.5
 """A slice normal further than this from the nearest patient axis makes an orientation oblique."""

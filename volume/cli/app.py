@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -61,6 +63,15 @@ app = typer.Typer(
 )
 
 _state: dict[str, Any] = {"debug": False}
+
+
+def choice_enum(name: str, values: Sequence[str], doc: str = "") -> type[Enum]:
+    """A typer choice made from a library tuple (:mod:`volume.choices`): the command offers exactly
+    what the operation accepts. Member names are the values made identifiers (``ct-bone`` ->
+    ``ct_bone``, ``nii.gz`` -> ``nii_gz``)."""
+    choice = Enum(name, {re.sub(r"\W", "_", v): v for v in values}, type=str)  # type: ignore[misc]
+    choice.__doc__ = doc or f"One of {', '.join(values)}."
+    return choice
 
 
 def _version(value: bool) -> None:

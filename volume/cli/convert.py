@@ -5,31 +5,23 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..choices import NIFTI_FORMATS, SCALINGS
 from ..errors import UsageError
-from .app import SERIES_HELP, app, err, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, choice_enum, err, parse_size, progress_bar, warn
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
 
 
-class NiftiFormat(str, Enum):
-    """Output file format."""
-
-    nii_gz = "nii.gz"
-    nii = "nii"
+NiftiFormat = choice_enum("NiftiFormat", NIFTI_FORMATS, "Output file format.")
 
 
-class Scaling(str, Enum):
-    """Which values Philips images are written with (``volume.dicom.scaling.SCALINGS``)."""
-
-    precise = "precise"
-    display = "display"
+Scaling = choice_enum("Scaling", SCALINGS, "Which values Philips images are written with.")
 
 
 @app.command("convert")

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..choices import PLANES, PROJECTION_MODES
 from ..errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
-from .app import SERIES_HELP, app, err, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, choice_enum, err, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
 
 
-class Plane(str, Enum):
-    """Anatomical planes."""
-
-    axial = "axial"
-    coronal = "coronal"
-    sagittal = "sagittal"
+Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
 
 
-class Mode(str, Enum):
-    """Projection modes."""
-
-    max = "max"
-    min = "min"
-    mean = "mean"
+Mode = choice_enum("Mode", PROJECTION_MODES, "Projection modes.")
 
 
 MODE_TAGS = {"max": "mip", "min": "minip", "mean": "meanip"}

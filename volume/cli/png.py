@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..choices import PICTURE_FORMATS
 from ..errors import EXIT_PARTIAL, NoDicomError, UsageError
 from ..ops.presets import PRESETS
-from .app import app, err, progress_bar, warn
+from .app import app, choice_enum, err, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..batch import PngSettings
@@ -30,11 +31,7 @@ MTIME_SLACK_S = 0.05
 Preset = Enum("Preset", {name: name for name in PRESETS}, type=str)
 
 
-class PictureFormat(str, Enum):
-    """Output picture formats."""
-
-    png = "png"
-    jpg = "jpg"
+PictureFormat = choice_enum("PictureFormat", PICTURE_FORMATS, "Output picture formats.")
 
 
 OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".gif": "gif"}

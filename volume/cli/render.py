@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..choices import MAPPERS, MESH_COORDS, RENDER_MODES, RENDER_PRESETS, TURN_AXES, VIEWS
 from ..errors import UsageError
 from ..io.atomic import check_writable
 from ..io.names import series_stem
-from .app import SERIES_HELP, app, progress_bar, warn
+from .app import SERIES_HELP, app, choice_enum, progress_bar, warn
 from .app import parse_size as parse_bytes
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
@@ -33,44 +33,16 @@ WindowOpt = Annotated[
 ]
 
 
-class Mode(str, Enum):
-    """Rendering modes."""
-
-    vr = "vr"
-    mip = "mip"
-    minip = "minip"
-    iso = "iso"
+Mode = choice_enum("Mode", RENDER_MODES, "Rendering modes.")
 
 
-class View(str, Enum):
-    """Where the camera stands, relative to the patient."""
-
-    anterior = "anterior"
-    posterior = "posterior"
-    left = "left"
-    right = "right"
-    superior = "superior"
-    inferior = "inferior"
+View = choice_enum("View", VIEWS, "Where the camera stands, relative to the patient.")
 
 
-class PresetName(str, Enum):
-    """Volume rendering transfer functions."""
-
-    ct_bone = "ct-bone"
-    ct_soft_tissue = "ct-soft-tissue"
-    ct_lung = "ct-lung"
-    mr = "mr"
+PresetName = choice_enum("PresetName", RENDER_PRESETS, "Volume rendering transfer functions.")
 
 
-class Axis(str, Enum):
-    """Patient axis a turntable turns about (counter-clockwise seen from its head)."""
-
-    S = "S"
-    I = "I"  # noqa: E741 - the patient's inferior direction
-    L = "L"
-    R = "R"
-    A = "A"
-    P = "P"
+Axis = choice_enum("Axis", TURN_AXES, "Patient axis a turntable turns about (counter-clockwise seen from its head).")
 
 
 AxisOpt = Annotated[
@@ -113,12 +85,7 @@ def write_animation(frames, output: Path, force: bool) -> Path:
     return write_movie(frames, output, force=force)
 
 
-class MapperName(str, Enum):
-    """Volume mapper."""
-
-    auto = "auto"
-    gpu = "gpu"
-    cpu = "cpu"
+MapperName = choice_enum("MapperName", MAPPERS, "Volume mapper.")
 
 
 MapperOpt = Annotated[
@@ -127,11 +94,7 @@ MapperOpt = Annotated[
 ]
 
 
-class Coords(str, Enum):
-    """Patient coordinate frame of a written mesh."""
-
-    lps = "lps"
-    ras = "ras"
+Coords = choice_enum("Coords", MESH_COORDS, "Patient coordinate frame of a written mesh.")
 
 
 PresetOpt = Annotated[

@@ -3,50 +3,29 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..choices import INTERPOLATIONS, PLANES, RESLICE_FORMATS, SLAB_MODES
 from ..errors import UsageError
-from .app import SERIES_HELP, app, parse_size, progress_bar, warn
+from .app import SERIES_HELP, app, choice_enum, parse_size, progress_bar, warn
 
 if TYPE_CHECKING:
     from ..volume import Volume
 
 
-class Plane(str, Enum):
-    """Anatomical planes."""
-
-    axial = "axial"
-    coronal = "coronal"
-    sagittal = "sagittal"
+Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
 
 
-class Interp(str, Enum):
-    """Interpolation."""
-
-    nearest = "nearest"
-    linear = "linear"
-    cubic = "cubic"
+Interp = choice_enum("Interp", INTERPOLATIONS, "Interpolation.")
 
 
-class SlabMode(str, Enum):
-    """How thick slices combine their samples."""
-
-    mean = "mean"
-    max = "max"
-    min = "min"
+SlabMode = choice_enum("SlabMode", SLAB_MODES, "How thick slices combine their samples.")
 
 
-class Format(str, Enum):
-    """Output formats."""
-
-    auto = "auto"
-    nifti = "nifti"
-    png = "png"
-    dcm = "dcm"
+Format = choice_enum("Format", RESLICE_FORMATS, "Output formats.")
 
 
 OUTPUT_FORMATS = {

@@ -20,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from .. import choices
 from ..errors import UsageError
 from .series import Stack
 
 PRECISE, DISPLAY = "precise", "display"
 
-SCALINGS = (PRECISE, DISPLAY)
+SCALINGS = choices.SCALINGS
 """The scalings volume writes (``--philips-scaling``): the vendor's measured values, or DICOM's display values."""
 
 DEFAULT_SCALING = PRECISE

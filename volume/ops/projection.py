@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from ..choices import PROJECTION_MODES
+from ..conventions import GRID_AXES
 from ..errors import NotAVolumeError, UsageError
 from ..volume import PLANE_NORMALS, Volume
 
-MODES = ("max", "min", "mean")
+MODES = PROJECTION_MODES
 """Projection modes: maximum (MIP), minimum (MinIP), mean (average) intensity."""
 
 RESAMPLE_ORDER = 1
@@ -427,10 +429,7 @@ def aligned_grid(vol: Volume, plane: str) -> tuple[np.ndarray, tuple[int, int, i
     (numpy.ndarray, (int, int, int))
         The (4, 4) affine and the shape of the grid.
     """
-    from ..display import display_grid
-
-    up, right = display_grid(_plane(plane))
-    axes = np.stack([PLANE_NORMALS[plane], -up, right])  # (3 target axes, xyz)
+    axes = np.array(GRID_AXES[_plane(plane)], dtype=float)  # (3 target axes: slice, row, column; xyz)
     src_dir = vol.direction
     spacing = np.array(vol.spacing)
     target_sp = np.array([spacing[int(np.argmax(np.abs(ax @ src_dir)))] for ax in axes])

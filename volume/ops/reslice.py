@@ -39,13 +39,15 @@ from typing import Any
 
 import numpy as np
 
+from .. import choices
+from ..conventions import GRID_AXES
 from ..errors import ResourceLimitError, UsageError
 from ..volume import LPS_TO_RAS, PLANES, Volume, closest_plane
 
-INTERPOLATIONS = ("nearest", "linear", "cubic")
+INTERPOLATIONS = choices.INTERPOLATIONS
 """Interpolation names: nearest neighbour (label maps), trilinear, cubic B-spline."""
 
-SLAB_MODES = ("mean", "max", "min")
+SLAB_MODES = choices.SLAB_MODES
 """How a thick slice combines the samples across its thickness."""
 
 ENGINES = ("auto", "sitk", "scipy")
@@ -57,14 +59,9 @@ CT_BACKGROUND = -1024.0
 DEFAULT_BACKGROUND = 0.0
 """Value outside any non-CT source (MR, PET, ...): zero signal."""
 
-PLANE_AXES: Mapping[str, np.ndarray] = MappingProxyType(
-    {
-        "axial": np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]).T,
-        "coronal": np.array([[0.0, 1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]).T,
-        "sagittal": np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]).T,
-    }
-)
-"""(3, 3) unit LPS directions (columns) of the (slice, row, column) axes of each plane's grid."""
+PLANE_AXES: Mapping[str, np.ndarray] = MappingProxyType({p: np.array(GRID_AXES[p], dtype=float).T for p in PLANES})
+"""(3, 3) unit LPS directions (columns) of the (slice, row, column) axes of each plane's grid
+(:data:`volume.conventions.GRID_AXES`)."""
 
 GRID_EPS = 1e-6
 """Slack (in voxels) when fitting a whole number of voxels into an extent: absorbs rounding."""

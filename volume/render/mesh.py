@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..choices import MESH_COORDS
 from ..errors import NotAVolumeError, UsageError
 from ..io.atomic import atomic_output
 from ..volume import LPS_TO_RAS, Volume
@@ -26,7 +27,7 @@ from .scene import image_isosurface, index_matrix, render_grid, to_vtk_image, vt
 MESH_FORMATS = (".stl", ".ply", ".obj")
 """Mesh file extensions volume writes."""
 
-COORDS = ("lps", "ras")
+COORDS = MESH_COORDS
 """Patient coordinate frames a mesh can be written in."""
 
 

@@ -27,12 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import choices
+from ..choices import RENDER_MODES
 from ..errors import UnsupportedDicomError, UsageError
 from ..ops.window import projection_window
 from ..volume import Volume
 from .presets import PRESETS, default_level, default_preset, display_range
 
-MODES = ("vr", "mip", "minip", "iso")
+MODES = RENDER_MODES
 """Rendering modes: composite volume rendering, maximum / minimum intensity projection, isosurface."""
 
 VIEWS: Mapping[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = MappingProxyType(
@@ -75,7 +77,7 @@ PROJECTION_SAMPLES_PER_VOXEL = 2.0
 distance to the CPU fixed-point caster (measured: its time does not change with it); that one
 keeps its own."""
 
-MAPPERS = ("auto", "gpu", "cpu")
+MAPPERS = choices.MAPPERS
 """Volume mapper choices: auto picks cpu on software OpenGL (llvmpipe), gpu on real hardware."""
 
 INTERACTIVE_UPDATE_RATE = 5.0
