@@ -46,7 +46,7 @@ def volume_cli(files: list[Path], src: Path, out: Path, workers: int) -> int:
 
 
 def volume_batch(files: list[Path], src: Path, out: Path, workers: int) -> int:
-    from volume.batch import PngSettings, convert_many, plan_outputs
+    from volume.jobs.png import PngSettings, convert_many, plan_outputs
 
     n = 0
     for r in convert_many(plan_outputs(src, out), PngSettings(), workers=workers):

@@ -109,10 +109,10 @@ def test_command_map_names_every_command_and_loads_only_one():
 
 
 def test_exported_functions_stay_functions_whatever_was_imported_first():
-    """Names shared with submodules (``volume.convert``, ``volume.render``) would turn into modules
+    """Names shared with submodules (``volume.jobs.convert``, ``volume.render``) would turn into modules
     once the submodule is imported; the exports must not depend on import order."""
     code = (
-        "import volume, volume.convert, volume.render.offscreen, volume.render.mesh, json; "
+        "import volume, volume.jobs.convert, volume.render.offscreen, volume.render.mesh, json; "
         "volume.ConvertOptions; volume.isosurface; "
         "print(json.dumps({n: callable(getattr(volume, n)) and not isinstance(getattr(volume, n), type(volume)) "
         "for n in volume.__all__ if not n.isupper() and n != '__version__'}))"

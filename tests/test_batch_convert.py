@@ -27,9 +27,9 @@ import synth
 
 import volume
 from volume.cli import main
-from volume.convert import ConvertTask, auto_workers, plan
 from volume.errors import EXIT_INTERRUPTED, EXIT_NOT_A_VOLUME, EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, EXIT_USAGE
 from volume.io.atomic import TEMP_PREFIX
+from volume.jobs.convert import ConvertTask, auto_workers, plan
 
 PATIENT = ("Doe^Jane", "PID-0042", "19700101")
 """Identity synth writes into every series: must never reach a report."""
@@ -224,8 +224,8 @@ def test_default_workers(archive, monkeypatch):
     assert auto_workers(tasks[:1]) == 1  # one stack: this process
     assert auto_workers(tasks) == 1  # small stacks: a pool would cost more than it saves
     assert auto_workers(tasks, 8) == 4  # never more workers than stacks
-    monkeypatch.setattr("volume.convert.POOL_MIN_BYTES", 0)
-    monkeypatch.setattr("volume.batch.default_workers", lambda: 2)
+    monkeypatch.setattr("volume.jobs.convert.POOL_MIN_BYTES", 0)
+    monkeypatch.setattr("volume.parallel.pool.default_workers", lambda: 2)
     assert auto_workers(tasks) == 2 and auto_workers(tasks[:1]) == 1
     assert isinstance(tasks[0], ConvertTask)
 
@@ -384,8 +384,8 @@ def test_dask_ctrl_c_stops_the_tasks_and_resumes(archive, pool_output, cluster, 
 def test_dask_worker_that_cannot_see_the_inputs_fails_the_series(archive, cluster, tmp_path):
     import dataclasses
 
-    from volume.convert import ConvertOptions
-    from volume.distributed import iter_results
+    from volume.jobs.convert import ConvertOptions
+    from volume.parallel.dask import iter_results
 
     _, client = cluster
     [task] = plan(volume.scan(archive / "s1").stacks)

@@ -21,7 +21,8 @@ from synth import AXIAL, SAGITTAL, linear_field, oblique_iop, write_series
 
 import volume
 from volume.cli import main
-from volume.convert import (
+from volume.errors import EXIT_NO_DICOM, EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, EXIT_USAGE
+from volume.jobs.convert import (
     CONVERTED,
     FAILED,
     SKIPPED,
@@ -32,7 +33,6 @@ from volume.convert import (
     plan,
     stack_stem,
 )
-from volume.errors import EXIT_NO_DICOM, EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, EXIT_USAGE
 
 
 def _check_field(img: nib.Nifti1Image, field=linear_field, atol: float = 0.51) -> None:
@@ -405,7 +405,7 @@ def test_sidecar_time_is_the_first_acquired_image_and_sequences_are_joined(tmp_p
 def test_planned_names_are_safe_and_unique(descriptions, numbers, labels) -> None:
     from types import SimpleNamespace
 
-    from volume.convert import plan_names
+    from volume.jobs.convert import plan_names
 
     n = min(len(descriptions), len(numbers), len(labels))
     stacks = [SimpleNamespace(series_number=numbers[i], series_description=descriptions[i], label=labels[i],

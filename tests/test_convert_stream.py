@@ -17,14 +17,15 @@ from pydicom.uid import ExplicitVRBigEndian, RLELossless
 import volume.dicom.pixels as pixels
 import volume.io.nifti_stream as ns
 from volume.cli import main
-from volume.convert import CONVERTED, FAILED, ConvertOptions, _uniform_rescale, convert_stack
 from volume.dicom import scan
 from volume.dicom.loader import load_stack
-from volume.dicom.scaling import vendor_scaling
+from volume.dicom.source import DicomSource
 from volume.errors import EXIT_NOT_A_VOLUME, EXIT_PARTIAL, ResourceLimitError
 from volume.io.atomic import TEMP_PREFIX
 from volume.io.nifti import NiftiSink, write_nifti
 from volume.io.sidecar import sidecar
+from volume.jobs.convert import CONVERTED, FAILED, ConvertOptions, convert_stack
+from volume.sources import shell as volume_shell
 
 ONE_IMAGE = 1
 """``slab_bytes`` that makes every slab one image: every slab boundary is exercised."""
@@ -37,11 +38,11 @@ def _stack(folder: Path):
 
 def _pair(stack, tmp: Path, ext: str, *, level: int = 1, threads: int = 1, slab_bytes: int = ONE_IMAGE):
     """The in-memory and the streamed file of ``stack`` (same options, same vendor scaling)."""
-    stack = vendor_scaling(stack)
-    kw = dict(level=level, threads=threads, rescale=_uniform_rescale(stack), description="volume test")
-    a = write_nifti(load_stack(stack), tmp / f"memory.{ext}", **kw)
+    source = DicomSource(stack)
+    kw = dict(level=level, threads=threads, rescale=source.values.rescale, description="volume test")
+    a = write_nifti(source.load(), tmp / f"memory.{ext}", **kw)
     b = tmp / f"stream.{ext}"
-    ns.write_nifti_stack(stack, b, slab_bytes=slab_bytes, **kw)
+    ns.write_nifti_stack(source, b, slab_bytes=slab_bytes, **kw)
     return a, b
 
 
@@ -118,7 +119,7 @@ def test_4d_series_byte_identical_and_sidecar_equal(tmp_path) -> None:
         assert a.read_bytes() == b.read_bytes()
     img = nib.load(b)
     assert img.shape == (5, 6, 4, 3) and img.header.get_zooms()[3] == pytest.approx(2.0)
-    shell = ns.stack_shell(stack)
+    shell = volume_shell(DicomSource(stack))
     assert sidecar(shell) == sidecar(load_stack(stack))
     assert np.array_equal(shell.affine, load_stack(stack).affine)
 
@@ -154,7 +155,7 @@ def test_real_series_byte_identical(data_dir, tmp_path) -> None:
     done = rgb = 0
     for folder in folders:
         for k, stack in enumerate(scan(folder).stacks):
-            if ns.stream_problem(stack):
+            if ns.stream_problem(DicomSource(stack)):
                 continue
             out = tmp_path / f"{folder.name}_{k}"
             out.mkdir()
@@ -188,7 +189,7 @@ def tall_ct(tmp_path_factory):
 
 def test_streaming_memory_is_bounded_by_slabs(tall_ct, tmp_path) -> None:
     stack = _stack(tall_ct.folder)
-    volume_bytes = ns.in_memory_bytes(stack)
+    volume_bytes = ns.in_memory_bytes(DicomSource(stack))
     assert volume_bytes == 200 * 256 * 256 * 2
     budget = 3 * 2**20  # slabs of 1 MiB
     options = ConvertOptions(max_bytes=budget, sidecar=False)
@@ -212,12 +213,12 @@ def test_streaming_memory_is_bounded_by_slabs(tall_ct, tmp_path) -> None:
 def test_convert_streams_a_stack_over_the_budget(tmp_path, monkeypatch) -> None:
     synth.write_series(tmp_path / "in", shape=(12, 20, 16), slopes=0.25, intercepts=-7.5, iop=synth.oblique_iop())
     stack = _stack(tmp_path / "in")
-    assert ns.in_memory_bytes(stack) == 12 * 20 * 16 * 4  # float32: 15 KiB
+    assert ns.in_memory_bytes(DicomSource(stack)) == 12 * 20 * 16 * 4  # float32: 15 KiB
 
     def no_loading(*a, **kw):
         raise AssertionError("the stack was loaded whole")
 
-    monkeypatch.setattr("volume.dicom.loader.load_stack", no_loading)
+    monkeypatch.setattr("volume.dicom.source.load_stack", no_loading)
     result = convert_stack(stack, tmp_path / "out", ConvertOptions(max_bytes=6000))
     assert result.status == CONVERTED, result.message
     img = nib.load(result.files[0])
@@ -242,13 +243,13 @@ def _tilted(folder: Path) -> Path:
 
 def test_tilted_series_over_the_budget_is_refused_clearly(tmp_path, capfd) -> None:
     stack = _stack(_tilted(tmp_path / "in"))
-    assert ns.stream_problem(stack)
+    assert ns.stream_problem(DicomSource(stack))
     result = convert_stack(stack, tmp_path / "out", ConvertOptions(max_bytes=1000))
     assert result.status == FAILED and result.exit_code == EXIT_NOT_A_VOLUME
     assert "gantry tilt" in result.message and "--max-memory" in result.message and "\n" not in result.message
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     with pytest.raises(ResourceLimitError, match="whole series in memory"):
-        ns.should_stream(stack, 1000)
+        ns.should_stream(DicomSource(stack), 1000)
     # the CLI: one line, exit 1 (a series failed); a budget that fits converts it (tilt corrected)
     code = main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "cli"), "--max-memory", "1K"])
     out, err = capfd.readouterr()
@@ -314,7 +315,7 @@ def test_decoding_error_mid_stream_leaves_nothing(tall_ct, tmp_path, monkeypatch
             raise pixels.UnsupportedDicomError("IM0060.dcm: cannot decode pixel data (test)")
         return real(stack, start, stop, **kw)
 
-    monkeypatch.setattr(pixels, "read_slab", failing)
+    monkeypatch.setattr("volume.dicom.source.read_slab", failing)
     result = convert_stack(stack, tmp_path / "out", ConvertOptions(max_bytes=3 * 2**20, format="nii"))
     assert result.status == FAILED and "cannot decode" in result.message
     assert not any(name.startswith(TEMP_PREFIX) for name in _leftovers(tmp_path / "out"))

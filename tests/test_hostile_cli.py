@@ -470,7 +470,7 @@ def _disk_fills_after(monkeypatch, n_ok: int) -> dict[str, int]:
                 raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
 
     for module in ("volume.io.nifti", "volume.io.image", "volume.io.sidecar", "volume.io.dicom_out",
-                   "volume.render.mesh", "volume.render.offscreen", "volume.index", "volume.pictures"):
+                   "volume.render.mesh", "volume.render.offscreen", "volume.jobs.index", "volume.jobs.pictures"):
         __import__(module)
     for name, mod in list(sys.modules.items()):  # every writer that bound the name at import
         if (name == "volume" or name.startswith("volume.")) and getattr(mod, "atomic_output", None) is real:

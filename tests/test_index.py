@@ -16,10 +16,10 @@ import pytest
 from pydicom.data import get_testdata_file
 from synth import write_enhanced, write_series
 
-import volume.index as index_mod
+import volume.jobs.index as index_mod
 from volume.cli import main
 from volume.errors import UsageError
-from volume.index import write_index
+from volume.jobs.index import write_index
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -33,7 +33,7 @@ from synth import (
 
 import volume
 from volume.cli import main
-from volume.convert import convert
+from volume.jobs.convert import convert
 
 SERIES_UID = "1.2.826.0.1.3680043.8.498.1414"
 

@@ -43,7 +43,7 @@ from peers import (
 )
 
 import volume
-from volume.convert import ConvertOptions, convert
+from volume.jobs.convert import ConvertOptions, convert
 
 PEERS = DATA / "peers"
 D2N = PEERS / "dicom2nifti" / "tests" / "data"

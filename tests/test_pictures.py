@@ -13,9 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from synth import base_dataset, write_enhanced
 
-from volume.batch import PngSettings, convert_file
-from volume.ops.window import Window
-from volume.pictures import (
+from volume.jobs.pictures import (
     TEXT_INTERCEPT,
     TEXT_SLOPE,
     DisplayOptions,
@@ -25,6 +23,8 @@ from volume.pictures import (
     output_size,
     read_dataset,
 )
+from volume.jobs.png import PngSettings, convert_file
+from volume.ops.window import Window
 
 # --- independent reference formulas (PS3.3 C.11.2.1.2), written out here, not imported -------
 
@@ -399,7 +399,7 @@ def test_corrupt_file_is_an_error_result(tmp_path):
 
 
 def test_lookup_table_path_equals_direct_evaluation(tmp_path):
-    from volume.pictures import display_grey, grey_through_lut, modality_values
+    from volume.jobs.pictures import display_grey, grey_through_lut, modality_values
 
     rng = np.random.default_rng(3)
     cases = [
@@ -486,7 +486,7 @@ def test_colour_jpeg_variants_match_the_rgb_card(tmp_path, variant):
 
 @pytest.mark.parametrize("name", ["examples_ybr_color.dcm", "rtdose.dcm", "examples_palette.dcm", "CT_small.dcm"])
 def test_big_files_decode_frame_by_frame_from_disk_with_the_same_result(tmp_path, monkeypatch, name):
-    import volume.pictures as pictures_mod
+    import volume.jobs.pictures as pictures_mod
 
     src = Path(get_testdata_file(name))
     whole = png_of(tmp_path / "whole", src)

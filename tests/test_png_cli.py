@@ -160,7 +160,7 @@ def test_pool_with_another_thread_running(tree, tmp_path):
     """With a progress bar's thread alive the pool must not fork it: forkserver workers still work."""
     import threading
 
-    from volume.batch import PngSettings, convert_many, plan_outputs
+    from volume.jobs.png import PngSettings, convert_many, plan_outputs
 
     stop = threading.Event()
     bar = threading.Thread(target=stop.wait, daemon=True)
@@ -209,7 +209,7 @@ def _dies_on_three(x: int) -> int:
 
 
 def test_a_crashing_worker_does_not_stop_the_batch():
-    from volume.batch import ordered_map
+    from volume.parallel.pool import ordered_map
 
     got = list(ordered_map(_dies_on_three, range(12), workers=2, chunk=3, on_crash=lambda x: -x))
     assert got == [0, 10, 20, -3] + [10 * x for x in range(4, 12)]
@@ -219,7 +219,7 @@ _REAL_CONVERT = None
 
 
 def _convert_or_die(job, settings):
-    import volume.batch as batch
+    import volume.jobs.png as batch
 
     if job[0].endswith("two.dcm"):
         os._exit(1)
@@ -229,7 +229,7 @@ def _convert_or_die(job, settings):
 
 
 def test_png_batch_reports_a_crashed_file(tree, tmp_path, monkeypatch):
-    import volume.batch as batch
+    import volume.jobs.png as batch
 
     global _REAL_CONVERT
     _REAL_CONVERT = batch.convert_file

@@ -31,7 +31,7 @@ SAVES_BEFORE_CTRL_C = 5
 #: Runs the CLI with a pause after each saved picture, and says SAVED on stderr each time.
 RUNNER = """
 import json, sys, time
-import volume.batch as B
+import volume.jobs.png as B
 _real = B.save_image
 def _slow(*a, **k):
     out = _real(*a, **k)

@@ -7,6 +7,7 @@ import pytest
 from synth import AXIAL, CORONAL, SAGITTAL, oblique_iop, phantom_field, synthetic_volume, write_series
 
 from volume import Volume, load, scan
+from volume.api import project_stack, source
 from volume.display import volume_picture
 from volume.errors import NotAVolumeError, UsageError
 from volume.io.nifti import to_nifti
@@ -14,7 +15,6 @@ from volume.ops.projection import (
     aligned_grid,
     can_stream,
     project,
-    project_stack,
     projection_axis,
     slab_layout,
 )
@@ -175,7 +175,7 @@ def test_4d_projects_each_frame_and_rgb_is_refused():
 def test_streaming_from_files_equals_projecting_the_loaded_volume(tmp_path, iop, slope):
     write_series(tmp_path / "s", shape=(9, 16, 14), iop=iop, slopes=slope, intercepts=-100.0, stored_dtype=np.uint16)
     stack = scan(tmp_path / "s").stacks[0]
-    assert can_stream(stack)
+    assert can_stream(source(stack))
     vol = load(stack)
     for plane, mode, slab in (("axial", "max", None), ("coronal", "min", 4.0), ("sagittal", "mean", None)):
         a = project(vol, plane, mode, slab)
@@ -196,7 +196,7 @@ def test_streaming_several_planes_in_one_pass_with_bounded_memory(tmp_path):
     stack = scan(tmp_path / "long").stacks[0]
     tracemalloc.start()
     try:
-        projs = project_stack_planes(stack, ["axial", "coronal", "sagittal"], "max")
+        projs = project_stack_planes(source(stack), ["axial", "coronal", "sagittal"], "max")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -276,7 +276,7 @@ def test_streaming_an_enhanced_multiframe_file(tmp_path):
 
     write_enhanced(tmp_path / "e.dcm", shape=(STREAM_CHUNK + 7, 8, 9))  # frames stored in descending order
     stack = scan(tmp_path).stacks[0]
-    assert can_stream(stack)
+    assert can_stream(source(stack))
     vol = load(stack)
     for plane in ("axial", "coronal", "sagittal"):
         a, b = project_stack(stack, plane, "max"), project(vol, plane, "max")

@@ -7,12 +7,12 @@ import pytest
 from synth import AXIAL, CORONAL, SAGITTAL, linear_field, oblique_iop, synthetic_volume, write_series
 
 import volume
+from volume.api import like_grid
 from volume.errors import UsageError
 from volume.io.nifti import write_nifti
 from volume.ops.reslice import (
     CT_BACKGROUND,
     PLANE_AXES,
-    like_grid,
     oblique_axes,
     plane_grid,
     resample,
@@ -175,7 +175,7 @@ def test_like_nifti_grid(tmp_path):
     affine, shape = like_grid(path)
     np.testing.assert_allclose(affine, other.affine, atol=1e-5)
     assert shape == other.shape
-    out = reslice(src, like=path)
+    out = volume.reslice(src, like=path)
     assert out.shape == other.shape and out.axcodes == other.axcodes
     assert check_field(out, src, atol=2e-3) > 100
 
@@ -186,7 +186,7 @@ def test_like_dicom_series(tmp_path):
     affine, shape = like_grid(info.folder)
     np.testing.assert_allclose(affine, ref.affine, atol=1e-6)
     assert shape == ref.shape
-    out = reslice(source(), like=info.folder)
+    out = volume.reslice(source(), like=info.folder)
     check_field(out, source(), atol=2e-3)
 
 

@@ -134,7 +134,8 @@ def run_convert(
     import time
     from dataclasses import replace
 
-    from ..convert import (
+    from ..errors import EXIT_INTERRUPTED
+    from ..jobs.convert import (
         CONVERTED,
         FAILED,
         SKIPPED,
@@ -149,7 +150,6 @@ def run_convert(
         summary,
         write_report,
     )
-    from ..errors import EXIT_INTERRUPTED
     from .inputs import scan_input
 
     if output.exists() and not output.is_dir():
@@ -170,10 +170,10 @@ def run_convert(
     )
     client = None
     if scheduler is not None:
-        from ..distributed import connect
+        from ..parallel.dask import connect
 
         client = connect(scheduler)  # fails in a few seconds, before the scan
-        from ..distributed import n_workers as cluster_workers
+        from ..parallel.dask import n_workers as cluster_workers
 
         if cluster_workers(client) == 0:
             warn(f"the dask cluster at {scheduler} has no workers yet: the series wait until one joins")
@@ -218,7 +218,7 @@ def run_convert(
         total = sum(len(t.stack.frames) for t in tasks)
         with progress_bar("converting", total) as advance:
             if client is not None:
-                from ..distributed import iter_results as cluster_results
+                from ..parallel.dask import iter_results as cluster_results
 
                 stream = cluster_results(tasks, output, options, client, progress=advance)
             else:
@@ -233,7 +233,7 @@ def run_convert(
         finished = time.time()
     finally:
         if client is not None:
-            from ..distributed import close
+            from ..parallel.dask import close
 
             close(client)
     err(summary(results))
@@ -283,7 +283,7 @@ def _stop(stream: Any, show: Callable[[Any], None]) -> list[Any]:
 
 def _check_report_is_not_an_output(report_path: Path, tasks: Any, output: Path, options: Any) -> None:
     """Refuse, before any work, a report path that one of the planned outputs would take."""
-    from ..convert import task_outputs
+    from ..jobs.convert import task_outputs
 
     target = os.path.abspath(report_path)
     for task in tasks:

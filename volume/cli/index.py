@@ -29,7 +29,7 @@ def index_command(
     when no file is DICOM nothing is written (exit 3). In CSV, text cells starting with = + - @
     (formulas for a spreadsheet) get a leading ' unless they are numbers; Parquet keeps them raw.
     """
-    from ..index import iter_input_files, table_format, write_index
+    from ..jobs.index import iter_input_files, table_format, write_index
 
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")

@@ -138,35 +138,17 @@ def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step:
     chunk of slices at a time, so it streams while a chunk fits; otherwise the series is loaded
     whole, and refused when it needs more than the limit.
     """
-    from ..dicom import load
-    from ..ops.projection import can_stream, project, project_stack_planes
+    from ..dicom.pixels import DEFAULT_MAX_BYTES
+    from ..dicom.source import DicomSource
+    from ..ops.projection import can_stream, chunk_bytes, project, project_stack_planes
 
-    total = stack.n_slices * stack.n_frames
-    limit = {} if max_bytes is None else {"max_bytes": max_bytes}
-    with progress_bar(f"projecting {stack.id}", total) as advance:
-        if not resample and can_stream(stack) and _chunk_fits(stack, max_bytes):
-            return project_stack_planes(stack, planes, mode, slab, step, progress=advance)
-        vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
-        return {p: project(vol, p, mode, slab, step, resample) for p in planes}
-
-
-def _chunk_fits(stack: Any, max_bytes: int | None) -> bool:
-    """True when the chunk of slices a streamed projection decodes at once fits ``max_bytes``
-    (and the loader's default limit, which the streaming reader applies)."""
-    import dataclasses
-
-    from ..dicom.pixels import DEFAULT_MAX_BYTES, check_size
-    from ..errors import ResourceLimitError
-    from ..ops.projection import STREAM_CHUNK
-
+    source = DicomSource(stack)
     limit = DEFAULT_MAX_BYTES if max_bytes is None else min(max_bytes, DEFAULT_MAX_BYTES)
-    part = stack.frames[:STREAM_CHUNK]
-    chunk = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
-    try:
-        check_size(chunk, limit)
-    except ResourceLimitError:
-        return False
-    return True
+    with progress_bar(f"projecting {stack.id}", source.n_images) as advance:
+        if not resample and can_stream(source) and chunk_bytes(source) <= limit:
+            return project_stack_planes(source, planes, mode, slab, step, progress=advance)
+        vol = source.load(allow_gaps=allow_gaps, progress=advance, **({} if max_bytes is None else {"max_bytes": max_bytes}))
+        return {p: project(vol, p, mode, slab, step, resample) for p in planes}
 
 
 def _window_text(window_text: str | None, meta: Any) -> str:

@@ -22,7 +22,7 @@ from ..ops.presets import PRESETS
 from .app import app, choice_enum, err, progress_bar, warn
 
 if TYPE_CHECKING:
-    from ..batch import PngSettings
+    from ..jobs.png import PngSettings
 
 MTIME_SLACK_S = 0.05
 """Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
@@ -63,10 +63,11 @@ def png_command(
     pixel data (SR, RT plans) are skipped and counted. Existing pictures are kept unless --force.
     Exit code 1 when some files failed (listed at the end).
     """
-    from ..batch import PngSettings, PngSummary, convert_many, default_workers, plan_outputs
+    from ..jobs.pictures import DisplayOptions
+    from ..jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
     from ..ops.presets import preset_name
     from ..ops.window import parse_window
-    from ..pictures import DisplayOptions
+    from ..parallel.pool import default_workers
 
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")

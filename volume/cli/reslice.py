@@ -240,10 +240,10 @@ def reslice_command(
 
     Output: .nii/.nii.gz; a folder of PNG pictures (radiology display conventions, square pixels); or --format dcm, a new derived DICOM series (new UIDs, position and orientation per slice; no patient identity unless --keep-phi). Each written file is printed.
     """
+    from ..api import reslice
     from ..dicom import choose_stack, load
     from ..io.names import safe_name
     from ..ops.presets import preset_name, preset_warning
-    from ..ops.reslice import reslice
     from .inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from ..errors import ResourceLimitError, UnsupportedDicomError
+from ..sources import FLOAT, RAW, RESCALED, RGB, ValueRule, human_bytes, rescaled_integer_dtype
 from .files import gunzip_cached, open_source
 from .scan import NATIVE_SYNTAXES, FrameHeader
 from .series import Stack
@@ -70,6 +71,22 @@ def output_dtype(stack: Stack) -> np.dtype:
     return np.dtype(np.float32)
 
 
+def value_rule(stack: Stack) -> ValueRule:
+    """How ``stack``'s stored values become voxel values (:class:`volume.sources.ValueRule`), from headers."""
+    f0 = stack.first
+    pairs = {(f.slope, f.intercept) for f in stack.frames}
+    rescale = next(iter(pairs)) if len(pairs) == 1 else None
+    if stack.rgb:
+        return ValueRule(RGB, output_dtype(stack), rescale=rescale)
+    dtype = output_dtype(stack)
+    if dtype == np.float32:
+        return ValueRule(FLOAT, _raw_dtype(f0), rescale=rescale)
+    if pairs == {(1.0, 0.0)}:
+        return ValueRule(RAW, _raw_dtype(f0), rescale=rescale)
+    return ValueRule(RESCALED, _raw_dtype(f0), slope=float(f0.slope),
+                     intercepts=np.array([f.intercept for f in stack.frames], dtype=np.float64), rescale=rescale)
+
+
 def check_size(stack: Stack, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     """Bytes the stack needs in memory; raise :class:`ResourceLimitError` above ``max_bytes``."""
     f0 = stack.first
@@ -81,7 +98,7 @@ def check_size(stack: Stack, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     if need > max_bytes:
         raise ResourceLimitError(
             f"series {stack.id}: the headers describe {len(stack.frames)} images of "
-            f"{f0.rows}x{f0.cols}, {_human(need)}, over the {_human(max_bytes)} "
+            f"{f0.rows}x{f0.cols}, {human_bytes(need)}, over the {human_bytes(max_bytes)} "
             "limit; raise it with --max-memory (max_bytes=) if this is real"
         )
     return need
@@ -102,19 +119,11 @@ def check_grid(stack: Stack, shape: tuple[int, int, int], what: str, max_bytes: 
     need = stored + stack.n_frames * s * r * c * max(1, per_voxel)
     if need > max_bytes:
         raise ResourceLimitError(
-            f"series {stack.id}: {what} needs a grid of {s}x{r}x{c} voxels, {_human(need)} with "
-            f"the images, over the {_human(max_bytes)} limit; check the slice positions "
+            f"series {stack.id}: {what} needs a grid of {s}x{r}x{c} voxels, {human_bytes(need)} with "
+            f"the images, over the {human_bytes(max_bytes)} limit; check the slice positions "
             "(ImagePositionPatient), or raise the limit with --max-memory (max_bytes=) if this is real"
         )
     return need
-
-
-def _human(n: int) -> str:
-    """A byte count for messages: ``16.0 GiB``, ``3.2 MiB``, ``900 bytes``."""
-    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _read_array(fh: BinaryIO, dtype: np.dtype, count: int) -> np.ndarray:
@@ -448,21 +457,6 @@ def _run_chunks(fn: Callable[[list[int]], int], indices: list[int], progress: Ca
             for fut in futures:
                 fut.cancel()
             raise
-
-
-def rescaled_integer_dtype(
-    lo: np.ndarray, hi: np.ndarray, slope: float, inters: np.ndarray, *, where: str = "series"
-) -> np.dtype:
-    """The signed type an integer rescale is computed in: the smallest of int16/32/64 holding every
-    frame's stored range (``lo``, ``hi``), its product with ``slope`` and the rescaled values."""
-    lo, hi, inters = (np.asarray(v, dtype=np.float64) for v in (lo, hi, inters))
-    ends = np.concatenate([lo, hi, lo * slope, hi * slope, lo * slope + inters, hi * slope + inters])
-    vmin, vmax = float(ends.min()), float(ends.max())
-    for dtype in (np.int16, np.int32, np.int64):
-        info = np.iinfo(dtype)
-        if info.min <= vmin and vmax <= info.max:
-            return np.dtype(dtype)
-    raise UnsupportedDicomError(f"{where}: rescaled values overflow 64-bit integers")
 
 
 def _rescale_integers(

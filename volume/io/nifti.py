@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from ..volume import LPS_TO_RAS, Volume
 from .atomic import atomic_output
 
@@ -540,3 +541,24 @@ def write_nifti(
     with atomic_output(path, force=force, suffix=suffix) as tmp:
         write_nifti_file(tmp, header, data, compress=suffix == ".nii.gz", level=level, threads=threads)
     return path
+
+
+def nifti_grid(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The voxel grid of a NIfTI file as a Volume's: LPS ``(slice, row, column)`` affine and
+    ``(S, R, C)`` shape (NIfTI's ``(i, j, k)`` grid with RAS affine ``N`` is
+    ``LPS_TO_RAS @ N @ IJK_TO_SRC^-1``).
+
+    Raises
+    ------
+    UsageError
+        Not a readable NIfTI image.
+    """
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
+        raise UsageError(f"{path}: not a readable NIfTI image ({type(exc).__name__}: {exc})") from None
+    shape = tuple(int(v) for v in img.shape[:3]) + (1,) * max(0, 3 - len(img.shape))
+    affine = LPS_TO_RAS @ np.asarray(img.affine, float) @ np.linalg.inv(IJK_TO_SRC)
+    return affine, (shape[2], shape[1], shape[0])

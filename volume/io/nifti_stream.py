@@ -1,8 +1,8 @@
-"""Write a DICOM stack to NIfTI slab by slab: memory for a few slabs of slices, not the series.
+"""Write a stack source to NIfTI slab by slab: memory for a few slabs of slices, not the series.
 
-NIfTI stores ``(i, j, k, t)`` with ``i`` fastest, which is the order of a stack's frames
-(frame-major, slice, row, column): the voxel bytes are the frames' decoded values one after the
-other. :func:`write_nifti_stack` writes the header, then decodes the frames in slabs of
+NIfTI stores ``(i, j, k, t)`` with ``i`` fastest, which is the order of a source's images
+(frame-major, slice, row, column): the voxel bytes are the images' decoded values one after the
+other. :func:`write_nifti_stack` writes the header, then decodes the images in slabs of
 :data:`SLAB_BYTES` (the next slab is decoded on a thread while the current one is compressed) and
 appends each slab's stored bytes through the same :class:`~volume.io.nifti.NiftiSink` as the
 in-memory writer, inside :func:`~volume.io.atomic.atomic_output`.
@@ -16,8 +16,9 @@ HU is int16) and checks every slab against it; a slab that does not fit it ends 
 remaining slabs are only scanned for their value range, and the file is written again with the
 choice the whole series' values make (two decodes instead of one, only for such series).
 
-Stacks whose gantry tilt or slice gaps are resampled need the whole series in memory: see
-:func:`stream_problem`.
+Sources whose gantry tilt or slice gaps are resampled need the whole series in memory: see
+:meth:`volume.sources.StackSource.stream_problem`. Everything here takes a
+:class:`~volume.sources.StackSource`: this module knows NIfTI, not DICOM.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..errors import ResourceLimitError
+from ..errors import NotAVolumeError, ResourceLimitError
+from ..sources import FLOAT, RAW, RGB, StackSource, human_bytes, rescaled_integer_dtype, shell
 from ..volume import Volume
 from .atomic import atomic_output
 from .nifti import (
@@ -43,6 +44,7 @@ from .nifti import (
     ras_affine,
     scale_to_integers,
     scaled_integer_dtype,
+    write_nifti,
 )
 
 SLAB_BYTES = 16 * 2**20
@@ -79,60 +81,45 @@ def memory_budget(max_bytes: int | None = None) -> int:
     return int(max_bytes) if max_bytes is not None else int(available_memory() * MEMORY_BUDGET_FRACTION)
 
 
-def stream_problem(stack: Any) -> str:
-    """Why ``stack`` cannot be written slab by slab ('' when it can).
-
-    Gantry tilt correction and gap filling resample across slices: they need the whole series.
-    """
-    if stack.problem:
-        return stack.problem
-    g = stack.geometry
-    if g is None:
-        return "it has no slice geometry"
-    if g.tilted:
-        return "correcting its gantry tilt resamples every slice"
-    if g.gaps:
-        return "filling its slice gaps resamples across slices"
-    return ""
+def stream_problem(source: StackSource) -> str:
+    """Why ``source`` cannot be written slab by slab ('' when it can): gantry tilt correction and gap
+    filling resample across slices, they need the whole series."""
+    return source.stream_problem()
 
 
-def in_memory_bytes(stack: Any) -> int:
+def in_memory_bytes(source: StackSource) -> int:
     """Bytes of the decoded series (what :func:`volume.load` allocates for its pixels)."""
-    from ..dicom.pixels import check_size
-
-    return check_size(stack, max_bytes=2**62)
+    return source.nbytes()
 
 
-def should_stream(stack: Any, max_bytes: int | None = None, *, allow_gaps: bool = False) -> bool:
-    """How ``volume convert`` writes ``stack``: True to stream it, False to load it whole.
+def should_stream(source: StackSource, max_bytes: int | None = None, *, allow_gaps: bool = False) -> bool:
+    """How ``volume convert`` writes ``source``: True to stream it, False to load it whole.
 
-    Every stack that can be streamed is (it needs less memory and is faster, see the README); the
-    others are loaded whole when :data:`RESAMPLE_COPIES` times their decoded size fits ``max_bytes``
-    (default: :func:`memory_budget`). A stack with gaps and no ``allow_gaps`` goes to the loader,
-    which refuses it with the gap message.
+    Every source that can be streamed is (it needs less memory and is faster); the others are
+    loaded whole when :data:`RESAMPLE_COPIES` times their decoded size fits ``max_bytes`` (default:
+    :func:`memory_budget`). A source with gaps and no ``allow_gaps``, or one that cannot be loaded at
+    all, goes to the loader, which refuses it with its message.
 
     Raises
     ------
     ResourceLimitError
-        The stack cannot be streamed and does not fit the budget (one line: why, what to do), or
+        The source cannot be streamed and does not fit the budget (one line: why, what to do), or
         even one image per slab does not fit it.
     """
-    problem = stream_problem(stack)
-    if stack.problem or stack.geometry is None:
+    if source.problem:
         return False
+    problem = source.stream_problem()
     if not problem:
-        stream_slab_bytes(stack, max_bytes)  # refuses absurd image sizes
+        stream_slab_bytes(source, max_bytes)  # refuses absurd image sizes
         return True
-    if stack.geometry.gaps and not allow_gaps:
+    if source.needs_allow_gaps() and not allow_gaps:
         return False
-    need = RESAMPLE_COPIES * in_memory_bytes(stack)
+    need = RESAMPLE_COPIES * in_memory_bytes(source)
     budget = memory_budget(max_bytes)
     if need > budget:
-        from ..dicom.pixels import _human
-
         raise ResourceLimitError(
-            f"series {stack.id}: {problem}, which needs the whole series in memory ({_human(need)} with its "
-            f"resampled copy), over the {_human(budget)} budget; raise it with --max-memory "
+            f"series {source.id}: {problem}, which needs the whole series in memory ({human_bytes(need)} with its "
+            f"resampled copy), over the {human_bytes(budget)} budget; raise it with --max-memory "
             f"(e.g. --max-memory {_size_option(need)}) if the machine has that much free, or convert this "
             "series on a machine with more memory"
         )
@@ -147,8 +134,8 @@ def _size_option(n: int) -> str:
     return f"{-(-n // 2**10)}K"
 
 
-def stream_slab_bytes(stack: Any, max_bytes: int | None = None) -> int:
-    """Decoded bytes per slab when streaming ``stack`` within ``max_bytes`` (default :func:`memory_budget`).
+def stream_slab_bytes(source: StackSource, max_bytes: int | None = None) -> int:
+    """Decoded bytes per slab when streaming ``source`` within ``max_bytes`` (default :func:`memory_budget`).
 
     :data:`SLABS_IN_MEMORY` slabs are alive at a time, so a slab is at most that fraction of the
     budget and at least one image.
@@ -158,15 +145,13 @@ def stream_slab_bytes(stack: Any, max_bytes: int | None = None) -> int:
     ResourceLimitError
         Even one image per slab does not fit (an absurd Rows x Columns in a header, or a tiny budget).
     """
-    from ..dicom.pixels import _human
-
-    per_frame = max(1, in_memory_bytes(stack) // max(1, len(stack.frames)))
+    per_frame = max(1, in_memory_bytes(source) // max(1, source.n_images))
     budget = memory_budget(max_bytes)
     if SLABS_IN_MEMORY * per_frame > budget:
-        f0 = stack.first
+        rows, cols = source.shape[-2:]
         raise ResourceLimitError(
-            f"series {stack.id}: images of {f0.rows}x{f0.cols} take {_human(per_frame)} each, streaming holds "
-            f"{SLABS_IN_MEMORY} ({_human(SLABS_IN_MEMORY * per_frame)}), over the {_human(budget)} limit; "
+            f"series {source.id}: images of {rows}x{cols} take {human_bytes(per_frame)} each, streaming holds "
+            f"{SLABS_IN_MEMORY} ({human_bytes(SLABS_IN_MEMORY * per_frame)}), over the {human_bytes(budget)} limit; "
             "raise it with --max-memory (max_bytes=) if this is real"
         )
     return max(per_frame, min(SLAB_BYTES, budget // SLABS_IN_MEMORY))
@@ -201,30 +186,23 @@ class _Stats:
     exact: bool = True
 
 
-def _family(stack: Any, rescale: tuple[float, float] | None) -> str:
+def _family(source: StackSource, rescale: tuple[float, float] | None) -> str:
     """``rgb``, ``float`` (varying or fractional rescale, no uniform pair), ``scaled`` (a uniform
     fractional pair), ``rescaled`` (integer slope and intercepts), ``raw`` (no rescale)."""
-    from ..dicom.pixels import output_dtype
-
-    if stack.rgb:
-        return "rgb"
-    if output_dtype(stack) == np.float32:
+    kind = source.values.kind
+    if kind == FLOAT:
         return "scaled" if rescale is not None else "float"
-    if {f.slope for f in stack.frames} == {1.0} and {f.intercept for f in stack.frames} == {0.0}:
-        return "raw"
-    return "rescaled"
+    return kind
 
 
-def decide(stack: Any, rescale: tuple[float, float] | None, stats: _Stats | None = None) -> Storage:
-    """The storage :func:`~volume.io.nifti.write_nifti` chooses for the loaded stack.
+def decide(source: StackSource, rescale: tuple[float, float] | None, stats: _Stats | None = None) -> Storage:
+    """The storage :func:`~volume.io.nifti.write_nifti` chooses for the loaded source.
 
     With ``stats`` None: the narrowest choice the headers allow (checked slab by slab while
     writing); with the whole series' ``stats``: the exact choice.
     """
-    from ..dicom.pixels import _raw_dtype, rescaled_integer_dtype
-
-    family = _family(stack, rescale)
-    if family == "rgb":
+    family = _family(source, rescale)
+    if family == RGB:
         return Storage("rgb", np.dtype(np.uint8))
     if family == "float":
         return Storage("cast", np.dtype(np.float32))
@@ -235,8 +213,8 @@ def decide(stack: Any, rescale: tuple[float, float] | None, stats: _Stats | None
             return Storage("scaled", np.dtype(np.int16), slope, inter)
         dtype = scaled_integer_dtype(stats.vmin, stats.vmax, slope, inter) if stats.exact else None
         return Storage("cast", np.dtype(np.float32)) if dtype is None else Storage("scaled", dtype, slope, inter)
-    raw = _raw_dtype(stack.first)
-    if family == "raw":
+    raw = source.values.stored
+    if family == RAW:
         if raw != np.uint16:
             return Storage("cast", raw)
         if stats is None:
@@ -245,7 +223,7 @@ def decide(stack: Any, rescale: tuple[float, float] | None, stats: _Stats | None
     if stats is None:
         return Storage("cast", np.dtype(np.int16))
     lo, hi, inters = (np.concatenate(x) for x in (stats.lo, stats.hi, stats.inters))
-    return Storage("cast", rescaled_integer_dtype(lo, hi, stack.first.slope, inters, where=f"series {stack.id}"))
+    return Storage("cast", rescaled_integer_dtype(lo, hi, source.values.slope, inters, where=f"series {source.id}"))
 
 
 def _collect(lo: np.ndarray, hi: np.ndarray, inters: np.ndarray, values: np.ndarray, storage: Storage,
@@ -260,11 +238,9 @@ def _collect(lo: np.ndarray, hi: np.ndarray, inters: np.ndarray, values: np.ndar
 
 
 def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarray, storage: Storage,
-           family: str, stack: Any, stats: _Stats) -> np.ndarray | None:
+           family: str, source: StackSource, stats: _Stats) -> np.ndarray | None:
     """A slab's stored voxels (C order, little-endian), or None when they do not fit ``storage``
     (the series needs another choice). Records exactness of a fractional rescale in ``stats``."""
-    from ..dicom.pixels import rescaled_integer_dtype
-
     little = storage.dtype.newbyteorder("<")
     if storage.kind == "rgb":
         if values.dtype != np.uint8:
@@ -288,7 +264,7 @@ def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarra
         if int(hi.max()) > np.iinfo(np.int16).max:
             return None
     elif family == "rescaled" and lo.size:
-        need = rescaled_integer_dtype(lo, hi, stack.first.slope, inters, where=f"series {stack.id}")
+        need = rescaled_integer_dtype(lo, hi, source.values.slope, inters, where=f"series {source.id}")
         if need.itemsize > storage.dtype.itemsize:
             return None
     return np.ascontiguousarray(values, dtype=little)
@@ -306,45 +282,44 @@ def _check_exact(values: np.ndarray, storage: Storage, stats: _Stats) -> None:
 # --- the writer --------------------------------------------------------------------------------
 
 
-def _slabs(stack: Any, per_slab: int, progress: Callable[[int], None] | None
+def _slabs(source: StackSource, per_slab: int, progress: Callable[[int], None] | None
            ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """``(start, values, raw lo, raw hi)`` of consecutive slabs; the next slab decodes on a thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..dicom.pixels import read_slab
-
-    n = len(stack.frames)
+    n = source.n_images
     starts = list(range(0, n, per_slab))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="volume-slab")
     try:
-        future = pool.submit(read_slab, stack, 0, min(per_slab, n), progress=progress)
+        future = pool.submit(source.read_slab, 0, min(per_slab, n), progress=progress)
         for k, start in enumerate(starts):
             values, lo, hi = future.result()
             if k + 1 < len(starts):
                 nxt = starts[k + 1]
-                future = pool.submit(read_slab, stack, nxt, min(nxt + per_slab, n), progress=progress)
+                future = pool.submit(source.read_slab, nxt, min(nxt + per_slab, n), progress=progress)
             yield start, values, lo, hi
             del values
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _write_pass(tmp: Path, stack: Any, header: Callable[[Storage], bytes], storage: Storage, family: str,
+def _write_pass(tmp: Path, source: StackSource, header: Callable[[Storage], bytes], storage: Storage, family: str,
                 per_slab: int, *, compress: bool, level: int, threads: int,
                 progress: Callable[[int], None] | None) -> _Stats | None:
     """Write the file with ``storage``; None when every slab fitted, else the whole series' stats."""
     stats = _Stats()
     writing = True
-    inters_all = np.array([f.intercept for f in stack.frames], dtype=np.float64)
+    intercepts = source.values.intercepts
+    inters_all = intercepts if intercepts is not None else np.zeros(source.n_images)
     with NiftiSink(tmp, compress=compress, level=level, threads=threads) as sink:
         sink.write(header(storage))
-        for start, values, lo, hi in _slabs(stack, per_slab, progress):
+        for start, values, lo, hi in _slabs(source, per_slab, progress):
             inters = inters_all[start : start + values.shape[0]]
             _collect(lo, hi, inters, values, storage, stats)
             if not writing:  # only the range matters now: the file is written again
                 _check_exact(values, storage, stats)
                 continue
-            stored = _store(values, lo, hi, inters, storage, family, stack, stats)
+            stored = _store(values, lo, hi, inters, storage, family, source, stats)
             if stored is None:
                 writing = False
             else:
@@ -353,7 +328,7 @@ def _write_pass(tmp: Path, stack: Any, header: Callable[[Storage], bytes], stora
 
 
 def write_nifti_stack(
-    stack: Any,
+    source: StackSource,
     path: str | os.PathLike[str],
     *,
     force: bool = False,
@@ -364,88 +339,69 @@ def write_nifti_stack(
     slab_bytes: int = SLAB_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
-    """Write ``stack`` to ``path`` (``.nii`` or ``.nii.gz``) slab by slab, atomically.
+    """Write ``source`` to ``path`` (``.nii`` or ``.nii.gz``) slab by slab, atomically.
 
-    The file is byte for byte what ``write_nifti(load_stack(stack), path, level=level,
+    The file is byte for byte what ``write_nifti(source.load(), path, level=level,
     threads=threads, rescale=rescale, description=description)`` writes; memory is about two slabs
     of ``slab_bytes`` decoded bytes.
 
     Parameters
     ----------
-    stack
-        A 3D or 4D stack (grey or RGB) with :func:`stream_problem` empty, written with the values
-        its images' slopes give (apply :func:`volume.dicom.scaling.vendor_scaling` first, as
-        ``load_stack`` does, for the same values).
+    source
+        A 3D or 4D source (grey or RGB) with an empty ``stream_problem()``.
     rescale
-        The series' uniform ``(slope, intercept)`` or None (as for ``write_nifti``).
+        The series' uniform ``(slope, intercept)`` or None (as for ``write_nifti``;
+        ``source.values.rescale`` is the one the headers give).
     progress
         Called with the number of images decoded (once per image, from a decoding thread).
 
     Returns
     -------
     Volume
-        A shell for the sidecar: the affine and metadata ``load_stack`` gives, and an array that is a
-        read-only broadcast of 0 with the volume's shape (no voxel memory; its values are not the
-        series').
+        A shell for the sidecar (:func:`volume.sources.shell`): the affine and metadata of the loaded
+        Volume, and an array that is a read-only broadcast of 0 (no voxel memory).
 
     Raises
     ------
     NotAVolumeError
-        The stack cannot be streamed (tilt, gaps, no geometry).
+        The source cannot be streamed (tilt, gaps, no geometry).
     OutputExistsError
         ``path`` exists and ``force`` is false.
     """
-    from ..dicom.geometry import output_grid
-    from ..dicom.loader import stack_meta
-    from ..dicom.pixels import check_frames
-    from ..errors import NotAVolumeError
-
-    problem = stream_problem(stack)
+    problem = source.stream_problem()
     if problem:
-        raise NotAVolumeError(f"series {stack.id}: cannot be written slab by slab: {problem}")
+        raise NotAVolumeError(f"series {source.id}: cannot be written slab by slab: {problem}")
     path = Path(path)
     suffix = nifti_suffix(path)
-    check_frames(stack)
-    affine, (n_s, n_r, n_c) = output_grid(stack.geometry, stack.rows, stack.cols, resample_gaps=True)
-    meta = stack_meta(stack)
-    is_4d = stack.n_frames > 1
-    shape = (n_c, n_r, n_s) + ((stack.n_frames,) if is_4d else ())
-    ras = ras_affine(affine)
+    source.check()
+    meta = source.meta
+    is_4d = source.n_frames > 1
+    n_s, n_r, n_c = source.shape[-3:]
+    shape = (n_c, n_r, n_s) + ((source.n_frames,) if is_4d else ())
+    ras = ras_affine(source.affine)
     time_step = meta.get("frame_interval_s") if is_4d else None
 
     def header(storage: Storage) -> bytes:
         return nifti_header(shape, storage.dtype, ras, rgb=storage.kind == "rgb", time_step=time_step,
                             slope=storage.slope, inter=storage.inter, description=description)
 
-    per_frame = max(1, in_memory_bytes(stack) // max(1, len(stack.frames)))
+    per_frame = max(1, in_memory_bytes(source) // max(1, source.n_images))
     per_slab = max(1, int(slab_bytes) // per_frame)
-    storage = decide(stack, rescale)
-    family = _family(stack, rescale)
+    storage = decide(source, rescale)
+    family = _family(source, rescale)
     io = dict(compress=suffix == ".nii.gz", level=level, threads=threads)
     with atomic_output(path, force=force, suffix=suffix) as tmp:
-        stats = _write_pass(tmp, stack, header, storage, family, per_slab, progress=progress, **io)
+        stats = _write_pass(tmp, source, header, storage, family, per_slab, progress=progress, **io)
         if stats is not None:
-            storage = decide(stack, rescale, stats)
-            again = _write_pass(tmp, stack, header, storage, family, per_slab, progress=None, **io)
+            storage = decide(source, rescale, stats)
+            again = _write_pass(tmp, source, header, storage, family, per_slab, progress=None, **io)
             if again is not None:  # pragma: no cover - the choice was made from every value
-                raise AssertionError(f"series {stack.id}: values do not fit {storage}")
-    return stack_shell(stack, storage.dtype)
-
-
-def stack_shell(stack: Any, dtype: Any = np.int16) -> Volume:
-    """A Volume with ``stack``'s affine, shape and metadata (as ``load_stack`` gives them) whose array
-    is a read-only broadcast of 0: no voxel memory, for sidecars and geometry only."""
-    from ..dicom.geometry import output_grid
-    from ..dicom.loader import stack_meta
-
-    affine, shape = output_grid(stack.geometry, stack.rows, stack.cols, resample_gaps=True)
-    vol_shape = ((stack.n_frames,) if stack.n_frames > 1 else ()) + shape + ((3,) if stack.rgb else ())
-    shell = np.broadcast_to(np.zeros((), dtype=dtype), vol_shape)
-    return Volume(array=shell, affine=affine, meta=stack_meta(stack), rgb=stack.rgb)
+                raise AssertionError(f"series {source.id}: values do not fit {storage}")
+    return shell(source, storage.dtype)
 
 
 def convert_image(
-    stack: Any,
+    source: StackSource,
     path: str | os.PathLike[str] | None,
     *,
     allow_gaps: bool = False,
@@ -457,22 +413,19 @@ def convert_image(
     description: str = "",
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
-    """``volume convert``'s image of one stack: streamed when it can be (:func:`should_stream`), else
+    """``volume convert``'s image of one source: streamed when it can be (:func:`should_stream`), else
     loaded whole within ``max_bytes`` (default :func:`memory_budget`) and written by ``write_nifti``.
 
     ``path`` None writes nothing (the image exists; the caller only needs the sidecar's Volume).
-    Returns the Volume for the sidecar: the loaded one, or a :func:`stack_shell` when streamed.
+    Returns the Volume for the sidecar: the loaded one, or a :func:`volume.sources.shell` when streamed.
     """
-    if should_stream(stack, max_bytes, allow_gaps=allow_gaps):
+    if should_stream(source, max_bytes, allow_gaps=allow_gaps):
         if path is None:
-            return stack_shell(stack)
-        return write_nifti_stack(stack, path, force=force, level=level, threads=threads, rescale=rescale,
-                                 description=description, slab_bytes=stream_slab_bytes(stack, max_bytes),
+            return shell(source)
+        return write_nifti_stack(source, path, force=force, level=level, threads=threads, rescale=rescale,
+                                 description=description, slab_bytes=stream_slab_bytes(source, max_bytes),
                                  progress=progress)
-    from ..dicom.loader import load_stack
-    from .nifti import write_nifti
-
-    vol = load_stack(stack, allow_gaps=allow_gaps, max_bytes=memory_budget(max_bytes), progress=progress)
+    vol = source.load(allow_gaps=allow_gaps, max_bytes=memory_budget(max_bytes), progress=progress)
     if path is not None:
         write_nifti(vol, path, force=force, level=level, threads=threads, rescale=rescale, description=description)
     return vol
@@ -487,7 +440,6 @@ __all__ = [
     "in_memory_bytes",
     "memory_budget",
     "should_stream",
-    "stack_shell",
     "stream_problem",
     "write_nifti_stack",
 ]

@@ -17,7 +17,6 @@ running max/min/sum per open slab; across rows or columns it reduces each slice 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 from ..choices import PROJECTION_MODES
 from ..conventions import GRID_AXES
 from ..errors import NotAVolumeError, UsageError
+from ..sources import StackSource
 from ..volume import PLANE_NORMALS, Volume
 
 MODES = PROJECTION_MODES
@@ -481,34 +481,32 @@ def _project_resampled(vol: Volume, plane: str, mode: str, slab_mm: float | None
 # --- streaming straight from DICOM files ---------------------------------------------------------
 
 
-def can_stream(stack: Any) -> bool:
-    """True when ``stack`` can be projected slice by slice from disk (3D, grey, no tilt, no gaps)."""
-    g = stack.geometry
-    return (
-        g is not None and not stack.problem and stack.n_frames == 1 and not stack.rgb
-        and not g.tilted and not g.gaps and stack.kind == "volume"
-    )
+def can_stream(source: StackSource) -> bool:
+    """True when ``source`` can be projected slice by slice from disk (3D, grey, no tilt, no gaps)."""
+    return (not source.stream_problem() and source.n_frames == 1 and not source.rgb
+            and source.meta.get("kind", "volume") == "volume")
 
 
 STREAM_CHUNK = 32
 """Slices decoded together while streaming (read on a few threads): bounds memory, not the series."""
 
 
-def stack_slices(stack: Any, chunk: int = STREAM_CHUNK) -> Iterator[np.ndarray]:
-    """Decode a stack ``chunk`` slices at a time, in load order, rescaled to modality values.
+def chunk_bytes(source: StackSource, chunk: int = STREAM_CHUNK) -> int:
+    """Decoded bytes of the chunk of slices :func:`stack_slices` holds at a time."""
+    return -(-source.nbytes() * min(chunk, source.n_images) // max(1, source.n_images))
 
-    Yields (R, C) slices in the dtype the loader chooses for each chunk (the stored type, the
-    smallest signed type holding an integer rescale, or float32); a later chunk may be wider
-    (:class:`SliceReducer` widens with it). Memory: one chunk of slices.
+
+def stack_slices(source: StackSource, chunk: int = STREAM_CHUNK) -> Iterator[np.ndarray]:
+    """Decode a source ``chunk`` slices at a time, in load order, in modality values.
+
+    Yields (R, C) slices in the dtype the loader chooses (float32, the stored type, or the smallest
+    signed type holding a chunk's integer rescale: a later chunk may be wider, and
+    :class:`SliceReducer` widens with it). Memory: one chunk of slices.
     """
-    from ..dicom.pixels import read_stack
-
-    frames = stack.frames
-    for k in range(0, len(frames), chunk):
-        part = frames[k : k + chunk]
-        sub = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
-        block = read_stack(sub)[0]
-        for i in range(len(part)):
+    n = source.n_images
+    for k in range(0, n, chunk):
+        block = source.read_slab(k, min(k + chunk, n))[0]
+        for i in range(block.shape[0]):
             # a copy, so the consumer's last slice does not keep the whole chunk alive
             yield block[i].copy()
         del block  # before the next chunk is decoded: one chunk in memory at a time
@@ -527,64 +525,54 @@ def _narrow(data: np.ndarray) -> np.ndarray:
 
 
 def project_stack(
-    stack: Any,
+    source: StackSource,
     plane: str = "coronal",
     mode: str = "max",
     slab_mm: float | None = None,
     step_mm: float | None = None,
     *,
-    scaling: str = "precise",
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
-    """Project a DICOM stack streaming from disk: memory for a chunk of slices plus the output.
+    """Project a stack source streaming from disk: memory for a chunk of slices plus the output.
 
-    Same result as ``project(volume.load(stack, scaling=scaling), ...)`` (without ``resample``) for
-    stacks where :func:`can_stream` holds; other stacks are loaded whole and projected.
+    Same result as ``project(source.load(), ...)`` (without ``resample``) for sources where
+    :func:`can_stream` holds; other sources are loaded whole and projected.
     """
-    return project_stack_planes(stack, [plane], mode, slab_mm, step_mm, scaling=scaling,
-                                progress=progress)[_plane(plane)]
+    return project_stack_planes(source, [plane], mode, slab_mm, step_mm, progress=progress)[_plane(plane)]
 
 
 def project_stack_planes(
-    stack: Any,
+    source: StackSource,
     planes: Sequence[str],
     mode: str = "max",
     slab_mm: float | None = None,
     step_mm: float | None = None,
     *,
-    scaling: str = "precise",
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Volume]:
-    """Projections of a DICOM stack along several planes from one streamed pass over its slices.
+    """Projections of a stack source along several planes from one streamed pass over its slices.
 
     Returns ``{plane: Volume}`` in the order given; see :func:`project_stack`.
     """
-    from ..dicom.scaling import vendor_scaling
-
     names = [_plane(p) for p in planes]
     mode = _mode(mode)
-    stack = vendor_scaling(stack, scaling)
-    if not can_stream(stack):
-        from ..dicom import load
-
-        vol = load(stack, progress=progress)
+    if not can_stream(source):
+        vol = source.load(progress=progress)
         return {p: project(vol, p, mode, slab_mm, step_mm) for p in names}
-    from ..dicom.loader import stack_meta
-
-    affine = np.asarray(stack.geometry.affine, dtype=float)
-    shape = (stack.n_slices, stack.rows, stack.cols)
+    affine = np.asarray(source.affine, dtype=float)
+    shape = tuple(source.shape)
     plans = []
     for p in names:
         axis, angle = projection_axis(affine, p)
         spacing = float(np.linalg.norm(affine[:3, axis]))
         layout = slab_layout(shape[axis], spacing, slab_mm, step_mm)
         plans.append((p, axis, angle, spacing, layout, SliceReducer(axis, mode, layout, shape[0])))
-    for k, sl in enumerate(stack_slices(stack)):
+    for k, sl in enumerate(stack_slices(source)):
         for *_, reducer in plans:
             reducer.add(k, sl)
         if progress is not None:
             progress(1)
-    meta = stack_meta(stack)
+    meta = source.meta
     out = {}
     for p, axis, angle, spacing, layout, reducer in plans:
         info = {**meta, **_projection_meta(p, mode, axis, angle, layout, spacing, False)}
@@ -597,6 +585,7 @@ __all__ = [
     "SlabLayout",
     "aligned_grid",
     "can_stream",
+    "chunk_bytes",
     "project",
     "project_slices",
     "project_stack",

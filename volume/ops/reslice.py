@@ -31,18 +31,16 @@ from it loads back with the same affine.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import choices
 from ..conventions import GRID_AXES
 from ..errors import ResourceLimitError, UsageError
-from ..volume import LPS_TO_RAS, PLANES, Volume, closest_plane
+from ..volume import PLANES, Volume, closest_plane
 
 INTERPOLATIONS = choices.INTERPOLATIONS
 """Interpolation names: nearest neighbour (label maps), trilinear, cubic B-spline."""
@@ -265,35 +263,28 @@ def isotropic_grid(vol: Volume, spacing: float | Sequence[float]) -> tuple[np.nd
     return affine, (int(n[0]), int(n[1]), int(n[2]))
 
 
-def like_grid(path: str | os.PathLike[str]) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """The voxel grid (LPS affine, ``(S, R, C)``) of another image: a NIfTI file or a DICOM series.
+class Grid(NamedTuple):
+    """A voxel grid to reslice onto: LPS ``(slice, row, column)`` affine, ``(S, R, C)`` shape, and a
+    name for the record (``meta['reslice']['like']``)."""
 
-    A NIfTI ``(i, j, k)`` grid with RAS affine ``N`` becomes our ``(slice, row, column) = (k, j, i)``
-    grid with LPS affine ``LPS_TO_RAS @ N @ P`` (``P`` swaps the first and third index). A DICOM
-    folder or file is scanned (headers only); it must hold one stack.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{p}: no such file or folder (--like needs an image: NIfTI or DICOM)")
-    name = p.name.lower()
-    if p.is_file() and (name.endswith(".nii") or name.endswith(".nii.gz") or name.endswith(".hdr")):
-        import nibabel as nib
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    name: str = "grid"
 
-        try:
-            img = nib.load(str(p))
-        except Exception as exc:  # noqa: BLE001 - nibabel raises many types for bad files
-            raise UsageError(f"{p}: not a readable NIfTI image ({type(exc).__name__}: {exc})") from None
-        shape = tuple(int(v) for v in img.shape[:3]) + (1,) * max(0, 3 - len(img.shape))
-        swap = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
-        affine = LPS_TO_RAS @ np.asarray(img.affine, float) @ swap
-        return affine, (shape[2], shape[1], shape[0])
-    from ..dicom import choose_stack, scan
 
-    stack = choose_stack(scan(p))
-    if stack.problem or stack.geometry is None:
-        raise UsageError(f"{p}: series {stack.id} has no usable grid ({stack.problem or 'no geometry'})")
-    s, r, c = stack.shape[-3:]
-    return np.array(stack.geometry.affine, dtype=float), (int(s), int(r), int(c))
+def as_grid(like: Any) -> Grid:
+    """``like`` as a :class:`Grid`: a Grid, an ``(affine, shape)`` pair, or anything with ``affine``
+    and ``shape`` (a Volume, a stack source; the last three axes of a 4D shape)."""
+    if isinstance(like, Grid):
+        return like
+    if isinstance(like, tuple) and len(like) == 2:
+        affine, shape = like
+        return Grid(np.asarray(affine, dtype=float), tuple(int(v) for v in shape[-3:]))  # type: ignore[arg-type]
+    if hasattr(like, "affine") and hasattr(like, "shape"):
+        return Grid(np.asarray(like.affine, dtype=float), tuple(int(v) for v in like.shape[-3:]),  # type: ignore[arg-type]
+                    str(getattr(like, "id", "") or (getattr(like, "meta", {}) or {}).get("stack_id") or "grid"))
+    raise UsageError(f"like must be a grid (affine, shape), a Volume or a stack source, got {type(like).__name__} "
+                     "(a path: volume.reslice, or volume.api.like_grid)")
 
 
 # --- resampling ----------------------------------------------------------------------------------
@@ -610,7 +601,7 @@ def reslice(
     *,
     plane: str | None = None,
     normal: Sequence[float] | None = None,
-    like: str | os.PathLike[str] | tuple[np.ndarray, Sequence[int]] | None = None,
+    like: Grid | tuple[np.ndarray, Sequence[int]] | Any | None = None,
     spacing: float | Sequence[float] | None = None,
     fov: Sequence[float | None] | None = None,
     thickness: float | None = None,
@@ -630,7 +621,8 @@ def reslice(
     normal
         LPS (x, y, z) normal of oblique slices (see :func:`oblique_axes`).
     like
-        A NIfTI file or DICOM series path, or an ``(affine, shape)`` pair: its exact grid.
+        Another image's exact grid: a :class:`Grid`, an ``(affine, shape)`` pair, a Volume or a stack
+        source (:func:`volume.reslice` also takes a NIfTI file or DICOM series path).
     spacing
         mm, one value or (slice, row, column). Default: the source's resolution along each axis of
         the new grid; with ``thickness`` and a single default, slices are ``thickness`` apart.
@@ -655,8 +647,9 @@ def reslice(
     if like is not None:
         if sp is not None or fov is not None:
             raise UsageError("--like takes the other image's whole grid: drop --spacing and --fov")
-        affine, shape = like if isinstance(like, tuple) else like_grid(like)
-        how: dict[str, Any] = {"like": str(like) if not isinstance(like, tuple) else "grid"}
+        grid = as_grid(like)
+        affine, shape = grid.affine, grid.shape
+        how: dict[str, Any] = {"like": grid.name}
     else:
         if plane is not None:
             axes = PLANE_AXES.get(plane)
@@ -696,8 +689,3 @@ def isotropic(vol: Volume, spacing: float | Sequence[float] = 1.0, *, interp: st
               fill: float | None = None) -> Volume:
     """``vol`` in its own orientation resampled to ``spacing`` mm (see :func:`isotropic_grid`)."""
     return reslice(vol, spacing=spacing, interp=interp, fill=fill)
-
-
-def like(vol: Volume, path: str | os.PathLike[str], *, interp: str = "linear", fill: float | None = None) -> Volume:
-    """``vol`` resampled onto another image's grid (NIfTI or DICOM, see :func:`like_grid`)."""
-    return reslice(vol, like=path, interp=interp, fill=fill)

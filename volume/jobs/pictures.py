@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UnsupportedDicomError
-from .ops.window import Window, apply_window, auto_window
+from ..errors import UnsupportedDicomError
+from ..ops.window import Window, apply_window, auto_window
 
 UINT16_MAX = 65535
 """Largest value of a 16-bit PNG sample."""
@@ -569,7 +569,7 @@ def iter_pictures(ds: Any, options: DisplayOptions = DisplayOptions()) -> Iterat
     Raises :class:`NotAnImage` for datasets without pixel data and
     :class:`~volume.errors.UnsupportedDicomError` when the pixels cannot be decoded.
     """
-    from .dicom.pixels import disable_unsafe_decoders
+    from ..dicom.pixels import disable_unsafe_decoders
 
     image_check(ds)
     disable_unsafe_decoders()  # GDCM aborts the process on some corrupt data
@@ -756,7 +756,7 @@ def pixel_aspect(ds: Any, frame: int | None = None) -> float:
 def save_image(img: Any, path: str | os.PathLike[str], *, fmt: str = "png", quality: int = 95,
                text: dict[str, str] | None = None, force: bool = False) -> Path:
     """Write one picture atomically as PNG or JPEG (no metadata except ``text`` in PNGs)."""
-    from .io.atomic import atomic_output
+    from ..io.atomic import atomic_output
 
     with atomic_output(path, force=force) as tmp:
         if fmt == "png":
@@ -778,7 +778,7 @@ def save_image(img: Any, path: str | os.PathLike[str], *, fmt: str = "png", qual
 def save_gif(images: Sequence[Any], durations_ms: Sequence[float], path: str | os.PathLike[str],
              *, force: bool = False) -> Path:
     """An animated GIF (looping) of ``images`` with one duration per frame, written atomically."""
-    from .io.atomic import atomic_output
+    from ..io.atomic import atomic_output
 
     frames = [im if im.mode in ("L", "RGB") else im.convert("L") for im in images]
     durations = [max(MIN_GIF_FRAME_MS, int(round(d))) for d in durations_ms]
@@ -791,7 +791,7 @@ def save_gif(images: Sequence[Any], durations_ms: Sequence[float], path: str | o
 
 def output_stem(name: str) -> str:
     """A file name without its DICOM suffix (``.dcm``, ``.dicom``, ``.dic``, ``.ima``), made safe."""
-    from .io.names import safe_name
+    from ..io.names import safe_name
 
     base = name
     if base.lower().endswith(DICOM_SUFFIXES):

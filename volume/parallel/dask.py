@@ -1,7 +1,7 @@
 """``volume convert --scheduler``: the same per-stack tasks on a dask.distributed cluster.
 
 dask is an optional extra (``pip install "volume[dask]"``), imported only here, only when a
-scheduler is given. Each stack is one task running :func:`volume.convert.convert_stack` on a
+scheduler is given. Each stack is one task running :func:`volume.jobs.convert.convert_stack` on a
 worker, which reads the DICOM files by absolute path and writes to the absolute output folder:
 both must be visible under the same paths on every worker (a shared filesystem). Writes are
 atomic on the worker as everywhere else.
@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .convert import (
+from ..errors import EXIT_PARTIAL, UsageError
+from ..jobs.convert import (
     CONVERTED,
     EXISTING,
     ConvertOptions,
@@ -31,7 +32,6 @@ from .convert import (
     crashed_result,
     temp_files,
 )
-from .errors import EXIT_PARTIAL, UsageError
 
 CONNECT_TIMEOUT_S = 5.0
 """Seconds to reach the scheduler before giving up (a clear error, never a hang)."""

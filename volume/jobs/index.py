@@ -27,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .errors import NoDicomError, UsageError
+from ..errors import NoDicomError, UsageError
 
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 """Pixel Data, Float Pixel Data, Double Float Pixel Data: header reading stops at these tags."""
@@ -233,7 +233,7 @@ def _plane(ds: Any, ctx: dict[str, Any]) -> str | None:
         return None
     import numpy as np
 
-    from .volume import OBLIQUE_TOLERANCE_DEG, closest_plane
+    from ..volume import OBLIQUE_TOLERANCE_DEG, closest_plane
 
     normal = np.cross(iop[:3], iop[3:])
     if not np.linalg.norm(normal) > 0:
@@ -775,8 +775,8 @@ def write_index(
     OutputExistsError
         When ``out`` exists and not ``force`` (checked before any header is read).
     """
-    from .batch import ordered_map
-    from .io.atomic import atomic_output, check_writable
+    from ..io.atomic import atomic_output, check_writable
+    from ..parallel.pool import ordered_map
 
     fmt = table_format(out)
     columns = build_columns(fields, keep_phi)  # validates fields before any work

@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .choices import NIFTI_FORMATS
-from .dicom.series import Stack
-from .errors import (
+from ..choices import NIFTI_FORMATS
+from ..dicom.series import Stack
+from ..errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_EXISTS,
@@ -36,8 +36,8 @@ from .errors import (
     UsageError,
     VolumeError,
 )
-from .io.names import safe_name, unique_names
-from .io.nifti import DEFAULT_GZIP_LEVEL
+from ..io.names import safe_name, unique_names
+from ..io.nifti import DEFAULT_GZIP_LEVEL
 
 FORMATS = NIFTI_FORMATS
 """Output formats: gzip-compressed (default) or plain NIfTI-1."""
@@ -206,19 +206,13 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
     if stack.diffusion is not None:
-        from .io.fsl import bval_bvec_paths
+        from ..io.fsl import bval_bvec_paths
 
         paths.extend(bval_bvec_paths(image))
     return paths
 
 
 # --- one stack ---------------------------------------------------------------------------------
-
-
-def _uniform_rescale(stack: Stack) -> tuple[float, float] | None:
-    """The series' (slope, intercept) when every image shares it, else None."""
-    pairs = {(f.slope, f.intercept) for f in stack.frames}
-    return next(iter(pairs)) if len(pairs) == 1 else None
 
 
 def _earliest_time(stack: Stack) -> float | None:
@@ -281,7 +275,7 @@ def convert_stack(
         ``force`` (nothing is touched); ``failed`` with one message naming the series. Only
         ``KeyboardInterrupt``/``SystemExit`` propagate (no half-written files are left).
     """
-    from .io.sidecar import write_sidecar
+    from ..io.sidecar import write_sidecar
 
     options = options or ConvertOptions()
     name = name or stack_stem(stack)
@@ -312,31 +306,32 @@ def convert_stack(
             )
         if stack.problem:
             raise NotAVolumeError(stack.problem)
-        from . import __version__
-        from .dicom.scaling import vendor_scaling
-        from .io.nifti_stream import convert_image
+        from .. import __version__
+        from ..dicom.source import DicomSource
+        from ..io.nifti_stream import convert_image
 
-        stack = vendor_scaling(stack, options.scaling)
+        source = DicomSource(stack, options.scaling)
+        stack = source.stack  # its values scaled as the file is written (the sidecar reads them too)
 
         # streamed slab by slab unless tilt or gaps are resampled; with skip_existing only missing outputs are written
         vol = convert_image(
-            stack, image_path if image_path not in existing else None, allow_gaps=options.allow_gaps,
+            source, image_path if image_path not in existing else None, allow_gaps=options.allow_gaps,
             max_bytes=options.max_bytes, force=options.force, level=options.level, threads=options.threads,
-            rescale=_uniform_rescale(stack), description=f"volume {__version__}", progress=progress,
+            rescale=source.values.rescale, description=f"volume {__version__}", progress=progress,
         )
         warnings, notes = _notes(vol)
         if image_path not in existing:
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
         if diffusion is not None:
-            from .io.fsl import write_bval_bvec
+            from ..io.fsl import write_bval_bvec
 
             missing = [p for p in wanted[-2:] if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
         if options.sidecar and json_path not in existing:
-            from .dicom.bids import sidecar_fields
-            from .io.sidecar import seconds_text
+            from ..dicom.bids import sidecar_fields
+            from ..io.sidecar import seconds_text
 
             first = _earliest_time(stack)
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
@@ -378,7 +373,7 @@ def select_tasks(found: Any, series: str | int | None = None) -> list[ConvertTas
     UsageError
         ``series`` matches no stack (the message lists what is there).
     """
-    from .errors import NoDicomError
+    from ..errors import NoDicomError
 
     stacks = found.stacks
     if not stacks:
@@ -430,7 +425,7 @@ def convert(
     >>> results = convert("STUDY/", "nifti/")                         # doctest: +SKIP
     >>> [r.files for r in results if r.status == "converted"]         # doctest: +SKIP
     """
-    from .dicom.loader import Scan, scan
+    from ..dicom.loader import Scan, scan
 
     found = path if isinstance(path, Scan) else scan(path)
     tasks = select_tasks(found, series)
@@ -492,7 +487,7 @@ def auto_workers(tasks: Sequence[ConvertTask], workers: int | None = None) -> in
         return max(1, min(workers, len(tasks)))
     if len(tasks) < 2 or sum(stack_bytes(t.stack) for t in tasks) < POOL_MIN_BYTES:
         return 1
-    from .batch import default_workers  # the pool machinery is imported only when a pool runs
+    from ..parallel.pool import default_workers  # the pool machinery is imported only when a pool runs
 
     return max(1, min(default_workers(), len(tasks)))
 
@@ -536,7 +531,7 @@ def crashed_result(task: ConvertTask) -> ConvertResult:
 
 def temp_files(out_dir: str | os.PathLike[str]) -> set[str]:
     """Names of ``atomic_output`` temporary files in ``out_dir``."""
-    from .io.atomic import TEMP_PREFIX
+    from ..io.atomic import TEMP_PREFIX
 
     try:
         return {e.name for e in os.scandir(out_dir) if e.name.startswith(TEMP_PREFIX)}
@@ -556,7 +551,7 @@ def iter_results(
 
     ``workers=1`` converts in this process, in order, ``progress`` getting 1 per decoded image.
     More workers convert one stack per task over a process pool
-    (:func:`volume.batch.unordered_map`): results come in the order they complete, ``progress``
+    (:func:`volume.parallel.pool.unordered_map`): results come in the order they complete, ``progress``
     gets a stack's images when it is done. A worker that dies (segfault, out-of-memory killer)
     makes its stack one failed result (:data:`CRASH_MESSAGE`) and removes the temporary file it
     left; the others go on. Ctrl-C (``KeyboardInterrupt`` while waiting) stops the workers, whose
@@ -587,7 +582,7 @@ def iter_results(
 
     from functools import partial
 
-    from .batch import unordered_map
+    from ..parallel.pool import unordered_map
 
     before = temp_files(out_dir)
     since = time.time()
@@ -679,7 +674,7 @@ def batch_report(
     """
     from datetime import datetime, timezone
 
-    from . import __version__
+    from .. import __version__
 
     def iso(t: float) -> str:
         return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -727,7 +722,7 @@ def batch_report(
 
 def check_report(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Refuse a report path up front, before any work (:class:`OutputExistsError` when it exists)."""
-    from .io.atomic import check_writable
+    from ..io.atomic import check_writable
 
     return check_writable(path, force=force)
 
@@ -736,7 +731,7 @@ def write_report(path: str | os.PathLike[str], report: dict[str, Any], *, force:
     """Write ``report`` as indented JSON, atomically (:func:`volume.io.atomic.atomic_output`)."""
     import json
 
-    from .io.atomic import atomic_output
+    from ..io.atomic import atomic_output
 
     text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_safe) + "\n"
     with atomic_output(path, force=force) as tmp:

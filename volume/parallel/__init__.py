@@ -1,0 +1,1 @@
+"""Running many items at once: a process pool here, a dask.distributed cluster (``dask``)."""
