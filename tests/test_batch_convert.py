@@ -246,7 +246,7 @@ sys.exit(main(json.loads(sys.argv[1])))
 SERIES_2_WRITER = """
 import os, signal, time
 from pathlib import Path
-import volume.io.nifti_stream as NS
+import volume.jobs.convert as NS  # where convert_stack looks the writer up
 from volume.io.atomic import atomic_output
 NS._volume_real = getattr(NS, "_volume_real", NS.convert_image)
 def _writer(stack, path, **kw):
@@ -369,7 +369,7 @@ def test_dask_ctrl_c_stops_the_tasks_and_resumes(archive, pool_output, cluster, 
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
-        client.run(exec, "import volume.io.nifti_stream as NS\nNS.convert_image = NS._volume_real\n", {})
+        client.run(exec, "import volume.jobs.convert as NS\nNS.convert_image = NS._volume_real\n", {})
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr and "volume: interrupted; nothing half-written was left" in stderr
     assert leftovers(out) == []  # the running task stopped and removed its temporary file
@@ -384,8 +384,8 @@ def test_dask_ctrl_c_stops_the_tasks_and_resumes(archive, pool_output, cluster, 
 def test_dask_worker_that_cannot_see_the_inputs_fails_the_series(archive, cluster, tmp_path):
     import dataclasses
 
+    from volume.jobs.cluster import iter_results
     from volume.jobs.convert import ConvertOptions
-    from volume.parallel.dask import iter_results
 
     _, client = cluster
     [task] = plan(volume.scan(archive / "s1").stacks)
@@ -449,7 +449,7 @@ def test_dask_a_series_that_kills_its_workers_fails_alone(archive, pool_output, 
                                         capfd)
     finally:
         client.unregister_worker_plugin(KillOnSeries2.name)
-        client.run(exec, "import volume.io.nifti_stream as NS\nNS.convert_image = NS._volume_real\n", {})
+        client.run(exec, "import volume.jobs.convert as NS\nNS.convert_image = NS._volume_real\n", {})
     assert code_ == EXIT_PARTIAL, stderr
     assert "volume: series 2: failed: the worker process died" in stderr
     assert "converted 3, skipped 0, failed 1" in stderr
@@ -497,9 +497,9 @@ def test_report_names_the_chosen_stacks_not_a_uid_selector(archive, tmp_path, ca
 
 
 def test_ctrl_c_between_image_and_sidecar_in_process_lists_the_image(archive, tmp_path, capfd, monkeypatch):
-    import volume.io.sidecar as sidecar
+    import volume.jobs.convert as job  # where convert_stack looks the sidecar writer up
 
-    real, calls = sidecar.write_sidecar, []
+    real, calls = job.write_sidecar, []
 
     def interrupted_second_time(*args, **kwargs):
         calls.append(1)
@@ -507,7 +507,7 @@ def test_ctrl_c_between_image_and_sidecar_in_process_lists_the_image(archive, tm
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sidecar, "write_sidecar", interrupted_second_time)
+    monkeypatch.setattr(job, "write_sidecar", interrupted_second_time)
     out, report = tmp_path / "out", tmp_path / "report.json"
     code, stdout, err = run_cli(["convert", archive, "-o", out, "--workers", "1", "--report", report], capfd)
     assert code == EXIT_INTERRUPTED

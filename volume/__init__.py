@@ -14,6 +14,8 @@ needs them.
 
 from __future__ import annotations
 
+import importlib
+
 from .errors import (
     AmbiguousSeriesError,
     NoDicomError,
@@ -69,7 +71,6 @@ def __getattr__(name: str) -> object:
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'volume' has no attribute {name!r}") from None
-    import importlib
 
     value = getattr(importlib.import_module(module), attr)
     globals()[name] = value

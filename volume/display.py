@@ -37,6 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from .conventions import DISPLAY, plane_name
+from .ops.window import apply_window
+from .volume import PLANE_NORMALS
 
 DISPLAY_GRID = DISPLAY
 """``plane -> (up, right)``: LPS unit vectors of the top and the right edge of a picture (the one
@@ -283,8 +285,6 @@ def volume_picture(vol, plane: str, *, axis: int | None = None, index: int = 0, 
         integers is not wanted: cast beforehand); and the pixel size in mm (a single float when
         ``square``, else ``(row_mm, col_mm)``).
     """
-    from .volume import PLANE_NORMALS
-
     plane = _plane(plane)
     if axis is None:
         ones = [a for a, n in enumerate(vol.shape) if n == 1]
@@ -313,8 +313,6 @@ def display_picture(vol, plane: str, window, *, axis: int | None = None, index: 
     (numpy.ndarray, float)
         uint8 (H, W) picture and its pixel size in mm.
     """
-    from .ops.window import apply_window
-
     if vol.rgb:
         raise ValueError("display_picture windows grey volumes; RGB volumes are pictures already")
     image, (row_mm, col_mm) = volume_picture(vol, plane, axis=axis, index=index, frame=frame, square=False)
@@ -343,8 +341,6 @@ def display_volume(vol, plane: str, *, axis: int | None = None):
     Volume
         Same voxels, array axes permuted/flipped (a view), affine columns permuted/negated.
     """
-    from .volume import PLANE_NORMALS
-
     plane = _plane(plane)
     if axis is None:
         ones = [a for a, n in enumerate(vol.shape) if n == 1]

@@ -218,7 +218,7 @@ def run_convert(
         total = sum(len(t.stack.frames) for t in tasks)
         with progress_bar("converting", total) as advance:
             if client is not None:
-                from ..parallel.dask import iter_results as cluster_results
+                from ..jobs.cluster import iter_results as cluster_results
 
                 stream = cluster_results(tasks, output, options, client, progress=advance)
             else:

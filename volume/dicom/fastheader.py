@@ -18,6 +18,7 @@ from struct import Struct
 from struct import error as StructError
 from typing import Any
 
+from ._tags import PRIVATE_TAGS, TAGS
 from .files import GZIP, GunzipError, compression_of, gunzip
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
@@ -137,8 +138,6 @@ _NESTED: dict[str, dict[int, tuple[str, str]]] = {}
 @functools.lru_cache(maxsize=1024)
 def _lookup(kw: str) -> tuple[int, str]:
     """``(tag, VR)`` of a keyword: the embedded tables first, then pydicom's dictionary."""
-    from ._tags import PRIVATE_TAGS, TAGS
-
     known = TAGS.get(kw) or PRIVATE_TAGS.get(kw)
     if known is None:
         from pydicom.datadict import dictionary_VR, tag_for_keyword

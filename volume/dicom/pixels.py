@@ -10,7 +10,9 @@ values when slope and intercept are integers, float32 when the slope is fraction
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import os
 import sys
 import threading
 import warnings
@@ -302,8 +304,6 @@ def read_slab(
         Values ``(n, R, C[, 3])`` in modality units, and the stored (raw, before rescale) minimum
         and maximum of each frame, float64 ``(n,)`` (zeros for float32 and RGB outputs).
     """
-    import dataclasses
-
     part = stack.frames[start:stop]
     sub = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
     as_float = output_dtype(stack) == np.float32 and not stack.rgb
@@ -432,8 +432,6 @@ MAX_READ_THREADS = 4
 
 def _run_chunks(fn: Callable[[list[int]], int], indices: list[int], progress: Callable[[int], None] | None) -> None:
     """Run ``fn`` over chunks of ``indices`` on a few threads (in this thread for small stacks)."""
-    import os
-
     chunks = [indices[k : k + READ_CHUNK] for k in range(0, len(indices), READ_CHUNK)]
     threads = min(MAX_READ_THREADS, os.cpu_count() or 1, len(chunks))
     if threads <= 1:

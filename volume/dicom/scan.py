@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from . import fastheader
 from ._tags import PRIVATE, PRIVATE_TAGS
-from .fastheader import looks_like_headerless_dicom
+from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, looks_like_headerless_dicom, read_fast
 from .files import GunzipError, file_compression, gunzip_cached, open_source
+from .geometry import GeometryError, slice_normal
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
@@ -411,8 +413,6 @@ HEADER_SEQUENCES = {
 
 
 def _configure_fast() -> None:
-    from . import fastheader
-
     if not fastheader._WANTED:
         fastheader.configure(
             dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS + tuple(PRIVATE_TAGS)),
@@ -444,8 +444,6 @@ def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
         return [], "unreadable"
     ds: Any = None
     if fast:
-        from .fastheader import NOT_DICOM, TRUNCATED, read_fast
-
         _configure_fast()
         quick = read_fast(path)
         if quick == TRUNCATED:
@@ -509,8 +507,6 @@ def _remember(key: Any, value: Any) -> Any:
 
 
 def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[list[FrameHeader], str]:
-    from .fastheader import FastDataset
-
     if isinstance(ds, FastDataset):  # values already converted: plain dictionary look-ups
         get = ds.values.get
     else:
@@ -803,8 +799,6 @@ def _multiframe(
         if ipp is None and top_ipp is not None:
             ipp = top_ipp
             if offsets is not None and len(offsets) == n_frames and top_iop is not None:
-                from .geometry import GeometryError, slice_normal
-
                 try:
                     ipp = tuple(np.asarray(top_ipp) + offsets[i] * slice_normal(top_iop))
                 except GeometryError:

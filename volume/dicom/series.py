@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import AmbiguousSeriesError
 from ..volume import axis_codes, closest_plane, orientation_label
 from .geometry import (
     POSITION_TOLERANCE_MM,
@@ -640,8 +641,6 @@ def select_stacks(stacks: list[Stack], selector: str | int | None, *, where: str
     returned; matches in several series raise :class:`~volume.errors.AmbiguousSeriesError`
     listing them (``where`` starts its message). An empty list means nothing matched.
     """
-    from ..errors import AmbiguousSeriesError
-
     if selector is None:
         return list(stacks)
     key = str(selector).strip()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .fastheader import convert_raw
+
 
 def _get(ds: Any, keyword: str) -> Any:
     try:
@@ -137,7 +139,6 @@ def element_value(ds: Any, tag: int, vr: str) -> Any:
     if isinstance(value, bytes) and vr not in ("OB", "OW", "UN"):
         if not getattr(ds, "is_little_endian", True):
             return None
-        from .fastheader import convert_raw
 
         return convert_raw(value, vr)
     if type(value).__name__ == "MultiValue":

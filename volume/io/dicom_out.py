@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputExistsError, UsageError
+from ..ops.window import auto_window
 from ..volume import Volume
-from .atomic import TEMP_PREFIX, atomic_output
+from .atomic import TEMP_PREFIX, atomic_output, check_writable
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 """SOP Class UID of CT Image Storage (used when the source modality is CT)."""
@@ -248,8 +249,6 @@ def _set(ds: Any, keyword: str, value: Any) -> None:
 
 
 def _default_window(values: np.ndarray) -> tuple[float, float]:
-    from ..ops.window import auto_window
-
     flat = np.asarray(values).reshape(-1)
     if flat.size > WINDOW_SAMPLE:
         flat = flat[:: flat.size // WINDOW_SAMPLE]
@@ -368,8 +367,6 @@ def write_dicom_series(
             f"{f' x {n_frames} frames' if n_frames > 1 else ''}; give a folder as output instead"
         )
     if single_file:
-        from .atomic import check_writable
-
         check_writable(out, force=force)
     elif out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise OutputExistsError(f"{out}: exists already; use --force to overwrite")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UnsupportedDicomError, UsageError
 from ..volume import LPS_TO_RAS, Volume
 from .atomic import atomic_output
 
@@ -238,8 +238,6 @@ def nifti_header(
     if not 3 <= len(shape) <= 7:
         raise ValueError(f"NIfTI data must have 3 to 7 dimensions, got shape {shape}")
     if max(shape) > NIFTI1_MAX_DIM:
-        from ..errors import UnsupportedDicomError
-
         raise UnsupportedDicomError(
             f"NIfTI-1 dimensions are at most {NIFTI1_MAX_DIM}, this volume is {'x'.join(map(str, shape))}; "
             "split it (--series) or use another output format"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..volume import Volume
 from .atomic import atomic_output
 
@@ -134,8 +135,6 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
     extra
         More keys, added last (e.g. what a converter did).
     """
-    from .. import __version__
-
     meta = vol.meta
     acq: Mapping[str, Any] = meta.get("acquisition") or {}
     out: dict[str, Any] = {}

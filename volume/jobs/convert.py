@@ -16,28 +16,41 @@ Output names are ``<SeriesNumber>_<SeriesDescription>[_<label>]`` made filesyste
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..choices import NIFTI_FORMATS
+from ..dicom.bids import sidecar_fields
+from ..dicom.loader import Scan, scan
 from ..dicom.series import Stack
+from ..dicom.source import DicomSource
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OUTPUT_EXISTS,
     EXIT_PARTIAL,
+    NoDicomError,
     NotAVolumeError,
     OutputExistsError,
     UsageError,
     VolumeError,
 )
+from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable
+from ..io.fsl import bval_bvec_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
 from ..io.nifti import DEFAULT_GZIP_LEVEL
+from ..io.nifti_stream import convert_image
+from ..io.sidecar import seconds_text, write_sidecar
+from ..parallel.pool import default_workers, in_daemon_process, unordered_map
 
 FORMATS = NIFTI_FORMATS
 """Output formats: gzip-compressed (default) or plain NIfTI-1."""
@@ -206,8 +219,6 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
     if stack.diffusion is not None:
-        from ..io.fsl import bval_bvec_paths
-
         paths.extend(bval_bvec_paths(image))
     return paths
 
@@ -275,8 +286,6 @@ def convert_stack(
         ``force`` (nothing is touched); ``failed`` with one message naming the series. Only
         ``KeyboardInterrupt``/``SystemExit`` propagate (no half-written files are left).
     """
-    from ..io.sidecar import write_sidecar
-
     options = options or ConvertOptions()
     name = name or stack_stem(stack)
     start = time.perf_counter()
@@ -306,10 +315,6 @@ def convert_stack(
             )
         if stack.problem:
             raise NotAVolumeError(stack.problem)
-        from .. import __version__
-        from ..dicom.source import DicomSource
-        from ..io.nifti_stream import convert_image
-
         source = DicomSource(stack, options.scaling)
         stack = source.stack  # its values scaled as the file is written (the sidecar reads them too)
 
@@ -324,15 +329,10 @@ def convert_stack(
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
         if diffusion is not None:
-            from ..io.fsl import write_bval_bvec
-
             missing = [p for p in wanted[-2:] if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
         if options.sidecar and json_path not in existing:
-            from ..dicom.bids import sidecar_fields
-            from ..io.sidecar import seconds_text
-
             first = _earliest_time(stack)
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
@@ -373,8 +373,6 @@ def select_tasks(found: Any, series: str | int | None = None) -> list[ConvertTas
     UsageError
         ``series`` matches no stack (the message lists what is there).
     """
-    from ..errors import NoDicomError
-
     stacks = found.stacks
     if not stacks:
         where = ", ".join(found.paths)
@@ -425,8 +423,6 @@ def convert(
     >>> results = convert("STUDY/", "nifti/")                         # doctest: +SKIP
     >>> [r.files for r in results if r.status == "converted"]         # doctest: +SKIP
     """
-    from ..dicom.loader import Scan, scan
-
     found = path if isinstance(path, Scan) else scan(path)
     tasks = select_tasks(found, series)
     return run_tasks(tasks, out_dir, options, progress=progress, on_result=on_result)
@@ -478,16 +474,12 @@ def auto_workers(tasks: Sequence[ConvertTask], workers: int | None = None) -> in
     """Worker processes for ``tasks``: ``workers`` (at most one per task) when given; otherwise
     all cores when there are several stacks holding at least :data:`POOL_MIN_BYTES`, else 1
     (this process); always 1 inside a daemonic worker process, which may not start children."""
-    import sys
-
-    mp = sys.modules.get("multiprocessing")  # a multiprocessing worker has imported it; else free
-    if mp is not None and mp.current_process().daemon:
+    if in_daemon_process():
         return 1
     if workers is not None:
         return max(1, min(workers, len(tasks)))
     if len(tasks) < 2 or sum(stack_bytes(t.stack) for t in tasks) < POOL_MIN_BYTES:
         return 1
-    from ..parallel.pool import default_workers  # the pool machinery is imported only when a pool runs
 
     return max(1, min(default_workers(), len(tasks)))
 
@@ -531,12 +523,20 @@ def crashed_result(task: ConvertTask) -> ConvertResult:
 
 def temp_files(out_dir: str | os.PathLike[str]) -> set[str]:
     """Names of ``atomic_output`` temporary files in ``out_dir``."""
-    from ..io.atomic import TEMP_PREFIX
-
     try:
         return {e.name for e in os.scandir(out_dir) if e.name.startswith(TEMP_PREFIX)}
     except OSError:
         return set()
+
+
+def remove_leftovers(out_dir: str | os.PathLike[str], before: set[str]) -> None:
+    """Remove the temporary files that appeared in ``out_dir`` since ``before`` (:func:`temp_files`).
+    Call it only when no worker of this batch runs: they are what dead workers left."""
+    for name in temp_files(out_dir) - before:
+        try:
+            os.unlink(os.path.join(out_dir, name))
+        except OSError:
+            pass
 
 
 def iter_results(
@@ -580,24 +580,13 @@ def iter_results(
             yield result
         return
 
-    from functools import partial
-
-    from ..parallel.pool import unordered_map
-
     before = temp_files(out_dir)
     since = time.time()
-
-    def remove_leftovers() -> None:  # called when no worker of ours runs: new temporary files are a dead worker's
-        for name in temp_files(out_dir) - before:
-            try:
-                os.unlink(os.path.join(out_dir, name))
-            except OSError:
-                pass
 
     fn = partial(convert_task, out_dir=os.fspath(out_dir), options=options)
     retry = partial(retry_task, out_dir=os.fspath(out_dir), options=options, since=since)
     mapped = unordered_map(fn, tasks, workers=workers, in_flight=workers + 1, on_crash=crashed_result,
-                           on_broken=remove_leftovers, retry_fn=retry)
+                           on_broken=partial(remove_leftovers, out_dir, before), retry_fn=retry)
     reported: set[int] = set()
     try:
         for i, result in mapped:
@@ -672,10 +661,6 @@ def batch_report(
     are named by id, number and description (as the output files are); the input path is left
     out (the folders of PACS exports are often named after patients).
     """
-    from datetime import datetime, timezone
-
-    from .. import __version__
-
     def iso(t: float) -> str:
         return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -722,17 +707,11 @@ def batch_report(
 
 def check_report(path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Refuse a report path up front, before any work (:class:`OutputExistsError` when it exists)."""
-    from ..io.atomic import check_writable
-
     return check_writable(path, force=force)
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any], *, force: bool = False) -> Path:
     """Write ``report`` as indented JSON, atomically (:func:`volume.io.atomic.atomic_output`)."""
-    import json
-
-    from ..io.atomic import atomic_output
-
     text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_safe) + "\n"
     with atomic_output(path, force=force) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -14,6 +14,8 @@ added.
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
 import json
 import math
@@ -27,7 +29,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import NoDicomError, UsageError
+from ..io.atomic import atomic_output, check_writable
+from ..parallel.pool import ordered_map
+from ..volume import OBLIQUE_TOLERANCE_DEG, closest_plane
 
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 """Pixel Data, Float Pixel Data, Double Float Pixel Data: header reading stops at these tags."""
@@ -231,9 +238,6 @@ def _plane(ds: Any, ctx: dict[str, Any]) -> str | None:
     iop = _iop(ds)
     if iop is None:
         return None
-    import numpy as np
-
-    from ..volume import OBLIQUE_TOLERANCE_DEG, closest_plane
 
     normal = np.cross(iop[:3], iop[3:])
     if not np.linalg.norm(normal) > 0:
@@ -419,8 +423,6 @@ def _parse_field(text: str) -> tuple[str, int, str, str]:
             except ValueError:
                 tag = None
         if tag is None:
-            import difflib
-
             from pydicom.datadict import DicomDictionary
 
             keywords = [entry[4] for entry in DicomDictionary.values()]
@@ -657,8 +659,6 @@ class CsvSink:
     """
 
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
-        import csv
-
         self._fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._writer = csv.writer(self._fh)
         self._writer.writerow([c.name for c in columns])
@@ -775,9 +775,6 @@ def write_index(
     OutputExistsError
         When ``out`` exists and not ``force`` (checked before any header is read).
     """
-    from ..io.atomic import atomic_output, check_writable
-    from ..parallel.pool import ordered_map
-
     fmt = table_format(out)
     columns = build_columns(fields, keep_phi)  # validates fields before any work
     check_writable(out, force=force)  # an existing table is refused before any work

@@ -30,7 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from ..dicom.pixels import disable_unsafe_decoders
 from ..errors import UnsupportedDicomError
+from ..io.atomic import atomic_output
+from ..io.names import safe_name
 from ..ops.window import Window, apply_window, auto_window
 
 UINT16_MAX = 65535
@@ -569,8 +572,6 @@ def iter_pictures(ds: Any, options: DisplayOptions = DisplayOptions()) -> Iterat
     Raises :class:`NotAnImage` for datasets without pixel data and
     :class:`~volume.errors.UnsupportedDicomError` when the pixels cannot be decoded.
     """
-    from ..dicom.pixels import disable_unsafe_decoders
-
     image_check(ds)
     disable_unsafe_decoders()  # GDCM aborts the process on some corrupt data
     multi = is_multiframe(ds)
@@ -756,8 +757,6 @@ def pixel_aspect(ds: Any, frame: int | None = None) -> float:
 def save_image(img: Any, path: str | os.PathLike[str], *, fmt: str = "png", quality: int = 95,
                text: dict[str, str] | None = None, force: bool = False) -> Path:
     """Write one picture atomically as PNG or JPEG (no metadata except ``text`` in PNGs)."""
-    from ..io.atomic import atomic_output
-
     with atomic_output(path, force=force) as tmp:
         if fmt == "png":
             info = None
@@ -778,8 +777,6 @@ def save_image(img: Any, path: str | os.PathLike[str], *, fmt: str = "png", qual
 def save_gif(images: Sequence[Any], durations_ms: Sequence[float], path: str | os.PathLike[str],
              *, force: bool = False) -> Path:
     """An animated GIF (looping) of ``images`` with one duration per frame, written atomically."""
-    from ..io.atomic import atomic_output
-
     frames = [im if im.mode in ("L", "RGB") else im.convert("L") for im in images]
     durations = [max(MIN_GIF_FRAME_MS, int(round(d))) for d in durations_ms]
     with atomic_output(path, force=force) as tmp:
@@ -791,8 +788,6 @@ def save_gif(images: Sequence[Any], durations_ms: Sequence[float], path: str | o
 
 def output_stem(name: str) -> str:
     """A file name without its DICOM suffix (``.dcm``, ``.dicom``, ``.dic``, ``.ima``), made safe."""
-    from ..io.names import safe_name
-
     base = name
     if base.lower().endswith(DICOM_SUFFIXES):
         base = base[: base.rfind(".")]

@@ -16,6 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputExistsError, VolumeError
+from ..io.names import safe_name, unique_names
+from ..ops.presets import preset_warning
 from ..parallel.pool import ordered_map
 from .pictures import (
     DisplayOptions,
@@ -120,8 +123,6 @@ def plan_outputs(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     within each output folder. Files inside ``out_dir`` (a rerun into the input tree) are
     skipped. Nothing can land outside ``out_dir``.
     """
-    from ..io.names import safe_name, unique_names
-
     src, out = Path(source), Path(out_dir)
     if src.is_file():
         return [(os.fspath(src), os.fspath(out / output_stem(src.name)))]
@@ -160,16 +161,12 @@ def convert_file(job: tuple[str, str], settings: PngSettings) -> FileResult:
 
 
 def _convert_file(source: str, stem: str, settings: PngSettings, result: FileResult) -> FileResult:
-    from ..errors import OutputExistsError, VolumeError
-
     ext = "jpg" if settings.fmt in ("jpg", "jpeg") else "png"
     try:
         ds = read_dataset(source)
         image_check(ds)
         result.series = series_label(ds)
         if settings.preset is not None:
-            from ..ops.presets import preset_warning
-
             note = preset_warning(settings.preset_option, settings.preset, hounsfield=True, modality=ds.get("Modality"))
             if note:
                 result.notes.append(note)

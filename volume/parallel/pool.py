@@ -9,6 +9,9 @@ never stops the batch.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -30,10 +33,11 @@ def default_workers() -> int:
 
 def in_daemon_process() -> bool:
     """Whether this process is a daemonic multiprocessing worker (someone's ``Pool`` calling our
-    API): such a process may not start children, so batches run in it, one item at a time."""
-    import multiprocessing
-
-    return bool(multiprocessing.current_process().daemon)
+    API): such a process may not start children, so batches run in it, one item at a time.
+    (Such a worker has imported :mod:`multiprocessing`; when nothing has, it is not one, and the
+    import is saved.)"""
+    mp = sys.modules.get("multiprocessing")
+    return bool(mp is not None and mp.current_process().daemon)
 
 
 def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
@@ -54,7 +58,6 @@ def _pool_context() -> Any:
     """``fork`` while this process runs a single thread (instant start, nothing re-imported);
     ``forkserver`` when other threads run (a progress bar's), since forking them is unsafe."""
     import multiprocessing as mp
-    import threading
 
     methods = mp.get_all_start_methods()
     if "fork" in methods and threading.active_count() == 1:
@@ -180,8 +183,6 @@ def _quiet_worker_init() -> None:
     """Worker set-up for :func:`unordered_map`: SIGINT ignored (Ctrl-C in a terminal reaches the
     whole process group; the parent decides and stops the workers), SIGTERM handled by
     :func:`_stop_quietly`."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_quietly)
 
@@ -302,9 +303,6 @@ def unordered_map(
         if clean:
             _stop_pool(pool, terminate=False)
         else:
-            import signal
-            import threading
-
             # stopping takes a moment: a second Ctrl-C must not interrupt the clean-up
             main = threading.current_thread() is threading.main_thread()
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import UsageError
 from ..io.atomic import atomic_output
 from ..volume import Volume
-from .scene import Scene
+from .scene import VIEWS, Scene
 
 DEFAULT_SIZE = (600, 600)
 """Default picture size (width, height) in pixels."""
@@ -275,8 +275,6 @@ def turn_camera(scene: Any, axis: str, degrees: float) -> None:
 
 def check_turn(view: str, axis: str) -> None:
     """Refuse a turntable whose axis is the line of sight (the picture would only spin)."""
-    from .scene import VIEWS
-
     if axis not in TURN_AXES:
         raise UsageError(f"unknown --axis {axis!r}; choose one of {', '.join(TURN_AXES)}")
     if abs(float(np.dot(VIEWS[view][0], TURN_AXES[axis]))) > 0.99:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -294,7 +295,6 @@ class WebView:
         once the socket listens (the port actually bound, with ``port=0``).
         """
         import asyncio
-        import signal
 
         server, ctrl = self.server, self.server.controller
 

@@ -1,0 +1,237 @@
+"""``volume convert --scheduler``: the same per-stack tasks on a dask.distributed cluster
+(:mod:`volume.parallel.dask` connects to it).
+
+Each stack is one task running :func:`volume.jobs.convert.convert_stack` on a worker, which reads
+the DICOM files by absolute path and writes to the absolute output folder: both must be visible
+under the same paths on every worker (a shared filesystem). Writes are atomic on the worker as
+everywhere else.
+
+Ctrl-C sets a cluster-wide stop event: tasks not started return at once, running ones stop at
+their next decoded image (their temporary file, if any, is removed) or finish the file they are
+writing; the client waits a short grace period for them, cancels what is left, and returns.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..errors import EXIT_PARTIAL
+from ..parallel.dask import import_distributed
+from .convert import (
+    CONVERTED,
+    EXISTING,
+    ConvertOptions,
+    ConvertResult,
+    ConvertTask,
+    convert_stack,
+    crashed_result,
+    remove_leftovers,
+    temp_files,
+)
+
+STOP_GRACE_S = 20.0
+"""Seconds after Ctrl-C for running tasks to stop or finish the file they are writing."""
+
+STOP_CHECK_INTERVAL_S = 0.5
+"""A running task asks the scheduler whether to stop at most this often (between images)."""
+
+
+class _Stopped(BaseException):
+    """Raised inside a worker's task when the client asked to stop (unwinds ``atomic_output``)."""
+
+
+
+
+def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, stop: str,
+                   done: str = "") -> ConvertResult | None:
+    """The task a worker runs: :func:`convert_stack`, or ``None`` when told to stop first.
+
+    ``stop`` names a :class:`distributed.Event`; it is checked before starting and between
+    decoded images (at most every :data:`STOP_CHECK_INTERVAL_S`). ``done`` names an event set
+    once this task has written its files: dask recomputes a task whose result died with its
+    worker before the client fetched it, and the rerun must report those files as written, not
+    as existing outputs to skip.
+    """
+    from distributed import Event, get_client, get_worker
+
+    client = get_client()
+    event = Event(stop, client=client)
+    if event.is_set():
+        return None
+    written = Event(done, client=client) if done else None
+    if written is not None and written.is_set() and not options.force:
+        again = convert_stack(task.stack, out_dir, replace(options, skip_existing=True), name=task.name)
+        if again.status == EXISTING:
+            return replace(again, status=CONVERTED, files=again.existing, existing=(), message="")
+        return again
+    first = task.stack.frames[0].path if task.stack.frames else ""
+    if first and not os.path.exists(first):
+        stack = task.stack
+        return ConvertResult(
+            stack_id=stack.id, name=task.name, status="failed", exit_code=EXIT_PARTIAL,
+            series_number=stack.series_number, series_description=stack.series_description,
+            message=f"worker {get_worker().address} cannot see the input files of this series; "
+            "workers need the same paths as the client (a shared filesystem)",
+        )
+    last = [time.monotonic()]
+
+    def check(_n: int = 1) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STOP_CHECK_INTERVAL_S:
+            last[0] = now
+            if event.is_set():
+                raise _Stopped
+    try:
+        result = convert_stack(task.stack, out_dir, options, name=task.name, progress=check)
+    except _Stopped:
+        return None
+    if written is not None and result.status == CONVERTED:
+        written.set()
+    return result
+
+
+def _relocate(result: ConvertResult, absolute: str, given: str) -> ConvertResult:
+    """Paths of ``result`` under the output folder as the user gave it (not the absolute one)."""
+    if absolute == given:
+        return result
+
+    def move(paths: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(os.path.join(given, os.path.relpath(p, absolute)) for p in paths)
+
+    return replace(result, files=move(result.files), existing=move(result.existing))
+
+
+def iter_results(
+    tasks: Sequence[ConvertTask],
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions,
+    client: Any,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[ConvertResult]:
+    """Run the tasks on the cluster of ``client`` (:func:`connect`); yield results as they complete.
+
+    A worker killed on a stack (segfault, out of memory: dask retries it on another worker a few
+    times first) makes that stack one failed result. Ctrl-C while waiting: the stop event is
+    set, the results of tasks that still finish within :data:`STOP_GRACE_S` are yielded, the
+    rest are cancelled, and ``KeyboardInterrupt`` propagates.
+    """
+    distributed = import_distributed()
+    given = os.fspath(out_dir)
+    absolute = os.path.abspath(given)
+    batch = uuid.uuid4().hex[:12]
+    stop_name = f"volume-stop-{batch}"
+    futures: dict[Any, int] = {}
+    remaining: set[Any] = set()  # submitted, result not fetched yet
+    before = temp_files(absolute)
+    try:
+        stop = distributed.Event(stop_name, client=client)
+        for i, task in enumerate(tasks):
+            fut = client.submit(remote_convert, task, absolute, options, stop_name, f"volume-done-{batch}-{i}",
+                                key=f"volume-convert-{batch}-{i}", pure=False)
+            futures[fut] = i
+        remaining.update(futures)
+        killed: list[int] = []  # tasks dask gave up on after their workers died (the culprit, or bystanders)
+        alone = [False]
+
+        def advance(i: int) -> None:
+            if progress is not None:
+                progress(len(tasks[i].stack.frames))
+
+        def outcome(fut: Any) -> ConvertResult | None:
+            """The result of a finished future (None: stopped or cancelled); ``remaining`` loses it
+            only once its result is here (Ctrl-C during the fetch must not lose it)."""
+            i = futures[fut]
+            if fut.status == "error":
+                exc = fut.exception()
+                if type(exc).__name__ == "KilledWorker":
+                    remaining.discard(fut)
+                    if alone[0]:
+                        advance(i)
+                        return crashed_result(tasks[i])
+                    killed.append(i)
+                    return None
+                first = str(exc).splitlines()[0][:300] if str(exc) else ""
+                stack = tasks[i].stack
+                remaining.discard(fut)
+                advance(i)
+                return ConvertResult(
+                    stack_id=stack.id, name=tasks[i].name, status="failed", exit_code=EXIT_PARTIAL,
+                    series_number=stack.series_number, series_description=stack.series_description,
+                    message=f"the cluster failed this task: {type(exc).__name__}: {first}",
+                )
+            if fut.status != "finished":
+                remaining.discard(fut)
+                return None
+            result = fut.result()
+            remaining.discard(fut)
+            if result is None:
+                return None
+            advance(i)
+            return _relocate(result, absolute, given)
+
+        try:
+            for fut in distributed.as_completed(list(futures), loop=client.loop):
+                result = outcome(fut)
+                fut.release()  # the cluster may forget it now (no recompute if its worker dies later)
+                if result is not None:
+                    yield result
+            if len(killed) == 1:
+                advance(killed[0])
+                yield crashed_result(tasks[killed[0]])
+            elif killed:  # a task queued on a dying worker counts as killed too: rerun each alone
+                alone[0] = True
+                for i in killed:
+                    fut = client.submit(remote_convert, tasks[i], absolute, options, stop_name,
+                                        f"volume-done-{batch}-{i}", key=f"volume-convert-{batch}-{i}-alone", pure=False)
+                    futures[fut] = i
+                    remaining.add(fut)
+                    for done in distributed.as_completed([fut], loop=client.loop):
+                        result = outcome(done)
+                        done.release()
+                        if result is not None:
+                            yield result
+        except KeyboardInterrupt:
+            yield from _stop(distributed, client, stop, remaining, outcome)
+            if killed and not remaining:
+                remove_leftovers(absolute, before)
+            raise
+        if killed:  # no task of ours runs now: new temporary files are what the killed workers left
+            remove_leftovers(absolute, before)
+    finally:
+        if remaining:
+            try:
+                client.cancel(list(remaining))
+            except Exception:  # noqa: BLE001 - the scheduler went away: nothing left to cancel
+                pass
+
+
+def _stop(distributed: Any, client: Any, stop: Any, remaining: set[Any],
+          outcome: Callable[[Any], ConvertResult | None]) -> Iterator[ConvertResult]:
+    """After Ctrl-C: tell running tasks to stop, yield what still finished, cancel the rest."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    try:
+        stop.set()
+        waiting = list(remaining)
+        if waiting:
+            try:
+                for _ in distributed.as_completed(waiting, timeout=STOP_GRACE_S, loop=client.loop):
+                    pass
+            except TimeoutError:  # a long write: it completes on the worker, whole or not at all
+                pass
+        finished = [f for f in waiting if f.done()]
+        client.cancel([f for f in waiting if not f.done()])
+    except Exception:  # noqa: BLE001 - the scheduler went away meanwhile: nothing more to collect
+        finished = []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for fut in finished:
+        result = outcome(fut)
+        if result is not None:
+            yield result
