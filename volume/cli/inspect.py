@@ -106,7 +106,7 @@ HIDDEN = "<hidden: --keep-phi shows it>"
 
 
 def _element_json(elem: Any, keep_phi: bool) -> dict[str, Any]:
-    from ..dicom.scan import _plain
+    from ..dicom.values import plain_value
 
     entry: dict[str, Any] = {
         "tag": f"({elem.tag.group:04X},{elem.tag.element:04X})",
@@ -124,7 +124,7 @@ def _element_json(elem: Any, keep_phi: bool) -> dict[str, Any]:
             length = len(elem.value)
         entry["value"] = f"<{length} bytes>" if length not in (None, 0xFFFFFFFF) else "<encapsulated>"
     else:
-        entry["value"] = _plain(elem.value)
+        entry["value"] = plain_value(elem.value)
     return entry
 
 

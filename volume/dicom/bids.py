@@ -29,11 +29,11 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from .fastheader import read_raw
+from .fastheader import element_value, read_raw
 from .files import open_source
 from .series import Stack
 from .siemens import ascconv, csa_image, parse_ascconv, protocol_number
-from .values import _float, _int, _str, element_value
+from .values import to_float, to_int, to_str
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
@@ -155,7 +155,7 @@ def _vendor(stack: Stack) -> str:
 
 def _phase_direction(h: Header) -> str:
     """``ROW`` or ``COL`` (enhanced files say ``COLUMN``), "" when unknown."""
-    text = _str(h.get("InPlanePhaseEncodingDirection")).upper()
+    text = to_str(h.get("InPlanePhaseEncodingDirection")).upper()
     return "COL" if text.startswith("COL") else "ROW" if text.startswith("ROW") else ""
 
 
@@ -163,10 +163,10 @@ def _number_list(value: Any) -> list[float]:
     if value is None:
         return []
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return [v for v in (_float(x) for x in value) if v is not None]
-    v = _float(value)
+        return [v for v in (to_float(x) for x in value) if v is not None]
+    v = to_float(value)
     if v is None and isinstance(value, str):
-        return [v for v in (_float(x) for x in value.replace("\\", " ").split()) if v is not None]
+        return [v for v in (to_float(x) for x in value.replace("\\", " ").split()) if v is not None]
     return [] if v is None else [v]
 
 
@@ -200,7 +200,7 @@ def ge_phase_positive(h: Header) -> int | None:
     raw header in the user data (0043,102A): the EPI flag, the flip bit and the k-space y
     direction, at the offsets of its header version (as dcm2niix reads them).
     """
-    reorder = _str(h.get("RectilinearPhaseEncodeReordering")).upper()
+    reorder = to_str(h.get("RectilinearPhaseEncodeReordering")).upper()
     if reorder.startswith("REVERSE"):
         return 1
     if reorder.startswith("LINEAR"):
@@ -317,7 +317,7 @@ def _pat_factor(h: Header, letter: str) -> float | None:
     """A factor of Siemens' PAT text (0051,1011 or XA's 0021,1009, e.g. ``p2s4``): ``p`` in-plane
     (GRAPPA), ``s`` slices (multiband)."""
     for tag, vr in SIEMENS_PAT_TEXT:
-        m = re.search(letter + r"(\d+)", _str(h.raw(tag, vr)))
+        m = re.search(letter + r"(\d+)", to_str(h.raw(tag, vr)))
         if m:
             return float(m.group(1))
     return None
@@ -353,7 +353,7 @@ def _in_plane_acceleration(vendor: str, h: Header, protocol: dict[str, str]) -> 
         asset = _number_list(h.raw(*GE_ASSET))
         if asset and asset[0] > 0:
             return 1.0 / asset[0]
-    return _float(h.get("ParallelReductionFactorInPlane"))
+    return to_float(h.get("ParallelReductionFactorInPlane"))
 
 
 def _partial_fourier(vendor: str, h: Header, protocol: dict[str, str]) -> dict[str, Any]:
@@ -363,9 +363,9 @@ def _partial_fourier(vendor: str, h: Header, protocol: dict[str, str]) -> dict[s
             return {"PartialFourier": SIEMENS_PARTIAL_FOURIER[int(code)]}
         return {}
     if vendor == "PHILIPS":
-        enabled = _str(h.raw(*PHILIPS_PARTIAL_FOURIER)).upper() == "Y" or _str(h.get("PartialFourier")).upper() == "YES"
+        enabled = to_str(h.raw(*PHILIPS_PARTIAL_FOURIER)).upper() == "Y" or to_str(h.get("PartialFourier")).upper() == "YES"
         if enabled:
-            steps = _int(h.get("NumberOfPhaseEncodingSteps")) or _int(h.get("MRAcquisitionPhaseEncodingStepsInPlane"))
+            steps = to_int(h.get("NumberOfPhaseEncodingSteps")) or to_int(h.get("MRAcquisitionPhaseEncodingStepsInPlane"))
             return {"PartialFourierEnabled": "YES", **({"PhaseEncodingStepsNoPartialFourier": steps} if steps else {})}
     return {}
 
@@ -376,7 +376,7 @@ def _acquisition_matrix_pe(h: Header, protocol: dict[str, str]) -> int | None:
         pe = matrix[2] or matrix[3]
         if pe:
             return pe
-    steps = _int(h.get("MRAcquisitionPhaseEncodingStepsInPlane"))
+    steps = to_int(h.get("MRAcquisitionPhaseEncodingStepsInPlane"))
     if steps:
         return steps
     lines = protocol_number(protocol, "sKSpace.lPhaseEncodingLines")
@@ -391,29 +391,29 @@ def _readout(vendor: str, h: Header, recon_pe: int | None, acq_pe: int | None, p
     out: dict[str, Any] = {}
     bwpppe = None
     if vendor == "SIEMENS":
-        bwpppe = (_float(h.raw(*SIEMENS_BWPPPE)) or _float(h.raw(*SIEMENS_XA_BWPPPE))
-                  or _float((csa.get("BandwidthPerPixelPhaseEncode") or [None])[0]))
+        bwpppe = (to_float(h.raw(*SIEMENS_BWPPPE)) or to_float(h.raw(*SIEMENS_XA_BWPPPE))
+                  or to_float((csa.get("BandwidthPerPixelPhaseEncode") or [None])[0]))
     if bwpppe and bwpppe > 0:
         ees = 1.0 / (bwpppe * recon_pe)
         out.update(BandwidthPerPixelPhaseEncode=bwpppe, EffectiveEchoSpacing=ees, TotalReadoutTime=ees * (recon_pe - 1))
         return out
     if vendor == "GE":
-        spacing_us = _float(h.raw(*GE_ECHO_SPACING_US))
+        spacing_us = to_float(h.raw(*GE_ECHO_SPACING_US))
         if spacing_us and spacing_us > 0 and acq_pe:
             asset = _number_list(h.raw(*GE_ASSET))
             accel = 1.0 / asset[0] if asset and asset[0] > 0 else 1.0
             options = {str(v).upper() for v in (_listify(h.get("ScanOptions")))}
-            partial = "PFF" in options or _str(h.get("PartialFourier")).upper() == "YES"
+            partial = "PFF" in options or to_str(h.get("PartialFourier")).upper() == "YES"
             rf = 4 if partial else 2
             trt = (math.ceil(acq_pe / accel / rf) * rf - 1) * spacing_us * 1e-6
             out.update(EffectiveEchoSpacing=trt / (recon_pe - 1), TotalReadoutTime=trt)
         return out
     if vendor == "PHILIPS":
-        wfs = _float(h.raw(*PHILIPS_WATER_FAT_SHIFT))
-        frequency = _float(h.get("ImagingFrequency"))
-        etl = _int(h.get("EchoTrainLength"))
+        wfs = to_float(h.raw(*PHILIPS_WATER_FAT_SHIFT))
+        frequency = to_float(h.get("ImagingFrequency"))
+        etl = to_int(h.get("EchoTrainLength"))
         if not etl or etl < 2:
-            etl = _int(h.get("GradientEchoTrainLength")) or _int(h.raw(*PHILIPS_EPI_FACTOR)) or 1
+            etl = to_int(h.get("GradientEchoTrainLength")) or to_int(h.raw(*PHILIPS_EPI_FACTOR)) or 1
         if wfs and frequency and etl:
             out["WaterFatShift"] = wfs
             actual = wfs / (frequency * 3.4 * (etl + 1))
@@ -435,14 +435,14 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
     (enhanced files: functional groups), with GE's group delay and multi-phase delay added to TR, and
     the TR measured between volumes of one-image-per-file series when it differs from the header's."""
     out: dict[str, Any] = {}
-    tr = _float(h.get("RepetitionTime"))
+    tr = to_float(h.get("RepetitionTime"))
     if tr is not None and tr > 0:
         if vendor == "GE":
-            delay = _float(h.raw(*GE_GROUP_DELAY_S))
+            delay = to_float(h.raw(*GE_GROUP_DELAY_S))
             if delay and delay > 0:
                 tr += delay * 1000.0
             if "MPH" in ge.get("IOPT", "").upper().replace(" ", "").split(",") and ge.get("DELACQ", "").upper() != "MINIMUM":
-                extra = _float(ge.get("DELACQNOAV"))
+                extra = to_float(ge.get("DELACQNOAV"))
                 if extra and extra > 0:
                     tr += extra
         out["RepetitionTime"] = tr / 1000.0
@@ -451,12 +451,12 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
         if tr is not None:
             out["RepetitionTimeExcitation"] = tr / 1000.0
         out["RepetitionTime"] = measured
-    te = _float(h.get("EchoTime"))
+    te = to_float(h.get("EchoTime"))
     if te is None or te <= 0:
         te = stack.first.echo_time
     if te is not None and te > 0:
         out["EchoTime"] = te / 1000.0
-    flip = _float(h.get("FlipAngle"))
+    flip = to_float(h.get("FlipAngle"))
     if flip is not None and flip > 0:
         out["FlipAngle"] = flip
     return out
@@ -490,7 +490,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     out: dict[str, Any] = {}
     out.update(_timing(stack, vendor, h, ge))
     for keyword, key in (("PercentPhaseFieldOfView", "PercentPhaseFOV"), ("PercentSampling", "PercentSampling")):
-        value = _float(h.get(keyword))
+        value = to_float(h.get(keyword))
         if value is not None:
             out[key] = value
     phase = _phase_direction(h)
@@ -529,7 +529,7 @@ def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
         value = (csa.get("PhaseEncodingDirectionPositive") or [None])[0]
         if value is None:
             value = h.raw(*SIEMENS_XA_PE_POSITIVE)
-        v = _int(value)
+        v = to_int(value)
         return v if v in (0, 1) else None
     if vendor == "GE":
         return ge_phase_positive(h)

@@ -20,6 +20,7 @@ from typing import Any
 
 from ._tags import PRIVATE_TAGS, TAGS
 from .files import GZIP, GunzipError, compression_of, gunzip
+from .values import HEAD_BYTES, not_dicom
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
 FIRST_READ_BYTES = 32 * 1024
@@ -479,17 +480,6 @@ TRUNCATED = "truncated or corrupt"
 NOT_DICOM = "not DICOM"
 
 
-def looks_like_headerless_dicom(head: bytes) -> bool:
-    """True for old files without the 128-byte preamble that start with a group-8 (or 2) element."""
-    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
-
-
-def not_dicom(head: bytes) -> bool:
-    """True when a file's first 144 bytes say it is not DICOM: no ``DICM`` after the preamble, and
-    not a preamble-less dataset either (what pydicom refuses without ``force``, and volume too)."""
-    return head[128:132] != b"DICM" and not looks_like_headerless_dicom(head)
-
-
 def read_fast(path: str) -> FastDataset | str | None:
     """The wanted elements of ``path``, ``TRUNCATED``, or ``None`` when pydicom must read it.
 
@@ -506,12 +496,12 @@ def read_fast(path: str) -> FastDataset | str | None:
                     whole = gunzip(path)
                 except GunzipError:
                     return TRUNCATED
-                if not_dicom(whole[:144]):
+                if not_dicom(whole[:HEAD_BYTES]):
                     return NOT_DICOM
                 ds = _parse(whole, len(whole))
                 ds.compression = GZIP
                 return ds
-            if not_dicom(buf[:144]):
+            if not_dicom(buf[:HEAD_BYTES]):
                 return NOT_DICOM  # a text file, a picture: pydicom would say so, 0.15 s and 40 MB later
             while True:
                 try:
@@ -661,3 +651,26 @@ def read_raw(path: str) -> RawDataset | None:
             IndexError, StructError):
         return None
     return RawDataset(elements)
+
+
+def element_value(ds: Any, tag: int, vr: str) -> Any:
+    """The value of element ``tag`` of a pydicom dataset, as the fast reader would give it.
+
+    Private elements often arrive as raw bytes (VR UN in explicit files, or unknown to pydicom's
+    private dictionary in implicit ones): they are converted with ``vr``, the VR volume knows
+    them by (little endian, the byte order of every syntax but the retired big endian one).
+    """
+    try:
+        elem = ds.get(tag)
+    except Exception:  # noqa: BLE001 - a malformed element is a missing one
+        return None
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(value, bytes) and vr not in ("OB", "OW", "UN"):
+        if not getattr(ds, "is_little_endian", True):
+            return None
+        return convert_raw(value, vr)
+    if type(value).__name__ == "MultiValue":
+        return tuple(value)
+    return value

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._tags import PRIVATE, creator_keyword
-from .values import _find_in_groups, _float, _floats, _get, _int, _str, element_value
+from .fastheader import element_value
+from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
 
 Getter = Callable[[str], Any]
 """Looks a keyword (or a private element's name) up in one header: the value, or None."""
@@ -102,7 +103,7 @@ def private(get: Getter, name: str) -> Any:
     """A private element's value, or None when absent or when its block belongs to another creator."""
     tag, _vr, creator = PRIVATE[name]
     owner = get(creator_keyword(tag))
-    if owner is not None and _str(owner).upper() != creator.upper():
+    if owner is not None and to_str(owner).upper() != creator.upper():
         return None
     return get(name)
 
@@ -119,7 +120,7 @@ def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None
 
 def ge_bvalue(value: Any) -> float | None:
     """The b-value of GE's (0043,1039) (its first value, less the 10^9 offset some sequences add)."""
-    b = _float(value)
+    b = to_float(value)
     if b is None or b < 0:
         return None
     return float(b % GE_BVALUE_OFFSET) if b >= GE_BVALUE_OFFSET else b
@@ -175,40 +176,40 @@ def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tup
 
 
 def _directionality(text: Any) -> str:
-    d = _str(text).upper()
+    d = to_str(text).upper()
     return d if d in (DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX) else ""
 
 
 def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, float] | None, str]:
     """(b-value, LPS gradient, directionality) of a single-frame image, standard tags first."""
     direction = _directionality(get("DiffusionDirectionality"))
-    b = _float(get("DiffusionBValue"))
-    gradient = _floats(get("DiffusionGradientOrientation"), 3)
+    b = to_float(get("DiffusionBValue"))
+    gradient = to_floats(get("DiffusionGradientOrientation"), 3)
     if b is None:
         sb = private(get, "SiemensBValue")
         if sb is not None:
-            b = _float(sb)
-            gradient = gradient or _floats(private(get, "SiemensDiffusionGradientDirection"), 3)
+            b = to_float(sb)
+            gradient = gradient or to_floats(private(get, "SiemensDiffusionGradientDirection"), 3)
             direction = direction or _directionality(private(get, "SiemensDiffusionDirectionality"))
     if b is None:
         pb = private(get, "PhilipsBValue")
         if pb is not None:
-            b = _float(pb)
-            flag = _str(private(get, "PhilipsDiffusionDirection")).upper()
+            b = to_float(pb)
+            flag = to_str(private(get, "PhilipsDiffusionDirection")).upper()
             if flag == "I":
                 direction = direction or ISOTROPIC
             if gradient is None:
-                gradient = _floats(tuple(private(get, n) for n in (
+                gradient = to_floats(tuple(private(get, n) for n in (
                     "PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH")), 3)
     if b is None:
         gb = private(get, "GEBValue")
         if gb is not None:
             b = ge_bvalue(gb)
-            raw = _floats(tuple(private(get, n) for n in ("GEGradientX", "GEGradientY", "GEGradientZ")), 3)
+            raw = to_floats(tuple(private(get, n) for n in ("GEGradientX", "GEGradientY", "GEGradientZ")), 3)
             if gradient is None and b is not None and raw is not None:
                 b, raw = ge_reduced_bvalue(b, raw)
-                gradient = ge_gradient(raw, _floats(get("ImageOrientationPatient"), 6),
-                                       _str(get("InPlanePhaseEncodingDirection")).upper())
+                gradient = ge_gradient(raw, to_floats(get("ImageOrientationPatient"), 6),
+                                       to_str(get("InPlanePhaseEncodingDirection")).upper())
     if b is not None and b < 0:
         b = 0.0
     return b, _unit(gradient), direction
@@ -216,13 +217,13 @@ def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, f
 
 def _philips_order(get: Getter) -> tuple[tuple[str, Any], ...]:
     keys = []
-    order = _int(private(get, "PhilipsDiffusionOrder"))
+    order = to_int(private(get, "PhilipsDiffusionOrder"))
     if order is not None and order > 0:
         keys.append(("DiffusionOrder", order))
-    bnum, gnum = _int(private(get, "PhilipsBValueNumber")), _int(private(get, "PhilipsGradientOrientationNumber"))
+    bnum, gnum = to_int(private(get, "PhilipsBValueNumber")), to_int(private(get, "PhilipsGradientOrientationNumber"))
     if bnum is not None and gnum is not None:
         keys.append(("BValueNumber,GradientOrientationNumber", (bnum, gnum)))
-    phase = _int(private(get, "PhilipsPhaseNumber"))
+    phase = to_int(private(get, "PhilipsPhaseNumber"))
     if phase is not None:
         keys.append(("PhaseNumber", phase))
     return tuple(keys)
@@ -233,12 +234,12 @@ def _rwv(mapping: Any) -> tuple[tuple[float, float] | None, str]:
     if not mapping:
         return None, ""
     item = mapping[0]
-    slope = _float(_get(item, "RealWorldValueSlope"))
-    intercept = _float(_get(item, "RealWorldValueIntercept")) or 0.0
+    slope = to_float(value_of(item, "RealWorldValueSlope"))
+    intercept = to_float(value_of(item, "RealWorldValueIntercept")) or 0.0
     units = ""
-    code = _get(item, "MeasurementUnitsCodeSequence")
+    code = value_of(item, "MeasurementUnitsCodeSequence")
     if code:
-        units = _str(_get(code[0], "CodeValue"))
+        units = to_str(value_of(code[0], "CodeValue"))
     if slope is None or slope == 0 or abs(slope) > 1e30:
         return None, units
     return (slope, intercept), units
@@ -248,7 +249,7 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
     """The :class:`MRFrame` of a single-frame image (``get`` reads its header), None when empty."""
     b, gradient, direction = _diffusion_classic(get)
     order = _philips_order(get)
-    scale = _float(private(get, "PhilipsScaleSlope"))
+    scale = to_float(private(get, "PhilipsScaleSlope"))
     rwv, units = _rwv(get("RealWorldValueMappingSequence"))
     if b is None and not order and scale is None and rwv is None:
         return None
@@ -260,17 +261,17 @@ def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
     """The :class:`MRFrame` of one frame of an enhanced multi-frame file (its functional groups)."""
     b = direction = gradient = None
     for group in (per, shared):
-        seq = _get(group, "MRDiffusionSequence") if group is not None else None
+        seq = value_of(group, "MRDiffusionSequence") if group is not None else None
         if seq:
             item = seq[0]
-            b = _float(_get(item, "DiffusionBValue"))
-            direction = _directionality(_get(item, "DiffusionDirectionality"))
-            inner = _get(item, "DiffusionGradientDirectionSequence")
+            b = to_float(value_of(item, "DiffusionBValue"))
+            direction = _directionality(value_of(item, "DiffusionDirectionality"))
+            inner = value_of(item, "DiffusionGradientDirectionSequence")
             if inner:
-                gradient = _floats(_get(inner[0], "DiffusionGradientOrientation"), 3)
+                gradient = to_floats(value_of(inner[0], "DiffusionGradientOrientation"), 3)
             break
     order: tuple[tuple[str, Any], ...] = ()
-    div = _find_in_groups(per, None, "FrameContentSequence", "DimensionIndexValues")
+    div = in_groups(per, None, "FrameContentSequence", "DimensionIndexValues")
     if div is not None:
         values = tuple(int(v) for v in (div if isinstance(div, (list, tuple)) or type(div).__name__ == "MultiValue"
                                         else [div]))
@@ -279,19 +280,19 @@ def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
     for group in (per, shared):
         block = element_value(group, PHILIPS_PRIVATE_FRAME_SEQUENCE, "SQ") if group is not None else None
         if block:
-            scale = scale or _float(element_value(block[0], PRIVATE["PhilipsScaleSlope"][0], "FL"))
-            diffusion_order = _int(element_value(block[0], PRIVATE["PhilipsDiffusionOrder"][0], "IS"))
+            scale = scale or to_float(element_value(block[0], PRIVATE["PhilipsScaleSlope"][0], "FL"))
+            diffusion_order = to_int(element_value(block[0], PRIVATE["PhilipsDiffusionOrder"][0], "IS"))
             if group is per and diffusion_order is not None and diffusion_order > 0:
                 order = (("DiffusionOrder", diffusion_order), *order)
     rwv, units = None, ""
     for group in (per, shared):
-        if group is not None and _get(group, "RealWorldValueMappingSequence"):
-            rwv, units = _rwv(_get(group, "RealWorldValueMappingSequence"))
+        if group is not None and value_of(group, "RealWorldValueMappingSequence"):
+            rwv, units = _rwv(value_of(group, "RealWorldValueMappingSequence"))
             break
     slice_time = None
     block = element_value(per, SIEMENS_XA_PRIVATE_FRAME_SEQUENCE, "SQ") if per is not None else None
     if block:
-        slice_time = _float(element_value(block[0], SIEMENS_XA_TIME_AFTER_START, "DS"))
+        slice_time = to_float(element_value(block[0], SIEMENS_XA_TIME_AFTER_START, "DS"))
     if b is None and not order and scale is None and rwv is None and slice_time is None:
         return None
     if b is not None and b < 0:

@@ -23,22 +23,22 @@ import numpy as np
 
 from . import fastheader
 from ._tags import PRIVATE, PRIVATE_TAGS
-from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, looks_like_headerless_dicom, read_fast
+from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
 from .files import GunzipError, file_compression, gunzip_cached, open_source
 from .geometry import GeometryError, slice_normal
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
-    _dicom_time,
-    _find_in_groups,
-    _float,
-    _floats,
-    _get,
-    _int,
-    _plain,
-    _str,
-    _strings,
-    element_value,
+    dicom_seconds,
+    in_groups,
+    looks_like_headerless_dicom,
+    plain_value,
+    to_float,
+    to_floats,
+    to_int,
+    to_str,
+    to_strings,
+    value_of,
 )
 
 #: Transfer syntaxes whose pixel bytes lie in the file uncompressed (read straight from disk).
@@ -486,7 +486,7 @@ def _shared(value: Any) -> Any:
     """An equal object made earlier (tuple, or a dict never modified afterwards), else ``value``."""
     if value is None:
         return None
-    if type(value) is dict:  # values are numbers, strings or flat lists of them (see _plain)
+    if type(value) is dict:  # values are numbers, strings or flat lists of them (see plain_value)
         key: Any = (dict, tuple([(k, tuple(v) if type(v) is list else v) for k, v in value.items()]))
     else:
         key = value
@@ -514,10 +514,10 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
             private = PRIVATE_TAGS.get(keyword)
             if private is not None:
                 return element_value(ds, *private)
-            return _get(ds, keyword)
+            return value_of(ds, keyword)
 
     meta = getattr(ds, "file_meta", None)
-    sop_class = _str(_get(meta, "MediaStorageSOPClassUID") if meta else None) or _str(
+    sop_class = to_str(value_of(meta, "MediaStorageSOPClassUID") if meta else None) or to_str(
         get("SOPClassUID")
     )
     if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
@@ -530,11 +530,11 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
                 break
     if pixel is None:
         return [], "no pixel data"
-    syntax = _str(_get(meta, "TransferSyntaxUID") if meta else None) or "1.2.840.10008.1.2"
-    rows = _int(get("Rows")) or 0
-    cols = _int(get("Columns")) or 0
-    n_frames = _int(get("NumberOfFrames")) or 1
-    image_type = _shared(tuple(_str(v).upper() for v in _strings(get("ImageType")) if _str(v)))
+    syntax = to_str(value_of(meta, "TransferSyntaxUID") if meta else None) or "1.2.840.10008.1.2"
+    rows = to_int(get("Rows")) or 0
+    cols = to_int(get("Columns")) or 0
+    n_frames = to_int(get("NumberOfFrames")) or 1
+    image_type = _shared(tuple(to_str(v).upper() for v in to_strings(get("ImageType")) if to_str(v)))
     problem = ""
     if rows <= 0 or cols <= 0:
         problem = f"Rows x Columns is {rows} x {cols}"
@@ -547,11 +547,11 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
         offset, length = int(value_tell), int(plen)
     expand = n_frames
     if not problem and n_frames > 1:
-        problem = _frames_beyond_data(path, n_frames, rows * cols * (_int(get("SamplesPerPixel")) or 1),
-                                      _int(get("BitsAllocated")) or 0, length, value_tell, compression)
+        problem = _frames_beyond_data(path, n_frames, rows * cols * (to_int(get("SamplesPerPixel")) or 1),
+                                      to_int(get("BitsAllocated")) or 0, length, value_tell, compression)
     if problem:
         expand = 1  # one record carries the problem: never millions of them for a lying header
-    if isinstance(ds, FastDataset):  # str, int, float or a tuple of them: lists for JSON, as _plain
+    if isinstance(ds, FastDataset):  # str, int, float or a tuple of them: lists for JSON, as plain_value
         values = ds.values
         acquisition = {kw: list(v) if type(v) is tuple else v for kw in ACQUISITION_KEYWORDS
                        if (v := values.get(kw)) is not None and v != ""}
@@ -560,37 +560,37 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
     else:
         acquisition = {}
         for kw in ACQUISITION_KEYWORDS:
-            v = _plain(get(kw))
+            v = plain_value(get(kw))
             if v not in (None, "", []):
                 acquisition[kw] = v
         identity = {}
         for kw in IDENTITY_KEYWORDS:
-            v = _plain(get(kw))
+            v = plain_value(get(kw))
             if v not in (None, "", []):
                 identity[kw] = v
-    sop_uid = _str(get("SOPInstanceUID"))
-    instance_number = _int(get("InstanceNumber"))
+    sop_uid = to_str(get("SOPInstanceUID"))
+    instance_number = to_int(get("InstanceNumber"))
     base = dict(  # the shared fields (see _Common)
-        series_uid=_str(get("SeriesInstanceUID")),
-        study_uid=_str(get("StudyInstanceUID")),
-        series_number=_int(get("SeriesNumber")),
-        series_description=_str(get("SeriesDescription")),
-        modality=_str(get("Modality")),
+        series_uid=to_str(get("SeriesInstanceUID")),
+        study_uid=to_str(get("StudyInstanceUID")),
+        series_number=to_int(get("SeriesNumber")),
+        series_description=to_str(get("SeriesDescription")),
+        modality=to_str(get("Modality")),
         rows=rows,
         cols=cols,
-        samples=_int(get("SamplesPerPixel")) or 1,
-        photometric=_str(get("PhotometricInterpretation")).upper() or "MONOCHROME2",
-        bits_allocated=_int(get("BitsAllocated")) or 0,
-        bits_stored=_int(get("BitsStored")) or 0,
-        pixel_representation=_int(get("PixelRepresentation")) or 0,
-        planar_configuration=_int(get("PlanarConfiguration")) or 0,
+        samples=to_int(get("SamplesPerPixel")) or 1,
+        photometric=to_str(get("PhotometricInterpretation")).upper() or "MONOCHROME2",
+        bits_allocated=to_int(get("BitsAllocated")) or 0,
+        bits_stored=to_int(get("BitsStored")) or 0,
+        pixel_representation=to_int(get("PixelRepresentation")) or 0,
+        planar_configuration=to_int(get("PlanarConfiguration")) or 0,
         transfer_syntax=syntax,
         file_compression=compression,
         n_frames_in_file=n_frames,
-        echo_number=_int(get("EchoNumbers")),
-        echo_time=_float(get("EchoTime")),
+        echo_number=to_int(get("EchoNumbers")),
+        echo_time=to_float(get("EchoTime")),
         image_type=image_type,
-        slice_thickness=_float(get("SliceThickness")),
+        slice_thickness=to_float(get("SliceThickness")),
         problem=problem,
         acquisition=_shared(acquisition),
         identity=_shared(identity),
@@ -604,23 +604,23 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
         return _multiframe(ds, base, expand, per_frame, shared), ""
     base.update(
         pixel_spacing=_shared(_spacing(get("PixelSpacing"))),
-        iop=_shared(_floats(get("ImageOrientationPatient"), 6)),
-        acquisition_number=_float(get("AcquisitionNumber")),
+        iop=_shared(to_floats(get("ImageOrientationPatient"), 6)),
+        acquisition_number=to_float(get("AcquisitionNumber")),
     )
     single = FrameHeader.of(
         _common_of(base),
         path=path,
         frame=None,
         sop_uid=sop_uid,
-        ipp=_floats(get("ImagePositionPatient"), 3),
+        ipp=to_floats(get("ImagePositionPatient"), 3),
         pixel_offset=offset,
         pixel_length=length,
-        slope=_float(get("RescaleSlope")) or 1.0,
-        intercept=_float(get("RescaleIntercept")) or 0.0,
+        slope=to_float(get("RescaleSlope")) or 1.0,
+        intercept=to_float(get("RescaleIntercept")) or 0.0,
         instance_number=instance_number,
-        temporal_position=_float(get("TemporalPositionIdentifier")),
-        trigger_time=_float(get("TriggerTime")),
-        acquisition_time=_dicom_time(get("AcquisitionTime") or get("ContentTime")),
+        temporal_position=to_float(get("TemporalPositionIdentifier")),
+        trigger_time=to_float(get("TriggerTime")),
+        acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
         mr=_shared(classic_mr_frame(get)) if base["modality"] == "MR" else None,
     )
     if "MOSAIC" in image_type and not problem:
@@ -648,11 +648,11 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
         return [single.replace(problem=f"Siemens mosaic (ImageType MOSAIC): {why}")]
 
     csa = csa_image(ds)
-    n = _int(csa.get("NumberOfImagesInMosaic", [None])[0]) if csa.get("NumberOfImagesInMosaic") else None
-    normal = _floats(csa.get("SliceNormalVector"), 3)
-    times = [_float(t) for t in csa.get("MosaicRefAcqTimes", [])]
+    n = to_int(csa.get("NumberOfImagesInMosaic", [None])[0]) if csa.get("NumberOfImagesInMosaic") else None
+    normal = to_floats(csa.get("SliceNormalVector"), 3)
+    times = [to_float(t) for t in csa.get("MosaicRefAcqTimes", [])]
     if not n:
-        n = _int(element_value(ds, PRIVATE["SiemensNumberOfImagesInMosaic"][0], "US"))
+        n = to_int(element_value(ds, PRIVATE["SiemensNumberOfImagesInMosaic"][0], "US"))
     protocol = None
     if not n:
         protocol = protocol_slices(ascconv(ds))
@@ -674,7 +674,7 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     first = (np.asarray(single.ipp, dtype=float)
              + col_dir * dr * (single.rows - tile_rows) / 2
              + row_dir * dc * (single.cols - tile_cols) / 2)
-    spacing = _float(_get(ds, "SpacingBetweenSlices"))
+    spacing = to_float(value_of(ds, "SpacingBetweenSlices"))
     if normal is None and protocol is None:
         protocol = protocol_slices(ascconv(ds))
         if protocol is not None and len(protocol[0]) != n:
@@ -718,7 +718,7 @@ def _protocol_times(ds: Any, positions: list[np.ndarray], normal: np.ndarray, n:
     taking the time of the protocol slice nearest to it along the normal; Nones when unknown."""
     protocol = ascconv(ds)
     slices = protocol_slices(protocol)
-    by_slice = protocol_slice_times(protocol, _float(_get(ds, "RepetitionTime")))
+    by_slice = protocol_slice_times(protocol, to_float(value_of(ds, "RepetitionTime")))
     if slices is None or by_slice is None or len(by_slice) != n:
         return [None] * n
     along = slices[0] @ normal
@@ -757,7 +757,7 @@ def _frames_beyond_data(
 
 
 def _spacing(value: Any) -> tuple[float, float] | None:
-    sp = _floats(value, 2)
+    sp = to_floats(value, 2)
     if sp is None or sp[0] <= 0 or sp[1] <= 0:
         return None
     return sp  # type: ignore[return-value]
@@ -768,14 +768,14 @@ def _multiframe(
 ) -> list[FrameHeader]:
     """Frame records of a multi-frame file: enhanced (functional groups) or classic (cine, dose)."""
     frames = []
-    top_ipp = _floats(_get(ds, "ImagePositionPatient"), 3)
-    top_iop = _floats(_get(ds, "ImageOrientationPatient"), 6)
-    top_ps = _spacing(_get(ds, "PixelSpacing"))
-    offsets = _get(ds, "GridFrameOffsetVector")
+    top_ipp = to_floats(value_of(ds, "ImagePositionPatient"), 3)
+    top_iop = to_floats(value_of(ds, "ImageOrientationPatient"), 6)
+    top_ps = _spacing(value_of(ds, "PixelSpacing"))
+    offsets = value_of(ds, "GridFrameOffsetVector")
     offsets = [float(v) for v in offsets] if offsets is not None else None
-    top_slope = _float(_get(ds, "RescaleSlope")) or 1.0
-    top_inter = _float(_get(ds, "RescaleIntercept")) or 0.0
-    frame_time = _float(_get(ds, "FrameTime"))
+    top_slope = to_float(value_of(ds, "RescaleSlope")) or 1.0
+    top_inter = to_float(value_of(ds, "RescaleIntercept")) or 0.0
+    frame_time = to_float(value_of(ds, "FrameTime"))
     if per_frame is not None and len(per_frame) != n_frames:
         base = {**base, "problem": base["problem"] or (
             f"NumberOfFrames is {n_frames} but {len(per_frame)} per-frame groups are present"
@@ -783,18 +783,18 @@ def _multiframe(
         n_frames = min(n_frames, len(per_frame))
     for i in range(n_frames):
         fg = per_frame[i] if per_frame is not None else None
-        ipp = _floats(_find_in_groups(fg, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
-        iop = _floats(_find_in_groups(fg, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
-        ps = _spacing(_find_in_groups(fg, shared, "PixelMeasuresSequence", "PixelSpacing"))
-        thick = _float(_find_in_groups(fg, shared, "PixelMeasuresSequence", "SliceThickness"))
-        slope = _float(_find_in_groups(fg, shared, "PixelValueTransformationSequence", "RescaleSlope"))
-        inter = _float(_find_in_groups(fg, shared, "PixelValueTransformationSequence", "RescaleIntercept"))
-        temporal = _float(_find_in_groups(fg, shared, "FrameContentSequence", "TemporalPositionIndex"))
-        stack_id = _str(_find_in_groups(fg, shared, "FrameContentSequence", "StackID"))
-        acq_dt = _find_in_groups(fg, shared, "FrameContentSequence", "FrameAcquisitionDateTime")
-        echo = _float(_find_in_groups(fg, shared, "MREchoSequence", "EffectiveEchoTime"))
-        trigger = _float(
-            _find_in_groups(fg, shared, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
+        ipp = to_floats(in_groups(fg, shared, "PlanePositionSequence", "ImagePositionPatient"), 3)
+        iop = to_floats(in_groups(fg, shared, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+        ps = _spacing(in_groups(fg, shared, "PixelMeasuresSequence", "PixelSpacing"))
+        thick = to_float(in_groups(fg, shared, "PixelMeasuresSequence", "SliceThickness"))
+        slope = to_float(in_groups(fg, shared, "PixelValueTransformationSequence", "RescaleSlope"))
+        inter = to_float(in_groups(fg, shared, "PixelValueTransformationSequence", "RescaleIntercept"))
+        temporal = to_float(in_groups(fg, shared, "FrameContentSequence", "TemporalPositionIndex"))
+        stack_id = to_str(in_groups(fg, shared, "FrameContentSequence", "StackID"))
+        acq_dt = in_groups(fg, shared, "FrameContentSequence", "FrameAcquisitionDateTime")
+        echo = to_float(in_groups(fg, shared, "MREchoSequence", "EffectiveEchoTime"))
+        trigger = to_float(
+            in_groups(fg, shared, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")
         )
         if ipp is None and top_ipp is not None:
             ipp = top_ipp
@@ -822,11 +822,11 @@ def _multiframe(
                 temporal_position=temporal if temporal is not None else (
                     float(i) if per_frame is None else None
                 ),
-                acquisition_number=_float(_get(ds, "AcquisitionNumber")),
+                acquisition_number=to_float(value_of(ds, "AcquisitionNumber")),
                 trigger_time=trigger if trigger is not None else (
                     i * frame_time if frame_time is not None and per_frame is None else None
                 ),
-                acquisition_time=_dicom_time(acq_dt) if acq_dt is not None else None,
+                acquisition_time=dicom_seconds(acq_dt) if acq_dt is not None else None,
                 mr=_shared(enhanced_mr_frame(fg, shared)) if per_frame is not None else None,
                 stack_key=stack_id,
                 **record,
@@ -842,9 +842,9 @@ FRAME_TYPE_SEQUENCES = ("MRImageFrameTypeSequence", "CTImageFrameTypeSequence", 
 def _frame_type(per: Any, shared: Any) -> tuple[str, ...]:
     """An enhanced frame's FrameType (its ImageType: a field map, a phase image...), () when absent."""
     for sequence in FRAME_TYPE_SEQUENCES:
-        value = _find_in_groups(per, shared, sequence, "FrameType")
+        value = in_groups(per, shared, sequence, "FrameType")
         if value is not None:
-            return _shared(tuple(_str(v).upper() for v in _strings(value) if _str(v)))
+            return _shared(tuple(to_str(v).upper() for v in to_strings(value) if to_str(v)))
     return ()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .values import element_value
+from .fastheader import element_value
 
 CSA_IMAGE_HEADER = 0x00291010
 """(0029,1010) CSA Image Header Info."""

@@ -1,38 +1,44 @@
-"""One vocabulary for DICOM values: header values in the wild hold every kind of nonsense.
+"""One vocabulary for DICOM values, shared by the scanner, the picture pipeline and the index.
 
-Each helper turns what pydicom (or :mod:`volume.dicom.fastheader`) gives into a plain Python value,
-or ``None`` when the value is missing or malformed, never raising: a broken element is as good as
-a missing one for the scanner, and the caller says what is missing.
+Header values in the wild hold every kind of nonsense. Each helper turns what pydicom (or
+:mod:`volume.dicom.fastheader`) gives into a plain Python value, or ``None`` when the value is
+missing or malformed, never raising: a broken element is as good as a missing one, and the caller
+says what is missing. Also here: where an enhanced (multi-frame) file keeps a value (its
+functional groups), and what the first bytes of a file say about it being DICOM.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
-from .fastheader import convert_raw
 
-
-def _get(ds: Any, keyword: str) -> Any:
+def value_of(ds: Any, keyword: str) -> Any:
+    """``ds.get(keyword)``, or ``None`` when reading it raises."""
     try:
         return ds.get(keyword)
     except Exception:  # noqa: BLE001 - a malformed value is as good as a missing one here
         return None
 
 
-def _float(value: Any) -> float | None:
+def to_float(value: Any, i: int = 0) -> float | None:
+    """Value ``i`` of a number (or of a multi-valued one) as a finite float."""
     if value is None or value == "":
         return None
     try:
         if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            value = value[0]
+            value = value[i]
+        elif i:
+            return None
         f = float(value)
     except (TypeError, ValueError, IndexError):
         return None
     return f if math.isfinite(f) else None
 
 
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+def to_floats(value: Any, n: int) -> tuple[float, ...] | None:
+    """Exactly ``n`` finite floats (a position, an orientation), else ``None``."""
     if value is None:
         return None
     try:
@@ -44,12 +50,14 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
     return tuple(seq)
 
 
-def _int(value: Any) -> int | None:
-    f = _float(value)
+def to_int(value: Any) -> int | None:
+    """A whole number (``"3"``, ``3.0``), else ``None``."""
+    f = to_float(value)
     return int(f) if f is not None and float(f).is_integer() else None
 
 
-def _str(value: Any) -> str:
+def to_str(value: Any) -> str:
+    """Stripped text; ``""`` when missing."""
     if value is None:
         return ""
     try:
@@ -58,9 +66,9 @@ def _str(value: Any) -> str:
         return ""
 
 
-def _dicom_time(value: Any) -> float | None:
+def dicom_seconds(value: Any) -> float | None:
     """Seconds since midnight of a DICOM TM (``HHMMSS.ffffff``) or the time part of a DT."""
-    s = _str(value)
+    s = to_str(value)
     if len(s) >= 14 and s[:8].isdigit():  # DT: YYYYMMDDHHMMSS...
         s = s[8:]
     s = s.replace(":", "")
@@ -73,12 +81,12 @@ def _dicom_time(value: Any) -> float | None:
     return hh * 3600 + mm * 60 + ss
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A JSON-friendly copy of a header value (numbers stay numbers, names become strings)."""
     if value is None or type(value) in (str, float, int):
         return value
     if type(value).__name__ == "MultiValue" or isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     if isinstance(value, (int, float, str)):
         return value
     name = type(value).__name__
@@ -95,22 +103,60 @@ def _plain(value: Any) -> Any:
         return None
 
 
-def _find_in_groups(per: Any, shared: Any, sequence: str, keyword: str) -> Any:
+def in_groups(per: Any, shared: Any, sequence: str, keyword: str) -> Any:
+    """``keyword`` in the first item of ``sequence`` of a frame's functional group ``per``, else of
+    the shared group ``shared`` (either may be ``None``); empty values count as missing."""
     for group in (per, shared):
         if group is None:
             continue
-        seq = _get(group, sequence)
+        seq = value_of(group, sequence)
         if seq:
             try:
-                value = _get(seq[0], keyword)
+                value = value_of(seq[0], keyword)
             except Exception:  # noqa: BLE001
                 value = None
-            if value is not None:
+            if value is not None and value != "":
                 return value
     return None
 
 
-def _strings(value: Any) -> list[str]:
+def functional(ds: Any, sequence: str, keyword: str, frame: int | None = 0) -> Any:
+    """``keyword`` of an enhanced file's frame ``frame`` (0-based; ``None``: the shared group only)
+    from its functional groups (PS3.3 C.7.6.16): the frame's own group first, then the shared one."""
+    per = value_of(ds, "PerFrameFunctionalGroupsSequence")
+    shared = value_of(ds, "SharedFunctionalGroupsSequence")
+    try:
+        item = per[frame] if per and frame is not None and 0 <= frame < len(per) else None
+    except Exception:  # noqa: BLE001 - a malformed sequence is a missing one
+        item = None
+    try:
+        common = shared[0] if shared else None
+    except Exception:  # noqa: BLE001
+        common = None
+    return in_groups(item, common, sequence, keyword)
+
+
+def present(ds: Any, keyword: str) -> Any:
+    """:func:`value_of`, with an empty value counted as missing (``None``)."""
+    value = value_of(ds, keyword)
+    return None if value is None or value == "" else value
+
+
+def to_text(value: Any) -> str | None:
+    """A value as one line of text: multiple values joined by ``\\`` as DICOM writes them;
+    ``None`` when missing or empty."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    try:
+        text = str(value).strip()
+    except Exception:  # noqa: BLE001
+        return None
+    return text or None
+
+
+def to_strings(value: Any) -> list[str]:
     """A multi-valued string element as a list (pydicom gives a bare str for one value)."""
     if value is None:
         return []
@@ -122,25 +168,27 @@ def _strings(value: Any) -> list[str]:
         return [str(value)]
 
 
-def element_value(ds: Any, tag: int, vr: str) -> Any:
-    """The value of element ``tag`` of a pydicom dataset, as the fast reader would give it.
+# --- what a file's first bytes say ----------------------------------------------------------------
 
-    Private elements often arrive as raw bytes (VR UN in explicit files, or unknown to pydicom's
-    private dictionary in implicit ones): they are converted with ``vr``, the VR volume knows
-    them by (little endian, the byte order of every syntax but the retired big endian one).
-    """
+HEAD_BYTES = 144
+"""Bytes :func:`not_dicom` looks at: the 128-byte preamble, ``DICM``, and one element header."""
+
+
+def looks_like_headerless_dicom(head: bytes) -> bool:
+    """True for old files without the 128-byte preamble that start with a group-8 (or 2) element."""
+    return len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
+
+
+def not_dicom(head: bytes) -> bool:
+    """True when a file's first :data:`HEAD_BYTES` bytes say it is not DICOM: no ``DICM`` after the
+    preamble, and not a preamble-less dataset either (what pydicom refuses without ``force``)."""
+    return head[128:132] != b"DICM" and not looks_like_headerless_dicom(head)
+
+
+def file_head(path: str | os.PathLike[str], n: int = 8) -> bytes:
+    """The first ``n`` bytes of a file (``b""`` when it cannot be read)."""
     try:
-        elem = ds.get(tag)
-    except Exception:  # noqa: BLE001 - a malformed element is a missing one
-        return None
-    if elem is None:
-        return None
-    value = elem.value
-    if isinstance(value, bytes) and vr not in ("OB", "OW", "UN"):
-        if not getattr(ds, "is_little_endian", True):
-            return None
-
-        return convert_raw(value, vr)
-    if type(value).__name__ == "MultiValue":
-        return tuple(value)
-    return value
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""

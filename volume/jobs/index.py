@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dicom.values import functional, looks_like_headerless_dicom, present, to_float, to_int, to_text
 from ..errors import NoDicomError, UsageError
 from ..io.atomic import atomic_output, check_writable
 from ..parallel.pool import ordered_map
@@ -100,69 +101,14 @@ class Column:
 # --- value helpers ---------------------------------------------------------------------------
 
 
-def _get(ds: Any, keyword: str) -> Any:
-    try:
-        value = ds.get(keyword)
-    except Exception:  # noqa: BLE001 - malformed values count as missing
-        return None
-    return None if value is None or value == "" else value
-
-
-def _functional(ds: Any, sequence: str, keyword: str) -> Any:
-    """A value from the first frame's per-frame functional group, else the shared one."""
-    for group_kw in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
-        groups = _get(ds, group_kw)
-        if not groups:
-            continue
-        try:
-            seq = groups[0].get(sequence)
-            value = seq[0].get(keyword) if seq else None
-        except Exception:  # noqa: BLE001
-            value = None
-        if value is not None and value != "":
-            return value
-    return None
-
-
 def _top_or_functional(ds: Any, keyword: str, sequence: str) -> Any:
-    value = _get(ds, keyword)
-    return value if value is not None else _functional(ds, sequence, keyword)
-
-
-def _num(value: Any, i: int = 0) -> float | None:
-    if value is None:
-        return None
-    try:
-        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            value = value[i]
-        elif i:
-            return None
-        f = float(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _int(value: Any) -> int | None:
-    f = _num(value)
-    return int(f) if f is not None and f.is_integer() else None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    try:
-        text = str(value).strip()
-    except Exception:  # noqa: BLE001
-        return None
-    return text or None
+    value = present(ds, keyword)
+    return value if value is not None else functional(ds, sequence, keyword)
 
 
 def uid_key(uid: Any) -> str | None:
     """First :data:`KEY_HEX_DIGITS` hex digits of the SHA-256 of a UID (``None`` when absent)."""
-    text = _text(uid)
+    text = to_text(uid)
     if not text:
         return None
     return hashlib.sha256(text.encode("ascii", "replace")).hexdigest()[:KEY_HEX_DIGITS]
@@ -221,7 +167,7 @@ def _cell_text(value: Any, keep_phi: bool) -> str | None:
 
 def _ipp(i: int) -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
-        return _num(_top_or_functional(ds, "ImagePositionPatient", "PlanePositionSequence"), i)
+        return to_float(_top_or_functional(ds, "ImagePositionPatient", "PlanePositionSequence"), i)
     return get
 
 
@@ -248,45 +194,45 @@ def _plane(ds: Any, ctx: dict[str, Any]) -> str | None:
 
 def _spacing(i: int) -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
-        return _num(_top_or_functional(ds, "PixelSpacing", "PixelMeasuresSequence"), i)
+        return to_float(_top_or_functional(ds, "PixelSpacing", "PixelMeasuresSequence"), i)
     return get
 
 
 def _rescale(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
-        return _num(_top_or_functional(ds, keyword, "PixelValueTransformationSequence"))
+        return to_float(_top_or_functional(ds, keyword, "PixelValueTransformationSequence"))
     return get
 
 
 def _window(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
-        value = _functional(ds, "FrameVOILUTSequence", keyword)
+        value = functional(ds, "FrameVOILUTSequence", keyword)
         if value is None:
-            value = _get(ds, keyword)
-        return _num(value) if keyword != "VOILUTFunction" else _text(value)
+            value = present(ds, keyword)
+        return to_float(value) if keyword != "VOILUTFunction" else to_text(value)
     return get
 
 
 def _kw(keyword: str, kind: str = "str") -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
-        value = _get(ds, keyword)
+        value = present(ds, keyword)
         if kind == "int":
-            return _int(value)
+            return to_int(value)
         if kind == "float":
-            return _num(value)
-        return _text(value)
+            return to_float(value)
+        return to_text(value)
     return get
 
 
 def _meta(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
         meta = getattr(ds, "file_meta", None)
-        return _text(meta.get(keyword)) if meta is not None else None
+        return to_text(meta.get(keyword)) if meta is not None else None
     return get
 
 
 def _sop_class_uid(ds: Any, ctx: dict[str, Any]) -> str | None:
-    return _text(_get(ds, "SOPClassUID")) or _meta("MediaStorageSOPClassUID")(ds, ctx)
+    return to_text(present(ds, "SOPClassUID")) or _meta("MediaStorageSOPClassUID")(ds, ctx)
 
 
 def _sop_class_name(ds: Any, ctx: dict[str, Any]) -> str | None:
@@ -309,19 +255,19 @@ def _syntax_name(ds: Any, ctx: dict[str, Any]) -> str | None:
 
 
 def _thickness(ds: Any, ctx: dict[str, Any]) -> float | None:
-    return _num(_top_or_functional(ds, "SliceThickness", "PixelMeasuresSequence"))
+    return to_float(_top_or_functional(ds, "SliceThickness", "PixelMeasuresSequence"))
 
 
 def _key(keyword: str) -> Callable[[Any, dict[str, Any]], Any]:
     def get(ds: Any, ctx: dict[str, Any]) -> Any:
-        return uid_key(_get(ds, keyword))
+        return uid_key(present(ds, keyword))
     return get
 
 
 def _frames(ds: Any, ctx: dict[str, Any]) -> int | None:
     if not ctx.get("pixel_tag"):
         return None
-    return _int(_get(ds, "NumberOfFrames")) or 1
+    return to_int(present(ds, "NumberOfFrames")) or 1
 
 
 def _ctx(name: str) -> Callable[[Any, dict[str, Any]], Any]:
@@ -450,9 +396,9 @@ def _field_getter(tag: int, vm_one_numeric: str | None, keep_phi: bool) -> Calla
         except Exception:  # noqa: BLE001
             return None
         if vm_one_numeric == "int":
-            return _int(value)
+            return to_int(value)
         if vm_one_numeric == "float":
-            return _num(value)
+            return to_float(value)
         return _cell_text(value, keep_phi)
     return get
 
@@ -557,7 +503,7 @@ def read_header(path: str) -> tuple[Any, int | None]:
         except InvalidDicomError:
             fp.seek(0)
             head = fp.read(8)
-            if not (len(head) == 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"):
+            if not looks_like_headerless_dicom(head):
                 raise
             fp.seek(0)
             found.clear()

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..dicom.pixels import disable_unsafe_decoders
+from ..dicom.values import file_head, functional, looks_like_headerless_dicom, to_float
 from ..errors import UnsupportedDicomError
 from ..io.atomic import atomic_output
 from ..io.names import safe_name
@@ -130,16 +131,6 @@ class NotAnImage(Exception):
 # --- reading ---------------------------------------------------------------------------------
 
 
-def _looks_like_headerless_dicom(path: str | os.PathLike[str]) -> bool:
-    """True for old files without the 128-byte preamble that start with a group-8 element."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return False
-    return len(head) == 8 and head[:2] in (b"\x08\x00", b"\x02\x00") and head[2:4] < b"\x20\x00"
-
-
 def read_dataset(path: str | os.PathLike[str]) -> Any:
     """The whole dataset of one file (pixels included); :class:`NotAnImage` for non-DICOM files."""
     import pydicom
@@ -158,7 +149,7 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
         try:
             return pydicom.dcmread(path, **options)
         except InvalidDicomError:
-            if _looks_like_headerless_dicom(path):
+            if looks_like_headerless_dicom(file_head(path)):
                 return pydicom.dcmread(path, force=True, **options)
             raise NotAnImage("not DICOM") from None
 
@@ -225,47 +216,17 @@ def is_multiframe(ds: Any) -> bool:
 # --- header values per frame -------------------------------------------------------------------
 
 
-def _functional(ds: Any, frame: int | None, sequence: str, keyword: str) -> Any:
-    """A value from the frame's per-frame functional group, else the shared one, else ``None``."""
-    groups = []
-    per = ds.get("PerFrameFunctionalGroupsSequence")
-    if per is not None and frame is not None and frame < len(per):
-        groups.append(per[frame])
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared:
-        groups.append(shared[0])
-    for group in groups:
-        seq = group.get(sequence)
-        if seq:
-            value = seq[0].get(keyword)
-            if value is not None and value != "":
-                return value
-    return None
-
-
-def _first_float(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            value = value[0]
-        f = float(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def rescale_of(ds: Any, frame: int | None = None) -> tuple[float, float]:
     """Rescale ``(slope, intercept)`` of a frame: functional groups first, then top level.
 
     A missing or zero slope is 1; a missing intercept is 0.
     """
-    slope = _first_float(_functional(ds, frame, "PixelValueTransformationSequence", "RescaleSlope"))
-    inter = _first_float(_functional(ds, frame, "PixelValueTransformationSequence", "RescaleIntercept"))
+    slope = to_float(functional(ds, "PixelValueTransformationSequence", "RescaleSlope", frame))
+    inter = to_float(functional(ds, "PixelValueTransformationSequence", "RescaleIntercept", frame))
     if slope is None:
-        slope = _first_float(ds.get("RescaleSlope"))
+        slope = to_float(ds.get("RescaleSlope"))
     if inter is None:
-        inter = _first_float(ds.get("RescaleIntercept"))
+        inter = to_float(ds.get("RescaleIntercept"))
     return (slope if slope not in (None, 0.0) else 1.0), (inter if inter is not None else 0.0)
 
 
@@ -303,7 +264,7 @@ def modality_values(stored: np.ndarray, ds: Any, frame: int | None = None) -> np
 
 
 def _window_from(center: Any, width: Any, function: Any) -> Window | None:
-    c, w = _first_float(center), _first_float(width)
+    c, w = to_float(center), to_float(width)
     if c is None or w is None:
         return None
     fn = str(function or "LINEAR").strip().upper() or "LINEAR"
@@ -319,9 +280,9 @@ def frame_group_window(ds: Any, frame: int | None = None) -> Window | None:
     """The window of a frame's Frame VOI LUT functional group (enhanced images), or ``None``."""
     seq = "FrameVOILUTSequence"
     return _window_from(
-        _functional(ds, frame, seq, "WindowCenter"),
-        _functional(ds, frame, seq, "WindowWidth"),
-        _functional(ds, frame, seq, "VOILUTFunction"),
+        functional(ds, seq, "WindowCenter", frame),
+        functional(ds, seq, "WindowWidth", frame),
+        functional(ds, seq, "VOILUTFunction", frame),
     )
 
 
@@ -639,7 +600,7 @@ def frame_durations_ms(ds: Any, count: int) -> tuple[list[float], str]:
     :data:`DEFAULT_FRAME_MS`.
     """
     def frame_time() -> list[float] | None:
-        t = _first_float(ds.get("FrameTime"))
+        t = to_float(ds.get("FrameTime"))
         return [t] * count if t and t > 0 else None
 
     def vector() -> list[float] | None:
@@ -656,7 +617,7 @@ def frame_durations_ms(ds: Any, count: int) -> tuple[list[float], str]:
         return (durations + [mean] * count)[:count]
 
     def rate(keyword: str) -> list[float] | None:
-        r = _first_float(ds.get(keyword))
+        r = to_float(ds.get(keyword))
         return [1000.0 / r] * count if r and r > 0 else None
 
     pointers = _tags(ds.get("FrameIncrementPointer"))
@@ -740,7 +701,7 @@ def pixel_aspect(ds: Any, frame: int | None = None) -> float:
     """Height / width of one pixel: Pixel Spacing (frame's functional groups first), Imager
     Pixel Spacing, or Pixel Aspect Ratio; 1 when the header says nothing usable."""
     for value in (
-        _functional(ds, frame, "PixelMeasuresSequence", "PixelSpacing"),
+        functional(ds, "PixelMeasuresSequence", "PixelSpacing", frame),
         ds.get("PixelSpacing"),
         ds.get("ImagerPixelSpacing"),
         ds.get("PixelAspectRatio"),
