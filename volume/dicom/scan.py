@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..phi import CARRIED
 from ._tags import PRIVATE, PRIVATE_TAGS
 from .fastheader import looks_like_headerless_dicom
 from .files import GunzipError, file_compression, gunzip_cached, open_source
@@ -49,7 +50,9 @@ NATIVE_SYNTAXES = {
 #: SOP Class of a DICOMDIR (an index of other files, never an image).
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
-#: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity).
+#: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity: see
+#: :mod:`volume.phi`), and whether the source was de-identified already (PatientIdentityRemoved,
+#: DeidentificationMethod: DICOM outputs written with ``--keep-phi`` say what the source said).
 ACQUISITION_KEYWORDS = (
     "Manufacturer",
     "ManufacturerModelName",
@@ -64,7 +67,6 @@ ACQUISITION_KEYWORDS = (
     "SpacingBetweenSlices",
     "PatientPosition",
     "AcquisitionTime",
-    "SeriesTime",
     "BodyPartExamined",
     "ScanningSequence",
     "SequenceVariant",
@@ -78,36 +80,15 @@ ACQUISITION_KEYWORDS = (
     "ConvolutionKernel",
     "GantryDetectorTilt",
     "SoftwareVersions",
-    "StationName",
-    "InstitutionName",
     "WindowCenter",
     "WindowWidth",
     "ReceiveCoilName",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
 )
 
-#: Patient identity, kept apart and written only when asked for (``--keep-phi``).
-IDENTITY_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "PatientAge",
-    "PatientWeight",
-    "AccessionNumber",
-    "StudyDate",
-    "StudyID",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "FrameOfReferenceUID",
-    "InstitutionName",
-    "InstitutionAddress",
-    "ReferringPhysicianName",
-    "StationName",
-    "DeviceSerialNumber",
-)
-
-#: Of the acquisition fields, those that can identify a site or device: kept with identity only.
-IDENTIFYING_ACQUISITION = frozenset({"InstitutionName", "StationName"})
+#: Patient identity, kept apart and written only when asked for (``--keep-phi``): the policy's list.
+IDENTITY_KEYWORDS = CARRIED
 
 
 #: :class:`FrameHeader` fields that vary from file to file: each record keeps its own.
