@@ -162,8 +162,10 @@ def info_command(
     if not file.is_file():  # a FIFO or device would block the read forever
         raise UsageError(f"{file}: not a regular file")
     try:
-        ds = pydicom.dcmread(file, defer_size=256)
-        list(ds.iterall())  # parse everything now so a broken header fails here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings can quote values: never on stderr
+            ds = pydicom.dcmread(file, defer_size=256)
+            list(ds.iterall())  # parse everything now so a broken header fails here
     except InvalidDicomError:
         raise NoDicomError(f"{file}: not a DICOM file (no DICM preamble)") from None
     except PermissionError:
@@ -171,10 +173,12 @@ def info_command(
     except Exception as exc:  # noqa: BLE001
         raise NoDicomError(f"{file}: unreadable DICOM header ({type(exc).__name__}); the file is truncated or corrupt") from None
     if as_json:
-        elements = []
-        if getattr(ds, "file_meta", None):
-            elements += [_element_json(e, keep_phi) for e in ds.file_meta]
-        elements += [_element_json(e, keep_phi) for e in ds]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            elements = []
+            if getattr(ds, "file_meta", None):
+                elements += [_element_json(e, keep_phi) for e in ds.file_meta]
+            elements += [_element_json(e, keep_phi) for e in ds]
         sys.stdout.write(json.dumps(elements, indent=1, default=str) + "\n")
         return
     try:
