@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pydicom
 import pytest
-from synth import AXIAL, CORONAL, SAGITTAL, linear_field, oblique_iop, synthetic_volume
+from synth import AXIAL, CORONAL, SAGITTAL, linear_field, oblique_iop, synthetic_volume, write_series
 
 import volume
 from volume.errors import OutputExistsError, UsageError
@@ -77,6 +77,27 @@ def test_integer_ct_stored_exactly_and_headers(tmp_path):
     assert str(ds.PatientName) == "Doe^Jane" and ds.PatientID == "PID-1"
     assert ds.StudyInstanceUID == "1.2.3.4"
     assert "PatientBirthDate" in ds and ds.PatientBirthDate == ""
+    assert ds.PatientIdentityRemoved == "NO" and "DeidentificationMethod" not in ds
+
+
+def test_a_source_deidentified_before_stays_so_with_keep_identity(tmp_path):
+    """--keep-phi copies what the source said: a de-identified source keeps its YES and method."""
+    meta = {"modality": "MR", "series_description": "t1", "identity": {"PatientName": "ANON^7", "PatientID": "ANON7"},
+            "acquisition": {"PatientIdentityRemoved": "YES", "DeidentificationMethod": ["CTP", "site profile 3"]}}
+    src = synthetic_volume(shape=(2, 4, 4), spacing=(1.0, 1.0, 1.0), meta=meta)
+    ds = pydicom.dcmread(write_dicom_series(src, tmp_path / "kept", keep_identity=True)[0])
+    assert ds.PatientIdentityRemoved == "YES" and list(ds.DeidentificationMethod) == ["CTP", "site profile 3"]
+    assert str(ds.PatientName) == "ANON^7" and "DeidentificationMethodCodeSequence" not in ds
+    ds = pydicom.dcmread(write_dicom_series(src, tmp_path / "own", keep_identity=False)[0])
+    assert ds.PatientIdentityRemoved == "YES" and list(ds.DeidentificationMethod)[0].startswith("volume ")
+    assert list(ds.DeidentificationMethod)[2] == "kept uncleaned: SeriesDescription"  # no ProtocolName in the source
+    assert ds.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
+    # the scanner reads what the source said (both readers)
+    write_series(tmp_path / "anon", shape=(2, 4, 4), extra={"PatientIdentityRemoved": "YES",
+                                                            "DeidentificationMethod": ["CTP", "site profile 3"]})
+    acquisition = volume.load(tmp_path / "anon").meta["acquisition"]
+    assert acquisition["PatientIdentityRemoved"] == "YES"
+    assert acquisition["DeidentificationMethod"] == ["CTP", "site profile 3"]
 
 
 def test_ipp_iop_follow_dicom_convention(tmp_path):

@@ -19,7 +19,7 @@ from synth import write_enhanced, write_series
 import volume.jobs.index as index_mod
 from volume.cli import main
 from volume.errors import UsageError
-from volume.jobs.index import write_index
+from volume.jobs.index import build_columns, write_index
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -189,7 +189,8 @@ def test_no_identity_unless_keep_phi(study, tmp_path):
 def test_fields_types_and_sequences(study, tmp_path):
     pa = pytest.importorskip("pyarrow.parquet")
     out = tmp_path / "i.parquet"
-    write_index(study, out, workers=1, fields=["KVP", "PatientAge", "(0028,0030)", "SharedFunctionalGroupsSequence"])
+    write_index(study, out, workers=1, fields=["KVP", "PatientAge", "(0028,0030)", "SharedFunctionalGroupsSequence"],
+                keep_phi=True)  # PatientAge is identity (PS3.15 Basic Profile)
     table = pa.read_table(out)
     assert str(table.schema.field("KVP").type) == "double"
     assert str(table.schema.field("PixelSpacing").type) == "string"
@@ -205,6 +206,11 @@ def test_fields_types_and_sequences(study, tmp_path):
 def test_identity_fields_need_keep_phi(tmp_path):
     with pytest.raises(UsageError, match="--keep-phi"):
         write_index(tmp_path, tmp_path / "x.csv", fields=["PatientName"])
+    # patient characteristics, descriptions, private elements and any date are identity too
+    for field in ("PatientAge", "StudyDescription", "(0029,1010)", "DateOfSecondaryCapture"):
+        with pytest.raises(UsageError, match="--keep-phi"):
+            write_index(tmp_path, tmp_path / "x.csv", fields=[field])
+    assert [c.name for c in build_columns(["(0029,0010)", "SeriesDescription"])][-2:] == ["0029,0010", "SeriesDescription"]
     with pytest.raises(UsageError, match="did you mean"):
         write_index(tmp_path, tmp_path / "x.csv", fields=["PatientNmae"])
     assert not (tmp_path / "x.csv").exists()

@@ -38,7 +38,7 @@ def convert_command(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: keep them and skip).")] = False,
     keep_phi: Annotated[
-        bool, typer.Option("--keep-phi", help="Write patient identity (name, ID, birth date, UIDs) into the sidecars.")
+        bool, typer.Option("--keep-phi", help="Write identity (patient name, ID, birth date, study dates, UIDs, institution: docs/privacy.md) into the sidecars; the --report never holds any.")
     ] = False,
     sidecar: Annotated[bool, typer.Option("--sidecar/--no-sidecar", help="Write a JSON sidecar beside each image.")] = True,
     threads: Annotated[

@@ -16,16 +16,16 @@ from .app import app, err, progress_bar
 def index_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
     out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help="The table: .csv, or .parquet (needs pyarrow). Default: <folder>_index.csv here, named after PATH.")] = None,
-    fields: Annotated[str | None, typer.Option(help="Extra columns: DICOM keywords or tags, comma-separated, e.g. PatientAge,KVP,(0018,1150).")] = None,
-    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Add patient/study identity columns and real UIDs.")] = False,
+    fields: Annotated[str | None, typer.Option(help="Extra columns: DICOM keywords or tags, comma-separated, e.g. KVP,ConvolutionKernel,(0018,1150); identity fields need --keep-phi.")] = None,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Add identity columns (patient, study, dates, institution) and real UIDs; allow identity --fields.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Processes reading headers (default: all cores).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing table.")] = False,
 ) -> None:
     """Write one row per DICOM file under PATH: series, geometry, pixel format, transfer syntax.
 
     Reads headers only (parsing stops at the pixel data tag), in parallel, streaming rows to the
-    table. No patient identity unless --keep-phi: UIDs appear as *_key columns (SHA-256 prefixes)
-    that group and join rows without revealing the UID. Non-DICOM files are skipped and counted;
+    table. No patient identity unless --keep-phi (DICOM PS3.15's Basic Profile, docs/privacy.md):
+    UIDs appear as *_key columns (SHA-256 prefixes) that group and join rows without revealing the UID. Non-DICOM files are skipped and counted;
     when no file is DICOM nothing is written (exit 3). In CSV, text cells starting with = + - @
     (formulas for a spreadsheet) get a leading ' unless they are numbers; Parquet keeps them raw.
     """

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import NoDicomError, UsageError
+from ..phi import HIDDEN, element_is_identity
 from .app import app, progress_bar, stderr_is_terminal, stdout_is_terminal
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")]
@@ -35,10 +36,13 @@ def ls_command(
     path: PathArg,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", help="Processes reading headers (default: all cores for big trees).")] = None,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="JSON: add each stack's series and study UIDs (default: a series_key, a hash of the UID).")] = False,
 ) -> None:
     """List every stack found under PATH: one row per 3D/4D stack, localizer or image set.
 
     Dimensions are columns x rows x slices (x frames); voxel size is in mm in the same order.
+    No patient identity: series are named by number and description; --json gives a series_key
+    (a hash of the UID) in place of the UID unless --keep-phi.
     """
     from ..dicom import scan
 
@@ -49,7 +53,7 @@ def ls_command(
         files = sum(1 for _ in iter_files([path]))
     with progress_bar("reading headers", files) as advance:
         found = scan(path, workers=workers, progress=advance)
-    rows = [st.describe() for st in found.stacks]
+    rows = [st.describe(keep_phi=keep_phi) for st in found.stacks]
     if as_json:
         payload = {
             "path": os.fspath(path),
@@ -88,23 +92,6 @@ def ls_command(
 
 # --- info ----------------------------------------------------------------------------------
 
-#: Keywords whose values ``info`` hides unless ``--keep-phi`` (patient and study identity).
-PHI_KEYWORDS = frozenset(
-    {
-        "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientAddress",
-        "PatientTelephoneNumbers", "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence",
-        "PatientMotherBirthName", "MilitaryRank", "EthnicGroup", "PatientComments",
-        "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
-        "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "AccessionNumber",
-        "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
-        "DeviceSerialNumber", "StudyID", "IssuerOfPatientID", "PatientInsurancePlanCodeSequence",
-        "MedicalRecordLocator", "RequestAttributesSequence", "ReferencedPatientSequence",
-    }
-)
-
-HIDDEN = "<hidden: --keep-phi shows it>"
-
-
 def _element_json(elem: Any, keep_phi: bool) -> dict[str, Any]:
     from ..dicom.values import plain_value
 
@@ -114,7 +101,7 @@ def _element_json(elem: Any, keep_phi: bool) -> dict[str, Any]:
         "name": elem.name,
         "vr": elem.VR,
     }
-    if elem.keyword in PHI_KEYWORDS and not keep_phi:
+    if not keep_phi and element_is_identity(elem):
         entry["value"] = HIDDEN
     elif elem.VR == "SQ":
         entry["value"] = [[_element_json(e, keep_phi) for e in item] for item in elem.value]
@@ -128,13 +115,30 @@ def _element_json(elem: Any, keep_phi: bool) -> dict[str, Any]:
     return entry
 
 
-def _mask(ds: Any) -> None:
-    for elem in ds.iterall():
-        if elem.keyword in PHI_KEYWORDS and elem.VR != "SQ":
-            try:
-                elem.value = HIDDEN if elem.VR not in ("DA", "TM", "DT") else ""
-            except Exception:  # noqa: BLE001 - some VRs refuse strings; drop them instead
-                elem.value = None
+INDENT = "   "
+"""One level of sequence nesting in ``info``'s text (pydicom's own indent)."""
+
+
+def _header_text(ds: Any, keep_phi: bool, depth: int = 0) -> list[str]:
+    """pydicom's text of a dataset, line by line, with identity values (:mod:`volume.phi`) hidden."""
+    pad = INDENT * depth
+    lines = []
+    for elem in ds:
+        hide = not keep_phi and element_is_identity(elem)
+        if elem.VR == "SQ":
+            head = f"{pad}{elem.tag}  {elem.name}  "
+            if hide:
+                lines.append(head + HIDDEN)
+                continue
+            lines.append(head + f"{len(elem.value)} item(s) ---- ")
+            for item in elem.value:
+                lines += _header_text(item, keep_phi, depth + 1)
+                lines.append(pad + INDENT + "---------")
+        elif hide:
+            lines.append(f"{pad}{elem.tag} {elem.name:<35} {elem.VR}: {HIDDEN}")
+        else:
+            lines.append(pad + repr(elem))
+    return lines
 
 
 @app.command("info")
@@ -143,7 +147,11 @@ def info_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: a list of {tag, keyword, name, vr, value}.")] = False,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Show patient identity (hidden by default).")] = False,
 ) -> None:
-    """Print one file's header element by element (tag, name, VR, value), pixel data not read."""
+    """Print one file's header element by element (tag, name, VR, value), pixel data not read.
+
+    Identity (DICOM PS3.15's Basic Profile: names, IDs, dates, UIDs, institution, private
+    elements...; docs/privacy.md) shows as <hidden> unless --keep-phi.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -154,8 +162,10 @@ def info_command(
     if not file.is_file():  # a FIFO or device would block the read forever
         raise UsageError(f"{file}: not a regular file")
     try:
-        ds = pydicom.dcmread(file, defer_size=256)
-        list(ds.iterall())  # parse everything now so a broken header fails here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings can quote values: never on stderr
+            ds = pydicom.dcmread(file, defer_size=256)
+            list(ds.iterall())  # parse everything now so a broken header fails here
     except InvalidDicomError:
         raise NoDicomError(f"{file}: not a DICOM file (no DICM preamble)") from None
     except PermissionError:
@@ -163,18 +173,21 @@ def info_command(
     except Exception as exc:  # noqa: BLE001
         raise NoDicomError(f"{file}: unreadable DICOM header ({type(exc).__name__}); the file is truncated or corrupt") from None
     if as_json:
-        elements = []
-        if getattr(ds, "file_meta", None):
-            elements += [_element_json(e, keep_phi) for e in ds.file_meta]
-        elements += [_element_json(e, keep_phi) for e in ds]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            elements = []
+            if getattr(ds, "file_meta", None):
+                elements += [_element_json(e, keep_phi) for e in ds.file_meta]
+            elements += [_element_json(e, keep_phi) for e in ds]
         sys.stdout.write(json.dumps(elements, indent=1, default=str) + "\n")
         return
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the mask is longer than some VRs allow
-            if not keep_phi:
-                _mask(ds)
-            text = str(ds)  # pydicom 3 prints the file meta group first
+            warnings.simplefilter("ignore")  # a malformed value is shown as it is, never warned about
+            lines = []
+            if getattr(ds, "file_meta", None):  # the file meta group first, as pydicom prints it
+                lines += [f"{'Dataset.file_meta ':-<49}", *_header_text(ds.file_meta, keep_phi), f"{'':-<49}"]
+            text = "\n".join(lines + _header_text(ds, keep_phi))
         sys.stdout.write(text + "\n")
     except Exception as exc:  # noqa: BLE001
         raise NoDicomError(f"{file}: header values cannot be shown ({type(exc).__name__}); the file is corrupt") from None

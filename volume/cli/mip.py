@@ -351,7 +351,7 @@ def mip_command(
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on pictures.")] = True,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
-    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="A .dcm output keeps the source's patient and study identity (joins its study); default: none.")] = False,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="A .dcm output keeps the source's patient and study identity (joins its study); default: none, and the file says it was de-identified.")] = False,
     max_memory: Annotated[str | None, typer.Option("--max-memory", help="Refuse a series whose pixels need more memory than this (e.g. 8G, 500M; default 16G); a streamed projection needs one chunk of 32 slices.")] = None,
     turntable: Annotated[int | None, typer.Option("--turntable", help="A rotating projection: N views turning once around the patient, as .mp4/.webm (the movie extra) or .gif.")] = None,
     axis: Annotated[str, typer.Option("--axis", help="Turntable axis: S (default: the long axis, anterior -> left -> posterior), I, L, R, A or P.")] = "S",

@@ -227,7 +227,7 @@ def reslice_command(
     window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto'. Default: the series' window for CT, else an automatic window of the slices drawn (of the slabs: --thickness with --mode max draws projections).")] = None,
     series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on PNG pictures.")] = True,
-    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study.")] = False,
+    keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study (default: none, and the files say they were de-identified).")] = False,
     allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices instead of refusing them.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")] = False,
     max_memory: Annotated[str | None, typer.Option("--max-memory", help="Refuse a series whose headers claim more memory than this (e.g. 8G, 500M; default 16G).")] = None,

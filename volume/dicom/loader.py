@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceGapError, UsageError
+from ..phi import strip
 from ..volume import Volume
 from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_grid
 from .pixels import DEFAULT_MAX_BYTES, check_grid, read_stack
 from .scaling import DEFAULT_SCALING, vendor_scaling
-from .scan import IDENTIFYING_ACQUISITION, ScanReport, describe_skips, scan_files
+from .scan import ScanReport, describe_skips, scan_files
 from .series import Series, Stack, group_frames, select_stacks, stack_choice
 
 
@@ -231,8 +232,7 @@ def _frame_interval(stack: Stack) -> float | None:
 def stack_meta(stack: Stack) -> dict[str, Any]:
     """The metadata mapping a loaded Volume carries (no patient identity outside ``identity``)."""
     f0 = stack.first
-    # Site and device names can identify: they live in ``identity`` only.
-    acq = {k: v for k, v in f0.acquisition.items() if k not in IDENTIFYING_ACQUISITION}
+    acq = strip(f0.acquisition)  # identity lives in ``identity`` only (volume.phi)
     return {
         "stack_id": stack.id,
         "series_uid": stack.series_uid,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..phi import CARRIED
 from . import fastheader
 from ._tags import PRIVATE, PRIVATE_TAGS
 from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
@@ -51,7 +52,9 @@ NATIVE_SYNTAXES = {
 #: SOP Class of a DICOMDIR (an index of other files, never an image).
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
-#: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity).
+#: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity: see
+#: :mod:`volume.phi`), and whether the source was de-identified already (PatientIdentityRemoved,
+#: DeidentificationMethod: DICOM outputs written with ``--keep-phi`` say what the source said).
 ACQUISITION_KEYWORDS = (
     "Manufacturer",
     "ManufacturerModelName",
@@ -66,7 +69,6 @@ ACQUISITION_KEYWORDS = (
     "SpacingBetweenSlices",
     "PatientPosition",
     "AcquisitionTime",
-    "SeriesTime",
     "BodyPartExamined",
     "ScanningSequence",
     "SequenceVariant",
@@ -80,36 +82,15 @@ ACQUISITION_KEYWORDS = (
     "ConvolutionKernel",
     "GantryDetectorTilt",
     "SoftwareVersions",
-    "StationName",
-    "InstitutionName",
     "WindowCenter",
     "WindowWidth",
     "ReceiveCoilName",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
 )
 
-#: Patient identity, kept apart and written only when asked for (``--keep-phi``).
-IDENTITY_KEYWORDS = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "PatientAge",
-    "PatientWeight",
-    "AccessionNumber",
-    "StudyDate",
-    "StudyID",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "FrameOfReferenceUID",
-    "InstitutionName",
-    "InstitutionAddress",
-    "ReferringPhysicianName",
-    "StationName",
-    "DeviceSerialNumber",
-)
-
-#: Of the acquisition fields, those that can identify a site or device: kept with identity only.
-IDENTIFYING_ACQUISITION = frozenset({"InstitutionName", "StationName"})
+#: Patient identity, kept apart and written only when asked for (``--keep-phi``): the policy's list.
+IDENTITY_KEYWORDS = CARRIED
 
 
 #: :class:`FrameHeader` fields that vary from file to file: each record keeps its own.

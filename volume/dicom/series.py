@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AmbiguousSeriesError
+from ..phi import uid_key
 from ..volume import axis_codes, closest_plane, orientation_label
 from .geometry import (
     POSITION_TOLERANCE_MM,
@@ -188,14 +189,22 @@ class Stack:
         n = len(directions)
         return f"DWI b={','.join(map(str, shells))} ({f'{n} direction' + ('s' if n != 1 else '') if n else 'trace'})"
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-friendly summary (what ``volume ls --json`` prints for the stack)."""
+    def describe(self, *, keep_phi: bool = False) -> dict[str, Any]:
+        """A JSON-friendly summary (what ``volume ls --json`` prints for the stack).
+
+        The series is named by its key (:func:`volume.phi.uid_key`), never its UID; ``keep_phi``
+        adds ``series_uid`` and ``study_uid`` (identity under :mod:`volume.phi`).
+        """
         sp = self.spacing
+        real_uid = not self.series_uid.startswith("no-uid:")  # group_frames' stand-in for a missing UID
+        uids = {"series_uid": self.series_uid if real_uid else None,
+                "study_uid": self.first.study_uid or None} if keep_phi else {}
         return {
             "id": self.id,
             "series_number": self.series_number,
             "series_description": self.series_description,
-            "series_uid": self.series_uid,
+            "series_key": uid_key(self.series_uid) if real_uid else None,
+            **uids,
             "modality": self.modality,
             "kind": self.kind,
             "content": self.summary or None,

@@ -10,9 +10,14 @@ slice lies at ``IPP + c * dc * row_dir + r * dr * col_dir`` with ``row_dir = IOP
     IPP_k   = A @ (k, 0, 0, 1)
 
 The series is new (SeriesInstanceUID, SOPInstanceUIDs) and marked ``DERIVED\\SECONDARY``. Patient
-identity is never invented: without ``keep_identity`` the patient and study fields are empty and
-the study is new; with it, the source's identity fields (``Volume.meta['identity']``) are copied
-as they were, including StudyInstanceUID and FrameOfReferenceUID, so the series joins its study.
+identity (:mod:`volume.phi`) is never invented. Without ``keep_identity`` the patient and study
+fields are empty, the study and frame of reference are new, no date or time is written, and the
+file says so as DICOM PS3.15 asks: PatientIdentityRemoved ``YES``, DeidentificationMethod (volume,
+its version, the Basic Application Confidentiality Profile and the retained descriptors) and
+DeidentificationMethodCodeSequence (DCM 113100), LongitudinalTemporalInformationModified
+``REMOVED``. With it, the source's identity (``Volume.meta['identity']``) is copied as it was,
+including StudyInstanceUID and FrameOfReferenceUID, so the series joins its study, and the file
+says what the source said: PatientIdentityRemoved ``NO``, or the source's ``YES`` and method.
 
 Writes are atomic: the files go into a temporary folder beside ``out`` which is renamed onto
 ``out`` at the end; a failure leaves nothing behind.
@@ -33,6 +38,7 @@ import numpy as np
 
 from ..errors import OutputExistsError, UsageError
 from ..ops.window import auto_window
+from ..phi import PROFILE_CODE, RETAINED, deidentification_method
 from ..volume import Volume
 from .atomic import TEMP_PREFIX, atomic_output, check_writable
 
@@ -69,25 +75,15 @@ STATS_BLOCK = 4_000_000
 WINDOW_SAMPLE = 1_000_000
 """Voxels sampled (regularly) to choose the default display window."""
 
-#: Identity fields copied from the source (``keep_identity=True``), never invented.
-IDENTITY_COPIED = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "PatientAge",
-    "PatientWeight",
-    "AccessionNumber",
-    "StudyDate",
-    "StudyID",
-    "StudyInstanceUID",
-    "FrameOfReferenceUID",
-    "InstitutionName",
-    "ReferringPhysicianName",
-    "StationName",
-)
+#: Identity the loader carries (:data:`volume.phi.CARRIED`) that a derived series never copies:
+#: it has its own series UID and dates.
+IDENTITY_NOT_COPIED = frozenset({"SeriesInstanceUID", "SeriesDate", "AcquisitionDate"})
 
-#: Acquisition fields (non-identifying) copied from the source: they still describe the data.
+LONGITUDINAL_REMOVED = "REMOVED"
+"""LongitudinalTemporalInformationModified (0028,0303) of a file written without identity: no date or time."""
+
+#: Acquisition fields copied from the source: they still describe the data. None is identity but
+#: ProtocolName, which :mod:`volume.phi` retains (a descriptor, kept as it was).
 ACQUISITION_COPIED = (
     "Manufacturer",
     "ManufacturerModelName",
@@ -248,6 +244,26 @@ def _set(ds: Any, keyword: str, value: Any) -> None:
         return
 
 
+def _provenance(keep_identity: bool, acquisition: Mapping[str, Any], *, description_from_source: bool) -> dict[str, Any]:
+    """PatientIdentityRemoved and DeidentificationMethod of the files written.
+
+    Without identity: ``YES`` and volume's method, naming the descriptors of :data:`volume.phi.RETAINED`
+    that came from the source. With it: what the source said (a source de-identified before keeps
+    its ``YES`` and method), else ``NO``.
+    """
+    from .. import __version__
+
+    if keep_identity:
+        removed = str(acquisition.get("PatientIdentityRemoved") or "").strip().upper()
+        if removed == "YES":
+            method = acquisition.get("DeidentificationMethod")
+            return {"PatientIdentityRemoved": "YES", "DeidentificationMethod": method or "de-identified before volume; method not stated"}
+        return {"PatientIdentityRemoved": "NO"}
+    from_source = {"SeriesDescription": description_from_source, "ProtocolName": "ProtocolName" in acquisition}
+    retained = tuple(kw for kw in RETAINED if from_source.get(kw))
+    return {"PatientIdentityRemoved": "YES", "DeidentificationMethod": deidentification_method(__version__, retained)}
+
+
 def _default_window(values: np.ndarray) -> tuple[float, float]:
     flat = np.asarray(values).reshape(-1)
     if flat.size > WINDOW_SAMPLE:
@@ -401,6 +417,8 @@ def write_dicom_series(
         description = f"{base} derived" if base else "derived"
     now = _dt.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
+    provenance = _provenance(keep_identity, acquisition, description_from_source=bool(
+        str(meta.get("series_description") or "").strip()))
     series_uid = generate_uid()
     study_uid = str(identity.get("StudyInstanceUID") or generate_uid())
     frame_uid = str(identity.get("FrameOfReferenceUID") or generate_uid())
@@ -427,18 +445,28 @@ def write_dicom_series(
             for kw, default in MR_REQUIRED_DEFAULTS.items():
                 if not getattr(ds, kw, None):
                     setattr(ds, kw, default)
-        for kw in IDENTITY_COPIED:
-            if kw in identity:
-                _set(ds, kw, identity[kw])
+        for kw, value in identity.items():
+            if kw not in IDENTITY_NOT_COPIED:
+                _set(ds, kw, value)
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.FrameOfReferenceUID = frame_uid
         ds.Modality = modality
         ds.SeriesNumber = int(series_number)
         ds.SeriesDescription = description[:LO_MAX]
-        ds.SeriesDate, ds.SeriesTime = date, time
-        ds.ContentDate, ds.ContentTime = date, time
-        ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+        if keep_identity:
+            ds.SeriesDate, ds.SeriesTime = date, time
+            ds.ContentDate, ds.ContentTime = date, time
+            ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+        else:
+            ds.ContentDate, ds.ContentTime = "", ""  # Type 2C: present, empty
+        for kw, value in provenance.items():
+            setattr(ds, kw, value)
+        if not keep_identity:
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = PROFILE_CODE
+            ds.DeidentificationMethodCodeSequence = [item]
+            ds.LongitudinalTemporalInformationModified = LONGITUDINAL_REMOVED
         ds.ImageType = ["DERIVED", "SECONDARY", *image_type]
         if derived_from:
             ds.DerivationDescription = str(derived_from)[:ST_MAX]

@@ -1,8 +1,10 @@
 """JSON sidecars beside NIfTI files: acquisition fields with BIDS/dcm2niix names, no patient identity.
 
 Research tools (BIDS validators, fMRIPrep, nilearn) read these names. Times are in seconds as BIDS
-wants (DICOM stores EchoTime, RepetitionTime and InversionTime in ms). Patient identity (name, ID,
-birth date, study/series UIDs, institution, station) is left out unless ``keep_phi`` is given.
+wants (DICOM stores EchoTime, RepetitionTime and InversionTime in ms). Patient identity as
+:mod:`volume.phi` defines it (name, ID, birth date, dates, UIDs, institution, station...) is left
+out unless ``keep_phi`` is given; the policy's retained fields (SeriesDescription, ProtocolName,
+AcquisitionTime as a time of day) are written as dcm2niix writes them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..phi import strip
 from ..volume import Volume
 from .atomic import atomic_output
 
@@ -60,20 +63,6 @@ ACQUISITION_FIELDS: tuple[tuple[str, str, float | None], ...] = (
 
 #: Multi-valued DICOM strings BIDS (and dcm2niix) write as one string joined with ``\\``.
 BACKSLASH_JOINED = frozenset({"SoftwareVersions", "ScanningSequence", "SequenceVariant", "ScanOptions"})
-
-#: Acquisition fields that identify a site or device: written only with ``keep_phi``.
-IDENTIFYING_FIELDS = ("InstitutionName", "StationName")
-
-#: Keys the default sidecar never contains (patient, study and series identity).
-PHI_KEYS = frozenset(
-    {
-        "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientWeight",
-        "AccessionNumber", "StudyDate", "StudyID", "StudyInstanceUID", "SeriesInstanceUID",
-        "FrameOfReferenceUID", "InstitutionName", "InstitutionAddress", "ReferringPhysicianName",
-        "StationName", "DeviceSerialNumber",
-    }
-)
-
 
 def _number(value: Any, scale: float | None = None) -> Any:
     """A JSON-safe number: scaled, rounded to :data:`SIGNIFICANT_DIGITS`; None when not finite."""
@@ -130,8 +119,9 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
     Parameters
     ----------
     keep_phi
-        Add patient/study identity (``meta["identity"]``: PatientName, PatientID, birth date,
-        UIDs...) and identifying site fields. Off by default.
+        Add the identity the loader carries (``meta["identity"]``, :data:`volume.phi.CARRIED`:
+        PatientName, PatientID, birth date, dates, UIDs, institution, station...). Off by default:
+        then no key of the sidecar is identity under :mod:`volume.phi`, whatever ``extra`` holds.
     extra
         More keys, added last (e.g. what a converter did).
     """
@@ -186,9 +176,6 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
     out["ConversionSoftware"] = CONVERSION_SOFTWARE
     out["ConversionSoftwareVersion"] = __version__
     if keep_phi:
-        for keyword in IDENTIFYING_FIELDS:
-            if acq.get(keyword) not in (None, ""):
-                out[keyword] = _clean(acq[keyword])
         for key, value in (meta.get("identity") or {}).items():
             out[key] = _clean(value)
         if meta.get("series_uid") and not str(meta["series_uid"]).startswith("no-uid:"):
@@ -196,7 +183,7 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
     if extra:
         out.update({key: _number(value) if isinstance(value, (float, list, tuple)) else value
                     for key, value in extra.items()})
-    return out
+    return out if keep_phi else strip(out)
 
 
 def sidecar_text(payload: Mapping[str, Any]) -> str:

@@ -4,19 +4,19 @@ Headers are parsed up to the pixel data element and no further (the parser stops
 its bytes are never read), in chunks over a process pool, and rows are written as they arrive:
 memory stays flat at 100,000 files. Compressed pixel data is not even scanned.
 
-Privacy: no patient identity columns unless ``keep_phi``. Study, series and instance UIDs can
-be looked up in a hospital's archive, so by default they appear only as ``*_key`` columns: the
-first 16 hex digits of their SHA-256. Keys group rows (series, studies) and join tables made
-from the same files, but do not reveal the UID. With ``keep_phi`` the UIDs and identity columns
-(patient name, ID, birth date, sex, age, dates, accession number, institution, physicians) are
-added.
+Privacy follows :mod:`volume.phi`: no identity column unless ``keep_phi``. Study, series and
+instance UIDs can be looked up in a hospital's archive, so by default they appear only as
+``*_key`` columns (:func:`volume.phi.uid_key`: the first 16 hex digits of their SHA-256). Keys group
+rows (series, studies) and join tables made from the same files, but do not reveal the UID.
+``fields`` that the policy calls identity are refused, and identity inside sequences is hidden,
+unless ``keep_phi``; with it the UIDs and identity columns (patient name, ID, birth date, sex, age,
+weight, dates, accession number, study ID and description, institution, physician) are added.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import json
 import math
 import os
@@ -35,13 +35,11 @@ from ..dicom.values import functional, looks_like_headerless_dicom, present, to_
 from ..errors import NoDicomError, UsageError
 from ..io.atomic import atomic_output, check_writable
 from ..parallel.pool import ordered_map
+from ..phi import HIDDEN, element_is_identity, is_identity, uid_key
 from ..volume import OBLIQUE_TOLERANCE_DEG, closest_plane
 
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 """Pixel Data, Float Pixel Data, Double Float Pixel Data: header reading stops at these tags."""
-
-KEY_HEX_DIGITS = 16
-"""Hex digits of SHA-256 kept in the ``*_key`` columns (64 bits: collisions need ~4e9 UIDs)."""
 
 CHUNK_FILES = 64
 """Files per task sent to a worker process (headers take ~1 ms each; fewer tasks, less IPC)."""
@@ -65,30 +63,6 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 NUMERIC_TEXT = re.compile(rf"{_NUMBER}(?:\s*[\\,]\s*{_NUMBER})*")
 """A number or a list of numbers (``-12.5``, ``-1\\0\\0``): never a formula, never escaped."""
 
-HIDDEN = "<hidden: --keep-phi shows it>"
-"""Cell value of identity elements inside sequences (``--fields``) without ``keep_phi``."""
-
-#: Keywords that identify a person, a study or an instance: refused in ``fields`` and hidden
-#: inside sequences unless ``keep_phi``.
-IDENTITY_KEYWORDS = frozenset(
-    {
-        "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientAddress",
-        "PatientTelephoneNumbers", "OtherPatientIDs", "OtherPatientNames", "OtherPatientIDsSequence",
-        "PatientMotherBirthName", "MilitaryRank", "EthnicGroup", "PatientComments",
-        "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
-        "OperatorsName", "PhysiciansOfRecord", "RequestingPhysician", "AccessionNumber",
-        "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
-        "DeviceSerialNumber", "StudyID", "IssuerOfPatientID", "MedicalRecordLocator",
-        "RequestAttributesSequence", "ReferencedPatientSequence", "StudyDate", "SeriesDate",
-        "AcquisitionDate", "ContentDate", "AcquisitionDateTime", "InstanceCreationDate",
-        "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID",
-        "MediaStorageSOPInstanceUID", "ReferencedSOPInstanceUID", "IrradiationEventUID",
-        "PatientInsurancePlanCodeSequence", "PersonName", "VerifyingObserverName",
-        "ContentCreatorName", "ScheduledPerformingPhysicianName",
-    }
-)
-
-
 @dataclass(frozen=True)
 class Column:
     """One column: its name, its type (``str``, ``int``, ``float``) and how a header fills it."""
@@ -106,14 +80,6 @@ def _top_or_functional(ds: Any, keyword: str, sequence: str) -> Any:
     return value if value is not None else functional(ds, sequence, keyword)
 
 
-def uid_key(uid: Any) -> str | None:
-    """First :data:`KEY_HEX_DIGITS` hex digits of the SHA-256 of a UID (``None`` when absent)."""
-    text = to_text(uid)
-    if not text:
-        return None
-    return hashlib.sha256(text.encode("ascii", "replace")).hexdigest()[:KEY_HEX_DIGITS]
-
-
 def plain(value: Any, keep_phi: bool, depth: int = 0) -> Any:
     """A JSON-friendly copy of an element value; sequences become lists of {keyword: value}."""
     if value is None:
@@ -127,7 +93,7 @@ def plain(value: Any, keep_phi: bool, depth: int = 0) -> Any:
             entry: dict[str, Any] = {}
             for elem in item:
                 key = elem.keyword or f"({elem.tag.group:04X},{elem.tag.element:04X})"
-                if elem.keyword in IDENTITY_KEYWORDS and not keep_phi:
+                if not keep_phi and element_is_identity(elem):
                     entry[key] = HIDDEN
                 elif elem.tag in PIXEL_TAGS:
                     entry[key] = "<pixel data>"
@@ -289,7 +255,6 @@ def default_columns() -> list[Column]:
         c("series_key", "str", _key("SeriesInstanceUID")),
         c("instance_key", "str", _key("SOPInstanceUID")),
         c("frame_of_reference_key", "str", _key("FrameOfReferenceUID")),
-        c("study_description", "str", _kw("StudyDescription")),
         c("series_number", "int", _kw("SeriesNumber", "int")),
         c("series_description", "str", _kw("SeriesDescription")),
         c("protocol_name", "str", _kw("ProtocolName")),
@@ -329,7 +294,7 @@ def default_columns() -> list[Column]:
 
 
 def phi_columns() -> list[Column]:
-    """Identity columns, added only with ``keep_phi``."""
+    """Identity columns (:mod:`volume.phi`), added only with ``keep_phi``."""
     c = Column
     return [
         c("patient_name", "str", _kw("PatientName")),
@@ -337,11 +302,13 @@ def phi_columns() -> list[Column]:
         c("patient_birth_date", "str", _kw("PatientBirthDate")),
         c("patient_sex", "str", _kw("PatientSex")),
         c("patient_age", "str", _kw("PatientAge")),
+        c("patient_weight", "float", _kw("PatientWeight", "float")),
         c("study_date", "str", _kw("StudyDate")),
         c("study_time", "str", _kw("StudyTime")),
         c("series_date", "str", _kw("SeriesDate")),
         c("accession_number", "str", _kw("AccessionNumber")),
         c("study_id", "str", _kw("StudyID")),
+        c("study_description", "str", _kw("StudyDescription")),
         c("institution_name", "str", _kw("InstitutionName")),
         c("referring_physician", "str", _kw("ReferringPhysicianName")),
         c("study_instance_uid", "str", _kw("StudyInstanceUID")),
@@ -424,7 +391,7 @@ def _find_element(ds: Any, tag: int) -> Any:
 
 
 def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
-    """Columns for ``--fields`` (keywords or tags); identity keywords need ``keep_phi``.
+    """Columns for ``--fields`` (keywords or tags); identity (:func:`volume.phi.is_identity`) needs ``keep_phi``.
 
     Numeric single-valued elements (DS, IS, FL, US...) give numeric columns; anything else is text:
     multi-valued as a JSON list, sequences as JSON (a list of {keyword: value} items, identity
@@ -438,8 +405,8 @@ def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
         if not text.strip():
             continue
         name, tag, keyword, vr = _parse_field(text)
-        if keyword in IDENTITY_KEYWORDS and not keep_phi:
-            refused.append(keyword)
+        if not keep_phi and is_identity(tag, vr):
+            refused.append(name)
             continue
         if tag in PIXEL_TAGS:
             raise UsageError("--fields: pixel data is never read by `volume index`")
@@ -451,8 +418,8 @@ def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
         columns.append(Column(name, kind or "str", _field_getter(tag, kind, keep_phi)))
     if refused:
         raise UsageError(
-            f"--fields: {', '.join(refused)} identif{'ies' if len(refused) == 1 else 'y'} patients or "
-            "studies; add --keep-phi to include identity columns"
+            f"--fields: {', '.join(refused)} {'is' if len(refused) == 1 else 'are'} patient, study or "
+            "instance identity (docs/privacy.md); add --keep-phi to include identity columns"
         )
     return columns
 
