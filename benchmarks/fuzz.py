@@ -7,7 +7,8 @@ Usage::
 
 Each case copies one valid seed series (synthetic ones built here: explicit and implicit VR,
 signed CT with rescale, RLE, big endian, enhanced and classic multi-frame, a single slice; and
-the real series of ``../shared/data/dicom`` and ``dicom-edge`` when present), then mutates one to
+the small real series of ``../shared/data/dicom``, ``dicom-edge`` and the peers' suites in
+``peers`` when present), then mutates one to
 three of its files: header elements set to junk or deleted (through pydicom), header or pixel
 bytes flipped, zeroed, inserted or deleted, element lengths corrupted, files truncated, the
 transfer syntax swapped without re-encoding, files duplicated at one position or replaced by

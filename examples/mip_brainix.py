@@ -1,4 +1,4 @@
-"""Make the BRAINIX example pictures (examples/brainix_*.png) with the library API.
+"""Make the BRAINIX example pictures of the docs (docs/img/brainix_*.png) with the library API.
 
 Run from the checkout (the data sits in ../shared/data beside it)::
 
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     args = [a for a in argv if not a.startswith("--")]
     force = "--force" in argv
     data = Path(args[0]) if args else DEFAULT_DATA
-    out = Path(args[1]) if len(args) > 1 else HERE
+    out = Path(args[1]) if len(args) > 1 else HERE.parent / "docs" / "img"
     vol = volume.load(data, series=SERIES)
     print(vol)
     for plane in ("coronal", "sagittal", "axial"):

@@ -1,4 +1,4 @@
-"""Make the rendering example pictures (examples/render_*.png) from real series, with the library API.
+"""Make the rendering example pictures of the docs (docs/img/render_*.png) from real series, with the library API.
 
 Run from the checkout (the data sits in ../shared/data beside it)::
 
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     force = "--force" in argv
     args = [a for a in argv if a != "--force"]
     data = Path(args[0]) if args else DEFAULT_DATA
-    out = Path(args[1]) if len(args) > 1 else HERE
+    out = Path(args[1]) if len(args) > 1 else HERE.parent / "docs" / "img"
     loaded: dict[str, volume.Volume] = {}
     for name, (series, options) in PICTURES.items():
         vol = loaded.setdefault(series, volume.load(data / series))

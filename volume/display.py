@@ -1,6 +1,6 @@
 """The shared 2D display layer: from array axes in the patient to a picture a radiologist expects.
 
-Display conventions (GUIDE.md), as LPS unit vectors of the picture's "up" and "right":
+Display conventions (``docs/conventions.md``), as LPS unit vectors of the picture's "up" and "right":
 
 ============  ==========================  ===============================
 plane         up (top of the picture)     right (right edge of picture)

@@ -1,6 +1,6 @@
 """The immutable :class:`Volume` and the orientation helpers every other module uses.
 
-Conventions, written down once (see also ``../shared/GUIDE.md``):
+Conventions, written down once (and for users in ``docs/conventions.md``):
 
 * ``Volume.array`` is indexed ``(slice, row, column)``. A 4D volume adds a *leading* frame
   axis: ``(frame, slice, row, column)``. A colour volume adds a *trailing* RGB axis of length 3.
