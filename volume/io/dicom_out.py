@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import OutputExistsError, UsageError
 from ..ops.window import auto_window
 from ..phi import PROFILE_CODE, RETAINED, deidentification_method
@@ -251,8 +252,6 @@ def _provenance(keep_identity: bool, acquisition: Mapping[str, Any], *, descript
     that came from the source. With it: what the source said (a source de-identified before keeps
     its ``YES`` and method), else ``NO``.
     """
-    from .. import __version__
-
     if keep_identity:
         removed = str(acquisition.get("PatientIdentityRemoved") or "").strip().upper()
         if removed == "YES":

@@ -247,7 +247,7 @@ def render(
 
 
 TURN_AXES = {"S": (0.0, 0.0, 1.0), "I": (0.0, 0.0, -1.0), "L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0),
-             "P": (0.0, 1.0, 0.0), "A": (0.0, -1.0, 0.0)}
+             "A": (0.0, -1.0, 0.0), "P": (0.0, 1.0, 0.0)}
 """Turntable axes (LPS unit vectors): the camera turns counter-clockwise seen from the axis' head
 (``S``: seen from above the head, anterior -> left -> posterior -> right)."""
 
