@@ -150,7 +150,7 @@ def run_convert(
         summary,
         write_report,
     )
-    from .inputs import scan_input
+    from .work.inputs import scan_input
 
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")

@@ -244,7 +244,7 @@ def reslice_command(
     from ..dicom import choose_stack, load
     from ..io.names import safe_name
     from ..ops.presets import preset_name, preset_warning
-    from .inputs import scan_input
+    from .work.inputs import scan_input
 
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
     spacing_v = _spacing(spacing)
