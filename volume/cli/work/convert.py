@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
@@ -35,11 +35,9 @@ from ...parallel.dask import close, connect
 from ...parallel.dask import iter_results as cluster_results
 from ...parallel.dask import n_workers as cluster_workers
 from ..app import err, parse_size, progress_bar, warn
+from ..convert import NiftiFormat, Scaling
 from ..outputs import output_kind
 from .inputs import scan_input
-
-if TYPE_CHECKING:
-    from ..convert import NiftiFormat, Scaling
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""

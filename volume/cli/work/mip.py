@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import typer
@@ -27,17 +27,13 @@ from ...ops.projection import can_stream, chunk_bytes, project, project_stack_pl
 from ...ops.window import PRESETS, choose_window, default_window, header_window, is_constant, parse_window
 from ...render.offscreen import TURN_AXES, check_turn, parse_size
 from ...render.offscreen import turntable as spin
+from ...volume import Volume
 from ..app import err, progress_bar, warn
 from ..app import parse_size as parse_bytes
-from ..mip import Plane
+from ..mip import Mode, Plane
 from ..outputs import output_kind
 from .common import check_turntable, load_series, write_animation
 from .inputs import scan_input
-
-if TYPE_CHECKING:
-    from ...volume import Volume
-    from ..mip import Mode
-
 
 MODE_TAGS = {"max": "mip", "min": "minip", "mean": "meanip"}
 """File-name tag of each mode: ``<series>_mip_coronal.png``, ``_minip_``, ``_meanip_``."""

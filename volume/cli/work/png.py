@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ...errors import EXIT_PARTIAL, NoDicomError, UsageError
 from ...jobs.pictures import DisplayOptions
@@ -22,10 +21,7 @@ from ...ops.window import parse_window
 from ...parallel.pool import default_workers
 from ..app import err, progress_bar, warn
 from ..outputs import FOLDER, output_kind, suffix_of
-from ..png import PictureFormat
-
-if TYPE_CHECKING:
-    from ..png import Preset
+from ..png import PictureFormat, Preset
 
 MTIME_SLACK_S = 0.05
 """Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,10 +19,8 @@ from ...render.offscreen import turntable as spin
 from ...render.presets import default_level
 from ...render.web import WEB_EXTRA_HINT, build_web_view, make_token
 from ..app import progress_bar, warn
+from ..render import Axis, Coords, MapperName, Mode, PresetName, View
 from .common import ANIMATION_SUFFIXES, check_turntable, load_series, write_animation
-
-if TYPE_CHECKING:
-    from ..render import Axis, Coords, MapperName, Mode, PresetName, View
 
 
 def _warn_presets(vol, preset: PresetName | None, window: str | None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,12 +21,8 @@ from ...ops.window import choose_window, default_window, parse_window
 from ...volume import Volume, closest_plane
 from ..app import parse_size, progress_bar, warn
 from ..outputs import FOLDER, output_kind
-from ..reslice import Format, SlabMode
+from ..reslice import Format, Interp, Plane, SlabMode
 from .inputs import scan_input
-
-if TYPE_CHECKING:
-    from ..reslice import Interp, Plane
-
 
 OUTPUT_FORMATS = {
     ".nii": "nifti", ".nii.gz": "nifti",
