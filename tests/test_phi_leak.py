@@ -468,9 +468,8 @@ def test_info_hides_exactly_the_identity(source, capfd):
 
 def test_index_refuses_exactly_the_identity(source):
     """``index --fields`` refuses a field exactly when ``info`` hides it, for every field of the file."""
-    from volume.jobs.index import field_columns
-
     from volume.errors import UsageError
+    from volume.jobs.index import field_columns
 
     ds = pydicom.dcmread(source["first"])
     refused = set()

@@ -3,7 +3,9 @@
 Each module registers its commands on :data:`app` when imported. :func:`load_commands` imports
 only the module of the command being run (typer builds every registered command's parameters on
 each run: one module instead of eight saves a tenth of the start-up), or all of them for
-``volume --help``, a typo, or no command.
+``volume --help``, a typo, or no command. A command module is the command's declaration (options,
+help, choices: light imports only); its work, numpy and the library, is in :mod:`volume.cli.work`,
+imported when the command runs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""``volume sample``: write a small synthetic CT series to try the other commands on."""
+"""``volume sample``: write a small synthetic CT series to try the other commands on.
+
+The declaration of the command; its work is :mod:`volume.cli.work.sample`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..errors import OutputExistsError
 from .app import app
 
 
@@ -19,9 +20,5 @@ def sample_command(
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has files.")] = False,
 ) -> None:
     """Write a synthetic CT head phantom (bright marker at the patient's left-anterior-superior)."""
-    from ..sample import write_sample_ct
-
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise OutputExistsError(f"{out}: exists and is not an empty folder; use --force to write into it")
-    paths = write_sample_ct(out, slices=slices, size=size)
-    typer.echo(f"{out} ({len(paths)} files)")
+    from .work import sample as work  # the work imports numpy and the library: only when the command runs
+    work.sample(out, slices=slices, size=size, force=force)

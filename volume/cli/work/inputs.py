@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .app import warn
+from ...dicom import scan
+from ..app import warn
 
 
 def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool = False,
@@ -40,8 +41,6 @@ def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool =
         The scan (of the folder when the file stands for its series) and the series selector to
         use (that stack's id, or ``series`` unchanged).
     """
-    from ..dicom import scan
-
     found = scan(path, progress=progress)
     if series is not None or single_file or not path.is_file() or len(found.stacks) != 1:
         return found, series

@@ -1,0 +1,56 @@
+"""What the work of several commands shares: the series a render shows (``render``, ``view``,
+``serve``, ``mesh``, ``mip --turntable``), and the checks and writing of a turntable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...dicom import load
+from ...errors import UsageError
+from ...io.movie import check_movie_support, write_movie
+from ...render.offscreen import write_gif
+from ..app import parse_size as parse_bytes
+from ..app import warn
+from .inputs import scan_input
+
+ANIMATION_SUFFIXES = (".gif", ".mp4", ".webm")
+"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg)."""
+MAX_TURNTABLE = 720
+"""Most frames a turntable may have."""
+
+
+def check_turntable(output: Path, turntable: int | None) -> None:
+    """The output suffix fits --turntable (and the movie extra is there for a movie)."""
+    suffix = output.suffix.lower()
+    if turntable is None:
+        return
+    if suffix not in ANIMATION_SUFFIXES:
+        raise UsageError(f"{output}: --turntable writes an .mp4 or .webm movie, or an animated .gif")
+    if not 1 <= turntable <= MAX_TURNTABLE:
+        raise UsageError(f"--turntable must be 1..{MAX_TURNTABLE} frames, got {turntable}")
+    if suffix != ".gif":
+        check_movie_support(output)
+
+
+def write_animation(frames, output: Path, force: bool) -> Path:
+    """Write turntable frames as a GIF or a movie, by the output's suffix."""
+    if output.suffix.lower() == ".gif":
+        return write_gif(frames, output, force=force)
+    return write_movie(frames, output, force=force)
+
+
+def load_series(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None,
+                verb: str = "rendering"):
+    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim.
+    A file stands for its series (see :func:`volume.cli.work.inputs.scan_input`)."""
+    limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
+    found, series = scan_input(path, series, verb=verb)
+    vol = load(found, series, allow_gaps=allow_gaps, **limit)
+    if vol.is_4d:
+        if not 0 <= frame < vol.n_frames:
+            raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
+        warn(f"series {vol.meta.get('stack_id', '')}: 4D, {vol.n_frames} frames: using frame {frame} "
+             "(--frame picks another)")
+    elif frame != 0:
+        raise UsageError(f"--frame {frame}: this series is 3D (only frame 0)")
+    return vol

@@ -1,0 +1,199 @@
+"""The work of ``volume png`` (declared in :mod:`volume.cli.png`): every DICOM image under a path
+written as pictures by a pool of workers, listed as they come, with what Ctrl-C left finished."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ...errors import EXIT_PARTIAL, NoDicomError, UsageError
+from ...jobs.pictures import DisplayOptions
+from ...jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
+from ...ops.presets import preset_name
+from ...ops.window import parse_window
+from ...parallel.pool import default_workers
+from ..app import err, progress_bar, warn
+from ..outputs import FOLDER, output_kind, suffix_of
+from ..png import PictureFormat, Preset
+
+MTIME_SLACK_S = 0.05
+"""Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
+
+OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".gif": "gif"}
+"""Files ``-o`` can name (for one input file), by extension (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is the output folder."""
+
+
+def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: int | None, keep_ratio: bool,
+        square_pixels: bool, window: str | None, preset: Preset | None, raw16: bool, gif: bool,
+        workers: int | None, force: bool) -> int:
+    """``volume png``: checks, the plan of outputs, the pool's results listed; the exit code."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    if window is not None and preset is not None:
+        raise UsageError("give either --window or --preset, not both")
+    if raw16 and fmt is PictureFormat.jpg:
+        raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: drop --format jpg")
+    if raw16 and (window is not None or preset is not None):
+        raise UsageError("--raw16 writes modality values without windowing: drop --window/--preset")
+    if keep_ratio and size is None:
+        raise UsageError("--keep-ratio needs --size")
+    win = None
+    auto = False
+    if preset is not None:
+        win = parse_window(preset.value)
+    elif window is not None and window.strip().lower() == "auto":
+        auto = True
+    elif window is not None:
+        try:
+            win = parse_window(window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if out is None:
+        out = "."
+    kind, out_path = output_kind(out, OUTPUT_FORMATS)
+    one_file = kind != FOLDER
+    if one_file:  # `volume png ct.dcm -o ct.png`: the picture itself (frames: ct_f0001.png...)
+        if not path.is_file():
+            raise UsageError(f"{out}: names one picture, but {path} is a folder; give an output folder "
+                             f"(-o {out_path.name[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] or 'png'}/)")
+        if kind == "gif" and not gif:
+            raise UsageError(f"{out}: a .gif is the animation of a multi-frame file: add --gif (or write .png)")
+        if kind != "gif":
+            fmt = PictureFormat(kind)
+        if raw16 and fmt is PictureFormat.jpg:
+            raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
+    named = preset.value if preset is not None else preset_name(window)
+    settings = PngSettings(
+        display=DisplayOptions(window=win, auto=auto, raw16=raw16),
+        fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
+        square=square_pixels, gif_always=kind == "gif", preset=named, preset_option="--preset" if preset is not None else "--window",
+    )
+    stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""
+    jobs = [(str(path), stem)] if one_file else plan_outputs(path, out_path)
+    n_workers = min(workers or default_workers(), max(1, len(jobs)))
+    summary = PngSummary()
+    started = time.time()
+    done = 0  # jobs whose pictures are all listed
+    printed: set[str] = set()  # pictures of job ``done`` listed so far
+    results = convert_many(jobs, settings, workers=n_workers)
+    try:
+        with progress_bar("writing pictures", len(jobs)) as advance:
+            for result in results:
+                summary.add(result)
+                with _no_interrupt():  # listed and remembered together, never one of the two
+                    for written in result.written:
+                        sys.stdout.write(written + "\n")
+                        printed.add(written)
+                done += 1
+                printed.clear()
+                advance(1)
+    except KeyboardInterrupt:
+        # Ctrl-C: stop the workers (whatever they finish is whole: atomic writes), then list
+        # every picture this run finished that was not listed yet, and exit 130 as usual.
+        results.close()
+        for written in finished_pictures(jobs[done:], settings, since=started):
+            if written not in printed:
+                sys.stdout.write(written + "\n")
+        sys.stdout.flush()
+        raise
+    sys.stdout.flush()
+    for note, _ in summary.notes.most_common():
+        warn(f"{note}: {_which_series(summary.note_series[note])}")
+    for source, message in summary.errors:
+        err(f"error: {os.fspath(source)}: {message}")
+    parts = [f"{summary.pictures} picture{'s' if summary.pictures != 1 else ''} written from {summary.files} file{'s' if summary.files != 1 else ''}"]
+    if summary.kept:
+        parts.append(f"{summary.kept} existing kept (--force overwrites)")
+    if summary.skipped:
+        total = sum(summary.skipped.values())
+        reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
+        parts.append(f"{total} skipped ({reasons})")
+    if summary.errors:
+        parts.append(f"{len(summary.errors)} failed")
+    err("; ".join(parts))
+    if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
+        raise NoDicomError(f"{path}: no DICOM images found")
+    return EXIT_PARTIAL if summary.errors else 0
+
+
+SERIES_LISTED = 5
+"""Series a warning names one by one; the rest are counted."""
+
+
+def _which_series(series: dict[str, list[str]]) -> str:
+    """``series 5339 FLAIR_ROI in brainix/ROI (22 files); ...``: which series (and where) a warning is about."""
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    parts = []
+    for label, sources in list(series.items())[:SERIES_LISTED]:
+        folders = {os.path.dirname(src) or "." for src in sources}
+        where = os.path.commonpath(sorted(folders)) if len(folders) > 1 else folders.pop()
+        parts.append(f"{label or 'unreadable series'} in {where} ({files(len(sources))})")
+    rest = list(series.values())[SERIES_LISTED:]
+    if rest:
+        parts.append(f"and {len(rest)} more series ({files(sum(map(len, rest)))})")
+    return "; ".join(parts)
+
+
+def finished_pictures(jobs: Sequence[tuple[str, str]], settings: PngSettings, *, since: float) -> Iterator[str]:
+    """Pictures of ``jobs`` ((source, output stem) pairs) written at or after ``since``, in job order.
+
+    What an interrupted batch finished but did not report: ``STEM.png``, ``STEM_f0001.png``...
+    (or ``.jpg``), and ``STEM.gif`` with ``--gif``. Writes are atomic, so every file found is
+    whole; older files (kept from an earlier run) are not listed. Each output folder is listed
+    once.
+    """
+    ext = "jpg" if settings.fmt in ("jpg", "jpeg") else "png"
+    listings: dict[str, dict[str, float]] = {}
+    seen: set[str] = set()
+    for _, stem in jobs:
+        folder, name = os.path.split(stem)
+        if folder not in listings:
+            listings[folder] = _recent_files(folder or ".", since - MTIME_SLACK_S)
+        pattern = re.compile(re.escape(name) + r"(?:_f\d{4,})?\." + ext + ("|" + re.escape(name) + r"\.gif" if settings.gif else ""))
+        for file in sorted(f for f in listings[folder] if pattern.fullmatch(f)):
+            path = os.path.join(folder, file)
+            if path not in seen:
+                seen.add(path)
+                yield path
+
+
+def _recent_files(folder: str, since: float) -> dict[str, float]:
+    """``{name: mtime}`` of the regular files in ``folder`` modified at or after ``since``."""
+    out: dict[str, float] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime >= since:
+                        out[entry.name] = entry.stat(follow_symlinks=False).st_mtime
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return out
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT) for the few statements inside; it is raised right after them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt

@@ -1,0 +1,275 @@
+"""The work of ``volume reslice`` (declared in :mod:`volume.cli.reslice`): one series resampled onto
+a new grid and written as NIfTI, pictures or a DICOM series."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ...api import reslice as reslice_volume
+from ...dicom import choose_stack, load
+from ...display import display_picture, edge_labels, volume_picture
+from ...errors import UsageError
+from ...io.dicom_out import write_dicom_series
+from ...io.image import write_picture
+from ...io.names import safe_name
+from ...io.nifti import write_nifti
+from ...ops.presets import preset_name, preset_warning
+from ...ops.window import choose_window, default_window, parse_window
+from ...volume import Volume, closest_plane
+from ..app import parse_size, progress_bar, warn
+from ..outputs import FOLDER, output_kind
+from ..reslice import Format, Interp, Plane, SlabMode
+from .inputs import scan_input
+
+OUTPUT_FORMATS = {
+    ".nii": "nifti", ".nii.gz": "nifti",
+    ".dcm": "dcm",
+    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
+}
+"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
+Any other file extension is a usage error listing these; a name without one is a folder (of PNG
+pictures, or of a DICOM series with ``--format dcm``)."""
+
+PICTURE_WIDTH_MIN = 3
+"""Fewest digits of the slice number in picture names (``cor_001.png``)."""
+
+IMAGE_TYPE = {"mean": "MPR", "max": "MIP", "min": "MINIP"}
+"""Third ImageType value of a DICOM reslice: MPR (or MIP/MINIP for thick max/min slabs)."""
+
+
+def _numbers(text: str | None, option: str, counts: tuple[int, ...]) -> list[float] | None:
+    """Parse ``"1"``, ``"1,2,3"`` into floats, checking how many there are."""
+    if text is None:
+        return None
+    parts = [p for p in text.replace(" ", ",").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
+    if len(values) not in counts:
+        raise UsageError(f"{option} takes {' or '.join(map(str, counts))} numbers, got {len(values)} ({text!r})")
+    return values
+
+
+def _spacing(text: str | None) -> list[float] | None:
+    """--spacing: one value, or width,height,depth (column, row, slice) -> (slice, row, column)."""
+    values = _numbers(text, "--spacing", (1, 3))
+    if values is None:
+        return None
+    if any(not v > 0 for v in values):
+        raise UsageError(f"--spacing must be positive (mm), got {text!r}")
+    return values if len(values) == 1 else values[::-1]
+
+
+def _fov(text: str | None) -> list[float | None] | None:
+    """--fov: in-plane square, width,height, or width,height,depth -> (slice, row, column)."""
+    values = _numbers(text, "--fov", (1, 2, 3))
+    if values is None:
+        return None
+    if any(not v > 0 for v in values):
+        raise UsageError(f"--fov must be positive (mm), got {text!r}")
+    if len(values) == 1:
+        return [None, values[0], values[0]]
+    if len(values) == 2:
+        return [None, values[1], values[0]]
+    return [values[2], values[1], values[0]]
+
+
+def _output(out: str | None, fmt: Format, slice_no: int | None) -> tuple[str, Path | None]:
+    """What to write and where: ``("nifti" | "dcm" | "png" | "picture", path or None)``.
+
+    ``png`` is a folder of pictures, ``picture`` one picture file (one slice: ``--slice``).
+    """
+    if out is None:
+        kind = fmt.value if fmt != Format.auto else ("png" if slice_no is not None else "nifti")
+        return kind, None
+    found, path = output_kind(out, OUTPUT_FORMATS)
+    if fmt == Format.auto:
+        kind = "png" if found == FOLDER else found
+    elif fmt == Format.nifti and found != "nifti":
+        raise UsageError(f"{out}: NIfTI output needs a name ending in .nii or .nii.gz")
+    elif fmt == Format.png and found not in (FOLDER, "picture"):
+        raise UsageError(f"{out}: --format png writes pictures: a folder, or a .png with --slice N")
+    elif fmt == Format.dcm and found not in (FOLDER, "dcm"):
+        raise UsageError(f"{out}: --format dcm writes a DICOM series into a folder (or one .dcm file)")
+    else:
+        kind = {FOLDER: "png"}.get(found, found) if fmt == Format.png else fmt.value
+    if kind == "picture" and slice_no is None:
+        stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+        raise UsageError(f"{out}: a reslice makes one picture per slice; give a folder (-o {stem}/) for all of "
+                         "them, --slice N for slice N alone, or a .nii.gz for the volume")
+    if slice_no is not None and kind not in ("png", "picture"):
+        raise UsageError("--slice N writes the picture of one slice: give -o NAME.png or a folder")
+    return kind, path
+
+
+def _display_plane(vol: Volume, plane: str | None) -> str:
+    if plane is not None:
+        return plane
+    return closest_plane(vol.direction[:, 0])[0]
+
+
+def _window(vol: Volume, values, window_text: str | None, kind: str):
+    """The display window of pictures (and DICOM output) drawn from ``values``: the user's, else the
+    modality's default (:func:`volume.ops.window.default_window`: the header's window for CT, an
+    automatic window of what is drawn otherwise)."""
+    text = window_text if window_text is not None else default_window(vol.meta.get("modality"))
+    try:
+        return choose_window(values, window=text, acquisition=vol.meta.get("acquisition"), kind=kind)[0]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _picture_kind(thickness: float | None, mode: str) -> str:
+    """Thick maximum slabs are projections (their histogram is not a slice's); the rest are slices."""
+    return "projection" if thickness and mode == "max" else "slice"
+
+
+def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_text: str | None,
+                    labels: bool, force: bool, kind: str = "slice", only: int | None = None,
+                    file: Path | None = None) -> list[Path]:
+    """Pictures of every slice (``folder/base_001.png``...), of slice ``only`` (1-based) alone, or
+    that slice as ``file``. One window for all slices (so slice ``k`` alone is the same picture as
+    in the folder)."""
+    meta = vol.meta
+    first = vol.frame(0) if vol.is_4d else vol
+    if vol.is_4d:
+        warn(f"series {meta.get('stack_id', '')}: 4D, the pictures show frame 1 of {vol.n_frames}; "
+             "-o NAME.nii.gz keeps every frame")
+    flat = np.asarray(first.array).reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float32)
+    invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
+    letters = edge_labels(plane) if labels else None
+    n = first.shape[0]
+    width = max(PICTURE_WIDTH_MIN, len(str(n)))
+    written = []
+    if not first.rgb:
+        window = _window(vol, sample, window_text, kind)
+    chosen = range(n) if only is None else [only - 1]
+    with progress_bar("writing pictures", len(chosen)) as advance:
+        try:
+            for k in chosen:
+                if first.rgb:
+                    img, p = volume_picture(first, plane, axis=0, index=k)
+                else:
+                    img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
+                target = file if file is not None else folder / f"{base}_{k + 1:0{width}d}.png"
+                written.append(write_picture(target, img, force=force, labels=letters,
+                                             scale_bar_mm_per_px=p if labels else None))
+                advance(1)
+        except BaseException:  # disk full, Ctrl-C: the whole pictures already written are listed
+            sys.stdout.write("".join(f"{f}\n" for f in written))
+            sys.stdout.flush()
+            raise
+    return written
+
+
+def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: float | None,
+                 window_text: str | None, keep_phi: bool, force: bool) -> list[Path]:
+    window = None
+    if not vol.rgb:
+        flat = np.asarray(vol.array).reshape(-1)
+        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window_text,
+                    _picture_kind(thickness, mode))
+        window = (w.center, w.width)
+    tag = IMAGE_TYPE[mode] if thickness else "MPR"
+    desc = " ".join(x for x in (str(vol.meta.get("series_description") or "").strip(), what) if x)
+    how = vol.meta.get("reslice", {})
+    derivation = f"reslice: {what}, {how.get('interp', 'linear')} interpolation"
+    if thickness:
+        derivation += f", {thickness:g} mm thick ({mode})"
+    total = vol.n_frames * vol.shape[0]
+    with progress_bar("writing DICOM", total) as advance:
+        files = write_dicom_series(vol, out, force=force, description=desc[:64], derived_from=derivation,
+                                   keep_identity=keep_phi, image_type=(tag,),
+                                   slice_thickness=float(vol.meta.get("slice_thickness") or vol.spacing[0]),
+                                   window=window, progress=advance)
+    return [Path(f) for f in files]
+
+
+def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str | None, plane: Plane | None,
+            normal: str | None, thickness: float | None, mode: SlabMode, like: Path | None, interp: Interp,
+            fov: str | None, fmt: Format, fill: float | None, window: str | None, series: str | None,
+            labels: bool, keep_phi: bool, allow_gaps: bool, force: bool, max_memory: str | None) -> None:
+    """``volume reslice``: checks, the series loaded, resampled, and written."""
+    limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
+    spacing_v = _spacing(spacing)
+    fov_v = _fov(fov)
+    normal_v = _numbers(normal, "--normal", (3,))
+    if sum(x is not None for x in (plane, normal_v, like)) > 1:
+        raise UsageError("choose one of --plane, --normal and --like")
+    if plane is None and normal_v is None and like is None and spacing_v is None:
+        raise UsageError("say what to reslice to: --spacing, --plane, --normal or --like")
+    if like is not None and (spacing_v is not None or fov_v is not None or thickness is not None):
+        raise UsageError("--like takes the other image's whole grid: drop --spacing, --fov and --thickness")
+    if thickness is not None and not thickness > 0:
+        raise UsageError(f"--thickness must be a positive number of mm, got {thickness}")
+    if mode != SlabMode.mean and thickness is None:
+        raise UsageError("--mode needs --thickness (the slab in mm to combine)")
+    if like is not None and not like.exists():
+        raise UsageError(f"{like}: no such file or folder (--like)")
+    if window is not None and window.strip().lower() not in ("auto", "dicom"):
+        try:
+            parse_window(window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    kind, out_path = _output(out, fmt, slice_no)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+
+    with progress_bar("reading headers", None) as advance:
+        found, series = scan_input(path, series, verb="reslicing", progress=advance)
+    if found.skipped:
+        warn(found.skipped)
+    stack = choose_stack(found, series)
+    named = preset_name(window) if kind != "nifti" else None  # a NIfTI output is not windowed
+    if named is not None:
+        note = preset_warning("--window", named, hounsfield=True, modality=stack.modality)
+        if note:
+            warn(f"series {stack.id}: {note}")
+    with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
+        vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
+    for note in vol.meta.get("warnings") or []:
+        warn(f"series {stack.id}: {note}")
+
+    if plane is not None:
+        what = plane.value
+    elif normal_v is not None:
+        what = "oblique"
+    elif like is not None:
+        what = "like"
+    else:
+        what = "iso" if spacing_v and len(spacing_v) == 1 else "resampled"
+    if spacing_v and like is None:
+        what += "_" + "x".join(f"{v:g}" for v in spacing_v[::-1]) + "mm"
+    if thickness:
+        what += f"_{thickness:g}mm_{mode.value}"
+    result = reslice_volume(
+        vol, plane=plane.value if plane else None, normal=normal_v, like=like,
+        spacing=spacing_v, fov=fov_v, thickness=thickness, mode=mode.value, interp=interp.value, fill=fill,
+    )
+    base = safe_name(f"{stack.name}_{what}")
+    n_slices = result.shape[0]
+    if slice_no is not None and slice_no > n_slices:
+        raise UsageError(f"--slice {slice_no}: this reslice has {n_slices} slices (--slice 1..{n_slices})")
+    if out_path is None:
+        out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
+    written: list[Path]
+    if kind == "nifti":
+        written = [write_nifti(result, out_path, force=force)]
+    elif kind == "dcm":
+        written = _write_dicom(result, out_path, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
+                               window_text=window, keep_phi=keep_phi, force=force)
+    else:
+        display_plane = _display_plane(result, plane.value if plane else None)
+        # pictures in a folder of their own are named by what they are; one written here by the series too
+        picture_base = base if out is None and slice_no is not None else safe_name(what)
+        written = _write_pictures(result, out_path, picture_base, display_plane, window_text=window, labels=labels,
+                                  force=force, kind=_picture_kind(thickness, mode.value), only=slice_no,
+                                  file=out_path if kind == "picture" else None)
+    for f in written:
+        sys.stdout.write(f"{f}\n")
+    sys.stdout.flush()
