@@ -10,7 +10,6 @@ imported when the command runs.
 
 from __future__ import annotations
 
-import importlib
 import os
 
 # The command line does no large matrix products: OpenBLAS's thread pool only costs start-up
@@ -18,34 +17,6 @@ import os
 # explicit setting in the environment wins. Child processes (pools) inherit it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .app import app, command_word, main, run  # noqa: E402
-
-#: Command modules, in the order ``volume --help`` lists their commands.
-COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index", "sample")
-
-#: The module that registers each command.
-COMMANDS = {
-    "ls": "inspect", "info": "inspect", "convert": "convert", "mip": "mip", "reslice": "reslice",
-    "render": "render", "view": "render", "serve": "render", "mesh": "render", "png": "png", "index": "index",
-    "sample": "sample",
-}
-
-
-def _import(name: str) -> None:
-    try:
-        importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as exc:  # a command module not written yet
-        if exc.name != f"{__name__}.{name}":
-            raise
-
-
-def load_commands(args: list[str] | None = None) -> None:
-    """Register the command ``args`` names (its first word that is not an option), or every
-    command when there is none or it is unknown. Safe to call repeatedly."""
-    first = command_word(list(args or ()))
-    module = COMMANDS.get(first) if first is not None else None
-    for name in (module,) if module else COMMAND_MODULES:
-        _import(name)
-
+from .app import COMMAND_MODULES, COMMANDS, app, load_commands, main, run  # noqa: E402
 
 __all__ = ["COMMANDS", "COMMAND_MODULES", "app", "load_commands", "main", "run"]

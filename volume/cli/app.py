@@ -9,6 +9,8 @@ is a bug, reported in one line (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import errno
+import gc
+import importlib
 import os
 import re
 import sys
@@ -21,7 +23,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ..errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, VolumeError
+from .. import __version__
+from ..errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    AmbiguousSeriesError,
+    UsageError,
+    VolumeError,
+)
+from ..io import TEMP_PREFIX
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 1 some items of a batch failed; 2 usage error (bad option, missing "
@@ -76,8 +88,6 @@ def choice_enum(name: str, values: Sequence[str], doc: str = "") -> type[Enum]:
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
-
         typer.echo(f"volume {__version__}")
         raise typer.Exit()
 
@@ -104,8 +114,6 @@ SIZE_SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 def parse_size(text: str, option: str = "--max-memory") -> int:
     """Bytes from ``8G``, ``500M``, ``1.5T`` or a plain number; :class:`UsageError` otherwise."""
-    from ..errors import UsageError
-
     raw = str(text).strip().upper().removesuffix("B").removesuffix("I")
     unit = raw[-1:] if raw[-1:] in SIZE_SUFFIXES else ""
     try:
@@ -226,6 +234,30 @@ def command_word(args: list[str]) -> str | None:
 LISTING_COMMANDS = frozenset({None, "ls", "info"})
 
 
+#: Command modules, in the order ``volume --help`` lists their commands.
+COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index", "sample")
+
+#: The module that registers each command.
+COMMANDS = {
+    "ls": "inspect", "info": "inspect", "convert": "convert", "mip": "mip", "reslice": "reslice",
+    "render": "render", "view": "render", "serve": "render", "mesh": "render", "png": "png", "index": "index",
+    "sample": "sample",
+}
+
+
+def load_commands(args: list[str] | None = None) -> None:
+    """Register the command ``args`` names (its first word that is not an option), or every
+    command when there is none or it is unknown. Safe to call repeatedly.
+
+    Typer builds every registered command's parameters on each run: importing one declaration
+    module instead of eight saves a tenth of the start-up.
+    """
+    first = command_word(list(args or ()))
+    module = COMMANDS.get(first) if first is not None else None
+    for name in (module,) if module else COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`)."""
     original = sys.stdout
@@ -249,11 +281,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main_guarded(argv: list[str] | None) -> int:
-    exits, aborts, click_errors = _click_exception_types()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
-    from . import load_commands  # the package, initialised by now
-
     load_commands(args)
     # Help in a pipe or a CI log is plain text wrapped at the width, never a table whose cells
     # cut words short ("<series>_mip_<plane>…"); rich panels only on a terminal.
@@ -263,17 +292,17 @@ def _main_guarded(argv: list[str] | None) -> int:
         if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
             err("interrupted; nothing half-written was left")
         return rv if isinstance(rv, int) else 0
-    except exits as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except aborts:
+    except typer.Abort:
         err("interrupted")
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
-    except click_errors as exc:
+    except typer.TyperException as exc:  # a usage error, as click words it (typer vendors click)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `volume` or a command alone: its help
-            exc.show()
+            exc.show()  # type: ignore[attr-defined]
             return EXIT_USAGE
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None and ctx.command_path else ""
@@ -282,8 +311,6 @@ def _main_guarded(argv: list[str] | None) -> int:
     except VolumeError as exc:
         if debug:
             raise
-        from ..errors import AmbiguousSeriesError
-
         # the library words its advice for Python (series="ID"); here it is --series ID
         err(exc.message("--series") if isinstance(exc, AmbiguousSeriesError) else str(exc))
         return exc.exit_code
@@ -320,8 +347,6 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
 
 def _where(filename: Any) -> str:
     """The output a failed write was for: the folder, when the file was a temporary one."""
-    from ..io.atomic import TEMP_PREFIX
-
     if not filename:
         return "the output"
     parts = Path(os.fspath(filename)).parts
@@ -331,30 +356,6 @@ def _where(filename: Any) -> str:
     return os.fspath(filename)
 
 
-def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
-    """Exit, Abort and ClickException classes of click and of the click copy typer may vendor."""
-    exits: list[type] = []
-    aborts: list[type] = []
-    errors: list[type] = []
-    try:  # typer >= 0.26 ships its own click as typer._click (what it raises)
-        import typer.exceptions as typer_exceptions
-        from typer._click.exceptions import ClickException as TyperClickException
-    except ImportError:
-        pass
-    else:
-        exits.append(typer_exceptions.Exit)
-        aborts.append(typer_exceptions.Abort)
-        errors.append(TyperClickException)
-    click = sys.modules.get("click")  # the standalone click, only when something imported it
-    if click is None and not errors:  # an older typer raises click's own exceptions
-        import click
-    if click is not None:
-        exits.append(click.exceptions.Exit)
-        aborts.append(click.exceptions.Abort)
-        errors.append(click.ClickException)
-    return tuple(exits), tuple(aborts), tuple(errors)
-
-
 def _internal(exc: BaseException) -> int:
     first = str(exc).splitlines()[0][:300] if str(exc) else ""
     err(f"internal error: {type(exc).__name__}: {first} (a bug: rerun with --debug and report it)")
@@ -362,27 +363,15 @@ def _internal(exc: BaseException) -> int:
 
 
 def run() -> None:
-    """Console-script entry point.
+    """Console-script entry point: :func:`main`, then a normal exit with its code.
 
-    After the command, everything a normal exit does that anyone can observe is done here, in the
-    interpreter's order (threads joined as ``threading`` does at shutdown, then the ``atexit``
-    handlers: worker pools, dask clients, temporary folders; then stdout and stderr flushed),
-    and the process ends with ``os._exit``: the interpreter's own teardown (freeing
-    every object and module one by one) is skipped. It changes nothing on disk (every output was
-    closed and renamed already) and saves 0.03-0.09 s per command (measured), a fifth of a
-    small conversion.
+    Before exiting, the objects alive are moved to the collector's permanent generation
+    (:func:`gc.freeze`): the collections the interpreter runs while it shuts down then skip them,
+    which saves most of the teardown of a process that imported numpy, pydicom and VTK
+    (docs/benchmarks.md). Everything else a normal exit does happens as usual: threads are
+    joined, ``atexit`` handlers run (worker pools, dask clients, temporary folders), output is
+    flushed.
     """
-    import atexit
-    import threading
-
     code = main()
-    try:
-        shutdown = getattr(threading, "_shutdown", None)  # what Py_FinalizeEx calls first
-        if shutdown is not None:
-            shutdown()
-        atexit._run_exitfuncs()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 - a broken pipe or an odd handler: exit the usual way
-        sys.exit(code)
-    os._exit(code)
+    gc.freeze()
+    sys.exit(code)

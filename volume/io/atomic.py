@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OutputExistsError
+from . import TEMP_PREFIX
 
 #: Prefix of temporary files, so an interrupted run's leftovers are recognisable (and ignorable).
-TEMP_PREFIX = ".volume-tmp-"
 
 
 def check_writable(path: str | os.PathLike[str], *, force: bool = False) -> Path:
