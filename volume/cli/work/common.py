@@ -11,7 +11,7 @@ from ...io.movie import check_movie_support, write_movie
 from ...render.offscreen import write_gif
 from ..app import parse_size as parse_bytes
 from ..app import warn
-from .inputs import scan_input
+from .inputs import read_input
 
 ANIMATION_SUFFIXES = (".gif", ".mp4", ".webm")
 """Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg)."""
@@ -44,7 +44,7 @@ def load_series(path: Path, series: str | None, frame: int, allow_gaps: bool, ma
     """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim.
     A file stands for its series (see :func:`volume.cli.work.inputs.scan_input`)."""
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
-    found, series = scan_input(path, series, verb=verb)
+    found, series = read_input(path, series, verb=verb)
     vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
         if not 0 <= frame < vol.n_frames:

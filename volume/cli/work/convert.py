@@ -37,7 +37,7 @@ from ...parallel.dask import n_workers as cluster_workers
 from ..app import err, parse_size, progress_bar, warn
 from ..convert import NiftiFormat, Scaling
 from ..outputs import output_kind
-from .inputs import scan_input
+from .inputs import read_input
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
@@ -104,13 +104,10 @@ def run_convert(
             warn(f"the dask cluster at {scheduler} has no workers yet: the series wait until one joins")
     try:
         started = time.time()
-        with progress_bar("reading headers", None) as advance:
-            # a cluster's workers read the files by absolute path
-            found, series = scan_input(Path(os.path.abspath(path)) if client is not None else path, series,
-                                       verb="converting", single_file=single_file, progress=advance,
-                                       alone="--single-file converts this image alone")
-        if found.skipped:
-            warn(found.skipped)
+        # a cluster's workers read the files by absolute path
+        found, series = read_input(Path(os.path.abspath(path)) if client is not None else path, series,
+                                   verb="converting", single_file=single_file,
+                                   alone="--single-file converts this image alone")
         tasks = select_tasks(found, series)
         if report_path is not None:
             _check_report_is_not_an_output(report_path, tasks, output, options)

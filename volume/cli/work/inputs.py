@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ...dicom import scan
-from ..app import warn
+from ..app import progress_bar, warn
 
 
 def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool = False,
@@ -64,3 +64,12 @@ def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool =
     warn(f"{path}: one image of {what} ({len(stack.files)} files in {folder}): {verb} the whole series"
          + (f"; {alone}" if alone else ""))
     return dataclasses.replace(whole, paths=(folder,)), stack.id
+
+
+def read_input(path: Path, series: str | None, *, verb: str, **options: Any) -> tuple[Any, str | None]:
+    """:func:`scan_input` behind a "reading headers" progress bar, the skipped files warned about."""
+    with progress_bar("reading headers", None) as advance:
+        found, series = scan_input(path, series, verb=verb, progress=advance, **options)
+    if found.skipped:
+        warn(found.skipped)
+    return found, series

@@ -33,7 +33,7 @@ from ..app import parse_size as parse_bytes
 from ..mip import Mode, Plane
 from ..outputs import output_kind
 from .common import check_turntable, load_series, write_animation
-from .inputs import scan_input
+from .inputs import read_input
 
 MODE_TAGS = {"max": "mip", "min": "minip", "mean": "meanip"}
 """File-name tag of each mode: ``<series>_mip_coronal.png``, ``_minip_``, ``_meanip_``."""
@@ -350,10 +350,7 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
 
-    with progress_bar("reading headers", None) as advance:
-        found, series = scan_input(path, series, verb="projecting", progress=advance)
-    if found.skipped:
-        warn(found.skipped)
+    found, series = read_input(path, series, verb="projecting")
     stacks = _stacks(found, series)
     if target.single and len(stacks) > 1:
         listed = "; ".join(stack_choice(s) for s in stacks[:12]) + ("; ..." if len(stacks) > 12 else "")

@@ -22,7 +22,7 @@ from ...volume import Volume, closest_plane
 from ..app import parse_size, progress_bar, warn
 from ..outputs import FOLDER, output_kind
 from ..reslice import Format, Interp, Plane, SlabMode
-from .inputs import scan_input
+from .inputs import read_input
 
 OUTPUT_FORMATS = {
     ".nii": "nifti", ".nii.gz": "nifti",
@@ -220,10 +220,7 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
 
-    with progress_bar("reading headers", None) as advance:
-        found, series = scan_input(path, series, verb="reslicing", progress=advance)
-    if found.skipped:
-        warn(found.skipped)
+    found, series = read_input(path, series, verb="reslicing")
     stack = choose_stack(found, series)
     named = preset_name(window) if kind != "nifti" else None  # a NIfTI output is not windowed
     if named is not None:
