@@ -38,6 +38,7 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 _PIXEL_DATA = 0x7FE00010
+_CHARACTER_SET = 0x00080005
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 
@@ -72,6 +73,10 @@ class _NeedMore(Exception):
 
 class _Unsupported(Exception):
     """Something this reader does not handle: use pydicom."""
+
+
+class _NonAscii(_Unsupported):
+    """Text with bytes outside ASCII: decoded by the dataset's character set when volume knows it."""
 
 
 class _Truncated(Exception):
@@ -176,9 +181,33 @@ def configure(keywords: Iterable[str], sequences: Mapping[str, Iterable[str]] | 
     _UNCACHED.update(tag for tag, (kw, _vr) in wanted.items() if kw in PER_FILE_KEYWORDS)
 
 
-def _value(raw: bytes, file_vr: bytes | None, kw: str, dict_vr: str, cached: bool) -> Any:
+#: Character sets (a single value of SpecificCharacterSet, no code extensions) whose text the fast
+#: reader decodes, and their Python codecs (PS3.3 C.12.1.1.2). A file in any other (ISO 2022 code
+#: extensions, whose escape sequences are ASCII bytes; GB18030, whose second bytes may be a
+#: backslash) is left to pydicom; so is text beyond ASCII in a file that names no character set.
+CHARACTER_SETS = {
+    "ISO_IR 100": "latin_1", "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3", "ISO_IR 110": "iso8859_4",
+    "ISO_IR 144": "iso8859_5", "ISO_IR 127": "iso8859_6", "ISO_IR 126": "iso8859_7", "ISO_IR 138": "iso8859_8",
+    "ISO_IR 148": "iso8859_9", "ISO_IR 203": "iso8859_15", "ISO_IR 192": "utf_8",
+}
+
+#: VRs whose text may hold characters beyond ASCII (the others are ASCII by definition).
+_EXTENDED_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+
+
+def _codec(raw: bytes) -> str | None:
+    """The Python codec of a SpecificCharacterSet value, or None when the fast reader does not decode it."""
+    try:
+        text = raw.decode("ascii").strip(" \x00")
+    except UnicodeDecodeError:
+        return None
+    return CHARACTER_SETS.get(text)
+
+
+def _value(raw: bytes, file_vr: bytes | None, kw: str, dict_vr: str, cached: bool, codec: str | None = None) -> Any:
     """One element's value: by the file's VR, or the dictionary's for implicit VR and for private
-    elements an explicit file calls UN (their VR is known to volume, not to the file)."""
+    elements an explicit file calls UN (their VR is known to volume, not to the file). Text beyond
+    ASCII is decoded with ``codec`` (the dataset's character set), when there is one."""
     use_vr = file_vr.decode("ascii") if file_vr is not None else dict_vr
     if use_vr == "UN" and dict_vr != "UN":
         use_vr = dict_vr
@@ -186,10 +215,20 @@ def _value(raw: bytes, file_vr: bytes | None, kw: str, dict_vr: str, cached: boo
         raise _Unsupported("wanted element is a sequence or UN")
     if not raw:
         return None if use_vr in ("DS", "IS") else ""
-    return _convert_cached(raw, use_vr) if cached else _convert(raw, use_vr)
+    try:
+        return _convert_cached(raw, use_vr) if cached else _convert(raw, use_vr)
+    except _NonAscii:
+        if codec is None or use_vr not in _EXTENDED_TEXT_VRS:
+            raise
+        text = raw.decode(codec).rstrip(" \x00")
+        if use_vr in _SINGLE_TEXT_VRS:
+            return text
+        parts = text.split("\\")
+        return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str) -> dict[str, Any]:
+def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str,
+                codec: str | None = None) -> dict[str, Any]:
     """The wanted elements (:data:`_NESTED`) of the first item of the sequence whose value starts at ``pos``."""
     n = len(buf)
     if length == 0:
@@ -218,13 +257,13 @@ def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str)
         if item is not None:
             kw, dict_vr = item
             if (vr == b"SQ" or (vr is None and dict_vr == "SQ")) and kw in _NESTED:
-                values[kw] = (_first_item(buf, value_pos, length, explicit, kw),)
+                values[kw] = (_first_item(buf, value_pos, length, explicit, kw, codec),)
             elif undefined:
                 raise _Unsupported("undefined length value")
             else:
                 if value_pos + length > n:
                     raise _NeedMore
-                values[kw] = _value(buf[value_pos : value_pos + length], vr, kw, dict_vr, True)
+                values[kw] = _value(buf[value_pos : value_pos + length], vr, kw, dict_vr, True, codec)
         pos = _skip_undefined(buf, value_pos, explicit) if undefined else value_pos + length
     return values
 
@@ -260,7 +299,7 @@ def _convert(raw: bytes, vr: str) -> Any:
     """A raw value as pydicom returns it (str / float / int; a tuple when multi-valued)."""
     if vr in _TEXT_VRS or vr == "DS" or vr == "IS":
         if not raw.isascii():
-            raise _Unsupported("non-ASCII text")
+            raise _NonAscii("non-ASCII text")
         text = raw.decode("ascii").rstrip(" \x00")
         if vr in _SINGLE_TEXT_VRS:
             return text
@@ -420,6 +459,7 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
     explicit_header = _EXPLICIT_HEADER.unpack_from
     implicit_header = _IMPLICIT_HEADER.unpack_from
     u32 = _U32.unpack_from
+    codec = None  # the dataset's character set, once (0008,0005) is read
     while True:
         if pos + 8 > n:
             if pos >= file_size:
@@ -455,9 +495,13 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
             if image_type and "MOSAIC" in (image_type if isinstance(image_type, tuple) else (image_type,)):
                 raise _Unsupported("Siemens mosaic: the CSA header is needed")
             return FastDataset(values, _Element(value_pos, length), meta)
+        if tag == _CHARACTER_SET and value_pos + length <= n:
+            codec = _codec(buf[value_pos : value_pos + length])
+            if codec is None and buf[value_pos : value_pos + length].strip(b" \x00") not in (b"", b"ISO_IR 6"):
+                raise _Unsupported("character set")  # ISO 2022 escapes are ASCII bytes: pydicom decodes them
         item = wanted.get(tag)
         if item is not None and item[0] in _NESTED and (vr == b"SQ" or (vr is None and item[1] == "SQ")):
-            values[item[0]] = (_first_item(buf, value_pos, length, explicit, item[0]),)
+            values[item[0]] = (_first_item(buf, value_pos, length, explicit, item[0], codec),)
             item = None
         if length == _UNDEFINED:
             pos = _skip_undefined(buf, value_pos, explicit)
@@ -467,7 +511,7 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
                 raise _NeedMore
             keyword, dict_vr = item
             values[keyword] = _value(buf[value_pos : value_pos + length], vr, keyword, dict_vr,
-                                     tag not in uncached)
+                                     tag not in uncached, codec)
         pos = value_pos + length
         if pos > file_size:
             raise _Truncated
