@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import EXIT_PARTIAL
-from ..parallel.dask import import_distributed
+from ..parallel.dask import close, connect, import_distributed, n_workers
 from .convert import (
     CONVERTED,
     EXISTING,
@@ -34,6 +34,9 @@ from .convert import (
     remove_leftovers,
     temp_files,
 )
+
+__all__ = ["close", "connect", "iter_results", "n_workers", "remote_convert"]
+"""What a command needs to convert on a cluster: reach it, run the stacks, let it go."""
 
 STOP_GRACE_S = 20.0
 """Seconds after Ctrl-C for running tasks to stop or finish the file they are writing."""

@@ -15,7 +15,6 @@ import typer
 
 from ...errors import EXIT_INTERRUPTED, UsageError
 from ...io.nifti_stream import memory_budget
-from ...jobs.cluster import iter_results as cluster_results
 from ...jobs.convert import (
     CONVERTED,
     FAILED,
@@ -32,8 +31,6 @@ from ...jobs.convert import (
     task_outputs,
     write_report,
 )
-from ...parallel.dask import close, connect
-from ...parallel.dask import n_workers as cluster_workers
 from ..app import err, parse_size, progress_bar, warn
 from ..convert import NiftiFormat, Scaling
 from ..outputs import output_kind
@@ -99,8 +96,10 @@ def run_convert(
     )
     client = None
     if scheduler is not None:
-        client = connect(scheduler)  # fails in a few seconds, before the scan
-        if cluster_workers(client) == 0:
+        from ...jobs import cluster  # the dask extra's job: imported for --scheduler only (docs/design.md)
+
+        client = cluster.connect(scheduler)  # fails in a few seconds, before the scan
+        if cluster.n_workers(client) == 0:
             warn(f"the dask cluster at {scheduler} has no workers yet: the series wait until one joins")
     try:
         started = time.time()
@@ -138,7 +137,7 @@ def run_convert(
         total = sum(len(t.stack.frames) for t in tasks)
         with progress_bar("converting", total) as advance:
             if client is not None:
-                stream = cluster_results(tasks, output, options, client, progress=advance)
+                stream = cluster.iter_results(tasks, output, options, client, progress=advance)
             else:
                 stream = iter_results(tasks, output, options, workers=n_workers, progress=advance)
             try:
@@ -151,7 +150,7 @@ def run_convert(
         finished = time.time()
     finally:
         if client is not None:
-            close(client)
+            cluster.close(client)
     err(summary(results))
     failed = [r for r in results if r.status == FAILED]
     if len(tasks) > 1 and failed:  # the closing table: failures again, after the lines scrolled by
