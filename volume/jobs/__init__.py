@@ -1,1 +1,2 @@
-"""Whole-folder jobs: convert to NIfTI, pictures of every image (png), header tables (index)."""
+"""Whole-folder jobs: convert to NIfTI (in this process, a pool, or a dask cluster: ``cluster``),
+pictures of every image (``png``, ``pictures``), header tables (``index``)."""

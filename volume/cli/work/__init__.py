@@ -8,7 +8,8 @@ project modules (:mod:`volume.choices`, :mod:`volume.errors`, :mod:`volume.cli.a
 
 The command's body is one import of its work module here, inside the function, and one call:
 ``volume/cli/work/<command>.py`` holds the helpers and the body, with its imports (numpy, the
-library) at the top. Only optional heavy packages (VTK, trame, imageio, dask, pyarrow, Pillow...)
-and project modules that import them at their top stay imported inside functions, where they
-are needed; ``tests/test_startup_imports.py`` checks both rules.
+library) at the top. Only the heavy or optional packages docs/design.md lists (VTK, trame,
+imageio, dask, pyarrow, Pillow..., and the dask job :mod:`volume.jobs.cluster`) are imported
+inside functions, where they are needed. ``tests/test_startup_imports.py`` checks the
+declarations, ``tests/test_design.py`` the work modules.
 """
