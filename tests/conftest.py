@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +21,15 @@ def data_dir() -> Path:
     if not (DATA / "dicom").is_dir():
         pytest.skip(f"real DICOM data not found at {DATA}")
     return DATA
+
+
+@pytest.fixture(scope="session")
+def dcm2niix() -> str:
+    """The dcm2niix executable (the references' author); skips the test when it is not installed."""
+    exe = shutil.which("dcm2niix")
+    if exe is None:
+        pytest.skip("dcm2niix not installed")
+    return exe
 
 
 def real(*parts: str) -> Path:

@@ -8,7 +8,6 @@ sidecars must agree on the acquisition fields both write. Skips without the data
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -41,15 +40,12 @@ def converted(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 @pytest.fixture(scope="module")
-def reference(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def reference(data_dir: Path, tmp_path_factory: pytest.TempPathFactory, dcm2niix: str) -> list[Path]:
     """dcm2niix's NIfTI files for the same trees (-z n; uncompressed is faster to read)."""
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed")
     out = tmp_path_factory.mktemp("dcm2niix")
     for sub in ("dicom", "dicom-edge"):
         (out / sub).mkdir()
-        subprocess.run([exe, "-z", "n", "-b", "y", "-ba", "y", "-f", "%s_%e_%j", "-o", str(out / sub),
+        subprocess.run([dcm2niix, "-z", "n", "-b", "y", "-ba", "y", "-f", "%s_%e_%j", "-o", str(out / sub),
                         str(data_dir / sub)], check=True, capture_output=True, timeout=300)
     return sorted(out.glob("*/*.nii"))
 

@@ -9,7 +9,6 @@ or without the dcm2niix binary.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -29,14 +28,6 @@ SERIES_FOLDERS = [
     "d2n_generic_anat", "d2n_generic_implicit", "d2n_non_isotropic", "d2n_jpeg", "d2n_jpegls",
     "d2n_j2k", "d2n_rle",
 ]
-
-
-@pytest.fixture(scope="module")
-def dcm2niix() -> str:
-    exe = shutil.which("dcm2niix")
-    if exe is None:
-        pytest.skip("dcm2niix not installed")
-    return exe
 
 
 def _convert(exe: str, folder: Path, out: Path) -> dict[str, Path]:
