@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..errors import EXIT_PARTIAL
 from ..parallel.dask import close, connect, import_distributed, n_workers
 from .convert import (
     CONVERTED,
@@ -31,6 +30,7 @@ from .convert import (
     ConvertTask,
     convert_stack,
     crashed_result,
+    failed_result,
     remove_leftovers,
     temp_files,
 )
@@ -75,13 +75,8 @@ def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, sto
         return again
     first = task.stack.frames[0].path if task.stack.frames else ""
     if first and not os.path.exists(first):
-        stack = task.stack
-        return ConvertResult(
-            stack_id=stack.id, name=task.name, status="failed", exit_code=EXIT_PARTIAL,
-            series_number=stack.series_number, series_description=stack.series_description,
-            message=f"worker {get_worker().address} cannot see the input files of this series; "
-            "workers need the same paths as the client (a shared filesystem)",
-        )
+        return failed_result(task, f"worker {get_worker().address} cannot see the input files of this series; "
+                                   "workers need the same paths as the client (a shared filesystem)")
     last = [time.monotonic()]
 
     def check(_n: int = 1) -> None:
@@ -161,14 +156,9 @@ def iter_results(
                     killed.append(i)
                     return None
                 first = str(exc).splitlines()[0][:300] if str(exc) else ""
-                stack = tasks[i].stack
                 remaining.discard(fut)
                 advance(i)
-                return ConvertResult(
-                    stack_id=stack.id, name=tasks[i].name, status="failed", exit_code=EXIT_PARTIAL,
-                    series_number=stack.series_number, series_description=stack.series_description,
-                    message=f"the cluster failed this task: {type(exc).__name__}: {first}",
-                )
+                return failed_result(tasks[i], f"the cluster failed this task: {type(exc).__name__}: {first}")
             if fut.status != "finished":
                 remaining.discard(fut)
                 return None

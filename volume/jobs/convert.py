@@ -512,13 +512,18 @@ def retry_task(task: ConvertTask, out_dir: str, options: ConvertOptions, since: 
                    message="")
 
 
-def crashed_result(task: ConvertTask) -> ConvertResult:
-    """The failed result of a task whose worker process died."""
+def failed_result(task: ConvertTask, message: str, exit_code: int = EXIT_PARTIAL) -> ConvertResult:
+    """The failed result of a task that did not run to its end (nothing of it written)."""
     stack = task.stack
     return ConvertResult(
-        stack_id=stack.id, name=task.name, status=FAILED, message=CRASH_MESSAGE, exit_code=EXIT_INTERNAL,
+        stack_id=stack.id, name=task.name, status=FAILED, message=message, exit_code=exit_code,
         series_number=stack.series_number, series_description=stack.series_description,
     )
+
+
+def crashed_result(task: ConvertTask) -> ConvertResult:
+    """The failed result of a task whose worker process died."""
+    return failed_result(task, CRASH_MESSAGE, EXIT_INTERNAL)
 
 
 def temp_files(out_dir: str | os.PathLike[str]) -> set[str]:
