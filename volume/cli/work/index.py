@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ...errors import UsageError
+from ...io.atomic import check_writable
 from ...io.names import safe_name
 from ...jobs.index import iter_input_files, table_format, write_index
 from ..app import err, progress_bar
@@ -20,6 +21,7 @@ def index(path: Path, *, out: Path | None, fields: str | None, keep_phi: bool, w
     if out is None:
         out = Path(f"{safe_name(path.resolve().name, fallback='dicom')}_index.csv")
     table_format(out)
+    check_writable(out, force=force)  # an existing table, or one that cannot be written there: before any work
     wanted = _split_fields(fields)
     files = list(iter_input_files(path))
     with progress_bar("reading headers", len(files)) as advance:
