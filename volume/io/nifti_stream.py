@@ -335,7 +335,7 @@ def write_nifti_stack(
     level: int = DEFAULT_GZIP_LEVEL,
     threads: int = 1,
     rescale: tuple[float, float] | None = None,
-    description: str = "",
+    description: str | None = None,
     slab_bytes: int = SLAB_BYTES,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
@@ -410,7 +410,7 @@ def convert_image(
     level: int = DEFAULT_GZIP_LEVEL,
     threads: int = 1,
     rescale: tuple[float, float] | None = None,
-    description: str = "",
+    description: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
     """``volume convert``'s image of one source: streamed when it can be (:func:`should_stream`), else
