@@ -162,7 +162,7 @@ def handle_stop_signals(say: Callable[[int], None], *, deadline_s: float = STOP_
     def restore() -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        _stop.update(signum=None, said=False, say=None, deferred=0, pending=None)
+        _stop.update(deferred=0, pending=None)  # a stop that came still ends the process (its deadline)
 
     return restore
 
@@ -177,6 +177,24 @@ def _on_stop_signal(signum: int, _frame: Any) -> None:
         _stop["pending"] = signum
         return
     raise Interrupted(signum)
+
+
+def _on_stop_signal_when_done(signum: int, _frame: Any) -> None:
+    if _stop["signum"] is None:
+        _stop["signum"] = signum
+        start_deadline(exit_code(signum), _stop["deadline"])
+
+
+def guard_exit(*, deadline_s: float = STOP_DEADLINE_S) -> None:
+    """After the work: a stop signal no longer interrupts anything (the process is ending with its
+    own exit code), but the process still ends within ``deadline_s`` of it, should its end hang
+    (a thread that will not join). Signals ignored now stay ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _stop.update(signum=None, deadline=deadline_s)
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, _on_stop_signal_when_done)
 
 
 @contextmanager
@@ -252,6 +270,7 @@ __all__ = [
     "Interrupted",
     "deferred",
     "exit_code",
+    "guard_exit",
     "handle_stop_signals",
     "hold",
     "publishing",

@@ -277,9 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     original = sys.stdout
     guard = _ReaderSafeStdout(original)
     sys.stdout = guard
-    restore = lifecycle.handle_stop_signals(lambda signum: err(stop_line(signum)))
+    restore: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        code = _main_guarded(argv)
+        try:
+            restore = lifecycle.handle_stop_signals(lambda signum: err(stop_line(signum)))
+            code = _main_guarded(argv)
+        except KeyboardInterrupt:  # a signal between the handlers' installation and the command
+            code = EXIT_INTERRUPTED
+        lifecycle.remove_held()  # never published: a writer interrupted before it could clean up
         signum = lifecycle.stop_signal()
         if signum is not None or code == EXIT_INTERRUPTED:
             lifecycle.report_stop(lambda: err(stop_line(signum if signum is not None else signal.SIGINT)))
@@ -396,5 +401,6 @@ def run() -> None:
     flushed.
     """
     code = main()
+    lifecycle.guard_exit()  # a stop signal now: the process still ends within the deadline
     gc.freeze()
     sys.exit(code)

@@ -215,14 +215,16 @@ def make_folder(folder: str | os.PathLike[str]) -> Path:
 
 
 def _new_temp(target: Path, suffix: str) -> Path:
-    try:
-        fd, name = tempfile.mkstemp(prefix=temp_prefix(), suffix=suffix, dir=target.parent)
-    except OSError as exc:
-        if exc.errno in PATH_ERRNOS:
-            raise _path_error(target, exc) from None
-        raise
-    lifecycle.hold(name)
-    os.close(fd)
+    """A new temporary file beside ``target``, held (a stop signal is held back until it is)."""
+    with lifecycle.deferred():
+        try:
+            fd, name = tempfile.mkstemp(prefix=temp_prefix(), suffix=suffix, dir=target.parent)
+        except OSError as exc:
+            if exc.errno in PATH_ERRNOS:
+                raise _path_error(target, exc) from None
+            raise
+        lifecycle.hold(name)
+        os.close(fd)
     return Path(name)
 
 
@@ -278,7 +280,7 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False, suffix: 
     target = check_writable(path, force=force)
     make_folder(target.parent)
     sweep(target.parent)
-    tmp = _new_temp(target, suffix or "".join(target.suffixes))
+    tmp = _new_temp(target, suffix or "".join(target.suffixes))  # held: removed even if interrupted now
     try:
         try:
             yield tmp
@@ -322,13 +324,14 @@ def temporary_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     out = Path(out)
     make_folder(out.parent)
     sweep(out.parent)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(), dir=out.parent))
-    except OSError as exc:
-        if exc.errno in PATH_ERRNOS:
-            raise _path_error(out, exc) from None
-        raise
-    lifecycle.hold(tmp, folder=True)
+    with lifecycle.deferred():
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(), dir=out.parent))
+        except OSError as exc:
+            if exc.errno in PATH_ERRNOS:
+                raise _path_error(out, exc) from None
+            raise
+        lifecycle.hold(tmp, folder=True)
     try:
         try:
             yield tmp

@@ -20,6 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from .. import lifecycle
 from ..errors import UsageError
 from .atomic import atomic_output
 
@@ -113,10 +114,12 @@ def _encode(cmd: list[str], pictures: Sequence[np.ndarray], path: Path) -> None:
     when it fails. ffmpeg runs in a process group of its own (Ctrl-C in a terminal reaches volume,
     which kills it) and its messages go to a temporary file, quoted in the error."""
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
-                                start_new_session=True)
-        assert proc.stdin is not None
+        proc: subprocess.Popen[bytes] | None = None
         try:
+            with lifecycle.deferred():  # a stop signal now comes once ``proc`` is known (and killed)
+                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
+                                        start_new_session=True)
+            assert proc.stdin is not None
             try:
                 for picture in pictures:
                     proc.stdin.write(np.ascontiguousarray(picture).tobytes())
@@ -125,8 +128,9 @@ def _encode(cmd: list[str], pictures: Sequence[np.ndarray], path: Path) -> None:
                 pass
             code = proc.wait()
         except BaseException:  # Ctrl-C, SIGTERM: the movie is discarded, ffmpeg is not waited for
-            proc.kill()
-            proc.wait()
+            if proc is not None:
+                proc.kill()
+                proc.wait()
             raise
         if code != 0:
             log.seek(0)

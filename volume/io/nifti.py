@@ -515,8 +515,9 @@ def abort_threaded_gzip(fh: Any, timeout: float = ABORT_TIMEOUT_S) -> None:
     are a truncated stream: the caller removes the file.
     """
     writer = getattr(fh, "raw", None)
-    queues = list(getattr(writer, "input_queues", ())) + list(getattr(writer, "output_queues", ()))
-    if writer is None or not queues:
+    inputs = list(getattr(writer, "input_queues", ()))
+    outputs = list(getattr(writer, "output_queues", ()))
+    if writer is None or not inputs:
         with contextlib.suppress(OSError, ValueError):
             fh.close()
         return
@@ -527,14 +528,15 @@ def abort_threaded_gzip(fh: Any, timeout: float = ABORT_TIMEOUT_S) -> None:
     threads = [t for t in (*writer.compression_workers, writer.output_worker) if t is not None]
     end = time.monotonic() + timeout
     while any(t.is_alive() for t in threads) and time.monotonic() < end:
-        for q in queues:
+        for q in inputs + outputs:  # a thread blocked on a full queue gets room
             with contextlib.suppress(queue.Empty, ValueError):
                 while True:
                     q.get_nowait()
                     q.task_done()
+        for q in inputs:  # a compressing thread waiting for a block gets the sentinel that ends it
             with contextlib.suppress(queue.Full):
                 q.put_nowait(None)
-        time.sleep(0.002)
+        time.sleep(0.002)  # (the writing thread ends by itself: not running, its queue empty)
     writer._closed = True  # its close() must not wait for blocks now
     with contextlib.suppress(OSError, ValueError):
         fh.close()
