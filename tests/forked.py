@@ -12,10 +12,10 @@ Used three ways:
 
 * ``python forked.py serve``: a fork server for the test process, one JSON request per line on
   stdin (``{"op": "run", "job": {...}}`` answers ``{"pid": N}``; ``{"op": "wait", "pid": N,
-  "timeout": s}`` answers ``{"code": exit code, "ended": time.monotonic()}`` or ``{"timeout": true}``);
-* ``python forked.py tmpfs CASES.json``: inside a mount namespace (``unshare``), each case's
-  command runs with its output on a small tmpfs of its own; the outcome (exit code, streams, the
-  files left and whether each is whole) is printed as JSON;
+  "timeout": s}`` answers ``{"code": exit code, "ended": time.monotonic()}`` or ``{"timeout": true}``).
+  Started in a mount namespace of its own (``unshare``), it also answers ``{"op": "tmpfs", "cases":
+  [...], "root": folder}``: each case's command runs with its output on a small tmpfs of its own,
+  and the outcome (exit code, streams, the files left and whether each is whole) comes back;
 * imported, for :func:`whole` (is an output file complete?) and :func:`temporaries`.
 
 A job may carry a *trip*, a fault planted in the child before the command runs:
@@ -53,6 +53,9 @@ from typing import Any
 
 TEMP_PREFIX = ".volume-tmp-"
 """volume.io.TEMP_PREFIX, spelled out: this module reads outputs without importing volume."""
+
+FILLER = "filler.bin"
+"""What fills a small disk before a case runs on it (not an output)."""
 
 POLL_S = 0.002
 """How often a waiting parent looks for the end of a child."""
@@ -351,6 +354,8 @@ def serve() -> None:
         request = json.loads(line)
         if request["op"] == "run":
             answer: dict[str, Any] = {"pid": spawn(request["job"])}
+        elif request["op"] == "tmpfs":  # (the server runs in a mount namespace of its own)
+            answer = {"results": run_on_tmpfs(request["cases"], Path(request["root"]))}
         else:
             code, ended = reap(int(request["pid"]), float(request["timeout"]))
             answer = {"timeout": True} if code is None else {"code": code, "ended": ended}
@@ -368,36 +373,36 @@ def _mount_tmpfs(folder: Path, size: int) -> None:
 
 
 def run_on_tmpfs(cases: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    """Each case (``args`` with ``{out}`` for its output folder, ``size`` in bytes, ``name``) on a
-    fresh tmpfs: its exit code, stdout, stderr, the files left and why any is not whole."""
-    preload()
+    """Each case (``args`` with ``{out}`` for its output folder, ``size`` in bytes, ``free``: bytes
+    left once a filler takes the rest, ``name``) on a fresh tmpfs: its exit code, stdout, stderr,
+    the files left and why any is not whole."""
     results = []
     for case in cases:
         disk = root / case["name"]
         _mount_tmpfs(disk, case["size"])
+        if case.get("free") is not None:  # the disk holds something already: this much is left
+            (disk / FILLER).write_bytes(bytes(case["size"] - case["free"]))
         try:
             job = {"args": [a.replace("{out}", os.fspath(disk)) for a in case["args"]],
                    "cwd": case.get("cwd") or os.fspath(root), "stdout": os.fspath(root / f"{case['name']}.out"),
                    "stderr": os.fspath(root / f"{case['name']}.err"), "trip": case.get("trip")}
+            started = time.monotonic()
             pid = spawn(job)
-            code, _ = reap(pid, case.get("timeout", 120))
+            code, ended = reap(pid, case.get("timeout", 120))
             if code is None:
                 os.kill(pid, signal.SIGKILL)
                 reap(pid, 10)
-            files = sorted(str(p) for p in disk.rglob("*") if p.is_file())
+            files = sorted(str(p) for p in disk.rglob("*") if p.is_file() and p.name != FILLER)
             results.append({
                 "name": case["name"], "code": code, "stdout": Path(job["stdout"]).read_text(),
                 "stderr": Path(job["stderr"]).read_text(), "temporaries": temporaries(disk),
                 "files": {f: whole(f) for f in files if TEMP_PREFIX not in f}, "disk": os.fspath(disk),
+                "seconds": round(ended - started, 3),
             })
         finally:
             subprocess.run(["umount", os.fspath(disk)], capture_output=True)
     return results
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "serve":
-        serve()
-    elif sys.argv[1] == "tmpfs":
-        spec = json.loads(Path(sys.argv[2]).read_text())
-        print(json.dumps(run_on_tmpfs(spec["cases"], Path(spec["root"]))))
+if __name__ == "__main__" and sys.argv[1:] == ["serve"]:
+    serve()

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,8 +66,10 @@ class ForkServer:
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "forked.py"), "serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=HERE)
+        #: a mount namespace of its own, where it may mount a small tmpfs (None: it cannot)
+        self.namespace = _namespace_prefix()
+        self.proc = subprocess.Popen([*(self.namespace or []), sys.executable, str(HERE / "forked.py"), "serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=HERE)
         self.pid = json.loads(self._line())["ready"]
 
     def _line(self) -> str:
@@ -88,6 +92,11 @@ class ForkServer:
 
     def wait(self, pid: int, timeout: float) -> dict:
         return self._ask({"op": "wait", "pid": pid, "timeout": timeout})
+
+    def on_tmpfs(self, cases: list[dict], root: Path) -> list[dict]:
+        """Run each case with its output on a small tmpfs (tests/forked.py: run_on_tmpfs)."""
+        assert self.namespace is not None
+        return self._ask({"op": "tmpfs", "cases": cases, "root": str(root)})["results"]
 
     def close(self) -> None:
         self.proc.stdin.close()
@@ -214,7 +223,8 @@ def assert_stopped(job: Job, signum: int, folder: Path, *, sent: float | None = 
 # --- stop signals through every writer -------------------------------------------------------------
 
 #: Writers: argv (source, output folder), and the points where a stop signal is planted: the n-th
-#: write into a temporary file (``slow_s`` a slow disk), or a moment after the file appears (C writers).
+#: write into a temporary file (``slow_s`` a slow disk), or a moment after the file appears (C
+#: writers). Conversions read the big phantom (many gzip blocks), the others the small one.
 WRITERS = {
     "nii.gz threaded": (lambda src, out: ["convert", src, "-o", out, "--threads", "2"],
                         [{"kind": "write", "n": n, "slow_s": 0.02} for n in (1, 4, 8)]),
@@ -225,25 +235,26 @@ WRITERS = {
     "png": (lambda src, out: ["png", src, "-o", out, "--workers", "1"],
             [{"kind": "write", "n": n} for n in (1, 9, 40)]),
     "dicom": (lambda src, out: ["reslice", src, "--spacing", "2", "--format", "dcm", "-o", out / "series"],
-              [{"kind": "write", "n": n} for n in (1, 5000, 20000)]),  # pydicom writes element by element
+              [{"kind": "write", "n": n} for n in (1, 2000, 6000)]),  # pydicom writes element by element
     "stl": (lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.stl"],
-            [{"kind": "timer", "after_s": t} for t in (0.0, 0.01, 0.03)]),
+            [{"kind": "timer", "after_s": t} for t in (0.0, 0.005, 0.02)]),
     "ply": (lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.ply"],
-            [{"kind": "timer", "after_s": t} for t in (0.0, 0.01, 0.03)]),
+            [{"kind": "timer", "after_s": t} for t in (0.0, 0.005, 0.02)]),
     "obj": (lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.obj"],
             [{"kind": "timer", "after_s": t} for t in (0.0, 0.02, 0.05)]),
-    "mp4": (lambda src, out: ["render", src, "--mode", "mip", "--size", "96x96", "--turntable", "8", "-o", out / "t.mp4"],
-            [{"kind": "timer", "after_s": t} for t in (0.0, 0.05, 0.15)]),
+    "mp4": (lambda src, out: ["render", src, "--mode", "mip", "--size", "64x64", "--turntable", "4", "-o", out / "t.mp4"],
+            [{"kind": "timer", "after_s": t} for t in (0.0, 0.03, 0.1)]),
 }
 
 
 @pytest.mark.parametrize("writer", list(WRITERS))
-def test_stop_signals_at_every_point_of_every_writer(forks, ct, tmp_path, writer):
+def test_stop_signals_at_every_point_of_every_writer(forks, ct, small_ct, tmp_path, writer):
     """Each point gets one of the three signals in turn: every writer sees each of them."""
     argv, points = WRITERS[writer]
+    src = ct if writer.startswith("nii") else small_ct
     for k, (point, signum) in enumerate(zip(points, SIGNALS, strict=True)):
         out = tmp_path / f"run{k}"
-        job = forks.run(argv(ct, out / "out"), out, trip={**point, "signal": int(signum)})
+        job = forks.run(argv(src, out / "out"), out, trip={**point, "signal": int(signum)})
         assert_stopped(job, signum, out / "out")
         if point.get("after_s", 0.0) == 0.0:  # (a later moment may come after the write is done)
             assert job.code == 128 + signum, f"{writer}: the planted signal never stopped it ({point})"
@@ -282,3 +293,342 @@ def test_a_signal_that_is_ignored_stays_ignored(forks, ct, tmp_path):
     assert job.wait() == 0, job.stderr
     assert job.tripped_at is not None  # the signal did come
     assert {p.name for p in assert_only_whole_files(out / "out", job)} == {"2_Phantom_head.nii.gz", "2_Phantom_head.json"}
+
+
+# --- kill -9, then the same command again ------------------------------------------------------------
+
+#: Writers killed outright at a point of their write, then run again: argv, the point, and the
+#: option of the second run (``--skip-existing`` resumes a conversion).
+KILLED = {
+    "nii.gz threaded": (lambda src, out: ["convert", src, "-o", out, "--threads", "2"],
+                        {"kind": "write", "n": 4, "slow_s": 0.02}, ["--skip-existing"]),
+    "nii.gz sidecar": (lambda src, out: ["convert", src, "-o", out, "--threads", "1"],
+                       {"kind": "write", "n": 7}, ["--skip-existing"]),
+    "dicom": (lambda src, out: ["reslice", src, "--spacing", "2", "--format", "dcm", "-o", out / "series"],
+              {"kind": "write", "n": 3000}, []),
+    "png": (lambda src, out: ["png", src, "-o", out, "--workers", "1"], {"kind": "write", "n": 155}, []),
+    "stl": (lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.stl"], {"kind": "timer", "after_s": 0.0}, []),
+}
+
+
+@pytest.mark.parametrize("writer", list(KILLED))
+def test_kill_9_and_a_rerun_leave_exactly_the_whole_outputs(forks, ct, small_ct, tmp_path, writer):
+    argv, point, again = KILLED[writer]
+    ct = ct if writer.startswith("nii") else small_ct
+    reference = tmp_path / "reference"
+    done = forks.run(argv(ct, reference / "out"), reference)
+    assert done.wait() == 0, done.stderr
+    expected = {p.relative_to(reference / "out") for p in on_disk(reference / "out")}
+
+    out = tmp_path / "killed"
+    job = forks.run(argv(ct, out / "out"), out, trip={**point, "signal": int(signal.SIGKILL)})
+    assert job.wait() == -signal.SIGKILL
+    left = temporaries(out / "out")
+    assert left, "killed while writing: its temporary file is there"
+    assert all(f"_{job.pid}_" in Path(t).name for t in left)  # named by the process that made it
+
+    rerun = forks.run(argv(ct, out / "out") + again, tmp_path / "rerun")
+    assert rerun.wait() == 0, rerun.stderr
+    files = assert_only_whole_files(out / "out", rerun)
+    assert {p.relative_to((out / "out").resolve()) for p in files} == expected
+
+
+def test_the_sweep_removes_only_temporaries_of_dead_processes_of_this_host(forks, ct, tmp_path):
+    from volume.io.atomic import host_name
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = host_name()
+    planted = {
+        f"{TEMP_PREFIX}{host}_{dead.pid}_aaaa.nii.gz": False,       # dead, this host: swept
+        f"{TEMP_PREFIX}{host}_{os.getpid()}_bbbb.nii.gz": True,     # alive (this test): kept
+        f"{TEMP_PREFIX}{host}_{forks.pid}_cccc.json": True,         # alive (the fork server): kept
+        f"{TEMP_PREFIX}elsewhere-node7_{dead.pid}_dddd.nii": True,  # another host's: cannot tell, kept
+        f"{TEMP_PREFIX}eeee.nii.gz": True,                          # an older volume's name: kept
+    }
+    for name in planted:
+        (out / name).write_bytes(b"half a file")
+    folder = out / f"{TEMP_PREFIX}{host}_{dead.pid}_ffff"  # a dead DICOM writer's temporary folder
+    folder.mkdir()
+    (folder / "IM0001.dcm").write_bytes(b"DICM")
+    job = forks.run(["convert", ct, "-o", out], tmp_path / "run")
+    assert job.wait() == 0, job.stderr
+    left = {Path(t).name for t in temporaries(out)}
+    assert left == {name for name, kept in planted.items() if kept}
+
+
+# --- a pool whose parent is killed; a dask client that vanishes -----------------------------------------
+
+#: Runs the CLI in a fresh interpreter after PRELUDE (argv[1]: the CLI arguments as JSON).
+RUNNER = """
+import json, sys
+{prelude}
+from volume.cli.app import run
+sys.argv = ["volume", *json.loads(sys.argv[1])]
+run()
+"""
+
+#: Every series' image writer, in the workers: its temporary file on disk, a marker naming the
+#: worker's pid, then a long wait between images (a big series being written).
+SLOW_SERIES = """
+import os, time
+from pathlib import Path
+import volume.jobs.convert as NS  # where convert_stack looks the writer up
+from volume.io.atomic import atomic_output
+def _writer(stack, path, **kw):
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(b"half a file")
+        Path({markers!r}, str(os.getpid())).write_text("writing")
+        for _ in range(1200):
+            time.sleep(0.05)
+            if kw.get("progress") is not None:
+                kw["progress"](0)
+    raise AssertionError("never reached: the test stops the run")
+NS.convert_image = _writer
+"""
+
+
+def start(args: list, prelude: str = "") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", RUNNER.format(prelude=prelude), json.dumps([str(a) for a in args])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "VOLUME_NO_PROGRESS": "1"},
+        start_new_session=True,  # its own process group: the test signals exactly whom it means
+    )
+
+
+def wait_for_workers(markers: Path, proc: subprocess.Popen, n: int) -> list[int]:
+    end = time.monotonic() + START_TIMEOUT_S
+    while len(list(markers.iterdir())) < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "the workers never started writing"
+        time.sleep(0.02)
+    return sorted(int(p.name) for p in markers.iterdir())
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return state not in ("Z", "X")
+
+
+def gone_within(pids: list[int], seconds: float) -> list[int]:
+    end = time.monotonic() + seconds
+    while any(running(p) for p in pids) and time.monotonic() < end:
+        time.sleep(0.01)
+    return [p for p in pids if running(p)]
+
+
+def test_a_killed_pool_leaves_no_worker_and_releases_the_pipes(batch, tmp_path):
+    out, markers = tmp_path / "out", tmp_path / "markers"
+    markers.mkdir()
+    proc = start(["convert", batch, "-o", out, "--workers", "2"], SLOW_SERIES.format(markers=str(markers)))
+    workers = wait_for_workers(markers, proc, 2)
+    assert len(temporaries(out)) == 2
+    killed = time.monotonic()
+    proc.kill()  # kill -9: no clean-up of its own
+    stdout, stderr = proc.communicate(timeout=30)  # returns once nobody holds its stdout and stderr
+    released = time.monotonic() - killed
+    assert released <= STOP_WITHIN_S, f"the pipes were held {released:.2f} s after the kill"
+    assert gone_within(workers, STOP_WITHIN_S) == []
+    assert temporaries(out) == []  # each worker removed its own temporary file
+    assert "Traceback" not in stderr
+
+
+def test_sigterm_stops_a_pool_within_two_seconds(batch, tmp_path):
+    out, markers = tmp_path / "out", tmp_path / "markers"
+    markers.mkdir()
+    proc = start(["convert", batch, "-o", out, "--workers", "2"], SLOW_SERIES.format(markers=str(markers)))
+    workers = wait_for_workers(markers, proc, 2)
+    sent = time.monotonic()
+    proc.terminate()
+    stdout, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - sent <= STOP_WITHIN_S
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert STOP_LINES[signal.SIGTERM] in stderr.splitlines() and "Traceback" not in stderr
+    assert gone_within(workers, 0.5) == []
+    assert temporaries(out) == [] and on_disk(out) == set()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    import warnings
+
+    with warnings.catch_warnings():  # "port 8787 in use" when another cluster runs on this machine
+        warnings.simplefilter("ignore", UserWarning)
+        local = distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None,
+                                         host="127.0.0.1")
+    with local, distributed.Client(local, set_as_default=False) as client:
+        yield local.scheduler_address, client
+
+
+def test_the_task_of_a_vanished_dask_client_stops(batch, cluster, tmp_path):
+    """kill -9 of ``convert --scheduler``: nobody sets the stop event, yet the worker stops the task
+    (the scheduler released it) and its temporary file goes."""
+    address, client = cluster
+    out, markers = tmp_path / "out", tmp_path / "markers"
+    markers.mkdir()
+    client.run(exec, "import volume.jobs.convert as NS\nNS._faults_real = NS.convert_image\n"
+               + SLOW_SERIES.format(markers=str(markers)), {})
+    try:
+        proc = start(["convert", batch / "s1", "-o", out, "--scheduler", address])
+        wait_for_workers(markers, proc, 1)
+        assert len(temporaries(out)) == 1
+        proc.kill()
+        proc.communicate(timeout=30)
+        end = time.monotonic() + 30  # the scheduler notices the lost client; the task checks twice a second
+        while temporaries(out) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert temporaries(out) == [], "the task of the vanished client went on writing"
+        assert on_disk(out) == set()
+    finally:
+        client.run(exec, "import volume.jobs.convert as NS\nNS.convert_image = NS._faults_real\n", {})
+
+
+# --- a full disk: every writer ------------------------------------------------------------------------
+
+#: Every writer, with its output on a disk too small for it: argv ({out}: the small disk), whether
+#: it writes several files (a batch: one line per failed item, what fitted stays, listed), and the
+#: room left on the disk (a page: the write fails half-way; none: at once, for outputs under a page).
+PAGE = 4096
+FULL_DISK = {
+    "convert nii.gz threaded": (["convert", "{src}", "-o", "{out}/c", "--threads", "2"], True, PAGE),
+    "convert nii.gz plain": (["convert", "{src}", "-o", "{out}/c", "--threads", "1"], True, PAGE),
+    "convert nii": (["convert", "{src}", "-o", "{out}/c", "-f", "nii"], True, PAGE),
+    "convert batch": (["convert", "{batch}", "-o", "{out}/c", "--workers", "1"], True, None),
+    "mip png": (["mip", "{src}", "-o", "{out}/m.png"], False, 0),
+    "mip dicom": (["mip", "{src}", "-o", "{out}/m.dcm"], False, PAGE),
+    "mip nifti": (["mip", "{src}", "-o", "{out}/m.nii.gz"], False, 0),
+    "reslice dicom": (["reslice", "{src}", "--spacing", "3", "--format", "dcm", "-o", "{out}/series"], False, PAGE),
+    "reslice nifti": (["reslice", "{src}", "--spacing", "3", "-o", "{out}/r.nii.gz"], False, PAGE),
+    "reslice png": (["reslice", "{src}", "--plane", "coronal", "-o", "{out}/pictures"], True, PAGE),
+    "png": (["png", "{src}", "-o", "{out}/p", "--workers", "1"], True, PAGE),
+    "index csv": (["index", "{src}", "-o", "{out}/i.csv", "--workers", "1"], False, PAGE),
+    "index parquet": (["index", "{src}", "-o", "{out}/i.parquet", "--workers", "1"], False, PAGE),
+    "mesh stl": (["mesh", "{src}", "--level", "500", "-o", "{out}/m.stl"], False, PAGE),
+    "mesh ply": (["mesh", "{src}", "--level", "500", "-o", "{out}/m.ply"], False, PAGE),
+    "mesh obj": (["mesh", "{src}", "--level", "500", "-o", "{out}/m.obj"], False, PAGE),
+    "render png": (["render", "{src}", "--size", "64x64", "-o", "{out}/r.png"], False, 0),
+    "render gif": (["render", "{src}", "--size", "48x48", "--turntable", "2", "-o", "{out}/r.gif"], False, 0),
+    "render mp4": (["render", "{src}", "--mode", "mip", "--size", "48x48", "--turntable", "2", "-o", "{out}/r.mp4"], False, 0),
+    "sample": (["sample", "{out}/s", "--slices", "8", "--size", "64"], False, PAGE),
+}
+
+SMALL_DISK_BYTES = 4 * PAGE
+"""The small disk's size; a file of this size fills it first (see FULL_DISK: the room left)."""
+
+#: How a full disk is said: ENOSPC on a tmpfs or injected; EFBIG where the file-size limit stands in.
+FULL_DISK_WORDS = ("No space left on device", "File too large")
+
+
+@pytest.fixture(scope="module")
+def small_ct(tmp_path_factory) -> Path:
+    """The CT phantom, smaller (40 slices of 128 x 128, noisy): every writer once, quickly."""
+    import numpy as np
+    import pydicom
+
+    from volume.sample import write_sample_ct
+
+    folder = tmp_path_factory.mktemp("small") / "ct"
+    rng = np.random.default_rng(7)
+    for path in write_sample_ct(folder, slices=40, size=128):
+        ds = pydicom.dcmread(path)
+        noisy = ds.pixel_array.astype(np.int32) + rng.integers(-40, 41, size=ds.pixel_array.shape)
+        ds.PixelData = noisy.astype(np.int16).tobytes()
+        ds.save_as(path)
+    return folder
+
+
+def _namespace_prefix() -> list[str] | None:
+    """A command prefix under which a program may mount a tmpfs of its own (a private mount
+    namespace: as root, or in a user namespace), or None."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return None
+    for prefix in ([unshare, "-m", "--propagation", "private"], [unshare, "-r", "-m"]):
+        probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=4096 tmpfs /mnt 2>/dev/null || "
+                                "mount -t tmpfs -o size=4096 tmpfs \"$TMPDIR\""], capture_output=True,
+                               env={**os.environ, "TMPDIR": tempfile.mkdtemp()})
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
+def _expand(args: list[str], ct: Path, batch: Path, out: str) -> list[str]:
+    return [a.format(src=ct, batch=batch, out=out) for a in args]
+
+
+@pytest.fixture(scope="module")
+def full_disk_runs(small_ct, batch, tmp_path_factory, forks) -> dict[str, dict]:
+    """Every writer of FULL_DISK on a small tmpfs (each its own), in one mount namespace; where no
+    tmpfs can be mounted, ENOSPC injected at the first write into a temporary file (RLIMIT_FSIZE for
+    writers in C: VTK, ffmpeg, Arrow)."""
+    ct = small_ct
+    root = tmp_path_factory.mktemp("disks")
+    if forks.namespace is None:
+        return _injected_full_disk(ct, batch, root, forks)
+    # the batch's first series fits, the next ones do not
+    first = forks.run(["convert", batch / "s1", "-o", root / "first"], root / "first-run")
+    assert first.wait() == 0
+    room = sum(-(-p.stat().st_size // PAGE) * PAGE for p in on_disk(root / "first")) + PAGE
+    cases = []
+    for name, (args, _, free) in FULL_DISK.items():
+        cases.append({"name": name.replace(" ", "-"), "args": _expand(args, ct, batch, "{out}"),
+                      "size": SMALL_DISK_BYTES + (room if free is None else 0),
+                      "free": room if free is None else free})
+    results = {r["name"].replace("-", " "): r for r in forks.on_tmpfs(cases, root)}
+    for r in results.values():
+        r["how"] = "tmpfs"
+    return results
+
+
+def _injected_full_disk(ct: Path, batch: Path, root: Path, forks: ForkServer) -> dict[str, dict]:
+    in_c = ("mesh", "render mp4", "render webm", "index parquet")
+    results = {}
+    for name, (args, _, _) in FULL_DISK.items():
+        disk = root / name.replace(" ", "-")
+        trip = ({"kind": "fsize", "bytes": SMALL_DISK_BYTES} if name.startswith(in_c)
+                else {"kind": "enospc", "n": 4 if name == "convert batch" else 1})
+        job = forks.run(_expand(args, ct, batch, str(disk)), root / f"{disk.name}-run", trip=trip)
+        code = job.wait()
+        files = on_disk(disk)
+        results[name] = {"code": code, "stdout": job.stdout, "stderr": job.stderr, "temporaries": temporaries(disk),
+                         "files": {str(f): whole(f) for f in files}, "disk": str(disk), "how": "injected"}
+    return results
+
+
+@pytest.mark.parametrize("writer", list(FULL_DISK))
+def test_every_writer_on_a_full_disk(full_disk_runs, writer):
+    """Exit 1, a line per output that did not fit saying so and naming it, nothing partial left,
+    every file listed is whole (what fitted before the disk filled)."""
+    run = full_disk_runs[writer]
+    _, batch, _ = FULL_DISK[writer]
+    err = run["stderr"]
+    assert run["code"] == 1, f"exit {run['code']} ({run['how']}); stderr: {err!r}"
+    for bad in NEVER_ON_STDERR:
+        assert bad not in err, err
+    problems = [line for line in err.splitlines() if line.strip() and not line.startswith("volume: warning:")
+                and not line.startswith(("volume: converted", "volume: projected"))
+                and " written from " not in line]
+    assert problems, err
+    assert all(line.startswith("volume: ") and any(w in line for w in FULL_DISK_WORDS) for line in problems), problems
+    if not batch:
+        assert len(problems) == 1, problems
+        assert run["disk"] in problems[0], f"the line names the output: {problems[0]!r}"
+    assert run["temporaries"] == []
+    assert {f: why for f, why in run["files"].items() if why} == {}
+    listed = {line.strip() for line in run["stdout"].splitlines() if line.strip()}
+    assert listed <= set(run["files"]), listed - set(run["files"])
+    if writer == "convert batch" and run["how"] == "tmpfs":  # what fitted is there, whole and listed
+        assert any(name.endswith("1_series1.nii.gz") for name in listed), listed
