@@ -26,6 +26,8 @@ start-up of processes gets generous timeouts (a loaded 2-core machine).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -39,6 +41,8 @@ from pathlib import Path
 import pytest
 import synth
 from forked import TEMP_PREFIX, temporaries, whole
+
+from volume.cli import main
 
 HERE = Path(__file__).resolve().parent
 
@@ -632,3 +636,140 @@ def test_every_writer_on_a_full_disk(full_disk_runs, writer):
     assert listed <= set(run["files"]), listed - set(run["files"])
     if writer == "convert batch" and run["how"] == "tmpfs":  # what fitted is there, whole and listed
         assert any(name.endswith("1_series1.nii.gz") for name in listed), listed
+
+
+# --- output-path mistakes, in every command ----------------------------------------------------------
+
+#: Every command's output, given the output path ``out`` (a folder, or the folder a file goes in).
+OUTPUT_COMMANDS = {
+    "convert": lambda src, out: ["convert", src, "-o", out],
+    "convert report": lambda src, out: ["convert", src, "-o", out.parent.parent / "ok", "--report", out / "r.json"],
+    "mip picture": lambda src, out: ["mip", src, "-o", out / "m.png"],
+    "mip folder": lambda src, out: ["mip", src, "-o", out],
+    "mip dicom": lambda src, out: ["mip", src, "-o", out / "m.dcm"],
+    "mip turntable": lambda src, out: ["mip", src, "--turntable", "2", "-o", out / "t.gif"],
+    "reslice nifti": lambda src, out: ["reslice", src, "--spacing", "3", "-o", out / "r.nii.gz"],
+    "reslice dicom": lambda src, out: ["reslice", src, "--spacing", "3", "--format", "dcm", "-o", out / "series"],
+    "reslice pictures": lambda src, out: ["reslice", src, "--plane", "coronal", "-o", out],
+    "render": lambda src, out: ["render", src, "--size", "32x32", "-o", out / "r.png"],
+    "render movie": lambda src, out: ["render", src, "--size", "32x32", "--turntable", "2", "-o", out / "t.mp4"],
+    "mesh": lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.stl"],
+    "png": lambda src, out: ["png", src, "-o", out, "--workers", "1"],
+    "index": lambda src, out: ["index", src, "-o", out / "i.csv", "--workers", "1"],
+    "sample": lambda src, out: ["sample", out / "s", "--slices", "2", "--size", "8"],
+    "view screenshots": lambda src, out: ["view", src, "--screenshots", out],
+}
+
+
+def _file_on_the_way(tmp: Path) -> Path:
+    (tmp / "notes.txt").write_text("a file, not a folder")
+    return tmp / "notes.txt" / "out"
+
+
+def _broken_link_on_the_way(tmp: Path) -> Path:
+    (tmp / "gone").symlink_to(tmp / "nowhere" / "at-all")
+    return tmp / "gone" / "out"
+
+
+def _name_too_long(tmp: Path) -> Path:
+    return tmp / ("x" * 300) / "out"
+
+
+def _read_only(tmp: Path) -> Path:
+    folder = tmp / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    else:  # root writes through permissions: only a read-only file system stops it
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4096", "tmpfs", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip("as root, a read-only folder needs a read-only mount, which is not permitted here")
+    return folder / "out"
+
+
+MISTAKES = {"a file on the way": _file_on_the_way, "a broken link on the way": _broken_link_on_the_way,
+            "a name too long": _name_too_long, "a read-only folder": _read_only}
+
+
+@pytest.fixture
+def mistakes(tmp_path):
+    made: list[Path] = []
+
+    def make(kind: str) -> Path:
+        out = MISTAKES[kind](tmp_path)
+        made.append(out)
+        return out
+
+    yield make
+    for out in made:
+        if out.parent.name == "read-only":
+            subprocess.run(["umount", str(out.parent)], capture_output=True)
+            with contextlib.suppress(OSError):
+                out.parent.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", list(MISTAKES))
+@pytest.mark.parametrize("command", list(OUTPUT_COMMANDS))
+def test_every_command_refuses_an_output_path_mistake_in_one_line(small_ct, mistakes, capfd, monkeypatch, command, kind):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):  # view must never open a window
+        monkeypatch.delenv(var, raising=False)
+    out = mistakes(kind)
+    before = sorted(out.parents[1].rglob("*")) if out.parents[1].exists() else []
+    code = main([str(a) for a in OUTPUT_COMMANDS[command](small_ct, out)])
+    stdout, err = capfd.readouterr()
+    assert code == 2, f"exit {code}; stderr: {err!r}"
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("volume: warning:")]
+    assert len(lines) == 1 and lines[0].startswith("volume: "), err
+    assert "Traceback" not in err and "internal error" not in err
+    assert str(out.parent.name)[:40] in lines[0] or "screenshots" in lines[0], lines[0]  # names the output
+    after = sorted(out.parents[1].rglob("*")) if out.parents[1].exists() else []
+    assert after == before and stdout == ""  # nothing written, nothing listed
+
+
+# --- an input deleted during the run -------------------------------------------------------------------
+
+#: Commands reading the files of a folder (argv given the source and an output folder).
+READERS = {
+    "convert": lambda src, out: ["convert", src, "-o", out],
+    "mip": lambda src, out: ["mip", src, "-o", out],
+    "reslice": lambda src, out: ["reslice", src, "--spacing", "3", "-o", out / "r.nii.gz"],
+    "render": lambda src, out: ["render", src, "--size", "32x32", "-o", out / "r.png"],
+    "mesh": lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.stl"],
+    "png": lambda src, out: ["png", src, "-o", out, "--workers", "1"],
+    "index": lambda src, out: ["index", src, "-o", out / "i.csv", "--workers", "1"],
+}
+
+
+@pytest.mark.parametrize("command", list(READERS))
+def test_an_input_deleted_during_the_run_is_cannot_read_and_named(small_ct, tmp_path, capfd, monkeypatch, command):
+    """Each command lists or scans the files first, then one of them is deleted (another process,
+    a sync tool, a cleaning script): the message says it cannot *read* it and names it."""
+    src = tmp_path / "src"
+    shutil.copytree(small_ct, src)
+    victim = sorted(src.iterdir())[len(list(src.iterdir())) // 2]
+    import volume.cli.work.index as index_work
+    import volume.cli.work.inputs as inputs
+    import volume.cli.work.png as png_work
+
+    def then_delete(real):
+        def wrapped(*args, **kwargs):
+            result = real(*args, **kwargs)
+            if inspect.isgenerator(result):  # listed first, then deleted
+                result = list(result)
+            victim.unlink(missing_ok=True)
+            return result
+        return wrapped
+
+    monkeypatch.setattr(inputs, "scan", then_delete(inputs.scan))
+    monkeypatch.setattr(png_work, "plan_outputs", then_delete(png_work.plan_outputs))
+    monkeypatch.setattr(index_work, "iter_input_files", then_delete(index_work.iter_input_files))
+    out = tmp_path / "out"
+    code = main([str(a) for a in READERS[command](src, out)])
+    stdout, err = capfd.readouterr()
+    assert not victim.exists()
+    assert "Traceback" not in err and "internal error" not in err and "cannot write" not in err, err
+    assert "cannot read" in err and victim.name in err, err
+    assert code == (0 if command == "index" else 1), err  # index lists it among the skipped files
+    assert temporaries(out) == []
+    for f in on_disk(out):
+        assert whole(f) == "", f

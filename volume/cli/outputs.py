@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import UsageError
-from ..io.atomic import check_output_path
+from ..io.atomic import check_name, check_output_path
 
 FOLDER = "folder"
 """The kind of an ``-o`` that names a folder."""
@@ -75,7 +75,7 @@ def output_kind(out: str | os.PathLike[str], formats: Mapping[str, str], *, fold
         only, or an existing file where a folder is meant.
     """
     text = os.fspath(out)
-    path = Path(text)
+    path = check_name(text)
     listing = ", ".join(formats) if formats else ""
     if text.endswith(("/", os.sep)) or path.is_dir():
         if not folder:

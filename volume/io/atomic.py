@@ -41,7 +41,7 @@ re-raised naming the output."""
 PATH_ERRNOS = {
     errno.ENOTDIR: "a part of it is a file, not a folder",
     errno.EEXIST: "a part of it is a file (or a broken link), not a folder",
-    errno.ENOENT: "a folder on the way cannot be created (a broken link?)",
+    errno.ENOENT: "a folder on the way cannot be created",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
     errno.EROFS: "read-only file system",
@@ -148,13 +148,7 @@ def check_output_path(path: str | os.PathLike[str], *, folder: bool = False) -> 
     OutputPathError
         The output cannot be written there (a usage error: exit 2).
     """
-    p = Path(path)
-    longest = max((len(os.fsencode(part)) for part in p.parts), default=0)
-    if longest > NAME_MAX_GUESS and longest > _name_max(p):
-        raise OutputPathError(f"{p}: cannot write here: the name is too long ({longest} bytes, at most "
-                              f"{_name_max(p)}); choose a shorter one")
-    if len(os.fsencode(os.path.abspath(p))) >= _path_max():
-        raise OutputPathError(f"{p}: cannot write here: the path is too long; choose a shorter one")
+    p = check_name(path)
     base = p if folder and p.is_dir() else _existing_ancestor(p)
     if base.exists() and not base.is_dir():
         raise OutputPathError(f"{p}: cannot write here: {base} is a file, not a folder; choose another output")
@@ -164,6 +158,25 @@ def check_output_path(path: str | os.PathLike[str], *, folder: bool = False) -> 
         reason = "read-only file system" if _read_only(base) else "permission denied"
         raise OutputPathError(f"{p}: cannot write here: {base}: {reason}; choose another output")
     return p
+
+
+def check_name(path: str | os.PathLike[str]) -> Path:
+    """Refuse a path with a name longer than the file system allows (:class:`OutputPathError`):
+    checked before anything looks at the path (a stat of it fails with ENAMETOOLONG)."""
+    p = Path(path)
+    longest = max((len(os.fsencode(part)) for part in p.parts), default=0)
+    if longest > NAME_MAX_GUESS and longest > _name_max(p):
+        short = os.fspath(p) if len(os.fspath(p)) <= SHOWN_PATH_CHARS else os.fspath(p)[:SHOWN_PATH_CHARS] + "..."
+        raise OutputPathError(f"{short}: cannot write here: a name is too long ({longest} bytes, at most "
+                              f"{_name_max(p)}); choose a shorter one")
+    if len(os.fsencode(os.path.abspath(p))) >= _path_max():
+        raise OutputPathError(f"{os.fspath(p)[:SHOWN_PATH_CHARS]}...: cannot write here: the path is too long; "
+                              "choose a shorter one")
+    return p
+
+
+SHOWN_PATH_CHARS = 200
+"""A path longer than this is cut in a message (the message stays one readable line)."""
 
 
 def _name_max(path: Path) -> int:
@@ -191,7 +204,7 @@ def check_writable(path: str | os.PathLike[str], *, force: bool = False) -> Path
     """Refuse an output file before any work: :class:`OutputExistsError` when it exists and
     ``force`` is false (or is a folder); :class:`OutputPathError` when it cannot be written there
     (see :func:`check_output_path`)."""
-    p = Path(path)
+    p = check_name(path)
     if p.exists() and not force:
         raise OutputExistsError(f"{p}: exists already; use --force to overwrite")
     if p.is_dir():

@@ -19,9 +19,9 @@ def sample(out: Path, *, slices: int, size: int, force: bool) -> None:
     The files are written into a temporary folder beside ``out`` and moved into it once all are
     whole, so an interrupted or failed run leaves no half-written file.
     """
+    check_output_path(out, folder=True)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise OutputExistsError(f"{out}: exists and is not an empty folder; use --force to write into it")
-    check_output_path(out, folder=True)
     with temporary_folder(out) as tmp:
         written = write_sample_ct(tmp, slices=slices, size=size)
         make_folder(out)
