@@ -124,7 +124,7 @@ def _child(job: dict[str, Any]) -> int:
     sys.argv = ["volume", *job["args"]]
     from volume.cli.app import main
 
-    return main(list(job["args"]))
+    return main(list(job["args"]), as_program=True)
 
 
 def _announce_ready(marker: str) -> None:
@@ -147,9 +147,6 @@ def finish(code: int) -> None:
     import gc
     import threading
 
-    from volume import lifecycle
-
-    lifecycle.guard_exit()
     gc.freeze()
     try:
         threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx calls first

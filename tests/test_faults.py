@@ -255,6 +255,7 @@ WRITERS = {
 def test_stop_signals_at_every_point_of_every_writer(forks, ct, small_ct, tmp_path, writer):
     """Each point gets one of the three signals in turn: every writer sees each of them."""
     argv, points = WRITERS[writer]
+    _needs_extras(writer)
     src = ct if writer.startswith("nii") else small_ct
     for k, (point, signum) in enumerate(zip(points, SIGNALS, strict=True)):
         out = tmp_path / f"run{k}"
@@ -529,6 +530,16 @@ FULL_DISK = {
     "sample": (["sample", "{out}/s", "--slices", "8", "--size", "64"], False, PAGE),
 }
 
+#: Optional extras a case needs (the test skips without them; CI installs them all).
+EXTRAS = {"mp4": "imageio_ffmpeg", "movie": "imageio_ffmpeg", "parquet": "pyarrow"}
+
+
+def _needs_extras(case: str) -> None:
+    for word, module in EXTRAS.items():
+        if word in case:
+            pytest.importorskip(module, reason=f"{case} needs {module} (an optional extra)")
+
+
 SMALL_DISK_BYTES = 4 * PAGE
 """The small disk's size; a file of this size fills it first (see FULL_DISK: the room left)."""
 
@@ -616,6 +627,7 @@ def _injected_full_disk(ct: Path, batch: Path, root: Path, forks: ForkServer) ->
 def test_every_writer_on_a_full_disk(full_disk_runs, writer):
     """Exit 1, a line per output that did not fit saying so and naming it, nothing partial left,
     every file listed is whole (what fitted before the disk filled)."""
+    _needs_extras(writer)
     run = full_disk_runs[writer]
     _, batch, _ = FULL_DISK[writer]
     err = run["stderr"]
@@ -713,6 +725,7 @@ def mistakes(tmp_path):
 def test_every_command_refuses_an_output_path_mistake_in_one_line(small_ct, mistakes, capfd, monkeypatch, command, kind):
     for var in ("DISPLAY", "WAYLAND_DISPLAY"):  # view must never open a window
         monkeypatch.delenv(var, raising=False)
+    _needs_extras(command)
     out = mistakes(kind)
     before = sorted(out.parents[1].rglob("*")) if out.parents[1].exists() else []
     code = main([str(a) for a in OUTPUT_COMMANDS[command](small_ct, out)])

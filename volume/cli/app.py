@@ -267,12 +267,14 @@ def stop_line(signum: int) -> str:
     return f"interrupted{how}; nothing half-written was left"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, as_program: bool = False) -> int:
     """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`).
 
     SIGINT, SIGTERM and SIGHUP stop a command the same way (:mod:`volume.lifecycle`): it unwinds,
     removing its temporary files, prints one line and returns 130, 143 or 129; a command that
     does not end within :data:`volume.lifecycle.STOP_DEADLINE_S` of the signal is ended then.
+    The previous signal handlers are restored at the end, unless ``as_program`` (the process is
+    ending: a signal then no longer interrupts, but the process still ends within the deadline).
     """
     original = sys.stdout
     guard = _ReaderSafeStdout(original)
@@ -291,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
             code = lifecycle.exit_code(signum) if signum is not None else EXIT_INTERRUPTED
         guard.flush()
     finally:
-        restore()
+        if as_program:
+            lifecycle.guard_exit()
+        else:
+            restore()
         if sys.stdout is guard:
             sys.stdout = original
     if guard.closed_early:
@@ -400,7 +405,6 @@ def run() -> None:
     joined, ``atexit`` handlers run (worker pools, dask clients, temporary folders), output is
     flushed.
     """
-    code = main()
-    lifecycle.guard_exit()  # a stop signal now: the process still ends within the deadline
+    code = main(as_program=True)  # a stop signal from now on: the process still ends within the deadline
     gc.freeze()
     sys.exit(code)

@@ -138,7 +138,10 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
 
     try:
         size = os.path.getsize(path)
-    except FileNotFoundError:  # listed, then deleted or moved: an error naming it, not a skip
+    except FileNotFoundError:
+        if os.path.lexists(path):  # a broken link: skipped, as any file that is no image
+            raise NotAnImage("unreadable") from None
+        # listed, then deleted or moved: an error naming it, not a skip
         raise InputReadError(f"cannot read {os.fspath(path)}: deleted or moved during the run") from None
     except OSError:
         raise NotAnImage("unreadable") from None
