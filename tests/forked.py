@@ -24,6 +24,7 @@ A job may carry a *trip*, a fault planted in the child before the command runs:
   temporary file (any file whose path holds ``.volume-tmp-``, opened by Python code: NIfTI, the
   threaded gzip writer's own thread, PNG, DICOM, tables) sends ``signal`` to the process;
   ``slow_s`` makes every such write slower (a slow disk: queues fill, the main thread waits);
+  ``"stuck": true`` makes that write never end, swallowing every interrupt;
 * ``{"kind": "timer", "after_s": 0.05, "signal": 2}``: ``signal`` arrives ``after_s`` after the
   first temporary file is made (writers that write from C: VTK meshes, ffmpeg movies);
 * ``{"kind": "enospc", "n": 2}``: the n-th write into a temporary fails with ENOSPC, half its bytes
@@ -192,6 +193,18 @@ class _Tripped:
                 with contextlib.suppress(OSError):
                     self._fh.flush()
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if trip["count"] == trip["n"] and trip.get("stuck"):
+            # a write that will not end, and swallows the interrupt (a C call, a library catching
+            # everything): only the watchdog can end it
+            try:
+                _send(trip["signal"], self._log)
+            except BaseException:  # noqa: BLE001, S110 - the point of this fault
+                pass
+            while True:
+                try:
+                    time.sleep(0.05)
+                except BaseException:  # noqa: BLE001, S110
+                    pass
         if trip["count"] == trip["n"]:
             _send(trip["signal"], self._log)
         return self._fh.write(data)

@@ -290,6 +290,30 @@ def test_stop_signals_from_outside_at_any_moment(forks, ct, tmp_path, signum):
         assert_stopped(job, signum, out / "out", sent=sent)
 
 
+def test_a_second_signal_changes_nothing(forks, ct, tmp_path):
+    """The first signal decides (its code, its line); one sent while the job unwinds is ignored."""
+    out = tmp_path / "run"
+    job = forks.run(["convert", ct, "-o", out / "out"], out)
+    job.ready()
+    time.sleep(0.05)
+    sent = time.monotonic()
+    os.kill(job.pid, signal.SIGINT)
+    os.kill(job.pid, signal.SIGTERM)
+    os.kill(job.pid, signal.SIGINT)
+    assert_stopped(job, signal.SIGINT, out / "out", sent=sent)
+
+
+def test_a_job_stuck_after_the_signal_is_ended_by_the_watchdog(forks, ct, tmp_path):
+    """A write that will not end and swallows the interrupt: 1.5 s after the signal the watchdog
+    removes the temporary file, prints the line and ends the process with the signal's code."""
+    out = tmp_path / "run"
+    job = forks.run(["convert", ct, "-o", out / "out", "--threads", "1"], out,
+                    trip={"kind": "write", "n": 2, "signal": int(signal.SIGTERM), "stuck": True})
+    assert_stopped(job, signal.SIGTERM, out / "out")
+    assert job.code == 128 + signal.SIGTERM
+    assert job.ended - job.tripped_at >= 1.0  # (the watchdog, not the unwinding, ended it)
+
+
 def test_a_signal_that_is_ignored_stays_ignored(forks, ct, tmp_path):
     """``nohup`` ignores SIGHUP for its command: a SIGHUP in the middle of the write changes nothing."""
     out = tmp_path / "run"
