@@ -26,7 +26,7 @@ from typing import Any
 
 from .bids import Header, read_header
 from .series import Stack
-from .siemens import ascconv
+from .siemens import ascconv, parse_ascconv, protocol_number
 from .values import to_float, to_str
 
 #: Standard and private elements read here beyond the scan (tag, VR): the fast reader and pydicom
@@ -98,6 +98,13 @@ SPIN_ECHO_NAMES = r"(epse|ep_b|ep2d_diff|tse|spc|se\d|tir|haste|fse|3dfse|blade|
 
 DIFFUSION_NAMES = r"\*?(ep_b|ep2d_diff|re_b|epse_b)"
 """Siemens sequence names of diffusion sequences (``*ep_b0``, ``*ep_b1000#4``)."""
+
+SIEMENS_XA_PROTOCOL = (0x00211019, "OB")
+"""Siemens XA's protocol (ASCCONV) where older versions kept it in the CSA series header."""
+
+SHIM_KEYS = tuple([f"sGRADSPEC.asGPAData[0].lOffset{a}" for a in "XYZ"]
+                  + [f"sGRADSPEC.alShimCurrent[{i}]" for i in range(5)])
+"""The Siemens protocol's shim settings (gradient offsets, then the 2nd-order shim currents)."""
 
 SOURCEDATA, OMIT = "sourcedata", "omit"
 """The destinations that are not a BIDS datatype: converted into ``sourcedata/``, or left out
@@ -178,6 +185,7 @@ class Facts:
     time_of_flight: bool = False
     acquired: float | None = None
     manufacturer: str = ""
+    shim: tuple[float, ...] | None = None
     # the session's: filled by session_facts
     order: int = 0
     echoes: int = 1
@@ -193,6 +201,12 @@ class Facts:
     sbref_for: int | None = None
     same_pe_dwi_follows: bool = False
     sidecar: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def series(self) -> tuple[str, int | None]:
+        """The series the stack belongs to: its SeriesInstanceUID and number (exports that give one
+        UID to several numbered series hold separate series, as the scan reads them)."""
+        return (self.series_uid, self.series_number)
 
     @property
     def words(self) -> frozenset[str]:
@@ -307,6 +321,25 @@ def _asl(h: Header | None, words: frozenset[str], name: str, protocol_file: str)
     return "ASL" if re.search(r"asl", seq) else ""
 
 
+def _siemens_protocol(h: Header | None) -> dict[str, str]:
+    """The Siemens protocol (ASCCONV): the CSA series header, else XA's (0021,1019)."""
+    if h is None:
+        return {}
+    protocol = ascconv(h.ds)
+    if protocol:
+        return protocol
+    raw = h.raw(*SIEMENS_XA_PROTOCOL)
+    return parse_ascconv(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else {}
+
+
+def _shim(protocol: Mapping[str, str]) -> tuple[float, ...] | None:
+    """The shim settings of :data:`SHIM_KEYS` (absent ones 0, as the protocol omits zeros), None
+    when the protocol names none."""
+    if not any(key in protocol for key in SHIM_KEYS):
+        return None
+    return tuple(protocol_number(protocol, key, 0.0) or 0.0 for key in SHIM_KEYS)
+
+
 def _bvalues(stack: Stack) -> tuple[float, ...] | None:
     """The b-value of each volume (s/mm2), None unless every volume has one."""
     if stack.problem or not stack.frames:
@@ -332,8 +365,8 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
                   or _raw(h, "GEPulseSequenceName"))
     technique = to_str(_raw(h, "PhilipsScanningTechnique"))
     words = frozenset(w for v in image_type for w in re.split(r"[ _]", v) if w)
-    protocol_file = (ascconv(h.ds).get("tSequenceFileName", "") if h is not None and
-                     "SIEMENS" in str(acq.get("Manufacturer", "")).upper() else "")
+    siemens = _siemens_protocol(h) if "SIEMENS" in str(acq.get("Manufacturer", "")).upper() else {}
+    protocol_file = siemens.get("tSequenceFileName", "")
     te = to_float(_acquisition(acq, h, "EchoTime"))
     if te is None and sidecar.get("EchoTime") is not None:
         te = float(sidecar["EchoTime"]) * 1000.0
@@ -365,7 +398,7 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
         acquisition_contrast=to_str(_raw(h, "AcquisitionContrast")).upper(),
         time_of_flight=to_str(_raw(h, "TimeOfFlightContrast")).upper() == "YES",
         acquired=min((f.acquisition_time for f in stack.frames if f.acquisition_time is not None), default=None),
-        manufacturer=str(acq.get("Manufacturer", "")), sidecar=dict(sidecar),
+        manufacturer=str(acq.get("Manufacturer", "")), shim=_shim(siemens), sidecar=dict(sidecar),
     )
 
 
@@ -387,7 +420,7 @@ def acquisition_order(facts: Sequence[Facts]) -> list[Facts]:
 def _same_acquisition(a: Facts, b: Facts) -> bool:
     """Two stacks of one acquisition: one series, or the magnitude and phase series a scanner
     writes separately for one protocol (same grid, same protocol name, numbers a few apart)."""
-    if a.series_uid == b.series_uid:
+    if a.series == b.series:
         return True
     close = (a.series_number is not None and b.series_number is not None
              and abs(a.series_number - b.series_number) <= 2)
@@ -402,7 +435,7 @@ def session_facts(facts: Sequence[Facts]) -> list[Facts]:
     for f in facts:
         group = [g for g in facts if g.modality == "MR" and not g.problem and _same_acquisition(f, g)]
         same_part = [g for g in group if g.component == f.component and g.grid == f.grid
-                     and g.series_uid == f.series_uid and g.echo_time]
+                     and g.series == f.series and g.echo_time]
         times = tuple(sorted({round(g.echo_time, 3) for g in same_part}))  # type: ignore[arg-type]
         echo_rank = times.index(round(f.echo_time, 3)) + 1 if f.echo_time and round(f.echo_time, 3) in times else 1
         phases = [g for g in group if g.component == "phase" and g.grid == f.grid and not g.epi]
@@ -416,7 +449,7 @@ def session_facts(facts: Sequence[Facts]) -> list[Facts]:
             has_phase=any(g.component == "phase" for g in group),
             has_magnitude=any(g.component == "mag" for g in group if g.grid == f.grid),
             hz_partner=any((g.units.upper() == "HZ" or g.field_map_frames) for g in group
-                           if g.series_uid == f.series_uid and g.index != f.index),
+                           if g.series == f.series and g.index != f.index),
             phase_partner=bool(phases) and f.component != "phase",
             magnitude_echo_times=tuple(sorted(magnitudes)),
             inversions=max(1, len(protocol_tis)),
@@ -732,11 +765,11 @@ def check_rules(rules: Sequence[Rule] = RULES, predicates: Mapping[str, Any] = P
     return problems
 
 
-def by_series(facts: Iterable[Facts]) -> dict[str, list[Facts]]:
+def by_series(facts: Iterable[Facts]) -> dict[tuple[str, int | None], list[Facts]]:
     """Facts grouped by SeriesInstanceUID, in the input order."""
-    out: dict[str, list[Facts]] = defaultdict(list)
+    out: dict[tuple[str, int | None], list[Facts]] = defaultdict(list)
     for f in facts:
-        out[f.series_uid].append(f)
+        out[f.series].append(f)
     return dict(out)
 
 
