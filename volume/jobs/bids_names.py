@@ -46,8 +46,13 @@ _PART_SUFFIXES = {"phasediff", "phase1", "phase2", "magnitude1", "magnitude2", "
 
 
 def task_label(description: str) -> tuple[str, str]:
-    """``(label, TaskName)`` from a description: ``rest`` when it says rest, else its words that
-    do not name the acquisition (``EPI``, ``bold``, ``MB4``, ``AP``...), else ``unknown``."""
+    """``(label, TaskName)`` from a description: the word after ``task`` (``task-nback``), ``rest``
+    when it says rest, else its words that do not name the acquisition (``EPI``, ``bold``, ``MB4``,
+    ``AP``...), else ``unknown``."""
+    named = re.search(r"(?<![a-z])task[-_ ]?([a-z0-9]+)", description, re.IGNORECASE)
+    if named and not named.group(1).isdigit():  # ReproIn's "func-bold_task-nback_run-1"
+        label = sanitize_label(named.group(1)).lower()
+        return label, named.group(1)
     words = [w for w in re.split(r"[^A-Za-z0-9]+", description) if w]
     if any(re.search(r"rest|rsfmri|(?<![a-z])rs(?![a-z])", w, re.IGNORECASE) for w in words):
         return REST, REST
@@ -154,40 +159,45 @@ def set_reconstructions(items: Sequence[Any]) -> None:
             m.entities["rec"] = sanitize_label("".join(words)).lower() or "default"
 
 
-def _protocol_key(f: Facts) -> tuple[Any, ...]:
+def _protocol_key(item: Any) -> tuple[Any, ...]:
+    """What makes two acquisitions different protocols: grid, orientation, TR, 2D or 3D (the
+    description alone does not: slice orders, phase-encoding words)."""
+    f = item.facts
     tr = round(f.repetition_time, 2) if f.repetition_time else None
-    return ((f.protocol or f.description).casefold(), f.grid, tr, f.acquisition_type)
+    return (f.grid, item.stack.orientation, tr, f.acquisition_type)
 
 
 def set_acquisitions(items: Sequence[Any]) -> None:
     """``acq-`` where files of one name come from different protocols (a sagittal 3D T1 and an
-    axial 2D T1): the description's letters and digits; where descriptions are equal, what differs
-    (plane, 2D/3D, matrix)."""
+    axial 2D T1; a spin-echo field-map pair and a diffusion b=0 pair): the description's letters and
+    digits (of the protocol's first stack); where those are equal, what differs (2D/3D, matrix,
+    TR, else a number)."""
     groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
     for item in items:
         if takes(item, "acq") and "acq" not in item.entities:
-            groups[_key(item, ("run",))].append(item)
+            groups[_key(item, ("run", "dir", "echo", "part"))].append(item)
     for members in groups.values():
-        keys = {_protocol_key(m.facts) for m in members}
+        keys = list(dict.fromkeys(_protocol_key(m) for m in sorted(members, key=lambda m: m.facts.order)))
         if len(keys) < 2:
             continue
-        labels = {k: sanitize_label(k[0]) for k in keys}
+        first = {k: next(m for m in sorted(members, key=lambda m: m.facts.order) if _protocol_key(m) == k)
+                 for k in keys}
+        labels = {k: sanitize_label(first[k].facts.description or first[k].facts.protocol).lower() for k in keys}
         if len(set(labels.values())) < len(keys):
             labels = {k: labels[k] + _distinguish(k, keys) for k in keys}
         for m in members:
-            m.entities["acq"] = labels[_protocol_key(m.facts)] or "unnamed"
+            m.entities["acq"] = labels[_protocol_key(m)] or "unnamed"
 
 
-def _distinguish(key: tuple[Any, ...], keys: set[tuple[Any, ...]]) -> str:
-    rows, cols, slices, spacing = key[1]
-    same = [k for k in keys if sanitize_label(k[0]) == sanitize_label(key[0])]
-    if len({k[3] for k in same}) > 1:
-        return key[3].lower()
-    if len({k[1][:3] for k in same}) > 1:
-        return f"{cols}x{rows}x{slices}"
-    if len({k[2] for k in same}) > 1:
-        return f"tr{int(round((key[2] or 0) * 1000))}"
-    return f"{sorted(same).index(key) + 1}"
+def _distinguish(key: tuple[Any, ...], keys: Sequence[tuple[Any, ...]]) -> str:
+    grid, orientation, tr, kind = key
+    if len({k[3] for k in keys}) > 1:
+        return kind.lower()
+    if len({k[0][:3] for k in keys}) > 1:
+        return f"{grid[1]}x{grid[0]}x{grid[2]}"
+    if len({k[2] for k in keys}) > 1:
+        return f"tr{int(round((tr or 0) * 1000))}"
+    return str(list(keys).index(key) + 1)
 
 
 def set_runs(items: Sequence[Any]) -> None:
