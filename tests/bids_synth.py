@@ -8,6 +8,7 @@ The phase-encoding polarity and the readout are written as Siemens XA does (priv
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ def mr_series(folder: str | Path, *, number: int, description: str = "", volumes
             return {**tags, "InstanceNumber": t * n + k + 1}
 
         info = write_series(folder, shape=shape, iop=iop, series_number=number, description=description,
-                            series_uid=uid, study_uid=STUDY_UID, extra=per_slice, seed=number * 1000 + (echo or 0) * 100 + t,
+                            series_uid=uid, study_uid=STUDY_UID, extra=per_slice, seed=zlib.crc32(f"{uid} {te} {image_type} {t}".encode()),
                             instance_numbers="none")
         if ped is not None:
             _phase_encoding(info.paths, ped)

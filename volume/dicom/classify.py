@@ -36,7 +36,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "ContrastBolusAgent": (0x00180010, "LO"),
     "PulseSequenceName": (0x00189005, "SH"),
     "EchoPulseSequence": (0x00189008, "CS"),
-    "TimeOfFlightContrast": (0x00189010, "CS"),
+    "TimeOfFlightContrast": (0x00189015, "CS"),
     "EchoPlanarPulseSequence": (0x00189018, "CS"),
     "AcquisitionContrast": (0x00089209, "CS"),
     "ComplexImageComponent": (0x00089208, "CS"),
