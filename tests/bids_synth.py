@@ -98,11 +98,11 @@ def t2w(folder: Path, number: int, description: str = "t2_tse_tra", **kw: Any) -
 
 
 def bold(folder: Path, number: int, description: str = "rest_bold", volumes: int = 3, ped: str = "j-",
-         **kw: Any) -> str:
+         te: float = 30.0, **kw: Any) -> str:
     """A gradient-echo EPI run: TE 30 ms, TR 2 s."""
     return mr_series(folder, number=number, description=description, volumes=volumes, sequence="EP", variant="SK",
-                     name="epfid2d1_8", te=30.0, tr=2000.0, flip=75.0, ped=ped,
-                     image_type=("ORIGINAL", "PRIMARY", "M", "ND"), **kw)
+                     name="epfid2d1_8", te=te, tr=2000.0, flip=75.0, ped=ped,
+                     **{"image_type": ("ORIGINAL", "PRIMARY", "M", "ND"), **kw})
 
 
 def se_epi(folder: Path, number: int, ped: str, description: str = "SpinEchoFieldMap", volumes: int = 2,

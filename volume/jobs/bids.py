@@ -46,7 +46,7 @@ from .bids_names import (
     takes,
     task_label,
 )
-from .bids_spec import BIDS_VERSION, check_entities, file_stem, sanitize_label
+from .bids_spec import BIDS_VERSION, check_entities, file_stem, missing_fields, sanitize_label
 from .convert import (
     CONVERTED,
     EXISTING,
@@ -75,6 +75,13 @@ without ``keep_phi``: the brief of issue 22, no acquisition time leaves by defau
 
 ZERO_IS_ABSENT = ("InversionTime",)
 """Header times whose 0 means "none" (BIDS requires them above 0): left out of the sidecar."""
+
+ADDED_HERE = ("TaskName", "Units")
+"""Required fields this module writes itself: TaskName (from the description), Units of a phase
+image (:data:`PHASE_UNITS_WRITTEN`)."""
+
+PHASE_UNITS_WRITTEN = "arbitrary"
+"""Units of a ``part-phase`` image: the scanner's integer phase scale, not converted to radians."""
 
 MS = 1e-3
 """DICOM times are ms, BIDS's seconds."""
@@ -266,6 +273,10 @@ def _decide(stack: Stack, facts: Facts, sidecar: Mapping[str, Any], config: Conf
     rule: ConfigRule | None = None
     if config is not None and decision.datatype != OMIT:
         rule = config.first_match(_config_values(facts, sidecar, decision))
+    if rule is not None and not rule.datatype:
+        return BidsItem(stack, facts, f"{decision.rule} + config: {rule.name}", decision.datatype, decision.suffix,
+                        {**decision.entities, **rule.entities}, sidecar=dict(rule.sidecar),
+                        aslcontext=rule.aslcontext, guess=guess)
     if rule is not None:
         item = BidsItem(stack, facts, f"config: {rule.name}", rule.datatype, rule.suffix, dict(rule.entities),
                         sidecar=dict(rule.sidecar), aslcontext=rule.aslcontext, guess=guess)
@@ -330,7 +341,7 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
     """Why the item cannot be what it was classified as (a field BIDS requires is not in the
     files), or ""; fills what the files give by a named rule (EchoTime1/2 of a phase difference
     from its magnitude echoes)."""
-    f, sc = item.facts, {**item.facts.sidecar, **item.sidecar}
+    f, sc = item.facts, {**item.facts.sidecar, **item.sidecar, "TaskName": "from the description"}
     if item.datatype == "anat" and f.volumes > 1:
         return "BIDS anat images are 3D; this stack has several volumes"
     if item.datatype == "func" and item.suffix == "bold" and not sc.get("RepetitionTime") and "VolumeTiming" not in sc:
@@ -363,6 +374,11 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
         return "no b-values for .bval/.bvec"
     if item.datatype == "perf":
         return _asl_requirements(item, sc)
+    missing = [k for k in missing_fields(item.suffix, item.entities, sc) if k not in ADDED_HERE]
+    if missing:
+        return (f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the files (BIDS requires "
+                f"{'it' if len(missing) == 1 else 'them'} of {item.suffix}; a --config rule's sidecar can give "
+                f"{'it' if len(missing) == 1 else 'them'})")
     return ""
 
 
@@ -438,6 +454,31 @@ def _name(items: Sequence[BidsItem], plan_root: str, subject: str, session: str 
         item.path = "" if item.datatype == OMIT else f"sourcedata/{folder}/{stem}"
 
 
+def _entity_requirements(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
+    """What the entities require: Units of a phase image (written, :data:`PHASE_UNITS_WRITTEN`),
+    EchoTime with echo-, InversionTime with inv- (a file that lacks one goes to sourcedata/)."""
+    for item in items:
+        if not item.is_bids:
+            continue
+        if item.entities.get("part") == "phase" and not item.facts.sidecar.get("Units"):
+            item.sidecar["Units"] = PHASE_UNITS_WRITTEN
+            item.notes.append("Units arbitrary: the scanner's phase values, not converted to radians")
+        missing = missing_fields(item.suffix, item.entities, {**_planned_fields(item), **item.sidecar})
+        if missing:
+            _to_sourcedata(item, f"{', '.join(missing)} not in the files (BIDS requires "
+                                 f"{'it' if len(missing) == 1 else 'them'} with {item.path.rsplit('_', 1)[0]})")
+            item.path = f"sourcedata/sub-{subject}" + (f"/ses-{session}" if session else "") + \
+                f"/{_fallback_stem(item)}"
+
+
+def _planned_fields(item: BidsItem) -> dict[str, Any]:
+    return dict(item.facts.sidecar)
+
+
+def _fallback_stem(item: BidsItem) -> str:
+    return plan_names([item.stack])[0]
+
+
 # --- field maps --------------------------------------------------------------------------------
 
 
@@ -485,7 +526,7 @@ def _eligible(group: Sequence[BidsItem], target: BidsItem) -> bool:
 
 def _family(group: Sequence[BidsItem]) -> str:
     """The datatype a field map serves first: ``dwi`` for b=0 references of a diffusion sequence."""
-    return "dwi" if group[0].rule == "dwi-b0-epi" else "func"
+    return "dwi" if group[0].rule.startswith("dwi-b0-epi") else "func"
 
 
 def _preference(group: Sequence[BidsItem], target: BidsItem) -> tuple[int, int]:
@@ -592,6 +633,7 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
                 _to_sourcedata(item, why)
     _group_consistency(items)
     _name(items, os.fspath(root), subject, session)
+    _entity_requirements(items, subject, session)
     link_fieldmaps(items, subject, session)
     for item in items:
         _finish_sidecar(item, keep_phi)

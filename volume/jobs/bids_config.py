@@ -11,7 +11,9 @@ A file holds (JSON, or TOML with the same keys)::
                 "sidecar": {"TaskName": "resting state"}}]}
 
 The first rule whose every ``match`` key matches decides (see :func:`match_value`); stacks no rule
-matches get the classifier's guess. ``datatype: "sourcedata"`` sends a stack to ``sourcedata/``.
+matches get the classifier's guess. ``datatype: "sourcedata"`` sends a stack to ``sourcedata/``;
+a rule without ``datatype`` and ``suffix`` keeps the guess and adds its ``entities`` and
+``sidecar`` fields (match ``Rule``, the classifier's rule name, to complete what it decided).
 A rule's ``sidecar`` fields go into the stack's JSON sidecar (what the files lack, such as ASL's
 labelling parameters), ``aslcontext`` lists the volume types of an ASL series.
 """
@@ -150,6 +152,9 @@ def _rule(raw: Any, k: int, where: str) -> ConfigRule:
         raise UsageError(f"{at}: aslcontext values must be {', '.join(ASL_VOLUME_TYPES)}; got {', '.join(bad)}")
     if datatype == "sourcedata":
         return ConfigRule(name, dict(match), datatype)
+    if not datatype and not suffix:  # refines the guess: its entities and sidecar fields are added
+        values = {str(key): entity_value(str(key), value) for key, value in entities.items()}
+        return ConfigRule(name, dict(match), "", "", values, dict(sidecar), aslcontext)
     if datatype not in FILES:
         raise UsageError(f"{at}: datatype must be one of {', '.join(FILES)} or sourcedata, got {datatype!r}")
     if any(key in ("sub", "ses") for key in entities):

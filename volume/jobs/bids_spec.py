@@ -75,6 +75,39 @@ FILES: Mapping[str, Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "perf": _files("asl m0scan", _PERF),
 }
 
+#: Sidecar fields BIDS requires of a suffix (``rules/sidecars``: qmri, fmap, func, asl), whatever its datatype.
+REQUIRED_BY_SUFFIX: Mapping[str, tuple[str, ...]] = {
+    "MP2RAGE": ("FlipAngle", "InversionTime", "RepetitionTimeExcitation", "RepetitionTimePreparation", "NumberShots",
+                "MagneticFieldStrength"),
+    "MEGRE": ("EchoTime",), "MESE": ("EchoTime",), "IRT1": ("InversionTime",), "MTR": ("MTState",),
+    "VFA": ("FlipAngle", "PulseSequenceType", "RepetitionTimeExcitation"),
+    "MTS": ("FlipAngle", "MTState", "RepetitionTimeExcitation"), "MPM": ("FlipAngle", "MTState", "RepetitionTimeExcitation"),
+    "TB1DAM": ("FlipAngle",), "TB1EPI": ("EchoTime", "FlipAngle", "TotalReadoutTime", "MixingTime"),
+    "TB1AFI": ("RepetitionTimeExcitation",),
+    "TB1SRGE": ("FlipAngle", "InversionTime", "RepetitionTimeExcitation", "RepetitionTimePreparation", "NumberShots"),
+    "phasediff": ("EchoTime1", "EchoTime2"), "phase1": ("EchoTime",), "phase2": ("EchoTime",), "fieldmap": ("Units",),
+    "epi": ("PhaseEncodingDirection",), "bold": ("TaskName",), "m0scan": ("RepetitionTimePreparation",),
+}
+
+#: Sidecar fields BIDS requires when a file name holds an entity (``rules/sidecars/entity_rules``).
+REQUIRED_BY_ENTITY: Mapping[str, tuple[str, ...]] = {
+    "echo": ("EchoTime",), "flip": ("FlipAngle",), "inv": ("InversionTime",), "mt": ("MTState",),
+}
+
+PHASE_UNITS = ("rad", "arbitrary")
+"""The Units BIDS accepts for ``part-phase`` (required there)."""
+
+
+def missing_fields(suffix: str, entities: Mapping[str, str], sidecar: Mapping[str, object]) -> list[str]:
+    """Fields BIDS requires of a file with this suffix and these entities that ``sidecar`` lacks."""
+    wanted = list(REQUIRED_BY_SUFFIX.get(suffix, ()))
+    for key in entities:
+        wanted += [f for f in REQUIRED_BY_ENTITY.get(key, ()) if f not in wanted]
+    if entities.get("part") == "phase":
+        wanted.append("Units")
+    return [f for f in wanted if sidecar.get(f) in (None, "")]
+
+
 EXTENSIONS = {"dwi": (".bval", ".bvec")}
 """Files beside the image and its sidecar, by suffix."""
 
@@ -136,4 +169,5 @@ def file_stem(entities: Mapping[str, str], suffix: str) -> str:
 
 
 __all__ = ["BIDS_VERSION", "ENTITIES", "ENTITY_ORDER", "EXTENSIONS", "FILES", "INDEX_ENTITIES", "PART_VALUES",
-           "check_entities", "entity_value", "file_stem", "sanitize_label"]
+           "PHASE_UNITS", "REQUIRED_BY_ENTITY", "REQUIRED_BY_SUFFIX", "check_entities", "entity_value", "file_stem",
+           "missing_fields", "sanitize_label"]
