@@ -692,7 +692,7 @@ def _write_item(item: BidsItem, root: Path, options: ConvertOptions, force: bool
     present = [p for p in wanted if p.exists()]
     own = not present or _existing_key(wanted[1] if len(wanted) > 1 else wanted[0]) == item.sidecar.get(SOURCE_KEY)
     if present and not own and not force:
-        return BidsResult(item.stack.id, item.path, SKIPPED, existing_message(present[0]))
+        return BidsResult(item.stack.id, item.path, SKIPPED, message=existing_message(present[0]))
     run_options = ConvertOptions(**{**asdict(options), "force": force, "skip_existing": not force})
     result = convert_stack(item.stack, folder, run_options, name=name, progress=progress,
                            sidecar_extra=item.sidecar)
