@@ -33,7 +33,7 @@ from ..dicom.loader import Scan, scan
 from ..dicom.series import Stack
 from ..errors import EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, NoDicomError, UsageError
 from ..io.bids_dataset import create_json, create_text, dataset_lock, merge_tsv
-from ..phi import uid_key
+from ..phi import WITHHELD_FROM_DATASETS, uid_key
 from .bids_config import Config, ConfigRule, load_config
 from .bids_names import (
     direction_label,
@@ -69,9 +69,9 @@ ASL_REQUIRED = ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSupp
 """Sidecar fields BIDS requires of every ASL series (plus LabelingDuration for (P)CASL and
 BolusCutOffFlag for PASL), mostly absent from DICOM: a configuration gives them."""
 
-WITHHELD = ("AcquisitionTime",)
+WITHHELD = WITHHELD_FROM_DATASETS
 """Sidecar fields ``volume convert`` writes that a BIDS dataset (made to be shared) leaves out
-without ``keep_phi``: the brief of issue 22, no acquisition time leaves by default."""
+without ``keep_phi`` (:data:`volume.phi.WITHHELD_FROM_DATASETS`)."""
 
 ZERO_IS_ABSENT = ("InversionTime",)
 """Header times whose 0 means "none" (BIDS requires them above 0): left out of the sidecar."""
