@@ -20,7 +20,7 @@ from synth import write_series
 
 import volume
 from volume.dicom.bids import sidecar_fields
-from volume.dicom.classify import RULES, check_rules, classify, session_facts, stack_facts
+from volume.dicom.classify import RULES, check_rules, classify, rules_table, session_facts, stack_facts
 
 ASCCONV_TE = b"### ASCCONV BEGIN ###\nalTE[0] = 4920\nalTE[1] = 7380\n### ASCCONV END ###\n"
 
@@ -253,3 +253,9 @@ def test_description_breaks_ties_only(tmp_path):
     found = decisions(tmp_path)
     assert found["6"][1:] == ("fmap", "epi")
     assert found["7"][1:] == ("func", "bold")
+
+
+def test_docs_show_the_rules_table_as_the_code_holds_it():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "bids.md").read_text(encoding="utf-8")
+    shown = text.split("<!-- rules-table -->\n", 1)[1].split("\n<!-- /rules-table -->", 1)[0]
+    assert shown.splitlines() == rules_table()

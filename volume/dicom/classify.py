@@ -765,6 +765,17 @@ def check_rules(rules: Sequence[Rule] = RULES, predicates: Mapping[str, Any] = P
     return problems
 
 
+def rules_table(rules: Sequence[Rule] = RULES) -> list[str]:
+    """The rules as Markdown table rows (``docs/bids.md`` shows them: a test keeps the two equal)."""
+    rows = ["| # | rule | conditions | goes to | why |", "|---|---|---|---|---|"]
+    for k, rule in enumerate(rules, 1):
+        conditions = ", ".join(name if value else f"not {name}" for name, value in rule.when.items()) or "(always)"
+        where = rule.datatype if rule.datatype in (SOURCEDATA, OMIT) else f"{rule.datatype}/{rule.suffix}"
+        where += "".join(f" {e}-" for e in rule.entities)
+        rows.append(f"| {k} | `{rule.name}` | {conditions} | {where} | {rule.why} |")
+    return rows
+
+
 def by_series(facts: Iterable[Facts]) -> dict[tuple[str, int | None], list[Facts]]:
     """Facts grouped by SeriesInstanceUID, in the input order."""
     out: dict[tuple[str, int | None], list[Facts]] = defaultdict(list)
@@ -774,4 +785,4 @@ def by_series(facts: Iterable[Facts]) -> dict[tuple[str, int | None], list[Facts
 
 
 __all__ = ["OMIT", "PREDICATES", "RULES", "SOURCEDATA", "Decision", "Facts", "Rule", "acquisition_order",
-           "by_series", "check_rules", "classify", "matches", "session_facts", "stack_facts"]
+           "by_series", "check_rules", "classify", "matches", "rules_table", "session_facts", "stack_facts"]

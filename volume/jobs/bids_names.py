@@ -167,6 +167,16 @@ def _protocol_key(item: Any) -> tuple[Any, ...]:
     return (f.grid, item.stack.orientation, tr, f.acquisition_type)
 
 
+_DIRECTION_WORDS = re.compile(r"^(ap|pa|lr|rl|si|is|dir|pe|[ap]2[ap]|[lr]2[lr])$", re.IGNORECASE)
+
+
+def acquisition_label(description: str) -> str:
+    """An ``acq-`` label from a description: its letters and digits, lower case, without the
+    words naming a phase-encoding direction (``dir-`` says that)."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", description) if w and not _DIRECTION_WORDS.match(w)]
+    return sanitize_label("".join(words)).lower()
+
+
 def set_acquisitions(items: Sequence[Any]) -> None:
     """``acq-`` where files of one name come from different protocols (a sagittal 3D T1 and an
     axial 2D T1; a spin-echo field-map pair and a diffusion b=0 pair): the description's letters and
@@ -182,7 +192,7 @@ def set_acquisitions(items: Sequence[Any]) -> None:
             continue
         first = {k: next(m for m in sorted(members, key=lambda m: m.facts.order) if _protocol_key(m) == k)
                  for k in keys}
-        labels = {k: sanitize_label(first[k].facts.description or first[k].facts.protocol).lower() for k in keys}
+        labels = {k: acquisition_label(first[k].facts.description or first[k].facts.protocol) for k in keys}
         if len(set(labels.values())) < len(keys):
             labels = {k: labels[k] + _distinguish(k, keys) for k in keys}
         for m in members:
