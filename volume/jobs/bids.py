@@ -22,7 +22,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ WITHHELD = WITHHELD_FROM_DATASETS
 """Sidecar fields ``volume convert`` writes that a BIDS dataset (made to be shared) leaves out
 without ``keep_phi`` (:data:`volume.phi.WITHHELD_FROM_DATASETS`)."""
 
-ZERO_IS_ABSENT = ("InversionTime",)
+ZERO_IS_ABSENT = ("InversionTime", "EchoTime", "RepetitionTime", "FlipAngle")
 """Header times whose 0 means "none" (BIDS requires them above 0): left out of the sidecar."""
 
 ADDED_HERE = ("TaskName", "Units")
@@ -421,8 +421,8 @@ def _group_consistency(items: Sequence[BidsItem]) -> None:
                 _to_sourcedata(item, "magnitude images of a field map whose phase is not in the dataset")
 
 
-def _name(items: Sequence[BidsItem], plan_root: str, subject: str, session: str | None) -> None:
-    """Entities and paths: BIDS items by their entities, the others under sourcedata/."""
+def _name(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
+    """Entities and paths of the BIDS items (the others get theirs in :func:`plan_bids`)."""
     base = {"sub": subject, **({"ses": session} if session else {})}
     folder = f"sub-{subject}" + (f"/ses-{session}" if session else "")
     bids = [i for i in items if i.is_bids]
@@ -445,16 +445,37 @@ def _name(items: Sequence[BidsItem], plan_root: str, subject: str, session: str 
         item.sidecar.pop("_sbref_of", None)
     for item in bids:
         entities = {**base, **{k: v for k, v in item.entities.items()}}
-        check_entities(item.datatype, item.suffix, entities, f"series {item.stack.id}")
+        try:
+            check_entities(item.datatype, item.suffix, entities, f"series {item.stack.id}")
+        except UsageError as exc:
+            if _configured(item):
+                raise
+            _to_sourcedata(item, f"no valid BIDS name: {exc}")
+            continue
         item.entities = entities
         item.path = f"{folder}/{item.datatype}/{file_stem(entities, item.suffix)}"
-    rest = [i for i in items if not i.is_bids]
-    stems = plan_names([i.stack for i in rest])
-    for item, stem in zip(rest, stems, strict=True):
-        item.path = "" if item.datatype == OMIT else f"sourcedata/{folder}/{stem}"
 
 
-def _entity_requirements(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
+def _configured(item: BidsItem) -> bool:
+    """True when a configuration rule chose the item's datatype and suffix."""
+    return item.rule.startswith("config")
+
+
+def _resolve_collisions(items: Sequence[BidsItem]) -> None:
+    """Two stacks the classifier named alike (nothing in the files tells them apart): the later
+    goes to sourcedata with a note. Names a configuration chose are left to
+    :func:`_check_collisions`, which refuses them."""
+    seen: dict[str, BidsItem] = {}
+    for item in sorted((i for i in items if i.is_bids), key=lambda i: (_configured(i), i.facts.order)):
+        key = item.path.casefold()
+        if key in seen and not _configured(item):
+            _to_sourcedata(item, f"it would share the name {item.path} with series {seen[key].stack.id}; "
+                                 "a --config rule can tell them apart")
+            continue
+        seen.setdefault(key, item)
+
+
+def _entity_requirements(items: Sequence[BidsItem]) -> None:
     """What the entities require: Units of a phase image (written, :data:`PHASE_UNITS_WRITTEN`),
     EchoTime with echo-, InversionTime with inv- (a file that lacks one goes to sourcedata/)."""
     for item in items:
@@ -467,16 +488,18 @@ def _entity_requirements(items: Sequence[BidsItem], subject: str, session: str |
         if missing:
             _to_sourcedata(item, f"{', '.join(missing)} not in the files (BIDS requires "
                                  f"{'it' if len(missing) == 1 else 'them'} with {item.path.rsplit('_', 1)[0]})")
-            item.path = f"sourcedata/sub-{subject}" + (f"/ses-{session}" if session else "") + \
-                f"/{_fallback_stem(item)}"
 
 
 def _planned_fields(item: BidsItem) -> dict[str, Any]:
     return dict(item.facts.sidecar)
 
 
-def _fallback_stem(item: BidsItem) -> str:
-    return plan_names([item.stack])[0]
+def _bare_facts(stack: Stack, index: int) -> Facts:
+    """The facts of a stack whose header could not be read: what the scan knows."""
+    return Facts(index=index, stack_id=stack.id, series_uid=stack.series_uid, series_number=stack.series_number,
+                 description=stack.series_description or "", protocol="", modality=stack.modality,
+                 kind=stack.kind, problem=stack.problem, rgb=stack.rgb, label=stack.label, volumes=stack.n_frames,
+                 slices=stack.n_slices, grid=(stack.rows, stack.cols, stack.n_slices, ()))
 
 
 # --- field maps --------------------------------------------------------------------------------
@@ -623,24 +646,47 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
         raise NoDicomError(f"{', '.join(found.paths)}: no DICOM images found"
                            + (f" ({found.skipped})" if found.skipped else ""))
     stacks = list(found.stacks)
-    planned = [_planned_sidecar(s) for s in stacks]
-    facts = session_facts([stack_facts(s, p, k) for k, (s, p) in enumerate(zip(stacks, planned, strict=True))])
+    stems = dict(zip(map(id, stacks), plan_names(stacks), strict=True))
+    planned, facts, unread = [], [], {}
+    for k, stack in enumerate(stacks):
+        try:
+            sidecar = _planned_sidecar(stack)
+            facts.append(stack_facts(stack, sidecar, k))
+        except Exception as exc:  # noqa: BLE001 - one unreadable header must not stop the session
+            sidecar = {}
+            facts.append(_bare_facts(stack, k))
+            unread[k] = f"its headers could not be read for classification ({type(exc).__name__}: {exc})"
+        planned.append(sidecar)
+    facts = session_facts(facts)
     items = [_decide(s, f, p, cfg) for s, f, p in zip(stacks, facts, planned, strict=True)]
+    for k, why in unread.items():
+        if items[k].datatype != OMIT:
+            _to_sourcedata(items[k], why)
     for item in items:
         if item.is_bids:
             why = _requirements(item, items)
             if why:
                 _to_sourcedata(item, why)
     _group_consistency(items)
-    _name(items, os.fspath(root), subject, session)
-    _entity_requirements(items, subject, session)
+    folder = f"sub-{subject}" + (f"/ses-{session}" if session else "")
+    _name(items, subject, session)
+    _entity_requirements(items)
+    _resolve_collisions(items)
+    for item in items:
+        if not item.is_bids:
+            item.path = "" if item.datatype == OMIT else f"sourcedata/{folder}/{stems[id(item.stack)]}"
     link_fieldmaps(items, subject, session)
     for item in items:
         _finish_sidecar(item, keep_phi)
     _check_collisions(items)
     order = {id(i): i.facts.order for i in items}
     items.sort(key=lambda i: order[id(i)])
-    return BidsPlan(Path(root), subject, session, items, cfg)
+    plan = BidsPlan(Path(root), subject, session, items, cfg)
+    existing = Path(root) / folder
+    if existing.is_dir() and any(p.is_file() for p in existing.rglob("*")):
+        plan.notes.append(f"{folder} holds files already: this plan's files join them (its runs are numbered "
+                          "among its own stacks; a file of another series at a planned name is refused)")
+    return plan
 
 
 def _positive(value: Any) -> bool:
@@ -662,7 +708,7 @@ def _finish_sidecar(item: BidsItem, keep_phi: bool) -> None:
         return
     for key in ZERO_IS_ABSENT:
         value = stack.first.acquisition.get(key)
-        if value is not None and not (_positive(value)):
+        if value is not None and not _positive(value) and not item.facts.sidecar.get(key):
             item.sidecar[key] = None  # Philips writes 0 for "no inversion": BIDS wants a time > 0 or nothing
     sc = item.facts.sidecar
     timing, tr = sc.get("SliceTiming"), sc.get("RepetitionTime")
@@ -798,14 +844,21 @@ def write_plan(plan: BidsPlan, *, force: bool = False, keep_phi: bool = False, o
         raise UsageError("volume bids writes .nii.gz (the dataset's IntendedFor and scans.tsv name them so)")
     _check_collisions(plan.items)
     plan.root.mkdir(parents=True, exist_ok=True)
-    results = []
-    for item in plan.items:
+    results: dict[int, BidsResult] = {}
+    # field maps last: their IntendedFor names only the runs that were written
+    for item in sorted(plan.items, key=lambda i: i.datatype == "fmap"):
+        if item.datatype == "fmap" and item.sidecar.get("IntendedFor"):
+            failed = {f"{r.path.split('/', 1)[1]}.nii.gz" for r in results.values() if r.status == FAILED and r.path}
+            item = replace(item, sidecar={**item.sidecar,
+                                          "IntendedFor": [p for p in item.sidecar["IntendedFor"] if p not in failed]
+                                          or None})
         result = _write_item(item, plan.root, base, force, progress)
-        results.append(result)
+        results[id(item.stack)] = result
         if on_result is not None:
             on_result(result)
-    write_dataset_files(plan, results, keep_phi)
-    return results
+    ordered = [results[id(i.stack)] for i in plan.items]
+    write_dataset_files(plan, ordered, keep_phi)
+    return ordered
 
 
 def exit_code(results: Sequence[BidsResult]) -> int:

@@ -27,6 +27,8 @@ def bids(sources: list[Path], *, output: Path, subject: str, session: str | None
     with progress_bar("reading headers", None) as advance:
         the_plan = plan_bids(sources, output, subject=subject, session=session, config=config,
                              keep_phi=keep_phi, progress=advance)
+    for note in the_plan.notes:
+        warn(note)
     if plan:
         text = json.dumps(the_plan.to_dict(), indent=2, default=str) if json_out else the_plan.table()
         sys.stdout.write(text + "\n")
