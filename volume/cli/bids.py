@@ -22,6 +22,7 @@ def bids_command(
     plan: Annotated[bool, typer.Option("--plan", help="Print where each stack goes and which rule decided; write nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="With --plan: the plan as JSON.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist (default: keep them; a re-run skips what it wrote).")] = False,
+    allow_gaps: Annotated[bool, typer.Option("--allow-gaps", help="Resample series with missing slices onto a uniform grid instead of refusing them (as convert).")] = False,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Write identity: sidecar identity as convert --keep-phi, age and sex into participants.tsv, acquisition times into the sidecars and scans.tsv.")] = False,
 ) -> None:
     """Convert one subject's MR session into a BIDS dataset: anat, func, dwi, fmap, perf.
@@ -35,4 +36,4 @@ def bids_command(
     """
     from .work import bids as work  # the work imports numpy and the library: only when the command runs
     work.bids(sources, output=output, subject=subject, session=session, config=config, plan=plan,
-              json_out=json_out, force=force, keep_phi=keep_phi)
+              json_out=json_out, force=force, keep_phi=keep_phi, allow_gaps=allow_gaps)

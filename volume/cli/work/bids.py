@@ -11,11 +11,12 @@ import typer
 
 from ...errors import UsageError
 from ...jobs.bids import CONVERTED, FAILED, SKIPPED, BidsResult, exit_code, plan_bids, summary
+from ...jobs.convert import ConvertOptions
 from ..app import err, progress_bar, warn
 
 
 def bids(sources: list[Path], *, output: Path, subject: str, session: str | None, config: Path | None,
-         plan: bool, json_out: bool, force: bool, keep_phi: bool) -> None:
+         plan: bool, json_out: bool, force: bool, keep_phi: bool, allow_gaps: bool = False) -> None:
     """``volume bids``: plan, then print it (``--plan``) or write it."""
     missing = [s for s in sources if not s.exists()]
     if missing:
@@ -54,7 +55,8 @@ def bids(sources: list[Path], *, output: Path, subject: str, session: str | None
 
     total = sum(len(i.stack.frames) for i in the_plan.items)
     with progress_bar("converting", total) as advance:
-        results = the_plan.write(force=force, keep_phi=keep_phi, on_result=show, progress=advance)
+        results = the_plan.write(force=force, keep_phi=keep_phi, on_result=show, progress=advance,
+                                 options=ConvertOptions(allow_gaps=allow_gaps))
     err(summary(results))
     code = exit_code(results)
     if code:
