@@ -345,3 +345,50 @@ def test_cli_writes_reruns_and_refuses(dicom, tmp_path, capsys):
     assert code == 2 and "no such file or folder" in err
     code, _, err = run(["bids", str(dicom), "-o", str(root), "--subject", "_-"], capsys)
     assert code == 2 and "letters or digits" in err
+
+
+def test_an_image_without_its_sidecar_is_not_taken_for_done(dicom, tmp_path):
+    root = tmp_path / "ds"
+    plan_bids([dicom], root, subject="01").write()
+    (root / "sub-01/anat/sub-01_T1w.json").unlink()
+    results = {r.stack_id: r for r in plan_bids([dicom], root, subject="01").write()}
+    assert results["2"].status == "skipped" and "without its sidecar" in results["2"].message
+    assert plan_bids([dicom], root, subject="01").write(force=True)[0].status == "converted"
+    assert (root / "sub-01/anat/sub-01_T1w.json").is_file()
+
+
+def test_a_stack_whose_headers_cannot_be_read_goes_to_sourcedata(dicom, tmp_path, monkeypatch):
+    import volume.jobs.bids as job
+
+    real = job.stack_facts
+
+    def failing(stack, sidecar, index=0):
+        if stack.id == "2":
+            raise ValueError("broken private element")
+        return real(stack, sidecar, index)
+
+    monkeypatch.setattr(job, "stack_facts", failing)
+    items = {i.stack.id: i for i in plan_bids([dicom], tmp_path / "ds", subject="01").items}
+    assert items["2"].datatype == "sourcedata" and "broken private element" in items["2"].reason
+    assert items["5"].path.endswith("task-motor_dir-PA_run-1_bold")
+
+
+def test_field_maps_name_only_the_runs_that_were_written(dicom, tmp_path, monkeypatch):
+    import volume.jobs.bids as job
+    from volume.jobs.convert import ConvertResult
+
+    real = job.convert_stack
+
+    def convert(stack, *args, **kw):
+        if stack.id == "5":
+            return ConvertResult(stack.id, "x", "failed", message="decoder crashed")
+        return real(stack, *args, **kw)
+
+    monkeypatch.setattr(job, "convert_stack", convert)
+    root = tmp_path / "ds"
+    results = plan_bids([dicom], root, subject="01").write()
+    assert [r.status for r in results if r.stack_id == "5"] == ["failed"]
+    epi = json.loads((root / "sub-01/fmap/sub-01_dir-AP_epi.json").read_text())
+    assert epi["IntendedFor"] == ["func/sub-01_task-motor_dir-PA_run-2_bold.nii.gz"]
+    scans = (root / "sub-01/sub-01_scans.tsv").read_text()
+    assert "run-2_bold" in scans and "run-1_bold" not in scans

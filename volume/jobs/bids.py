@@ -736,9 +736,13 @@ def _write_item(item: BidsItem, root: Path, options: ConvertOptions, force: bool
     folder, name = (root / item.path).parent, Path(item.path).name
     wanted = task_outputs(folder, name, options, item.stack)
     present = [p for p in wanted if p.exists()]
-    own = not present or _existing_key(wanted[1] if len(wanted) > 1 else wanted[0]) == item.sidecar.get(SOURCE_KEY)
+    sidecar_path = wanted[1] if len(wanted) > 1 else wanted[0]
+    own = not present or _existing_key(sidecar_path) == item.sidecar.get(SOURCE_KEY)
     if present and not own and not force:
-        return BidsResult(item.stack.id, item.path, SKIPPED, message=existing_message(present[0]))
+        message = (existing_message(present[0]) if sidecar_path.exists() else
+                   f"{present[0]} exists without its sidecar (a run stopped halfway, or another tool's file): "
+                   "--force rewrites it")
+        return BidsResult(item.stack.id, item.path, SKIPPED, message=message)
     run_options = ConvertOptions(**{**asdict(options), "force": force, "skip_existing": not force})
     result = convert_stack(item.stack, folder, run_options, name=name, progress=progress,
                            sidecar_extra=item.sidecar)
