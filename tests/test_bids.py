@@ -392,3 +392,14 @@ def test_field_maps_name_only_the_runs_that_were_written(dicom, tmp_path, monkey
     assert epi["IntendedFor"] == ["func/sub-01_task-motor_dir-PA_run-2_bold.nii.gz"]
     scans = (root / "sub-01/sub-01_scans.tsv").read_text()
     assert "run-2_bold" in scans and "run-1_bold" not in scans
+
+
+def test_fields_that_contradict_the_repetition_time_are_left_out_with_a_note(tmp_path):
+    """BIDS checks TR >= EffectiveEchoSpacing x phase-encoding lines: a sidecar that breaks it
+    loses EffectiveEchoSpacing (the plan says so) rather than failing the dataset."""
+    B.mr_series(tmp_path, number=9, description="fast_epi", volumes=3, sequence="EP", name="epfid2d1_8", te=10,
+                tr=20, ped="j-")
+    [item] = plan_bids([tmp_path], tmp_path / "ds", subject="01").items
+    assert item.suffix == "bold" and item.facts.sidecar["EffectiveEchoSpacing"] * 8 > 0.02
+    assert item.sidecar["EffectiveEchoSpacing"] is None
+    assert any(n.startswith("EffectiveEchoSpacing left out") for n in item.notes)

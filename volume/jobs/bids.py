@@ -715,6 +715,12 @@ def _finish_sidecar(item: BidsItem, keep_phi: bool) -> None:
     if timing and tr and max(timing) > tr:
         item.sidecar["SliceTiming"] = None
         item.notes.append(f"SliceTiming left out: its last time {max(timing):.4g} s exceeds RepetitionTime {tr:.4g} s")
+    ees, ped = sc.get("EffectiveEchoSpacing"), str(sc.get("PhaseEncodingDirection") or "")
+    lines = {"i": stack.cols, "j": stack.rows}.get(ped[:1])
+    if ees and tr and lines and ees * lines > tr:
+        item.sidecar["EffectiveEchoSpacing"] = None
+        item.notes.append(f"EffectiveEchoSpacing left out: times the {lines} phase-encoding lines it exceeds "
+                          f"RepetitionTime {tr:.4g} s")
     if item.datatype == "fmap" and item.suffix == "fieldmap":
         item.sidecar.setdefault("Units", sc.get("Units"))
 
