@@ -668,6 +668,10 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     n = to_int(csa.get("NumberOfImagesInMosaic", [None])[0]) if csa.get("NumberOfImagesInMosaic") else None
     normal = to_floats(csa.get("SliceNormalVector"), 3)
     times = [to_float(t) for t in csa.get("MosaicRefAcqTimes", [])]
+    if not times:  # de-identified without the CSA header: its private copy (dcm2niix issue 296)
+        private_times = element_value(ds, PRIVATE["SiemensMosaicRefAcqTimes"][0], "FD")
+        times = [to_float(t) for t in (private_times if isinstance(private_times, tuple) else [private_times])
+                 if t is not None]
     if not n:
         n = to_int(element_value(ds, PRIVATE["SiemensNumberOfImagesInMosaic"][0], "US"))
     protocol = None
