@@ -482,14 +482,15 @@ def test_xa_classic_files_take_time_after_start(tmp_path: Path) -> None:
 def test_xa11_single_band_times_of_a_multiband_series_are_left_out(tmp_path: Path, capsys) -> None:
     """XA11 writes single-band TimeAfterStart values for multiband series (dcm2niix issue 303): four
     different times cannot be those of a multiband factor 2 acquisition (at most two). No SliceTiming,
-    a warning on stderr naming the series, the reason in the sidecar. Times that do pair up are kept."""
+    a warning on stderr naming the series, the reason in the sidecar's OmittedFields. Times that do
+    pair up are kept."""
     _xa_classic(tmp_path / "bad", [0.0, 1.0, 0.5, 1.5], multiband=2)
     assert main(["convert", str(tmp_path / "bad"), "-o", str(tmp_path / "o1")]) == 0
     err = capsys.readouterr().err
     sidecar = json.loads(next((tmp_path / "o1").glob("*.json")).read_text())
     assert "SliceTiming" not in sidecar and sidecar["MultibandAccelerationFactor"] == 2
-    assert any("multiband factor of 2 allows 2" in w for w in sidecar["ConversionWarnings"])
-    assert "multiband factor of 2" in err and "series 7" in err
+    assert "multiband factor of 2 allows 2" in sidecar["OmittedFields"]["SliceTiming"]
+    assert "SliceTiming left out" in err and "multiband factor of 2" in err and "series 7" in err
     _xa_classic(tmp_path / "good", [0.0, 1.0, 0.0, 1.0], multiband=2)
     files = _convert(tmp_path / "good", tmp_path / "o2")
     assert _sidecar(files)["SliceTiming"] == pytest.approx([0.0, 1.0, 0.0, 1.0])
@@ -533,9 +534,9 @@ def test_protocol_inferred_mosaic_times_are_named_in_the_sidecar(tmp_path: Path)
     step = 2.0 / 5
     expected = [0.0, 3 * step, 1 * step, 4 * step, 2 * step]
     assert _times_by_position(files["nii"], sidecar["SliceTiming"]) == pytest.approx(expected, abs=1e-6)
-    assert any("inferred from the protocol" in w for w in sidecar["ConversionWarnings"])
+    assert "sSliceArray.ucMode" in sidecar["SliceTimingInferredFrom"]
     _b12_mosaic(tmp_path / "e11", measured=True)
     files = _convert(tmp_path / "e11", tmp_path / "o2")
     sidecar = _sidecar(files)
     assert _times_by_position(files["nii"], sidecar["SliceTiming"]) == pytest.approx([0, 0.8, 0.4, 1.2, 1.6])
-    assert not any("inferred" in w for w in sidecar.get("ConversionWarnings", []))
+    assert "SliceTimingInferredFrom" not in sidecar

@@ -261,7 +261,7 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
                  ge: dict[str, str], csa: dict[str, Any] | None = None, notes: list[str] | None = None
                  ) -> list[float] | None:
     """Seconds from the start of a volume for each written slice, or None (``notes`` gets why, when
-    the files hold times that cannot be right)."""
+    the files hold times that cannot be right: then they are left out, never guessed)."""
     if stack.n_slices < 2 or str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() == "3D":
         return None
     volumes = [_first_volume(stack, t) for t in range(min(stack.n_frames, 2))]
@@ -512,11 +512,11 @@ def _measured_tr(stack: Stack, vendor: str) -> float | None:
     return sum(steps) / len(steps)
 
 
-def sidecar_fields(stack: Stack, notes: list[str] | None = None) -> dict[str, Any]:
+def sidecar_fields(stack: Stack) -> dict[str, Any]:
     """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them.
 
-    ``notes`` (when given) gets one line for each value the files hold but volume leaves out or
-    infers, and why (for the sidecar's ConversionWarnings and the user).
+    ``OmittedFields`` maps a field the files hold but volume leaves out (never guessed) to why;
+    ``SliceTimingInferredFrom`` names what slice times were inferred from when the files measured none.
     """
     if stack.modality != "MR" or stack.problem:
         return {}
@@ -546,10 +546,8 @@ def sidecar_fields(stack: Stack, notes: list[str] | None = None) -> dict[str, An
     out.update(_partial_fourier(vendor, h, protocol))
     out.update(_readout(vendor, h, recon_pe, acq_pe, protocol, csa))
     tr_s = out.get("RepetitionTime")
-    times = _slice_times(stack, vendor, h, tr_s, protocol, ge, csa, notes)
-    if times and notes is not None and _protocol_inferred(stack, vendor, h, csa):
-        notes.append("SliceTiming inferred from the protocol (sSliceArray.ucMode, RepetitionTime, lDelayTimeInTR): "
-                     "the mosaics hold no measured slice times (CSA MosaicRefAcqTimes)")
+    omitted: list[str] = []
+    times = _slice_times(stack, vendor, h, tr_s, protocol, ge, csa, omitted)
     mb = _multiband(stack, vendor, h, times, protocol)
     if mb:
         out["MultibandAccelerationFactor"] = mb
@@ -563,8 +561,17 @@ def sidecar_fields(stack: Stack, notes: list[str] | None = None) -> dict[str, An
         out["InPlanePhaseEncodingDirectionDICOM"] = phase
     if times:
         out["SliceTiming"] = [round(t, 6) for t in times]
+        if _protocol_inferred(stack, vendor, h, csa):
+            out["SliceTimingInferredFrom"] = PROTOCOL_SLICE_TIMES
+    elif omitted:
+        out["OmittedFields"] = {"SliceTiming": omitted[0]}
     out.update(_field_map(stack, vendor, protocol))
     return out
+
+
+PROTOCOL_SLICE_TIMES = ("the protocol: sSliceArray.ucMode (the slice order), RepetitionTime and lDelayTimeInTR, slices "
+                        "evenly spread (VB12/VB13 mosaics hold no measured times, CSA MosaicRefAcqTimes)")
+"""What Siemens slice times are inferred from when the mosaics measured none (as dcm2niix infers them)."""
 
 
 def _protocol_inferred(stack: Stack, vendor: str, h: Header, csa: dict[str, Any]) -> bool:

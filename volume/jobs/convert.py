@@ -336,13 +336,11 @@ def convert_stack(
             first = _earliest_time(stack)
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
-            field_notes: list[str] = []
-            extra.update(sidecar_fields(stack, field_notes))
+            extra.update(sidecar_fields(stack))
+            # a value the files hold but volume leaves out (never guessed): the sidecar says why, the user sees it
+            warnings.extend(f"{key} left out: {why}" for key, why in (extra.get("OmittedFields") or {}).items())
             if stack.frame_order:
                 extra["VolumesOrderedBy"] = stack.frame_order
-            if field_notes:  # values the files hold but volume left out or inferred: said where users look
-                warnings.extend(field_notes)
-                extra["ConversionWarnings"] = [*vol.meta.get("warnings", ()), *field_notes]
             write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi, extra=extra)
             written.append(str(json_path))
         return done(CONVERTED, files=tuple(written), existing=tuple(map(str, existing)), warnings=tuple(warnings),
