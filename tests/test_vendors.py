@@ -203,7 +203,7 @@ def test_uih_slice_times_pass_midnight(tmp_path: Path) -> None:
 def test_dcm2niix_rounds_uih_slice_times_to_float32(tmp_path: Path, dcm2niix: str) -> None:
     """dcm2niix's mistake, named: it reads AcquisitionTime HHMMSS.ffffff into a 32-bit float, so
     afternoon times lose everything below 1/64 s (13:40:52.312 is 134052.3125). UIH's slice times
-    come out up to 16 ms off (0.1 s apart becomes 0.1094...). volume keeps the files' times."""
+    come out up to 16 ms off (0.1 s apart becomes 0.09375). volume keeps the files' times."""
     rel = [0.0, 0.1, 0.2, 0.3]
     start = 13 * 3600 + 40 * 60 + 52.312
     write_4d(tmp_path / "in", 2, lambda t, k: {
