@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .fastheader import element_value, parse_items
-from .values import dicom_seconds, to_float, to_floats, to_int, to_strings, value_of
+from .values import dicom_seconds, to_float, to_floats, to_int, value_of
 
 CREATOR = "Image Private Header"
 """The private creator of UIH's block (0065,10xx)."""
@@ -55,8 +55,8 @@ GRID_IMAGE_TYPES = frozenset({"VFRAME", "MOSAIC"})
 """ImageType values of a UIH grid (one file holding every slice of a volume)."""
 
 def is_uih(manufacturer: Any) -> bool:
-    """True for UIH's Manufacturer (0008,0070) value."""
-    return str(manufacturer or "").strip().upper().startswith("UIH")
+    """True for UIH's Manufacturer (0008,0070) value (``UIH``, ``United Imaging Healthcare``)."""
+    return str(manufacturer or "").strip().upper().startswith(("UIH", "UNITED IMAGING"))
 
 
 def gradient_lps(raw: Sequence[float] | None, iop: Sequence[float] | None) -> tuple[float, float, float] | None:
@@ -160,11 +160,6 @@ def number_of_slices(ds: Any) -> int | None:
     return to_int(to_float(element_value(ds, NUMBER_OF_SLICES, "DS")))
 
 
-def grid_image_type(values: Any) -> bool:
-    """True when ImageType (any value) names a grid (VFRAME, MOSAIC)."""
-    return any(str(v).upper() in GRID_IMAGE_TYPES for v in to_strings(values))
-
-
 def phase_positive(value: Any) -> int | None:
     """The polarity volume writes (1 positive, 0 negative) from UIH's (0065,1058), None when unknown."""
     v = to_int(value)
@@ -173,6 +168,6 @@ def phase_positive(value: Any) -> int | None:
 
 __all__ = [
     "B_VALUE", "CREATOR", "GRADIENT", "GRID_IMAGE_TYPES", "NUMBER_OF_SLICES", "PHASE_NEGATIVE", "Tile",
-    "VFRAME_SEQUENCE", "grid_image_type", "grid_layout", "grid_tiles", "gradient_lps", "is_grid", "is_uih",
+    "VFRAME_SEQUENCE", "grid_layout", "grid_tiles", "gradient_lps", "is_grid", "is_uih",
     "number_of_slices", "phase_positive",
 ]
