@@ -439,7 +439,7 @@ def test_single_slice_images_take_the_times_their_csa_header_lists(tmp_path: Pat
     assert _times_by_position(files["nii"], _sidecar(files)["SliceTiming"]) == pytest.approx(expected, abs=1e-6)
 
 
-DCM2NIIX_TRIES = 5
+DCM2NIIX_TRIES = 12
 """dcm2niix v1.0.20260724 writes the CSA times of single-slice images in some runs only, on the very
 same files (otherwise: "Siemens MoCo? Bogus slice timing (range -1..-1)"): it is run until it does."""
 
