@@ -147,6 +147,17 @@ def test_uih_grid_slices_are_placed_by_their_vframe_items(tmp_path: Path) -> Non
     assert _times_by_position(files["nii"], _sidecar(files)["SliceTiming"], OBLIQUE) == pytest.approx(times, abs=1e-6)
 
 
+def test_uih_fmri_grids_convert_with_their_slice_times(tmp_path: Path) -> None:
+    """A UIH fMRI (grids without diffusion weighting): a 4D NIfTI in volume order, no .bval/.bvec,
+    SliceTiming from each tile's AcquisitionTime."""
+    times = [0.0, 1.2, 0.4, 1.6, 0.8]
+    write_uih_grid(tmp_path / "in", [(None, None)] * 3, iop=SAGITTAL, slice_times=times)
+    _uih_grid_voxels_are_right(tmp_path / "in", 3)
+    files = _convert(tmp_path / "in", tmp_path / "out")
+    assert files["bval"] is None and files["bvec"] is None
+    assert _times_by_position(files["nii"], _sidecar(files)["SliceTiming"], SAGITTAL) == pytest.approx(times, abs=1e-6)
+
+
 @pytest.mark.parametrize(("n", "tile"), [(4, (6, 5)), (9, (4, 4)), (20, (4, 3))])
 def test_uih_grid_layouts_tile_ceil_sqrt_per_row(tmp_path: Path, n: int, tile: tuple[int, int]) -> None:
     """``ceil(sqrt(n))`` tiles per row, ``ceil(n / per_row)`` rows (20 slices: 5 x 4), as UIH's table says."""
