@@ -344,6 +344,8 @@ def convert_stack(
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
             extra.update(fields)
+            # a value the files hold but volume leaves out (never guessed): the sidecar says why, the user sees it
+            warnings.extend(f"{key} left out: {why}" for key, why in (extra.get("OmittedFields") or {}).items())
             if stack.frame_order:
                 extra["VolumesOrderedBy"] = stack.frame_order
             extra.update(sidecar_extra or {})
