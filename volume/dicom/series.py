@@ -135,12 +135,14 @@ class Stack:
         return "_".join(parts)
 
     @property
-    def diffusion(self) -> dict[str, list[Any]] | None:
+    def diffusion(self) -> dict[str, Any] | None:
         """b-values (s/mm2) and gradient directions (unit vectors, patient LPS) of each volume of a
         diffusion-weighted 4D stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
 
-        None unless every volume has a b-value and one is above zero. b=0 volumes, and trace images,
-        get zero vectors.
+        None unless every volume has a b-value and one is above zero. b=0 volumes, trace images
+        and the maps a scanner derived get zero vectors. When a b>0 volume's direction is not in
+        the files (:attr:`volume.dicom.mr.MRFrame.direction_unknown`), ``bvecs_lps`` is None and
+        ``bvecs_missing`` says which volumes lack one: no vector is made up.
         """
         if self.n_frames < 2 or self.problem:
             return None
@@ -150,6 +152,9 @@ class Stack:
         bvals = [float(mr.bvalue) for mr in heads]  # type: ignore[union-attr, arg-type]
         if max(bvals) <= 0:
             return None
+        unknown = [t for t, mr in enumerate(heads) if not self.derived and mr.direction_unknown]  # type: ignore[union-attr]
+        if unknown:
+            return {"bvals": bvals, "bvecs_lps": None, "bvecs_missing": _missing_directions(unknown, len(bvals))}
         vectors = [[0.0, 0.0, 0.0] if b <= 0 or mr.is_isotropic or mr.gradient is None  # type: ignore[union-attr]
                    else [float(v) for v in mr.gradient] for b, mr in zip(bvals, heads, strict=True)]  # type: ignore[union-attr]
         return {"bvals": bvals, "bvecs_lps": vectors}
@@ -184,6 +189,8 @@ class Stack:
         if diffusion is None:
             return content
         shells = sorted({round(b) for b in diffusion["bvals"]})
+        if diffusion["bvecs_lps"] is None:
+            return f"DWI b={','.join(map(str, shells))} (directions missing)"
         directions = {tuple(round(v, 3) for v in g)
                       for b, g in zip(diffusion["bvals"], diffusion["bvecs_lps"], strict=True) if round(b) > 0 and any(g)}
         n = len(directions)
@@ -245,6 +252,14 @@ class Series:
     def __repr__(self) -> str:
         inner = ", ".join(repr(s) for s in self.stacks)
         return f"Series({self.number}, {self.description!r}, {self.modality}, [{inner}])"
+
+
+def _missing_directions(volumes: list[int], n_volumes: int) -> str:
+    """Why a DWI gets no bvec: which b>0 volumes (0-based) have no direction in their files."""
+    shown = ", ".join(str(t + 1) for t in volumes[:8]) + (", ..." if len(volumes) > 8 else "")
+    return (f"no gradient direction in the files for {len(volumes)} of {n_volumes} volumes (b>0; volume "
+            f"{shown}, counting from 1): neither DiffusionGradientOrientation (0018,9089) nor the vendor's private "
+            "direction, and nothing says they are isotropic; .bvec not written")
 
 
 def _short_hash(text: str) -> str:
@@ -554,10 +569,14 @@ def _build_stack(
         kind = "localizer"
     else:
         kind = "volume"
-    return Stack(
+    stack = Stack(
         **common, frames=ordered, kind=kind, n_slices=n_slices, n_frames=n_frames,
         geometry=geometry, frame_order=frame_order, warnings=warnings, notes=notes,
     )
+    diffusion = stack.diffusion if f0.mr is not None else None
+    if diffusion is not None and diffusion["bvecs_lps"] is None:
+        warnings.append(diffusion["bvecs_missing"])
+    return stack
 
 
 def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:

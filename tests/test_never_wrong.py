@@ -1,0 +1,174 @@
+"""Never silently wrong: a gradient direction the files do not give is never written as zero.
+
+A DWI is written for each vendor's convention (the standard elements, Siemens', Philips' and GE's
+private ones, the enhanced MR Diffusion functional group): with its directions, every b>0 volume
+gets the direction its files carry (never zero); with them removed, the ``.bval`` is written, no
+``.bvec``, one warning names the series and the sidecar says why. Isotropic (trace) volumes, which
+the files mark as such, keep their zero vectors. (The peers' real series are checked the same way
+in ``tests/test_peers.py``.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from peers import bvec_world, read_bval, read_bvec
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from synth import AXIAL, base_dataset, oblique_iop, write_enhanced_4d
+
+from volume.cli import main
+from volume.jobs.convert import convert
+
+DIRECTIONS = [(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.6, 0.8), (-0.48, 0.6, 0.64)]
+"""Patient-LPS gradients of the synthetic DWIs, b=0 first, then b=1000."""
+
+GE_RAW = [(0.0, 0.0, 0.0), (0.6, 0.48, 0.64), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
+"""GE's image-frame gradients (0019,10BB-BD) of the GE DWI."""
+
+CLASSIC = ("standard", "siemens", "philips", "ge", "ge standard b")
+VENDORS = (*CLASSIC, "enhanced")
+
+
+def _weighting(ds: Dataset, vendor: str, b: float, t: int, with_directions: bool) -> None:
+    """Write volume ``t``'s b-value and (unless removed) gradient the way ``vendor`` stores them."""
+    g = DIRECTIONS[t]
+    if vendor == "standard":
+        ds.DiffusionBValue = b
+        ds.DiffusionDirectionality = "DIRECTIONAL" if b else "NONE"
+        if with_directions:
+            ds.DiffusionGradientOrientation = list(g)
+    elif vendor == "siemens":
+        ds.Manufacturer = "SIEMENS"
+        block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+        block.add_new(0x0C, "IS", str(int(b)))
+        if with_directions:
+            block.add_new(0x0E, "FD", list(g))
+    elif vendor == "philips":
+        ds.Manufacturer = "Philips Medical Systems"
+        ds.private_block(0x2001, "Philips Imaging DD 001", create=True).add_new(0x03, "FL", b)
+        if with_directions:
+            block = ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True)
+            for element, value in zip((0xB0, 0xB1, 0xB2), g, strict=True):
+                block.add_new(element, "FL", value)
+    else:  # GE: b in (0043,1039) or the standard element, the gradient in its image frame
+        ds.Manufacturer = "GE MEDICAL SYSTEMS"
+        ds.InPlanePhaseEncodingDirection = "COL"
+        if vendor == "ge standard b":
+            ds.DiffusionBValue = b
+        else:
+            ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x39, "IS", [int(b), 8, 0, 0])
+        if with_directions:
+            block = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+            for element, value in zip((0xBB, 0xBC, 0xBD), GE_RAW[t], strict=True):
+                block.add_new(element, "DS", value)
+
+
+def write_dwi(folder: Path, vendor: str, *, with_directions: bool = True, iop=oblique_iop(AXIAL, degrees=9.0)) -> None:
+    """A 4-slice DWI (b=0, then three b=1000 directions) in ``vendor``'s convention."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if vendor == "enhanced":
+        _write_enhanced_dwi(folder / "e.dcm", with_directions)
+        return
+    series, study, frame = generate_uid(), generate_uid(), generate_uid()
+    normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
+    for t in range(len(DIRECTIONS)):
+        for k in range(4):
+            ds = base_dataset(series_uid=series, study_uid=study, frame_uid=frame, rows=3, cols=3, description="dwi")
+            ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]
+            ds.ImageOrientationPatient = list(iop)
+            ds.ImagePositionPatient = [float(v) for v in np.array([-3.0, 2.0, 7.0]) + 3.0 * k * normal]
+            ds.PixelSpacing = [2.0, 2.0]
+            ds.SliceThickness = 3.0
+            ds.InstanceNumber = t * 4 + k + 1
+            ds.AcquisitionTime = f"1200{10 + t:02d}.{k}"
+            _weighting(ds, vendor, 0.0 if t == 0 else 1000.0, t, with_directions)
+            ds.PixelData = np.full((3, 3), 10 * t + k, np.uint16).tobytes()
+            ds.save_as(folder / f"i{t * 4 + k:03d}.dcm", enforce_file_format=True)
+
+
+def _write_enhanced_dwi(path: Path, with_directions: bool) -> None:
+    """An enhanced MR file whose frames carry the MR Diffusion functional group (volume = temporal
+    position): DiffusionBValue, DiffusionDirectionality and, unless removed, the gradient sequence."""
+    write_enhanced_4d(path, shape=(len(DIRECTIONS), 3, 4, 5))
+    ds = pydicom.dcmread(path)
+    for fg in ds.PerFrameFunctionalGroupsSequence:
+        t = int(fg.FrameContentSequence[0].TemporalPositionIndex) - 1
+        item = Dataset()
+        item.DiffusionBValue = 0.0 if t == 0 else 1000.0
+        item.DiffusionDirectionality = "NONE" if t == 0 else "DIRECTIONAL"
+        if with_directions and t:
+            g = Dataset()
+            g.DiffusionGradientOrientation = list(DIRECTIONS[t])
+            item.DiffusionGradientDirectionSequence = [g]
+        fg.MRDiffusionSequence = [item]
+    ds.save_as(path)
+
+
+def _stem(folder: Path) -> Path:
+    image = next(folder.glob("*.nii.gz"))
+    return image.with_name(image.name.removesuffix(".nii.gz"))
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_every_weighted_volume_gets_the_direction_its_files_carry(tmp_path: Path, vendor: str) -> None:
+    """With the directions present, no b>0 volume has a zero direction, whatever the convention; the
+    standard, Siemens, Philips and enhanced ones give back the written LPS gradients in world space."""
+    write_dwi(tmp_path / "in", vendor)
+    (result,) = convert(tmp_path / "in", tmp_path / "out")
+    assert not any("gradient" in w for w in result.warnings)
+    stem = _stem(tmp_path / "out")
+    bvals, bvecs = read_bval(stem.with_suffix(".bval")), read_bvec(stem.with_suffix(".bvec"))
+    assert bvals.tolist() == [0, 1000, 1000, 1000]
+    assert (np.linalg.norm(bvecs[:, bvals > 0], axis=0) > 0.99).all()
+    if not vendor.startswith("ge"):
+        world = bvec_world(bvecs, nib.load(str(stem.with_suffix(".nii.gz"))).affine)
+        expected = np.array(DIRECTIONS[1:]) * [-1, -1, 1]  # LPS -> RAS
+        np.testing.assert_allclose(world[1:], expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+def test_removed_directions_give_no_bvec_a_warning_and_a_note(tmp_path: Path, vendor: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The same DWI with its gradient elements removed: the .bval stays, no .bvec is written (a zero
+    vector would be accepted by FSL, MRtrix and QSIPrep), exactly one warning names the series, the
+    sidecar says why, and ``volume ls`` says the directions are missing."""
+    write_dwi(tmp_path / "in", vendor, with_directions=False)
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    stem = _stem(tmp_path / "out")
+    assert stem.with_suffix(".bval").read_text() == "0 1000 1000 1000\n"
+    assert not stem.with_suffix(".bvec").exists()
+    lines = [line for line in err.splitlines() if "no gradient direction" in line]
+    assert len(lines) == 1 and lines[0].startswith("volume: warning: series ") and "3 of 4 volumes" in lines[0]
+    sidecar = json.loads(stem.with_suffix(".json").read_text())
+    assert "no gradient direction in the files for 3 of 4 volumes" in sidecar["OmittedFields"]["bvec"]
+    assert main(["ls", str(tmp_path / "in")]) == 0
+    assert "directions missing" in capsys.readouterr().out
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--skip-existing"]) == 0
+
+
+@pytest.mark.parametrize("marker", ["zero vector", "ISOTROPIC"])
+def test_volumes_the_files_call_isotropic_keep_zero_vectors(tmp_path: Path, marker: str) -> None:
+    """A trace-weighted acquisition (b=0 and isotropic b=1000 images only), marked as the standard
+    marks it (an explicit zero DiffusionGradientOrientation, or directionality ISOTROPIC): zero
+    vectors are what the files say, so the .bvec is written, without a warning."""
+    write_dwi(tmp_path / "in", "standard", with_directions=False)
+    for path in (tmp_path / "in").iterdir():
+        ds = pydicom.dcmread(path)
+        if ds.DiffusionBValue:
+            if marker == "zero vector":
+                ds.DiffusionGradientOrientation = [0.0, 0.0, 0.0]
+            else:
+                ds.DiffusionDirectionality = "ISOTROPIC"
+        ds.save_as(path)
+    (result,) = convert(tmp_path / "in", tmp_path / "out")
+    assert not any("gradient" in w for w in result.warnings)
+    stem = _stem(tmp_path / "out")
+    assert not read_bvec(stem.with_suffix(".bvec")).any()
+    assert "bvec" not in json.loads(stem.with_suffix(".json").read_text()).get("OmittedFields", {})
