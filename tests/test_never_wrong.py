@@ -11,6 +11,7 @@ in ``tests/test_peers.py``.)
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import nibabel as nib
@@ -20,7 +21,7 @@ import pytest
 from peers import bvec_world, read_bval, read_bvec
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from synth import AXIAL, base_dataset, oblique_iop, write_enhanced_4d
+from synth import AXIAL, base_dataset, oblique_iop, write_enhanced_4d, write_mosaic
 
 from volume.cli import main
 from volume.jobs.convert import convert
@@ -32,7 +33,7 @@ GE_RAW = [(0.0, 0.0, 0.0), (0.6, 0.48, 0.64), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
 """GE's image-frame gradients (0019,10BB-BD) of the GE DWI."""
 
 CLASSIC = ("standard", "siemens", "philips", "ge", "ge standard b")
-VENDORS = (*CLASSIC, "enhanced")
+VENDORS = (*CLASSIC, "siemens csa", "enhanced")
 
 
 def _weighting(ds: Dataset, vendor: str, b: float, t: int, with_directions: bool) -> None:
@@ -75,6 +76,9 @@ def write_dwi(folder: Path, vendor: str, *, with_directions: bool = True, iop=ob
     if vendor == "enhanced":
         _write_enhanced_dwi(folder / "e.dcm", with_directions)
         return
+    if vendor == "siemens csa":
+        _write_csa_mosaic_dwi(folder, with_directions)
+        return
     series, study, frame = generate_uid(), generate_uid(), generate_uid()
     normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
     for t in range(len(DIRECTIONS)):
@@ -108,6 +112,39 @@ def _write_enhanced_dwi(path: Path, with_directions: bool) -> None:
             item.DiffusionGradientDirectionSequence = [g]
         fg.MRDiffusionSequence = [item]
     ds.save_as(path)
+
+
+def csa_header(tags: dict[str, tuple[str, list[float]]]) -> bytes:
+    """A Siemens CSA image header ("SV10" format): per tag a 64-byte name, VM, VR, syngo type, item
+    count and check word 77; per item four int32 (the length in the second) and its text, padded to 4."""
+    out = b"SV10\x04\x03\x02\x01" + struct.pack("<II", len(tags), 77)
+    for name, (vr, values) in tags.items():
+        out += struct.pack("<64si4s3i", name.encode(), len(values), vr.encode(), 0, len(values), 77)
+        for value in values:
+            text = f"{value:.8f}".encode() + b"\0"
+            out += struct.pack("<4i", len(text), len(text), 77, len(text)) + text + b"\0" * (-len(text) % 4)
+    return out
+
+
+def _write_csa_mosaic_dwi(folder: Path, with_directions: bool) -> None:
+    """Siemens mosaics whose diffusion weighting is in the CSA image header (0029,1010) only:
+    B_value and (unless removed) DiffusionGradientDirection, patient LPS; no group 0019 weighting."""
+    info = write_mosaic(folder, shape=(4, 3, 3), n_volumes=len(DIRECTIONS))
+    for t, path in enumerate(info.paths):
+        ds = pydicom.dcmread(path)
+        ds.Manufacturer = "SIEMENS"
+        tags = {"B_value": ("IS", [0.0 if t == 0 else 1000.0])}
+        if with_directions and t:
+            tags["DiffusionGradientDirection"] = ("FD", list(DIRECTIONS[t]))
+        ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x10, "OB", csa_header(tags))
+        ds.save_as(path)
+
+
+def test_the_csa_header_written_here_reads_back() -> None:
+    from volume.dicom.siemens import parse_csa
+
+    assert parse_csa(csa_header({"B_value": ("IS", [1000.0]), "DiffusionGradientDirection": ("FD", [0.0, 0.6, 0.8])})) == {
+        "B_value": [1000], "DiffusionGradientDirection": [0.0, 0.6, 0.8]}
 
 
 def _stem(folder: Path) -> Path:

@@ -22,6 +22,7 @@ Conventions (the vendors' and the standard's, written down once):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,6 +209,21 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
         return None
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
                    scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units)
+
+
+def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:
+    """``mr`` with the diffusion weighting of a Siemens CSA image header (``B_value``,
+    ``DiffusionGradientDirection`` in patient LPS, ``DiffusionDirectionality``) when the private
+    elements (0019,100C/100E) gave none: exports that drop group 0019 keep the CSA header."""
+    if (mr is not None and mr.bvalue is not None) or not csa.get("B_value"):
+        return mr
+    b = to_float(csa["B_value"][0])
+    if b is None:
+        return mr
+    gradient = to_floats(csa.get("DiffusionGradientDirection"), 3)
+    direction = _directionality((csa.get("DiffusionDirectionality") or [""])[0])
+    return dataclasses.replace(mr or MRFrame(), bvalue=max(b, 0.0), gradient=_unit(gradient),
+                               directionality=direction)
 
 
 def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
