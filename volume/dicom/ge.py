@@ -400,7 +400,7 @@ def _from_protocol(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) ->
         if extra > 0:
             group_delay_s = extra
     mb = ge_multiband(h, protocol)
-    version = ge_software_version(h.get("SoftwareVersions") or stack.first.acquisition.get("SoftwareVersions"))
+    version = ge_software_version(stack.first.acquisition.get("SoftwareVersions") or h.get("SoftwareVersions"))
     if mb > 1 and version.major < HYPERBAND_FIRST_MAJOR:
         return SliceTiming(why=f"GE HyperBand before software {HYPERBAND_FIRST_MAJOR:g}: its slice order is unknown")
     ranks = _location_ranks(stack)

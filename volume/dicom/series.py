@@ -257,9 +257,9 @@ class Series:
 def _missing_directions(volumes: list[int], n_volumes: int) -> str:
     """Why a DWI gets no bvec: which b>0 volumes (0-based) have no direction in their files."""
     shown = ", ".join(str(t + 1) for t in volumes[:8]) + (", ..." if len(volumes) > 8 else "")
-    return (f"no gradient direction in the files for {len(volumes)} of {n_volumes} volumes (b>0; volume "
-            f"{shown}, counting from 1): neither DiffusionGradientOrientation (0018,9089) nor the vendor's private "
-            "direction, and nothing says they are isotropic; .bvec not written")
+    return (f"no gradient direction in the files for {len(volumes)} of {n_volumes} volumes (b>0; "
+            f"volume{'s' if len(volumes) > 1 else ''} {shown}, counting from 1): no DiffusionGradientOrientation "
+            "(0018,9089) or vendor direction, and not marked isotropic; .bvec not written")
 
 
 def _short_hash(text: str) -> str:
