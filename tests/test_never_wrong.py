@@ -126,9 +126,10 @@ def csa_header(tags: dict[str, tuple[str, list[float]]]) -> bytes:
     return out
 
 
-def _write_csa_mosaic_dwi(folder: Path, with_directions: bool) -> None:
-    """Siemens mosaics whose diffusion weighting is in the CSA image header (0029,1010) only:
-    B_value and (unless removed) DiffusionGradientDirection, patient LPS; no group 0019 weighting."""
+def _write_csa_mosaic_dwi(folder: Path, with_directions: bool, b_in_0019: bool = False) -> None:
+    """Siemens mosaics whose diffusion weighting is in the CSA image header (0029,1010): B_value and
+    (unless removed) DiffusionGradientDirection, patient LPS; ``b_in_0019`` also writes the b-value
+    (not the direction) in the private (0019,100C)."""
     info = write_mosaic(folder, shape=(4, 3, 3), n_volumes=len(DIRECTIONS))
     for t, path in enumerate(info.paths):
         ds = pydicom.dcmread(path)
@@ -137,7 +138,20 @@ def _write_csa_mosaic_dwi(folder: Path, with_directions: bool) -> None:
         if with_directions and t:
             tags["DiffusionGradientDirection"] = ("FD", list(DIRECTIONS[t]))
         ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x10, "OB", csa_header(tags))
+        if b_in_0019:
+            ds.private_block(0x0019, "SIEMENS MR HEADER").add_new(0x0C, "IS", "0" if t == 0 else "1000")
         ds.save_as(path)
+
+
+def test_a_siemens_direction_only_in_the_csa_header_is_read(tmp_path: Path) -> None:
+    """The b-value in (0019,100C), the direction only in the CSA image header: the CSA direction."""
+    _write_csa_mosaic_dwi(tmp_path / "in", with_directions=True, b_in_0019=True)
+    (result,) = convert(tmp_path / "in", tmp_path / "out")
+    assert not any("gradient" in w for w in result.warnings)
+    stem = _stem(tmp_path / "out")
+    world = bvec_world(read_bvec(stem.with_suffix(".bvec")), nib.load(str(stem.with_suffix(".nii.gz"))).affine)
+    np.testing.assert_allclose(world[1:], np.array(DIRECTIONS[1:]) * [-1, -1, 1] / np.linalg.norm(DIRECTIONS[1:], axis=1,
+                                                                                                   keepdims=True), atol=1e-5)
 
 
 def test_the_csa_header_written_here_reads_back() -> None:

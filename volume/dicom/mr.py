@@ -212,12 +212,14 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
 
 
 def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:
-    """``mr`` with the diffusion weighting of a Siemens CSA image header (``B_value``,
-    ``DiffusionGradientDirection`` in patient LPS, ``DiffusionDirectionality``) when the private
+    """``mr`` completed by the diffusion weighting of a Siemens CSA image header (``B_value``,
+    ``DiffusionGradientDirection`` in patient LPS, ``DiffusionDirectionality``) where the private
     elements (0019,100C/100E) gave none: exports that drop group 0019 keep the CSA header."""
-    if (mr is not None and mr.bvalue is not None) or not csa.get("B_value"):
+    if mr is not None and mr.bvalue is not None:
+        if mr.gradient is None and csa.get("DiffusionGradientDirection"):
+            return dataclasses.replace(mr, gradient=_unit(to_floats(csa["DiffusionGradientDirection"], 3)))
         return mr
-    b = to_float(csa["B_value"][0])
+    b = to_float((csa.get("B_value") or [None])[0])
     if b is None:
         return mr
     gradient = to_floats(csa.get("DiffusionGradientDirection"), 3)
