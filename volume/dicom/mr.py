@@ -112,13 +112,20 @@ class MRFrame:
         return self.gradient is None or math.hypot(*self.gradient) < ZERO_VECTOR
 
 
+#: Private element name -> (the keyword its creator is read under, the creator in upper case).
+_OWNERS = {name: (creator_keyword(tag), creator.upper()) for name, (tag, _vr, creator) in PRIVATE.items()}
+
+
 def private(get: Getter, name: str) -> Any:
     """A private element's value, or None when absent or when its block belongs to another creator."""
-    tag, _vr, creator = PRIVATE[name]
-    owner = get(creator_keyword(tag))
-    if owner is not None and to_str(owner).upper() != creator.upper():
+    value = get(name)
+    if value is None:
         return None
-    return get(name)
+    keyword, creator = _OWNERS[name]
+    owner = get(keyword)
+    if owner is not None and to_str(owner).upper() != creator:
+        return None
+    return value
 
 
 def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None:
