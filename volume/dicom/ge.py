@@ -13,7 +13,7 @@ Repetition time
     (:func:`ge_repetition_time`).
 
 Slice timing (:func:`ge_slice_timing`)
-    GE writes no slice times. dcm2niix (since v1.0.2020) derives them from the protocol data block
+    GE writes no slice times. dcm2niix (v1.0.20260724, read here) derives them from the protocol data block
     (0025,101B) alone, for gradient-echo EPI (``epi`` and ``epiRT``): the slice order
     (``SLICEORDER``: 0 sequential, 1 interleaved), the HyperBand factor (``MBACCEL``, or
     (0043,10B6)), the number of slices and the repetition time less the group delay, which
