@@ -552,6 +552,7 @@ FULL_DISK = {
     "render gif": (["render", "{src}", "--size", "48x48", "--turntable", "2", "-o", "{out}/r.gif"], False, 0),
     "render mp4": (["render", "{src}", "--mode", "mip", "--size", "48x48", "--turntable", "2", "-o", "{out}/r.mp4"], False, 0),
     "sample": (["sample", "{out}/s", "--slices", "8", "--size", "64"], False, PAGE),
+    "bids": (["bids", "{src}", "-o", "{out}/b", "--subject", "01"], True, PAGE),
 }
 
 #: Optional extras a case needs (the test skips without them; CI installs them all).
@@ -694,6 +695,7 @@ OUTPUT_COMMANDS = {
     "index": lambda src, out: ["index", src, "-o", out / "i.csv", "--workers", "1"],
     "sample": lambda src, out: ["sample", out / "s", "--slices", "2", "--size", "8"],
     "view screenshots": lambda src, out: ["view", src, "--screenshots", out],
+    "bids": lambda src, out: ["bids", src, "-o", out, "--subject", "01"],
 }
 
 
@@ -774,6 +776,7 @@ READERS = {
     "mesh": lambda src, out: ["mesh", src, "--level", "500", "-o", out / "m.stl"],
     "png": lambda src, out: ["png", src, "-o", out, "--workers", "1"],
     "index": lambda src, out: ["index", src, "-o", out / "i.csv", "--workers", "1"],
+    "bids": lambda src, out: ["bids", src, "-o", out, "--subject", "01"],
 }
 
 
@@ -787,6 +790,7 @@ def test_an_input_deleted_during_the_run_is_cannot_read_and_named(small_ct, tmp_
     import volume.cli.work.index as index_work
     import volume.cli.work.inputs as inputs
     import volume.cli.work.png as png_work
+    import volume.jobs.bids as bids_job
 
     def then_delete(real):
         def wrapped(*args, **kwargs):
@@ -798,6 +802,7 @@ def test_an_input_deleted_during_the_run_is_cannot_read_and_named(small_ct, tmp_
         return wrapped
 
     monkeypatch.setattr(inputs, "scan", then_delete(inputs.scan))
+    monkeypatch.setattr(bids_job, "scan", then_delete(bids_job.scan))
     monkeypatch.setattr(png_work, "plan_outputs", then_delete(png_work.plan_outputs))
     monkeypatch.setattr(index_work, "iter_input_files", then_delete(index_work.iter_input_files))
     out = tmp_path / "out"

@@ -375,7 +375,7 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, er
                           errno.EFBIG})
 
 #: errno values of a file that cannot be read any more (an input deleted or moved during the run).
-READ_ERRNOS = frozenset({errno.ENOENT, errno.ESTALE, errno.ENOTDIR})
+READ_ERRNOS = frozenset({errno.ENOENT, errno.ESTALE})
 
 
 def _where(filename: Any) -> str:
