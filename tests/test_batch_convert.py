@@ -237,7 +237,7 @@ RUNNER = """
 import json, sys
 {prelude}
 from volume.cli import main
-sys.exit(main(json.loads(sys.argv[1])))
+sys.exit(main(json.loads(sys.argv[1]), as_program=True))  # as the volume program runs it (cli.run)
 """
 
 #: Series 2's image writer: an atomic temporary file on disk, then MODE ("kill": the worker dies
