@@ -257,12 +257,17 @@ def test_stop_signals_at_every_point_of_every_writer(forks, ct, small_ct, tmp_pa
     argv, points = WRITERS[writer]
     _needs_extras(writer)
     src = ct if writer.startswith("nii") else small_ct
+    stopped = 0
     for k, (point, signum) in enumerate(zip(points, SIGNALS, strict=True)):
         out = tmp_path / f"run{k}"
         job = forks.run(argv(src, out / "out"), out, trip={**point, "signal": int(signum)})
         assert_stopped(job, signum, out / "out")
-        if point.get("after_s", 0.0) == 0.0:  # (a later moment may come after the write is done)
+        if point["kind"] == "write":  # the signal comes at that write: before the output is whole
             assert job.code == 128 + signum, f"{writer}: the planted signal never stopped it ({point})"
+        stopped += job.code == 128 + signum
+    # a moment after the temporary file appears may come after a writer in C is done, on a busy
+    # machine; one of the three must not
+    assert stopped, f"{writer}: no planted signal came while it wrote"
 
 
 def test_ctrl_c_while_the_threaded_gzip_writer_closes(forks, ct, tmp_path):

@@ -21,6 +21,7 @@ This module imports only the standard library: the command line installs it at s
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -188,13 +189,27 @@ def _on_stop_signal_when_done(signum: int, _frame: Any) -> None:
 def guard_exit(*, deadline_s: float = STOP_DEADLINE_S) -> None:
     """After the work: a stop signal no longer interrupts anything (the process is ending with its
     own exit code), but the process still ends within ``deadline_s`` of it, should its end hang
-    (a thread that will not join). Signals ignored now stay ignored."""
+    (a thread that will not join). Signals ignored now stay ignored. Once the interpreter has
+    joined its threads and run the other ``atexit`` handlers, stop signals are ignored for the few
+    milliseconds left (Python would restore their default, which kills the process with the
+    signal after its work is done)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    _stop.update(signum=None, deadline=deadline_s)
+    _stop.update(signum=None, deadline=deadline_s, exiting=True)
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) != signal.SIG_IGN:
             signal.signal(signum, _on_stop_signal_when_done)
+
+
+def _at_exit() -> None:
+    """Registered when this module is imported (at start-up), so it runs after every other
+    ``atexit`` handler: see :func:`guard_exit`."""
+    if _stop.get("exiting") and threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+atexit.register(_at_exit)
 
 
 @contextmanager
@@ -257,7 +272,7 @@ def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.RLock()
     _held.clear()
-    _stop.update(signum=None, said=False, say=None, deferred=0, pending=None)
+    _stop.update(signum=None, said=False, say=None, deferred=0, pending=None, exiting=False)
 
 
 if hasattr(os, "register_at_fork"):
