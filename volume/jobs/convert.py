@@ -98,6 +98,9 @@ class ConvertOptions:
     scaling
         ``"precise"``: Philips' measured floating-point values (as dcm2niix writes them);
         ``"display"``: DICOM's display values (:mod:`volume.dicom.scaling`).
+    diffusion_files
+        Write ``.bval``/``.bvec`` beside a diffusion stack (off where a layout forbids them, as BIDS
+        does for anything but a ``dwi`` image).
     """
 
     format: str = "nii.gz"
@@ -110,6 +113,7 @@ class ConvertOptions:
     sidecar: bool = True
     skip_existing: bool = False
     scaling: str = "precise"
+    diffusion_files: bool = True
 
     def __post_init__(self) -> None:
         if self.force and self.skip_existing:
@@ -219,7 +223,7 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
     diffusion = stack.diffusion
-    if diffusion is not None:
+    if diffusion is not None and options.diffusion_files:
         paths.extend(diffusion_paths(image, diffusion))
     return paths
 
@@ -349,7 +353,7 @@ def convert_stack(
         if image_path not in existing:
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
-        if diffusion is not None:
+        if diffusion is not None and options.diffusion_files:
             missing = [p for p in diffusion_paths(image_path, diffusion) if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
