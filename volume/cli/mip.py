@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..choices import PLANES, PROJECTION_MODES
+from ..ops.presets import PRESET_HELP
 from .app import SERIES_HELP, app, choice_enum
 
 Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
@@ -28,7 +29,7 @@ def mip_command(
     slab: Annotated[float | None, typer.Option("--slab", help="Thick slabs of this many mm (one projection per slab).")] = None,
     step: Annotated[float | None, typer.Option("--step", help="Distance in mm between slab starts (default: --slab; smaller overlaps).")] = None,
     window: Annotated[str | None, typer.Option("--window", "-w", help="Display window CENTER,WIDTH (e.g. 40,400), a preset name, 'dicom' (the series' own window) or 'auto' (percentiles). Default: dicom for CT, auto otherwise.")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", metavar="NAME", help=PRESET_HELP)] = None,
     cmap: Annotated[str | None, typer.Option("--cmap", help="Colour map: gray, hot, bone, viridis, inferno, jet.")] = None,
     series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     resample: Annotated[bool, typer.Option("--resample", help="Reslice onto the patient-aligned grid first (exact planes for oblique series).")] = False,

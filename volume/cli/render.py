@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 
 from ..choices import MAPPERS, MESH_COORDS, RENDER_MODES, RENDER_PRESETS, TURN_AXES, VIEWS
+from ..ops.presets import preset_list
 from .app import SERIES_HELP, app, choice_enum
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
 SeriesOpt = Annotated[
     str | None, typer.Option("--series", "-s", help=SERIES_HELP)
 ]
-FrameOpt = Annotated[int, typer.Option("--frame", help="Frame of a 4D series to use (0-based).")]
+FrameOpt = Annotated[int, typer.Option("--frame", min=1, help="Frame of a 4D series to use (1-based, as viewers count).")]
 GapsOpt = Annotated[bool, typer.Option("--allow-gaps", help="Resample a series with a missing slice instead of refusing.")]
 LevelOpt = Annotated[
     float | None, typer.Option("--level", help="Isosurface value in the series' units (HU for CT). Default: 300 for CT, else mid-range.")
@@ -27,7 +28,7 @@ MaxMemoryOpt = Annotated[
 ]
 WindowOpt = Annotated[
     str | None,
-    typer.Option("--window", "-w", help="Grey ramp CENTER,WIDTH (or a CT preset: bone, lung...) for mip/minip, and the range the mr preset spans."),
+    typer.Option("--window", "-w", help="Grey ramp CENTER,WIDTH, a preset name (as --preset), 'dicom' (the series' window) or 'auto', for mip/minip; and the range the mr preset spans."),
 ]
 
 
@@ -35,9 +36,6 @@ Mode = choice_enum("Mode", RENDER_MODES, "Rendering modes.")
 
 
 View = choice_enum("View", VIEWS, "Where the camera stands, relative to the patient.")
-
-
-PresetName = choice_enum("PresetName", RENDER_PRESETS, "Volume rendering transfer functions.")
 
 
 Axis = choice_enum("Axis", TURN_AXES, "Patient axis a turntable turns about (counter-clockwise seen from its head).")
@@ -66,7 +64,11 @@ Coords = choice_enum("Coords", MESH_COORDS, "Patient coordinate frame of a writt
 
 
 PresetOpt = Annotated[
-    PresetName | None, typer.Option("--preset", help="Transfer function for --mode vr. Default: ct-bone for CT, mr otherwise.")
+    str | None,
+    typer.Option("--preset", metavar="NAME", help=(
+        f"Named preset: {preset_list()}. --mode vr draws the transfer function of bone, soft-tissue, lung "
+        f"or mr ({', '.join(RENDER_PRESETS)}); mip/minip take the preset's window as their grey ramp. "
+        "Default: bone for CT, mr otherwise.")),
 ]
 ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volume rendering), mip, minip, or iso (isosurface at --level).")]
 
@@ -89,7 +91,7 @@ def render_command(
     marker: Annotated[bool, typer.Option("--marker/--no-marker", help="Orientation cube (L/R, A/P, S/I) in the lower-left corner.")] = True,
     mapper: MapperOpt = MapperName.auto,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     max_memory: MaxMemoryOpt = None,
@@ -130,7 +132,7 @@ def view_command(
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
@@ -160,7 +162,7 @@ def serve_command(
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
@@ -186,7 +188,7 @@ def mesh_command(
     smooth: Annotated[int, typer.Option("--smooth", help="Windowed-sinc smoothing iterations (0: none; 20 is gentle).", min=0, max=500)] = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Keep only the largest connected piece.")] = False,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     max_memory: MaxMemoryOpt = None,

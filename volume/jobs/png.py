@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import OutputExistsError, VolumeError
 from ..io.names import safe_name, unique_names
-from ..ops.presets import preset_warning
+from ..ops.presets import modality_warning
 from ..parallel.pool import ordered_map
 from .pictures import (
     DisplayOptions,
@@ -167,7 +167,7 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
         image_check(ds)
         result.series = series_label(ds)
         if settings.preset is not None:
-            note = preset_warning(settings.preset_option, settings.preset, hounsfield=True, modality=ds.get("Modality"))
+            note = modality_warning(settings.preset_option, settings.preset, ds.get("Modality"))
             if note:
                 result.notes.append(note)
         count = n_frames(ds)

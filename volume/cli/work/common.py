@@ -41,16 +41,30 @@ def write_animation(frames, output: Path, force: bool) -> Path:
 
 def load_series(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None,
                 verb: str = "rendering"):
-    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim.
-    A file stands for its series (see :func:`volume.cli.work.inputs.scan_input`)."""
+    """The series to show; ``frame`` is ``--frame`` as typed (1-based, as every number the command
+    line takes: :func:`frame_index` turns it into the API's 0-based index); ``max_memory``
+    (``--max-memory``) bounds the pixel memory it may claim. A file stands for its series (see
+    :func:`volume.cli.work.inputs.scan_input`)."""
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
+    if frame < FIRST_NUMBER:
+        raise UsageError(f"--frame {frame}: frames count from {FIRST_NUMBER}")
     found, series = read_input(path, series, verb=verb)
     vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
-        if not 0 <= frame < vol.n_frames:
-            raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
+        if frame > vol.n_frames:
+            raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (1..{vol.n_frames})")
         warn(f"series {vol.meta.get('stack_id', '')}: 4D, {vol.n_frames} frames: using frame {frame} "
              "(--frame picks another)")
-    elif frame != 0:
-        raise UsageError(f"--frame {frame}: this series is 3D (only frame 0)")
+    elif frame != FIRST_NUMBER:
+        raise UsageError(f"--frame {frame}: this series is 3D (only frame 1)")
     return vol
+
+
+FIRST_NUMBER = 1
+"""Slice and frame numbers on the command line count from 1, as picture names and viewers do; the
+Python API counts from 0 (docs/conventions.md)."""
+
+
+def frame_index(frame: int) -> int:
+    """The API's 0-based index of ``--frame N`` (1-based)."""
+    return frame - FIRST_NUMBER

@@ -22,9 +22,8 @@ from ...io.dicom_out import write_dicom_series
 from ...io.image import Picture, colormap_lut, write_picture, write_sheet
 from ...io.names import safe_name, unique_names
 from ...io.nifti import write_nifti
-from ...ops.presets import preset_name, preset_warning
 from ...ops.projection import can_stream, chunk_bytes, project, project_stack_planes
-from ...ops.window import PRESETS, choose_window, default_window, header_window, is_constant, parse_window
+from ...ops.window import WindowRequest, is_constant, resolve_window
 from ...render.offscreen import TURN_AXES, check_turn, parse_size
 from ...render.offscreen import turntable as spin
 from ...volume import Volume
@@ -153,11 +152,6 @@ def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step:
         return {p: project(vol, p, mode, slab, step, resample) for p in planes}
 
 
-def _window_text(window_text: str | None, meta: Any) -> str:
-    """The user's window, else the modality's default (:func:`volume.ops.window.default_window`)."""
-    return window_text if window_text is not None else default_window(meta.get("modality"))
-
-
 def _picture_kind(mode: str) -> str:
     """What an automatic window is computed for: a MIP's histogram is not a slice's."""
     return "projection" if mode == "max" else "slice"
@@ -189,15 +183,11 @@ def _values(projs: dict[str, Volume]) -> Any:
     return np.concatenate([a.reshape(-1)[::stride].astype(np.float32) for a in arrays])
 
 
-def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, window_text: str | None,
+def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, request: WindowRequest,
                     cmap: str | None, labels: bool, force: bool, mode: str = "max") -> list[Path]:
     first = next(iter(projs.values()))
     meta = first.meta
-    try:
-        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"),
-                                  kind=_picture_kind(mode))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    window, _ = request.choose(_values(projs), meta.get("acquisition"), kind=_picture_kind(mode))
     invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
     if first.is_4d:
         warn(f"series {meta.get('stack_id', '')}: 4D, the picture shows frame 1 of {first.n_frames}; "
@@ -240,7 +230,7 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
     return written
 
 
-def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_text: str | None,
+def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, request: WindowRequest,
                 force: bool, keep_phi: bool = False) -> list[Path]:
     if len(projs) > 1:
         raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
@@ -251,11 +241,7 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_t
     info = proj.meta["projection"]
     if proj.is_4d or proj.shape[info["axis"]] > 1:
         raise UsageError(f"{target.path}: a .dcm file holds one projection; for slabs or 4D use .nii.gz (or a folder of PNGs)")
-    try:
-        window, _ = choose_window(_values(projs), window=_window_text(window_text, proj.meta),
-                                  acquisition=proj.meta.get("acquisition"), kind=_picture_kind(mode))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    window, _ = request.choose(_values(projs), proj.meta.get("acquisition"), kind=_picture_kind(mode))
     desc = " ".join(x for x in (str(proj.meta.get("series_description") or ""), MODE_TAGS[mode].upper(), plane) if x)
     files = write_dicom_series(
         display_volume(proj, plane, axis=info["axis"]), target.path, force=force, description=desc[:64],
@@ -286,24 +272,18 @@ def _turntable(path: Path, series: str | None, mode: str, out: str | Path | None
     axis = axis.upper()
     if axis not in TURN_AXES:
         raise UsageError(f"unknown --axis {axis!r}; choose one of {', '.join(TURN_AXES)}")
-    if window is not None and preset is not None:
-        raise UsageError("give either --window or --preset, not both")
+    resolve_window(window, preset)  # refused before the series is read
     check_turntable(out, n)
     check_turn("anterior", axis)
     wh = parse_size(size)
     check_writable(out, force=force)
-    vol = load_series(path, series, 0, allow_gaps, max_memory)
-    text = preset if preset is not None else window
+    vol = load_series(path, series, 1, allow_gaps, max_memory)
     ramp = None
-    if text is not None and text.strip().lower() == "dicom":
-        w = header_window(vol.meta.get("acquisition"))
-        ramp = (w.low, w.high) if w is not None else None
-    elif text is not None and text.strip().lower() != "auto":
-        try:
-            w = parse_window(text)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        ramp = (w.low, w.high)
+    if window is not None or preset is not None:  # else the renderer's range of the data
+        request = resolve_window(window, preset, vol.meta.get("modality"))
+        if request.warning:
+            warn(f"series {vol.meta.get('stack_id', '')}: {request.warning}")
+        ramp = request.ramp(vol.meta.get("acquisition"))
     with progress_bar("rendering", n) as advance:
         frames = spin(vol, n, axis=axis, mode=TURNTABLE_MODES[mode], window=ramp, size=wh, progress=advance)
     sys.stdout.write(f"{write_animation(frames, out, force)}\n")
@@ -319,18 +299,7 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
         return
 
     max_bytes = None if max_memory is None else parse_bytes(max_memory)
-    if window is not None and preset is not None:
-        raise UsageError("give either --window or --preset, not both")
-    if preset is not None:
-        key = preset.strip().lower().replace("_", "-")
-        if key not in PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        window = key
-    elif window is not None and window.strip().lower() not in ("auto", "dicom"):
-        try:
-            parse_window(window)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    resolve_window(window, preset)  # a bad --window/--preset is refused before any work
     if cmap is not None:
         try:
             colormap_lut(cmap)
@@ -361,13 +330,10 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
     outcome = Outcome()
     skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
-    named = preset_name(window)
     for stack, base in zip(stacks, bases, strict=True):
-        if named is not None:
-            note = preset_warning("--preset" if preset is not None else "--window", named, hounsfield=True,
-                                  modality=stack.modality)
-            if note:
-                warn(f"series {stack.id}: {note}")
+        request = resolve_window(window, preset, stack.modality)
+        if request.warning:
+            warn(f"series {stack.id}: {request.warning}")
         try:
             projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
             for p, proj in projs.items():
@@ -379,10 +345,10 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
                 if note:
                     warn(note)
             if target.kind in ("picture", "folder"):
-                files = _write_pictures(projs, base, target, window_text=window, cmap=cmap, labels=labels,
+                files = _write_pictures(projs, base, target, request=request, cmap=cmap, labels=labels,
                                         force=force, mode=mode.value)
             else:
-                files = _write_data(projs, target, mode=mode.value, window_text=window, force=force, keep_phi=keep_phi)
+                files = _write_data(projs, target, mode=mode.value, request=request, force=force, keep_phi=keep_phi)
         except VolumeError as exc:
             if len(stacks) == 1:
                 raise

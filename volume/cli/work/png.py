@@ -16,12 +16,11 @@ from pathlib import Path
 from ...errors import EXIT_PARTIAL, NoDicomError, UsageError
 from ...jobs.pictures import DisplayOptions
 from ...jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
-from ...ops.presets import preset_name
-from ...ops.window import parse_window
+from ...ops.window import resolve_window
 from ...parallel.pool import default_workers
 from ..app import err, progress_bar, warn
 from ..outputs import FOLDER, output_kind, suffix_of
-from ..png import PictureFormat, Preset
+from ..png import PictureFormat
 
 MTIME_SLACK_S = 0.05
 """Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
@@ -32,30 +31,19 @@ Any other file extension is a usage error listing these; a name without one is t
 
 
 def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: int | None, keep_ratio: bool,
-        square_pixels: bool, window: str | None, preset: Preset | None, raw16: bool, gif: bool,
+        square_pixels: bool, window: str | None, preset: str | None, raw16: bool, gif: bool,
         workers: int | None, force: bool) -> int:
     """``volume png``: checks, the plan of outputs, the pool's results listed; the exit code."""
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
-    if window is not None and preset is not None:
-        raise UsageError("give either --window or --preset, not both")
+    request = resolve_window(window, preset)  # the header's window unless --window/--preset (checked per file)
     if raw16 and fmt is PictureFormat.jpg:
         raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: drop --format jpg")
     if raw16 and (window is not None or preset is not None):
         raise UsageError("--raw16 writes modality values without windowing: drop --window/--preset")
     if keep_ratio and size is None:
         raise UsageError("--keep-ratio needs --size")
-    win = None
-    auto = False
-    if preset is not None:
-        win = parse_window(preset.value)
-    elif window is not None and window.strip().lower() == "auto":
-        auto = True
-    elif window is not None:
-        try:
-            win = parse_window(window)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    auto = request.rule == "auto" and (window is not None or preset is not None)
     if out is None:
         out = "."
     kind, out_path = output_kind(out, OUTPUT_FORMATS)
@@ -70,11 +58,10 @@ def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: 
             fmt = PictureFormat(kind)
         if raw16 and fmt is PictureFormat.jpg:
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
-    named = preset.value if preset is not None else preset_name(window)
     settings = PngSettings(
-        display=DisplayOptions(window=win, auto=auto, raw16=raw16),
+        display=DisplayOptions(window=request.window, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
-        square=square_pixels, gif_always=kind == "gif", preset=named, preset_option="--preset" if preset is not None else "--window",
+        square=square_pixels, gif_always=kind == "gif", preset=request.preset, preset_option="--preset" if preset is not None else "--window",
     )
     stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""
     jobs = [(str(path), stem)] if one_file else plan_outputs(path, out_path)

@@ -16,8 +16,7 @@ from ...io.dicom_out import write_dicom_series
 from ...io.image import write_picture
 from ...io.names import safe_name
 from ...io.nifti import write_nifti
-from ...ops.presets import preset_name, preset_warning
-from ...ops.window import choose_window, default_window, parse_window
+from ...ops.window import WindowRequest, resolve_window
 from ...volume import Volume, closest_plane
 from ..app import parse_size, progress_bar, warn
 from ..outputs import FOLDER, output_kind
@@ -112,15 +111,11 @@ def _display_plane(vol: Volume, plane: str | None) -> str:
     return closest_plane(vol.direction[:, 0])[0]
 
 
-def _window(vol: Volume, values, window_text: str | None, kind: str):
+def _window(vol: Volume, values, request: WindowRequest, kind: str):
     """The display window of pictures (and DICOM output) drawn from ``values``: the user's, else the
     modality's default (:func:`volume.ops.window.default_window`: the header's window for CT, an
     automatic window of what is drawn otherwise)."""
-    text = window_text if window_text is not None else default_window(vol.meta.get("modality"))
-    try:
-        return choose_window(values, window=text, acquisition=vol.meta.get("acquisition"), kind=kind)[0]
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return request.choose(values, vol.meta.get("acquisition"), kind=kind)[0]
 
 
 def _picture_kind(thickness: float | None, mode: str) -> str:
@@ -128,7 +123,7 @@ def _picture_kind(thickness: float | None, mode: str) -> str:
     return "projection" if thickness and mode == "max" else "slice"
 
 
-def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_text: str | None,
+def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, request: WindowRequest,
                     labels: bool, force: bool, kind: str = "slice", only: int | None = None,
                     file: Path | None = None) -> list[Path]:
     """Pictures of every slice (``folder/base_001.png``...), of slice ``only`` (1-based) alone, or
@@ -147,7 +142,7 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
     width = max(PICTURE_WIDTH_MIN, len(str(n)))
     written = []
     if not first.rgb:
-        window = _window(vol, sample, window_text, kind)
+        window = _window(vol, sample, request, kind)
     chosen = range(n) if only is None else [only - 1]
     with progress_bar("writing pictures", len(chosen)) as advance:
         try:
@@ -168,11 +163,11 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
 
 
 def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: float | None,
-                 window_text: str | None, keep_phi: bool, force: bool) -> list[Path]:
+                 request: WindowRequest, keep_phi: bool, force: bool) -> list[Path]:
     window = None
     if not vol.rgb:
         flat = np.asarray(vol.array).reshape(-1)
-        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window_text,
+        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), request,
                     _picture_kind(thickness, mode))
         window = (w.center, w.width)
     tag = IMAGE_TYPE[mode] if thickness else "MPR"
@@ -192,7 +187,7 @@ def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: flo
 
 def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str | None, plane: Plane | None,
             normal: str | None, thickness: float | None, mode: SlabMode, like: Path | None, interp: Interp,
-            fov: str | None, fmt: Format, fill: float | None, window: str | None, series: str | None,
+            fov: str | None, fmt: Format, fill: float | None, window: str | None, preset: str | None, series: str | None,
             labels: bool, keep_phi: bool, allow_gaps: bool, force: bool, max_memory: str | None) -> None:
     """``volume reslice``: checks, the series loaded, resampled, and written."""
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
@@ -211,22 +206,16 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
         raise UsageError("--mode needs --thickness (the slab in mm to combine)")
     if like is not None and not like.exists():
         raise UsageError(f"{like}: no such file or folder (--like)")
-    if window is not None and window.strip().lower() not in ("auto", "dicom"):
-        try:
-            parse_window(window)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    resolve_window(window, preset)  # a bad --window/--preset is refused before the series is read
     kind, out_path = _output(out, fmt, slice_no)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
 
     found, series = read_input(path, series, verb="reslicing")
     stack = choose_stack(found, series)
-    named = preset_name(window) if kind != "nifti" else None  # a NIfTI output is not windowed
-    if named is not None:
-        note = preset_warning("--window", named, hounsfield=True, modality=stack.modality)
-        if note:
-            warn(f"series {stack.id}: {note}")
+    request = resolve_window(window, preset, stack.modality)
+    if request.warning and kind != "nifti":  # a NIfTI output is not windowed: nothing to warn about
+        warn(f"series {stack.id}: {request.warning}")
     with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
         vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
     for note in vol.meta.get("warnings") or []:
@@ -259,12 +248,12 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
         written = [write_nifti(result, out_path, force=force)]
     elif kind == "dcm":
         written = _write_dicom(result, out_path, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
-                               window_text=window, keep_phi=keep_phi, force=force)
+                               request=request, keep_phi=keep_phi, force=force)
     else:
         display_plane = _display_plane(result, plane.value if plane else None)
         # pictures in a folder of their own are named by what they are; one written here by the series too
         picture_base = base if out is None and slice_no is not None else safe_name(what)
-        written = _write_pictures(result, out_path, picture_base, display_plane, window_text=window, labels=labels,
+        written = _write_pictures(result, out_path, picture_base, display_plane, request=request, labels=labels,
                                   force=force, kind=_picture_kind(thickness, mode.value), only=slice_no,
                                   file=out_path if kind == "picture" else None)
     for f in written:
