@@ -79,6 +79,38 @@ def closest_plane(normal: np.ndarray) -> tuple[str, float]:
     return best, math.degrees(math.acos(cosine))
 
 
+def nearest_axis(affine: np.ndarray, direction: np.ndarray) -> tuple[int, float]:
+    """The voxel axis of ``affine`` most nearly parallel (or antiparallel) to ``direction``.
+
+    The one answer to "which (slice, row, column) axis does a projection look along, or a picture
+    of a plane cut across": projections, display pictures and patient-aligned grids all ask it.
+
+    Parameters
+    ----------
+    affine
+        (4, 4) or (3, 3): its first three columns are the (slice, row, column) axes in LPS.
+    direction
+        (3,) LPS vector, e.g. a plane's normal (:data:`PLANE_NORMALS`); need not be a unit vector.
+
+    Returns
+    -------
+    (int, float)
+        The axis (0 slice, 1 row, 2 column) and the angle between it and ``direction`` in degrees
+        (0 when they are parallel).
+
+    Examples
+    --------
+    >>> nearest_axis(np.eye(4), np.array([0.0, 0.0, 1.0]))
+    (2, 0.0)
+    """
+    axes = np.asarray(affine, dtype=float)[:3, :3]
+    unit = axes / np.linalg.norm(axes, axis=0)
+    d = np.asarray(direction, dtype=float)
+    cos = np.abs(d @ unit) / np.linalg.norm(d)
+    axis = int(np.argmax(cos))
+    return axis, math.degrees(math.acos(min(1.0, float(cos[axis]))))
+
+
 def orientation_label(affine: np.ndarray) -> str:
     """Human description of a stack's orientation, e.g. ``"axial"`` or ``"axial (oblique 4.1°)"``."""
     plane, angle = closest_plane(np.asarray(affine, dtype=float)[:3, 0])

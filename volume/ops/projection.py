@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..choices import PROJECTION_MODES
-from ..conventions import GRID_AXES
+from ..conventions import GRID_AXES, plane_name
 from ..errors import NotAVolumeError, UsageError
 from ..sources import StackSource
-from ..volume import PLANE_NORMALS, Volume
+from ..volume import PLANE_NORMALS, Volume, nearest_axis
 
 MODES = PROJECTION_MODES
 """Projection modes: maximum (MIP), minimum (MinIP), mean (average) intensity."""
@@ -103,20 +103,12 @@ def slab_layout(n: int, spacing_mm: float, slab_mm: float | None = None, step_mm
 
 
 def projection_axis(affine: np.ndarray, plane: str) -> tuple[int, float]:
-    """The (slice, row, column) axis closest to ``plane``'s normal, and the angle (degrees) between them."""
-    key = _plane(plane)
-    a = np.asarray(affine, dtype=float)[:3, :3]
-    unit = a / np.linalg.norm(a, axis=0)
-    cos = np.abs(PLANE_NORMALS[key] @ unit)
-    axis = int(np.argmax(cos))
-    return axis, math.degrees(math.acos(min(1.0, float(cos[axis]))))
+    """The (slice, row, column) axis closest to ``plane``'s normal, and the angle (degrees) between them
+    (:func:`volume.volume.nearest_axis`)."""
+    return nearest_axis(affine, PLANE_NORMALS[plane_name(plane)])
 
 
-def _plane(plane: str) -> str:
-    key = str(plane).strip().lower()
-    if key not in PLANE_NORMALS:
-        raise UsageError(f"plane must be one of {', '.join(PLANE_NORMALS)}, got {plane!r}")
-    return key
+_plane = plane_name
 
 
 def _mode(mode: str) -> str:
@@ -432,7 +424,7 @@ def aligned_grid(vol: Volume, plane: str) -> tuple[np.ndarray, tuple[int, int, i
     axes = np.array(GRID_AXES[_plane(plane)], dtype=float)  # (3 target axes: slice, row, column; xyz)
     src_dir = vol.direction
     spacing = np.array(vol.spacing)
-    target_sp = np.array([spacing[int(np.argmax(np.abs(ax @ src_dir)))] for ax in axes])
+    target_sp = np.array([spacing[nearest_axis(src_dir, ax)[0]] for ax in axes])
     corners = np.array(list(np.ndindex(2, 2, 2)), dtype=float) * (np.array(vol.shape) - 1)
     world = vol.world(corners)
     coords = world @ axes.T  # (8, 3) positions along the target axes

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import choices
-from ..conventions import GRID_AXES
+from ..conventions import GRID_AXES, plane_name
 from ..errors import ResourceLimitError, UsageError
 from ..volume import PLANES, Volume, closest_plane
 
@@ -204,9 +204,7 @@ def plane_grid(
     fov
         mm along (slice, row, column) centred on the source (``None`` entries: whole source).
     """
-    if plane not in PLANE_AXES:
-        raise UsageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
-    axes = PLANE_AXES[plane]
+    axes = PLANE_AXES[plane_name(plane)]
     sp = _spacing3(spacing)
     if sp is None:
         sp = np.array([native_spacing(vol, axes[:, i]) for i in range(3)])
@@ -652,9 +650,8 @@ def reslice(
         how: dict[str, Any] = {"like": grid.name}
     else:
         if plane is not None:
-            axes = PLANE_AXES.get(plane)
-            if axes is None:
-                raise UsageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
+            plane = plane_name(plane)
+            axes = PLANE_AXES[plane]
             how = {"plane": plane}
         elif normal is not None:
             axes = oblique_axes(normal)

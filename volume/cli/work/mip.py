@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from ...conventions import PLANES, plane_name
 from ...dicom.loader import no_match_message
 from ...dicom.pixels import DEFAULT_MAX_BYTES
 from ...dicom.series import stack_choice
@@ -86,12 +87,15 @@ def _planes(plane: Plane, planes: str | None) -> list[str]:
         return [plane.value]
     text = planes.strip().lower()
     if text == "all":
-        return ["axial", "coronal", "sagittal"]
+        return list(PLANES)
     chosen = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in chosen if p not in Plane.__members__]
-    if bad or not chosen:
-        raise UsageError(f"--planes takes 'all' or a comma list of axial, coronal, sagittal; got {planes!r}")
-    return list(dict.fromkeys(chosen))
+    try:
+        names = [plane_name(p) for p in chosen]
+    except UsageError:
+        names = []
+    if not names:
+        raise UsageError(f"--planes takes 'all' or a comma list of {', '.join(PLANES)}; got {planes!r}")
+    return list(dict.fromkeys(names))
 
 
 def _stacks(found: Any, series: str | None) -> list[Any]:
