@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..choices import PICTURE_FORMATS
+from ..io.formats import help_list
 from ..ops.presets import PRESET_HELP
 from .app import app, choice_enum
 
@@ -19,7 +20,7 @@ PictureFormat = choice_enum("PictureFormat", PICTURE_FORMATS, "Output picture fo
 @app.command("png")
 def png_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[str | None, typer.Option("--output", "-o", "--out", metavar="PATH", help="Output folder (mirrors the input's relative paths); for one input file also NAME.png, NAME.jpg, or NAME.gif with --gif. Default: here (the current folder).")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", "--out", metavar="PATH", help=f"Output folder (mirrors the input's relative paths); for one input file also a file: {help_list('png')}. Default: here (the current folder).")] = None,
     fmt: Annotated[PictureFormat, typer.Option("--format", "-f", help="Picture format.")] = PictureFormat.png,
     quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG quality.")] = 95,
     size: Annotated[int | None, typer.Option(min=1, max=8192, help="Resize (Lanczos) to SIZE x SIZE pixels (at most 8192).")] = None,

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..choices import MAPPERS, MESH_COORDS, RENDER_MODES, RENDER_PRESETS, TURN_AXES, VIEWS
+from ..io.formats import help_list
 from ..ops.presets import preset_list
 from .app import SERIES_HELP, app, choice_enum
 
@@ -76,7 +77,7 @@ ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volum
 @app.command("render")
 def render_command(
     path: PathArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif; with --turntable .mp4, .webm or .gif. Default: <series>_render_<mode>_<view>.png (.gif with --turntable) here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=f"File to write: {help_list('render')}. Default: <series>_render_<mode>_<view>.png (.gif with --turntable) here.")] = None,
     mode: ModeOpt = Mode.vr,
     preset: PresetOpt = None,
     level: LevelOpt = None,
@@ -182,7 +183,7 @@ def serve_command(
 @app.command("mesh")
 def mesh_command(
     path: PathArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Mesh to write: .stl (binary), .ply (binary) or .obj. Default: <series>_mesh_<level>.stl here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=f"Mesh to write: {help_list('mesh')}. Default: <series>_mesh_<level>.stl here.")] = None,
     level: LevelOpt = None,
     coords: Annotated[Coords, typer.Option("--coords", help="Patient frame of the points: lps (DICOM, 3D Slicer) or ras (NIfTI).")] = Coords.lps,
     smooth: Annotated[int, typer.Option("--smooth", help="Windowed-sinc smoothing iterations (0: none; 20 is gentle).", min=0, max=500)] = 0,

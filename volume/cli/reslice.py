@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..choices import INTERPOLATIONS, PLANES, RESLICE_FORMATS, SLAB_MODES
+from ..io.formats import help_list
 from ..ops.presets import PRESET_HELP
 from .app import SERIES_HELP, app, choice_enum
 
@@ -28,7 +29,7 @@ Format = choice_enum("Format", RESLICE_FORMATS, "Output formats.")
 @app.command("reslice")
 def reslice_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file holding one series (or choose with --series).")],
-    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help="A .nii/.nii.gz file, a folder of PNG pictures (or with --slice N one .png), or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help=f"A file: {help_list('reslice')} (a picture: one slice, --slice N); or a folder of PNG pictures, or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
     slice_no: Annotated[int | None, typer.Option("--slice", min=1, help="Write the picture of this slice only (1-based, as picture names count): -o NAME.png, or into the -o folder.")] = None,
     spacing: Annotated[str | None, typer.Option("--spacing", help="Voxel size in mm: one value (isotropic) or WIDTH,HEIGHT,DEPTH (column, row, slice). Alone: keep the series' orientation.")] = None,
     plane: Annotated[Plane | None, typer.Option("--plane", "-p", help="A grid aligned with the patient axes: axial (slices inferior->superior), coronal (anterior->posterior), sagittal (left->right).")] = None,

@@ -7,14 +7,15 @@ from pathlib import Path
 
 from ...dicom import load
 from ...errors import UsageError
-from ...io.movie import check_movie_support, write_movie
-from ...render.offscreen import write_gif
+from ...io import formats
+from ...io.movie import check_movie_support
 from ..app import parse_size as parse_bytes
 from ..app import warn
 from .inputs import read_input
 
-ANIMATION_SUFFIXES = (".gif", ".mp4", ".webm")
-"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg)."""
+ANIMATION_SUFFIXES = formats.suffixes("render", "animation")
+"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg), as the
+registry of formats (:mod:`volume.io.formats`) says."""
 MAX_TURNTABLE = 720
 """Most frames a turntable may have."""
 
@@ -32,11 +33,9 @@ def check_turntable(output: Path, turntable: int | None) -> None:
         check_movie_support(output)
 
 
-def write_animation(frames, output: Path, force: bool) -> Path:
-    """Write turntable frames as a GIF or a movie, by the output's suffix."""
-    if output.suffix.lower() == ".gif":
-        return write_gif(frames, output, force=force)
-    return write_movie(frames, output, force=force)
+def write_animation(frames, output: Path, force: bool, command: str = "render") -> Path:
+    """Write turntable frames as a GIF or a movie: the writer the registry names for the suffix."""
+    return formats.writer(command, output)(frames, output, force=force)
 
 
 def load_series(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None,

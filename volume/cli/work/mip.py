@@ -18,11 +18,10 @@ from ...dicom.series import stack_choice
 from ...dicom.source import DicomSource
 from ...display import display_picture, display_volume, edge_labels
 from ...errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
+from ...io import formats
 from ...io.atomic import check_writable
-from ...io.dicom_out import write_dicom_series
 from ...io.image import Picture, colormap_lut, write_picture, write_sheet
 from ...io.names import safe_name, unique_names
-from ...io.nifti import write_nifti
 from ...ops.projection import can_stream, chunk_bytes, project, project_stack_planes
 from ...ops.window import WindowRequest, is_constant, resolve_window
 from ...render.offscreen import TURN_AXES, check_turn, parse_size
@@ -47,13 +46,9 @@ PROJECTABLE_KINDS = ("volume", "4D")
 MODE_NAMES = {"max": "maximum", "min": "minimum", "mean": "mean"}
 """How messages name each mode."""
 
-OUTPUT_FORMATS = {
-    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
-    ".nii": "nifti", ".nii.gz": "nifti",
-    ".dcm": "dicom",
-}
-"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
-Any other file extension is a usage error listing these; a name without one is a folder."""
+OUTPUT_FORMATS = formats.kinds("mip")
+"""Every file ``-o`` can name, by extension, and what is written (:mod:`volume.io.formats`, the one
+registry). Any other file extension is a usage error listing these; a name without one is a folder."""
 
 
 @dataclass
@@ -75,10 +70,13 @@ class Outcome:
     projected: int = 0
 
 
-def _target(out: str | None) -> Target:
+def _target(out: str | None, turntable: bool = False) -> Target:
     if out is None:
         return Target("folder", None)
     kind, path = output_kind(out, OUTPUT_FORMATS)
+    if kind == "animation" and not turntable:
+        raise UsageError(f"{out}: a {path.suffix} is a rotating projection: add --turntable N (or write "
+                         f"{formats.help_list('mip', 'picture')})")
     return Target(kind, path)
 
 
@@ -240,14 +238,15 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, request:
         raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
     plane, proj = next(iter(projs.items()))
     assert target.path is not None
+    write = formats.writer("mip", target.path)  # write_nifti or write_dicom_series
     if target.kind == "nifti":
-        return [write_nifti(proj, target.path, force=force)]
+        return [write(proj, target.path, force=force)]
     info = proj.meta["projection"]
     if proj.is_4d or proj.shape[info["axis"]] > 1:
         raise UsageError(f"{target.path}: a .dcm file holds one projection; for slabs or 4D use .nii.gz (or a folder of PNGs)")
     window, _ = request.choose(_values(projs), proj.meta.get("acquisition"), kind=_picture_kind(mode))
     desc = " ".join(x for x in (str(proj.meta.get("series_description") or ""), MODE_TAGS[mode].upper(), plane) if x)
-    files = write_dicom_series(
+    files = write(
         display_volume(proj, plane, axis=info["axis"]), target.path, force=force, description=desc[:64],
         derived_from=f"{mode} intensity projection, {plane}, {info['slab_mm']:g} mm slab",
         image_type=("MIP" if mode == "max" else "MINIP" if mode == "min" else "AVERAGE",),
@@ -290,7 +289,7 @@ def _turntable(path: Path, series: str | None, mode: str, out: str | Path | None
         ramp = request.ramp(vol.meta.get("acquisition"))
     with progress_bar("rendering", n) as advance:
         frames = spin(vol, n, axis=axis, mode=TURNTABLE_MODES[mode], window=ramp, size=wh, progress=advance)
-    sys.stdout.write(f"{write_animation(frames, out, force)}\n")
+    sys.stdout.write(f"{write_animation(frames, out, force, 'mip')}\n")
 
 
 def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | None, slab: float | None,

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ...errors import EXIT_PARTIAL, NoDicomError, UsageError
+from ...io import formats
 from ...jobs.pictures import DisplayOptions
 from ...jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
 from ...ops.window import resolve_window
@@ -25,9 +26,10 @@ from ..png import PictureFormat
 MTIME_SLACK_S = 0.05
 """Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
 
-OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".gif": "gif"}
-"""Files ``-o`` can name (for one input file), by extension (one place: a new format goes here).
-Any other file extension is a usage error listing these; a name without one is the output folder."""
+OUTPUT_FORMATS = formats.kinds("png")
+"""Files ``-o`` can name (for one input file), by extension (:mod:`volume.io.formats`, the one
+registry). Any other file extension is a usage error listing these; a name without one is the
+output folder."""
 
 
 def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: int | None, keep_ratio: bool,
@@ -52,16 +54,16 @@ def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: 
         if not path.is_file():
             raise UsageError(f"{out}: names one picture, but {path} is a folder; give an output folder "
                              f"(-o {out_path.name[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] or 'png'}/)")
-        if kind == "gif" and not gif:
+        if kind == "animation" and not gif:
             raise UsageError(f"{out}: a .gif is the animation of a multi-frame file: add --gif (or write .png)")
-        if kind != "gif":
-            fmt = PictureFormat(kind)
+        if kind != "animation":
+            fmt = PictureFormat(suffix_of(out_path.name, OUTPUT_FORMATS).lstrip("."))
         if raw16 and fmt is PictureFormat.jpg:
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
     settings = PngSettings(
         display=DisplayOptions(window=request.window, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
-        square=square_pixels, gif_always=kind == "gif", preset=request.preset, preset_option="--preset" if preset is not None else "--window",
+        square=square_pixels, gif_always=kind == "animation", preset=request.preset, preset_option="--preset" if preset is not None else "--window",
     )
     stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""
     jobs = [(str(path), stem)] if one_file else plan_outputs(path, out_path)

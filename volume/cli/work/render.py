@@ -7,13 +7,14 @@ from pathlib import Path
 import typer
 
 from ...errors import UsageError
+from ...io import formats
 from ...io.atomic import check_writable
 from ...io.names import series_stem
 from ...ops.presets import find_preset, transfer_function
 from ...ops.window import resolve_window
 from ...render.interactive import build_viewer
-from ...render.mesh import MESH_FORMATS, isosurface, write_mesh
-from ...render.offscreen import IMAGE_FORMATS, check_turn, parse_size, write_picture
+from ...render.mesh import isosurface
+from ...render.offscreen import check_turn, parse_size
 from ...render.offscreen import render as render_volume
 from ...render.offscreen import turntable as spin
 from ...render.presets import default_level
@@ -65,9 +66,9 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, l
     _check_presets(mode, preset, window)
     default_suffix = ".gif" if turntable is not None else ".png"
     suffix = output.suffix.lower() if output is not None else default_suffix
-    if turntable is None and suffix not in IMAGE_FORMATS:
+    if turntable is None and suffix not in formats.suffixes("render", "picture"):
         hint = " (add --turntable N for an animation)" if suffix in ANIMATION_SUFFIXES else ""
-        raise UsageError(f"{output}: use a .png, .jpg or .tif picture{hint}")
+        raise UsageError(f"{output}: use a {', '.join(formats.suffixes('render', 'picture'))} picture{hint}")
     check_turntable(output if output is not None else Path("render" + default_suffix), turntable)
     if turntable is not None:
         check_turn(view.value, axis.value)
@@ -82,7 +83,7 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, l
     )
     if turntable is None:
         pixels = render_volume(vol, azimuth=azimuth, **options)
-        written = write_picture(pixels, output, force=force)
+        written = formats.writer("render", output)(pixels, output, force=force)
     else:
         with progress_bar("rendering", turntable) as advance:
             frames = spin(vol, turntable, axis=axis.value, progress=advance, **options)
@@ -154,8 +155,8 @@ def mesh(path: Path, *, output: Path | None, level: float | None, coords: Coords
          series: str | None, frame: int, allow_gaps: bool, force: bool, max_memory: str | None) -> None:
     """``volume mesh``: the isosurface at ``level`` written as a mesh."""
     if output is not None:
-        if output.suffix.lower() not in MESH_FORMATS:
-            raise UsageError(f"{output}: unknown mesh format; use {', '.join(MESH_FORMATS)}")
+        if formats.find("mesh", output) is None:
+            raise UsageError(f"{output}: unknown mesh format; use {', '.join(formats.suffixes('mesh'))}")
         check_writable(output, force=force)
     vol = load_series(path, series, frame, allow_gaps, max_memory, verb="meshing")
     if level is None:
@@ -164,4 +165,4 @@ def mesh(path: Path, *, output: Path | None, level: float | None, coords: Coords
     if output is None:
         output = check_writable(f"{series_stem(vol.meta)}_mesh_{level:g}.stl", force=force)
     poly = isosurface(vol, level, coords=coords.value, frame=frame_index(frame), smooth=smooth, largest=largest)
-    typer.echo(str(write_mesh(poly, output, force=force, coords=coords.value)))
+    typer.echo(str(formats.writer("mesh", output)(poly, output, force=force, coords=coords.value)))

@@ -12,10 +12,10 @@ from ...api import reslice as reslice_volume
 from ...dicom import choose_stack, load
 from ...display import display_picture, edge_labels, volume_picture
 from ...errors import UsageError
+from ...io import formats
 from ...io.dicom_out import write_dicom_series
 from ...io.image import write_picture
 from ...io.names import safe_name
-from ...io.nifti import write_nifti
 from ...ops.window import WindowRequest, resolve_window
 from ...volume import Volume, closest_plane
 from ..app import parse_size, progress_bar, warn
@@ -23,14 +23,10 @@ from ..outputs import FOLDER, output_kind
 from ..reslice import Format, Interp, Plane, SlabMode
 from .inputs import read_input
 
-OUTPUT_FORMATS = {
-    ".nii": "nifti", ".nii.gz": "nifti",
-    ".dcm": "dcm",
-    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
-}
-"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
-Any other file extension is a usage error listing these; a name without one is a folder (of PNG
-pictures, or of a DICOM series with ``--format dcm``)."""
+OUTPUT_FORMATS = {suffix: "dcm" if kind == "dicom" else kind for suffix, kind in formats.kinds("reslice").items()}
+"""Every file ``-o`` can name, by extension, and what is written (:mod:`volume.io.formats`, the one
+registry; its ``dicom`` is ``--format dcm`` here). Any other file extension is a usage error listing
+these; a name without one is a folder (of PNG pictures, or of a DICOM series with ``--format dcm``)."""
 
 PICTURE_WIDTH_MIN = 3
 """Fewest digits of the slice number in picture names (``cor_001.png``)."""
@@ -245,7 +241,7 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
         out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
     written: list[Path]
     if kind == "nifti":
-        written = [write_nifti(result, out_path, force=force)]
+        written = [formats.writer("reslice", out_path)(result, out_path, force=force)]
     elif kind == "dcm":
         written = _write_dicom(result, out_path, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
                                request=request, keep_phi=keep_phi, force=force)
