@@ -41,6 +41,9 @@ the direction a projection looks along and the slice axis of a reslice onto the 
 OBLIQUE_TOLERANCE_DEG = 0.5
 """A slice normal further than this from the nearest patient axis makes an orientation oblique."""
 
+PROJECTION_NAMES: Mapping[str, str] = MappingProxyType({"max": "MIP", "min": "MinIP", "mean": "mean projection"})
+"""How a projection's repr names its mode (``meta["projection"]["mode"]``)."""
+
 AFFINE_ATOL = 1e-6
 """Absolute tolerance for the affine's last row and for orthogonality checks."""
 
@@ -250,12 +253,22 @@ class Volume:
             rgb=self.rgb,
         )
 
+    def describe(self) -> str:
+        """What the volume shows, as its repr says it: its orientation (:attr:`orientation`), or for
+        a projection the plane it was projected onto, e.g. ``coronal MIP (oblique 4.4°)``."""
+        info = self.meta.get("projection")
+        if not isinstance(info, Mapping) or info.get("plane") not in PLANES:
+            return self.orientation
+        what = f"{info['plane']} {PROJECTION_NAMES.get(str(info.get('mode')), 'projection')}"
+        angle = float(info.get("angle_deg") or 0.0)
+        return f"{what} (oblique {angle:.1f}°)" if angle > OBLIQUE_TOLERANCE_DEG else what
+
     def __repr__(self) -> str:
         sp = "x".join(f"{s:.3g}" for s in self.spacing)
         desc = self.meta.get("series_description") or ""
         four = f", {self.n_frames} frames" if self.is_4d else ""
         return (
             f"Volume({'x'.join(map(str, self.shape))}{four}, {sp} mm, {self.axcodes}, "
-            f"{self.orientation}, {self.array.dtype}{', RGB' if self.rgb else ''}"
+            f"{self.describe()}, {self.array.dtype}{', RGB' if self.rgb else ''}"
             f"{', ' + repr(desc) if desc else ''})"
         )

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from ...dicom import load
 from ...errors import UsageError
 from ...io import formats
+from ...io.atomic import check_writable
 from ...io.movie import check_movie_support
+from ...jobs.existing import Tally, check_outputs
+from ..app import err, warn
 from ..app import parse_size as parse_bytes
-from ..app import warn
 from .inputs import read_input
 
 ANIMATION_SUFFIXES = formats.suffixes("render", "animation")
@@ -67,3 +71,17 @@ Python API counts from 0 (docs/conventions.md)."""
 def frame_index(frame: int) -> int:
     """The API's 0-based index of ``--frame N`` (1-based)."""
     return frame - FIRST_NUMBER
+
+
+def skip_if_exists(output: Path, *, force: bool, verb: str, series: str | None = None) -> None:
+    """End a one-output job (``render``, ``mip --turntable``) here, exit 5, when its output exists
+    and no ``--force``: skipped and counted as every job skips (:mod:`volume.jobs.existing`), before
+    the series is read when ``-o`` names the output."""
+    check_writable(output, force=True)  # a folder in the way is an error, not an output
+    existing = check_outputs([output], force=force)
+    if existing.all:
+        err(f"{f'series {series}: ' if series else ''}skipped, {existing.message()}")
+        tally = Tally(verb)
+        tally.skip_existing()
+        err(tally.line())
+        raise typer.Exit(tally.exit_code())

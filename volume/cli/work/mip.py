@@ -4,7 +4,8 @@ under a path written as pictures, NIfTI or DICOM, and ``--turntable``."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,12 @@ from ...dicom.pixels import DEFAULT_MAX_BYTES
 from ...dicom.series import stack_choice
 from ...dicom.source import DicomSource
 from ...display import display_picture, display_volume, edge_labels
-from ...errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
+from ...errors import NoDicomError, NotAVolumeError, UsageError, VolumeError
 from ...io import formats
-from ...io.atomic import check_writable
 from ...io.image import Picture, colormap_lut, write_picture, write_sheet
 from ...io.names import safe_name, unique_names
-from ...ops.projection import can_stream, chunk_bytes, project, project_stack_planes
+from ...jobs.existing import Tally, check_outputs
+from ...ops.projection import can_stream, chunk_bytes, project, project_stack_planes, projection_layout
 from ...ops.window import WindowRequest, is_constant, resolve_window
 from ...render.offscreen import TURN_AXES, check_turn, parse_size
 from ...render.offscreen import turntable as spin
@@ -31,7 +32,7 @@ from ..app import err, progress_bar, warn
 from ..app import parse_size as parse_bytes
 from ..mip import Mode, Plane
 from ..outputs import output_kind
-from .common import check_turntable, load_series, write_animation
+from .common import check_turntable, load_series, skip_if_exists, write_animation
 from .inputs import read_input
 
 MODE_TAGS = {"max": "mip", "min": "minip", "mean": "meanip"}
@@ -61,13 +62,6 @@ class Target:
     @property
     def single(self) -> bool:
         return self.kind != "folder"
-
-
-@dataclass
-class Outcome:
-    written: list[Path] = field(default_factory=list)
-    failures: list[VolumeError] = field(default_factory=list)
-    projected: int = 0
 
 
 def _target(out: str | None, turntable: bool = False) -> Target:
@@ -137,7 +131,27 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
     return usable
 
 
-def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step: float | None,
+def _planned(target: Target, base: str, planes: list[str], source: DicomSource, slab: float | None,
+             step: float | None, resample: bool) -> list[Path]:
+    """The files one stack's projection will be written to, named before a voxel is read (so that a
+    re-run skips what exists: :func:`volume.jobs.existing.check_outputs`)."""
+    if target.kind != "folder":
+        assert target.path is not None
+        return [target.path]
+    folder = target.path if target.path is not None else Path()
+    if len(planes) > 1 or slab is None:
+        return [folder / f"{base}.png"]
+    _, layout = projection_layout(source.affine, source.shape, planes[0], slab, step, resample)
+    slab_folder = folder if target.path is not None else folder / base
+    width = max(SLAB_NUMBER_WIDTH, len(str(layout.count)))
+    return [slab_folder / f"{base}_{j + 1:0{width}d}.png" for j in range(layout.count)]
+
+
+SLAB_NUMBER_WIDTH = 3
+"""Fewest digits of the slab number in picture names (``..._mip_coronal_001.png``), counted from 1."""
+
+
+def _project(source: DicomSource, planes: list[str], mode: str, slab: float | None, step: float | None,
              resample: bool, allow_gaps: bool, max_bytes: int | None = None) -> dict[str, Volume]:
     """Projections of one stack per plane (streamed from disk in one pass unless resampling).
 
@@ -145,7 +159,7 @@ def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step:
     chunk of slices at a time, so it streams while a chunk fits; otherwise the series is loaded
     whole, and refused when it needs more than the limit.
     """
-    source = DicomSource(stack)
+    stack = source.stack
     limit = DEFAULT_MAX_BYTES if max_bytes is None else min(max_bytes, DEFAULT_MAX_BYTES)
     with progress_bar(f"projecting {stack.id}", source.n_images) as advance:
         if not resample and can_stream(source) and chunk_bytes(source) <= limit:
@@ -173,6 +187,13 @@ def _constant_note(stack_id: str, plane: str, mode: str, proj: Volume, slab: flo
     return what
 
 
+def _slab_note(stack_id: str, proj: Volume) -> str | None:
+    """The warning that says what a slab was made of when that is not exactly what ``--slab`` asked
+    (whole slices, the number nearest the request: ``volume.ops.projection.slab_rounding``)."""
+    rounding = proj.meta["projection"].get("rounding")
+    return f"series {stack_id}: {rounding}" if rounding else None
+
+
 WINDOW_SAMPLE = 2_000_000
 """At most this many projection values (a regular subsample) decide an automatic window."""
 
@@ -186,7 +207,10 @@ def _values(projs: dict[str, Volume]) -> Any:
 
 
 def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, request: WindowRequest,
-                    cmap: str | None, labels: bool, force: bool, mode: str = "max") -> list[Path]:
+                    cmap: str | None, labels: bool, force: bool, mode: str = "max",
+                    keep: Sequence[Path] = ()) -> list[Path]:
+    """The pictures of one stack's projections; the slab pictures in ``keep`` exist and are left as
+    they are (a re-run writes the missing ones)."""
     first = next(iter(projs.values()))
     meta = first.meta
     window, _ = request.choose(_values(projs), meta.get("acquisition"), kind=_picture_kind(mode))
@@ -218,13 +242,17 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, requ
     if target.kind == "picture":
         raise UsageError(f"{target.path}: --slab makes one picture per slab; give a folder (-o slabs/) or a .nii.gz")
     slab_folder = folder if target.path is not None else folder / tag
-    width = max(3, len(str(count)))
+    width = max(SLAB_NUMBER_WIDTH, len(str(count)))
     written = []
+    kept = set(keep)
     try:
         for j in range(count):
+            name = slab_folder / f"{tag}_{j + 1:0{width}d}.png"
+            if name in kept:
+                continue
             img, p = display_picture(proj, plane, window, axis=axis, index=j, invert=invert)
-            written.append(write_picture(slab_folder / f"{tag}_{j + 1:0{width}d}.png", img, force=force,
-                                         labels=letters, scale_bar_mm_per_px=p if labels else None, cmap=cmap))
+            written.append(write_picture(name, img, force=force, labels=letters,
+                                         scale_bar_mm_per_px=p if labels else None, cmap=cmap))
     except BaseException:  # disk full, Ctrl-C: the whole pictures already written are listed
         sys.stdout.write("".join(f"{f}\n" for f in written))
         sys.stdout.flush()
@@ -279,7 +307,7 @@ def _turntable(path: Path, series: str | None, mode: str, out: str | Path | None
     check_turntable(out, n)
     check_turn("anterior", axis)
     wh = parse_size(size)
-    check_writable(out, force=force)
+    skip_if_exists(out, force=force, verb="projected")
     vol = load_series(path, series, 1, allow_gaps, max_memory)
     ramp = None
     if window is not None or preset is not None:  # else the renderer's range of the data
@@ -290,6 +318,7 @@ def _turntable(path: Path, series: str | None, mode: str, out: str | Path | None
     with progress_bar("rendering", n) as advance:
         frames = spin(vol, n, axis=axis, mode=TURNTABLE_MODES[mode], window=ramp, size=wh, progress=advance)
     sys.stdout.write(f"{write_animation(frames, out, force, 'mip')}\n")
+    err(Tally("projected", done=1).line())
 
 
 def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | None, slab: float | None,
@@ -317,6 +346,8 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
     if len(chosen_planes) > 1 and slab is not None:
         raise UsageError("--slab works on one plane at a time; drop --planes or --slab")
     target = _target(out)
+    if target.kind == "picture" and slab is not None:
+        raise UsageError(f"{target.path}: --slab makes one picture per slab; give a folder (-o slabs/) or a .nii.gz")
     if target.kind in ("nifti", "dicom") and len(chosen_planes) > 1:
         raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
     if not path.exists():
@@ -331,14 +362,22 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
     tag = MODE_TAGS[mode.value]
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
-    outcome = Outcome()
-    skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
+    tally = Tally("projected")
+    tally.skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
+    written: list[Path] = []
+    failures: list[VolumeError] = []
     for stack, base in zip(stacks, bases, strict=True):
+        source = DicomSource(stack)
+        existing = check_outputs(_planned(target, base, chosen_planes, source, slab, step, resample), force=force)
+        if existing.all:  # the one rule of every job (volume/jobs/existing.py): no pixel is read
+            err(f"series {stack.id}: skipped, {existing.message()}")
+            tally.skip_existing()
+            continue
         request = resolve_window(window, preset, stack.modality)
         if request.warning:
             warn(f"series {stack.id}: {request.warning}")
         try:
-            projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
+            projs = _project(source, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
             for p, proj in projs.items():
                 angle = proj.meta["projection"]["angle_deg"]
                 if angle > OBLIQUE_WARN_DEG and not resample:
@@ -347,9 +386,12 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
                 note = _constant_note(stack.id, p, mode.value, proj, slab)
                 if note:
                     warn(note)
+                note = _slab_note(stack.id, proj)
+                if note:
+                    warn(note)
             if target.kind in ("picture", "folder"):
                 files = _write_pictures(projs, base, target, request=request, cmap=cmap, labels=labels,
-                                        force=force, mode=mode.value)
+                                        force=force, mode=mode.value, keep=existing.present)
             else:
                 files = _write_data(projs, target, mode=mode.value, request=request, force=force, keep_phi=keep_phi)
         except VolumeError as exc:
@@ -357,15 +399,16 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
                 raise
             text = str(exc)
             err(text if text.startswith(f"series {stack.id}") else f"series {stack.id}: {text}")
-            outcome.failures.append(exc)
+            failures.append(exc)
+            tally.failed += 1
             continue
         for f in files:
             sys.stdout.write(f"{f}\n")
         sys.stdout.flush()
-        outcome.written.extend(files)
-        outcome.projected += 1
-    err(f"projected {outcome.projected}, skipped {skipped}, failed {len(outcome.failures)}")
-    if outcome.failures:
-        if not outcome.written and len({type(e) for e in outcome.failures}) == 1:
-            raise typer.Exit(outcome.failures[0].exit_code)
-        raise typer.Exit(EXIT_PARTIAL)
+        written.extend(files)
+        tally.done += 1
+    err(tally.line())
+    if failures and not written and len({type(e) for e in failures}) == 1:
+        raise typer.Exit(failures[0].exit_code)
+    if tally.exit_code():
+        raise typer.Exit(tally.exit_code())

@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ...errors import EXIT_PARTIAL, NoDicomError, UsageError
+from ...errors import EXIT_OUTPUT_EXISTS, NoDicomError, UsageError
 from ...io import formats
+from ...jobs.existing import FORCE_HINT, Tally
 from ...jobs.pictures import DisplayOptions
 from ...jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
 from ...ops.window import resolve_window
@@ -98,19 +99,32 @@ def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: 
         warn(f"{note}: {_which_series(summary.note_series[note])}")
     for source, message in summary.errors:
         err(f"error: {os.fspath(source)}: {message}")
-    parts = [f"{summary.pictures} picture{'s' if summary.pictures != 1 else ''} written from {summary.files} file{'s' if summary.files != 1 else ''}"]
-    if summary.kept:
-        parts.append(f"{summary.kept} existing kept (--force overwrites)")
-    if summary.skipped:
-        total = sum(summary.skipped.values())
-        reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
-        parts.append(f"{total} skipped ({reasons})")
-    if summary.errors:
-        parts.append(f"{len(summary.errors)} failed")
-    err("; ".join(parts))
+    tally = summary.tally()
+    err(_summary_line(summary, tally))
     if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
         raise NoDicomError(f"{path}: no DICOM images found")
-    return EXIT_PARTIAL if summary.errors else 0
+    code = tally.exit_code()
+    if code == EXIT_OUTPUT_EXISTS:  # one line saying why nothing was written
+        err(f"{out_path}: nothing written, the pictures exist already; {FORCE_HINT}")
+    return code
+
+
+def _summary_line(summary: PngSummary, tally: Tally) -> str:
+    """``167 pictures written from 167 files, skipped 3 (2 no pixel data, 1 not DICOM), failed 0``:
+    the tail every batch ends with (:class:`volume.jobs.existing.Tally`), files counted."""
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'s' if n != 1 else ''}"
+
+    head = f"{plural(summary.pictures, 'picture')} written from {plural(summary.files, 'file')}"
+    skipped = f"skipped {tally.skipped}"
+    if summary.skipped:
+        reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
+        hint = f"; {FORCE_HINT}" if tally.existing else ""
+        skipped += f" ({reasons}{hint})"
+    line = f"{head}, {skipped}, failed {tally.failed}"
+    if summary.kept_beside:  # frames of a file that exist, beside the ones written now
+        line += f"; {plural(summary.kept_beside, 'existing picture')} kept ({FORCE_HINT})"
+    return line
 
 
 SERIES_LISTED = 5

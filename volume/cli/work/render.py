@@ -10,6 +10,7 @@ from ...errors import UsageError
 from ...io import formats
 from ...io.atomic import check_writable
 from ...io.names import series_stem
+from ...jobs.existing import Tally
 from ...ops.presets import find_preset, transfer_function
 from ...ops.window import resolve_window
 from ...render.interactive import build_viewer
@@ -19,9 +20,16 @@ from ...render.offscreen import render as render_volume
 from ...render.offscreen import turntable as spin
 from ...render.presets import default_level
 from ...render.web import WEB_EXTRA_HINT, build_web_view, make_token
-from ..app import progress_bar, warn
+from ..app import err, progress_bar, warn
 from ..render import Axis, Coords, MapperName, Mode, View
-from .common import ANIMATION_SUFFIXES, check_turntable, frame_index, load_series, write_animation
+from .common import (
+    ANIMATION_SUFFIXES,
+    check_turntable,
+    frame_index,
+    load_series,
+    skip_if_exists,
+    write_animation,
+)
 
 
 def _check_presets(mode: Mode, preset: str | None, window: str | None) -> None:
@@ -73,10 +81,11 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, l
     if turntable is not None:
         check_turn(view.value, axis.value)
     if output is not None:
-        check_writable(output, force=force)
+        skip_if_exists(output, force=force, verb="rendered")
     vol = load_series(path, series, frame, allow_gaps, max_memory)
     if output is None:
-        output = check_writable(f"{series_stem(vol.meta)}_render_{mode.value}_{view.value}{default_suffix}", force=force)
+        output = Path(f"{series_stem(vol.meta)}_render_{mode.value}_{view.value}{default_suffix}")
+        skip_if_exists(output, force=force, verb="rendered", series=vol.meta.get("stack_id"))
     options = dict(
         mode=mode.value, level=level, view=view.value, size=wh, elevation=elevation, parallel=not perspective,
         frame=frame_index(frame), marker=marker, mapper=mapper.value, **_looks(vol, mode, preset, window),
@@ -89,6 +98,8 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, l
             frames = spin(vol, turntable, axis=axis.value, progress=advance, **options)
         written = write_animation(frames, output, force)
     typer.echo(str(written))
+    err(Tally("rendered", done=1).line())
+
 
 
 def view(path: Path, *, mode: Mode, preset: str | None, level: float | None, window: str | None, size: str,

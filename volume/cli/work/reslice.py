@@ -7,20 +7,26 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import typer
 
+from ...api import like_grid
 from ...api import reslice as reslice_volume
 from ...dicom import choose_stack, load
+from ...dicom.source import DicomSource
 from ...display import display_picture, edge_labels, volume_picture
 from ...errors import UsageError
 from ...io import formats
 from ...io.dicom_out import write_dicom_series
 from ...io.image import write_picture
 from ...io.names import safe_name
+from ...jobs.existing import Tally, check_outputs
+from ...ops.reslice import reslice_grid
 from ...ops.window import WindowRequest, resolve_window
 from ...volume import Volume, closest_plane
-from ..app import parse_size, progress_bar, warn
+from ..app import err, parse_size, progress_bar, warn
 from ..outputs import FOLDER, output_kind
 from ..reslice import Format, Interp, Plane, SlabMode
+from .common import FIRST_NUMBER
 from .inputs import read_input
 
 OUTPUT_FORMATS = {suffix: "dcm" if kind == "dicom" else kind for suffix, kind in formats.kinds("reslice").items()}
@@ -121,10 +127,11 @@ def _picture_kind(thickness: float | None, mode: str) -> str:
 
 def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, request: WindowRequest,
                     labels: bool, force: bool, kind: str = "slice", only: int | None = None,
-                    file: Path | None = None) -> list[Path]:
+                    file: Path | None = None, keep: tuple[Path, ...] = ()) -> list[Path]:
     """Pictures of every slice (``folder/base_001.png``...), of slice ``only`` (1-based) alone, or
     that slice as ``file``. One window for all slices (so slice ``k`` alone is the same picture as
-    in the folder)."""
+    in the folder). The pictures in ``keep`` exist and are left as they are (a re-run writes the
+    missing ones)."""
     meta = vol.meta
     first = vol.frame(0) if vol.is_4d else vol
     if vol.is_4d:
@@ -139,7 +146,8 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, request
     written = []
     if not first.rgb:
         window = _window(vol, sample, request, kind)
-    chosen = range(n) if only is None else [only - 1]
+    chosen = range(n) if only is None else [only - FIRST_NUMBER]
+    kept = set(keep)
     with progress_bar("writing pictures", len(chosen)) as advance:
         try:
             for k in chosen:
@@ -148,6 +156,9 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, request
                 else:
                     img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
                 target = file if file is not None else folder / f"{base}_{k + 1:0{width}d}.png"
+                if target in kept:
+                    advance(1)
+                    continue
                 written.append(write_picture(target, img, force=force, labels=letters,
                                              scale_bar_mm_per_px=p if labels else None))
                 advance(1)
@@ -209,6 +220,24 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
 
     found, series = read_input(path, series, verb="reslicing")
     stack = choose_stack(found, series)
+    what = _what(plane, normal_v, like, spacing_v, thickness, mode)
+    base = safe_name(f"{stack.name}_{what}")
+    n_slices = _n_slices(stack, plane=plane.value if plane else None, normal=normal_v, like=like,
+                         spacing=spacing_v, fov=fov_v, thickness=thickness)
+    if slice_no is not None and n_slices is not None and slice_no > n_slices:
+        raise UsageError(f"--slice {slice_no}: this reslice has {n_slices} slices (--slice 1..{n_slices})")
+    if out_path is None:
+        out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
+    # pictures in a folder of their own are named by what they are; one written here by the series too
+    picture_base = base if out is None and slice_no is not None else safe_name(what)
+    tally = Tally("resliced")
+    planned = _planned(kind, out_path, picture_base, n_slices, slice_no)
+    existing = check_outputs(planned or [], force=force)
+    if existing.all:  # the one rule of every job (volume/jobs/existing.py): the series is not even read
+        err(f"series {stack.id}: skipped, {existing.message()}")
+        tally.skip_existing()
+        err(tally.line())
+        raise typer.Exit(tally.exit_code())
     request = resolve_window(window, preset, stack.modality)
     if request.warning and kind != "nifti":  # a NIfTI output is not windowed: nothing to warn about
         warn(f"series {stack.id}: {request.warning}")
@@ -217,28 +246,13 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
     for note in vol.meta.get("warnings") or []:
         warn(f"series {stack.id}: {note}")
 
-    if plane is not None:
-        what = plane.value
-    elif normal_v is not None:
-        what = "oblique"
-    elif like is not None:
-        what = "like"
-    else:
-        what = "iso" if spacing_v and len(spacing_v) == 1 else "resampled"
-    if spacing_v and like is None:
-        what += "_" + "x".join(f"{v:g}" for v in spacing_v[::-1]) + "mm"
-    if thickness:
-        what += f"_{thickness:g}mm_{mode.value}"
     result = reslice_volume(
         vol, plane=plane.value if plane else None, normal=normal_v, like=like,
         spacing=spacing_v, fov=fov_v, thickness=thickness, mode=mode.value, interp=interp.value, fill=fill,
     )
-    base = safe_name(f"{stack.name}_{what}")
     n_slices = result.shape[0]
     if slice_no is not None and slice_no > n_slices:
         raise UsageError(f"--slice {slice_no}: this reslice has {n_slices} slices (--slice 1..{n_slices})")
-    if out_path is None:
-        out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
     written: list[Path]
     if kind == "nifti":
         written = [formats.writer("reslice", out_path)(result, out_path, force=force)]
@@ -247,11 +261,56 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
                                request=request, keep_phi=keep_phi, force=force)
     else:
         display_plane = _display_plane(result, plane.value if plane else None)
-        # pictures in a folder of their own are named by what they are; one written here by the series too
-        picture_base = base if out is None and slice_no is not None else safe_name(what)
         written = _write_pictures(result, out_path, picture_base, display_plane, request=request, labels=labels,
                                   force=force, kind=_picture_kind(thickness, mode.value), only=slice_no,
-                                  file=out_path if kind == "picture" else None)
+                                  file=out_path if kind == "picture" else None, keep=existing.present)
     for f in written:
         sys.stdout.write(f"{f}\n")
     sys.stdout.flush()
+    tally.done += 1
+    err(tally.line())
+
+
+def _what(plane: Plane | None, normal: list[float] | None, like: Path | None, spacing: list[float] | None,
+          thickness: float | None, mode: SlabMode) -> str:
+    """What a reslice makes, for its names: ``coronal``, ``iso_1mm``, ``oblique_5mm_max``..."""
+    if plane is not None:
+        what = plane.value
+    elif normal is not None:
+        what = "oblique"
+    elif like is not None:
+        what = "like"
+    else:
+        what = "iso" if spacing and len(spacing) == 1 else "resampled"
+    if spacing and like is None:
+        what += "_" + "x".join(f"{v:g}" for v in spacing[::-1]) + "mm"
+    if thickness:
+        what += f"_{thickness:g}mm_{mode.value}"
+    return what
+
+
+def _n_slices(stack, **grid) -> int | None:
+    """Slices of the reslice of ``stack``, from its headers (None when they give no grid: loading says why)."""
+    if stack.problem or stack.geometry is None:
+        return None
+    source = DicomSource(stack)
+    geometry = Volume(np.broadcast_to(np.uint8(0), tuple(source.shape[-3:])), source.affine)  # holds no voxel
+    like = grid.pop("like")
+    _, shape, _ = reslice_grid(geometry, like=like_grid(like) if like is not None else None, **grid)
+    return shape[0]
+
+
+def _planned(kind: str, out_path: Path, picture_base: str, n_slices: int | None, slice_no: int | None) -> list[Path] | None:
+    """The files a reslice will write (None when unknown before loading): the NIfTI, the DICOM file
+    or folder, the one picture, or a picture per slice."""
+    if kind == "dcm" and out_path.is_dir() and not any(out_path.iterdir()):
+        return None  # an empty folder is where a DICOM series may go: nothing exists yet
+    if kind in ("nifti", "dcm", "picture"):
+        return [out_path]
+    if slice_no is not None:
+        n = n_slices or slice_no
+        return [out_path / f"{picture_base}_{slice_no:0{max(PICTURE_WIDTH_MIN, len(str(n)))}d}.png"]
+    if n_slices is None:
+        return None
+    width = max(PICTURE_WIDTH_MIN, len(str(n_slices)))
+    return [out_path / f"{picture_base}_{k:0{width}d}.png" for k in range(1, n_slices + 1)]
