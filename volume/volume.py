@@ -255,12 +255,13 @@ class Volume:
 
     def describe(self) -> str:
         """What the volume shows, as its repr says it: its orientation (:attr:`orientation`), or for
-        a projection the plane it was projected onto, e.g. ``coronal MIP (oblique 4.4°)``."""
+        a projection the plane it was projected onto, e.g. ``coronal MIP (oblique 4.4°)`` when it
+        was projected along a volume axis 4.4° from the plane's normal (not when resampled)."""
         info = self.meta.get("projection")
         if not isinstance(info, Mapping) or info.get("plane") not in PLANES:
             return self.orientation
         what = f"{info['plane']} {PROJECTION_NAMES.get(str(info.get('mode')), 'projection')}"
-        angle = float(info.get("angle_deg") or 0.0)
+        angle = 0.0 if info.get("resampled") else float(info.get("angle_deg") or 0.0)
         return f"{what} (oblique {angle:.1f}°)" if angle > OBLIQUE_TOLERANCE_DEG else what
 
     def __repr__(self) -> str:
