@@ -146,3 +146,9 @@ def test_every_picture_command_lists_every_preset_name_in_its_help(command, caps
     for preset in presets.TABLE:
         for name in preset.names:
             assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), f"{command} --help: {name}"
+
+
+def test_the_docs_table_of_presets_is_the_table():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "conventions.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- presets-table -->\n(.*?)\n<!-- /presets-table -->", page, flags=re.S)
+    assert found and found.group(1) == presets.markdown_table(), "regenerate it: python -m volume.ops.presets"

@@ -157,6 +157,18 @@ def transfer_function(text: str, option: str = "--preset") -> str:
     return preset.transfer
 
 
+def markdown_table() -> str:
+    """The table of presets in ``docs/conventions.md`` (``python -m volume.ops.presets`` prints it)."""
+    rows = ["| preset | also | 2D window (center, width) | 3D volume rendering (`--mode vr`) | 3D MIP/MinIP grey ramp |",
+            "|---|---|---|---|---|"]
+    for p in TABLE:
+        window = f"{p.window[0]:g}, {p.window[1]:g} HU" if p.window else "automatic (percentiles of the picture)"
+        transfer = f"`{p.transfer}`" if p.transfer else "refused (a 2D window only)"
+        ramp = "the window" if p.window else "automatic (the data's range)"
+        rows.append(f"| `{p.name}` | {', '.join(f'`{a}`' for a in p.aliases)} | {window} | {transfer} | {ramp} |")
+    return "\n".join(rows)
+
+
 def preset_warning(option: str, name: str, *, hounsfield: bool, modality: object) -> str | None:
     """The warning for a preset made for another modality than the images', or None when it fits.
 
@@ -196,3 +208,7 @@ def modality_warning(option: str, text: str | None, modality: object) -> str | N
     if name is None:
         return None
     return preset_warning(option, name, hounsfield=BY_NAME[name].hounsfield, modality=modality)
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the docs' table
+    print(markdown_table())
