@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UsageError
 
 
-@dataclass(frozen=True)
-class OutputFormat:
-    """One file format an ``-o`` can name.
+class OutputFormat(NamedTuple):
+    """One file format an ``-o`` can name (a named tuple: ``--help`` reads the registry, and
+    :mod:`dataclasses` would cost its start-up a few milliseconds).
 
     Attributes
     ----------

@@ -28,15 +28,17 @@ module imports nothing but the standard library: ``--help`` lists the presets wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from ..errors import UsageError
 
 
-@dataclass(frozen=True)
-class Preset:
+class Preset(NamedTuple):
     """One named preset: what it means for a 2D window and for a 3D transfer function.
+
+    A named tuple, not a dataclass: ``volume --help`` reads this table, and importing
+    :mod:`dataclasses` would cost its start-up a few milliseconds.
 
     Attributes
     ----------
