@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ...errors import UsageError
+from ...io import formats
 from ...io.atomic import check_writable
 from ...io.names import safe_name
 from ...jobs.index import iter_input_files, table_format, write_index
@@ -20,6 +21,8 @@ def index(path: Path, *, out: Path | None, fields: str | None, keep_phi: bool, w
         raise UsageError(f"{path}: no such file or folder")
     if out is None:
         out = Path(f"{safe_name(path.resolve().name, fallback='dicom')}_index.csv")
+    if formats.find("index", out) is None:
+        raise UsageError(f"{out}: the index is written as {', '.join(formats.suffixes('index'))}; choose one of those extensions")
     table_format(out)
     check_writable(out, force=force)  # an existing table, or one that cannot be written there: before any work
     wanted = _split_fields(fields)
