@@ -32,6 +32,7 @@ from typing import Any
 from .fastheader import element_value, read_raw
 from .files import open_source
 from .series import Stack
+from .sidecar_keys import manufacturer_name, more_fields
 from .siemens import ascconv, csa_image, parse_ascconv, protocol_number
 from .values import to_float, to_int, to_str
 
@@ -103,6 +104,10 @@ class Header:
         nested = _walk(self.ds)
         next(nested)  # the top level, searched first already
         yield from nested
+
+    def datasets(self) -> Iterator[Any]:
+        """Every dataset searched, in search order (see the class docstring)."""
+        return self._datasets()
 
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found), or None."""
@@ -477,12 +482,15 @@ def _measured_tr(stack: Stack, vendor: str) -> float | None:
 
 
 def sidecar_fields(stack: Stack) -> dict[str, Any]:
-    """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them."""
+    """BIDS fields of an MR stack, in the order dcm2niix writes them, then every other key dcm2niix
+    writes (:func:`volume.dicom.sidecar_keys.more_fields`); for other modalities the manufacturer
+    as dcm2niix names it."""
+    name = manufacturer_name(stack.first.acquisition.get("Manufacturer"))
     if stack.modality != "MR" or stack.problem:
-        return {}
+        return {"Manufacturer": name} if name else {}
     h = read_header(stack)
     if h is None:
-        return {}
+        return {"Manufacturer": name} if name else {}
     vendor = _vendor(stack)
     protocol = _siemens_protocol(h) if vendor == "SIEMENS" else {}
     csa = csa_image(h.ds) if vendor == "SIEMENS" and h.ds.get(0x00291010) is not None else {}
@@ -495,7 +503,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
             out[key] = value
     phase = _phase_direction(h)
     acq_pe = _acquisition_matrix_pe(h, protocol)
-    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else None
+    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else (
+        stack.rows if stack.rows == stack.cols else None)  # square: either direction has as many lines
     if acq_pe:
         out["AcquisitionMatrixPE"] = acq_pe
     if recon_pe:
@@ -510,8 +519,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     mb = _multiband(stack, vendor, h, times, protocol)
     if mb:
         out["MultibandAccelerationFactor"] = mb
+    positive = _phase_positive(vendor, h, csa)
     if phase:
-        positive = _phase_positive(vendor, h, csa)
         axis = "i" if phase == "ROW" else "j"
         if positive is None:
             out["PhaseEncodingAxis"] = axis
@@ -521,6 +530,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     if times:
         out["SliceTiming"] = [round(t, 6) for t in times]
     out.update(_field_map(stack, vendor, protocol))
+    out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out
 
 
