@@ -131,6 +131,21 @@ def test_siemens_without_its_private_headers_has_no_protocol_keys(tmp_path: Path
     assert meta["Manufacturer"] == "Siemens" and meta["PulseSequenceType"] == "Gradient Echo EPI"
 
 
+@pytest.mark.parametrize(("element", "expected"), [(None, True), ("NONE", False)])
+def test_siemens_mt_state_from_the_dicom_element_before_the_protocol(tmp_path: Path, element: str | None,
+                                                                    expected: bool) -> None:
+    """MTState comes from (0018,9020) when the file has it, else from the protocol's sPrepPulses.ucMTC
+    (dcm2niix's order too)."""
+    def private(ds: Dataset, i: int) -> None:
+        ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(
+            0x20, "OB", siemens_protocol({"sPrepPulses.ucMTC": "1"}))
+        if element is not None:
+            ds.add_new(0x00189020, "CS", element)
+
+    meta, _ = _convert(_series(tmp_path / "in", "SIEMENS", private=private), tmp_path / "out")
+    assert meta["MTState"] is expected
+
+
 # --- GE ------------------------------------------------------------------------------------------------
 
 

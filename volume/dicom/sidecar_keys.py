@@ -326,7 +326,10 @@ def more_fields(stack: Stack, vendor: str, header: Any, protocol: Mapping[str, s
     out.update(_enhanced_fallbacks(look))
     out.update(_general(look, protocol))
     if vendor == "SIEMENS":
+        general_mt = out.get("MTState")
         out.update(_siemens(look, protocol, csa, stack))
+        if general_mt is not None:  # the DICOM element (0018,9020) outranks the protocol's ucMTC
+            out["MTState"] = general_mt
     elif vendor == "GE":
         out.update(_ge(look, phase_positive))
     elif vendor == "PHILIPS":
