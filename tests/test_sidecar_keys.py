@@ -414,6 +414,67 @@ def test_no_phase_direction_no_dim_info(tmp_path: Path) -> None:
     assert "InPlanePhaseEncodingDirectionDICOM" not in meta and int(img.header["dim_info"]) == 0
 
 
+# --- arterial spin labeling ----------------------------------------------------------------------------
+
+PCASL_PROTOCOL = {"tSequenceFileName": '""%SiemensSeq%\\ep2d_pcasl""', "sWipMemBlock.adFree[1]": "90",
+                  "sWipMemBlock.adFree[2]": "1800000", "sWipMemBlock.adFree[3]": "83",
+                  "sWipMemBlock.adFree[4]": "360"}
+"""The 2D pCASL sequence's WIP slots: labeling distance (mm), post-labeling delay (us), RF blocks,
+RF gap (us)."""
+
+
+def _pcasl(ds: Dataset, i: int) -> None:
+    ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True).add_new(0x20, "OB", siemens_protocol(PCASL_PROTOCOL))
+
+
+def test_siemens_pcasl_keys_from_its_wip_block(tmp_path: Path) -> None:
+    """ep2d_pcasl: the sequence's own slots, LabelingDuration = blocks x 18.4 ms, the preparation TR
+    in seconds (BIDS' unit)."""
+    meta, _ = _convert(_series(tmp_path / "in", "SIEMENS", private=_pcasl), tmp_path / "out")
+    assert meta["ArterialSpinLabelingType"] == "PCASL" and meta["LabelingDistance"] == 90
+    assert meta["PostLabelingDelay"] == pytest.approx(1.8) and meta["NumRFBlocks"] == 83
+    assert meta["LabelingDuration"] == pytest.approx(83 * 0.0184) and meta["RFGap"] == pytest.approx(360e-6)
+    assert meta["RepetitionTimePreparation"] == pytest.approx(TR_MS / 1000)
+    assert "M0Type" not in meta  # dcm2niix's guess from the sequence name; the files do not say
+
+
+def test_standard_asl_macro(tmp_path: Path) -> None:
+    """ArterialSpinLabelingContrast, ASLPulseTrainDuration (the label's duration) and InversionTimes
+    (the delay after it), as PS3.3's ASL macro defines them."""
+    def private(ds: Dataset, i: int) -> None:
+        ds.add_new(0x00189250, "CS", "PSEUDOCONTINUOUS")
+        ds.add_new(0x00189258, "UL", 1800)
+        ds.add_new(0x00189079, "FD", [2000.0])
+
+    meta, _ = _convert(_series(tmp_path / "in", "Philips Medical Systems", private=private), tmp_path / "out")
+    assert meta["ArterialSpinLabelingType"] == "PCASL"
+    assert meta["LabelingDuration"] == pytest.approx(1.8) and meta["PostLabelingDelay"] == pytest.approx(2.0)
+
+
+def test_ge_asl_keys(tmp_path: Path) -> None:
+    """GE: the labeling technique's text (0043,10A4), the labeling duration (0043,10A5, ms) and
+    InversionTime as the post-labeling delay."""
+    def private(ds: Dataset, i: int) -> None:
+        parm = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+        parm.add_new(0xA4, "LO", "3D pulsed continuous ASL technique")
+        parm.add_new(0xA5, "IS", "1450")
+
+    folder = _series(tmp_path / "in", "GE MEDICAL SYSTEMS", private=private, extra={"InversionTime": "2025"})
+    meta, _ = _convert(folder, tmp_path / "out")
+    assert meta["ArterialSpinLabelingType"] == "PCASL"
+    assert meta["LabelingDuration"] == pytest.approx(1.45) and meta["PostLabelingDelay"] == pytest.approx(2.025)
+
+
+def test_no_asl_keys_without_asl_elements(tmp_path: Path) -> None:
+    """A series that names no labeling gets none of the ASL keys, even with InversionTimes."""
+    def private(ds: Dataset, i: int) -> None:
+        ds.add_new(0x00189079, "FD", [900.0])
+
+    meta, _ = _convert(_series(tmp_path / "in", "Philips Medical Systems", private=private), tmp_path / "out")
+    assert not {"ArterialSpinLabelingType", "LabelingDuration", "PostLabelingDelay"} & set(meta)
+    assert meta["InversionTime"] == pytest.approx(0.9)
+
+
 # --- identity -------------------------------------------------------------------------------------------
 
 
@@ -442,6 +503,8 @@ SYNTHETIC_ARTIFACTS = {
 DCM2NIIX_MISTAKES = {
     "SpoilingType": "Spoiling (0018,9016) RF is RF spoiling; dcm2niix's test of the value reads RF as RF and "
                     "gradient (COMBINED)",
+    "RepetitionTimePreparation": "dcm2niix writes the pCASL sequences' preparation TR in ms; BIDS' unit is seconds",
+    "M0Type": "dcm2niix guesses 'Included' from the sequence name; the files do not say how M0 was acquired",
 }
 
 VENDOR_CASES: dict[str, tuple[str, Callable[[Dataset, int], None] | None, dict[str, Any]]] = {
@@ -451,6 +514,7 @@ VENDOR_CASES: dict[str, tuple[str, Callable[[Dataset, int], None] | None, dict[s
                                                         "ReceiveCoilName": "MULTI COIL"}),
     "uih": ("UIH", _uih, {}),
     "canon": ("CANON_MEC", None, {"ReceiveCoilName": "32ch Head", "NumberOfPhaseEncodingSteps": "8"}),
+    "siemens-pcasl": ("SIEMENS", _pcasl, {"PixelSpacing": [3, 3], "SliceThickness": "5"}),
 }
 
 
