@@ -105,10 +105,6 @@ class Header:
         next(nested)  # the top level, searched first already
         yield from nested
 
-    def datasets(self) -> Iterator[Any]:
-        """Every dataset searched, in search order (see the class docstring)."""
-        return self._datasets()
-
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found), or None."""
         for d in self._datasets():

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._tags import TAGS
 from .fastheader import element_value
 from .series import Stack
 from .siemens import protocol_number
@@ -201,9 +202,20 @@ class VendorElements:
     def __init__(self, header: Any) -> None:
         self.header = header
         self._blocks: dict[tuple[int, int], dict[str, int]] = {}
+        self._searched: list[Any] | None = None
 
-    def _datasets(self) -> Iterator[Any]:
-        return self.header.datasets()
+    def _datasets(self) -> list[Any]:
+        """The header's top level, its frame's functional groups and everything nested in them and
+        in the top level (:class:`volume.dicom.bids.Header`'s order), walked once per stack."""
+        if self._searched is None:
+            top = self.header.ds
+            found = [top]
+            for group in getattr(self.header, "groups", []):
+                found.append(group)
+                found.extend(_nested(group, FUNCTIONAL_GROUPS))
+            found.extend(_nested(top, FUNCTIONAL_GROUPS))
+            self._searched = found
+        return self._searched
 
     def _block(self, ds: Any, group: int) -> dict[str, int]:
         key = (id(ds), group)
@@ -241,20 +253,47 @@ SKIPPED_SEQUENCES = frozenset({
 })
 
 
-def _nested(ds: Any, depth: int = 0) -> Iterator[Any]:
-    """The datasets nested in ``ds``'s sequences (depth first), :data:`SKIPPED_SEQUENCES` left out."""
-    if depth > 6:
+FUNCTIONAL_GROUPS = frozenset({0x52009229, 0x52009230})
+"""An enhanced file's shared and per-frame functional groups (searched for one frame only)."""
+
+NESTING_DEPTH = 6
+"""Sequences nested deeper than this are not searched."""
+
+UNKNOWN_VRS = frozenset({"UN", None})
+"""VRs of elements whose value may still turn out to be a sequence (pydicom converts a private
+UN element by its dictionary when it is first read)."""
+
+
+def _sequences(ds: Any, skipped: frozenset[int]) -> list[Any]:
+    """The sequence values of ``ds``'s elements in tag order, those of ``skipped`` left out,
+    without converting the other elements (pydicom converts each element it hands out)."""
+    get_item = getattr(ds, "get_item", None)
+    if get_item is None:  # volume's RawDataset: its elements say SQ, values unconverted
+        return [e.value for e in ds if e.VR == "SQ" and int(e.tag) not in skipped]
+    found = []
+    for tag in sorted(ds.keys()):
+        if int(tag) in skipped:
+            continue
+        elem = get_item(tag)
+        if getattr(elem, "VR", None) in UNKNOWN_VRS:
+            elem = ds[tag]
+        if elem.VR == "SQ":
+            found.append(elem.value)
+    return found
+
+
+def _nested(ds: Any, skipped: frozenset[int] = SKIPPED_SEQUENCES, depth: int = 0) -> Iterator[Any]:
+    """The datasets nested in ``ds``'s sequences (depth first), those of ``skipped`` left out."""
+    if depth > NESTING_DEPTH:
         return
     try:
-        elements = list(ds)
+        sequences = _sequences(ds, skipped)
     except Exception:  # noqa: BLE001 - a malformed sequence is a missing one
         return
-    for elem in elements:
-        if elem.VR != "SQ" or int(elem.tag) in SKIPPED_SEQUENCES:
-            continue
-        for item in elem.value or ():
+    for sequence in sequences:
+        for item in sequence or ():
             yield item
-            yield from _nested(item, depth + 1)
+            yield from _nested(item, skipped, depth + 1)
 
 
 class Lookup:
@@ -271,6 +310,7 @@ class Lookup:
         self.acquisition: Mapping[str, Any] = stack.first.acquisition
         self.enhanced = stack.first.frame is not None and not stack.first.mosaic
         self._searched: list[Any] | None = None
+        self._index: dict[int, list[Any]] | None = None
 
     def datasets(self) -> list[Any]:
         """The datasets a standard keyword is looked up in, in order."""
@@ -284,9 +324,22 @@ class Lookup:
             self._searched = found
         return self._searched
 
+    def _holding(self, keyword: str) -> list[Any]:
+        """The datasets (in search order) that hold ``keyword``'s element: an index of tags built
+        once, so a lookup asks only those."""
+        if self._index is None:
+            index: dict[int, list[Any]] = {}
+            for ds in self.datasets():
+                tags = ds.keys() if hasattr(ds, "keys") else (e.tag for e in ds)
+                for tag in tags:
+                    index.setdefault(int(tag), []).append(ds)
+            self._index = index
+        known = TAGS.get(keyword)
+        return self._index.get(known[0], []) if known else self.datasets()
+
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found, empty values skipped), or None."""
-        for ds in self.datasets():
+        for ds in self._holding(keyword):
             try:
                 value = ds.get(keyword)
             except Exception:  # noqa: BLE001 - a malformed value is a missing one
