@@ -263,6 +263,9 @@ UNKNOWN_VRS = frozenset({"UN", None})
 """VRs of elements whose value may still turn out to be a sequence (pydicom converts a private
 UN element by its dictionary when it is first read)."""
 
+ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"
+"""The Item tag (FFFE,E000), little endian: the first bytes of a sequence's value."""
+
 
 def _sequences(ds: Any, skipped: frozenset[int]) -> list[Any]:
     """The sequence values of ``ds``'s elements in tag order, those of ``skipped`` left out,
@@ -276,6 +279,9 @@ def _sequences(ds: Any, skipped: frozenset[int]) -> list[Any]:
             continue
         elem = get_item(tag)
         if getattr(elem, "VR", None) in UNKNOWN_VRS:
+            raw = elem.value
+            if not (isinstance(raw, bytes) and raw.startswith(ITEM_TAG_BYTES)):
+                continue  # not a sequence: left unconverted
             elem = ds[tag]
         if elem.VR == "SQ":
             found.append(elem.value)
