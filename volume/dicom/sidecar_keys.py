@@ -268,22 +268,20 @@ ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"
 
 
 def _sequences(ds: Any, skipped: frozenset[int]) -> list[Any]:
-    """The sequence values of ``ds``'s elements in tag order, those of ``skipped`` left out,
-    without converting the other elements (pydicom converts each element it hands out)."""
-    get_item = getattr(ds, "get_item", None)
-    if get_item is None:  # volume's RawDataset: its elements say SQ, values unconverted
-        return [e.value for e in ds if e.VR == "SQ" and int(e.tag) not in skipped]
+    """The sequence values of ``ds``'s elements in file order, those of ``skipped`` left out,
+    without converting the other elements (pydicom converts each element it hands out by key;
+    ``values()`` gives them as read)."""
     found = []
-    for tag in sorted(ds.keys()):
-        if int(tag) in skipped:
-            continue
-        elem = get_item(tag)
-        if getattr(elem, "VR", None) in UNKNOWN_VRS:
+    for elem in ds.values() if hasattr(ds, "values") else ds:  # pydicom's Dataset; volume's RawDataset
+        vr = getattr(elem, "VR", None)
+        if vr != "SQ":
             raw = elem.value
-            if not (isinstance(raw, bytes) and raw.startswith(ITEM_TAG_BYTES)):
+            if vr not in UNKNOWN_VRS or not (isinstance(raw, bytes) and raw.startswith(ITEM_TAG_BYTES)):
                 continue  # not a sequence: left unconverted
-            elem = ds[tag]
-        if elem.VR == "SQ":
+            elem = ds[elem.tag]  # pydicom converts a private UN sequence by its dictionary
+            if elem.VR != "SQ":
+                continue
+        if int(elem.tag) not in skipped:
             found.append(elem.value)
     return found
 
