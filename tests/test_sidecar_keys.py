@@ -475,6 +475,43 @@ def test_no_asl_keys_without_asl_elements(tmp_path: Path) -> None:
     assert meta["InversionTime"] == pytest.approx(0.9)
 
 
+# --- reading the header once ---------------------------------------------------------------------------
+
+
+def test_nested_items_found_without_converting_other_elements() -> None:
+    """An enhanced file's header (pydicom) is searched for sequences without converting its other
+    elements; a UN element whose bytes begin like a sequence is handed to pydicom (which converts it
+    by its private dictionary: here a float it cannot read, so no sequence, and the rest is still
+    searched)."""
+    import io
+
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from volume.dicom.sidecar_keys import SKIPPED_SEQUENCES, _sequences
+
+    item = Dataset()
+    item.add_new(0x00189005, "SH", "DwiSE")
+    ds = Dataset()
+    ds.add_new(0x0008103E, "LO", "series text")
+    ds.add_new(0x00081140, "SQ", [Dataset()])  # a referenced image: never searched
+    ds.add_new(0x20050010, "LO", "Philips MR Imaging DD 001")
+    ds.add_new(0x2005100F, "SQ", [item])
+    ds.add_new(0x2005100E, "SQ", [item])  # rewritten as UN below, as anonymizers write private sequences
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3", "1.2.3.4"
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    raw = bytearray(buffer.getvalue())
+    at = raw.find(b"\x05\x20\x0e\x10SQ")
+    raw[at + 4:at + 6] = b"UN"
+    read = pydicom.dcmread(io.BytesIO(bytes(raw)))
+    found = _sequences(read, SKIPPED_SEQUENCES)
+    assert [seq[0].PulseSequenceName for seq in found] == ["DwiSE"]  # (2005,100F); the UN one is no sequence
+    assert type(read.get_item(0x0008103E)).__name__ == "RawDataElement"  # left as read
+
+
 # --- identity -------------------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -270,18 +271,24 @@ ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"
 def _sequences(ds: Any, skipped: frozenset[int]) -> list[Any]:
     """The sequence values of ``ds``'s elements in file order, those of ``skipped`` left out,
     without converting the other elements (pydicom converts each element it hands out by key;
-    ``values()`` gives them as read)."""
+    ``values()`` gives them as read: a sequence of defined length is still raw bytes then)."""
     found = []
     for elem in ds.values() if hasattr(ds, "values") else ds:  # pydicom's Dataset; volume's RawDataset
         vr = getattr(elem, "VR", None)
-        if vr != "SQ":
-            raw = elem.value
-            if vr not in UNKNOWN_VRS or not (isinstance(raw, bytes) and raw.startswith(ITEM_TAG_BYTES)):
-                continue  # not a sequence: left unconverted
-            elem = ds[elem.tag]  # pydicom converts a private UN sequence by its dictionary
-            if elem.VR != "SQ":
-                continue
-        if int(elem.tag) not in skipped:
+        if int(elem.tag) in skipped:
+            continue
+        raw = elem.value
+        if not isinstance(raw, bytes):
+            if vr == "SQ":
+                found.append(raw)
+            continue
+        if vr != "SQ" and not (vr in UNKNOWN_VRS and raw.startswith(ITEM_TAG_BYTES)):
+            continue  # not a sequence: left unconverted
+        try:
+            elem = ds[elem.tag]  # pydicom parses the sequence (a private UN one by its dictionary)
+        except Exception:  # noqa: BLE001 - a value its dictionary cannot read is no sequence
+            continue
+        if elem.VR == "SQ":
             found.append(elem.value)
     return found
 
@@ -378,6 +385,13 @@ def more_fields(stack: Stack, vendor: str, header: Any, protocol: Mapping[str, s
     phase_positive
         The phase-encoding polarity found by ``sidecar_fields`` (1, 0 or None).
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns as it converts values, quoting them: never on stderr
+        return _more_fields(stack, vendor, header, protocol, csa, fields, phase_positive)
+
+
+def _more_fields(stack: Stack, vendor: str, header: Any, protocol: Mapping[str, str], csa: Mapping[str, Any],
+                 fields: Mapping[str, Any], phase_positive: int | None) -> dict[str, Any]:
     look = Lookup(stack, vendor, header)
     out: dict[str, Any] = {}
     out.update(_enhanced_fallbacks(look))
