@@ -107,6 +107,10 @@ SIDECAR_NAMES: dict[str, str] = {
     "InPlanePhaseEncodingDirectionDICOM": "InPlanePhaseEncodingDirection",
 }
 
+#: Retained attributes a dataset made to be shared leaves out all the same without ``--keep-phi``
+#: (``volume bids``: no acquisition time leaves by default, neither in sidecars nor in scans.tsv).
+WITHHELD_FROM_DATASETS: tuple[str, ...] = ("AcquisitionTime",)
+
 IDENTITY_KEYWORDS: frozenset[str] = frozenset((set(BASIC_PROFILE) | set(EXTRA)) - set(RETAINED))
 """Every keyword that is identity by name (dates by VR and private elements come on top)."""
 

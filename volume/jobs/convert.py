@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -45,7 +45,7 @@ from ..errors import (
     VolumeError,
 )
 from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable
-from ..io.fsl import bval_bvec_paths, write_bval_bvec
+from ..io.fsl import diffusion_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
 from ..io.nifti import DEFAULT_GZIP_LEVEL, acquisition_header
 from ..io.nifti_stream import convert_image
@@ -218,8 +218,9 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     ``options.sidecar`` is off), and ``.bval``/``.bvec`` for a diffusion stack."""
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
-    if stack.diffusion is not None:
-        paths.extend(bval_bvec_paths(image))
+    diffusion = stack.diffusion
+    if diffusion is not None:
+        paths.extend(diffusion_paths(image, diffusion))
     return paths
 
 
@@ -256,6 +257,19 @@ def _notes(vol: Any) -> tuple[list[str], dict[str, Any]]:
     return warnings, notes
 
 
+def _omitted(extra: dict[str, Any], diffusion: dict[str, Any] | None) -> list[str]:
+    """Record in the sidecar's ``OmittedFields`` the values the files do not give (the bvec of a
+    DWI whose directions are missing; SliceTiming, which :func:`sidecar_fields` leaves out with its
+    reason); return the warnings not shown yet (the bvec's is the stack's own warning)."""
+    omitted = dict(extra.get("OmittedFields") or {})
+    shown = set(omitted)
+    if diffusion is not None and diffusion.get("bvecs_lps") is None:
+        omitted["bvec"] = diffusion["bvecs_missing"]
+    if omitted:
+        extra["OmittedFields"] = omitted
+    return [f"{key} left out: {why}" for key, why in omitted.items() if key in shown]
+
+
 def convert_stack(
     stack: Stack,
     out_dir: str | os.PathLike[str],
@@ -263,6 +277,7 @@ def convert_stack(
     *,
     name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    sidecar_extra: Mapping[str, Any] | None = None,
 ) -> ConvertResult:
     """Convert one stack to ``<out_dir>/<name>.nii[.gz]`` and ``<name>.json``.
 
@@ -278,6 +293,9 @@ def convert_stack(
         The planned stem (:func:`plan`); defaults to :func:`stack_stem` (not deduplicated).
     progress
         Called with 1 per decoded image (not picklable: leave it out in worker processes).
+    sidecar_extra
+        Fields added to the sidecar last (``volume bids``: TaskName, field-map links); a None
+        value removes the field.
 
     Returns
     -------
@@ -318,6 +336,8 @@ def convert_stack(
         source = DicomSource(stack, options.scaling)
         stack = source.stack  # its values scaled as the file is written (the sidecar reads them too)
         fields = sidecar_fields(stack)  # read once: the sidecar's keys and the NIfTI header's MR fields
+        # the NIfTI's time step is the sidecar's RepetitionTime (functional groups, GE's delays, measured)
+        source.frame_interval = fields.get("RepetitionTime")
 
         # streamed slab by slab unless tilt or gaps are resampled; with skip_existing only missing outputs are written
         vol = convert_image(
@@ -331,7 +351,7 @@ def convert_stack(
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
         if diffusion is not None:
-            missing = [p for p in wanted[-2:] if p not in existing]
+            missing = [p for p in diffusion_paths(image_path, diffusion) if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
         if options.sidecar and json_path not in existing:
@@ -339,8 +359,10 @@ def convert_stack(
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
             extra.update(fields)
+            warnings.extend(_omitted(extra, diffusion))
             if stack.frame_order:
                 extra["VolumesOrderedBy"] = stack.frame_order
+            extra.update(sidecar_extra or {})
             write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi, extra=extra)
             written.append(str(json_path))
         return done(CONVERTED, files=tuple(written), existing=tuple(map(str, existing)), warnings=tuple(warnings),
