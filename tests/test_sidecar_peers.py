@@ -66,11 +66,6 @@ DCM2NIIX_MISTAKES: dict[tuple[str, str], str] = {
         "follows that multiband factor (Multiband Gradient Echo EPI); the files say single-band",
 }
 
-#: Keys whose values the other branches of issue 20 fix (SliceTiming, GE's RepetitionTime, the
-#: .bval/.bvec): (case pattern, key) -> why. None of this branch's cases needs one today; the lead
-#: removes the table after merging.
-PENDING_ON_OTHER_BRANCHES: dict[tuple[str, str], str] = {}
-
 #: References whose DICOM input is not in this copy of the suites.
 WITHOUT_INPUT = {
     "dcm_qa_enh": {"Canon_DTI_PA-ortho_9000", "Philips_WIP_AnatBrain_T1W3D_301", "Philips_WIP_AnatBrain_T1W3D_301_ph",
@@ -138,10 +133,9 @@ def _ours_for(ref: dict[str, Any], folder: Path) -> Path:
 
 
 def _named(case: str, key: str) -> str:
-    for table in (DCM2NIIX_MISTAKES, PENDING_ON_OTHER_BRANCHES):
-        for (pattern, name), why in table.items():
-            if name == key and fnmatch.fnmatch(case, pattern):
-                return why
+    for (pattern, name), why in DCM2NIIX_MISTAKES.items():
+        if name == key and fnmatch.fnmatch(case, pattern):
+            return why
     return ""
 
 
