@@ -29,11 +29,21 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from . import uih
 from .fastheader import element_value, read_raw
 from .files import open_source
 from .series import Stack
-from .siemens import ascconv, csa_image, parse_ascconv, protocol_number
-from .values import to_float, to_int, to_str
+from .siemens import (
+    MOSAIC_REF_ACQ_TIMES,
+    ascconv,
+    csa_image,
+    listed_slice_times,
+    multiband_problem,
+    parse_ascconv,
+    protocol_number,
+    times_by_instance,
+)
+from .values import seconds_from_first, to_float, to_int, to_str
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
@@ -60,6 +70,7 @@ SIEMENS_XA_PROTOCOL = (0x00211019, "OB")
 SIEMENS_XA_PE_POSITIVE = (0x0021111C, "IS")
 SIEMENS_XA_BWPPPE = (0x00211153, "FD")
 SIEMENS_BWPPPE = (0x00191028, "FD")
+SIEMENS_TIME_AFTER_START = (0x00211104, "DS")
 GE_ECHO_SPACING_US = (0x0043102C, "SS")
 GE_ASSET = (0x00431083, "DS")
 GE_GROUP_DELAY_S = (0x0043107C, "FL")
@@ -247,14 +258,16 @@ def _first_volume(stack: Stack, volume: int = 0) -> list[Any]:
 
 
 def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, protocol: dict[str, str],
-                 ge: dict[str, str]) -> list[float] | None:
-    """Seconds from the start of a volume for each written slice, or None."""
+                 ge: dict[str, str], csa: dict[str, Any] | None = None, notes: list[str] | None = None
+                 ) -> list[float] | None:
+    """Seconds from the start of a volume for each written slice, or None (``notes`` gets why, when
+    the files hold times that cannot be right: then they are left out, never guessed)."""
     if stack.n_slices < 2 or str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() == "3D":
         return None
     volumes = [_first_volume(stack, t) for t in range(min(stack.n_frames, 2))]
 
-    def usable(times: list[float | None]) -> list[float] | None:
-        if any(t is None for t in times):
+    def usable(times: list[float | None] | None) -> list[float] | None:
+        if times is None or any(t is None for t in times):
             return None
         lo, hi = min(times), max(times)  # type: ignore[type-var]
         if hi - lo <= 0 or (tr_s and hi - lo > tr_s):
@@ -271,12 +284,35 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
             if t < len(per_image):
                 times = usable(per_image[t])
                 if times is not None:
-                    return times
+                    return _siemens_checked(times, vendor, h, protocol, notes)
     if vendor == "GE":
         return _ge_slice_times(stack, ge, tr_s)
-    if vendor in ("SIEMENS", "UIH") and not stack.first.mosaic and stack.first.frame is None:
-        return usable([f.acquisition_time for f in volumes[0]])
+    if stack.first.mosaic or stack.first.frame is not None:
+        return None
+    if vendor == "SIEMENS":  # each single-slice image lists its volume's times (CSA image header)
+        listed = listed_slice_times(csa or {}, h.raw(*MOSAIC_REF_ACQ_TIMES))
+        if listed is not None:
+            times = usable(times_by_instance(listed, [f.instance_number for f in volumes[0]]))
+            if times is not None:
+                return _siemens_checked(times, vendor, h, protocol, notes)
+    if vendor in ("SIEMENS", "UIH"):  # AcquisitionTime of each slice (UIH's documented slice time)
+        return usable(seconds_from_first([f.acquisition_time for f in volumes[0]]))
     return None
+
+
+def _siemens_checked(times: list[float], vendor: str, h: Header, protocol: dict[str, str],
+                     notes: list[str] | None) -> list[float] | None:
+    """``times``, unless a Siemens series' multiband factor says they cannot be right (then None, and why in ``notes``)."""
+    if vendor != "SIEMENS":
+        return times
+    factor = _pat_factor(h, "s") or protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
+    problem = multiband_problem(times, factor, "TimeAfterStart (0021,1104)" if h.raw(*SIEMENS_TIME_AFTER_START)
+                                is not None else "the images' slice times")
+    if problem:
+        if notes is not None:
+            notes.append(problem)
+        return None
+    return times
 
 
 def _ge_slice_times(stack: Stack, ge: dict[str, str], tr_s: float | None) -> list[float] | None:
@@ -477,7 +513,11 @@ def _measured_tr(stack: Stack, vendor: str) -> float | None:
 
 
 def sidecar_fields(stack: Stack) -> dict[str, Any]:
-    """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them."""
+    """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them.
+
+    ``OmittedFields`` maps a field the files hold but volume leaves out (never guessed) to why;
+    ``SliceTimingInferredFrom`` names what slice times were inferred from when the files measured none.
+    """
     if stack.modality != "MR" or stack.problem:
         return {}
     h = read_header(stack)
@@ -506,7 +546,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     out.update(_partial_fourier(vendor, h, protocol))
     out.update(_readout(vendor, h, recon_pe, acq_pe, protocol, csa))
     tr_s = out.get("RepetitionTime")
-    times = _slice_times(stack, vendor, h, tr_s, protocol, ge)
+    omitted: list[str] = []
+    times = _slice_times(stack, vendor, h, tr_s, protocol, ge, csa, omitted)
     mb = _multiband(stack, vendor, h, times, protocol)
     if mb:
         out["MultibandAccelerationFactor"] = mb
@@ -520,8 +561,23 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         out["InPlanePhaseEncodingDirectionDICOM"] = phase
     if times:
         out["SliceTiming"] = [round(t, 6) for t in times]
+        if _protocol_inferred(stack, vendor, h, csa):
+            out["SliceTimingInferredFrom"] = PROTOCOL_SLICE_TIMES
+    elif omitted:
+        out["OmittedFields"] = {"SliceTiming": omitted[0]}
     out.update(_field_map(stack, vendor, protocol))
     return out
+
+
+PROTOCOL_SLICE_TIMES = ("the protocol: sSliceArray.ucMode (the slice order), RepetitionTime and lDelayTimeInTR, slices "
+                        "evenly spread (VB12/VB13 mosaics hold no measured times, CSA MosaicRefAcqTimes)")
+"""What Siemens slice times are inferred from when the mosaics measured none (as dcm2niix infers them)."""
+
+
+def _protocol_inferred(stack: Stack, vendor: str, h: Header, csa: dict[str, Any]) -> bool:
+    """True when a Siemens mosaic's slice times came from its protocol (B12/B13 write no measured ones)."""
+    return (vendor == "SIEMENS" and bool(stack.first.mosaic)
+            and listed_slice_times(csa, h.raw(*MOSAIC_REF_ACQ_TIMES)) is None)
 
 
 def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
@@ -533,6 +589,8 @@ def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
         return v if v in (0, 1) else None
     if vendor == "GE":
         return ge_phase_positive(h)
+    if vendor == "UIH":
+        return uih.phase_positive(h.raw(uih.PHASE_NEGATIVE, "IS"))
     return None
 
 

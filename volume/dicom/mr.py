@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import canon, uih
 from ._tags import PRIVATE, creator_keyword
 from .fastheader import element_value
 from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
@@ -56,6 +57,11 @@ SIEMENS_XA_TIME_AFTER_START = 0x00211104
 
 ZERO_VECTOR = 1e-3
 """A gradient vector shorter than this is no direction (b=0, or an isotropic image)."""
+
+B0_THRESHOLD = 50.0
+"""b-values (s/mm2) at or below this weight nothing: an image without a direction there is an
+unweighted reference image (CMRR's sequences write b=5 on them), never an isotropic (trace) image;
+dcm2niix's threshold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +97,9 @@ class MRFrame:
 
     @property
     def is_isotropic(self) -> bool:
-        """True for a b>0 image without a direction: a trace (isotropic) image the scanner computed."""
-        if self.bvalue is None or self.bvalue <= 0:
+        """True for a weighted image (b above :data:`B0_THRESHOLD`) without a direction: a trace
+        (isotropic) image the scanner computed."""
+        if self.bvalue is None or self.bvalue <= B0_THRESHOLD:
             return False
         if self.directionality == ISOTROPIC:
             return True
@@ -180,11 +187,42 @@ def _directionality(text: Any) -> str:
     return d if d in (DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX) else ""
 
 
+def _diffusion_uih(get: Getter, b: float | None, gradient: tuple[float, ...] | None
+                   ) -> tuple[float | None, tuple[float, ...] | None]:
+    """UIH's b-value (0065,1009) and image-frame gradient (0065,1037) before the standard ones
+    (:mod:`volume.dicom.uih`); the arguments come back unchanged without them."""
+    ub, ug = to_float(private(get, "UIHBValue")), to_floats(private(get, "UIHGradientDirection"), 3)
+    if ug is not None:
+        gradient = uih.gradient_lps(ug, to_floats(get("ImageOrientationPatient"), 6)) or gradient
+    return (ub if ub is not None else b), gradient
+
+
+def _canon_comment_gradient(get: Getter, b: float | None) -> tuple[float, float, float] | None:
+    """The direction Canon writes in ImageComments (:mod:`volume.dicom.canon`), by GE's image-frame
+    rule; None when absent, or when the rule's conditions (head first supine, a phase direction) fail."""
+    if not canon.is_canon(get("Manufacturer")):
+        return None
+    components = canon.comment_components(get("ImageComments"), b)
+    phase = to_str(get("InPlanePhaseEncodingDirection")).upper()[:3]
+    iop = to_floats(get("ImageOrientationPatient"), 6)
+    if components is None or iop is None or phase not in ("ROW", "COL"):
+        return None
+    if to_str(get("PatientPosition")).upper() != canon.HEAD_FIRST_SUPINE:
+        return None
+    return ge_gradient(components, iop, phase)
+
+
 def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, float] | None, str]:
-    """(b-value, LPS gradient, directionality) of a single-frame image, standard tags first."""
+    """(b-value, LPS gradient, directionality) of a single-frame image, standard tags first (UIH's
+    own before them, UIH fills the standard direction before rotating it)."""
     direction = _directionality(get("DiffusionDirectionality"))
     b = to_float(get("DiffusionBValue"))
     gradient = to_floats(get("DiffusionGradientOrientation"), 3)
+    b, gradient = _diffusion_uih(get, b, gradient)
+    if b is not None and gradient is None:
+        gradient = _canon_comment_gradient(get, b)
+    if b is None and direction == NO_WEIGHTING:
+        b = 0.0  # the standard's unweighted image (Canon writes no b-value on them)
     if b is None:
         sb = private(get, "SiemensBValue")
         if sb is not None:
@@ -251,10 +289,12 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
     order = _philips_order(get)
     scale = to_float(private(get, "PhilipsScaleSlope"))
     rwv, units = _rwv(get("RealWorldValueMappingSequence"))
-    if b is None and not order and scale is None and rwv is None:
+    slice_time = to_float(private(get, "SiemensTimeAfterStart"))  # XA files of one slice each
+    if b is None and not order and scale is None and rwv is None and slice_time is None:
         return None
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
-                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units)
+                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
+                   slice_time=slice_time)
 
 
 def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
@@ -293,6 +333,8 @@ def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
     block = element_value(per, SIEMENS_XA_PRIVATE_FRAME_SEQUENCE, "SQ") if per is not None else None
     if block:
         slice_time = to_float(element_value(block[0], SIEMENS_XA_TIME_AFTER_START, "DS"))
+    if b is None and direction == NO_WEIGHTING:
+        b = 0.0  # the standard's unweighted frame (Canon writes no b-value on them)
     if b is None and not order and scale is None and rwv is None and slice_time is None:
         return None
     if b is not None and b < 0:

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import AmbiguousSeriesError
 from ..phi import uid_key
 from ..volume import axis_codes, closest_plane, orientation_label
+from . import canon
 from .geometry import (
     POSITION_TOLERANCE_MM,
     GeometryError,
@@ -30,7 +31,7 @@ from .geometry import (
     same_orientation,
     stack_geometry,
 )
-from .mr import DERIVED_DIFFUSION_TYPES, ISOTROPIC
+from .mr import B0_THRESHOLD, DERIVED_DIFFUSION_TYPES, ISOTROPIC, ZERO_VECTOR
 from .order import LABEL_KEYS, LAST_RESORT, RANK_KEYS, incomplete_volumes, order_volumes
 from .scan import FrameHeader
 
@@ -137,22 +138,33 @@ class Stack:
     @property
     def diffusion(self) -> dict[str, list[Any]] | None:
         """b-values (s/mm2) and gradient directions (unit vectors, patient LPS) of each volume of a
-        diffusion-weighted 4D stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
+        diffusion stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
 
-        None unless every volume has a b-value and one is above zero. b=0 volumes, and trace images,
-        get zero vectors.
+        None unless every volume has a b-value, and the stack is diffusion-weighted: a volume with a
+        direction, or one weighted above :data:`~volume.dicom.mr.B0_THRESHOLD` (b-values at or below it
+        without any direction are one nominal value, no weighting); a single volume needs a direction.
+        A stack of b=0 volumes only is one when its ImageType says DIFFUSION (dcm2niix's rules).
+        b=0 volumes, and trace images, get zero vectors.
         """
-        if self.n_frames < 2 or self.problem:
+        if self.problem:
             return None
         heads = [self.frames[t * self.n_slices].mr for t in range(self.n_frames)]
         if any(mr is None or mr.bvalue is None for mr in heads):
             return None
         bvals = [float(mr.bvalue) for mr in heads]  # type: ignore[union-attr, arg-type]
-        if max(bvals) <= 0:
-            return None
         vectors = [[0.0, 0.0, 0.0] if b <= 0 or mr.is_isotropic or mr.gradient is None  # type: ignore[union-attr]
                    else [float(v) for v in mr.gradient] for b, mr in zip(bvals, heads, strict=True)]  # type: ignore[union-attr]
+        directional = any(b > 0 and any(v) for b, v in zip(bvals, vectors, strict=True))
+        if max(bvals) <= 0:
+            return {"bvals": bvals, "bvecs_lps": vectors} if self._marked_diffusion else None
+        if not directional and (self.n_frames < 2 or max(bvals) <= B0_THRESHOLD):
+            return None
         return {"bvals": bvals, "bvecs_lps": vectors}
+
+    @property
+    def _marked_diffusion(self) -> bool:
+        """ImageType (an enhanced file's FrameType) says DIFFUSION."""
+        return any("DIFFUSION" in v.replace("_", " ").split() for v in self.first.image_type)
 
     @property
     def content(self) -> str:
@@ -187,6 +199,8 @@ class Stack:
         directions = {tuple(round(v, 3) for v in g)
                       for b, g in zip(diffusion["bvals"], diffusion["bvecs_lps"], strict=True) if round(b) > 0 and any(g)}
         n = len(directions)
+        if shells == [0]:
+            return "DWI b=0"
         return f"DWI b={','.join(map(str, shells))} ({f'{n} direction' + ('s' if n != 1 else '') if n else 'trace'})"
 
     def describe(self, *, keep_phi: bool = False) -> dict[str, Any]:
@@ -280,7 +294,8 @@ def _component(f: FrameHeader) -> str:
 def _is_directional(f: FrameHeader) -> bool:
     """A diffusion-weighted image with a gradient direction (b > 0, a non-zero vector)."""
     mr = f.mr
-    return mr is not None and mr.bvalue is not None and mr.bvalue > 0 and not mr.is_isotropic
+    return (mr is not None and mr.bvalue is not None and mr.bvalue > 0 and not mr.is_isotropic
+            and mr.gradient is not None and max(map(abs, mr.gradient)) >= ZERO_VECTOR)
 
 
 def _derived(f: FrameHeader, directional_series: bool) -> str:
@@ -299,9 +314,24 @@ def _derived(f: FrameHeader, directional_series: bool) -> str:
     return ""
 
 
+def _reference_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
+    """A series whose images all carry one b-value at or below :data:`~volume.dicom.mr.B0_THRESHOLD`
+    (CMRR's sequences write b=5 on every volume) and some a direction: the images without a
+    direction are its unweighted b=0 volumes (dcm2niix: "volumes without gradients are actually B=0")."""
+    bvalues = {round(f.mr.bvalue, 3) for f in frames if f.mr is not None and f.mr.bvalue is not None}
+    if len(bvalues) != 1 or not 0 < next(iter(bvalues)) <= B0_THRESHOLD or not any(_is_directional(f) for f in frames):
+        return frames
+    return [f.replace(mr=dataclasses.replace(f.mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
+            if f.mr is not None and f.mr.bvalue is not None and not _is_directional(f) else f for f in frames]
+
+
 def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
-    """GE writes the nominal b-value on the b=0 (T2) images of a diffusion series with directions,
-    with a zero vector: those are b=0 images (dcm2niix reads them so too), not trace images."""
+    """The b=0 images of a diffusion series as such, by the vendors' conventions: Canon/Toshiba
+    write no b-value on them (:func:`volume.dicom.canon.fill_b0`); a nominal b=5 on every volume
+    (:func:`_reference_b0s`); GE writes the nominal b-value on the b=0 (T2) images of a diffusion
+    series with directions, with a zero vector: those are b=0 images (dcm2niix reads them so too),
+    not trace images."""
+    frames = _reference_b0s(canon.fill_b0(frames))
     if not any(_is_directional(f) for f in frames):
         return frames
     out = []
