@@ -12,12 +12,12 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from synth import oblique_iop, write_enhanced, write_series
 
 from volume.dicom import fastheader
-from volume.dicom.scan import _configure_fast, iter_files, read_header
+from volume.dicom.scan import header_wanted, iter_files, read_header
 
 
-@pytest.fixture(autouse=True)
-def _configured() -> None:
-    _configure_fast()
+def read_fast(path: str) -> object:
+    """:func:`fastheader.read_fast` of what the scanner wants."""
+    return fastheader.read_fast(path, header_wanted())
 
 
 def _same(path: Path) -> tuple[list, str]:
@@ -56,7 +56,7 @@ def test_same_records_as_pydicom_with_sequences_and_private_data(tmp_path: Path,
                         slopes=0.5, intercepts=-3.0, extra={"EchoNumbers": 2, "EchoTime": "12.5"})
     for p in info.paths:
         _add_awkward_elements(p, syntax)
-        assert isinstance(fastheader.read_fast(str(p)), fastheader.FastDataset)  # really the fast path
+        assert isinstance(read_fast(str(p)), fastheader.FastDataset)  # really the fast path
         frames, reason = _same(p)
         assert reason == "" and frames[0].image_type == ("ORIGINAL",)
         assert frames[0].acquisition["WindowCenter"] == [40.0, 400.0]
@@ -69,10 +69,10 @@ def test_what_it_leaves_to_pydicom(tmp_path: Path) -> None:
     write_enhanced(tmp_path / "mf" / "enhanced.dcm", shape=(2, 4, 4))
     latin = write_series(tmp_path / "latin", shape=(1, 4, 4),
                          extra={"SpecificCharacterSet": "ISO_IR 100", "PatientName": "Müller^Jürgen"})
-    assert fastheader.read_fast(str(big.paths[0])) is None
-    assert fastheader.read_fast(str(tmp_path / "mf" / "enhanced.dcm")) is None
-    assert isinstance(fastheader.read_fast(str(latin.paths[0])), fastheader.FastDataset)  # its character set
-    assert isinstance(fastheader.read_fast(str(rle.paths[0])), fastheader.FastDataset)
+    assert read_fast(str(big.paths[0])) is None
+    assert read_fast(str(tmp_path / "mf" / "enhanced.dcm")) is None
+    assert isinstance(read_fast(str(latin.paths[0])), fastheader.FastDataset)  # its character set
+    assert isinstance(read_fast(str(rle.paths[0])), fastheader.FastDataset)
     for p in iter_files([tmp_path]):
         frames, reason = _same(Path(p))
         assert reason == "" and frames
@@ -102,7 +102,7 @@ def test_same_records_on_real_data(data_dir: Path) -> None:
     fast_used = 0
     for p in files:
         _same(Path(p))
-        fast_used += isinstance(fastheader.read_fast(p), fastheader.FastDataset)
+        fast_used += isinstance(read_fast(p), fastheader.FastDataset)
     assert fast_used > len(files) // 2
 
 
@@ -121,7 +121,7 @@ def test_text_beyond_ascii_is_read_in_the_files_character_set(tmp_path: Path, ch
         ds.StudyDescription = text.replace("^", " ")
         ds.InstitutionAddress = text.replace("^", ", ")
         ds.save_as(p, enforce_file_format=True)
-        fast = fastheader.read_fast(str(p))
+        fast = read_fast(str(p))
         assert isinstance(fast, fastheader.FastDataset), charset
         slow = pydicom.dcmread(p, stop_before_pixels=True)
         for keyword in ("PatientName", "StudyDescription", "InstitutionAddress"):
@@ -136,18 +136,18 @@ def test_text_in_a_character_set_it_does_not_decode_is_left_to_pydicom(tmp_path:
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # Japanese with code extensions
     ds.PatientName = "Yamada^Tarou=山田^太郎"
     ds.save_as(info.paths[0], enforce_file_format=True)
-    assert fastheader.read_fast(str(info.paths[0])) is None
+    assert read_fast(str(info.paths[0])) is None
     frames, _ = _same(info.paths[0])
     assert frames[0].identity["PatientName"] == "Yamada^Tarou=山田^太郎"
     no_set = write_series(tmp_path / "none", shape=(1, 4, 4), extra={"PatientName": "Müller^Jürgen"})
-    assert fastheader.read_fast(str(no_set.paths[0])) is None  # beyond ASCII, no character set named
+    assert read_fast(str(no_set.paths[0])) is None  # beyond ASCII, no character set named
 
 
 def test_every_brainix_file_takes_the_fast_path(data_dir: Path) -> None:
     """BRAINIX's Latin-1 study description once sent every file of it to pydicom (0.2 s of import)."""
     files = list(iter_files([data_dir / "dicom" / "brainix"]))
     assert files
-    slow = [p for p in files if not isinstance(fastheader.read_fast(p), fastheader.FastDataset)]
+    slow = [p for p in files if not isinstance(read_fast(p), fastheader.FastDataset)]
     assert slow == []
 
 
@@ -175,20 +175,20 @@ def test_embedded_tag_table_is_pydicoms_dictionary() -> None:
         assert tag_for_keyword(keyword) == tag, keyword
         assert dictionary_VR(tag) == vr, keyword
     expected = {TAGS[kw][0]: kw for kw in scanned} | {tag: kw for kw, (tag, _vr) in PRIVATE_TAGS.items()}
-    assert expected == {tag: kw for tag, (kw, _vr) in fastheader._WANTED.items()}
+    assert expected == {tag: kw for tag, (kw, _vr) in header_wanted().elements.items()}
 
 
-def test_configure_takes_keywords_beyond_the_table() -> None:
-    """A keyword missing from the embedded table comes from pydicom; an unknown one is refused."""
-    try:
-        fastheader.configure(["Rows", "PatientComments"])
-        assert fastheader._WANTED == {0x00280010: ("Rows", "US"), 0x00104000: ("PatientComments", "LT")}
-        with pytest.raises(ValueError, match="NoSuchKeyword"):
-            fastheader.configure(["Rows", "NoSuchKeyword"])
-        assert fastheader._WANTED == {0x00280010: ("Rows", "US"), 0x00104000: ("PatientComments", "LT")}
-    finally:
-        fastheader._WANTED.clear()
-        _configure_fast()
+def test_wanted_takes_keywords_beyond_the_table() -> None:
+    """A keyword missing from the embedded table comes from pydicom; an unknown one is refused;
+    what a reader wants is its own frozen object, never a global setting."""
+    before = dict(header_wanted().elements)
+    mine = fastheader.wanted(["Rows", "PatientComments"])
+    assert dict(mine.elements) == {0x00280010: ("Rows", "US"), 0x00104000: ("PatientComments", "LT")}
+    with pytest.raises(ValueError, match="NoSuchKeyword"):
+        fastheader.wanted(["Rows", "NoSuchKeyword"])
+    with pytest.raises(TypeError):
+        mine.elements[0x00280011] = ("Columns", "US")  # type: ignore[index]
+    assert dict(header_wanted().elements) == before
 
 
 def test_native_series_scans_without_importing_pydicom(tmp_path: Path) -> None:

@@ -14,13 +14,20 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from struct import Struct
 from struct import error as StructError
+from types import MappingProxyType
 from typing import Any
 
 from ._tags import PRIVATE_TAGS, TAGS
 from .files import GZIP, GunzipError, compression_of, gunzip
 from .values import HEAD_BYTES, not_dicom
+
+try:  # the element walk, compiled (volume/dicom/_walk.c); without it, the same walk in Python
+    from . import _walk
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _walk = None
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
 FIRST_READ_BYTES = 32 * 1024
@@ -128,8 +135,6 @@ class FastDataset:
         return keyword in self._values
 
 
-_WANTED: dict[int, tuple[str, str]] = {}
-
 #: Keywords whose value differs in every file: converted without :data:`_CACHE` (caching them
 #: would keep a copy of every file's UID and position until the cache fills, and never hit).
 PER_FILE_KEYWORDS = frozenset({
@@ -137,12 +142,32 @@ PER_FILE_KEYWORDS = frozenset({
     "ContentTime", "TriggerTime",
 })
 
-#: Tags of the wanted :data:`PER_FILE_KEYWORDS` (set by :func:`configure`).
-_UNCACHED: set[int] = set()
+#: What the compiled walk's table says of a wanted tag (``volume/dicom/_walk.c``): its value; the
+#: first item of a sequence (in an explicit file when the file says SQ; in an implicit file when
+#: the dictionary does, :data:`WANT_FIRST_ITEM_IMPLICIT`).
+WANT_VALUE, WANT_FIRST_ITEM, WANT_FIRST_ITEM_IMPLICIT = 1, 2, 3
 
 
-#: Wanted elements inside the first item of a wanted sequence: sequence keyword -> {tag: (keyword, VR)}.
-_NESTED: dict[str, dict[int, tuple[str, str]]] = {}
+@dataclass(frozen=True, eq=False)
+class Wanted:
+    """What the fast reader extracts from a file: made once by :func:`wanted`, never changed.
+
+    Attributes
+    ----------
+    elements
+        Tag -> ``(keyword, dictionary VR)`` of every wanted top-level element.
+    nested
+        Sequence keyword -> ``{tag: (keyword, VR)}`` wanted in its first item.
+    uncached
+        Tags whose values differ in every file (:data:`PER_FILE_KEYWORDS`): never cached.
+    table
+        The same, for the compiled walk (None when it is not built).
+    """
+
+    elements: Mapping[int, tuple[str, str]]
+    nested: Mapping[str, Mapping[int, tuple[str, str]]]
+    uncached: frozenset[int]
+    table: Any = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -159,30 +184,46 @@ def _lookup(kw: str) -> tuple[int, str]:
     return known[0], known[1]
 
 
-def configure(keywords: Iterable[str], sequences: Mapping[str, Iterable[str]] | None = None) -> None:
-    """Set the keywords to extract.
+def wanted(keywords: Iterable[str], sequences: Mapping[str, Iterable[str]] | None = None) -> Wanted:
+    """The keywords to extract, as :func:`read_fast` takes them.
 
     Tags and VRs come from the embedded tables of :mod:`volume.dicom._tags` (no pydicom import,
     which costs 0.13-0.2 s): standard keywords, and the names of the private elements volume reads
     (their private creators are read too, so the caller can check them). Keywords missing from
     both are looked up in pydicom's dictionary.
 
-    ``sequences`` maps a wanted sequence keyword to the keywords wanted inside its *first* item
-    (nested sequences may be listed too): its value is a tuple of one dict, as a pydicom
-    sequence of one dataset would answer ``seq[0].get(keyword)``.
+    Parameters
+    ----------
+    keywords
+        Top-level keywords.
+    sequences
+        A wanted sequence keyword -> the keywords wanted inside its *first* item (nested
+        sequences may be listed too): its value is a tuple of one dict, as a pydicom sequence of
+        one dataset would answer ``seq[0].get(keyword)``.
+
+    Raises
+    ------
+    ValueError
+        A keyword that neither table nor pydicom knows.
     """
-    wanted: dict[int, tuple[str, str]] = {}
+    elements = {}
     for kw in keywords:
         tag, vr = _lookup(kw)
-        wanted[tag] = (kw, vr)
-    nested = {seq: {tag: (kw, vr) for kw in inner for tag, vr in [_lookup(kw)]}
+        elements[tag] = (kw, vr)
+    nested = {seq: MappingProxyType({tag: (kw, vr) for kw in inner for tag, vr in [_lookup(kw)]})
               for seq, inner in (sequences or {}).items()}
-    _WANTED.clear()
-    _WANTED.update(wanted)
-    _NESTED.clear()
-    _NESTED.update(nested)
-    _UNCACHED.clear()
-    _UNCACHED.update(tag for tag, (kw, _vr) in wanted.items() if kw in PER_FILE_KEYWORDS)
+    table = None
+    if _walk is not None:
+        table = _walk.table({
+            tag: (WANT_VALUE if kw not in nested else WANT_FIRST_ITEM_IMPLICIT if vr == "SQ" else WANT_FIRST_ITEM)
+            for tag, (kw, vr) in elements.items()
+        })
+    return Wanted(
+        elements=MappingProxyType(elements),
+        nested=MappingProxyType(nested),
+        uncached=frozenset(tag for tag, (kw, _vr) in elements.items() if kw in PER_FILE_KEYWORDS),
+        table=table,
+    )
 
 
 #: Character sets (a single value of SpecificCharacterSet, no code extensions) whose text the fast
@@ -232,8 +273,8 @@ def _value(raw: bytes, file_vr: bytes | None, kw: str, dict_vr: str, cached: boo
 
 
 def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str,
-                codec: str | None = None) -> dict[str, Any]:
-    """The wanted elements (:data:`_NESTED`) of the first item of the sequence whose value starts at ``pos``."""
+                nested: Mapping[str, Mapping[int, tuple[str, str]]], codec: str | None = None) -> dict[str, Any]:
+    """The wanted elements (``nested[keyword]``) of the first item of the sequence whose value starts at ``pos``."""
     n = len(buf)
     if length == 0:
         return {}
@@ -247,7 +288,7 @@ def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str,
     item_length = _U32.unpack_from(buf, pos + 4)[0]
     pos += 8
     end = None if item_length == _UNDEFINED else pos + item_length
-    wanted = _NESTED[keyword]
+    wanted = nested[keyword]
     values: dict[str, Any] = {}
     while end is None or pos < end:
         if pos + 8 > n:
@@ -260,8 +301,8 @@ def _first_item(buf: bytes, pos: int, length: int, explicit: bool, keyword: str,
         item = wanted.get(tag)
         if item is not None:
             kw, dict_vr = item
-            if (vr == b"SQ" or (vr is None and dict_vr == "SQ")) and kw in _NESTED:
-                values[kw] = (_first_item(buf, value_pos, length, explicit, kw, codec),)
+            if (vr == b"SQ" or (vr is None and dict_vr == "SQ")) and kw in nested:
+                values[kw] = (_first_item(buf, value_pos, length, explicit, kw, nested, codec),)
             elif undefined:
                 raise _Unsupported("undefined length value")
             else:
@@ -421,7 +462,8 @@ def _element_header(buf: bytes, pos: int, explicit: bool, group: int) -> tuple[i
     return pos + 8, None, length, length == _UNDEFINED
 
 
-def _parse(buf: bytes, file_size: int) -> FastDataset:
+def _parse(buf: bytes, file_size: int, wanted: Wanted) -> FastDataset:
+    """The wanted elements of a whole file's bytes (or its first ``len(buf)`` of ``file_size``)."""
     if len(buf) < 144 or buf[128:132] != b"DICM":
         raise _Unsupported("no preamble")
     # File meta group: always explicit VR little endian.
@@ -455,9 +497,18 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
         raise _Unsupported("private transfer syntax")
     if meta["MediaStorageSOPClassUID"] == "1.2.840.10008.1.3.10":
         raise _Unsupported("DICOMDIR")
+    if wanted.table is not None:
+        return _dataset_compiled(buf, pos, explicit, file_size, meta, wanted)
+    return _dataset(buf, pos, explicit, file_size, meta, wanted)
+
+
+def _dataset(buf: bytes, pos: int, explicit: bool, file_size: int, meta: dict[str, Any],
+             wanted: Wanted) -> FastDataset:
+    """The walk over the dataset from ``pos``, in Python (the reference the compiled walk copies)."""
     values: dict[str, Any] = {}
-    wanted = _WANTED
-    uncached = _UNCACHED
+    elements = wanted.elements
+    nested = wanted.nested
+    uncached = wanted.uncached
     n = len(buf)
     last_tag = 0
     explicit_header = _EXPLICIT_HEADER.unpack_from
@@ -493,19 +544,14 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
         if tag == _PIXEL_DATA:
             if length != _UNDEFINED and value_pos + length > file_size:
                 raise _Truncated
-            if values.get("NumberOfFrames") not in (None, 1):
-                raise _Unsupported("multi-frame")
-            image_type = values.get("ImageType")
-            if image_type and _TILED & set(image_type if isinstance(image_type, tuple) else (image_type,)):
-                raise _Unsupported("Siemens mosaic or UIH grid: its private headers are needed")
-            return FastDataset(values, _Element(value_pos, length), meta)
+            return _with_pixels(values, value_pos, length, meta)
         if tag == _CHARACTER_SET and value_pos + length <= n:
             codec = _codec(buf[value_pos : value_pos + length])
             if codec is None and buf[value_pos : value_pos + length].strip(b" \x00") not in (b"", b"ISO_IR 6"):
                 raise _Unsupported("character set")  # ISO 2022 escapes are ASCII bytes: pydicom decodes them
-        item = wanted.get(tag)
-        if item is not None and item[0] in _NESTED and (vr == b"SQ" or (vr is None and item[1] == "SQ")):
-            values[item[0]] = (_first_item(buf, value_pos, length, explicit, item[0], codec),)
+        item = elements.get(tag)
+        if item is not None and item[0] in nested and (vr == b"SQ" or (vr is None and item[1] == "SQ")):
+            values[item[0]] = (_first_item(buf, value_pos, length, explicit, item[0], nested, codec),)
             item = None
         if length == _UNDEFINED:
             pos = _skip_undefined(buf, value_pos, explicit)
@@ -521,6 +567,60 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
             raise _Truncated
 
 
+def _with_pixels(values: dict[str, Any], value_pos: int, length: int, meta: dict[str, Any]) -> FastDataset:
+    """The dataset whose pixel data starts at ``value_pos``, unless it needs pydicom after all."""
+    if values.get("NumberOfFrames") not in (None, 1):
+        raise _Unsupported("multi-frame")
+    image_type = values.get("ImageType")
+    if image_type and _TILED & set(image_type if isinstance(image_type, tuple) else (image_type,)):
+        raise _Unsupported("Siemens mosaic or UIH grid: its private headers are needed")
+    return FastDataset(values, _Element(value_pos, length), meta)
+
+
+#: The compiled walk's status (``volume/dicom/_walk.c``): pixel data found, none, or why it stopped.
+WALK_PIXEL, WALK_NO_PIXEL, WALK_NEED_MORE, WALK_UNSUPPORTED, WALK_TRUNCATED = range(5)
+
+_WALK_STOPS = {WALK_NEED_MORE: _NeedMore, WALK_UNSUPPORTED: _Unsupported, WALK_TRUNCATED: _Truncated}
+
+
+def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta: dict[str, Any],
+                      wanted: Wanted) -> FastDataset:
+    """:func:`_dataset` by the compiled walk: it finds the wanted elements (and the character set,
+    and the pixel data) in C; here they are converted in the order the file holds them, so a value
+    that sends the file to pydicom does so before anything the walk met after it, as in Python."""
+    status, _end, hits, pixel_pos, pixel_length = _walk.walk(buf, pos, explicit, wanted.table, file_size)
+    n = len(buf)
+    values: dict[str, Any] = {}
+    elements = wanted.elements
+    nested = wanted.nested
+    uncached = wanted.uncached
+    codec = None
+    for tag, vr, value_pos, length in hits:
+        if tag == _CHARACTER_SET:
+            if value_pos + length <= n:
+                raw = buf[value_pos : value_pos + length]
+                codec = _codec(raw)
+                if codec is None and raw.strip(b" \x00") not in (b"", b"ISO_IR 6"):
+                    raise _Unsupported("character set")
+            if tag not in elements:
+                continue
+        keyword, dict_vr = elements[tag]
+        if keyword in nested and (vr == b"SQ" or (vr is None and dict_vr == "SQ")):
+            values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
+            continue
+        if length == _UNDEFINED:
+            continue
+        if value_pos + length > n:
+            raise _NeedMore
+        values[keyword] = _value(buf[value_pos : value_pos + length], vr, keyword, dict_vr, tag not in uncached,
+                                 codec)
+    if status == WALK_PIXEL:
+        return _with_pixels(values, pixel_pos, pixel_length, meta)
+    if status == WALK_NO_PIXEL:
+        return FastDataset(values, None, meta)
+    raise _WALK_STOPS[status]
+
+
 #: What :func:`read_fast` returns for a truncated file.
 TRUNCATED = "truncated or corrupt"
 
@@ -528,13 +628,11 @@ TRUNCATED = "truncated or corrupt"
 NOT_DICOM = "not DICOM"
 
 
-def read_fast(path: str) -> FastDataset | str | None:
-    """The wanted elements of ``path``, ``TRUNCATED``, or ``None`` when pydicom must read it.
+def read_fast(path: str, wanted: Wanted) -> FastDataset | str | None:
+    """The ``wanted`` elements of ``path``, ``TRUNCATED``, ``NOT_DICOM``, or ``None`` when pydicom must read it.
 
     A gzip-compressed file is decompressed first (:mod:`volume.dicom.files`) and parsed the same way.
     """
-    if not _WANTED:
-        raise RuntimeError("fastheader.configure() was not called")
     try:
         with open(path, "rb", buffering=0) as fh:  # one read() call, no buffer copy
             size = os.fstat(fh.fileno()).st_size
@@ -546,14 +644,14 @@ def read_fast(path: str) -> FastDataset | str | None:
                     return TRUNCATED
                 if not_dicom(whole[:HEAD_BYTES]):
                     return NOT_DICOM
-                ds = _parse(whole, len(whole))
+                ds = _parse(whole, len(whole), wanted)
                 ds.compression = GZIP
                 return ds
             if not_dicom(buf[:HEAD_BYTES]):
                 return NOT_DICOM  # a text file, a picture: pydicom would say so, 0.15 s and 40 MB later
             while True:
                 try:
-                    ds = _parse(buf, size)
+                    ds = _parse(buf, size, wanted)
                 except _NeedMore:
                     if len(buf) >= size:
                         return TRUNCATED

@@ -9,6 +9,7 @@ memory proportional to their file count, not their pixels.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
 import os
@@ -397,12 +398,13 @@ HEADER_SEQUENCES = {
 }
 
 
-def _configure_fast() -> None:
-    if not fastheader._WANTED:
-        fastheader.configure(
-            dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS + tuple(PRIVATE_TAGS)),
-            HEADER_SEQUENCES,
-        )
+@functools.cache
+def header_wanted() -> fastheader.Wanted:
+    """What the fast reader extracts for a record: made once, on the first file."""
+    return fastheader.wanted(
+        dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS + tuple(PRIVATE_TAGS)),
+        HEADER_SEQUENCES,
+    )
 
 
 def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str]:
@@ -429,8 +431,7 @@ def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
         return [], "unreadable"
     ds: Any = None
     if fast:
-        _configure_fast()
-        quick = read_fast(path)
+        quick = read_fast(path, header_wanted())
         if quick == TRUNCATED:
             return [], "truncated or corrupt"
         if quick == NOT_DICOM:
