@@ -242,3 +242,33 @@ def test_scan_keeps_a_small_record_per_file(tmp_path: Path) -> None:
     assert frames[0].acquisition["ProtocolName"] == "t1_se" and frames[0].identity["PatientID"] == "X1"
     assert frames[0]._common is frames[-1]._common  # one shared part for the stack
     assert per_file < 850, per_file  # 700 measured; 1,028 before the shared part
+
+
+def test_read_set_memo_answers_as_the_function_would() -> None:
+    """A part of a record made once per distinct set of the values it read: a header that agrees
+    on what the function read gets the remembered result; one that differs in any of them (or
+    makes the function read other keywords) gets the function's own answer."""
+    import sys
+
+    memo_type = sys.modules["volume.dicom.scan"].ReadSetMemo
+    calls = []
+
+    def fn(get, scale):  # reads B only when A says so; a sequence's item (a dict) is a value too
+        calls.append(1)
+        a = get("A")
+        return (a, get("B") * scale if a == "yes" else None, get("C"))
+
+    memo = memo_type(fn)
+    item = ({"CodeValue": "ms"},)
+    headers = [
+        {"A": "yes", "B": 2, "C": item, "D": 1},
+        {"A": "yes", "B": 2, "C": item, "D": 2},  # differs only where fn never reads: a hit
+        {"A": "yes", "B": 3, "C": item},
+        {"A": "no", "B": 5, "C": item},
+        {"A": "no", "B": 6, "C": item},  # B is not read when A is "no": a hit
+        {"A": "yes", "B": 2, "C": ({"CodeValue": "s"},)},
+    ]
+    for h in headers:
+        assert memo(h.get, 10) == fn(h.get, 10)
+    assert memo(headers[0].get, 100) == ("yes", 200, item)  # the arguments are part of the key
+    assert len(calls) == 2 * len(headers) - 2 + 1

@@ -492,6 +492,71 @@ def _remember(key: Any, value: Any) -> Any:
     return value
 
 
+_MISSING = object()
+
+
+def _hashable(value: Any) -> Any:
+    """``value`` as a dictionary key: a fast reader's value (str, number, a tuple of them, or a
+    wanted sequence's first item: a tuple of one dict) with its dicts made tuples."""
+    if type(value) is tuple:
+        return tuple(_hashable(v) for v in value)
+    if type(value) is dict:
+        return (dict, tuple((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+class ReadSetMemo:
+    """``fn(get, *args)`` remembered by what it read: the values of the keywords it asked ``get``
+    for, in order, and ``args``.
+
+    ``fn`` must decide only from what it reads (no other state): then another file whose header
+    answers the same keywords with the same values makes it read the same keywords again and
+    return the same result, which is what a hit returns. Files of one series mostly agree on
+    everything such a function reads; those that differ are computed and remembered too.
+    At most :data:`SHARED_LIMIT` results are kept (all are forgotten beyond).
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.by_keywords: dict[tuple[str, ...], dict[Any, Any]] = {}
+        self.last: tuple[str, ...] | None = None  # the keywords of the last hit, tried first
+        self.size = 0
+
+    def _lookup(self, keywords: tuple[str, ...], get: Callable[[str], Any], args: tuple[Any, ...]) -> Any:
+        key = (args, tuple(map(get, keywords)))
+        results = self.by_keywords[keywords]
+        try:
+            return results.get(key, _MISSING)
+        except TypeError:  # a wanted sequence's item (a dict)
+            return results.get(_hashable(key), _MISSING)
+
+    def __call__(self, get: Callable[[str], Any], *args: Any) -> Any:
+        if self.last is not None:
+            hit = self._lookup(self.last, get, args)
+            if hit is not _MISSING:
+                return hit
+        for keywords in self.by_keywords:
+            if keywords != self.last:
+                hit = self._lookup(keywords, get, args)
+                if hit is not _MISSING:
+                    self.last = keywords
+                    return hit
+        read: list[str] = []
+
+        def recording(keyword: str) -> Any:
+            read.append(keyword)
+            return get(keyword)
+
+        result = self.fn(recording, *args)
+        keywords = tuple(dict.fromkeys(read))
+        if self.size >= SHARED_LIMIT:
+            self.by_keywords.clear()
+            self.size = 0
+        self.by_keywords.setdefault(keywords, {})[_hashable((args, tuple(map(get, keywords))))] = result
+        self.last = keywords
+        self.size += 1
+        return result
+
 def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[list[FrameHeader], str]:
     if isinstance(ds, FastDataset):  # values already converted: plain dictionary look-ups
         get = ds.values.get
@@ -537,33 +602,67 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
                                       to_int(get("BitsAllocated")) or 0, length, value_tell, compression)
     if problem:
         expand = 1  # one record carries the problem: never millions of them for a lying header
-    if isinstance(ds, FastDataset):  # str, int, float or a tuple of them: lists for JSON, as plain_value
-        values = ds.values
-        acquisition = {kw: list(v) if type(v) is tuple else v for kw in ACQUISITION_KEYWORDS
-                       if (v := values.get(kw)) is not None and v != ""}
-        identity = {kw: list(v) if type(v) is tuple else v for kw in IDENTITY_KEYWORDS
-                    if (v := values.get(kw)) is not None and v != ""}
-    else:
-        acquisition = {}
-        for kw in ACQUISITION_KEYWORDS:
-            v = plain_value(get(kw))
-            if v not in (None, "", []):
-                acquisition[kw] = v
-        identity = {}
-        for kw in IDENTITY_KEYWORDS:
-            v = plain_value(get(kw))
-            if v not in (None, "", []):
-                identity[kw] = v
     sop_uid = to_str(get("SOPInstanceUID"))
     instance_number = to_int(get("InstanceNumber"))
-    base = dict(  # the shared fields (see _Common)
+    if isinstance(ds, FastDataset):  # single-frame (the fast reader leaves multi-frame files to pydicom)
+        common = _FAST_COMMON(get, syntax, compression, n_frames, problem, image_type)
+        mr = _CLASSIC_MR(get) if common.modality == "MR" else None
+    else:
+        base = _shared_fields(get, syntax, compression, n_frames, problem, image_type, plain_value)
+        per_frame = get("PerFrameFunctionalGroupsSequence")
+        shared_seq = get("SharedFunctionalGroupsSequence")
+        shared = shared_seq[0] if shared_seq else None
+        if n_frames > 1 or per_frame is not None:
+            base.update(path=path, sop_uid=sop_uid, pixel_offset=offset, pixel_length=length,
+                        instance_number=instance_number)
+            return _multiframe(ds, base, expand, per_frame, shared), ""
+        common = _single_common(get, base)
+        mr = _shared(classic_mr_frame(get)) if base["modality"] == "MR" else None
+    single = FrameHeader.of(
+        common,
+        path=path,
+        frame=None,
+        sop_uid=sop_uid,
+        ipp=to_floats(get("ImagePositionPatient"), 3),
+        pixel_offset=offset,
+        pixel_length=length,
+        slope=to_float(get("RescaleSlope")) or 1.0,
+        intercept=to_float(get("RescaleIntercept")) or 0.0,
+        instance_number=instance_number,
+        temporal_position=to_float(get("TemporalPositionIdentifier")),
+        trigger_time=to_float(get("TriggerTime")),
+        acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
+        mr=mr,
+    )
+    if not problem and uih.is_grid(image_type, single.acquisition.get("Manufacturer")):
+        return _grid_frames(ds, single), ""
+    if "MOSAIC" in image_type and not problem:
+        return _mosaic_frames(ds, single), ""
+    return [single], ""
+
+
+def _shared_fields(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                   image_type: tuple[str, ...], plain: Callable[[Any], Any]) -> dict[str, Any]:
+    """The fields of a record that its stack's files share (:class:`_Common`), its plane's aside.
+    ``plain`` makes a header value JSON-friendly for the acquisition and identity parts."""
+    acquisition = {}
+    for kw in ACQUISITION_KEYWORDS:
+        v = plain(get(kw))
+        if v not in (None, "", []):
+            acquisition[kw] = v
+    identity = {}
+    for kw in IDENTITY_KEYWORDS:
+        v = plain(get(kw))
+        if v not in (None, "", []):
+            identity[kw] = v
+    return dict(
         series_uid=to_str(get("SeriesInstanceUID")),
         study_uid=to_str(get("StudyInstanceUID")),
         series_number=to_int(get("SeriesNumber")),
         series_description=to_str(get("SeriesDescription")),
         modality=to_str(get("Modality")),
-        rows=rows,
-        cols=cols,
+        rows=to_int(get("Rows")) or 0,
+        cols=to_int(get("Columns")) or 0,
         samples=to_int(get("SamplesPerPixel")) or 1,
         photometric=to_str(get("PhotometricInterpretation")).upper() or "MONOCHROME2",
         bits_allocated=to_int(get("BitsAllocated")) or 0,
@@ -581,39 +680,38 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
         acquisition=_shared(acquisition),
         identity=_shared(identity),
     )
-    per_frame = get("PerFrameFunctionalGroupsSequence")
-    shared_seq = get("SharedFunctionalGroupsSequence")
-    shared = shared_seq[0] if shared_seq else None
-    if n_frames > 1 or per_frame is not None:
-        base.update(path=path, sop_uid=sop_uid, pixel_offset=offset, pixel_length=length,
-                    instance_number=instance_number)
-        return _multiframe(ds, base, expand, per_frame, shared), ""
-    base.update(
-        pixel_spacing=_shared(_spacing(get("PixelSpacing"))),
-        iop=_shared(to_floats(get("ImageOrientationPatient"), 6)),
-        acquisition_number=to_float(get("AcquisitionNumber")),
-    )
-    single = FrameHeader.of(
-        _common_of(base),
-        path=path,
-        frame=None,
-        sop_uid=sop_uid,
-        ipp=to_floats(get("ImagePositionPatient"), 3),
-        pixel_offset=offset,
-        pixel_length=length,
-        slope=to_float(get("RescaleSlope")) or 1.0,
-        intercept=to_float(get("RescaleIntercept")) or 0.0,
-        instance_number=instance_number,
-        temporal_position=to_float(get("TemporalPositionIdentifier")),
-        trigger_time=to_float(get("TriggerTime")),
-        acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
-        mr=_shared(classic_mr_frame(get)) if base["modality"] == "MR" else None,
-    )
-    if not problem and uih.is_grid(image_type, acquisition.get("Manufacturer")):
-        return _grid_frames(ds, single), ""
-    if "MOSAIC" in image_type and not problem:
-        return _mosaic_frames(ds, single), ""
-    return [single], ""
+
+
+def _single_common(get: Callable[[str], Any], base: dict[str, Any]) -> _Common:
+    """The shared part of a single-frame record: ``base`` and its plane."""
+    return _common_of({
+        **base,
+        "pixel_spacing": _shared(_spacing(get("PixelSpacing"))),
+        "iop": _shared(to_floats(get("ImageOrientationPatient"), 6)),
+        "acquisition_number": to_float(get("AcquisitionNumber")),
+    })
+
+
+def _as_listed(value: Any) -> Any:
+    """A fast reader's value as :func:`plain_value` gives it (a tuple becomes a list, for JSON)."""
+    return list(value) if type(value) is tuple else value
+
+
+def _fast_common(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                 image_type: tuple[str, ...]) -> _Common:
+    """The shared part of a record read by the fast reader."""
+    return _single_common(get, _shared_fields(get, syntax, compression, n_frames, problem, image_type, _as_listed))
+
+
+def _shared_mr(get: Callable[[str], Any]) -> MRFrame | None:
+    """The MR part of a single-frame record, shared (:func:`_shared`)."""
+    return _shared(classic_mr_frame(get))
+
+
+#: The parts of a fast-read record made once per distinct set of the values they read: most of a
+#: record is the same for every file of a series, so only the per-file values are converted per file.
+_FAST_COMMON = ReadSetMemo(_fast_common)
+_CLASSIC_MR = ReadSetMemo(_shared_mr)
 
 
 def _grid_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
