@@ -580,6 +580,10 @@ def _with_pixels(values: dict[str, Any], value_pos: int, length: int, meta: dict
 #: The compiled walk's status (``volume/dicom/_walk.c``): pixel data found, none, or why it stopped.
 WALK_PIXEL, WALK_NO_PIXEL, WALK_NEED_MORE, WALK_UNSUPPORTED, WALK_TRUNCATED = range(5)
 
+#: Converted values by (tag, the file's VR, the character set, raw bytes): what :func:`_value` gave
+#: for them (most elements repeat from file to file of a series; emptied at :data:`CACHE_LIMIT`).
+_BY_ELEMENT: dict[tuple[int, bytes | None, str | None, bytes], Any] = {}
+
 _WALK_STOPS = {WALK_NEED_MORE: _NeedMore, WALK_UNSUPPORTED: _Unsupported, WALK_TRUNCATED: _Truncated}
 
 
@@ -612,8 +616,18 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
             continue
         if value_pos + length > n:
             raise _NeedMore
-        values[keyword] = _value(buf[value_pos : value_pos + length], vr, keyword, dict_vr, tag not in uncached,
-                                 codec)
+        raw = buf[value_pos : value_pos + length]
+        if tag in uncached:
+            values[keyword] = _value(raw, vr, keyword, dict_vr, False, codec)
+            continue
+        key = (tag, vr, codec, raw)
+        try:
+            values[keyword] = _BY_ELEMENT[key]
+        except KeyError:
+            value = values[keyword] = _value(raw, vr, keyword, dict_vr, True, codec)
+            if len(_BY_ELEMENT) >= CACHE_LIMIT:
+                _BY_ELEMENT.clear()
+            _BY_ELEMENT[key] = value
     if status == WALK_PIXEL:
         return _with_pixels(values, pixel_pos, pixel_length, meta)
     if status == WALK_NO_PIXEL:
