@@ -21,10 +21,8 @@ acquisition times, InstanceNumbers). Nothing here carries patient identity.
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
-import struct
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +30,15 @@ from typing import Any
 from . import uih
 from .fastheader import element_value, read_raw
 from .files import open_source
+from .ge import (
+    GE_ASSET,
+    GE_ECHO_SPACING_US,
+    ge_multiband,
+    ge_phase_positive,
+    ge_protocol,
+    ge_repetition_time,
+    ge_slice_timing,
+)
 from .series import Stack
 from .siemens import (
     MOSAIC_REF_ACQ_TIMES,
@@ -58,12 +65,6 @@ HEADER_KEYWORDS = (
 SIEMENS_PARTIAL_FOURIER = {1: 0.5, 2: 0.625, 4: 0.75, 8: 0.875, 16: 1.0}
 """Siemens ``sKSpace.ucPhasePartialFourier`` codes -> the fraction of k-space sampled."""
 
-GE_PROTOCOL_BLOCK = 0x0025101B
-"""GE's Protocol Data Block: a gzip-compressed ``KEY "value"`` text after a 4-byte length."""
-
-GE_USER_DATA = (0x0043102A, "OB")
-"""GE's raw header (user data) with the phase-encoding polarity bits."""
-
 #: Private elements read here (tag, VR), besides those the scan reads (:data:`volume.dicom._tags.PRIVATE`).
 SIEMENS_PAT_TEXT = ((0x00511011, "LO"), (0x00211009, "LO"))
 SIEMENS_XA_PROTOCOL = (0x00211019, "OB")
@@ -71,10 +72,6 @@ SIEMENS_XA_PE_POSITIVE = (0x0021111C, "IS")
 SIEMENS_XA_BWPPPE = (0x00211153, "FD")
 SIEMENS_BWPPPE = (0x00191028, "FD")
 SIEMENS_TIME_AFTER_START = (0x00211104, "DS")
-GE_ECHO_SPACING_US = (0x0043102C, "SS")
-GE_ASSET = (0x00431083, "DS")
-GE_GROUP_DELAY_S = (0x0043107C, "FL")
-GE_MULTIBAND = (0x004310B6, "LO")
 PHILIPS_WATER_FAT_SHIFT = (0x20011022, "FL")
 PHILIPS_EPI_FACTOR = (0x20011013, "SL")
 PHILIPS_PARTIAL_FOURIER = (0x20011019, "CS")
@@ -184,61 +181,6 @@ def _number_list(value: Any) -> list[float]:
 # --- vendor headers ---------------------------------------------------------------------------
 
 
-def ge_protocol(h: Header) -> dict[str, str]:
-    """GE's Protocol Data Block (0025,101B) as ``{KEY: value}`` (empty when absent or unreadable)."""
-    raw = h.raw(GE_PROTOCOL_BLOCK, "OB")
-    if not isinstance(raw, (bytes, bytearray)):
-        return {}
-    start = bytes(raw).find(b"\x1f\x8b")
-    if start < 0:
-        return {}
-    try:
-        text = gzip.decompress(bytes(raw)[start:]).decode("latin-1")
-    except (OSError, EOFError, ValueError):
-        return {}
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r'\s*(\w+)\s+"(.*)"\s*$', line)
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
-
-
-def ge_phase_positive(h: Header) -> int | None:
-    """GE's phase-encoding polarity: 1 ("Unflipped") or 0 ("Flipped"), None when unknown.
-
-    From RectilinearPhaseEncodeReordering (0018,9034: REVERSE_LINEAR is unflipped), else GE's
-    raw header in the user data (0043,102A): the EPI flag, the flip bit and the k-space y
-    direction, at the offsets of its header version (as dcm2niix reads them).
-    """
-    reorder = to_str(h.get("RectilinearPhaseEncodeReordering")).upper()
-    if reorder.startswith("REVERSE"):
-        return 1
-    if reorder.startswith("LINEAR"):
-        return 0
-    blob = h.raw(*GE_USER_DATA)
-    if not isinstance(blob, (bytes, bytearray)) or len(blob) < 26:
-        return None
-    blob = bytes(blob)
-    try:
-        start = struct.unpack_from("<H", blob, 24)[0]
-        version = struct.unpack_from("<f", blob, start)[0]
-        if not 5 <= version <= 40:
-            return None
-        ky_offset = 0x394
-        if version >= 25.002:
-            start += 0x4C
-            ky_offset = 0x394 - 0x8C
-        if not struct.unpack_from("<H", blob, start + 0x3A)[0] & 0x800:
-            return None  # not EPI
-        flipped = bool(struct.unpack_from("<H", blob, start + 0x30)[0] & 0x4)
-        if struct.unpack_from("<h", blob, start + ky_offset)[0] == 2:  # k-space read bottom-up
-            flipped = not flipped
-    except struct.error:
-        return None
-    return 0 if flipped else 1
-
-
 def _siemens_protocol(h: Header) -> dict[str, str]:
     """The Siemens protocol (ASCCONV): the CSA series header, else XA's (0021,1019)."""
     protocol = ascconv(h.ds)
@@ -286,7 +228,7 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
                 if times is not None:
                     return _siemens_checked(times, vendor, h, protocol, notes)
     if vendor == "GE":
-        return _ge_slice_times(stack, ge, tr_s)
+        return ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).times
     if stack.first.mosaic or stack.first.frame is not None:
         return None
     if vendor == "SIEMENS":  # each single-slice image lists its volume's times (CSA image header)
@@ -315,40 +257,6 @@ def _siemens_checked(times: list[float], vendor: str, h: Header, protocol: dict[
     return times
 
 
-def _ge_slice_times(stack: Stack, ge: dict[str, str], tr_s: float | None) -> list[float] | None:
-    """GE slice times from the protocol block (SLICEORDER, MBACCEL, DELACQNOAV), for 2D EPI, in the
-    order GE acquired its locations (its InstanceNumber order), then put in written slice order."""
-    if not ge or not tr_s or "SLICEORDER" not in ge:
-        return None
-    n = stack.n_slices
-    try:
-        interleaved = int(float(ge["SLICEORDER"])) != 0
-        mb = max(1, int(float(ge.get("MBACCEL", "1") or 1)))
-        delay = float(ge.get("DELACQNOAV", "0") or 0) / 1000.0
-    except ValueError:
-        return None
-    excitations = math.ceil(n / mb)
-    dt = (tr_s - delay) / excitations
-    times = []
-    for i in range(excitations):
-        if not interleaved:
-            times.append(i * dt)
-        elif i % 2 == 0:
-            times.append((i // 2) * dt)
-        else:
-            times.append(((excitations - 1) // 2 + (i + 1) // 2) * dt)
-    by_location = [times[i % excitations] for i in range(n)]
-    volume = _first_volume(stack)
-    numbers = [f.instance_number for f in volume]
-    if any(v is None for v in numbers):
-        return None
-    rank = sorted(range(n), key=lambda s: numbers[s])  # GE numbers locations in acquisition prescription order
-    out = [0.0] * n
-    for location, s in enumerate(rank):
-        out[s] = round(by_location[location], 6)
-    return out
-
-
 def _pat_factor(h: Header, letter: str) -> float | None:
     """A factor of Siemens' PAT text (0051,1011 or XA's 0021,1009, e.g. ``p2s4``): ``p`` in-plane
     (GRAPPA), ``s`` slices (multiband)."""
@@ -359,7 +267,11 @@ def _pat_factor(h: Header, letter: str) -> float | None:
     return None
 
 
-def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, protocol: dict[str, str]) -> int | None:
+def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, protocol: dict[str, str],
+               ge: dict[str, str]) -> int | None:
+    if vendor == "GE":  # the factor GE states: its slice times can leave an excitation empty
+        mb = ge_multiband(h, ge)
+        return mb if mb > 1 else None
     if times:
         first = times[0]
         same = sum(1 for t in times if abs(t - first) < 1e-4)
@@ -371,9 +283,6 @@ def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, 
             return int(factor)
         mb = protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
         return int(mb) if mb and mb > 1 else None
-    if vendor == "GE":
-        values = _number_list(h.raw(*GE_MULTIBAND))
-        return int(values[0]) if values and values[0] > 1 else None
     return None
 
 
@@ -474,13 +383,7 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
     tr = to_float(h.get("RepetitionTime"))
     if tr is not None and tr > 0:
         if vendor == "GE":
-            delay = to_float(h.raw(*GE_GROUP_DELAY_S))
-            if delay and delay > 0:
-                tr += delay * 1000.0
-            if "MPH" in ge.get("IOPT", "").upper().replace(" ", "").split(",") and ge.get("DELACQ", "").upper() != "MINIMUM":
-                extra = to_float(ge.get("DELACQNOAV"))
-                if extra and extra > 0:
-                    tr += extra
+            tr = ge_repetition_time(stack, h, ge, tr)
         out["RepetitionTime"] = tr / 1000.0
     measured = _measured_tr(stack, vendor)
     if measured is not None and (tr is None or abs(measured - tr / 1000.0) > 0.05):
@@ -548,7 +451,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     tr_s = out.get("RepetitionTime")
     omitted: list[str] = []
     times = _slice_times(stack, vendor, h, tr_s, protocol, ge, csa, omitted)
-    mb = _multiband(stack, vendor, h, times, protocol)
+    mb = _multiband(stack, vendor, h, times, protocol, ge)
     if mb:
         out["MultibandAccelerationFactor"] = mb
     if phase:
@@ -565,6 +468,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
             out["SliceTimingInferredFrom"] = PROTOCOL_SLICE_TIMES
     elif omitted:
         out["OmittedFields"] = {"SliceTiming": omitted[0]}
+    elif _wants_slice_timing(stack):
+        out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
     out.update(_field_map(stack, vendor, protocol))
     return out
 
@@ -578,6 +483,30 @@ def _protocol_inferred(stack: Stack, vendor: str, h: Header, csa: dict[str, Any]
     """True when a Siemens mosaic's slice times came from its protocol (B12/B13 write no measured ones)."""
     return (vendor == "SIEMENS" and bool(stack.first.mosaic)
             and listed_slice_times(csa, h.raw(*MOSAIC_REF_ACQ_TIMES)) is None)
+
+
+def _wants_slice_timing(stack: Stack) -> bool:
+    """An fMRI or DWI time series of 2D slices: what slice timing correction (SPM, FSL, fMRIPrep's
+    slice-timing step, eddy's slice-to-volume) needs SliceTiming for."""
+    return (stack.n_slices >= 2 and stack.n_frames >= 2 and not stack.derived and stack.content in ("fMRI", "DWI")
+            and str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() != "3D")
+
+
+#: Why a vendor's files give no slice times, when nothing more specific is known.
+NO_SLICE_TIMES = {
+    "PHILIPS": "Philips stores no slice times in its DICOM",
+    "SIEMENS": "no slice times in the files (CSA MosaicRefAcqTimes, TimeAfterStart, a protocol slice order or "
+               "per-slice AcquisitionTime)",
+}
+
+
+def _no_slice_timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str], tr_s: float | None) -> str:
+    """Why SliceTiming is left out (never guessed)."""
+    if vendor == "GE":
+        why = ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).why
+        if why:
+            return why
+    return NO_SLICE_TIMES.get(vendor, "no per-slice acquisition times in the files")
 
 
 def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:

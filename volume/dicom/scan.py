@@ -28,7 +28,7 @@ from ._tags import PRIVATE, PRIVATE_TAGS
 from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
 from .files import GunzipError, file_compression, gunzip_cached, open_source
 from .geometry import GeometryError, slice_normal
-from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
+from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame, with_csa_diffusion
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
     dicom_seconds,
@@ -826,7 +826,7 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
         times = [t / 1000 for t in times]  # type: ignore[operator]
     else:
         times = _protocol_times(ds, positions, own_normal, n)
-    base_mr = single.mr or MRFrame()
+    base_mr = with_csa_diffusion(single.mr, csa) or MRFrame()
     return [
         single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
                        pixel_offset=None, pixel_length=None,

@@ -136,7 +136,7 @@ class Stack:
         return "_".join(parts)
 
     @property
-    def diffusion(self) -> dict[str, list[Any]] | None:
+    def diffusion(self) -> dict[str, Any] | None:
         """b-values (s/mm2) and gradient directions (unit vectors, patient LPS) of each volume of a
         diffusion stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
 
@@ -144,7 +144,10 @@ class Stack:
         direction, or one weighted above :data:`~volume.dicom.mr.B0_THRESHOLD` (b-values at or below it
         without any direction are one nominal value, no weighting); a single volume needs a direction.
         A stack of b=0 volumes only is one when its ImageType says DIFFUSION (dcm2niix's rules).
-        b=0 volumes, and trace images, get zero vectors.
+        b=0 volumes, trace images and the maps a scanner derived get zero vectors. When a weighted
+        volume's direction is not in the files (:attr:`volume.dicom.mr.MRFrame.direction_unknown`) in a
+        series of several volumes, ``bvecs_lps`` is None and ``bvecs_missing`` says which volumes lack
+        one: no vector is made up.
         """
         if self.problem:
             return None
@@ -157,6 +160,9 @@ class Stack:
         directional = any(b > 0 and any(v) for b, v in zip(bvals, vectors, strict=True))
         if max(bvals) <= 0:
             return {"bvals": bvals, "bvecs_lps": vectors} if self._marked_diffusion else None
+        unknown = [t for t, mr in enumerate(heads) if not self.derived and mr.direction_unknown]  # type: ignore[union-attr]
+        if unknown and self.n_frames > 1:
+            return {"bvals": bvals, "bvecs_lps": None, "bvecs_missing": _missing_directions(unknown, len(bvals))}
         if not directional and (self.n_frames < 2 or max(bvals) <= B0_THRESHOLD):
             return None
         return {"bvals": bvals, "bvecs_lps": vectors}
@@ -196,6 +202,8 @@ class Stack:
         if diffusion is None:
             return content
         shells = sorted({round(b) for b in diffusion["bvals"]})
+        if diffusion["bvecs_lps"] is None:
+            return f"DWI b={','.join(map(str, shells))} (directions missing)"
         directions = {tuple(round(v, 3) for v in g)
                       for b, g in zip(diffusion["bvals"], diffusion["bvecs_lps"], strict=True) if round(b) > 0 and any(g)}
         n = len(directions)
@@ -261,6 +269,14 @@ class Series:
         return f"Series({self.number}, {self.description!r}, {self.modality}, [{inner}])"
 
 
+def _missing_directions(volumes: list[int], n_volumes: int) -> str:
+    """Why a DWI gets no bvec: which b>0 volumes (0-based) have no direction in their files."""
+    shown = ", ".join(str(t + 1) for t in volumes[:8]) + (", ..." if len(volumes) > 8 else "")
+    return (f"no gradient direction in the files for {len(volumes)} of {n_volumes} volumes (b>0; "
+            f"volume{'s' if len(volumes) > 1 else ''} {shown}, counting from 1): no DiffusionGradientOrientation "
+            "(0018,9089) or vendor direction, and not marked isotropic; .bvec not written")
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
@@ -301,15 +317,16 @@ def _is_directional(f: FrameHeader) -> bool:
 def _derived(f: FrameHeader, directional_series: bool) -> str:
     """The kind of map a scanner computed from diffusion images (``ADC``, ``trace``, ``FA``...), or "".
 
-    ImageType names ADC, FA and trace maps. A b>0 image without a direction is an isotropic (trace)
-    image: derived in a series that also holds directions (as dcm2niix treats it), else it is what
-    the series is (a trace-weighted acquisition) and stays with the b=0 images.
+    ImageType names ADC, FA and trace maps. A b>0 image with a zero vector or marked ISOTROPIC is an
+    isotropic (trace) image: derived in a series that also holds directions (as dcm2niix treats it),
+    else it is what the series is (a trace-weighted acquisition) and stays with the b=0 images. An
+    image whose files give no direction at all stays in its series, which then gets no ``.bvec``.
     """
     for value in f.image_type:
         for word in value.replace("_", " ").split():
             if word in DERIVED_DIFFUSION_TYPES:
                 return DERIVED_DIFFUSION_TYPES[word]
-    if directional_series and f.mr is not None and f.mr.is_isotropic:
+    if directional_series and f.mr is not None and f.mr.is_isotropic and not f.mr.direction_unknown:
         return "trace"
     return ""
 
@@ -337,7 +354,7 @@ def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
     out = []
     for f in frames:
         mr = f.mr
-        if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC
+        if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC and mr.gradient is not None
                 and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
             f = f.replace(mr=dataclasses.replace(mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
         out.append(f)
@@ -584,10 +601,14 @@ def _build_stack(
         kind = "localizer"
     else:
         kind = "volume"
-    return Stack(
+    stack = Stack(
         **common, frames=ordered, kind=kind, n_slices=n_slices, n_frames=n_frames,
         geometry=geometry, frame_order=frame_order, warnings=warnings, notes=notes,
     )
+    diffusion = stack.diffusion if f0.mr is not None else None
+    if diffusion is not None and diffusion["bvecs_lps"] is None:
+        warnings.append(diffusion["bvecs_missing"])
+    return stack
 
 
 def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:

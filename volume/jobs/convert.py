@@ -45,7 +45,7 @@ from ..errors import (
     VolumeError,
 )
 from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable
-from ..io.fsl import bval_bvec_paths, write_bval_bvec
+from ..io.fsl import diffusion_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
 from ..io.nifti import DEFAULT_GZIP_LEVEL
 from ..io.nifti_stream import convert_image
@@ -218,8 +218,9 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     ``options.sidecar`` is off), and ``.bval``/``.bvec`` for a diffusion stack."""
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
-    if stack.diffusion is not None:
-        paths.extend(bval_bvec_paths(image))
+    diffusion = stack.diffusion
+    if diffusion is not None:
+        paths.extend(diffusion_paths(image, diffusion))
     return paths
 
 
@@ -254,6 +255,19 @@ def _notes(vol: Any) -> tuple[list[str], dict[str, Any]]:
             f"at {gaps['spacing_mm']:.3g} mm"
         )
     return warnings, notes
+
+
+def _omitted(extra: dict[str, Any], diffusion: dict[str, Any] | None) -> list[str]:
+    """Record in the sidecar's ``OmittedFields`` the values the files do not give (the bvec of a
+    DWI whose directions are missing; SliceTiming, which :func:`sidecar_fields` leaves out with its
+    reason); return the warnings not shown yet (the bvec's is the stack's own warning)."""
+    omitted = dict(extra.get("OmittedFields") or {})
+    shown = set(omitted)
+    if diffusion is not None and diffusion.get("bvecs_lps") is None:
+        omitted["bvec"] = diffusion["bvecs_missing"]
+    if omitted:
+        extra["OmittedFields"] = omitted
+    return [f"{key} left out: {why}" for key, why in omitted.items() if key in shown]
 
 
 def convert_stack(
@@ -336,7 +350,7 @@ def convert_stack(
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
         if diffusion is not None:
-            missing = [p for p in wanted[-2:] if p not in existing]
+            missing = [p for p in diffusion_paths(image_path, diffusion) if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
         if options.sidecar and json_path not in existing:
@@ -344,8 +358,7 @@ def convert_stack(
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
             extra.update(fields)
-            # a value the files hold but volume leaves out (never guessed): the sidecar says why, the user sees it
-            warnings.extend(f"{key} left out: {why}" for key, why in (extra.get("OmittedFields") or {}).items())
+            warnings.extend(_omitted(extra, diffusion))
             if stack.frame_order:
                 extra["VolumesOrderedBy"] = stack.frame_order
             extra.update(sidecar_extra or {})
