@@ -32,11 +32,11 @@ from typing import Any
 
 #: (module, attribute, step): the functions timed, patched where their callers look them up.
 STEPS = (
-    ("volume.dicom.scan", "iter_files", "list files"),
-    ("volume.dicom.scan", "read_fast", "header: open, read, parse (fast reader)"),
-    ("volume.dicom.scan", "_read_dataset", "header: pydicom (files the fast reader declines)"),
-    ("volume.dicom.scan", "_frames_from_dataset", "header: records (values to FrameHeader)"),
-    ("volume.dicom.scan", "_mosaic_frames", "header: Siemens mosaic tiles (CSA)"),
+    ("volume.dicom.headers", "iter_files", "list files"),
+    ("volume.dicom.headers", "read_fast", "header: open, read, parse (fast reader)"),
+    ("volume.dicom.headers", "_read_dataset", "header: pydicom (files the fast reader declines)"),
+    ("volume.dicom.headers", "_frames_from_dataset", "header: records (values to FrameHeader)"),
+    ("volume.dicom.headers", "_mosaic_frames", "header: Siemens mosaic tiles (CSA)"),
     ("volume.dicom.loader", "group_frames", "group into series and stacks, order, geometry"),
     ("volume.jobs.convert", "select_tasks", "plan output names"),
     ("volume.dicom.source", "vendor_scaling", "vendor scaling (Philips)"),
@@ -92,7 +92,7 @@ def patch(timers: Timers) -> None:
         owner = _resolve(where)
         if hasattr(owner, attr):
             setattr(owner, attr, timers.wrap(getattr(owner, attr), step))
-    sys.modules["volume.dicom.scan"].PARALLEL_MIN_FILES = 10**12
+    sys.modules["volume.dicom.headers"].PARALLEL_MIN_FILES = 10**12
     sys.modules["volume.dicom.pixels"].MAX_READ_THREADS = 1
     stream = sys.modules["volume.io.nifti_stream"]
 

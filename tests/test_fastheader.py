@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from synth import oblique_iop, write_enhanced, write_series
 
 from volume.dicom import fastheader
-from volume.dicom.scan import header_wanted, iter_files, read_header
+from volume.dicom.headers import header_wanted, iter_files, read_header
 
 
 def read_fast(path: str) -> object:
@@ -166,7 +166,12 @@ def test_embedded_tag_table_is_pydicoms_dictionary() -> None:
 
     from volume.dicom import bids
     from volume.dicom._tags import PRIVATE_TAGS, TAGS
-    from volume.dicom.scan import ACQUISITION_KEYWORDS, HEADER_KEYWORDS, HEADER_SEQUENCES, IDENTITY_KEYWORDS
+    from volume.dicom.headers import (
+        ACQUISITION_KEYWORDS,
+        HEADER_KEYWORDS,
+        HEADER_SEQUENCES,
+        IDENTITY_KEYWORDS,
+    )
 
     nested = {kw for inner in HEADER_SEQUENCES.values() for kw in inner}
     scanned = set(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS)
@@ -218,7 +223,7 @@ def test_scan_keeps_a_small_record_per_file(tmp_path: Path) -> None:
 
     import volume
 
-    scan_module = sys.modules["volume.dicom.scan"]
+    scan_module = sys.modules["volume.dicom.headers"]
     extra = {"Manufacturer": "ACME", "ProtocolName": "t1_se", "RepetitionTime": "500", "EchoTime": "12",
              "PatientName": "Doe^Jane", "PatientID": "X1", "StudyDate": "20240101", "ImageType": ["ORIGINAL", "PRIMARY"]}
     for k in range(2):
@@ -250,7 +255,7 @@ def test_read_set_memo_answers_as_the_function_would() -> None:
     makes the function read other keywords) gets the function's own answer."""
     import sys
 
-    memo_type = sys.modules["volume.dicom.scan"].ReadSetMemo
+    memo_type = sys.modules["volume.dicom.headers"].ReadSetMemo
     calls = []
 
     def fn(get, scale):  # reads B only when A says so; a sequence's item (a dict) is a value too

@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from synth import oblique_iop, write_series
 
 from volume.dicom import fastheader
-from volume.dicom.scan import header_wanted, iter_files, read_header
+from volume.dicom.headers import header_wanted, iter_files, read_header
 
 pytestmark = pytest.mark.skipif(fastheader._walk is None, reason="the compiled walk is not built (no C compiler)")
 
@@ -136,7 +136,7 @@ def test_same_records_either_way(seeds: list[Path], monkeypatch: pytest.MonkeyPa
     """The scanner's records are the same, whichever walk read the header."""
     import sys
 
-    scan_module = sys.modules["volume.dicom.scan"]
+    scan_module = sys.modules["volume.dicom.headers"]
     compiled = [read_header(str(p)) for p in seeds]
     python = dataclasses.replace(scan_module.header_wanted(), table=None)
     monkeypatch.setattr(scan_module, "header_wanted", lambda: python)

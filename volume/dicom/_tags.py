@@ -3,10 +3,10 @@ MR fields, :mod:`volume.dicom.bids`) need no pydicom.
 
 Importing pydicom to look keywords up in its data dictionary costs 0.13-0.2 s, more than
 scanning a 300-file series with :mod:`volume.dicom.fastheader`. This table is what
-``pydicom.datadict`` says for the keywords :mod:`volume.dicom.scan` reads (generated from
+``pydicom.datadict`` says for the keywords :mod:`volume.dicom.headers` reads (generated from
 pydicom 3.0.2); ``tests/test_fastheader.py`` checks every entry against pydicom's
 dictionary and that it covers every keyword the scanner asks for. Keywords not listed here are
-still looked up in pydicom by :func:`volume.dicom.fastheader.configure`.
+still looked up in pydicom by :func:`volume.dicom.fastheader.wanted`.
 """
 
 from __future__ import annotations

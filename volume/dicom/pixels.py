@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ResourceLimitError, UnsupportedDicomError
 from ..sources import FLOAT, RAW, RESCALED, RGB, ValueRule, human_bytes, rescaled_integer_dtype
 from .files import gunzip_cached, open_source
-from .scan import NATIVE_SYNTAXES, FrameHeader
+from .headers import NATIVE_SYNTAXES, FrameHeader
 from .series import Stack
 
 DEFAULT_MAX_BYTES = 16 * 2**30

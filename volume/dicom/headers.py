@@ -26,14 +26,14 @@ from ..phi import CARRIED
 from . import fastheader, uih
 from ._tags import PRIVATE, PRIVATE_TAGS
 from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
-from .files import GunzipError, file_compression, gunzip_cached, open_source
+from .files import GunzipError, file_compression, gunzip_cached
 from .geometry import GeometryError, slice_normal
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame, with_csa_diffusion
+from .read import Skip, image_skip, pixel_element, read_dataset, size_skip
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
     dicom_seconds,
     in_groups,
-    looks_like_headerless_dicom,
     plain_value,
     seconds_from_first,
     to_float,
@@ -50,9 +50,6 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.1": "<",  # Explicit VR Little Endian
     "1.2.840.10008.1.2.2": ">",  # Explicit VR Big Endian (retired)
 }
-
-#: SOP Class of a DICOMDIR (an index of other files, never an image).
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 #: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity: see
 #: :mod:`volume.phi`), and whether the source was de-identified already (PatientIdentityRemoved,
@@ -361,24 +358,6 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield p
 
 
-def _read_dataset(path: str, compression: str = "") -> Any:
-    """The header of ``path`` by pydicom (pixel data deferred), decompressing a gzip file first."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(open_source(path, compression), defer_size=1024)
-    except InvalidDicomError:
-        if compression:
-            head = gunzip_cached(path)[:8]
-        else:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        if looks_like_headerless_dicom(head):
-            return pydicom.dcmread(open_source(path, compression), defer_size=1024, force=True)
-        raise
-
-
 #: Top-level keywords :func:`_frames_from_dataset` reads (besides the acquisition and identity ones).
 HEADER_KEYWORDS = (
     "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber",
@@ -424,39 +403,32 @@ def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str
 
 
 def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
-    try:
-        if os.path.getsize(path) == 0:
-            return [], "empty"
-    except OSError:
-        return [], "unreadable"
+    skip = size_skip(path)
+    if skip is not None:
+        return [], skip.value
     ds: Any = None
     if fast:
         quick = read_fast(path, header_wanted())
         if quick == TRUNCATED:
-            return [], "truncated or corrupt"
+            return [], Skip.TRUNCATED.value
         if quick == NOT_DICOM:
-            return [], "not DICOM"
+            return [], Skip.NOT_DICOM.value
         ds = quick
     if ds is None:
         compression = file_compression(path)
-        try:
-            ds = _read_dataset(path, compression)
-        except PermissionError:
-            return [], "unreadable"
-        except OSError:
-            return [], "unreadable"
-        except GunzipError:
-            return [], "truncated or corrupt"
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
-            from pydicom.errors import InvalidDicomError
-
-            return [], "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
+        ds = read_dataset(path, compression=compression, defer_size=PYDICOM_DEFER_BYTES)
+        if isinstance(ds, Skip):
+            return [], ds.value
     else:
         compression = ds.compression
     try:
         return _frames_from_dataset(path, ds, compression)
     except Exception:  # noqa: BLE001 - any surprise in a header skips that file, never the scan
-        return [], "truncated or corrupt"
+        return [], Skip.TRUNCATED.value
+
+
+#: Values longer than this stay in the file when pydicom reads a header (pixel data, big private blobs).
+PYDICOM_DEFER_BYTES = 1024
 
 
 #: Entries of :data:`_SHARED` before it is emptied (bounds memory on huge, varied trees).
@@ -568,19 +540,10 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
             return value_of(ds, keyword)
 
     meta = getattr(ds, "file_meta", None)
-    sop_class = to_str(value_of(meta, "MediaStorageSOPClassUID") if meta else None) or to_str(
-        get("SOPClassUID")
-    )
-    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-        return [], "DICOMDIR index"
-    pixel = ds.get_item(0x7FE00010, keep_deferred=True)
-    if pixel is None:
-        for tag in (0x7FE00008, 0x7FE00009):  # float / double float pixel data
-            pixel = ds.get_item(tag, keep_deferred=True)
-            if pixel is not None:
-                break
-    if pixel is None:
-        return [], "no pixel data"
+    pixel = pixel_element(ds)
+    skip = image_skip(ds, has_pixels=pixel is not None)
+    if skip is not None:
+        return [], skip.value
     syntax = to_str(value_of(meta, "TransferSyntaxUID") if meta else None) or "1.2.840.10008.1.2"
     rows = to_int(get("Rows")) or 0
     cols = to_int(get("Columns")) or 0
