@@ -124,6 +124,8 @@ TAGS: dict[str, tuple[int, str]] = {
 #: The creator (gggg,00bb) of block bb is read as well and must match (case-insensitively) when
 #: present: another vendor may use the same element number for something else.
 PRIVATE: dict[str, tuple[int, str, str]] = {
+    "SiemensCSAImageHeader": (0x00291010, "OB", "SIEMENS CSA HEADER"),
+    "SiemensCSASeriesHeader": (0x00291020, "OB", "SIEMENS CSA HEADER"),
     "SiemensNumberOfImagesInMosaic": (0x0019100A, "US", "SIEMENS MR HEADER"),
     "SiemensBValue": (0x0019100C, "IS", "SIEMENS MR HEADER"),
     "SiemensDiffusionDirectionality": (0x0019100D, "CS", "SIEMENS MR HEADER"),

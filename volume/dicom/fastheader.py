@@ -54,9 +54,10 @@ _UNDEFINED = 0xFFFFFFFF
 _FALLBACK_TAGS = frozenset({0x52009230, 0x52009229, 0x00041220, 0x7FE00008, 0x7FE00009,
                             _ITEM, _ITEM_END, _SEQ_END})
 
-#: ImageType values of files tiling many slices (a Siemens mosaic, a UIH grid): the scanner needs
-#: their private headers (CSA, MRVFrameSequence), which pydicom reads.
-_TILED = frozenset({"MOSAIC", "VFRAME"})
+#: ImageType values of files tiling many slices whose private headers the scanner reads by pydicom
+#: (a UIH grid's MRVFrameSequence; a MOSAIC too, unless Siemens made it: a Siemens mosaic's CSA
+#: headers are wanted elements, their bytes).
+_TILED = frozenset({"VFRAME"})
 
 #: Every VR explicit datasets may hold.
 _ALL_VRS = frozenset(
@@ -104,29 +105,46 @@ class _Element:
         self.length = length
 
 
+class _Value:
+    """Just enough of pydicom's DataElement for :func:`element_value`: its value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class FastDataset:
     """The wanted elements of one file, by keyword, as pydicom would return them.
 
     ``compression`` is ``"gzip"`` when the file itself is gzip-compressed: pixel offsets then
-    count bytes of the decompressed data (:mod:`volume.dicom.files`).
+    count bytes of the decompressed data (:mod:`volume.dicom.files`). ``elements`` (the
+    :class:`Wanted` tags) lets :meth:`get` answer a tag too, as a pydicom dataset does.
     """
 
-    __slots__ = ("_values", "_pixel", "file_meta", "compression")
+    __slots__ = ("_values", "_pixel", "file_meta", "compression", "_elements")
 
     def __init__(self, values: dict[str, Any], pixel: _Element | None, file_meta: dict[str, Any],
-                 compression: str = "") -> None:
+                 compression: str = "", elements: Mapping[int, tuple[str, str]] | None = None) -> None:
         self._values = values
         self._pixel = pixel
         self.file_meta = file_meta
         self.compression = compression
+        self._elements = elements
 
     @property
     def values(self) -> dict[str, Any]:
         """The converted elements by keyword (read-only by convention)."""
         return self._values
 
-    def get(self, keyword: str, default: Any = None) -> Any:
-        return self._values.get(keyword, default)
+    def get(self, key: str | int, default: Any = None) -> Any:
+        """A value by keyword; by tag (an int), an element whose ``value`` it is (as pydicom's)."""
+        if isinstance(key, int):
+            item = self._elements.get(key) if self._elements is not None else None
+            if item is None or item[0] not in self._values:
+                return default
+            return _Value(self._values[item[0]])
+        return self._values.get(key, default)
 
     def get_item(self, tag: int, keep_deferred: bool = True) -> _Element | None:  # noqa: ARG002
         return self._pixel if tag == _PIXEL_DATA else None
@@ -135,11 +153,12 @@ class FastDataset:
         return keyword in self._values
 
 
-#: Keywords whose value differs in every file: converted without :data:`_CACHE` (caching them
-#: would keep a copy of every file's UID and position until the cache fills, and never hit).
+#: Keywords whose value differs in every file, or is big (Siemens' CSA headers, 5-20 KB):
+#: converted without :data:`_CACHE` (caching them would keep a copy of every file's UID, position
+#: or header until the cache fills, and never hit).
 PER_FILE_KEYWORDS = frozenset({
     "SOPInstanceUID", "ImagePositionPatient", "InstanceNumber", "SliceLocation", "AcquisitionTime",
-    "ContentTime", "TriggerTime",
+    "ContentTime", "TriggerTime", "SiemensCSAImageHeader", "SiemensCSASeriesHeader",
 })
 
 #: What the compiled walk's table says of a wanted tag (``volume/dicom/_walk.c``): its value; the
@@ -318,6 +337,9 @@ _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST
 _SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UR"})
 
 
+#: VRs whose value is its bytes (a wanted private blob: Siemens' CSA headers).
+_BYTES_VRS = frozenset({"OB", "OW"})
+
 _BINARY_UNITS = {"US": _U16, "SS": _I16, "UL": _U32, "SL": _I32, "FL": _F32, "FD": _F64}
 
 #: Converted values by (raw bytes, VR): most header values repeat from file to file of a series.
@@ -363,6 +385,8 @@ def _convert(raw: bytes, vr: str) -> Any:
         if any(v is None for v in values):
             raise _Unsupported("empty number in a list")
         return tuple(values)
+    if vr in _BYTES_VRS:
+        return raw
     unit = _BINARY_UNITS.get(vr)
     if unit is None:
         raise _Unsupported(f"VR {vr}")
@@ -518,7 +542,7 @@ def _dataset(buf: bytes, pos: int, explicit: bool, file_size: int, meta: dict[st
     while True:
         if pos + 8 > n:
             if pos >= file_size:
-                return FastDataset(values, None, meta)  # no pixel data: pydicom says why
+                return FastDataset(values, None, meta, elements=elements)  # no pixel data: pydicom says why
             raise _NeedMore
         if explicit:
             group, elem, vr, length = explicit_header(buf, pos)
@@ -544,7 +568,7 @@ def _dataset(buf: bytes, pos: int, explicit: bool, file_size: int, meta: dict[st
         if tag == _PIXEL_DATA:
             if length != _UNDEFINED and value_pos + length > file_size:
                 raise _Truncated
-            return _with_pixels(values, value_pos, length, meta)
+            return _with_pixels(values, value_pos, length, meta, elements)
         if tag == _CHARACTER_SET and value_pos + length <= n:
             codec = _codec(buf[value_pos : value_pos + length])
             if codec is None and buf[value_pos : value_pos + length].strip(b" \x00") not in (b"", b"ISO_IR 6"):
@@ -567,14 +591,16 @@ def _dataset(buf: bytes, pos: int, explicit: bool, file_size: int, meta: dict[st
             raise _Truncated
 
 
-def _with_pixels(values: dict[str, Any], value_pos: int, length: int, meta: dict[str, Any]) -> FastDataset:
+def _with_pixels(values: dict[str, Any], value_pos: int, length: int, meta: dict[str, Any],
+                 elements: Mapping[int, tuple[str, str]]) -> FastDataset:
     """The dataset whose pixel data starts at ``value_pos``, unless it needs pydicom after all."""
     if values.get("NumberOfFrames") not in (None, 1):
         raise _Unsupported("multi-frame")
     image_type = values.get("ImageType")
-    if image_type and _TILED & set(image_type if isinstance(image_type, tuple) else (image_type,)):
-        raise _Unsupported("Siemens mosaic or UIH grid: its private headers are needed")
-    return FastDataset(values, _Element(value_pos, length), meta)
+    types = set(image_type if isinstance(image_type, tuple) else (image_type,)) if image_type else set()
+    if _TILED & types or ("MOSAIC" in types and not str(values.get("Manufacturer", "")).upper().startswith("SIEMENS")):
+        raise _Unsupported("a UIH grid: its private headers are needed")
+    return FastDataset(values, _Element(value_pos, length), meta, elements=elements)
 
 
 #: The compiled walk's status (``volume/dicom/_walk.c``): pixel data found, none, or why it stopped.
@@ -629,9 +655,9 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
                 _BY_ELEMENT.clear()
             _BY_ELEMENT[key] = value
     if status == WALK_PIXEL:
-        return _with_pixels(values, pixel_pos, pixel_length, meta)
+        return _with_pixels(values, pixel_pos, pixel_length, meta, elements)
     if status == WALK_NO_PIXEL:
-        return FastDataset(values, None, meta)
+        return FastDataset(values, None, meta, elements=elements)
     raise _WALK_STOPS[status]
 
 

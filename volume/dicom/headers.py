@@ -792,8 +792,7 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     base_mr = with_csa_diffusion(single.mr, csa) or MRFrame()
     return [
         single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
-                       pixel_offset=None, pixel_length=None,
-                       ipp=tuple(float(v) for v in positions[k]),
+                       ipp=tuple(float(v) for v in positions[k]),  # the pixel data: the whole mosaic's
                        mr=_shared(dataclasses.replace(base_mr, slice_time=times[k])))
         for k in range(n)
     ]
