@@ -467,13 +467,17 @@ def _remember(key: Any, value: Any) -> Any:
 _MISSING = object()
 
 
-def _hashable(value: Any) -> Any:
-    """``value`` as a dictionary key: a fast reader's value (str, number, a tuple of them, or a
-    wanted sequence's first item: a tuple of one dict) with its dicts made tuples."""
+def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Header values as a dictionary key: a fast reader's values are str, numbers and tuples of
+    them, but a wanted sequence's first item is a tuple of one dict (made a tuple of its items)."""
+    return tuple(_frozen(v) if type(v) is tuple and v and type(v[0]) is dict else v for v in values)
+
+
+def _frozen(value: Any) -> Any:
     if type(value) is tuple:
-        return tuple(_hashable(v) for v in value)
+        return tuple(_frozen(v) for v in value)
     if type(value) is dict:
-        return (dict, tuple((k, _hashable(v)) for k, v in value.items()))
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
     return value
 
 
@@ -495,12 +499,12 @@ class ReadSetMemo:
         self.size = 0
 
     def _lookup(self, keywords: tuple[str, ...], get: Callable[[str], Any], args: tuple[Any, ...]) -> Any:
-        key = (args, tuple(map(get, keywords)))
+        values = tuple(map(get, keywords))
         results = self.by_keywords[keywords]
         try:
-            return results.get(key, _MISSING)
+            return results.get((args, values), _MISSING)
         except TypeError:  # a wanted sequence's item (a dict)
-            return results.get(_hashable(key), _MISSING)
+            return results.get((args, _hashable(values)), _MISSING)
 
     def __call__(self, get: Callable[[str], Any], *args: Any) -> Any:
         if self.last is not None:
@@ -524,7 +528,7 @@ class ReadSetMemo:
         if self.size >= SHARED_LIMIT:
             self.by_keywords.clear()
             self.size = 0
-        self.by_keywords.setdefault(keywords, {})[_hashable((args, tuple(map(get, keywords))))] = result
+        self.by_keywords.setdefault(keywords, {})[(args, _hashable(tuple(map(get, keywords))))] = result
         self.last = keywords
         self.size += 1
         return result
@@ -568,7 +572,7 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
     sop_uid = to_str(get("SOPInstanceUID"))
     instance_number = to_int(get("InstanceNumber"))
     if isinstance(ds, FastDataset):  # single-frame (the fast reader leaves multi-frame files to pydicom)
-        common = _FAST_COMMON(get, syntax, compression, n_frames, problem, image_type)
+        common = _fast_common(get, syntax, compression, n_frames, problem, image_type)
         mr = _CLASSIC_MR(get) if common.modality == "MR" else None
     else:
         base = _shared_fields(get, syntax, compression, n_frames, problem, image_type, plain_value)
@@ -604,20 +608,10 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
     return [single], ""
 
 
-def _shared_fields(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
-                   image_type: tuple[str, ...], plain: Callable[[Any], Any]) -> dict[str, Any]:
-    """The fields of a record that its stack's files share (:class:`_Common`), its plane's aside.
-    ``plain`` makes a header value JSON-friendly for the acquisition and identity parts."""
-    acquisition = {}
-    for kw in ACQUISITION_KEYWORDS:
-        v = plain(get(kw))
-        if v not in (None, "", []):
-            acquisition[kw] = v
-    identity = {}
-    for kw in IDENTITY_KEYWORDS:
-        v = plain(get(kw))
-        if v not in (None, "", []):
-            identity[kw] = v
+def _scalar_fields(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                   image_type: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of a record that its stack's files share (:class:`_Common`), but the plane and
+    the acquisition and identity parts."""
     return dict(
         series_uid=to_str(get("SeriesInstanceUID")),
         study_uid=to_str(get("StudyInstanceUID")),
@@ -640,19 +634,43 @@ def _shared_fields(get: Callable[[str], Any], syntax: str, compression: str, n_f
         image_type=image_type,
         slice_thickness=to_float(get("SliceThickness")),
         problem=problem,
-        acquisition=_shared(acquisition),
-        identity=_shared(identity),
     )
+
+
+def _listed_parts(get: Callable[[str], Any], plain: Callable[[Any], Any]) -> dict[str, Any]:
+    """The acquisition and identity parts of a record (shared objects, :func:`_shared`); ``plain``
+    makes a header value JSON-friendly."""
+    acquisition = {}
+    for kw in ACQUISITION_KEYWORDS:
+        v = plain(get(kw))
+        if v not in (None, "", []):
+            acquisition[kw] = v
+    identity = {}
+    for kw in IDENTITY_KEYWORDS:
+        v = plain(get(kw))
+        if v not in (None, "", []):
+            identity[kw] = v
+    return {"acquisition": _shared(acquisition), "identity": _shared(identity)}
+
+
+def _shared_fields(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                   image_type: tuple[str, ...], plain: Callable[[Any], Any]) -> dict[str, Any]:
+    """The fields of a record that its stack's files share (:class:`_Common`), its plane's aside."""
+    return {**_scalar_fields(get, syntax, compression, n_frames, problem, image_type), **_listed_parts(get, plain)}
+
+
+def _plane(get: Callable[[str], Any]) -> dict[str, Any]:
+    """The plane fields of a single-frame record."""
+    return {
+        "pixel_spacing": _shared(_spacing(get("PixelSpacing"))),
+        "iop": _shared(to_floats(get("ImageOrientationPatient"), 6)),
+        "acquisition_number": to_float(get("AcquisitionNumber")),
+    }
 
 
 def _single_common(get: Callable[[str], Any], base: dict[str, Any]) -> _Common:
     """The shared part of a single-frame record: ``base`` and its plane."""
-    return _common_of({
-        **base,
-        "pixel_spacing": _shared(_spacing(get("PixelSpacing"))),
-        "iop": _shared(to_floats(get("ImageOrientationPatient"), 6)),
-        "acquisition_number": to_float(get("AcquisitionNumber")),
-    })
+    return _common_of({**base, **_plane(get)})
 
 
 def _as_listed(value: Any) -> Any:
@@ -660,10 +678,18 @@ def _as_listed(value: Any) -> Any:
     return list(value) if type(value) is tuple else value
 
 
+def _fast_scalars(get: Callable[[str], Any], *args: Any) -> dict[str, Any]:
+    """The scalar and plane fields of a record read by the fast reader (never modified)."""
+    return {**_scalar_fields(get, *args), **_plane(get)}
+
+
 def _fast_common(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
                  image_type: tuple[str, ...]) -> _Common:
-    """The shared part of a record read by the fast reader."""
-    return _single_common(get, _shared_fields(get, syntax, compression, n_frames, problem, image_type, _as_listed))
+    """The shared part of a record read by the fast reader: its scalar fields made once per
+    distinct set of the values they read; the acquisition and identity parts, whose values (a
+    window, a time) often differ from file to file, for each file."""
+    scalars = _FAST_SCALARS(get, syntax, compression, n_frames, problem, image_type)
+    return _common_of({**scalars, **_listed_parts(get, _as_listed)})
 
 
 def _shared_mr(get: Callable[[str], Any]) -> MRFrame | None:
@@ -673,7 +699,7 @@ def _shared_mr(get: Callable[[str], Any]) -> MRFrame | None:
 
 #: The parts of a fast-read record made once per distinct set of the values they read: most of a
 #: record is the same for every file of a series, so only the per-file values are converted per file.
-_FAST_COMMON = ReadSetMemo(_fast_common)
+_FAST_SCALARS = ReadSetMemo(_fast_scalars)
 _CLASSIC_MR = ReadSetMemo(_shared_mr)
 
 
