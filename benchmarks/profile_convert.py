@@ -8,10 +8,12 @@ Runs ``volume convert``'s work on FOLDER in this process as a pool worker would 
 and every series one after the other: no pool, one compression and one reading thread), with
 timers around the named steps of the pipeline (each step's time excludes the steps it calls),
 and prints each step's CPU time (``time.process_time``: not disturbed by other jobs waiting for
-the CPU, unlike wall time) in all and per file. The first round imports what the work needs and
-is reported apart (``imports``, as ``python -X importtime`` would count it, plus first calls);
-the later rounds are the steady state, their median printed. ``--cprofile`` also writes a
-cProfile of one more round, not counted (per function; its overhead inflates Python-heavy steps).
+the CPU, unlike wall time) in all and per file. The **first round** is what a fresh process does
+(the imports a step makes on its first call, empty caches); the later rounds (their median) show
+the same work with every cache warm. ``--cprofile`` also writes a cProfile of one more round, not
+counted (per function; its overhead inflates Python-heavy steps). Works on this checkout and on
+older ones (``PYTHONPATH`` at a ``git archive`` of a revision: the header module was
+``volume.dicom.scan`` before issue 23).
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-#: (module, attribute, step): the functions timed, patched where their callers look them up.
+#: (module, attribute, step): the functions timed, patched where their callers look them up
+#: (``HEADERS``: the header module, whichever name it has).
 STEPS = (
-    ("volume.dicom.headers", "iter_files", "list files"),
-    ("volume.dicom.headers", "read_fast", "header: open, read, parse (fast reader)"),
-    ("volume.dicom.headers", "_read_dataset", "header: pydicom (files the fast reader declines)"),
-    ("volume.dicom.headers", "_frames_from_dataset", "header: records (values to FrameHeader)"),
-    ("volume.dicom.headers", "_mosaic_frames", "header: Siemens mosaic tiles (CSA)"),
+    ("HEADERS", "iter_files", "list files"),
+    ("HEADERS", "read_fast", "header: open, read, parse (fast reader)"),
+    ("HEADERS", "_read_dataset", "header: pydicom (files the fast reader declines)"),
+    ("HEADERS", "read_dataset", "header: pydicom (files the fast reader declines)"),
+    ("HEADERS", "_frames_from_dataset", "header: records (values to FrameHeader)"),
+    ("HEADERS", "_mosaic_frames", "header: Siemens mosaic tiles (CSA)"),
     ("volume.dicom.loader", "group_frames", "group into series and stacks, order, geometry"),
     ("volume.jobs.convert", "select_tasks", "plan output names"),
     ("volume.dicom.source", "vendor_scaling", "vendor scaling (Philips)"),
@@ -86,13 +90,24 @@ def _resolve(path: str) -> Any:
         return getattr(importlib.import_module(module), name)
 
 
+def _headers_module() -> str:
+    """The header module's name: ``volume.dicom.headers`` (``volume.dicom.scan`` before issue 23)."""
+    try:
+        importlib.import_module("volume.dicom.headers")
+        return "volume.dicom.headers"
+    except ImportError:
+        importlib.import_module("volume.dicom.scan")
+        return "volume.dicom.scan"
+
+
 def patch(timers: Timers) -> None:
     """Put the timers around :data:`STEPS` and make the work serial and single-threaded."""
+    headers = _headers_module()
     for where, attr, step in STEPS:
-        owner = _resolve(where)
+        owner = sys.modules[headers] if where == "HEADERS" else _resolve(where)
         if hasattr(owner, attr):
             setattr(owner, attr, timers.wrap(getattr(owner, attr), step))
-    sys.modules["volume.dicom.headers"].PARALLEL_MIN_FILES = 10**12
+    sys.modules[headers].PARALLEL_MIN_FILES = 10**12
     sys.modules["volume.dicom.pixels"].MAX_READ_THREADS = 1
     stream = sys.modules["volume.io.nifti_stream"]
 
@@ -107,7 +122,7 @@ def patch(timers: Timers) -> None:
 
 def convert_once(folder: Path, out: Path, fmt: str) -> int:
     """The work of ``volume convert FOLDER -o OUT --workers 1 --threads 1`` in this process; the files written."""
-    from volume.dicom import scan
+    from volume.dicom import scan  # the function (volume.dicom.loader.scan)
     from volume.jobs.convert import CONVERTED, ConvertOptions, run_tasks, select_tasks
 
     found = scan(folder, workers=1)
@@ -151,21 +166,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     steady = rounds[1:] or rounds
-    steps = [step for _, _, step in STEPS]
+    steps = list(dict.fromkeys(step for _, _, step in STEPS))
+    first = rounds[0]
     median = {s: statistics.median(r.get(s, 0.0) for r in steady) for s in steps}
     whole = statistics.median(totals[1:] or totals)
     print(f"{args.folder}: {n_files} files, {written} files written ({args.format}); "
           f"load average {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    print(f"imports before the work: {imported:.3f} s; first round {totals[0]:.3f} s "
-          f"(its imports and first calls: {totals[0] - whole:+.3f} s against the steady rounds)")
-    print(f"steady rounds (median of {len(steady)}): {whole:.3f} s CPU, {whole / n_files * 1e3:.3f} ms per file\n")
-    print("| step | CPU s | ms per file | share |")
-    print("|---|---|---|---|")
+    print(f"imports before the work: {imported:.3f} s CPU")
+    print(f"first round (a fresh process): {totals[0]:.3f} s CPU, {totals[0] / n_files * 1e3:.3f} ms per file; "
+          f"later rounds (warm caches, median of {len(steady)}): {whole:.3f} s, {whole / n_files * 1e3:.3f} ms per file\n")
+    print("| step | first round: CPU s | ms per file | share | later rounds: ms per file |")
+    print("|---|---|---|---|---|")
     for step in steps:
-        if median[step]:
-            print(f"| {step} | {median[step]:.3f} | {median[step] / n_files * 1e3:.4f} | {median[step] / whole:.0%} |")
+        if first.get(step) or median[step]:
+            f = first.get(step, 0.0)
+            print(f"| {step} | {f:.3f} | {f / n_files * 1e3:.4f} | {f / totals[0]:.0%} | {median[step] / n_files * 1e3:.4f} |")
+    rest_first = totals[0] - sum(first.values())
     rest = whole - sum(median.values())
-    print(f"| everything else (scan loop, plan, results) | {rest:.3f} | {rest / n_files * 1e3:.4f} | {rest / whole:.0%} |")
+    print(f"| everything else (scan loop, plan, results) | {rest_first:.3f} | {rest_first / n_files * 1e3:.4f} | "
+          f"{rest_first / totals[0]:.0%} | {rest / n_files * 1e3:.4f} |")
     return 0
 
 

@@ -610,6 +610,13 @@ WALK_PIXEL, WALK_NO_PIXEL, WALK_NEED_MORE, WALK_UNSUPPORTED, WALK_TRUNCATED = ra
 #: for them (most elements repeat from file to file of a series; emptied at :data:`CACHE_LIMIT`).
 _BY_ELEMENT: dict[tuple[int, bytes | None, str | None, bytes], Any] = {}
 
+def _remember_element(key: tuple[int, bytes | None, str | None, bytes], value: Any) -> None:
+    """Keep ``value`` in :data:`_BY_ELEMENT` (emptied at :data:`CACHE_LIMIT`)."""
+    if len(_BY_ELEMENT) >= CACHE_LIMIT:
+        _BY_ELEMENT.clear()
+    _BY_ELEMENT[key] = value
+
+
 _WALK_STOPS = {WALK_NEED_MORE: _NeedMore, WALK_UNSUPPORTED: _Unsupported, WALK_TRUNCATED: _Truncated}
 
 
@@ -636,7 +643,15 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
                 continue
         keyword, dict_vr = elements[tag]
         if keyword in nested and (vr == b"SQ" or (vr is None and dict_vr == "SQ")):
-            values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
+            if length == _UNDEFINED or value_pos + length > n:
+                values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
+                continue
+            key = (tag, vr, codec, buf[value_pos : value_pos + length])  # the whole sequence's bytes
+            try:
+                values[keyword] = _BY_ELEMENT[key]
+            except KeyError:
+                value = values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
+                _remember_element(key, value)
             continue
         if length == _UNDEFINED:
             continue
@@ -651,9 +666,7 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
             values[keyword] = _BY_ELEMENT[key]
         except KeyError:
             value = values[keyword] = _value(raw, vr, keyword, dict_vr, True, codec)
-            if len(_BY_ELEMENT) >= CACHE_LIMIT:
-                _BY_ELEMENT.clear()
-            _BY_ELEMENT[key] = value
+            _remember_element(key, value)
     if status == WALK_PIXEL:
         return _with_pixels(values, pixel_pos, pixel_length, meta, elements)
     if status == WALK_NO_PIXEL:

@@ -640,16 +640,22 @@ def _scalar_fields(get: Callable[[str], Any], syntax: str, compression: str, n_f
 def _listed_parts(get: Callable[[str], Any], plain: Callable[[Any], Any]) -> dict[str, Any]:
     """The acquisition and identity parts of a record (shared objects, :func:`_shared`); ``plain``
     makes a header value JSON-friendly."""
-    acquisition = {}
-    for kw in ACQUISITION_KEYWORDS:
-        v = plain(get(kw))
-        if v not in (None, "", []):
-            acquisition[kw] = v
-    identity = {}
-    for kw in IDENTITY_KEYWORDS:
-        v = plain(get(kw))
-        if v not in (None, "", []):
-            identity[kw] = v
+    if plain is _as_listed:  # a fast reader's values: the same, without a call per keyword
+        acquisition = {kw: list(v) if type(v) is tuple else v for kw in ACQUISITION_KEYWORDS
+                       if (v := get(kw)) is not None and v != ""}
+        identity = {kw: list(v) if type(v) is tuple else v for kw in IDENTITY_KEYWORDS
+                    if (v := get(kw)) is not None and v != ""}
+    else:
+        acquisition = {}
+        for kw in ACQUISITION_KEYWORDS:
+            v = plain(get(kw))
+            if v not in (None, "", []):
+                acquisition[kw] = v
+        identity = {}
+        for kw in IDENTITY_KEYWORDS:
+            v = plain(get(kw))
+            if v not in (None, "", []):
+                identity[kw] = v
     return {"acquisition": _shared(acquisition), "identity": _shared(identity)}
 
 
