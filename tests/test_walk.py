@@ -149,3 +149,23 @@ def test_walk_refuses_what_is_not_its_table() -> None:
         fastheader._walk.walk(b"\0" * 200, 132, True, "not a table", 200)
     with pytest.raises(TypeError):
         fastheader._walk.table([1, 2])
+    with pytest.raises(TypeError):  # a cache needs the dict its values go into
+        fastheader._walk.walk(b"\0" * 200, 132, True, header_wanted().table, 200, {})
+
+
+def test_remembered_values_depend_on_the_character_set(tmp_path: Path) -> None:
+    """The walk looks a value up by its bytes and the character set's: the same bytes in a file
+    of another character set are converted again (UTF-8 and Latin-1 read them differently)."""
+    info = write_series(tmp_path, shape=(2, 4, 4), transfer_syntax=ExplicitVRLittleEndian)
+    texts = {"ISO_IR 192": "Müller", "ISO_IR 100": "MÃ¼ller"}  # the same bytes: 4d c3 bc 6c 6c 65 72
+    assert texts["ISO_IR 192"].encode("utf-8") == texts["ISO_IR 100"].encode("latin-1")
+    for p, (charset, text) in zip(info.paths, texts.items(), strict=True):
+        ds = pydicom.dcmread(p)
+        ds.SpecificCharacterSet = charset
+        ds.StudyDescription = text
+        ds.save_as(p, enforce_file_format=True)
+    for p, text in zip(info.paths, texts.values(), strict=True):
+        for _ in range(2):  # the second read finds the first's values remembered
+            assert fastheader.read_fast(str(p), header_wanted()).values["StudyDescription"] == text
+        python, compiled = both(p)
+        assert python == compiled

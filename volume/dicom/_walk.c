@@ -22,7 +22,7 @@
 enum { PIXEL = 0, NO_PIXEL = 1, NEED_MORE = 2, UNSUPPORTED = 3, TRUNCATED = 4 };
 
 /* What the `wanted` mapping says of a tag (fastheader.WANT_* names the same numbers). */
-enum { WANT_VALUE = 1, WANT_FIRST_ITEM = 2, WANT_FIRST_ITEM_IMPLICIT = 3 };
+enum { WANT_VALUE = 1, WANT_FIRST_ITEM = 2, WANT_FIRST_ITEM_IMPLICIT = 3, WANT_VALUE_UNCACHED = 4 };
 
 #define TAG_PIXEL_DATA 0x7FE00010u
 #define TAG_CHARACTER_SET 0x00080005u
@@ -237,22 +237,47 @@ static int want(const Table *t, uint32_t tag) {
     return lo < t->n && t->tags[lo] == tag ? t->codes[lo] : 0;
 }
 
+/* A value converted before, by (tag, VR, the character set's bytes, the value's bytes): the cache
+ * holds (keyword, value) and the value goes into `values`. 1 when found, 0 when not, -1 on error. */
+static int remembered(PyObject *cache, PyObject *values, uint32_t tag, const unsigned char *vr, PyObject *charset,
+                      const unsigned char *raw, uint32_t length) {
+    PyObject *tag_obj = PyLong_FromUnsignedLong(tag);
+    PyObject *vr_obj = vr != NULL ? PyBytes_FromStringAndSize((const char *)vr, 2) : Py_NewRef(Py_None);
+    PyObject *raw_obj = PyBytes_FromStringAndSize((const char *)raw, (Py_ssize_t)length);
+    PyObject *key = NULL;
+    if (tag_obj != NULL && vr_obj != NULL && raw_obj != NULL)
+        key = PyTuple_Pack(4, tag_obj, vr_obj, charset != NULL ? charset : Py_None, raw_obj);
+    Py_XDECREF(tag_obj);
+    Py_XDECREF(vr_obj);
+    Py_XDECREF(raw_obj);
+    if (key == NULL) return -1;
+    PyObject *entry = PyDict_GetItemWithError(cache, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2) return 0;
+    return PyDict_SetItem(values, PyTuple_GET_ITEM(entry, 0), PyTuple_GET_ITEM(entry, 1)) < 0 ? -1 : 1;
+}
+
 static PyObject *result(int status, int64_t pos, PyObject *hits, int64_t pixel_pos, int64_t pixel_length) {
     PyObject *out = Py_BuildValue("(iLOLL)", status, (long long)pos, hits, (long long)pixel_pos, (long long)pixel_length);
     Py_DECREF(hits);
     return out;
 }
 
-/* walk(buf, pos, explicit, table, file_size): fastheader._parse's loop over the top-level elements. */
+/* walk(buf, pos, explicit, table, file_size[, cache, values]): fastheader._parse's loop over the
+ * top-level elements. With `cache` and `values` (dicts), a wanted value found in the cache goes
+ * into `values` and is not returned as a hit. */
 static PyObject *walk(PyObject *self, PyObject *args) {
     Py_buffer view;
     long long start, file_size;
     int explicit_vr;
-    PyObject *capsule;
+    PyObject *capsule, *cache = NULL, *values = NULL, *charset = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*LpOL", &view, &start, &explicit_vr, &capsule, &file_size)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*LpOL|O!O!", &view, &start, &explicit_vr, &capsule, &file_size,
+                          &PyDict_Type, &cache, &PyDict_Type, &values)) return NULL;
     const Table *t = PyCapsule_GetPointer(capsule, TABLE_NAME);
-    if (t == NULL) {
+    if (t == NULL || (cache != NULL) != (values != NULL)) {
+        if (t != NULL) PyErr_SetString(PyExc_TypeError, "walk() takes both a cache and a values dict, or neither");
         PyBuffer_Release(&view);
         return NULL;
     }
@@ -299,10 +324,21 @@ static PyObject *walk(PyObject *self, PyObject *args) {
             goto done;
         }
         int code = want(t, tag);
-        int first_item = code >= WANT_FIRST_ITEM && (explicit_vr ? vr_is(vr, "SQ") : code == WANT_FIRST_ITEM_IMPLICIT);
+        int first_item = (code == WANT_FIRST_ITEM || code == WANT_FIRST_ITEM_IMPLICIT) &&
+                         (explicit_vr ? vr_is(vr, "SQ") : code == WANT_FIRST_ITEM_IMPLICIT);
+        if (tag == TAG_CHARACTER_SET && value_pos + (int64_t)length <= n) {
+            Py_XDECREF(charset);
+            charset = PyBytes_FromStringAndSize((const char *)buf + value_pos, (Py_ssize_t)length);
+            if (charset == NULL) { Py_DECREF(hits); goto done; }
+        }
         /* the character set, a first item, a value: the Python side converts them in this order */
         if (tag == TAG_CHARACTER_SET || first_item || (code && length != UNDEFINED)) {
-            if (add_hit(hits, tag, vr, value_pos, length) < 0) { Py_DECREF(hits); goto done; }
+            int found = 0;
+            if (cache != NULL && code == WANT_VALUE && tag != TAG_CHARACTER_SET && value_pos + (int64_t)length <= n) {
+                found = remembered(cache, values, tag, vr, charset, buf + value_pos, length);
+                if (found < 0) { Py_DECREF(hits); goto done; }
+            }
+            if (!found && add_hit(hits, tag, vr, value_pos, length) < 0) { Py_DECREF(hits); goto done; }
         }
         if (length == UNDEFINED) {
             int64_t next = value_pos;
@@ -316,6 +352,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         if (pos > file_size) { out = result(TRUNCATED, pos, hits, -1, -1); goto done; }
     }
 done:
+    Py_XDECREF(charset);
     PyBuffer_Release(&view);
     return out;
 }
@@ -323,7 +360,7 @@ done:
 static PyMethodDef methods[] = {
     {"table", table, METH_O, "table({tag: code}) -> the wanted tags for walk()"},
     {"walk", walk, METH_VARARGS,
-     "walk(buf, pos, explicit, table, file_size) -> (status, pos, hits, pixel_pos, pixel_length)\n\n"
+     "walk(buf, pos, explicit, table, file_size[, cache, values]) -> (status, pos, hits, pixel_pos, pixel_length)\n\n"
      "The top-level elements of a little-endian dataset from ``pos``, as fastheader._parse walks them."},
     {NULL, NULL, 0, NULL},
 };

@@ -163,8 +163,9 @@ PER_FILE_KEYWORDS = frozenset({
 
 #: What the compiled walk's table says of a wanted tag (``volume/dicom/_walk.c``): its value; the
 #: first item of a sequence (in an explicit file when the file says SQ; in an implicit file when
-#: the dictionary does, :data:`WANT_FIRST_ITEM_IMPLICIT`).
-WANT_VALUE, WANT_FIRST_ITEM, WANT_FIRST_ITEM_IMPLICIT = 1, 2, 3
+#: the dictionary does, :data:`WANT_FIRST_ITEM_IMPLICIT`); its value, never remembered
+#: (:data:`PER_FILE_KEYWORDS`).
+WANT_VALUE, WANT_FIRST_ITEM, WANT_FIRST_ITEM_IMPLICIT, WANT_VALUE_UNCACHED = 1, 2, 3, 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,7 +235,8 @@ def wanted(keywords: Iterable[str], sequences: Mapping[str, Iterable[str]] | Non
     table = None
     if _walk is not None:
         table = _walk.table({
-            tag: (WANT_VALUE if kw not in nested else WANT_FIRST_ITEM_IMPLICIT if vr == "SQ" else WANT_FIRST_ITEM)
+            tag: (WANT_FIRST_ITEM_IMPLICIT if vr == "SQ" else WANT_FIRST_ITEM) if kw in nested
+            else WANT_VALUE_UNCACHED if kw in PER_FILE_KEYWORDS else WANT_VALUE
             for tag, (kw, vr) in elements.items()
         })
     return Wanted(
@@ -606,15 +608,16 @@ def _with_pixels(values: dict[str, Any], value_pos: int, length: int, meta: dict
 #: The compiled walk's status (``volume/dicom/_walk.c``): pixel data found, none, or why it stopped.
 WALK_PIXEL, WALK_NO_PIXEL, WALK_NEED_MORE, WALK_UNSUPPORTED, WALK_TRUNCATED = range(5)
 
-#: Converted values by (tag, the file's VR, the character set, raw bytes): what :func:`_value` gave
-#: for them (most elements repeat from file to file of a series; emptied at :data:`CACHE_LIMIT`).
-_BY_ELEMENT: dict[tuple[int, bytes | None, str | None, bytes], Any] = {}
+#: Converted values by (tag, the file's VR, the character set's bytes, the value's bytes): the
+#: keyword and what :func:`_value` (or :func:`_first_item`) gave for them. Most elements repeat from
+#: file to file of a series; the compiled walk looks them up itself. Emptied at :data:`CACHE_LIMIT`.
+_BY_ELEMENT: dict[tuple[int, bytes | None, bytes | None, bytes], tuple[str, Any]] = {}
 
-def _remember_element(key: tuple[int, bytes | None, str | None, bytes], value: Any) -> None:
+def _remember_element(key: tuple[int, bytes | None, bytes | None, bytes], keyword: str, value: Any) -> None:
     """Keep ``value`` in :data:`_BY_ELEMENT` (emptied at :data:`CACHE_LIMIT`)."""
     if len(_BY_ELEMENT) >= CACHE_LIMIT:
         _BY_ELEMENT.clear()
-    _BY_ELEMENT[key] = value
+    _BY_ELEMENT[key] = (keyword, value)
 
 
 _WALK_STOPS = {WALK_NEED_MORE: _NeedMore, WALK_UNSUPPORTED: _Unsupported, WALK_TRUNCATED: _Truncated}
@@ -623,21 +626,24 @@ _WALK_STOPS = {WALK_NEED_MORE: _NeedMore, WALK_UNSUPPORTED: _Unsupported, WALK_T
 def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta: dict[str, Any],
                       wanted: Wanted) -> FastDataset:
     """:func:`_dataset` by the compiled walk: it finds the wanted elements (and the character set,
-    and the pixel data) in C; here they are converted in the order the file holds them, so a value
-    that sends the file to pydicom does so before anything the walk met after it, as in Python."""
-    status, _end, hits, pixel_pos, pixel_length = _walk.walk(buf, pos, explicit, wanted.table, file_size)
-    n = len(buf)
+    and the pixel data) in C, and puts the values it finds in :data:`_BY_ELEMENT` into ``values``;
+    the others are converted here in the order the file holds them, so a value that sends the file
+    to pydicom does so before anything the walk met after it, as in Python."""
     values: dict[str, Any] = {}
+    status, _end, hits, pixel_pos, pixel_length = _walk.walk(buf, pos, explicit, wanted.table, file_size,
+                                                             _BY_ELEMENT, values)
+    n = len(buf)
     elements = wanted.elements
     nested = wanted.nested
     uncached = wanted.uncached
     codec = None
+    charset = None  # the bytes of the character set: part of a remembered value's key
     for tag, vr, value_pos, length in hits:
         if tag == _CHARACTER_SET:
             if value_pos + length <= n:
-                raw = buf[value_pos : value_pos + length]
-                codec = _codec(raw)
-                if codec is None and raw.strip(b" \x00") not in (b"", b"ISO_IR 6"):
+                charset = buf[value_pos : value_pos + length]
+                codec = _codec(charset)
+                if codec is None and charset.strip(b" \x00") not in (b"", b"ISO_IR 6"):
                     raise _Unsupported("character set")
             if tag not in elements:
                 continue
@@ -646,12 +652,12 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
             if length == _UNDEFINED or value_pos + length > n:
                 values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
                 continue
-            key = (tag, vr, codec, buf[value_pos : value_pos + length])  # the whole sequence's bytes
+            key = (tag, vr, charset, buf[value_pos : value_pos + length])  # the whole sequence's bytes
             try:
-                values[keyword] = _BY_ELEMENT[key]
+                values[keyword] = _BY_ELEMENT[key][1]
             except KeyError:
                 value = values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
-                _remember_element(key, value)
+                _remember_element(key, keyword, value)
             continue
         if length == _UNDEFINED:
             continue
@@ -661,12 +667,8 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
         if tag in uncached:
             values[keyword] = _value(raw, vr, keyword, dict_vr, False, codec)
             continue
-        key = (tag, vr, codec, raw)
-        try:
-            values[keyword] = _BY_ELEMENT[key]
-        except KeyError:
-            value = values[keyword] = _value(raw, vr, keyword, dict_vr, True, codec)
-            _remember_element(key, value)
+        value = values[keyword] = _value(raw, vr, keyword, dict_vr, True, codec)
+        _remember_element((tag, vr, charset, raw), keyword, value)
     if status == WALK_PIXEL:
         return _with_pixels(values, pixel_pos, pixel_length, meta, elements)
     if status == WALK_NO_PIXEL:
