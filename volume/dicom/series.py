@@ -664,11 +664,13 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
 
 
 def dimensions_text(shape: tuple[int, ...], rgb: bool = False) -> str:
-    """Columns x rows x slices (x frames ``t``), as ``volume ls`` shows a stack's ``shape``."""
+    """Slices x rows x columns (and the frames of 4D), as ``volume ls`` shows a stack's ``shape``:
+    the order of ``Volume.shape``, of the ``Volume`` repr and of the axis letters (``SPL``)
+    (docs/conventions.md)."""
     spatial = shape[-3:]
-    text = f"{spatial[2]}x{spatial[1]}x{spatial[0]}"
+    text = "x".join(str(n) for n in spatial)
     if len(shape) == 4:
-        text += f"x{shape[0]}t"
+        text += f", {shape[0]} frames"
     return text + (" RGB" if rgb else "")
 
 

@@ -51,6 +51,7 @@ from ..io.nifti import DEFAULT_GZIP_LEVEL
 from ..io.nifti_stream import convert_image
 from ..io.sidecar import seconds_text, write_sidecar
 from ..parallel.pool import default_workers, in_daemon_process, unordered_map
+from .existing import Tally, check_outputs
 
 FORMATS = NIFTI_FORMATS
 """Output formats: gzip-compressed (default) or plain NIfTI-1."""
@@ -98,6 +99,9 @@ class ConvertOptions:
     scaling
         ``"precise"``: Philips' measured floating-point values (as dcm2niix writes them);
         ``"display"``: DICOM's display values (:mod:`volume.dicom.scaling`).
+    diffusion_files
+        Write ``.bval``/``.bvec`` beside a diffusion stack (off where a layout forbids them, as BIDS
+        does for anything but a ``dwi`` image).
     """
 
     format: str = "nii.gz"
@@ -110,6 +114,7 @@ class ConvertOptions:
     sidecar: bool = True
     skip_existing: bool = False
     scaling: str = "precise"
+    diffusion_files: bool = True
 
     def __post_init__(self) -> None:
         if self.force and self.skip_existing:
@@ -219,7 +224,7 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
     diffusion = stack.diffusion
-    if diffusion is not None:
+    if diffusion is not None and options.diffusion_files:
         paths.extend(diffusion_paths(image, diffusion))
     return paths
 
@@ -321,16 +326,13 @@ def convert_stack(
     try:
         image_path, json_path = output_paths(out_dir, name, options)
         wanted = task_outputs(out_dir, name, options, stack)
-        existing = [p for p in wanted if p.exists()] if not options.force else []
-        if existing and options.skip_existing and len(existing) == len(wanted):
+        found = check_outputs(wanted, force=options.force)  # the one rule (volume/jobs/existing.py)
+        existing = list(found.present)
+        if found.all and options.skip_existing:
             return done(EXISTING, existing=tuple(map(str, existing)), message="all outputs exist already")
-        if existing and not options.skip_existing:
-            return done(
-                SKIPPED,
-                existing=tuple(map(str, existing)),
-                message=f"{existing[0]} exists; use --force to overwrite",
-                exit_code=EXIT_OUTPUT_EXISTS,
-            )
+        if found.any and not options.skip_existing:  # an image and its sidecar are one result
+            return done(SKIPPED, existing=tuple(map(str, existing)), message=found.message(),
+                        exit_code=EXIT_OUTPUT_EXISTS)
         if stack.problem:
             raise NotAVolumeError(stack.problem)
         source = DicomSource(stack, options.scaling)
@@ -349,7 +351,7 @@ def convert_stack(
         if image_path not in existing:
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
-        if diffusion is not None:
+        if diffusion is not None and options.diffusion_files:
             missing = [p for p in diffusion_paths(image_path, diffusion) if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
@@ -459,18 +461,24 @@ def exit_code(results: Sequence[ConvertResult]) -> int:
     including runs where some outputs existed and the rest were converted, and resumed runs
     (``skip_existing``) where every stack was done before.
     """
-    if any(r.status == FAILED for r in results):
-        return EXIT_PARTIAL
-    if results and all(r.status == SKIPPED for r in results):
-        return EXIT_OUTPUT_EXISTS
-    return 0
+    return tally(results).exit_code()
+
+
+def tally(results: Sequence[ConvertResult]) -> Tally:
+    """The batch's counts as every job counts them (:class:`volume.jobs.existing.Tally`): a
+    ``skipped`` stack is one whose outputs existed; ``already done`` ones (``skip_existing``) are
+    neither done now nor skipped."""
+    counts = Tally(CONVERTED, done=sum(r.status == CONVERTED for r in results),
+                   failed=sum(r.status == FAILED for r in results))
+    for _ in (r for r in results if r.status == SKIPPED):
+        counts.skip_existing()
+    return counts
 
 
 def summary(results: Sequence[ConvertResult]) -> str:
     """``converted 3, skipped 1, failed 0`` (counts of stacks), then ``, already done 2`` when a
     resumed run (``skip_existing``) found stacks whose outputs all existed."""
-    counts = {s: sum(r.status == s for r in results) for s in (CONVERTED, SKIPPED, FAILED)}
-    text = ", ".join(f"{k} {v}" for k, v in counts.items())
+    text = tally(results).line()
     done = sum(r.status == EXISTING for r in results)
     return f"{text}, already done {done}" if done else text
 
