@@ -39,6 +39,7 @@ from .ge import (
 )
 from .read import Skip, read_dataset
 from .series import Stack
+from .sidecar_keys import manufacturer_name, more_fields
 from .siemens import (
     MOSAIC_REF_ACQ_TIMES,
     ascconv,
@@ -410,16 +411,19 @@ def _measured_tr(stack: Stack, vendor: str) -> float | None:
 
 
 def sidecar_fields(stack: Stack) -> dict[str, Any]:
-    """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them.
+    """BIDS fields of an MR stack, in the order dcm2niix writes them, then every other key dcm2niix
+    writes (:func:`volume.dicom.sidecar_keys.more_fields`); for other modalities the manufacturer
+    as dcm2niix names it.
 
     ``OmittedFields`` maps a field the files hold but volume leaves out (never guessed) to why;
     ``SliceTimingInferredFrom`` names what slice times were inferred from when the files measured none.
     """
+    name = manufacturer_name(stack.first.acquisition.get("Manufacturer"))
     if stack.modality != "MR" or stack.problem:
-        return {}
+        return {"Manufacturer": name} if name else {}
     h = stack_header(stack)
     if h is None:
-        return {}
+        return {"Manufacturer": name} if name else {}
     vendor = _vendor(stack)
     protocol = _siemens_protocol(h) if vendor == "SIEMENS" else {}
     csa = csa_image(h.ds) if vendor == "SIEMENS" and h.ds.get(0x00291010) is not None else {}
@@ -432,7 +436,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
             out[key] = value
     phase = _phase_direction(h)
     acq_pe = _acquisition_matrix_pe(h, protocol)
-    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else None
+    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else (
+        stack.rows if stack.rows == stack.cols else None)  # square: either direction has as many lines
     if acq_pe:
         out["AcquisitionMatrixPE"] = acq_pe
     if recon_pe:
@@ -448,8 +453,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     mb = _multiband(stack, vendor, h, times, protocol, ge)
     if mb:
         out["MultibandAccelerationFactor"] = mb
+    positive = _phase_positive(vendor, h, csa)
     if phase:
-        positive = _phase_positive(vendor, h, csa)
         axis = "i" if phase == "ROW" else "j"
         if positive is None:
             out["PhaseEncodingAxis"] = axis
@@ -465,6 +470,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     elif _wants_slice_timing(stack):
         out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
     out.update(_field_map(stack, vendor, protocol))
+    out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out
 
 

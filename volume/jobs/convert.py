@@ -47,7 +47,7 @@ from ..errors import (
 from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable
 from ..io.fsl import diffusion_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
-from ..io.nifti import DEFAULT_GZIP_LEVEL
+from ..io.nifti import DEFAULT_GZIP_LEVEL, acquisition_header
 from ..io.nifti_stream import convert_image
 from ..io.sidecar import seconds_text, write_sidecar
 from ..parallel.pool import default_workers, in_daemon_process, unordered_map
@@ -337,7 +337,7 @@ def convert_stack(
             raise NotAVolumeError(stack.problem)
         source = DicomSource(stack, options.scaling)
         stack = source.stack  # its values scaled as the file is written (the sidecar reads them too)
-        fields = sidecar_fields(stack)
+        fields = sidecar_fields(stack)  # read once: the sidecar's keys and the NIfTI header's MR fields
         # the NIfTI's time step is the sidecar's RepetitionTime (functional groups, GE's delays, measured)
         source.frame_interval = fields.get("RepetitionTime")
 
@@ -346,6 +346,7 @@ def convert_stack(
             source, image_path if image_path not in existing else None, allow_gaps=options.allow_gaps,
             max_bytes=options.max_bytes, force=options.force, level=options.level, threads=options.threads,
             rescale=source.values.rescale, description=f"volume {__version__}", progress=progress,
+            acquisition=acquisition_header(fields, source.shape[-3]),
         )
         warnings, notes = _notes(vol)
         if image_path not in existing:
