@@ -3,10 +3,10 @@ MR fields, :mod:`volume.dicom.bids`) need no pydicom.
 
 Importing pydicom to look keywords up in its data dictionary costs 0.13-0.2 s, more than
 scanning a 300-file series with :mod:`volume.dicom.fastheader`. This table is what
-``pydicom.datadict`` says for the keywords :mod:`volume.dicom.scan` reads (generated from
+``pydicom.datadict`` says for the keywords :mod:`volume.dicom.headers` reads (generated from
 pydicom 3.0.2); ``tests/test_fastheader.py`` checks every entry against pydicom's
 dictionary and that it covers every keyword the scanner asks for. Keywords not listed here are
-still looked up in pydicom by :func:`volume.dicom.fastheader.configure`.
+still looked up in pydicom by :func:`volume.dicom.fastheader.wanted`.
 """
 
 from __future__ import annotations
@@ -142,6 +142,8 @@ TAGS: dict[str, tuple[int, str]] = {
 #: The creator (gggg,00bb) of block bb is read as well and must match (case-insensitively) when
 #: present: another vendor may use the same element number for something else.
 PRIVATE: dict[str, tuple[int, str, str]] = {
+    "SiemensCSAImageHeader": (0x00291010, "OB", "SIEMENS CSA HEADER"),
+    "SiemensCSASeriesHeader": (0x00291020, "OB", "SIEMENS CSA HEADER"),
     "SiemensNumberOfImagesInMosaic": (0x0019100A, "US", "SIEMENS MR HEADER"),
     "SiemensBValue": (0x0019100C, "IS", "SIEMENS MR HEADER"),
     "SiemensDiffusionDirectionality": (0x0019100D, "CS", "SIEMENS MR HEADER"),

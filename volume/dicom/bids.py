@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from . import uih
 from .fastheader import element_value, read_raw
-from .files import open_source
 from .ge import (
     GE_ASSET,
     GE_ECHO_SPACING_US,
@@ -39,6 +37,7 @@ from .ge import (
     ge_repetition_time,
     ge_slice_timing,
 )
+from .read import Skip, read_dataset
 from .series import Stack
 from .sidecar_keys import manufacturer_name, more_fields
 from .siemens import (
@@ -133,23 +132,18 @@ class Header:
         return None
 
 
-def read_header(stack: Stack, index: int = 0) -> Header | None:
-    """The header of image ``index`` of ``stack`` (pixels not read), None when unreadable.
+def stack_header(stack: Stack, index: int = 0) -> Header | None:
+    """The whole header of image ``index`` of ``stack`` (pixels not read), None when unreadable.
 
     Little-endian files are read whole by :func:`volume.dicom.fastheader.read_raw` (no pydicom
-    import: 0.3 s and 40 MB of a small conversion); others by pydicom.
+    import: 0.3 s and 40 MB of a small conversion); others by :func:`volume.dicom.read.read_dataset`.
     """
     f = stack.frames[index]
     frame = f.frame if f.frame is not None and not f.mosaic else None
     ds = read_raw(f.path) if frame is None else None
     if ds is None:
-        import pydicom
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(open_source(f.path, f.file_compression), stop_before_pixels=True, force=True)
-        except Exception:  # noqa: BLE001 - the scan read it once; a vanished file gives fewer fields
+        ds = read_dataset(f.path, compression=f.file_compression, stop_before_pixels=True)
+        if isinstance(ds, Skip):  # the scan read it once; a vanished file gives fewer fields
             return None
     return Header(ds, frame)
 
@@ -229,7 +223,7 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
                 if times is not None:
                     return _siemens_checked(times, vendor, h, protocol, notes)
     if vendor == "GE":
-        return ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).times
+        return ge_slice_timing(stack, h, ge, tr_s, lambda i: stack_header(stack, i)).times
     if stack.first.mosaic or stack.first.frame is not None:
         return None
     if vendor == "SIEMENS":  # each single-slice image lists its volume's times (CSA image header)
@@ -427,7 +421,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     name = manufacturer_name(stack.first.acquisition.get("Manufacturer"))
     if stack.modality != "MR" or stack.problem:
         return {"Manufacturer": name} if name else {}
-    h = read_header(stack)
+    h = stack_header(stack)
     if h is None:
         return {"Manufacturer": name} if name else {}
     vendor = _vendor(stack)
@@ -509,7 +503,7 @@ NO_SLICE_TIMES = {
 def _no_slice_timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str], tr_s: float | None) -> str:
     """Why SliceTiming is left out (never guessed)."""
     if vendor == "GE":
-        why = ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).why
+        why = ge_slice_timing(stack, h, ge, tr_s, lambda i: stack_header(stack, i)).why
         if why:
             return why
     return NO_SLICE_TIMES.get(vendor, "no per-slice acquisition times in the files")
@@ -541,4 +535,4 @@ def _field_map(stack: Stack, vendor: str, protocol: dict[str, str]) -> dict[str,
     return out
 
 
-__all__ = ["Header", "ge_phase_positive", "ge_protocol", "read_header", "sidecar_fields"]
+__all__ = ["Header", "ge_phase_positive", "ge_protocol", "sidecar_fields", "stack_header"]

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .bids import Header, read_header
+from .bids import Header, stack_header
 from .series import Stack
 from .siemens import ascconv, parse_ascconv, protocol_number
 from .values import to_float, to_str
@@ -355,7 +355,7 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
     (:func:`volume.dicom.bids.sidecar_fields`); the session's fields keep their defaults."""
     f0 = stack.first
     acq = f0.acquisition
-    h = read_header(stack) if stack.modality == "MR" and not stack.problem else None
+    h = stack_header(stack) if stack.modality == "MR" and not stack.problem else None
     image_type = _values(acq.get("ImageType")) + tuple(v for v in _values(_raw(h, "FrameType"))
                                                        if v not in _values(acq.get("ImageType")))
     sequence = _words(_acquisition(acq, h, "ScanningSequence"))

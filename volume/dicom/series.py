@@ -31,9 +31,9 @@ from .geometry import (
     same_orientation,
     stack_geometry,
 )
+from .headers import FrameHeader
 from .mr import B0_THRESHOLD, DERIVED_DIFFUSION_TYPES, ISOTROPIC, ZERO_VECTOR
 from .order import LABEL_KEYS, LAST_RESORT, RANK_KEYS, incomplete_volumes, order_volumes
-from .scan import FrameHeader
 
 #: The keys that order the volumes of a 4D stack, for messages.
 ORDER_KEYS_TEXT = ", ".join(dict.fromkeys(

@@ -7,7 +7,7 @@ reads it from, with dcm2niix's documented rules (its ``BIDS/README.md`` and sour
 dcm2niix is wrong, volume writes what the files say instead; ``docs/fmri-and-diffusion.md``
 lists those places and ``tests/test_sidecar_peers.py`` names each.
 
-Everything is read from the representative header (:func:`volume.dicom.bids.read_header`: the
+Everything is read from the representative header (:func:`volume.dicom.bids.stack_header`: the
 stack's first image; for enhanced files its own and the shared functional groups), never per
 file, and nothing here is patient identity (:mod:`volume.phi` decides; the identity keys dcm2niix
 writes, such as ProcedureStepDescription and ImageComments, are left out). Values follow BIDS'
@@ -374,7 +374,7 @@ def more_fields(stack: Stack, vendor: str, header: Any, protocol: Mapping[str, s
     Parameters
     ----------
     stack
-        An MR stack; ``header`` its representative header (:func:`volume.dicom.bids.read_header`).
+        An MR stack; ``header`` its representative header (:func:`volume.dicom.bids.stack_header`).
     vendor
         ``SIEMENS``, ``GE``, ``PHILIPS``, ``CANON``, ``TOSHIBA``, ``UIH`` or the DICOM text.
     protocol, csa

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from ..dicom import lut, read
 from ..dicom.pixels import disable_unsafe_decoders
-from ..dicom.values import file_head, functional, looks_like_headerless_dicom, to_float
+from ..dicom.values import functional, to_float
 from ..errors import InputReadError, UnsupportedDicomError
 from ..io.atomic import atomic_output
 from ..io.names import safe_name
@@ -55,11 +56,6 @@ PNG_COMPRESS_LEVEL = 4
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 """File name suffixes dropped from output names (others, like the tail of a UID, are kept)."""
 
-PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-"""Pixel Data, Float Pixel Data, Double Float Pixel Data."""
-
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-"""SOP Class of a DICOMDIR (an index of other files, never an image)."""
 
 LARGE_FILE_BYTES = 256 * 2**20
 """Files bigger than this keep their pixel data on disk and are decoded one frame at a time."""
@@ -132,10 +128,10 @@ class NotAnImage(Exception):
 
 
 def read_dataset(path: str | os.PathLike[str]) -> Any:
-    """The whole dataset of one file (pixels included); :class:`NotAnImage` for non-DICOM files."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    """The whole dataset of one file (pixels included); :class:`NotAnImage` for non-DICOM files.
 
+    A broken header raises pydicom's exception (the caller reports it as the file's error).
+    """
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
@@ -144,29 +140,19 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
         # listed, then deleted or moved: an error naming it, not a skip
         raise InputReadError(f"cannot read {os.fspath(path)}: deleted or moved during the run") from None
     except OSError:
-        raise NotAnImage("unreadable") from None
-    if size == 0:
-        raise NotAnImage("empty")
+        size = 0
     # Big files: leave the pixel data on disk; _frames then decodes frame by frame from the file.
-    options: dict[str, Any] = {"defer_size": DEFER_BYTES} if size > LARGE_FILE_BYTES else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return pydicom.dcmread(path, **options)
-        except InvalidDicomError:
-            if looks_like_headerless_dicom(file_head(path)):
-                return pydicom.dcmread(path, force=True, **options)
-            raise NotAnImage("not DICOM") from None
+    ds = read.read_dataset(path, defer_size=DEFER_BYTES if size > LARGE_FILE_BYTES else None, corrupt="raise")
+    if isinstance(ds, read.Skip):
+        raise NotAnImage(str(ds))
+    return ds
 
 
 def image_check(ds: Any) -> None:
     """Raise :class:`NotAnImage` unless ``ds`` holds pixel data."""
-    meta = getattr(ds, "file_meta", None)
-    sop = str(meta.get("MediaStorageSOPClassUID", "") if meta is not None else "") or str(ds.get("SOPClassUID", ""))
-    if sop == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-        raise NotAnImage("DICOMDIR index")
-    if not any(tag in ds for tag in PIXEL_TAGS):
-        raise NotAnImage("no pixel data")
+    skip = read.image_skip(ds)
+    if skip is not None:
+        raise NotAnImage(str(skip))
     n = n_frames(ds)
     if n > 1:
         _check_frame_count(ds, n)
@@ -259,9 +245,7 @@ def modality_values(stored: np.ndarray, ds: Any, frame: int | None = None) -> np
         array itself for an identity rescale, else float64 ``stored * slope + intercept``.
     """
     if _has_modality_lut(ds) and np.issubdtype(stored.dtype, np.integer):
-        from pydicom.pixels import apply_modality_lut
-
-        return apply_modality_lut(stored, ds)
+        return lut.apply_modality_lut(stored, ds)
     slope, inter = rescale_of(ds, frame)
     if slope == 1.0 and inter == 0.0:
         return stored
@@ -310,14 +294,12 @@ def _has_voi_lut(ds: Any) -> bool:
 
 def _apply_voi_lut_sequence(values: np.ndarray, ds: Any, invert: bool) -> np.ndarray:
     """The first VOI LUT of the VOI LUT Sequence, scaled from its entry bit depth to 0..255."""
-    from pydicom.pixels import apply_voi
-
     desc = ds.VOILUTSequence[0].LUTDescriptor
     entries, first, bits = int(desc[0]) or 2**16, int(desc[1]), int(desc[2])
     # Clip to the table's input range first: pydicom indexes with the LUT's own dtype, so an
     # input past the end of an 8-bit table would wrap around instead of taking the last entry.
     x = np.clip(np.rint(np.asarray(values, dtype=np.float64)), first, first + entries - 1).astype(np.int64)
-    out = apply_voi(x, ds, index=0).astype(np.float64)
+    out = lut.apply_voi(x, ds, index=0).astype(np.float64)
     out /= float(2**bits - 1)
     np.clip(out, 0.0, 1.0, out=out)
     if invert:
@@ -486,9 +468,7 @@ def display_frame(
     """
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if photometric == "PALETTE COLOR" and pixels.ndim == 2:
-        from pydicom.pixels import apply_color_lut
-
-        rgb = apply_color_lut(pixels, ds)
+        rgb = lut.apply_color_lut(pixels, ds)
         return Picture(_to_uint8_rgb(rgb, ds, _palette_bits(ds)), frame)
     if pixels.ndim == 3:
         notes = ["colour image written as 8-bit RGB (--raw16 applies to greyscale)"] if options.raw16 else []
@@ -572,12 +552,10 @@ def _frames(ds: Any) -> Iterator[np.ndarray]:
     pydicom's frame iterator fails on a few files its whole-array path reads (e.g. JPEG 2000
     whose pixel representation disagrees with the header), so that path is the fallback.
     """
-    from pydicom.pixels import iter_pixels
-
     pixel = ds.get_item(0x7FE00010, keep_deferred=True)
     deferred = pixel is not None and getattr(pixel, "value", b"") is None and getattr(ds, "filename", None)
     # A deferred value (big file, see read_dataset) is decoded from the file one frame at a time.
-    it = iter_pixels(ds.filename if deferred else ds, as_rgb=True)
+    it = lut.iter_pixels(ds.filename if deferred else ds, as_rgb=True)
     try:
         first = next(it)
     except StopIteration:
