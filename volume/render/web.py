@@ -165,14 +165,14 @@ class WebView:
         state.frame = sc.frame
         state.n_frames = sc.source.n_frames
         state.status = v.status.GetInput()
-        state.interactive_ratio = interactive_ratio(sc.mode, sc.renderer.GetLastRenderTimeInSeconds())
+        state.interactive_ratio = interactive_ratio(sc.mode, sc.last_render_seconds)
 
         def after(action: Callable[[], None]) -> None:
             action()
             state.status = v.status.GetInput()
             state.win_width, state.win_level = float(v.wl[0]), float(v.wl[1])  # a right-drag moved them
             self.update()
-            state.interactive_ratio = interactive_ratio(sc.mode, sc.renderer.GetLastRenderTimeInSeconds())
+            state.interactive_ratio = interactive_ratio(sc.mode, sc.last_render_seconds)
 
         @state.change("mode", "preset", "iso_level")
         def _mode(mode: str, preset: str, iso_level: float, **_: Any) -> None:
