@@ -72,6 +72,11 @@ SLAB_MAX_BYTES = 1 << 30
 MIN_BOX_PIXELS = 1.5
 """A slab thinner than this on the screen (seen end-on, or far away) is not averaged."""
 
+AXIS_PIXELS = 0.25
+"""A slab whose screen direction strays less than this (pixels, over its length) from a row or a
+column is averaged along that row or column (exactly, by cumulative sums: the views and turntables
+of an axial series)."""
+
 
 def slab_axis(spacing: Sequence[float]) -> int | None:
     """The (slice, row, column) axis drawn as slabs: spacing >= :data:`SLAB_RATIO` x the finest other, or None."""
@@ -126,18 +131,40 @@ def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
 def box_along(image: np.ndarray, step: Sequence[float]) -> np.ndarray:
     """The mean of ``image`` over a segment ``step = (dx, dy)`` pixels long, centred on each pixel.
 
-    Samples at most one pixel apart (bilinear). A segment shorter than :data:`MIN_BOX_PIXELS`
-    returns ``image`` unchanged. ``image`` is 2D float.
+    Along a row or a column (within :data:`AXIS_PIXELS`) the exact mean of the pixels as constant
+    squares (:func:`box_along_axis`); otherwise samples at most one pixel apart (bilinear). A
+    segment shorter than :data:`MIN_BOX_PIXELS` returns ``image`` unchanged. ``image`` is 2D float.
     """
     dx, dy = float(step[0]), float(step[1])
     length = float(np.hypot(dx, dy))
     if length < MIN_BOX_PIXELS:
         return image
+    if abs(dx) <= AXIS_PIXELS:
+        return box_along_axis(image, length, axis=0)
+    if abs(dy) <= AXIS_PIXELS:
+        return box_along_axis(image, length, axis=1)
     taps = int(np.ceil(length)) + 1
     out = np.zeros_like(image)
     for t in (np.arange(taps) + 0.5) / taps - 0.5:
         out += shifted(image, t * dx, t * dy)
     return out / taps
+
+
+def box_along_axis(image: np.ndarray, length: float, axis: int) -> np.ndarray:
+    """The exact mean of ``image`` (pixels as constant unit squares, edges repeated) over
+    ``length`` pixels centred on each pixel, along ``axis`` (0: columns, 1: rows); cumulative sums."""
+    a = np.moveaxis(np.asarray(image, dtype=np.float64), axis, 0)
+    pad = int(np.ceil(length / 2)) + 1
+    p = np.concatenate([np.repeat(a[:1], pad, axis=0), a, np.repeat(a[-1:], pad, axis=0)])
+    total = np.concatenate([np.zeros((1, *a.shape[1:])), np.cumsum(p, axis=0)])  # integral up to each edge
+
+    def integral(t: np.ndarray) -> np.ndarray:
+        i = np.floor(t).astype(np.intp)
+        return total[i] + (t - i)[:, None] * p[np.minimum(i, len(p) - 1)]
+
+    centres = np.arange(a.shape[0]) + pad + 0.5
+    out = (integral(centres + length / 2) - integral(centres - length / 2)) / length
+    return np.moveaxis(out, 0, axis).astype(image.dtype)
 
 
 def convex_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -195,14 +222,20 @@ class ProjectionLayer:
         self.seconds = 0.0
         self._key: tuple[Any, ...] | None = None
         self._image: Any = None
-        self.rebuild()
+        self.image: Any = None
+        self.axis: int | None = None
         scene.layer = self
         self._observer = window.AddObserver("StartEvent", lambda *_: self.update())
         self.configure()
 
     # --- data ------------------------------------------------------------------------------------
     def rebuild(self) -> None:
-        """Build the slab copy of the scene's current volume (after a new frame)."""
+        """Forget the slab copy (a new frame): it is built again when a projection is drawn."""
+        self.image = None
+        self._key = None
+
+    def _build(self) -> None:
+        """Build the slab copy of the scene's current volume (see :func:`slab_volume`)."""
         vol = self.scene.vol
         self.axis = slab_axis(vol.spacing)
         self.copies = slab_copies(vol, self.axis)
@@ -210,7 +243,6 @@ class ProjectionLayer:
         self.image = to_vtk_image(self.slabs)
         self.mapper.SetInputData(self.image)
         self.volume.SetUserMatrix(vtk_matrix(index_matrix(self.slabs)))
-        self._key = None
 
     def configure(self) -> None:
         """Follow the scene's mode: blend mode, sampling and which of the two pictures is shown."""
@@ -231,10 +263,12 @@ class ProjectionLayer:
 
     # --- pictures --------------------------------------------------------------------------------
     def _state(self, size: tuple[int, int]) -> tuple[Any, ...]:
+        """What the picture depends on (rounded: a picture grab nudges the camera's view angle)."""
         cam = self.scene.renderer.GetActiveCamera()
-        return (size, cam.GetPosition(), cam.GetFocalPoint(), cam.GetViewUp(), cam.GetParallelScale(),
-                cam.GetViewAngle(), cam.GetParallelProjection(), self.scene.property.GetMTime(),
-                self.mapper.GetMTime(), self.image.GetMTime(), self.scene.mode)
+        numbers = (*cam.GetPosition(), *cam.GetFocalPoint(), *cam.GetViewUp(), cam.GetParallelScale(),
+                   cam.GetViewAngle(), *self.scene.ramp)
+        return (size, tuple(float(f"{v:.6g}") for v in numbers), cam.GetParallelProjection(), self.scene.mode,
+                self.mapper.GetBlendMode(), self.mapper.GetRequestedRenderMode(), id(self.image))
 
     def update(self) -> None:
         """Redraw the projection if anything it depends on changed (called as the main window starts a render)."""
@@ -243,6 +277,8 @@ class ProjectionLayer:
         w, h = self.main_window.GetSize()
         if w < 1 or h < 1:
             return
+        if self.image is None:
+            self._build()
         key = self._state((w, h))
         if key == self._key:
             return
@@ -256,6 +292,8 @@ class ProjectionLayer:
         from vtkmodules.vtkCommonCore import vtkUnsignedCharArray
 
         start = time.perf_counter()
+        if self.image is None:
+            self._build()
         w, h = int(size[0]), int(size[1])
         self.window.SetSize(w, h)
         corners = self.scene.world_corners

@@ -257,6 +257,7 @@ class Scene:
         self._surface_level: float | None = None
         self.mode = ""
         self.layer: Any = None  # a ProjectionLayer draws MIP/MinIP once attached to a window
+        self.ramp = (0.0, 1.0)  # (low, high) of the grey ramp or of the preset, set by set_mode
         self.set_mode(mode)
 
     # --- modes ---------------------------------------------------------------------------------
@@ -284,6 +285,7 @@ class Scene:
             low, high = self.window
         else:
             low, high = self.fitted.get(mode, self.data_range)
+        self.ramp = (float(low), float(high))
         if mode == "vr":
             points = PRESETS[self.preset].absolute_points(low, high)
             color, opacity = _transfer_functions(points)
