@@ -361,6 +361,13 @@ class Viewer:
         self.scene.fit_projection_window()
         self.render()
 
+    def set_preview(self, on: bool) -> None:
+        """Quick pictures (the sampling used while dragging; a MIP/MinIP drawn smaller and
+        stretched) or full ones. The web view shows a quick picture first, then the full one."""
+        rate = self.interactor.GetDesiredUpdateRate() if on else self.interactor.GetStillUpdateRate()
+        self.window.SetDesiredUpdateRate(rate)
+        self.layer.preview = bool(on)
+
     def screenshot(self) -> np.ndarray:
         """The window's current picture, ``(height, width, 3)`` uint8."""
         self._update_status()

@@ -72,6 +72,12 @@ SLAB_MAX_BYTES = 1 << 30
 MIN_BOX_PIXELS = 1.5
 """A slab thinner than this on the screen (seen end-on, or far away) is not averaged."""
 
+PREVIEW_SECONDS = 0.15
+"""Time a preview picture may take (see :attr:`ProjectionLayer.preview`)."""
+
+MIN_PREVIEW_SCALE = 0.35
+"""Smallest side scale of a preview picture."""
+
 AXIS_PIXELS = 0.25
 """A slab whose screen direction strays less than this (pixels, over its length) from a row or a
 column is averaged along that row or column (exactly, by cumulative sums: the views and turntables
@@ -220,6 +226,8 @@ class ProjectionLayer:
         self.texture = vtkTexture()
         self.texture.InterpolateOff()
         self.seconds = 0.0
+        self.full_seconds = 0.0
+        self.preview = False  # True: draw smaller pictures, stretched (the web view's first pictures)
         self._key: tuple[Any, ...] | None = None
         self._image: Any = None
         self.image: Any = None
@@ -279,12 +287,25 @@ class ProjectionLayer:
             return
         if self.image is None:
             self._build()
-        key = self._state((w, h))
+        key = (*self._state((w, h)), self.preview)
         if key == self._key:
             return
-        grey = self.picture((w, h))
+        if self.preview:
+            scale = self.preview_scale()
+            grey = self.picture((max(1, round(w * scale)), max(1, round(h * scale))))
+        else:
+            grey = self.picture((w, h))
+            self.full_seconds = self.seconds
+        self.texture.SetInterpolate(grey.shape != (h, w))  # a preview is stretched smoothly
         self._show(grey)
         self._key = key
+
+    def preview_scale(self) -> float:
+        """Side scale of a preview: its rays take about :data:`PREVIEW_SECONDS` (at least
+        :data:`MIN_PREVIEW_SCALE`; that before any full picture was timed)."""
+        if self.full_seconds <= 0:
+            return MIN_PREVIEW_SCALE
+        return float(min(1.0, max(MIN_PREVIEW_SCALE, (PREVIEW_SECONDS / self.full_seconds) ** 0.5)))
 
     def picture(self, size: tuple[int, int]) -> np.ndarray:
         """The projection as the camera sees it: ``(height, width)`` float grey levels 0..255, first row at the bottom."""

@@ -86,12 +86,14 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: PresetName | 
 
 
 def view(path: Path, *, mode: Mode, preset: PresetName | None, level: float | None, window: str | None, size: str,
-         screenshots: Path, mapper: MapperName, web: bool, host: str, port: int, keep_phi: bool, series: str | None,
+         screenshots: Path, mapper: MapperName, web: bool, local: bool, host: str, port: int, keep_phi: bool, series: str | None,
          frame: int, allow_gaps: bool, max_memory: str | None) -> None:
     """``volume view``: the interactive window (or with ``--web``, :func:`serve`)."""
     wh = parse_size(size)
+    if local and not web:
+        raise UsageError("--local is an option of the web view: add --web (or use `volume serve --local`)")
     if web:
-        serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, host=host, port=port,
+        serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, local=local, host=host, port=port,
               keep_phi=keep_phi, series=series, frame=frame, allow_gaps=allow_gaps, max_memory=max_memory)
         return
     if not screenshots.is_dir():
@@ -111,7 +113,7 @@ def view(path: Path, *, mode: Mode, preset: PresetName | None, level: float | No
 
 
 def serve(path: Path, *, mode: Mode, preset: PresetName | None, level: float | None, window: str | None,
-          mapper: MapperName, host: str, port: int, keep_phi: bool, series: str | None, frame: int,
+          mapper: MapperName, local: bool, host: str, port: int, keep_phi: bool, series: str | None, frame: int,
           allow_gaps: bool, max_memory: str | None) -> None:
     """``volume serve`` (and ``volume view --web``): the view as a web page until Ctrl-C."""
     try:
@@ -126,7 +128,7 @@ def serve(path: Path, *, mode: Mode, preset: PresetName | None, level: float | N
     vol = load_series(path, series, frame, allow_gaps, max_memory)
     web_view = build_web_view(
         vol, mode=mode.value, preset=preset.value if preset else None, level=level, window=_window(window),
-        frame=frame, mapper=mapper.value, keep_phi=keep_phi,
+        frame=frame, mapper=mapper.value, keep_phi=keep_phi, local=local,
     )
     token = make_token()
 
