@@ -282,6 +282,25 @@ def test_slice_planes_over_a_mip_are_outlines_that_cut_nothing(tilted_head):
         viewer.close()
 
 
+def test_a_preview_projection_is_drawn_smaller_and_stretched(tilted_head):
+    """The web view's quick first picture: fewer rays, the picture stretched smoothly (not blocks)."""
+    from volume.render.interactive import build_viewer
+
+    viewer = build_viewer(tilted_head, mode="mip", size=SIZE, offscreen=True, help_text=False)
+    try:
+        full = viewer.screenshot()
+        assert viewer.layer.texture.GetInput().GetDimensions()[:2] == SIZE
+        viewer.set_preview(True)
+        quick = viewer.screenshot()
+        w, h, _ = viewer.layer.texture.GetInput().GetDimensions()
+        assert w < SIZE[0] and h < SIZE[1]
+        assert np.abs(quick.astype(int) - full.astype(int)).mean() < 12  # the same picture, softer
+        viewer.set_preview(False)
+        assert np.array_equal(viewer.screenshot(), full)
+    finally:
+        viewer.close()
+
+
 # --- the parts -----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..volume import Volume
+from .offscreen import new_offscreen_window
 from .scene import Scene, index_matrix, to_vtk_image, vtk_matrix
 
 LOCAL_MAX_VOXELS = 10_000_000
@@ -82,14 +83,13 @@ class LocalScene:
     """
 
     def __init__(self, scene: Scene, outlines: list[Any]) -> None:
-        import vtkmodules.vtkRenderingOpenGL2  # noqa: F401 - registers the OpenGL implementations
-        import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
-        from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow, vtkVolume
+        import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401 - registers the OpenGL implementations
+        from vtkmodules.vtkRenderingCore import vtkRenderer, vtkVolume
         from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkOpenGLGPUVolumeRayCastMapper
 
         self.scene = scene
-        self.window = vtkRenderWindow()
-        self.window.SetOffScreenRendering(1)  # never rendered here: vtk.js draws it
+        self.window = new_offscreen_window()  # never rendered here: vtk.js draws it
+        self.window.SetOffScreenRendering(1)
         self.renderer = vtkRenderer()
         self.renderer.SetBackground(*scene.renderer.GetBackground())
         self.window.AddRenderer(self.renderer)

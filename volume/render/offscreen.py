@@ -101,7 +101,7 @@ class CornerCube:
         self.renderer.ResetCamera()
 
 
-def _new_offscreen_window() -> Any:
+def new_offscreen_window() -> Any:
     """EGL directly when there is no X display (the generic factory would try X first and warn)."""
     import vtkmodules.vtkRenderingOpenGL2 as gl
     from vtkmodules.vtkRenderingCore import vtkRenderWindow
@@ -115,7 +115,7 @@ def _new_offscreen_window() -> Any:
 
 def offscreen_window(renderer: Any, size: tuple[int, int]) -> Any:
     """A ``vtkRenderWindow`` rendering offscreen (EGL/OSMesa, or an unmapped X window) at ``size``."""
-    window = _new_offscreen_window()
+    window = new_offscreen_window()
     window.SetOffScreenRendering(1)
     window.SetMultiSamples(0)
     window.SetSize(int(size[0]), int(size[1]))
@@ -233,6 +233,9 @@ def render(
     mapper: str = "auto",
 ) -> np.ndarray:
     """Render ``vol`` offscreen: ``(height, width, 3)`` uint8 picture.
+
+    ``mip`` and ``minip`` are drawn by the :class:`~volume.render.projection.ProjectionLayer`: the
+    2D projection's picture seen from the front (the maximum first, the interpolation after).
 
     See :class:`~volume.render.scene.Scene` for ``mode``, ``preset``, ``level``, ``window`` and
     :meth:`~volume.render.scene.Scene.set_view` for ``view``, ``azimuth``, ``elevation``.

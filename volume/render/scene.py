@@ -468,7 +468,8 @@ class Scene:
         parallel: bool = True,
         aspect: float | None = None,
     ) -> None:
-        """Point the camera at the volume's centre from ``view`` (see :data:`VIEWS`).
+        """Point the camera at the volume's centre from ``view`` (see :data:`VIEWS`; the direction and
+        view-up follow the volume's own axes when within :data:`SNAP_DEG`, :meth:`own_axis`).
 
         ``azimuth`` turns the camera about the view-up axis (degrees, counter-clockwise seen from
         above the up direction), ``elevation`` tilts it up. ``parallel`` uses an orthographic

@@ -5,7 +5,10 @@ picture is rendered **on the server** by the very :class:`~volume.render.interac
 ``volume view`` opens as a window, here with an offscreen render window (EGL, OSMesa or an unmapped
 X window, as ``volume render``): same scene, planes, orientation cube, status line, keys' actions.
 The browser receives JPEG pictures and sends mouse events back (trame-vtk's remote view), so the
-data never leave the server and the desktop and the browser cannot disagree.
+data never leave the server and the desktop and the browser cannot disagree. The page shows a
+quick picture first and the full one when requests settle (:func:`progressive_delivery`); it is
+plain HTML (:mod:`volume.render.webpage`). With ``local`` the browser draws the view itself
+(vtk.js, WebGL) from a reduced copy of the scene (:mod:`volume.render.local`).
 
 Security, as Jupyter does it:
 
@@ -14,7 +17,7 @@ Security, as Jupyter does it:
   cookie the first request with it set) gets 403 Forbidden, the websocket included;
 * the page and its title carry no patient identity unless ``keep_phi``.
 
-trame, trame-vtk and trame-vuetify (the ``web`` extra) are imported inside functions only.
+trame and trame-vtk (the ``web`` extra) are imported inside functions only.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ LOCAL_HELP = ("Left-drag turns, wheel or right-drag zooms, middle-drag pans. The
 MODE_LABELS: Mapping[str, str] = {"vr": "Volume", "mip": "MIP", "minip": "MinIP", "iso": "Surface"}
 """Button labels of the modes (same order as :data:`~volume.render.scene.MODES`)."""
 
-WEB_EXTRA_HINT = "the web view needs the 'web' extra: pip install 'volume[web]' (trame, trame-vtk, trame-vuetify)"
+WEB_EXTRA_HINT = "the web view needs the 'web' extra: pip install 'volume[web]' (trame, trame-vtk)"
 """The one line printed when trame is missing."""
 
 
