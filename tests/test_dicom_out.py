@@ -140,7 +140,8 @@ def test_single_slice_to_dcm_file(tmp_path):
     ds = pydicom.dcmread(path)
     assert float(ds.SliceThickness) == 40.0 and "SpacingBetweenSlices" not in ds
     x, y, z = (np.array(ds.ImagePositionPatient, float))
-    assert float(ds.pixel_array[0, 0]) * float(ds.RescaleSlope) + float(ds.RescaleIntercept) == pytest.approx(
+    slope, intercept = float(ds.get("RescaleSlope", 1.0)), float(ds.get("RescaleIntercept", 0.0))
+    assert float(ds.pixel_array[0, 0]) * slope + intercept == pytest.approx(
         linear_field(x, y, z), abs=0.02
     )
     with pytest.raises(OutputExistsError):
@@ -214,3 +215,28 @@ def test_dcm2niix_reads_same_grid(tmp_path):
     expected = linear_field(lps[..., 0], lps[..., 1], lps[..., 2])
     np.testing.assert_allclose(data, expected, atol=0.05)
     assert sorted(data.shape) == sorted(vol.shape)
+
+
+def test_mr_modality_lut_only_when_values_need_it(tmp_path):
+    """The MR IOD has no Modality LUT: integer MR values go without one; fractional ones keep the slope."""
+    ints = synthetic_volume(shape=(2, 4, 5), dtype=np.int16, field_fn=lambda x, y, z: np.rint(100 + x + 2 * y))
+    ds = pydicom.dcmread(write_dicom_series(ints, tmp_path / "ints")[0])
+    assert "RescaleSlope" not in ds and "RescaleIntercept" not in ds and "RescaleType" not in ds
+    assert_same_grid(volume.load(tmp_path / "ints"), ints, atol=0)
+    floats = synthetic_volume(shape=(2, 4, 5), dtype=np.float32)
+    ds = pydicom.dcmread(write_dicom_series(floats, tmp_path / "floats")[0])
+    assert float(ds.RescaleSlope) < 1 and ds.RescaleType == "US"
+    ct = synthetic_volume(shape=(2, 4, 5), dtype=np.int16, meta={"modality": "CT"})
+    ds = pydicom.dcmread(write_dicom_series(ct, tmp_path / "ct")[0])
+    assert float(ds.RescaleSlope) == 1.0 and ds.RescaleType == "HU"  # Type 1 in CT images
+
+
+def test_notes_go_to_the_log_without_a_warn_callback(tmp_path, caplog):
+    meta = {"modality": "MR", "acquisition": {"ProtocolName": "p" * 70, "ScanningSequence": "GR", "SequenceVariant": "SP"}}
+    vol = synthetic_volume(shape=(1, 4, 5), meta=meta)
+    with caplog.at_level("WARNING", logger="volume.io.dicom_out"):
+        write_dicom_series(vol, tmp_path / "x.dcm")
+    assert [r.getMessage() for r in caplog.records] == ["DICOM output x.dcm: ProtocolName (LO): 70 characters, cut to 64"]
+    said: list[str] = []
+    write_dicom_series(vol, tmp_path / "y.dcm", warn=said.append)
+    assert said == ["DICOM output y.dcm: ProtocolName (LO): 70 characters, cut to 64"]

@@ -427,11 +427,14 @@ def test_dicom_outputs_with_keep_phi_join_their_study(source, tmp_path, capfd, c
     code, stdout, stderr = run(DICOM_RUNS[command](source["root"] / "a", tmp_path) + ["--keep-phi"], capfd)
     assert code == 0, stderr
     assert found(source["secrets"], None, stdout, stderr) == []  # streams never carry identity
+    # the PatientSex marker is none of M, F, O (its enumerated values): left out (empty, Type 2), said so
+    assert "PatientSex (CS): not one of its enumerated values, left out" in stderr
     for p in sorted(tmp_path.rglob("*.dcm")):
         ds = pydicom.dcmread(p)
         assert ds.PatientIdentityRemoved == "NO" and "DeidentificationMethod" not in ds
         for keyword in set(phi.CARRIED) - IDENTITY_NOT_COPIED:
-            assert str(ds.data_element(keyword).value) == IDENTITY[keyword], keyword
+            expected = "" if keyword == "PatientSex" else IDENTITY[keyword]
+            assert str(ds.data_element(keyword).value) == expected, keyword
         assert ds.SeriesInstanceUID != IDENTITY["SeriesInstanceUID"]  # a new series of the same study
 
 

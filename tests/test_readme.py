@@ -109,7 +109,7 @@ def test_readme_shows_the_two_set_up_commands_and_a_dwi_conversion() -> None:
     assert re.search(r"<!-- test-command -->\n```bash\npip install -e \"\.\[[^\]]*\bdocs\b[^\]]*\]\" && "
                      r"python -m pytest -q -p no:cacheprovider\n```\n<!-- /test-command -->", text)
     tour = [b for b in blocks(README) if b.lang == "console" and not b.marker]
-    assert any(len(b.lines) == 10 and all(line.startswith("$ volume ") for line in b.lines) for b in tour)
+    assert any(len(b.lines) == 11 and all(line.startswith("$ volume ") for line in b.lines) for b in tour)
     transcripts = [b for b in blocks(README) if b.marker == "<!-- transcript -->"]
     shown = "\n".join(line for b in transcripts for line in b.lines)
     assert ".bval" in shown and ".bvec" in shown and "$ volume convert" in shown

@@ -30,7 +30,7 @@ LIGHT = {"volume", "volume.choices", "volume.conventions", "volume.errors", "vol
 
 #: Declaration modules split from their work (where the work imports its modules:
 #: tests/test_design.py checks every module but these).
-DECLARATIONS = ("inspect", "mip", "render", "reslice", "convert", "png", "index", "sample")
+DECLARATIONS = ("inspect", "mip", "render", "reslice", "convert", "png", "index", "sample", "bids")
 
 #: The comment on every lazy import of a work module, word for word.
 WORK_COMMENT = "# the work imports numpy and the library: only when the command runs"

@@ -96,6 +96,10 @@ EXTRA: dict[str, tuple[int, str]] = {
     "ReceivingApplicationEntityTitle": (0x00020018, "names a station"),
 }
 
+#: Retained attributes a dataset made to be shared leaves out all the same without ``--keep-phi``
+#: (``volume bids``: no acquisition time leaves by default, neither in sidecars nor in scans.tsv).
+WITHHELD_FROM_DATASETS: tuple[str, ...] = ("AcquisitionTime",)
+
 IDENTITY_KEYWORDS: frozenset[str] = frozenset((set(BASIC_PROFILE) | set(EXTRA)) - set(RETAINED))
 """Every keyword that is identity by name (dates by VR and private elements come on top)."""
 

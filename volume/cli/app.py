@@ -235,11 +235,11 @@ LISTING_COMMANDS = frozenset({None, "ls", "info"})
 
 
 #: Command modules, in the order ``volume --help`` lists their commands.
-COMMAND_MODULES = ("inspect", "convert", "mip", "reslice", "render", "png", "index", "sample")
+COMMAND_MODULES = ("inspect", "convert", "bids", "mip", "reslice", "render", "png", "index", "sample")
 
 #: The module that registers each command.
 COMMANDS = {
-    "ls": "inspect", "info": "inspect", "convert": "convert", "mip": "mip", "reslice": "reslice",
+    "ls": "inspect", "info": "inspect", "convert": "convert", "bids": "bids", "mip": "mip", "reslice": "reslice",
     "render": "render", "view": "render", "serve": "render", "mesh": "render", "png": "png", "index": "index",
     "sample": "sample",
 }

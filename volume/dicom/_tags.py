@@ -93,6 +93,8 @@ TAGS: dict[str, tuple[int, str]] = {
     "ImagePositionPatient": (0x00200032, "DS"),
     "ImageOrientationPatient": (0x00200037, "DS"),
     "FrameOfReferenceUID": (0x00200052, "UI"),
+    "Laterality": (0x00200060, "CS"),
+    "ImageLaterality": (0x00200062, "CS"),
     "TemporalPositionIdentifier": (0x00200100, "IS"),
     "SamplesPerPixel": (0x00280002, "US"),
     "PhotometricInterpretation": (0x00280004, "CS"),

@@ -9,6 +9,7 @@ loaded values are the same numbers.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -32,10 +33,15 @@ class DicomSource:
         A stack from :func:`volume.scan`.
     scaling
         ``"precise"`` or ``"display"`` values for Philips images (:mod:`volume.dicom.scaling`).
+    frame_interval
+        Seconds between the volumes of a 4D stack, where the caller knows better than the header's
+        RepetitionTime (``volume convert`` passes the sidecar's, so a NIfTI's time step and its
+        sidecar's RepetitionTime agree, as BIDS checks); None: the header's.
     """
 
-    def __init__(self, stack: Stack, scaling: str = DEFAULT_SCALING) -> None:
+    def __init__(self, stack: Stack, scaling: str = DEFAULT_SCALING, frame_interval: float | None = None) -> None:
         self.stack = vendor_scaling(stack, scaling)
+        self.frame_interval = frame_interval
 
     def __repr__(self) -> str:
         return f"DicomSource({self.stack!r})"
@@ -73,7 +79,10 @@ class DicomSource:
 
     @cached_property
     def meta(self) -> Mapping[str, Any]:
-        return stack_meta(self.stack)
+        meta = stack_meta(self.stack)
+        if self.frame_interval and self.stack.n_frames > 1:
+            meta = {**meta, "frame_interval_s": float(self.frame_interval)}
+        return meta
 
     @cached_property
     def values(self) -> ValueRule:
@@ -111,8 +120,11 @@ class DicomSource:
 
     def load(self, *, allow_gaps: bool = False, max_bytes: int | None = None,
              progress: Callable[[int], None] | None = None) -> Volume:
-        return load_stack(self.stack, allow_gaps=allow_gaps,
-                          max_bytes=DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, progress=progress)
+        vol = load_stack(self.stack, allow_gaps=allow_gaps,
+                         max_bytes=DEFAULT_MAX_BYTES if max_bytes is None else max_bytes, progress=progress)
+        if self.frame_interval and vol.is_4d:
+            vol = replace(vol, meta={**vol.meta, "frame_interval_s": float(self.frame_interval)})
+        return vol
 
 
 def as_source(item: Stack | DicomSource | Any, scaling: str = DEFAULT_SCALING) -> Any:

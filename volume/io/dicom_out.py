@@ -19,6 +19,13 @@ DeidentificationMethodCodeSequence (DCM 113100), LongitudinalTemporalInformation
 including StudyInstanceUID and FrameOfReferenceUID, so the series joins its study, and the file
 says what the source said: PatientIdentityRemoved ``NO``, or the source's ``YES`` and method.
 
+The files hold what their IOD asks (MR or CT Image, or Secondary Capture): every Type 1 and
+Type 2 attribute of its modules (Type 2 empty when the source does not say), only the source
+attributes that IOD holds (:data:`COPIED_BY_SOP_CLASS`), and the conditional ones by their
+conditions; each value copied from the source fits its VR (:mod:`volume.io.dicom_vr`), and what
+had to be cut or left out is said (``warn``, DeidentificationMethod). David Clunie's ``dciodvfy``
+finds no error in them (``tests/test_dicom_validate.py``).
+
 Writes are atomic: the files go into a temporary folder beside ``out`` which is renamed onto
 ``out`` at the end; a failure leaves nothing behind.
 """
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
 import os
 import shutil
 import tempfile
@@ -42,6 +50,7 @@ from ..ops.window import auto_window
 from ..phi import PROFILE_CODE, RETAINED, deidentification_method
 from ..volume import Volume
 from .atomic import TEMP_PREFIX, atomic_output, check_writable
+from .dicom_vr import cut_text, fit_value, utf8_length
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 """SOP Class UID of CT Image Storage (used when the source modality is CT)."""
@@ -80,36 +89,41 @@ WINDOW_SAMPLE = 1_000_000
 #: it has its own series UID and dates.
 IDENTITY_NOT_COPIED = frozenset({"SeriesInstanceUID", "SeriesDate", "AcquisitionDate"})
 
+IMAGE_TYPE_OTHER = "OTHER"
+"""ImageType value 3 when the caller names none (CT and MR images require one; OTHER is a defined term)."""
+
 LONGITUDINAL_REMOVED = "REMOVED"
 """LongitudinalTemporalInformationModified (0028,0303) of a file written without identity: no date or time."""
 
-#: Acquisition fields copied from the source: they still describe the data. None is identity but
-#: ProtocolName, which :mod:`volume.phi` retains (a descriptor, kept as it was).
-ACQUISITION_COPIED = (
-    "Manufacturer",
-    "ManufacturerModelName",
-    "ProtocolName",
-    "BodyPartExamined",
-    "PatientPosition",
-    "EchoTime",
-    "RepetitionTime",
-    "InversionTime",
-    "FlipAngle",
-    "MagneticFieldStrength",
-    "ScanningSequence",
-    "SequenceVariant",
-    "SequenceName",
-    "MRAcquisitionType",
-    "ImagingFrequency",
-    "EchoTrainLength",
-    "KVP",
-    "ConvolutionKernel",
+#: Source attributes every output copies (General Series, General Equipment, General Image). None is
+#: identity but ProtocolName, which :mod:`volume.phi` retains (a descriptor, kept as it was).
+GENERAL_COPIED = (
+    "Manufacturer", "ManufacturerModelName", "ProtocolName", "BodyPartExamined", "PatientPosition",
+    "ImageLaterality",
 )
+
+#: Source attributes of the MR Image module, copied into MR outputs only (other IODs do not hold them).
+MR_COPIED = (
+    "ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "SequenceName",
+    "EchoTime", "RepetitionTime", "InversionTime", "EchoTrainLength", "FlipAngle",
+    "MagneticFieldStrength", "ImagingFrequency",
+)
+
+#: Source attributes of the CT Image module, copied into CT outputs only.
+CT_COPIED = ("KVP", "ConvolutionKernel")
+
+#: What each SOP Class written copies from its source's acquisition fields.
+COPIED_BY_SOP_CLASS = {
+    MR_IMAGE_STORAGE: GENERAL_COPIED + MR_COPIED,
+    CT_IMAGE_STORAGE: GENERAL_COPIED + CT_COPIED,
+    SECONDARY_CAPTURE_STORAGE: GENERAL_COPIED,
+}
 
 #: Type 1 attributes of the MR Image module and a neutral value when the source lacks them.
 MR_REQUIRED_DEFAULTS = {"ScanningSequence": "RM", "SequenceVariant": "NONE"}
 
-#: Type 2 attributes (present, may be empty) of the patient, study, series and image modules.
+#: Type 2 attributes (present, empty when unknown) of the Patient, General Study, General Series,
+#: General Equipment, Frame of Reference and General Image modules: every output has them.
 TYPE2_EMPTY = (
     "PatientName",
     "PatientID",
@@ -120,11 +134,41 @@ TYPE2_EMPTY = (
     "ReferringPhysicianName",
     "StudyID",
     "AccessionNumber",
+    "SeriesNumber",
     "Manufacturer",
     "PositionReferenceIndicator",
     "AcquisitionNumber",
-    "Laterality",
 )
+
+#: Type 2 (and 2C attributes whose condition always holds) of each IOD beyond :data:`TYPE2_EMPTY`:
+#: PatientPosition (General Series, 2C: required for CT and MR Image Storage), and the MR and CT
+#: Image modules' own.
+TYPE2_BY_SOP_CLASS = {
+    MR_IMAGE_STORAGE: ("PatientPosition", "ScanOptions", "MRAcquisitionType", "EchoTime", "EchoTrainLength"),
+    CT_IMAGE_STORAGE: ("PatientPosition", "KVP"),
+    SECONDARY_CAPTURE_STORAGE: (),
+}
+
+#: Body Part Examined values of unpaired structures (PS3.16 Annex L, as dciodvfy applies it): for
+#: these, Laterality (0020,0060) must be absent. For any other body part, or none, the General
+#: Series module requires it (Type 2C), so it is written, empty when the source does not say.
+UNPAIRED_BODY_PARTS = frozenset("""
+    ABDOMEN ABDOMENPELVIS AORTA BLADDER BRAIN CEREBELLUM CERVIX CHEST CHESTABDOMEN CHESTABDPELVIS
+    CIRCLEOFWILLIS COCCYX COLON CORONARYARTERY CSPINE CTSPINE DUODENUM ESOPHAGUS FACE GALLBLADDER
+    HEAD HEADNECK HEART ILEUM ILIUM JAW JEJUNUM LARYNX LIVER LSPINE LSSPINE MAXILLA MEDIASTINUM
+    MOUTH NECK NECKCHEST NECKCHESTABDOMEN NECKCHESTABDPELV NOSE PANCREAS PELVIS PENIS PHARYNX
+    PROSTATE RECTUM SCALP SKULL SPINE SPLEEN SSPINE STERNUM STOMACH THYMUS THYROID TLSPINE TONGUE
+    TRACHEA TSPINE URETER URETHRA UTERUS VAGINA VULVA WHOLEBODY
+""".split())
+
+ORIENTATION_LETTERS = (("R", "L"), ("A", "P"), ("F", "H"))
+"""PatientOrientation letters of the -/+ LPS axes (x: right/left, y: anterior/posterior, z: feet/head)."""
+
+ORIENTATION_LETTER_MIN = 1e-4
+"""A direction cosine must exceed this to add its letter to a PatientOrientation value."""
+
+DEIDENTIFICATION_NOTE = {"changed": "{keyword}: changed to fit its VR", "dropped": "{keyword}: left out, unfit for its VR"}
+"""What DeidentificationMethod says of a copied value volume changed (one value per attribute)."""
 
 
 def dicom_geometry(affine: np.ndarray) -> tuple[list[float], tuple[float, float], float]:
@@ -237,12 +281,129 @@ def _ds(value: float) -> str:
     return format_number_as_ds(v)
 
 
-def _set(ds: Any, keyword: str, value: Any) -> None:
-    """Set ``keyword`` unless the value does not suit its VR (a source field in an odd form)."""
-    try:
-        setattr(ds, keyword, value)
-    except (TypeError, ValueError, OverflowError):
+class _Header:
+    """The attributes every file of one output shares, each fitted to its VR, and notes on what changed.
+
+    ``values`` keeps insertion order (keyword -> value written); ``notes`` holds one
+    ``(keyword, message, kind)`` per change: ``kind`` is ``"changed"``, ``"dropped"`` (the value did
+    not fit its VR) or ``"iod"`` (left out: the IOD does not allow it here).
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.notes: list[tuple[str, str, str]] = []
+
+    def put(self, keyword: str, value: Any, *, type2: bool = False) -> None:
+        """Set ``keyword`` to ``value`` fitted to its VR; when it cannot fit, leave it out (``type2``: empty)."""
+        fitted, note = fit_value(keyword, value)
+        if note:
+            self.notes.append((keyword, note, "dropped" if fitted is None else "changed"))
+        if fitted is None:
+            if not type2:
+                self.values.pop(keyword, None)
+                return
+            fitted = ""
+        self.values[keyword] = fitted
+
+    def ensure(self, keyword: str) -> None:
+        """Make a Type 2 attribute present: empty unless it already has a value."""
+        self.values.setdefault(keyword, "")
+
+    def drop(self, keyword: str, why: str) -> None:
+        """Leave out an attribute the IOD does not allow here; note it when it held a value other than 0."""
+        value = self.values.pop(keyword, None)
+        try:
+            said = float(value) != 0  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            said = value not in (None, "", [])
+        if said:
+            self.notes.append((keyword, f"{keyword}: left out, {why}", "iod"))
+
+    def new_uid(self, keyword: str, source: Mapping[str, Any]) -> None:
+        """A new UID for a Type 1 UID attribute the source does not give (or gives unfit: said)."""
+        from pydicom.uid import generate_uid
+
+        if self.values.get(keyword):
+            return
+        self.values[keyword] = generate_uid()
+        if source.get(keyword):
+            self.notes.append((keyword, f"{keyword}: a new UID written in place of the source's", "iod"))
+
+    def text(self, keyword: str) -> set[str]:
+        """The values of a code string attribute, as a set of upper-case strings."""
+        v = self.values.get(keyword)
+        items = v if isinstance(v, list) else [v]
+        return {str(x).strip().upper() for x in items if x not in (None, "")}
+
+
+def _copy_acquisition(h: _Header, sop_class: str, acquisition: Mapping[str, Any]) -> None:
+    """The source's acquisition fields that ``sop_class``'s IOD holds, Type 2 ones empty when unknown."""
+    for kw in COPIED_BY_SOP_CLASS[sop_class]:
+        if kw in acquisition:
+            h.put(kw, acquisition[kw])
+    for kw in TYPE2_BY_SOP_CLASS[sop_class]:
+        h.ensure(kw)
+    if sop_class == MR_IMAGE_STORAGE:
+        _mr_conditions(h)
+    _laterality(h, acquisition)
+
+
+def _mr_conditions(h: _Header) -> None:
+    """The MR Image module's Type 1 defaults and its conditional attributes (PS3.3 C.8.3.1)."""
+    for kw, default in MR_REQUIRED_DEFAULTS.items():
+        if not h.values.get(kw):
+            h.values[kw] = default
+            h.notes.append((kw, f"{kw}: the source gives none that fits (Type 1 in MR images): written as {default}", "iod"))
+    sequence, variant = h.text("ScanningSequence"), h.text("SequenceVariant")
+    if "IR" in sequence:
+        h.ensure("InversionTime")
+    else:
+        h.drop("InversionTime", "the MR Image IOD allows it only when ScanningSequence includes IR")
+    if not ("EP" in sequence and "SK" not in variant):
+        h.ensure("RepetitionTime")
+
+
+def _laterality(h: _Header, acquisition: Mapping[str, Any]) -> None:
+    """Laterality (General Series, Type 2C): required unless the body part is unpaired or ImageLaterality says it."""
+    source = acquisition.get("Laterality")
+    body = h.text("BodyPartExamined")
+    if body and body <= UNPAIRED_BODY_PARTS:
+        if source:
+            h.notes.append(("Laterality", "Laterality: left out, BodyPartExamined is an unpaired structure", "iod"))
         return
+    if source:
+        h.put("Laterality", source)
+    if not h.values.get("ImageLaterality"):
+        h.ensure("Laterality")
+
+
+def patient_orientation(iop: Sequence[float]) -> list[str]:
+    """PatientOrientation (0020,0020) of an image plane: the letters of its row and column directions.
+
+    Each value names the patient directions a direction cosine vector points to, the largest
+    component first (``L``/``R``, ``P``/``A``, ``H``/``F``), e.g. ``["L", "P"]`` for an axial image.
+    """
+    return [_direction_letters(iop[:3]), _direction_letters(iop[3:6])]
+
+
+def _direction_letters(direction: Sequence[float]) -> str:
+    v = [float(x) for x in direction]
+    order = sorted(range(3), key=lambda i: -abs(v[i]))
+    return "".join(ORIENTATION_LETTERS[i][int(v[i] > 0)] for i in order if abs(v[i]) > ORIENTATION_LETTER_MIN)
+
+
+def _description(base: str, suffix: str, h: _Header) -> str:
+    """``base suffix``: the source's description cut, when needed, so that volume's suffix fits LO."""
+    base_fit, note = fit_value("SeriesDescription", base) if base else ("", "")
+    base_fit = str(base_fit or "")
+    room = max(LO_MAX - utf8_length(suffix) - 1, 0) if suffix else LO_MAX
+    if utf8_length(base) > room:
+        note = (f"SeriesDescription (LO): the source's description ({len(base)} characters) cut to {room} bytes"
+                + (f" so that '{suffix}' fits" if suffix else ""))
+        base_fit = cut_text(base_fit, room)
+    if note:
+        h.notes.append(("SeriesDescription", note, "changed"))
+    return " ".join(x for x in (base_fit, suffix) if x)
 
 
 def _provenance(keep_identity: bool, acquisition: Mapping[str, Any], *, description_from_source: bool) -> dict[str, Any]:
@@ -261,6 +422,48 @@ def _provenance(keep_identity: bool, acquisition: Mapping[str, Any], *, descript
     from_source = {"SeriesDescription": description_from_source, "ProtocolName": "ProtocolName" in acquisition}
     retained = tuple(kw for kw in RETAINED if from_source.get(kw))
     return {"PatientIdentityRemoved": "YES", "DeidentificationMethod": deidentification_method(__version__, retained)}
+
+
+def _modality(meta: Mapping[str, Any], h: _Header) -> str:
+    """Modality (Type 1) of the output: the source's, upper-cased; ``OT`` when it has none or it is no CS."""
+    source = str(meta.get("modality") or "").strip().upper()
+    if not source:
+        return "OT"
+    fitted, note = fit_value("Modality", source)
+    if fitted:
+        return str(fitted)
+    h.notes.append(("Modality", f"{note}; written as OT", "dropped"))
+    return "OT"
+
+
+def _derived_number(meta: Mapping[str, Any]) -> int:
+    """SeriesNumber of a derived series: the source's + :data:`DERIVED_SERIES_OFFSET` (that alone when unknown)."""
+    try:
+        return int(meta.get("series_number")) + DERIVED_SERIES_OFFSET  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DERIVED_SERIES_OFFSET
+
+
+def _report(h: _Header, out: Path, *, keep_identity: bool, warn: Callable[[str], None] | None) -> None:
+    """Say what was changed to fit: one line each to ``warn`` (or the log) and, without identity, in the file.
+
+    Without identity the file's DeidentificationMethod (volume's own) gains one value per attribute
+    cut or left out to fit its VR; with identity the file says what the source said, so the log
+    alone tells.
+    """
+    if not h.notes:
+        return
+    say = warn if warn is not None else logging.getLogger(__name__).warning
+    for _, message, _ in h.notes:
+        say(f"DICOM output {out.name}: {message}")
+    method = h.values.get("DeidentificationMethod")
+    if keep_identity or not isinstance(method, list):
+        return
+    for keyword, _, kind in h.notes:
+        template = DEIDENTIFICATION_NOTE.get(kind)
+        if template:
+            method.append(cut_text(template.format(keyword=keyword), LO_MAX))
+    h.values["DeidentificationMethod"] = list(dict.fromkeys(method))
 
 
 def _default_window(values: np.ndarray) -> tuple[float, float]:
@@ -320,6 +523,7 @@ def write_dicom_series(
     force: bool = False,
     source_meta: Mapping[str, Any] | None = None,
     description: str | None = None,
+    description_suffix: str = "derived",
     series_number: int | None = None,
     derived_from: str | None = None,
     keep_identity: bool = False,
@@ -327,8 +531,15 @@ def write_dicom_series(
     slice_thickness: float | None = None,
     window: tuple[float, float] | None = None,
     progress: Callable[[int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write ``vol`` as a new DICOM series; return the written file paths in slice order.
+
+    The files hold the modules of their IOD (MR or CT Image Storage when the source is MR or CT,
+    Secondary Capture otherwise and for colour), with every Type 1 and Type 2 attribute (Type 2
+    empty when unknown) and the conditional ones their conditions ask for; values copied from the
+    source are fitted to their VR (:mod:`volume.io.dicom_vr`). ``dciodvfy`` finds no error in
+    them (``tests/test_dicom_validate.py``).
 
     Parameters
     ----------
@@ -344,7 +555,10 @@ def write_dicom_series(
         Metadata of the source (modality, identity, acquisition, series number/description);
         defaults to ``vol.meta``.
     description
-        SeriesDescription (default: the source description + ``" derived"``), at most 64 characters.
+        SeriesDescription (LO: cut to 64 bytes with a note when longer). Default: the source's
+        description and ``description_suffix``, the source's part cut so that the suffix fits.
+    description_suffix
+        What the default description adds to the source's: ``"derived"``, ``"MIP coronal"``...
     series_number
         SeriesNumber (default: source number + :data:`DERIVED_SERIES_OFFSET`).
     derived_from
@@ -353,13 +567,19 @@ def write_dicom_series(
         Copy the source's patient and study identity (``meta['identity']``) as it was. Without it
         those fields are empty and the study is new. Never invented either way.
     image_type
-        Extra ImageType values after ``DERIVED\\SECONDARY`` (e.g. ``("MPR",)``, ``("MIP",)``).
+        Extra ImageType values after ``DERIVED\\SECONDARY`` (e.g. ``("MPR",)``, ``("MIP",)``);
+        none gives :data:`IMAGE_TYPE_OTHER` (CT and MR images require a third value).
     slice_thickness
         SliceThickness in mm (default: the slice spacing, i.e. the affine's slice axis length).
     window
         ``(center, width)`` display window (default: a robust automatic window of the values).
     progress
         Called with 1 after each file.
+    warn
+        Called with one line per source value that was cut or left out to fit its VR or the IOD
+        (the attribute and what was done, never the value). Default: the ``volume.io.dicom_out``
+        logger's warning. The same notes go into DeidentificationMethod when the file is written
+        without identity.
 
     Raises
     ------
@@ -386,8 +606,9 @@ def write_dicom_series(
     elif out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise OutputExistsError(f"{out}: exists already; use --force to overwrite")
 
-    modality = str(meta.get("modality") or "OT").upper()
     rgb = bool(vol.rgb)
+    h = _Header()
+    modality = _modality(meta, h)
     sop_class = _sop_class(modality, rgb)
     identity = dict(meta.get("identity") or {}) if keep_identity else {}
     acquisition = dict(meta.get("acquisition") or {})
@@ -404,26 +625,46 @@ def write_dicom_series(
     iop, (dr, dc), step = dicom_geometry(vol.affine)
     ipps = slice_positions(vol.affine, n_slices)
     thickness = float(slice_thickness) if slice_thickness is not None else step
-
-    source_number = meta.get("series_number")
-    if series_number is None:
-        try:
-            series_number = int(source_number) + DERIVED_SERIES_OFFSET
-        except (TypeError, ValueError):
-            series_number = DERIVED_SERIES_OFFSET
-    if description is None:
-        base = str(meta.get("series_description") or "").strip()
-        description = f"{base} derived" if base else "derived"
     now = _dt.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
-    provenance = _provenance(keep_identity, acquisition, description_from_source=bool(
-        str(meta.get("series_description") or "").strip()))
-    series_uid = generate_uid()
-    study_uid = str(identity.get("StudyInstanceUID") or generate_uid())
-    frame_uid = str(identity.get("FrameOfReferenceUID") or generate_uid())
+    source_description = str(meta.get("series_description") or "").strip()
+
+    for kw in TYPE2_EMPTY:
+        h.values[kw] = ""
+    for kw, value in identity.items():
+        if kw not in IDENTITY_NOT_COPIED:
+            h.put(kw, value, type2=kw in TYPE2_EMPTY)
+    _copy_acquisition(h, sop_class, acquisition)
+    h.new_uid("StudyInstanceUID", identity)
+    h.values["SeriesInstanceUID"] = generate_uid()
+    h.new_uid("FrameOfReferenceUID", identity)
+    h.values["Modality"] = modality
+    h.put("SeriesNumber", series_number if series_number is not None else _derived_number(meta), type2=True)
+    if description is None:
+        description = _description(source_description, description_suffix, h)
+    h.put("SeriesDescription", description)
+    if keep_identity:
+        for kw in ("SeriesDate", "ContentDate", "InstanceCreationDate"):
+            h.values[kw] = date
+        for kw in ("SeriesTime", "ContentTime", "InstanceCreationTime"):
+            h.values[kw] = time
+    else:
+        h.values["ContentDate"], h.values["ContentTime"] = "", ""  # Type 2C: present, empty
+    h.values["ImageType"] = ["DERIVED", "SECONDARY", *(image_type or (IMAGE_TYPE_OTHER,))]
+    if derived_from:
+        h.put("DerivationDescription", str(derived_from))
+    if sop_class == SECONDARY_CAPTURE_STORAGE:
+        h.values["ConversionType"] = "WSD"
+        h.values["PatientOrientation"] = patient_orientation(iop)
+    provenance = _provenance(keep_identity, acquisition, description_from_source=bool(source_description))
+    for kw, value in provenance.items():
+        h.put(kw, value)
+    _report(h, out, keep_identity=keep_identity, warn=warn)
+    shared = h.values
     photometric = "RGB" if rgb else (
         "MONOCHROME1" if str(meta.get("photometric") or "") == "MONOCHROME1" else "MONOCHROME2"
     )
+    rescale = not (sop_class == MR_IMAGE_STORAGE and slope == 1.0 and intercept == 0.0)
 
     def dataset(t: int, k: int, number: int, pixels: np.ndarray) -> Any:
         fm = FileMetaDataset()
@@ -435,42 +676,13 @@ def write_dicom_series(
         ds.SpecificCharacterSet = "ISO_IR 192"
         ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
-        for kw in TYPE2_EMPTY:
-            setattr(ds, kw, "")
-        for kw in ACQUISITION_COPIED:
-            if kw in acquisition:
-                _set(ds, kw, acquisition[kw])
-        if sop_class == MR_IMAGE_STORAGE:
-            for kw, default in MR_REQUIRED_DEFAULTS.items():
-                if not getattr(ds, kw, None):
-                    setattr(ds, kw, default)
-        for kw, value in identity.items():
-            if kw not in IDENTITY_NOT_COPIED:
-                _set(ds, kw, value)
-        ds.StudyInstanceUID = study_uid
-        ds.SeriesInstanceUID = series_uid
-        ds.FrameOfReferenceUID = frame_uid
-        ds.Modality = modality
-        ds.SeriesNumber = int(series_number)
-        ds.SeriesDescription = description[:LO_MAX]
-        if keep_identity:
-            ds.SeriesDate, ds.SeriesTime = date, time
-            ds.ContentDate, ds.ContentTime = date, time
-            ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-        else:
-            ds.ContentDate, ds.ContentTime = "", ""  # Type 2C: present, empty
-        for kw, value in provenance.items():
+        for kw, value in shared.items():
             setattr(ds, kw, value)
         if not keep_identity:
             item = Dataset()
             item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = PROFILE_CODE
             ds.DeidentificationMethodCodeSequence = [item]
             ds.LongitudinalTemporalInformationModified = LONGITUDINAL_REMOVED
-        ds.ImageType = ["DERIVED", "SECONDARY", *image_type]
-        if derived_from:
-            ds.DerivationDescription = str(derived_from)[:ST_MAX]
-        if sop_class == SECONDARY_CAPTURE_STORAGE:
-            ds.ConversionType = "WSD"
         ds.InstanceNumber = number
         ds.ImagePositionPatient = [_ds(v) for v in ipps[k]]
         ds.ImageOrientationPatient = [_ds(v) for v in iop]
@@ -483,8 +695,8 @@ def write_dicom_series(
             ds.TemporalPositionIdentifier = t + 1
             ds.NumberOfTemporalPositions = n_frames
             interval = meta.get("frame_interval_s")
-            if interval:
-                ds.TriggerTime = _ds(float(interval) * 1000.0 * t)
+            if interval and sop_class == MR_IMAGE_STORAGE:
+                ds.TemporalResolution = _ds(float(interval) * 1000.0)
         ds.Rows, ds.Columns = rows, cols
         ds.SamplesPerPixel = 3 if rgb else 1
         ds.PhotometricInterpretation = photometric
@@ -493,9 +705,10 @@ def write_dicom_series(
             data = pixels if pixels.dtype == np.uint8 else np.clip(pixels, 0, 255).astype(np.uint8)
         else:
             data = quantize(pixels, stored_dtype, slope, intercept)
-            ds.RescaleIntercept = _ds(intercept)
-            ds.RescaleSlope = _ds(slope)
-            ds.RescaleType = "HU" if modality == "CT" else "US"
+            if rescale:
+                ds.RescaleIntercept = _ds(intercept)
+                ds.RescaleSlope = _ds(slope)
+                ds.RescaleType = "HU" if modality == "CT" else "US"
             if window is not None:
                 ds.WindowCenter = _ds(window[0])
                 ds.WindowWidth = _ds(max(window[1], 1.0))

@@ -123,7 +123,7 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
         PatientName, PatientID, birth date, dates, UIDs, institution, station...). Off by default:
         then no key of the sidecar is identity under :mod:`volume.phi`, whatever ``extra`` holds.
     extra
-        More keys, added last (e.g. what a converter did).
+        More keys, added last (e.g. what a converter did); a None value removes the key.
     """
     meta = vol.meta
     acq: Mapping[str, Any] = meta.get("acquisition") or {}
@@ -182,7 +182,9 @@ def sidecar(vol: Volume, *, keep_phi: bool = False, extra: Mapping[str, Any] | N
             out.setdefault("SeriesInstanceUID", meta["series_uid"])
     if extra:
         out.update({key: _number(value) if isinstance(value, (float, list, tuple)) else value
-                    for key, value in extra.items()})
+                    for key, value in extra.items() if value is not None})
+        for key in [k for k, v in extra.items() if v is None]:
+            out.pop(key, None)
     return out if keep_phi else strip(out)
 
 

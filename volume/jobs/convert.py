@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
@@ -263,6 +263,7 @@ def convert_stack(
     *,
     name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    sidecar_extra: Mapping[str, Any] | None = None,
 ) -> ConvertResult:
     """Convert one stack to ``<out_dir>/<name>.nii[.gz]`` and ``<name>.json``.
 
@@ -278,6 +279,9 @@ def convert_stack(
         The planned stem (:func:`plan`); defaults to :func:`stack_stem` (not deduplicated).
     progress
         Called with 1 per decoded image (not picklable: leave it out in worker processes).
+    sidecar_extra
+        Fields added to the sidecar last (``volume bids``: TaskName, field-map links); a None
+        value removes the field.
 
     Returns
     -------
@@ -317,6 +321,9 @@ def convert_stack(
             raise NotAVolumeError(stack.problem)
         source = DicomSource(stack, options.scaling)
         stack = source.stack  # its values scaled as the file is written (the sidecar reads them too)
+        fields = sidecar_fields(stack)
+        # the NIfTI's time step is the sidecar's RepetitionTime (functional groups, GE's delays, measured)
+        source.frame_interval = fields.get("RepetitionTime")
 
         # streamed slab by slab unless tilt or gaps are resampled; with skip_existing only missing outputs are written
         vol = convert_image(
@@ -336,9 +343,10 @@ def convert_stack(
             first = _earliest_time(stack)
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
-            extra.update(sidecar_fields(stack))
+            extra.update(fields)
             if stack.frame_order:
                 extra["VolumesOrderedBy"] = stack.frame_order
+            extra.update(sidecar_extra or {})
             write_sidecar(vol, json_path, force=options.force, keep_phi=options.keep_phi, extra=extra)
             written.append(str(json_path))
         return done(CONVERTED, files=tuple(written), existing=tuple(map(str, existing)), warnings=tuple(warnings),

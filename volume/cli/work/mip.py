@@ -256,12 +256,13 @@ def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_t
                                   acquisition=proj.meta.get("acquisition"), kind=_picture_kind(mode))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    desc = " ".join(x for x in (str(proj.meta.get("series_description") or ""), MODE_TAGS[mode].upper(), plane) if x)
     files = write_dicom_series(
-        display_volume(proj, plane, axis=info["axis"]), target.path, force=force, description=desc[:64],
+        display_volume(proj, plane, axis=info["axis"]), target.path, force=force,
+        description_suffix=f"{MODE_TAGS[mode].upper()} {plane}",
         derived_from=f"{mode} intensity projection, {plane}, {info['slab_mm']:g} mm slab",
         image_type=("MIP" if mode == "max" else "MINIP" if mode == "min" else "AVERAGE",),
         slice_thickness=float(info["slab_mm"]), window=(window.center, window.width), keep_identity=keep_phi,
+        warn=lambda note: warn(f"series {proj.meta.get('stack_id', '')}: {note}"),
     )
     return [Path(f) for f in files]
 

@@ -176,17 +176,17 @@ def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: flo
                     _picture_kind(thickness, mode))
         window = (w.center, w.width)
     tag = IMAGE_TYPE[mode] if thickness else "MPR"
-    desc = " ".join(x for x in (str(vol.meta.get("series_description") or "").strip(), what) if x)
     how = vol.meta.get("reslice", {})
     derivation = f"reslice: {what}, {how.get('interp', 'linear')} interpolation"
     if thickness:
         derivation += f", {thickness:g} mm thick ({mode})"
     total = vol.n_frames * vol.shape[0]
     with progress_bar("writing DICOM", total) as advance:
-        files = write_dicom_series(vol, out, force=force, description=desc[:64], derived_from=derivation,
+        files = write_dicom_series(vol, out, force=force, description_suffix=what, derived_from=derivation,
                                    keep_identity=keep_phi, image_type=(tag,),
                                    slice_thickness=float(vol.meta.get("slice_thickness") or vol.spacing[0]),
-                                   window=window, progress=advance)
+                                   window=window, progress=advance,
+                                   warn=lambda note: warn(f"series {vol.meta.get('stack_id', '')}: {note}"))
     return [Path(f) for f in files]
 
 
