@@ -56,5 +56,23 @@ def test_local_scene_sends_voxel_values_only_and_follows_the_mode():
                                scene.renderer.GetActiveCamera().GetFocalPoint())
 
 
+def test_the_mapper_is_sent_with_vtkjs_settings_for_dragging():
+    """vtk.js samples less while the mouse drags, from the first drag on (a browser without a GPU)."""
+    pytest.importorskip("trame_vtk", reason="the web extra is not installed (pip install 'volume[web]')")
+    from trame_vtk.modules.vtk.serializers import SynchronizationContext, initialize_serializers
+
+    from volume.render.local import DRAG_PROPERTIES, LOCAL_SAMPLES_PER_VOXEL, volume_mapper_serializer
+
+    initialize_serializers()  # trame-vtk sets them up with its protocols
+
+    local = LocalScene(Scene(synthetic_volume(shape=(10, 16, 16)), mode="vr"), outlines=[])
+    out = volume_mapper_serializer(local.volume, local.mapper, "mapper-1", SynchronizationContext(), 1)
+    assert out["type"] == "vtkVolumeMapper"
+    props = out["properties"]
+    assert {k: props[k] for k in DRAG_PROPERTIES} == DRAG_PROPERTIES
+    assert props["sampleDistance"] == pytest.approx(min(local.grid.spacing) / LOCAL_SAMPLES_PER_VOXEL)
+    assert props["autoAdjustSampleDistances"] == 1
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))

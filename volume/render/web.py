@@ -32,7 +32,7 @@ from typing import Any
 from ..errors import UsageError
 from ..volume import Volume
 from .interactive import PLANE_KEYS, Viewer, build_viewer
-from .local import LocalScene
+from .local import LocalScene, register_serializer
 from .presets import PRESETS
 from .scene import MODES
 from .webpage import build_page
@@ -170,6 +170,8 @@ def progressive_delivery(viewer: Viewer) -> Any:
             self._direct = False
 
         def push_render(self, v_id: str, ignore_animation: bool = False, stale_count: int = 0) -> None:
+            if ignore_animation:  # a drag: trame's interactive ratio makes the pictures smaller already
+                viewer.layer.preview = False
             if self._direct or ignore_animation or stale_count:
                 super().push_render(v_id, ignore_animation, stale_count)
             else:
@@ -243,6 +245,8 @@ class WebView:
         self._build_ui()
         if self.local is None:
             self._install_delivery()
+        else:
+            self.server.add_protocol_to_configure(register_serializer)
 
     # --- state: every control calls the Viewer, as a key does in the window -------------------
     def _build_state(self) -> None:
