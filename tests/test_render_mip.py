@@ -290,6 +290,7 @@ def test_a_preview_projection_is_drawn_smaller_and_stretched(tilted_head):
     try:
         full = viewer.screenshot()
         assert viewer.layer.texture.GetInput().GetDimensions()[:2] == SIZE
+        viewer.layer.full_seconds = 1.0  # as if a full picture took a second (a fast one is drawn whole)
         viewer.set_preview(True)
         quick = viewer.screenshot()
         w, h, _ = viewer.layer.texture.GetInput().GetDimensions()
