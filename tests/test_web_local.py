@@ -61,7 +61,7 @@ def test_the_mapper_is_sent_with_vtkjs_settings_for_dragging():
     pytest.importorskip("trame_vtk", reason="the web extra is not installed (pip install 'volume[web]')")
     from trame_vtk.modules.vtk.serializers import SynchronizationContext, initialize_serializers
 
-    from volume.render.local import DRAG_PROPERTIES, LOCAL_SAMPLES_PER_VOXEL, volume_mapper_serializer
+    from volume.render.local import DRAG_PROPERTIES, local_sample_distance, volume_mapper_serializer
 
     initialize_serializers()  # trame-vtk sets them up with its protocols
 
@@ -70,7 +70,9 @@ def test_the_mapper_is_sent_with_vtkjs_settings_for_dragging():
     assert out["type"] == "vtkVolumeMapper"
     props = out["properties"]
     assert {k: props[k] for k in DRAG_PROPERTIES} == DRAG_PROPERTIES
-    assert props["sampleDistance"] == pytest.approx(min(local.grid.spacing) / LOCAL_SAMPLES_PER_VOXEL)
+    assert props["sampleDistance"] == pytest.approx(local_sample_distance(local.grid.spacing))
+    assert local_sample_distance((6.0, 0.45, 0.45)) == pytest.approx(1.15)  # thick slices: VTK's default
+    assert local_sample_distance((1.0, 1.0, 1.0)) == 1.0  # at least one voxel side
     assert props["autoAdjustSampleDistances"] == 1
 
 

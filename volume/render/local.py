@@ -32,20 +32,23 @@ LOCAL_MAX_VOXELS = 10_000_000
 """The volume sent to the browser has at most this many voxels (the 300-slice CT: 300x512x512
 becomes 150x256x256; BRAINIX T1, 22x512x512, is sent whole)."""
 
-LOCAL_SAMPLES_PER_VOXEL = 1.0
-"""vtk.js samples each ray this many times per finest voxel side of the reduced volume when still
-(the server's pictures take twice as many)."""
+def local_sample_distance(spacing: tuple[float, ...]) -> float:
+    """Distance (mm) between vtk.js's samples along a ray, still: one finest voxel side, or VTK's
+    own default if coarser (a sixth of the sum of the spacings: 1.2 mm for BRAINIX T1's
+    6 x 0.47 x 0.47 mm, where one voxel side drew its first shaded picture in 12-15 s without a GPU)."""
+    return max(float(min(spacing)), float(sum(spacing)) / 6.0)
+
 
 DRAG_SAMPLE_FACTOR = 4.0
 """While the mouse drags, vtk.js samples each ray this many times less often (vtk.js's
 ``interactionSampleDistanceFactor``)."""
 
-DRAG_SCALE = 16.0
-"""vtk.js's first drag draws the volume with this many times fewer rays (a quarter of each side;
+DRAG_SCALE = 64.0
+"""vtk.js's first drag draws the volume with this many times fewer rays (an eighth of each side;
 ``initialInteractionScale``); from there it adapts the number to keep 30 pictures a second
-(``autoAdjustSampleDistances``). It adapts only after its first measurements of the frame rate:
-starting from every ray, a browser without a GPU showed 7 pictures a second over a 6 s drag of
-BRAINIX T1."""
+(``autoAdjustSampleDistances``), finer when it can. It adapts only after its first measurements
+of the frame rate: starting from every ray, a browser without a GPU showed 7 MIP pictures a second
+over a drag of BRAINIX T1; starting from 16 times fewer, 15-20; from 64 times fewer, 27 (256: 24)."""
 
 DRAG_PROPERTIES = {"interactionSampleDistanceFactor": DRAG_SAMPLE_FACTOR, "initialInteractionScale": DRAG_SCALE}
 """vtk.js volume mapper properties trame-vtk does not send; added by :func:`volume_mapper_serializer`."""
@@ -142,7 +145,7 @@ class LocalScene:
     def _load(self) -> None:
         self.grid = reduced_volume(self.scene.vol)
         self.mapper.SetInputData(to_vtk_image(self.grid))
-        self.mapper.SetSampleDistance(min(self.grid.spacing) / LOCAL_SAMPLES_PER_VOXEL)
+        self.mapper.SetSampleDistance(local_sample_distance(self.grid.spacing))
         self.volume.SetUserMatrix(vtk_matrix(index_matrix(self.grid)))
         self._frame = self.scene.frame
 
