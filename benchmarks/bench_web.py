@@ -18,8 +18,8 @@ newer versions no longer fall back to on their own) opens the page. Measured:
 * page -> first picture: from the browser's navigation start (``performance.timeOrigin``) to the
   first picture of the view's size (server-rendered: received, at least 0.9 of the view's width;
   local: the view's screenshot shows the body, as the tests judge it, taken every 50 ms);
-* page -> full picture (server-rendered view): the last picture the server sends once the page
-  has settled (the first one is a quick one, see ``volume.render.web.progressive_delivery``);
+* page -> full picture (server-rendered view): the second picture of the view's size, the full
+  one that follows the quick first one (``volume.render.web.progressive_delivery``);
 * dragging: the left button moves across the view for ``--drag-s`` seconds; pictures per second
   the page shows: new pictures received (server-rendered view) or frames vtk.js drew (local view),
   over the drag's time (a hook counts WebGL draws per animation frame).
@@ -125,19 +125,17 @@ def first_picture_s(d, url: str, local: bool, timeout: float = 300) -> float:
     raise TimeoutError("no picture")
 
 
-def full_picture_s(d, quiet_s: float = 3.0, timeout: float = 120) -> float | None:
-    """Seconds from navigation start to the last picture received before ``quiet_s`` without one."""
+def full_picture_s(d, width: float, quiet_s: float = 1.5, timeout: float = 120) -> float | None:
+    """Seconds from navigation start to the full picture: the second picture of the view's size
+    (the first is the quick one), or the last one before ``quiet_s`` without any."""
     start = time.perf_counter()
-    last = None
     while time.perf_counter() - start < timeout:
-        pictures = d.execute_script("return window.__draw.pictures")
-        if pictures:
-            last = pictures[-1][0] / 1000.0
-            now = d.execute_script("return performance.now()") / 1000.0
-            if now - last > quiet_s:
-                return last
+        full = [t for t, natural in d.execute_script("return window.__draw.pictures") if natural >= FULL_WIDTH * width]
+        now = d.execute_script("return performance.now()")
+        if len(full) >= 2 and now - full[-1] > quiet_s * 1000:
+            return full[1] / 1000.0
         time.sleep(0.2)
-    return last
+    return None
 
 
 def drag_rate(d, seconds: float, local: bool) -> tuple[float, int]:
@@ -213,8 +211,8 @@ def run(series: Path, mode: str, local: bool, drag_s: float) -> dict:
         d = browser()
         try:
             out["first_s"] = first_picture_s(d, url, local)
-            out["full_s"] = None if local else full_picture_s(d)
             out["size"] = view_size(d)
+            out["full_s"] = None if local else full_picture_s(d, out["size"][0])
             time.sleep(1.0)
             out["rate"], out["n"] = drag_rate(d, drag_s, local)
             out["errors"] = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
