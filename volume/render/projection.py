@@ -65,7 +65,7 @@ SLAB_COPIES = 4
 less than this many times the finest): the ray caster then interpolates within a quarter of a slab
 only. Measured on BRAINIX T2 (6 / 0.45 mm) against the 2D coronal MIP (tests/test_render_mip.py's
 measurement): Pearson 0.947, 0.966, 0.984, 0.985 and 0.989 for 1, 2, 3, 4 and 13 copies; render time
-grows with the copies (about 1.6x for 4)."""
+grows with the copies (1.2-1.6x for 4 in two runs on the loaded machine)."""
 
 SLAB_MAX_BYTES = 1 << 30
 """The repeated copy of a volume is kept under this size (fewer copies if needed)."""
