@@ -123,7 +123,7 @@ def new_browser():
     browser, driver = chromium_paths()
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={tempfile.mkdtemp(prefix='volume-chromium-')}",
                  f"--window-size={WINDOW[0]},{WINDOW[1]}"):
