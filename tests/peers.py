@@ -336,3 +336,110 @@ def compare_with_dicom(nifti: str | Path, images: Sequence[DicomImage], bvals: n
         if not found:
             out.append(f"{im.name}: no volume with its b-value/gradient holds its values at its position")
     return out
+
+
+# --- the whole sidecar against dcm2niix's (issue 20) -----------------------------------------------
+
+SIDECAR_RELATIVE_TOLERANCE = 1e-4
+"""Sidecar numbers agree within this fraction (dcm2niix writes six significant digits)."""
+
+SIDECAR_ABSOLUTE_TOLERANCE = 1e-5
+"""...or this much: dcm2niix writes 1e-16 and -5e-13 for a zero direction cosine."""
+
+TIME_OF_DAY_TOLERANCE_S = 1e-3
+"""AcquisitionTime: dcm2niix keeps five decimals of the seconds (and once wrote ``12:30:2.285``)."""
+
+DIRECTION_COSINE = math.cos(math.radians(1))
+"""Two phase-encoding directions agree within 1 degree."""
+
+#: Keys that are dcm2niix's own, not a value of the files.
+DCM2NIIX_OWN = {
+    "ConversionSoftware": "the converter's name",
+    "ConversionSoftwareVersion": "the converter's version",
+    "BidsGuess": "dcm2niix's guess of a BIDS name from sequence names, not a value of the files",
+}
+
+#: How dcm2niix renders a value volume writes as the files give it (compared after undoing it).
+DCM2NIIX_RENDERINGS = {
+    "ImageType": "dcm2niix splits the values at underscores (ECHO_00 -> ECHO, 00; M_SE -> M, SE) and appends "
+                 "the complex component it infers (MAGNITUDE, PHASE, REAL, IMAGINARY) and FIELDMAPHZ; volume "
+                 "writes the DICOM values as they are",
+    "PhaseEncodingDirection": "dcm2niix stores rows bottom to top, volume top to bottom: j and j- swap; the "
+                              "world direction is compared",
+    "SliceTiming": "the times are compared by slice position (the two files may order slices differently)",
+    "AcquisitionTime": "dcm2niix keeps five decimals of the seconds (11:04:32.975000 for 110432.974996) and "
+                       "older versions wrote 12:30:2.285000: compared as a time of day",
+}
+
+APPENDED_IMAGE_TYPES = frozenset({"MAGNITUDE", "PHASE", "REAL", "IMAGINARY", "FIELDMAPHZ"})
+"""The values dcm2niix appends to ImageType."""
+
+
+def time_of_day(text: str) -> float:
+    """Seconds since midnight of ``HH:MM:SS.ffffff``."""
+    hh, mm, ss = text.split(":")
+    return int(hh) * 3600 + int(mm) * 60 + float(ss)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal sidecar values: numbers within the tolerances, lists element by element, the rest exactly."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= max(SIDECAR_ABSOLUTE_TOLERANCE, SIDECAR_RELATIVE_TOLERANCE * abs(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def image_type_agrees(ours: list[str], theirs: list[str]) -> bool:
+    """dcm2niix's ImageType is ours split at underscores, then the components it appends."""
+    split = [part for value in ours for part in value.split("_")]
+    return theirs[: len(split)] == split and set(theirs[len(split):]) <= APPENDED_IMAGE_TYPES
+
+
+def rows_flipped(img: Any) -> np.ndarray:
+    """The affine dcm2niix writes for the grid of volume's ``img`` (rows bottom to top)."""
+    flip = np.eye(4)
+    flip[1, 1], flip[1, 3] = -1, img.shape[1] - 1
+    return np.asarray(img.affine) @ flip
+
+
+def whole_sidecar_differences(ours: Mapping[str, Any], img: Any, ref: Mapping[str, Any], ref_affine: np.ndarray | None,
+                              *, skip: Any = lambda key: False) -> list[str]:
+    """Every key of dcm2niix's sidecar ``ref`` that volume's ``ours`` (beside its NIfTI ``img``) lacks
+    or gives another value, and a pixdim[4] that is not volume's RepetitionTime.
+
+    Identity keys (:func:`volume.phi.is_identity`), dcm2niix's own keys and the keys ``skip`` names
+    are left out; ``ref_affine`` is dcm2niix's NIfTI affine (None: volume's grid, rows flipped).
+    """
+    from volume.phi import is_identity
+
+    theirs_affine = ref_affine if ref_affine is not None else rows_flipped(img)
+    problems = []
+    for key, theirs in ref.items():
+        if key in DCM2NIIX_OWN or is_identity(key) or skip(key):
+            continue
+        if key not in ours:
+            problems.append(f"{key} missing (dcm2niix: {json.dumps(theirs)[:80]})")
+            continue
+        mine = ours[key]
+        if key == "ImageType":
+            agree = image_type_agrees(mine, theirs)
+        elif key == "AcquisitionTime":
+            agree = abs(time_of_day(mine) - time_of_day(theirs)) <= TIME_OF_DAY_TOLERANCE_S
+        elif key == "PhaseEncodingDirection":
+            agree = float(axis_world(mine, img.affine) @ axis_world(theirs, theirs_affine)) > DIRECTION_COSINE
+        elif key == "SliceTiming":
+            agree = len(mine) == len(theirs) and all(
+                abs(pa - pb) <= CORNER_TOLERANCE_MM * 10 and abs(ta - tb) <= TIME_TOLERANCE_S
+                for (pa, ta), (pb, tb) in zip(slice_times_by_position(mine, img.affine, img.shape[2]),
+                                              slice_times_by_position(theirs, theirs_affine, len(theirs)), strict=True))
+        else:
+            agree = same_value(mine, theirs)
+        if not agree:
+            problems.append(f"{key}: volume {json.dumps(mine)[:80]} vs dcm2niix {json.dumps(theirs)[:80]}")
+    tr = ours.get("RepetitionTime")
+    if tr is not None and not same_value(float(img.header["pixdim"][4]), tr):
+        problems.append(f"pixdim[4] {float(img.header['pixdim'][4])} is not RepetitionTime {tr}")
+    return problems

@@ -519,3 +519,25 @@ __all__ = [
     "write_mosaic",
     "write_series",
 ]
+
+
+def siemens_csa(tags: dict[str, Sequence[str]]) -> bytes:
+    """A Siemens CSA header ("SV10" format) holding ``{name: [item text, ...]}``, as (0029,1010) and
+    (0029,1020) carry them."""
+    import struct
+
+    out = bytearray(b"SV10\x04\x03\x02\x01")
+    out += struct.pack("<II", len(tags), 77)
+    for name, items in tags.items():
+        out += struct.pack("<64si4siii", name.encode(), len(items), b"UN\0\0", 0, len(items), 77)
+        for item in items:
+            raw = str(item).encode() + b"\0"
+            out += struct.pack("<iiii", len(raw), len(raw), 77, len(raw))
+            out += raw + b"\0" * (-len(raw) % 4)
+    return bytes(out) + (b"\0" if len(out) % 2 else b"")
+
+
+def siemens_protocol(lines: dict[str, str]) -> bytes:
+    """A CSA series header (0029,1020) whose MrPhoenixProtocol is ``key = value`` lines (ASCCONV)."""
+    text = "### ASCCONV BEGIN ###\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()) + "### ASCCONV END ###\n"
+    return siemens_csa({"MrPhoenixProtocol": [text]})

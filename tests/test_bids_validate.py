@@ -157,6 +157,22 @@ def test_every_stack_convert_writes_is_in_the_dataset(dataset):
         assert len(plan.items) == len({i.stack.id for i in plan.items})
 
 
+def test_only_dwi_images_get_bval_and_bvec(dataset):
+    """BIDS keeps .bval/.bvec beside dwi images only: a dwi sbref (one weighted volume with its
+    direction, which volume convert gives a .bval/.bvec) and an epi field map made of b=0 volumes
+    have none; every dwi image has both."""
+    root, plans = dataset
+    for plan in plans:
+        for item in plan.items:
+            bval, bvec = root / f"{item.path}.bval", root / f"{item.path}.bvec"
+            if item.datatype == "dwi" and item.suffix == "dwi":
+                assert bval.is_file(), item.path
+            else:
+                assert not bval.exists() and not bvec.exists(), item.path
+    assert any(i.datatype == "dwi" and i.suffix == "sbref" and i.stack.diffusion is not None
+               for plan in plans for i in plan.items)
+
+
 def test_schema_validator_reports_no_error(dataset):
     root, _ = dataset
     exe = shutil.which("bids-validator-deno")

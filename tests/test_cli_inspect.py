@@ -53,7 +53,7 @@ def test_ls_table(capsys, study: Path) -> None:
     rows = {line.split()[0]: line for line in lines[1:] if line and not line.startswith(" ")}
     assert {"5", "1_axial", "1_coronal", "1_sagittal", "9", "11"} <= set(rows)
     assert "localizer" in rows["1_coronal"] and "coronal PIL" in rows["1_coronal"]
-    assert "10x12x6" in rows["5"] and "1.25x1.5x3" in rows["5"] and "axial (oblique" in rows["5"]
+    assert "6x12x10" in rows["5"] and "3x1.5x1.25" in rows["5"] and "axial (oblique" in rows["5"]
     assert "duplicate: 1 identical file(s) ignored" in rows["5"]
     assert "gap" in out and "tilt" in rows["11"]
     assert "skipped 2 files: 1 not DICOM, 1 empty" in lines[-1]

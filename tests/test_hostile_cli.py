@@ -43,7 +43,7 @@ from volume.io.atomic import TEMP_PREFIX
 DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5, 130}
 PATIENT = ("Doe^Jane", "PID-0042", "19700101")
 #: Informational lines some batch commands print on stderr besides the one error line.
-SUMMARY_LINE = re.compile(r"^volume: ((converted|projected) \d+, skipped \d+, failed \d+|\d+ pictures? written|\d+ rows? from)")
+SUMMARY_LINE = re.compile(r"^volume: ((converted|projected|resliced|rendered) \d+, skipped \d+, failed \d+|\d+ pictures? written|\d+ rows? from)")
 SHAPE = (4, 6, 5)
 #: Real DICOM beside the checkout (optional: the fuzzer uses its series as seeds when present).
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -47,13 +47,17 @@ def test_output_kind_decides_file_or_folder(tmp_path):
 
 def test_mip_refuses_an_extension_it_cannot_write(mr, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["mip", str(mr), "-o", "out.gif"]) == 2
+    assert main(["mip", str(mr), "-o", "out.tif"]) == 2
     line = _one_error(capsys.readouterr().err)
-    assert "out.gif" in line and ".png" in line and ".nii.gz" in line and ".dcm" in line and "out.gif/" in line
+    assert "out.tif" in line and ".png" in line and ".nii.gz" in line and ".dcm" in line and "out.tif/" in line
+    assert list(tmp_path.iterdir()) == []
+    # a .gif is a turntable's: mip says to add --turntable (the registry of formats knows it)
+    assert main(["mip", str(mr), "-o", "out.gif"]) == 2
+    assert "--turntable" in _one_error(capsys.readouterr().err)
     assert list(tmp_path.iterdir()) == []
     # the same name with a slash is a folder, as asked
-    assert main(["mip", str(mr), "-o", "out.gif/"]) == 0
-    assert [p.name for p in (tmp_path / "out.gif").iterdir()] == ["21_t2_mip_coronal.png"]
+    assert main(["mip", str(mr), "-o", "out.tif/"]) == 0
+    assert [p.name for p in (tmp_path / "out.tif").iterdir()] == ["21_t2_mip_coronal.png"]
 
 
 def test_reslice_picture_name_for_many_slices_says_what_to_do(mr, tmp_path, monkeypatch, capsys):

@@ -17,6 +17,8 @@ dicom2nifti case dcm2niix passes, volume passes too.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -222,7 +224,7 @@ def test_d2n_volume_passes_where_dcm2niix_passes(d2n_outputs: dict[str, Path], d
 
 # --- dcm2niix's validation suites -------------------------------------------------------------------
 
-QA_SUITES = ("dcm_qa_nih", "dcm_qa_philips_dwi", "dcm_qa_ts", "dcm_qa_12bit", "dcm_qa_enh")
+QA_SUITES = ("dcm_qa_nih", "dcm_qa_philips_dwi", "dcm_qa_ts", "dcm_qa_12bit", "dcm_qa_enh", "dcm_qa_stc")
 
 #: References whose DICOM input is not in this copy of the suite (named so none is silently dropped).
 QA_WITHOUT_INPUT = {
@@ -317,6 +319,96 @@ def test_qa_references_lay_2d_rows_bottom_to_top(qa_outputs: dict[str, Path]) ->
         ours = nib.load(str(_match(ref, qa_outputs[suite]).with_suffix(".nii.gz")))
         np.testing.assert_allclose(_dcm2niix_affine(ours), nib.load(str(ref_nii)).affine, atol=1e-3)
         checked += 1
+    assert checked >= 10
+
+
+# --- never silently wrong -----------------------------------------------------------------------------
+
+ISOTROPIC_IMAGE_TYPES = {"TRACEW", "TRACE", "ISOTROPIC", "ADC", "EADC", "FA"}
+"""ImageType values of the images a scanner computed from the diffusion-weighted ones."""
+
+
+#: Private elements read below: tag -> how their raw bytes are stored ("text" or a numpy dtype).
+PRIVATE_DIFFUSION = {0x0019100C: "text", 0x20011003: "<f4", 0x00431039: "text", 0x0019100E: "<f8",
+                     0x200510B0: "<f4", 0x200510B1: "<f4", 0x200510B2: "<f4", 0x001910BB: "text",
+                     0x001910BC: "text", 0x001910BD: "text", 0x20011004: "text"}
+
+
+def _private(ds: Any, tag: int) -> list[Any] | None:
+    """A private element's values (numbers, or one text), raw bytes decoded by how the vendor stores them."""
+    if tag not in ds:
+        return None
+    value, kind = ds[tag].value, PRIVATE_DIFFUSION[tag]
+    if isinstance(value, bytes):
+        if kind != "text":
+            return np.frombuffer(value, kind).tolist()
+        value = value.decode(errors="replace").strip("\x00 ")
+        return value.split("\\") if tag != 0x20011004 else [value]
+    return list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+
+
+def _isotropic_marks(folder: Path) -> dict[int | None, set[int]]:
+    """SeriesNumber -> the b-values (rounded) of images the files mark isotropic, read here with
+    pydicom independently of volume: DiffusionDirectionality ISOTROPIC, Philips' (2001,1004) ``I``,
+    a derived ImageType, or a gradient element (standard, Siemens, Philips, GE) that is all zeros."""
+    import pydicom
+
+    marks: dict[int | None, set[int]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else None
+            ds = pydicom.dcmread(io.BytesIO(raw) if raw else path, stop_before_pixels=True, force=True)
+        except Exception:  # noqa: BLE001 - not DICOM
+            continue
+        items = []
+        shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+        for fg in ds.get("PerFrameFunctionalGroupsSequence") or []:
+            group = next((g for g in (fg, shared) if g is not None and g.get("MRDiffusionSequence")), None)
+            if group is not None:
+                items.append(group.MRDiffusionSequence[0])
+        if "PerFrameFunctionalGroupsSequence" not in ds:
+            items = [ds]
+        for item in items:
+            b = item.get("DiffusionBValue")
+            for tag in (0x0019100C, 0x20011003, 0x00431039):
+                b = b if b is not None or _private(ds, tag) is None else float(_private(ds, tag)[0]) % 1_000_000_000
+            if b is None or float(b) <= 0:
+                continue
+            inner = item.get("DiffusionGradientDirectionSequence")
+            vectors = [item.get("DiffusionGradientOrientation"), inner[0].get("DiffusionGradientOrientation") if inner else None,
+                       _private(ds, 0x0019100E)]
+            vectors += [[(_private(ds, t) or [None])[0] for t in tags]
+                        for tags in ((0x200510B0, 0x200510B1, 0x200510B2), (0x001910BB, 0x001910BC, 0x001910BD))]
+            zero = any(v is not None and None not in v and not np.any(np.asarray(v, float)) for v in vectors)
+            marked = (str(item.get("DiffusionDirectionality", "")).upper() == "ISOTROPIC"
+                      or (_private(ds, 0x20011004) or [""])[0].strip().upper() == "I"
+                      or bool(ISOTROPIC_IMAGE_TYPES & {str(v).upper() for v in ds.get("ImageType", [])}) or zero)
+            if marked:
+                number = ds.get("SeriesNumber")
+                marks.setdefault(None if number is None else int(number), set()).add(round(float(b)))
+    return marks
+
+
+def test_no_weighted_volume_gets_a_zero_direction_its_files_do_not_give(
+        d2n_outputs: dict[str, Path], qa_outputs: dict[str, Path]) -> None:
+    """Every diffusion series of the peers' suites, as volume writes it: a b>0 volume whose .bvec
+    vector is zero is one its files mark isotropic (a trace image); no direction is ever zero-filled."""
+    sources = [(folder, D2N / case) for case, folder in d2n_outputs.items()]
+    sources += [(folder, PEERS / suite / "In") for suite, folder in qa_outputs.items()]
+    checked = 0
+    for out, source in sources:
+        marks: dict[Any, set[int]] | None = None
+        for bval_path in sorted(out.glob("*.bval")):
+            sidecar = json.loads(bval_path.with_suffix(".json").read_text())
+            assert bval_path.with_suffix(".bvec").exists() or "bvec" in sidecar.get("OmittedFields", {}), bval_path
+            if not bval_path.with_suffix(".bvec").exists():
+                continue
+            bvals, bvecs = read_bval(bval_path), read_bvec(bval_path.with_suffix(".bvec"))
+            zero = [round(float(b)) for b, v in zip(bvals, bvecs.T, strict=True) if b > 0 and not np.any(v)]
+            if zero:
+                marks = _isotropic_marks(source) if marks is None else marks
+                assert set(zero) <= marks.get(sidecar.get("SeriesNumber"), set()), (bval_path, zero)
+            checked += 1
     assert checked >= 10
 
 

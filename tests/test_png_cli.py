@@ -12,6 +12,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from volume.cli import main
+from volume.errors import EXIT_OUTPUT_EXISTS
 
 
 def run(args: list[str], capsys) -> tuple[int, list[str], str]:
@@ -47,7 +48,7 @@ def test_tree_is_mirrored_with_safe_names(tree, tmp_path, capsys):
     for p in written:
         assert Path(p).resolve().is_relative_to(out.resolve()) and Path(p).is_file()
     assert "5 pictures written from 7 files" in err
-    assert "3 skipped" in err and "2 no pixel data" in err and "1 not DICOM" in err
+    assert "skipped 3 (" in err and "2 no pixel data" in err and "1 not DICOM" in err
     assert not list(out.rglob(".volume-tmp-*"))  # atomic writes leave nothing behind
 
 
@@ -71,7 +72,7 @@ def test_errors_are_reported_at_the_end_and_exit_1(tree, tmp_path, capsys):
     assert len(written) == 5  # the batch went on
     lines = err.splitlines()
     assert any("error:" in ln and "broken.dcm" in ln and "pixel data" in ln for ln in lines)
-    assert "1 failed" in lines[-1]
+    assert lines[-1].endswith("failed 1")
 
 
 def test_existing_outputs_are_kept_unless_force(tree, tmp_path, capsys):
@@ -80,8 +81,8 @@ def test_existing_outputs_are_kept_unless_force(tree, tmp_path, capsys):
     target = out / "ct.png"
     os.utime(target, (1_000_000, 1_000_000))
     code, written, err = run(["png", tree, "-o", out, "--workers", "1"], capsys)
-    assert code == 0 and written == []
-    assert "5 existing kept" in err
+    assert code == EXIT_OUTPUT_EXISTS and written == []  # nothing written: every output existed
+    assert "skipped 7 (4 with existing outputs, 2 no pixel data, 1 not DICOM; use --force to overwrite)" in err
     assert target.stat().st_mtime == 1_000_000
     code, written, err = run(["png", tree, "-o", out, "--workers", "1", "--force"], capsys)
     assert code == 0 and len(written) == 5
@@ -153,7 +154,7 @@ def test_output_inside_input_is_not_rescanned(tree, capsys):
     code, written, _ = run(["png", tree, "-o", out, "--workers", "1"], capsys)
     assert code == 0 and len(written) == 5
     code, written, err = run(["png", tree, "-o", out, "--workers", "1"], capsys)
-    assert code == 0 and "1 not DICOM" in err  # the PNGs were not read as inputs
+    assert code == EXIT_OUTPUT_EXISTS and "1 not DICOM" in err  # the PNGs were not read as inputs
 
 
 def test_pool_with_another_thread_running(tree, tmp_path):
@@ -183,7 +184,7 @@ def test_one_file_to_a_named_picture(tmp_path, capsys):
     code, _, _ = run(["png", src, "-o", tmp_path / "slice.png"], capsys)
     assert code == 0
     code, written, err = run(["png", src, "-o", tmp_path / "slice.png"], capsys)
-    assert code == 0 and written == [] and "1 existing kept" in err
+    assert code == EXIT_OUTPUT_EXISTS and written == [] and "skipped 1 (1 with existing outputs" in err
 
 
 def test_real_tree(data_dir, tmp_path, capsys):

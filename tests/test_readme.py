@@ -273,3 +273,19 @@ def test_readme_links_are_pages_of_the_repository() -> None:
         assert not re.match(r"[a-z]+:", target), f"README.md links outside the repository: {target}"
         path = (ROOT / target).resolve()
         assert path.is_relative_to(ROOT) and path.exists(), f"README.md: {target} is not a file of the repository"
+
+
+def test_readme_names_the_system_packages_ci_installs_for_the_window_and_browser_tests() -> None:
+    """The Debian packages beside the test command are those `.ci/run` installs, by one apt-get line."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    installed = {pkg for line in re.findall(r"apt-get install ([^>)]*)", ci)
+                 for pkg in line.split() if not pkg.startswith("-")}
+    text = README.read_text(encoding="utf-8")
+    after = text.split("<!-- /test-command -->", 1)[1]
+    line = re.search(r"^apt-get update && .*apt-get install (.*)$", after, flags=re.M)
+    assert line, "README.md: no apt-get line after the test command"
+    assert {pkg for pkg in line.group(1).split() if not pkg.startswith("-")} == installed == {
+        "xvfb", "chromium", "chromium-driver", "nodejs", "npm"}
+    npm = re.search(r"npm install (--prefix \S+) .*?(bids-validator@\S+)", ci)
+    assert npm and f"npm install {npm.group(1)} {npm.group(2)}" in after, "README.md: not the npm line .ci/run runs"
+    assert after.index(line.group(0)) < after.index("\n## "), "the line belongs next to the test command"

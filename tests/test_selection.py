@@ -52,7 +52,7 @@ def test_a_number_two_series_share_is_never_a_silent_pick(tree, tmp_path, monkey
     assert main([command[0], str(tree), "--series", "301", *command[1:]]) == 4
     line = _one_line(capsys.readouterr().err)
     assert f"volume: {tree}: --series 301 matches 2 stacks of 2 series; choose one with --series ID: " in line
-    assert "301#1 brain t2 (MR volume 12x10x5); 301#2 knee t1 (MR volume 12x10x4)" in line
+    assert "301#1 brain t2 (MR volume 5x10x12); 301#2 knee t1 (MR volume 4x10x12)" in line
     assert "series=" not in line
     assert list(tmp_path.iterdir()) == []
 
@@ -62,7 +62,7 @@ def test_the_python_message_speaks_python(tree):
         volume.load(tree, series="301")
     text = str(info.value)
     assert 'series="301" matches 2 stacks' in text and 'choose one with series="ID"' in text
-    assert "--series" not in text.replace(str(tree), "") and "301#2 knee t1 (MR volume 12x10x4)" in text
+    assert "--series" not in text.replace(str(tree), "") and "301#2 knee t1 (MR volume 4x10x12)" in text
     assert volume.load(tree, series="301#2").meta["series_description"] == "knee t1"
 
 
@@ -85,21 +85,21 @@ def test_a_part_of_several_descriptions_lists_them(tree, capsys):
     assert main(["reslice", str(tree), "--series", "fla", "--spacing", "2", "-o", "never.nii.gz"]) == 4
     line = _one_line(capsys.readouterr().err)
     assert "--series fla matches 2 stacks of 2 series" in line
-    assert "401 sT2W/FLAIR (MR volume 12x10x7); 5339 FLAIR_ROI (MR volume 12x10x8)" in line
+    assert "401 sT2W/FLAIR (MR volume 7x10x12); 5339 FLAIR_ROI (MR volume 8x10x12)" in line
 
 
 def test_a_number_is_never_a_part_of_a_description(tree, capsys):
     """No series is numbered 1; "T1/SE/extrp" and "knee t1" hold a 1, and still nothing is picked."""
     assert main(["reslice", str(tree), "--series", "1", "--spacing", "2", "-o", "never.nii.gz"]) == 2
     line = _one_line(capsys.readouterr().err)
-    assert "no stack matches '1'" in line and "601 T1/SE/extrp (MR volume 12x10x6)" in line
+    assert "no stack matches '1'" in line and "601 T1/SE/extrp (MR volume 6x10x12)" in line
 
 
 def test_no_selector_where_one_is_needed_lists_every_stack_as_ls_does(tree, capsys):
     assert main(["reslice", str(tree), "--spacing", "2", "-o", "never.nii.gz"]) == 4
     line = _one_line(capsys.readouterr().err)
     assert f"volume: {tree}: 5 stacks of 5 series found; choose one with --series ID: 301#1 brain t2" in line
-    assert "601 T1/SE/extrp (MR volume 12x10x6)" in line
+    assert "601 T1/SE/extrp (MR volume 6x10x12)" in line
 
 
 def test_several_stacks_of_one_series(tmp_path, capsys):
@@ -112,5 +112,5 @@ def test_several_stacks_of_one_series(tmp_path, capsys):
     assert len(capsys.readouterr().out.split()) == 2
     assert main(["reslice", str(tmp_path / "loc"), "--series", "9", "--spacing", "2", "-o", "x.nii.gz"]) == 4
     line = _one_line(capsys.readouterr().err)
-    assert "--series 9 matches 2 stacks; choose one with --series ID: 9_coronal loc (MR localizer 8x8x3); " \
-           "9_sagittal loc (MR localizer 8x8x3)" in line
+    assert "--series 9 matches 2 stacks; choose one with --series ID: 9_coronal loc (MR localizer 3x8x8); " \
+           "9_sagittal loc (MR localizer 3x8x8)" in line

@@ -24,9 +24,10 @@ HEAVY = ("numpy", "pydicom", "scipy", "nibabel", "SimpleITK", "vtk", "vtkmodules
          "distributed", "pyarrow", "imageio", "imageio_ffmpeg", "trame", "aiohttp", "matplotlib", "click")
 
 #: The only modules of the library the declarations may import: plain tuples, errors, conventions,
-#: the window presets' table and the temporary-file prefix of volume.io (all standard library only).
-LIGHT = {"volume", "volume.choices", "volume.conventions", "volume.errors", "volume.io", "volume.ops",
-         "volume.ops.presets"}
+#: the presets' table, the registry of output formats and the temporary-file prefix of volume.io (all
+#: standard library only).
+LIGHT = {"volume", "volume.choices", "volume.conventions", "volume.errors", "volume.io", "volume.io.formats",
+         "volume.ops", "volume.ops.presets"}
 
 #: Declaration modules split from their work (where the work imports its modules:
 #: tests/test_design.py checks every module but these).

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from .errors import UsageError
+
 Vector = tuple[float, float, float]
 
 PLANES: tuple[str, ...] = ("axial", "coronal", "sagittal")
@@ -51,8 +53,14 @@ GRID_AXES: Mapping[str, tuple[Vector, Vector, Vector]] = MappingProxyType({
 
 
 def plane_name(plane: str) -> str:
-    """``plane`` as one of :data:`PLANES` (case and blanks ignored); ValueError for anything else."""
+    """``plane`` as one of :data:`PLANES` (case and blanks ignored): the one check of a plane's name.
+
+    Raises
+    ------
+    UsageError
+        For anything else (a ``ValueError``, as before: ``except ValueError`` still catches it).
+    """
     key = str(plane).strip().lower()
     if key not in DISPLAY:
-        raise ValueError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
+        raise UsageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
     return key

@@ -38,7 +38,7 @@ import numpy as np
 
 from .conventions import DISPLAY, plane_name
 from .ops.window import apply_window
-from .volume import PLANE_NORMALS
+from .volume import PLANE_NORMALS, nearest_axis
 
 DISPLAY_GRID = DISPLAY
 """``plane -> (up, right)``: LPS unit vectors of the top and the right edge of a picture (the one
@@ -291,8 +291,7 @@ def volume_picture(vol, plane: str, *, axis: int | None = None, index: int = 0, 
         if len(ones) == 1:
             axis = ones[0]
         else:
-            cos = np.abs(PLANE_NORMALS[plane] @ vol.direction)
-            axis = int(np.argmax(cos))
+            axis = nearest_axis(vol.affine, PLANE_NORMALS[plane])[0]
     arr = vol.frame(frame).array if vol.is_4d else vol.array
     image = np.take(arr, index, axis=axis)
     image, (row_mm, col_mm) = orient_for_display(image, slice_axes(vol.affine, axis), plane)
@@ -344,7 +343,7 @@ def display_volume(vol, plane: str, *, axis: int | None = None):
     plane = _plane(plane)
     if axis is None:
         ones = [a for a, n in enumerate(vol.shape) if n == 1]
-        axis = ones[0] if len(ones) == 1 else int(np.argmax(np.abs(PLANE_NORMALS[plane] @ vol.direction)))
+        axis = ones[0] if len(ones) == 1 else nearest_axis(vol.affine, PLANE_NORMALS[plane])[0]
     rest = [a for a in (0, 1, 2) if a != axis]
     transpose, flip_rows, flip_cols = display_transform(slice_axes(vol.affine, axis), plane)
     order = [axis] + (rest[::-1] if transpose else rest)

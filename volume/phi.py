@@ -96,6 +96,17 @@ EXTRA: dict[str, tuple[int, str]] = {
     "ReceivingApplicationEntityTitle": (0x00020018, "names a station"),
 }
 
+#: Sidecar keys (BIDS' and dcm2niix's names) that are not DICOM keywords -> the DICOM keyword they
+#: hold: a key is identity when its keyword is (dcm2niix's ProcedureStepDescription is the
+#: PerformedProcedureStepDescription of Table E.1-1).
+SIDECAR_NAMES: dict[str, str] = {
+    "ProcedureStepDescription": "PerformedProcedureStepDescription",
+    "BodyPart": "BodyPartExamined",
+    "ManufacturersModelName": "ManufacturerModelName",
+    "ImageOrientationPatientDICOM": "ImageOrientationPatient",
+    "InPlanePhaseEncodingDirectionDICOM": "InPlanePhaseEncodingDirection",
+}
+
 #: Retained attributes a dataset made to be shared leaves out all the same without ``--keep-phi``
 #: (``volume bids``: no acquisition time leaves by default, neither in sidecars nor in scans.tsv).
 WITHHELD_FROM_DATASETS: tuple[str, ...] = ("AcquisitionTime",)
@@ -130,11 +141,13 @@ def is_private(tag: int) -> bool:
 def is_identity(key: str | int, vr: str | None = None) -> bool:
     """True when an element identifies a patient, a study or an instance (see the module docstring).
 
-    ``key`` is a keyword or a tag (``group << 16 | element``); a tag also answers for private
+    ``key`` is a keyword (or a sidecar name of :data:`SIDECAR_NAMES`) or a tag
+    (``group << 16 | element``); a tag also answers for private
     elements, curve and overlay groups, which have no keyword. ``vr`` (the element's value
     representation, when known) makes any date (DA, DT) identity.
     """
     if isinstance(key, str):
+        key = SIDECAR_NAMES.get(key, key)
         if key in RETAINED:
             return False
         return key in IDENTITY_KEYWORDS or vr in DATE_VRS

@@ -41,6 +41,9 @@ the direction a projection looks along and the slice axis of a reslice onto the 
 OBLIQUE_TOLERANCE_DEG = 0.5
 """A slice normal further than this from the nearest patient axis makes an orientation oblique."""
 
+PROJECTION_NAMES: Mapping[str, str] = MappingProxyType({"max": "MIP", "min": "MinIP", "mean": "mean projection"})
+"""How a projection's repr names its mode (``meta["projection"]["mode"]``)."""
+
 AFFINE_ATOL = 1e-6
 """Absolute tolerance for the affine's last row and for orthogonality checks."""
 
@@ -77,6 +80,38 @@ def closest_plane(normal: np.ndarray) -> tuple[str, float]:
     best = max(PLANE_NORMALS, key=lambda p: abs(float(n @ PLANE_NORMALS[p])))
     cosine = min(1.0, abs(float(n @ PLANE_NORMALS[best])))
     return best, math.degrees(math.acos(cosine))
+
+
+def nearest_axis(affine: np.ndarray, direction: np.ndarray) -> tuple[int, float]:
+    """The voxel axis of ``affine`` most nearly parallel (or antiparallel) to ``direction``.
+
+    The one answer to "which (slice, row, column) axis does a projection look along, or a picture
+    of a plane cut across": projections, display pictures and patient-aligned grids all ask it.
+
+    Parameters
+    ----------
+    affine
+        (4, 4) or (3, 3): its first three columns are the (slice, row, column) axes in LPS.
+    direction
+        (3,) LPS vector, e.g. a plane's normal (:data:`PLANE_NORMALS`); need not be a unit vector.
+
+    Returns
+    -------
+    (int, float)
+        The axis (0 slice, 1 row, 2 column) and the angle between it and ``direction`` in degrees
+        (0 when they are parallel).
+
+    Examples
+    --------
+    >>> nearest_axis(np.eye(4), np.array([0.0, 0.0, 1.0]))
+    (2, 0.0)
+    """
+    axes = np.asarray(affine, dtype=float)[:3, :3]
+    unit = axes / np.linalg.norm(axes, axis=0)
+    d = np.asarray(direction, dtype=float)
+    cos = np.abs(d @ unit) / np.linalg.norm(d)
+    axis = int(np.argmax(cos))
+    return axis, math.degrees(math.acos(min(1.0, float(cos[axis]))))
 
 
 def orientation_label(affine: np.ndarray) -> str:
@@ -218,12 +253,23 @@ class Volume:
             rgb=self.rgb,
         )
 
+    def describe(self) -> str:
+        """What the volume shows, as its repr says it: its orientation (:attr:`orientation`), or for
+        a projection the plane it was projected onto, e.g. ``coronal MIP (oblique 4.4°)`` when it
+        was projected along a volume axis 4.4° from the plane's normal (not when resampled)."""
+        info = self.meta.get("projection")
+        if not isinstance(info, Mapping) or info.get("plane") not in PLANES:
+            return self.orientation
+        what = f"{info['plane']} {PROJECTION_NAMES.get(str(info.get('mode')), 'projection')}"
+        angle = 0.0 if info.get("resampled") else float(info.get("angle_deg") or 0.0)
+        return f"{what} (oblique {angle:.1f}°)" if angle > OBLIQUE_TOLERANCE_DEG else what
+
     def __repr__(self) -> str:
         sp = "x".join(f"{s:.3g}" for s in self.spacing)
         desc = self.meta.get("series_description") or ""
         four = f", {self.n_frames} frames" if self.is_4d else ""
         return (
             f"Volume({'x'.join(map(str, self.shape))}{four}, {sp} mm, {self.axcodes}, "
-            f"{self.orientation}, {self.array.dtype}{', RGB' if self.rgb else ''}"
+            f"{self.describe()}, {self.array.dtype}{', RGB' if self.rgb else ''}"
             f"{', ' + repr(desc) if desc else ''})"
         )

@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 
+from ..io.formats import help_list
 from .app import app
 
 
 @app.command("index")
 def index_command(
     path: Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")],
-    out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help="The table: .csv, or .parquet (needs pyarrow). Default: <folder>_index.csv here, named after PATH.")] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", "--out", help=f"The table: {help_list('index')}. Default: <folder>_index.csv here, named after PATH.")] = None,
     fields: Annotated[str | None, typer.Option(help="Extra columns: DICOM keywords or tags, comma-separated, e.g. KVP,ConvolutionKernel,(0018,1150); identity fields need --keep-phi.")] = None,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="Add identity columns (patient, study, dates, institution) and real UIDs; allow identity --fields.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Processes reading headers (default: all cores).")] = None,

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from ..choices import PLANES, PROJECTION_MODES
+from ..io.formats import help_list
+from ..ops.presets import PRESET_HELP
 from .app import SERIES_HELP, app, choice_enum
 
 Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
@@ -24,11 +26,11 @@ def mip_command(
     plane: Annotated[Plane, typer.Option("--plane", "-p", help="Anatomical plane of the picture: the projection looks along its normal.")] = Plane.coronal,
     planes: Annotated[str | None, typer.Option("--planes", help="'all' (axial, coronal, sagittal side by side on one sheet) or a comma list.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", "-m", help="max (MIP), min (MinIP) or mean intensity.")] = Mode.max,
-    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help="A .png/.jpg picture, .nii/.nii.gz data, a .dcm image, or a folder. Default: <series>_mip_<plane>.png here.")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help=f"A file: {help_list('mip')}; or a folder. Default: <series>_mip_<plane>.png here.")] = None,
     slab: Annotated[float | None, typer.Option("--slab", help="Thick slabs of this many mm (one projection per slab).")] = None,
     step: Annotated[float | None, typer.Option("--step", help="Distance in mm between slab starts (default: --slab; smaller overlaps).")] = None,
     window: Annotated[str | None, typer.Option("--window", "-w", help="Display window CENTER,WIDTH (e.g. 40,400), a preset name, 'dicom' (the series' own window) or 'auto' (percentiles). Default: dicom for CT, auto otherwise.")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Named window: brain, subdural, stroke, soft-tissue, mediastinum, abdomen, liver, lung, bone.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", metavar="NAME", help=PRESET_HELP)] = None,
     cmap: Annotated[str | None, typer.Option("--cmap", help="Colour map: gray, hot, bone, viridis, inferno, jet.")] = None,
     series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     resample: Annotated[bool, typer.Option("--resample", help="Reslice onto the patient-aligned grid first (exact planes for oblique series).")] = False,

@@ -10,13 +10,15 @@ from typing import Annotated
 import typer
 
 from ..choices import MAPPERS, MESH_COORDS, RENDER_MODES, RENDER_PRESETS, TURN_AXES, VIEWS
+from ..io.formats import help_list
+from ..ops.presets import preset_list
 from .app import SERIES_HELP, app, choice_enum
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
 SeriesOpt = Annotated[
     str | None, typer.Option("--series", "-s", help=SERIES_HELP)
 ]
-FrameOpt = Annotated[int, typer.Option("--frame", help="Frame of a 4D series to use (0-based).")]
+FrameOpt = Annotated[int, typer.Option("--frame", min=1, help="Frame of a 4D series to use (1-based, as viewers count).")]
 GapsOpt = Annotated[bool, typer.Option("--allow-gaps", help="Resample a series with a missing slice instead of refusing.")]
 LevelOpt = Annotated[
     float | None, typer.Option("--level", help="Isosurface value in the series' units (HU for CT). Default: 300 for CT, else mid-range.")
@@ -27,7 +29,7 @@ MaxMemoryOpt = Annotated[
 ]
 WindowOpt = Annotated[
     str | None,
-    typer.Option("--window", "-w", help="Grey ramp CENTER,WIDTH (or a CT preset: bone, lung...) for mip/minip, and the range the mr preset spans."),
+    typer.Option("--window", "-w", help="Grey ramp CENTER,WIDTH, a preset name (as --preset), 'dicom' (the series' window) or 'auto', for mip/minip; and the range the mr preset spans."),
 ]
 
 
@@ -35,9 +37,6 @@ Mode = choice_enum("Mode", RENDER_MODES, "Rendering modes.")
 
 
 View = choice_enum("View", VIEWS, "Where the camera stands, relative to the patient.")
-
-
-PresetName = choice_enum("PresetName", RENDER_PRESETS, "Volume rendering transfer functions.")
 
 
 Axis = choice_enum("Axis", TURN_AXES, "Patient axis a turntable turns about (counter-clockwise seen from its head).")
@@ -66,7 +65,11 @@ Coords = choice_enum("Coords", MESH_COORDS, "Patient coordinate frame of a writt
 
 
 PresetOpt = Annotated[
-    PresetName | None, typer.Option("--preset", help="Transfer function for --mode vr. Default: ct-bone for CT, mr otherwise.")
+    str | None,
+    typer.Option("--preset", metavar="NAME", help=(
+        f"Named preset: {preset_list()}. --mode vr draws the transfer function of bone, soft-tissue, lung "
+        f"or mr ({', '.join(RENDER_PRESETS)}); mip/minip take the preset's window as their grey ramp. "
+        "Default: bone for CT, mr otherwise.")),
 ]
 ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volume rendering), mip, minip, or iso (isosurface at --level).")]
 
@@ -74,7 +77,7 @@ ModeOpt = Annotated[Mode, typer.Option("--mode", "-m", help="vr (composite volum
 @app.command("render")
 def render_command(
     path: PathArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Picture to write: .png/.jpg/.tif; with --turntable .mp4, .webm or .gif. Default: <series>_render_<mode>_<view>.png (.gif with --turntable) here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=f"File to write: {help_list('render')}. Default: <series>_render_<mode>_<view>.png (.gif with --turntable) here.")] = None,
     mode: ModeOpt = Mode.vr,
     preset: PresetOpt = None,
     level: LevelOpt = None,
@@ -89,7 +92,7 @@ def render_command(
     marker: Annotated[bool, typer.Option("--marker/--no-marker", help="Orientation cube (L/R, A/P, S/I) in the lower-left corner.")] = True,
     mapper: MapperOpt = MapperName.auto,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     max_memory: MaxMemoryOpt = None,
@@ -113,7 +116,7 @@ HostOpt = Annotated[
 ]
 PortOpt = Annotated[int, typer.Option("--port", help="Web view: port to listen on (0: a free one).", min=0, max=65535)]
 KeepPhiOpt = Annotated[bool, typer.Option("--keep-phi", help="Web view: show the patient's name and ID in the page title.")]
-LocalOpt = Annotated[bool, typer.Option("--local", help="Web view: the browser draws the view itself (WebGL; smooth dragging, a reduced copy of the volume is sent to it) instead of receiving pictures from this machine.")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Web view: the browser draws the view itself (WebGL, vtk.js; dragging needs no round trip, a reduced copy of the volume is sent to it) instead of receiving pictures from this machine.")]
 
 
 @app.command("view")
@@ -132,7 +135,7 @@ def view_command(
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
@@ -163,7 +166,7 @@ def serve_command(
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
@@ -183,13 +186,13 @@ def serve_command(
 @app.command("mesh")
 def mesh_command(
     path: PathArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Mesh to write: .stl (binary), .ply (binary) or .obj. Default: <series>_mesh_<level>.stl here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=f"Mesh to write: {help_list('mesh')}. Default: <series>_mesh_<level>.stl here.")] = None,
     level: LevelOpt = None,
     coords: Annotated[Coords, typer.Option("--coords", help="Patient frame of the points: lps (DICOM, 3D Slicer) or ras (NIfTI).")] = Coords.lps,
     smooth: Annotated[int, typer.Option("--smooth", help="Windowed-sinc smoothing iterations (0: none; 20 is gentle).", min=0, max=500)] = 0,
     largest: Annotated[bool, typer.Option("--largest", help="Keep only the largest connected piece.")] = False,
     series: SeriesOpt = None,
-    frame: FrameOpt = 0,
+    frame: FrameOpt = 1,
     allow_gaps: GapsOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     max_memory: MaxMemoryOpt = None,

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from ..choices import INTERPOLATIONS, PLANES, RESLICE_FORMATS, SLAB_MODES
+from ..io.formats import help_list
+from ..ops.presets import PRESET_HELP
 from .app import SERIES_HELP, app, choice_enum
 
 Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
@@ -27,7 +29,7 @@ Format = choice_enum("Format", RESLICE_FORMATS, "Output formats.")
 @app.command("reslice")
 def reslice_command(
     path: Annotated[Path, typer.Argument(help="A DICOM folder (searched recursively) or file holding one series (or choose with --series).")],
-    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help="A .nii/.nii.gz file, a folder of PNG pictures (or with --slice N one .png), or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
+    out: Annotated[str | None, typer.Option("--output", "-o", metavar="PATH", help=f"A file: {help_list('reslice')} (a picture: one slice, --slice N); or a folder of PNG pictures, or (with --format dcm) a folder for a DICOM series. Default: <series>_<what>.nii.gz here.")] = None,
     slice_no: Annotated[int | None, typer.Option("--slice", min=1, help="Write the picture of this slice only (1-based, as picture names count): -o NAME.png, or into the -o folder.")] = None,
     spacing: Annotated[str | None, typer.Option("--spacing", help="Voxel size in mm: one value (isotropic) or WIDTH,HEIGHT,DEPTH (column, row, slice). Alone: keep the series' orientation.")] = None,
     plane: Annotated[Plane | None, typer.Option("--plane", "-p", help="A grid aligned with the patient axes: axial (slices inferior->superior), coronal (anterior->posterior), sagittal (left->right).")] = None,
@@ -40,6 +42,7 @@ def reslice_command(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="auto (from -o: .nii/.nii.gz NIfTI, .dcm DICOM, else a folder of PNGs), nifti, png, or dcm (a new DICOM series in the -o folder).")] = Format.auto,
     fill: Annotated[float | None, typer.Option("--fill", help="Value outside the series (default: -1024 for CT, 0 otherwise).")] = None,
     window: Annotated[str | None, typer.Option("--window", "-w", help="PNG/DICOM display window CENTER,WIDTH, a preset name, 'dicom' or 'auto'. Default: the series' window for CT, else an automatic window of the slices drawn (of the slabs: --thickness with --mode max draws projections).")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", metavar="NAME", help=f"PNG/DICOM display window by name. {PRESET_HELP}")] = None,
     series: Annotated[str | None, typer.Option("--series", "-s", help=SERIES_HELP)] = None,
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Orientation letters and a scale bar on PNG pictures.")] = True,
     keep_phi: Annotated[bool, typer.Option("--keep-phi", help="DICOM output: copy patient and study identity from the source so the series joins its study (default: none, and the files say they were de-identified).")] = False,
@@ -58,5 +61,5 @@ def reslice_command(
     from .work import reslice as work  # the work imports numpy and the library: only when the command runs
     work.reslice(path, out=out, slice_no=slice_no, spacing=spacing, plane=plane, normal=normal,
                  thickness=thickness, mode=mode, like=like, interp=interp, fov=fov, fmt=fmt, fill=fill,
-                 window=window, series=series, labels=labels, keep_phi=keep_phi, allow_gaps=allow_gaps,
+                 window=window, preset=preset, series=series, labels=labels, keep_phi=keep_phi, allow_gaps=allow_gaps,
                  force=force, max_memory=max_memory)

@@ -21,19 +21,37 @@ acquisition times, InstanceNumbers). Nothing here carries patient identity.
 
 from __future__ import annotations
 
-import gzip
 import math
 import re
-import struct
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from . import uih
 from .fastheader import element_value, read_raw
 from .files import open_source
+from .ge import (
+    GE_ASSET,
+    GE_ECHO_SPACING_US,
+    ge_multiband,
+    ge_phase_positive,
+    ge_protocol,
+    ge_repetition_time,
+    ge_slice_timing,
+)
 from .series import Stack
-from .siemens import ascconv, csa_image, parse_ascconv, protocol_number
-from .values import to_float, to_int, to_str
+from .sidecar_keys import manufacturer_name, more_fields
+from .siemens import (
+    MOSAIC_REF_ACQ_TIMES,
+    ascconv,
+    csa_image,
+    listed_slice_times,
+    multiband_problem,
+    parse_ascconv,
+    protocol_number,
+    times_by_instance,
+)
+from .values import seconds_from_first, to_float, to_int, to_str
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
@@ -48,22 +66,13 @@ HEADER_KEYWORDS = (
 SIEMENS_PARTIAL_FOURIER = {1: 0.5, 2: 0.625, 4: 0.75, 8: 0.875, 16: 1.0}
 """Siemens ``sKSpace.ucPhasePartialFourier`` codes -> the fraction of k-space sampled."""
 
-GE_PROTOCOL_BLOCK = 0x0025101B
-"""GE's Protocol Data Block: a gzip-compressed ``KEY "value"`` text after a 4-byte length."""
-
-GE_USER_DATA = (0x0043102A, "OB")
-"""GE's raw header (user data) with the phase-encoding polarity bits."""
-
 #: Private elements read here (tag, VR), besides those the scan reads (:data:`volume.dicom._tags.PRIVATE`).
 SIEMENS_PAT_TEXT = ((0x00511011, "LO"), (0x00211009, "LO"))
 SIEMENS_XA_PROTOCOL = (0x00211019, "OB")
 SIEMENS_XA_PE_POSITIVE = (0x0021111C, "IS")
 SIEMENS_XA_BWPPPE = (0x00211153, "FD")
 SIEMENS_BWPPPE = (0x00191028, "FD")
-GE_ECHO_SPACING_US = (0x0043102C, "SS")
-GE_ASSET = (0x00431083, "DS")
-GE_GROUP_DELAY_S = (0x0043107C, "FL")
-GE_MULTIBAND = (0x004310B6, "LO")
+SIEMENS_TIME_AFTER_START = (0x00211104, "DS")
 PHILIPS_WATER_FAT_SHIFT = (0x20011022, "FL")
 PHILIPS_EPI_FACTOR = (0x20011013, "SL")
 PHILIPS_PARTIAL_FOURIER = (0x20011019, "CS")
@@ -173,61 +182,6 @@ def _number_list(value: Any) -> list[float]:
 # --- vendor headers ---------------------------------------------------------------------------
 
 
-def ge_protocol(h: Header) -> dict[str, str]:
-    """GE's Protocol Data Block (0025,101B) as ``{KEY: value}`` (empty when absent or unreadable)."""
-    raw = h.raw(GE_PROTOCOL_BLOCK, "OB")
-    if not isinstance(raw, (bytes, bytearray)):
-        return {}
-    start = bytes(raw).find(b"\x1f\x8b")
-    if start < 0:
-        return {}
-    try:
-        text = gzip.decompress(bytes(raw)[start:]).decode("latin-1")
-    except (OSError, EOFError, ValueError):
-        return {}
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r'\s*(\w+)\s+"(.*)"\s*$', line)
-        if m:
-            out[m.group(1)] = m.group(2)
-    return out
-
-
-def ge_phase_positive(h: Header) -> int | None:
-    """GE's phase-encoding polarity: 1 ("Unflipped") or 0 ("Flipped"), None when unknown.
-
-    From RectilinearPhaseEncodeReordering (0018,9034: REVERSE_LINEAR is unflipped), else GE's
-    raw header in the user data (0043,102A): the EPI flag, the flip bit and the k-space y
-    direction, at the offsets of its header version (as dcm2niix reads them).
-    """
-    reorder = to_str(h.get("RectilinearPhaseEncodeReordering")).upper()
-    if reorder.startswith("REVERSE"):
-        return 1
-    if reorder.startswith("LINEAR"):
-        return 0
-    blob = h.raw(*GE_USER_DATA)
-    if not isinstance(blob, (bytes, bytearray)) or len(blob) < 26:
-        return None
-    blob = bytes(blob)
-    try:
-        start = struct.unpack_from("<H", blob, 24)[0]
-        version = struct.unpack_from("<f", blob, start)[0]
-        if not 5 <= version <= 40:
-            return None
-        ky_offset = 0x394
-        if version >= 25.002:
-            start += 0x4C
-            ky_offset = 0x394 - 0x8C
-        if not struct.unpack_from("<H", blob, start + 0x3A)[0] & 0x800:
-            return None  # not EPI
-        flipped = bool(struct.unpack_from("<H", blob, start + 0x30)[0] & 0x4)
-        if struct.unpack_from("<h", blob, start + ky_offset)[0] == 2:  # k-space read bottom-up
-            flipped = not flipped
-    except struct.error:
-        return None
-    return 0 if flipped else 1
-
-
 def _siemens_protocol(h: Header) -> dict[str, str]:
     """The Siemens protocol (ASCCONV): the CSA series header, else XA's (0021,1019)."""
     protocol = ascconv(h.ds)
@@ -247,14 +201,16 @@ def _first_volume(stack: Stack, volume: int = 0) -> list[Any]:
 
 
 def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, protocol: dict[str, str],
-                 ge: dict[str, str]) -> list[float] | None:
-    """Seconds from the start of a volume for each written slice, or None."""
+                 ge: dict[str, str], csa: dict[str, Any] | None = None, notes: list[str] | None = None
+                 ) -> list[float] | None:
+    """Seconds from the start of a volume for each written slice, or None (``notes`` gets why, when
+    the files hold times that cannot be right: then they are left out, never guessed)."""
     if stack.n_slices < 2 or str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() == "3D":
         return None
     volumes = [_first_volume(stack, t) for t in range(min(stack.n_frames, 2))]
 
-    def usable(times: list[float | None]) -> list[float] | None:
-        if any(t is None for t in times):
+    def usable(times: list[float | None] | None) -> list[float] | None:
+        if times is None or any(t is None for t in times):
             return None
         lo, hi = min(times), max(times)  # type: ignore[type-var]
         if hi - lo <= 0 or (tr_s and hi - lo > tr_s):
@@ -271,46 +227,35 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
             if t < len(per_image):
                 times = usable(per_image[t])
                 if times is not None:
-                    return times
+                    return _siemens_checked(times, vendor, h, protocol, notes)
     if vendor == "GE":
-        return _ge_slice_times(stack, ge, tr_s)
-    if vendor in ("SIEMENS", "UIH") and not stack.first.mosaic and stack.first.frame is None:
-        return usable([f.acquisition_time for f in volumes[0]])
+        return ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).times
+    if stack.first.mosaic or stack.first.frame is not None:
+        return None
+    if vendor == "SIEMENS":  # each single-slice image lists its volume's times (CSA image header)
+        listed = listed_slice_times(csa or {}, h.raw(*MOSAIC_REF_ACQ_TIMES))
+        if listed is not None:
+            times = usable(times_by_instance(listed, [f.instance_number for f in volumes[0]]))
+            if times is not None:
+                return _siemens_checked(times, vendor, h, protocol, notes)
+    if vendor in ("SIEMENS", "UIH"):  # AcquisitionTime of each slice (UIH's documented slice time)
+        return usable(seconds_from_first([f.acquisition_time for f in volumes[0]]))
     return None
 
 
-def _ge_slice_times(stack: Stack, ge: dict[str, str], tr_s: float | None) -> list[float] | None:
-    """GE slice times from the protocol block (SLICEORDER, MBACCEL, DELACQNOAV), for 2D EPI, in the
-    order GE acquired its locations (its InstanceNumber order), then put in written slice order."""
-    if not ge or not tr_s or "SLICEORDER" not in ge:
+def _siemens_checked(times: list[float], vendor: str, h: Header, protocol: dict[str, str],
+                     notes: list[str] | None) -> list[float] | None:
+    """``times``, unless a Siemens series' multiband factor says they cannot be right (then None, and why in ``notes``)."""
+    if vendor != "SIEMENS":
+        return times
+    factor = _pat_factor(h, "s") or protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
+    problem = multiband_problem(times, factor, "TimeAfterStart (0021,1104)" if h.raw(*SIEMENS_TIME_AFTER_START)
+                                is not None else "the images' slice times")
+    if problem:
+        if notes is not None:
+            notes.append(problem)
         return None
-    n = stack.n_slices
-    try:
-        interleaved = int(float(ge["SLICEORDER"])) != 0
-        mb = max(1, int(float(ge.get("MBACCEL", "1") or 1)))
-        delay = float(ge.get("DELACQNOAV", "0") or 0) / 1000.0
-    except ValueError:
-        return None
-    excitations = math.ceil(n / mb)
-    dt = (tr_s - delay) / excitations
-    times = []
-    for i in range(excitations):
-        if not interleaved:
-            times.append(i * dt)
-        elif i % 2 == 0:
-            times.append((i // 2) * dt)
-        else:
-            times.append(((excitations - 1) // 2 + (i + 1) // 2) * dt)
-    by_location = [times[i % excitations] for i in range(n)]
-    volume = _first_volume(stack)
-    numbers = [f.instance_number for f in volume]
-    if any(v is None for v in numbers):
-        return None
-    rank = sorted(range(n), key=lambda s: numbers[s])  # GE numbers locations in acquisition prescription order
-    out = [0.0] * n
-    for location, s in enumerate(rank):
-        out[s] = round(by_location[location], 6)
-    return out
+    return times
 
 
 def _pat_factor(h: Header, letter: str) -> float | None:
@@ -323,7 +268,11 @@ def _pat_factor(h: Header, letter: str) -> float | None:
     return None
 
 
-def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, protocol: dict[str, str]) -> int | None:
+def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, protocol: dict[str, str],
+               ge: dict[str, str]) -> int | None:
+    if vendor == "GE":  # the factor GE states: its slice times can leave an excitation empty
+        mb = ge_multiband(h, ge)
+        return mb if mb > 1 else None
     if times:
         first = times[0]
         same = sum(1 for t in times if abs(t - first) < 1e-4)
@@ -335,9 +284,6 @@ def _multiband(stack: Stack, vendor: str, h: Header, times: list[float] | None, 
             return int(factor)
         mb = protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
         return int(mb) if mb and mb > 1 else None
-    if vendor == "GE":
-        values = _number_list(h.raw(*GE_MULTIBAND))
-        return int(values[0]) if values and values[0] > 1 else None
     return None
 
 
@@ -438,13 +384,7 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
     tr = to_float(h.get("RepetitionTime"))
     if tr is not None and tr > 0:
         if vendor == "GE":
-            delay = to_float(h.raw(*GE_GROUP_DELAY_S))
-            if delay and delay > 0:
-                tr += delay * 1000.0
-            if "MPH" in ge.get("IOPT", "").upper().replace(" ", "").split(",") and ge.get("DELACQ", "").upper() != "MINIMUM":
-                extra = to_float(ge.get("DELACQNOAV"))
-                if extra and extra > 0:
-                    tr += extra
+            tr = ge_repetition_time(stack, h, ge, tr)
         out["RepetitionTime"] = tr / 1000.0
     measured = _measured_tr(stack, vendor)
     if measured is not None and (tr is None or abs(measured - tr / 1000.0) > 0.05):
@@ -477,12 +417,19 @@ def _measured_tr(stack: Stack, vendor: str) -> float | None:
 
 
 def sidecar_fields(stack: Stack) -> dict[str, Any]:
-    """BIDS fields of an MR stack (empty for other modalities), in the order dcm2niix writes them."""
+    """BIDS fields of an MR stack, in the order dcm2niix writes them, then every other key dcm2niix
+    writes (:func:`volume.dicom.sidecar_keys.more_fields`); for other modalities the manufacturer
+    as dcm2niix names it.
+
+    ``OmittedFields`` maps a field the files hold but volume leaves out (never guessed) to why;
+    ``SliceTimingInferredFrom`` names what slice times were inferred from when the files measured none.
+    """
+    name = manufacturer_name(stack.first.acquisition.get("Manufacturer"))
     if stack.modality != "MR" or stack.problem:
-        return {}
+        return {"Manufacturer": name} if name else {}
     h = read_header(stack)
     if h is None:
-        return {}
+        return {"Manufacturer": name} if name else {}
     vendor = _vendor(stack)
     protocol = _siemens_protocol(h) if vendor == "SIEMENS" else {}
     csa = csa_image(h.ds) if vendor == "SIEMENS" and h.ds.get(0x00291010) is not None else {}
@@ -495,7 +442,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
             out[key] = value
     phase = _phase_direction(h)
     acq_pe = _acquisition_matrix_pe(h, protocol)
-    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else None
+    recon_pe = (stack.rows if phase == "COL" else stack.cols) if phase else (
+        stack.rows if stack.rows == stack.cols else None)  # square: either direction has as many lines
     if acq_pe:
         out["AcquisitionMatrixPE"] = acq_pe
     if recon_pe:
@@ -506,12 +454,13 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     out.update(_partial_fourier(vendor, h, protocol))
     out.update(_readout(vendor, h, recon_pe, acq_pe, protocol, csa))
     tr_s = out.get("RepetitionTime")
-    times = _slice_times(stack, vendor, h, tr_s, protocol, ge)
-    mb = _multiband(stack, vendor, h, times, protocol)
+    omitted: list[str] = []
+    times = _slice_times(stack, vendor, h, tr_s, protocol, ge, csa, omitted)
+    mb = _multiband(stack, vendor, h, times, protocol, ge)
     if mb:
         out["MultibandAccelerationFactor"] = mb
+    positive = _phase_positive(vendor, h, csa)
     if phase:
-        positive = _phase_positive(vendor, h, csa)
         axis = "i" if phase == "ROW" else "j"
         if positive is None:
             out["PhaseEncodingAxis"] = axis
@@ -520,8 +469,50 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         out["InPlanePhaseEncodingDirectionDICOM"] = phase
     if times:
         out["SliceTiming"] = [round(t, 6) for t in times]
+        if _protocol_inferred(stack, vendor, h, csa):
+            out["SliceTimingInferredFrom"] = PROTOCOL_SLICE_TIMES
+    elif omitted:
+        out["OmittedFields"] = {"SliceTiming": omitted[0]}
+    elif _wants_slice_timing(stack):
+        out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
     out.update(_field_map(stack, vendor, protocol))
+    out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out
+
+
+PROTOCOL_SLICE_TIMES = ("the protocol: sSliceArray.ucMode (the slice order), RepetitionTime and lDelayTimeInTR, slices "
+                        "evenly spread (VB12/VB13 mosaics hold no measured times, CSA MosaicRefAcqTimes)")
+"""What Siemens slice times are inferred from when the mosaics measured none (as dcm2niix infers them)."""
+
+
+def _protocol_inferred(stack: Stack, vendor: str, h: Header, csa: dict[str, Any]) -> bool:
+    """True when a Siemens mosaic's slice times came from its protocol (B12/B13 write no measured ones)."""
+    return (vendor == "SIEMENS" and bool(stack.first.mosaic)
+            and listed_slice_times(csa, h.raw(*MOSAIC_REF_ACQ_TIMES)) is None)
+
+
+def _wants_slice_timing(stack: Stack) -> bool:
+    """An fMRI or DWI time series of 2D slices: what slice timing correction (SPM, FSL, fMRIPrep's
+    slice-timing step, eddy's slice-to-volume) needs SliceTiming for."""
+    return (stack.n_slices >= 2 and stack.n_frames >= 2 and not stack.derived and stack.content in ("fMRI", "DWI")
+            and str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() != "3D")
+
+
+#: Why a vendor's files give no slice times, when nothing more specific is known.
+NO_SLICE_TIMES = {
+    "PHILIPS": "Philips stores no slice times in its DICOM",
+    "SIEMENS": "no slice times in the files (CSA MosaicRefAcqTimes, TimeAfterStart, a protocol slice order or "
+               "per-slice AcquisitionTime)",
+}
+
+
+def _no_slice_timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str], tr_s: float | None) -> str:
+    """Why SliceTiming is left out (never guessed)."""
+    if vendor == "GE":
+        why = ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).why
+        if why:
+            return why
+    return NO_SLICE_TIMES.get(vendor, "no per-slice acquisition times in the files")
 
 
 def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
@@ -533,6 +524,8 @@ def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
         return v if v in (0, 1) else None
     if vendor == "GE":
         return ge_phase_positive(h)
+    if vendor == "UIH":
+        return uih.phase_positive(h.raw(uih.PHASE_NEGATIVE, "IS"))
     return None
 
 

@@ -47,6 +47,10 @@ _UNDEFINED = 0xFFFFFFFF
 _FALLBACK_TAGS = frozenset({0x52009230, 0x52009229, 0x00041220, 0x7FE00008, 0x7FE00009,
                             _ITEM, _ITEM_END, _SEQ_END})
 
+#: ImageType values of files tiling many slices (a Siemens mosaic, a UIH grid): the scanner needs
+#: their private headers (CSA, MRVFrameSequence), which pydicom reads.
+_TILED = frozenset({"MOSAIC", "VFRAME"})
+
 #: Every VR explicit datasets may hold.
 _ALL_VRS = frozenset(
     v.encode() for v in (
@@ -492,8 +496,8 @@ def _parse(buf: bytes, file_size: int) -> FastDataset:
             if values.get("NumberOfFrames") not in (None, 1):
                 raise _Unsupported("multi-frame")
             image_type = values.get("ImageType")
-            if image_type and "MOSAIC" in (image_type if isinstance(image_type, tuple) else (image_type,)):
-                raise _Unsupported("Siemens mosaic: the CSA header is needed")
+            if image_type and _TILED & set(image_type if isinstance(image_type, tuple) else (image_type,)):
+                raise _Unsupported("Siemens mosaic or UIH grid: its private headers are needed")
             return FastDataset(values, _Element(value_pos, length), meta)
         if tag == _CHARACTER_SET and value_pos + length <= n:
             codec = _codec(buf[value_pos : value_pos + length])
@@ -695,6 +699,16 @@ def read_raw(path: str) -> RawDataset | None:
             IndexError, StructError):
         return None
     return RawDataset(elements)
+
+
+def parse_items(raw: bytes, *, explicit: bool) -> tuple[RawDataset, ...] | None:
+    """The items of a sequence from its value's raw bytes (a private sequence pydicom read as
+    bytes: its VR is not in pydicom's dictionary), little endian; None when they do not parse."""
+    try:
+        items, _ = _read_items(raw, 0, len(raw), explicit)
+    except (_Truncated, _NeedMore, _Unsupported, ValueError, UnicodeDecodeError, IndexError, StructError):
+        return None
+    return items
 
 
 def element_value(ds: Any, tag: int, vr: str) -> Any:

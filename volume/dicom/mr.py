@@ -11,21 +11,27 @@ Conventions (the vendors' and the standard's, written down once):
 
 * gradient directions are unit vectors in the patient LPS frame, DICOM's own: the standard
   DiffusionGradientOrientation (0018,9089), Siemens (0019,100E) and Philips (2005,10B0-B2,
-  x y z) already are; GE writes them in a frame tied to the image (:func:`ge_gradient`);
+  x y z) already are; GE writes them in a frame tied to the image
+  (:func:`volume.dicom.ge.ge_gradient`);
 * a b-value above zero with a zero vector is an isotropic (trace) image, as is directionality
   ``ISOTROPIC`` or Philips (2001,1004) ``I``: derived, never a direction of the 4D series;
+* a b-value above zero with no direction element at all (and nothing saying isotropic) has
+  ``gradient`` None: its direction is unknown (:attr:`MRFrame.direction_unknown`), never zero;
 * times are seconds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import canon, uih
 from ._tags import PRIVATE, creator_keyword
 from .fastheader import element_value
+from .ge import ge_bvalue, ge_gradient, ge_reduced_bvalue
 from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
 
 Getter = Callable[[str], Any]
@@ -38,15 +44,8 @@ DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX = "DIRECTIONAL", "ISOTROPIC", "NON
 DERIVED_DIFFUSION_TYPES = {"ADC": "ADC", "TRACEW": "trace", "TRACE": "trace", "FA": "FA", "EADC": "eADC",
                            "ISOTROPIC": "trace"}
 
-GE_BVALUE_OFFSET = 1_000_000_000
-"""GE adds 10^9 (sometimes more) to the b-value of (0043,1039) for some sequences: only the
-remainder is the b-value (as dcm2niix reads it)."""
-
 PHILIPS_PRIVATE_FRAME_SEQUENCE = 0x2005140F
 """Philips' private per-frame functional group of enhanced files (holds ScaleSlope 2005,100E)."""
-
-GE_SHORT_GRADIENT = (0.03, 0.97)
-"""A GE gradient vector with a length in this range encodes a reduced b-value (multi-shell)."""
 
 SIEMENS_XA_PRIVATE_FRAME_SEQUENCE = 0x002111FE
 """Siemens XA's private per-frame functional group of enhanced files."""
@@ -54,8 +53,19 @@ SIEMENS_XA_PRIVATE_FRAME_SEQUENCE = 0x002111FE
 SIEMENS_XA_TIME_AFTER_START = 0x00211104
 """(0021,1104) TimeAfterStart, seconds: when a frame (slice) was acquired within its volume."""
 
+PHILIPS_GRADIENT = ("PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH")
+"""Philips' private gradient components (2005,10B0-B2), patient LPS."""
+
+GE_GRADIENT = ("GEGradientX", "GEGradientY", "GEGradientZ")
+"""GE's private gradient components (0019,10BB-BD), in a frame tied to the image (:mod:`volume.dicom.ge`)."""
+
 ZERO_VECTOR = 1e-3
 """A gradient vector shorter than this is no direction (b=0, or an isotropic image)."""
+
+B0_THRESHOLD = 50.0
+"""b-values (s/mm2) at or below this weight nothing: an image without a direction there is an
+unweighted reference image (CMRR's sequences write b=5 on them), never an isotropic (trace) image;
+dcm2niix's threshold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,22 +100,41 @@ class MRFrame:
         return self.bvalue is not None
 
     @property
+    def direction_unknown(self) -> bool:
+        """True for a weighted image (b above :data:`B0_THRESHOLD`) whose files give no gradient
+        direction (no element, standard or the vendor's) and do not say it is isotropic: its direction
+        is not in the files. (At or below the threshold a direction-less image is a nominal b=0, as
+        Siemens writes b=5 on its reference volumes.)"""
+        return (self.bvalue is not None and self.bvalue > B0_THRESHOLD and self.gradient is None
+                and self.directionality != ISOTROPIC)
+
+    @property
     def is_isotropic(self) -> bool:
-        """True for a b>0 image without a direction: a trace (isotropic) image the scanner computed."""
-        if self.bvalue is None or self.bvalue <= 0:
+        """True for a weighted image (b above :data:`B0_THRESHOLD`) without a direction (a zero
+        vector, ISOTROPIC, or none given): in a series that also holds directions, the trace image a
+        scanner computed (``series.py``); :attr:`direction_unknown` tells the files saying so from
+        the files saying nothing."""
+        if self.bvalue is None or self.bvalue <= B0_THRESHOLD:
             return False
         if self.directionality == ISOTROPIC:
             return True
         return self.gradient is None or math.hypot(*self.gradient) < ZERO_VECTOR
 
 
+#: Private element name -> (the keyword its creator is read under, the creator in upper case).
+_OWNERS = {name: (creator_keyword(tag), creator.upper()) for name, (tag, _vr, creator) in PRIVATE.items()}
+
+
 def private(get: Getter, name: str) -> Any:
     """A private element's value, or None when absent or when its block belongs to another creator."""
-    tag, _vr, creator = PRIVATE[name]
-    owner = get(creator_keyword(tag))
-    if owner is not None and to_str(owner).upper() != creator.upper():
+    value = get(name)
+    if value is None:
         return None
-    return get(name)
+    keyword, creator = _OWNERS[name]
+    owner = get(keyword)
+    if owner is not None and to_str(owner).upper() != creator:
+        return None
+    return value
 
 
 def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None:
@@ -118,101 +147,75 @@ def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None
     return (vector[0] / n, vector[1] / n, vector[2] / n)
 
 
-def ge_bvalue(value: Any) -> float | None:
-    """The b-value of GE's (0043,1039) (its first value, less the 10^9 offset some sequences add)."""
-    b = to_float(value)
-    if b is None or b < 0:
-        return None
-    return float(b % GE_BVALUE_OFFSET) if b >= GE_BVALUE_OFFSET else b
-
-
-#: GE's gradient components (0019,10BB, 10BC, 10BD) -> components along the image's voxel axes
-#: (column direction ``r``, *reversed* row direction ``-c``, normal ``n``), by the plane nearest the
-#: slices and the phase-encoding direction (0018,1312): row ``i`` of each matrix is where GE's
-#: ``i``-th component goes. This is what dcm2niix (v1.0.20260724, the reference research users
-#: compare with) writes, checked case by case in ``tests/test_mr.py``; it follows the rule of
-#: dicm2nii that dcm2niix's authors validated on GE data (axial: ``(-x, y, z)``), except for coronal
-#: slices phase-encoded along rows, where the binary differs from its own published rule and both
-#: call ROW "untested".
-GE_GRADIENT_FRAMES: dict[tuple[str, str], tuple[tuple[int, int, int], ...]] = {
-    ("axial", "COL"): ((-1, 0, 0), (0, 1, 0), (0, 0, 1)),
-    ("axial", "ROW"): ((0, -1, 0), (-1, 0, 0), (0, 0, 1)),
-    ("sagittal", "COL"): ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
-    ("sagittal", "ROW"): ((0, 1, 0), (1, 0, 0), (0, 0, -1)),
-    ("coronal", "COL"): ((-1, 0, 0), (0, -1, 0), (0, 0, 1)),
-    ("coronal", "ROW"): ((0, -1, 0), (1, 0, 0), (0, 0, 1)),
-}
-
-#: The plane whose normal is nearest the slice normal, by its dominant patient axis (x, y, z).
-_PLANE_OF_AXIS = ("sagittal", "coronal", "axial")
-
-
-def ge_gradient(raw: tuple[float, float, float], iop: tuple[float, ...] | None, phase_direction: str
-                ) -> tuple[float, float, float]:
-    """GE's gradient (0019,10BB/BC/BD) as an LPS direction: its components turned into voxel-axis
-    components by :data:`GE_GRADIENT_FRAMES`, then into the patient frame through the image's axes.
-    Without an orientation or a phase direction the raw components are taken as voxel-axis ones, as
-    dcm2niix does."""
-    if iop is None:
-        return raw
-    r = _unit(iop[:3]) or (1.0, 0.0, 0.0)
-    c = _unit(iop[3:]) or (0.0, 1.0, 0.0)
-    n = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
-    frame = GE_GRADIENT_FRAMES.get((_PLANE_OF_AXIS[max(range(3), key=lambda i: abs(n[i]))], phase_direction))
-    v = raw if frame is None else tuple(sum(raw[i] * frame[i][j] for i in range(3)) for j in range(3))
-    # voxel-axis components along r, -c, n -> patient LPS
-    return tuple(v[0] * r[i] - v[1] * c[i] + v[2] * n[i] for i in range(3))  # type: ignore[return-value]
-
-
-def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
-    """GE multi-shell: a gradient shorter than unit length scales the nominal b by its squared
-    length (rounded to 5 s/mm2, as dcm2niix does); the direction is then made unit length."""
-    length = math.sqrt(sum(v * v for v in gradient))
-    if not GE_SHORT_GRADIENT[0] < length < GE_SHORT_GRADIENT[1]:
-        return b, gradient
-    reduced = b * length * length
-    b2 = 5.0 if 0 < reduced < 5 else float(int((reduced + 2.5) / 5) * 5)
-    return b2, gradient
-
-
 def _directionality(text: Any) -> str:
     d = to_str(text).upper()
     return d if d in (DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX) else ""
 
 
+def _diffusion_uih(get: Getter, b: float | None, gradient: tuple[float, ...] | None
+                   ) -> tuple[float | None, tuple[float, ...] | None]:
+    """UIH's b-value (0065,1009) and image-frame gradient (0065,1037) before the standard ones
+    (:mod:`volume.dicom.uih`); the arguments come back unchanged without them."""
+    ub, ug = to_float(private(get, "UIHBValue")), to_floats(private(get, "UIHGradientDirection"), 3)
+    if ug is not None:
+        gradient = uih.gradient_lps(ug, to_floats(get("ImageOrientationPatient"), 6)) or gradient
+    return (ub if ub is not None else b), gradient
+
+
+def _canon_comment_gradient(get: Getter, b: float | None) -> tuple[float, float, float] | None:
+    """The direction Canon writes in ImageComments (:mod:`volume.dicom.canon`), by GE's image-frame
+    rule; None when absent, or when the rule's conditions (head first supine, a phase direction) fail."""
+    if not canon.is_canon(get("Manufacturer")):
+        return None
+    components = canon.comment_components(get("ImageComments"), b)
+    phase = to_str(get("InPlanePhaseEncodingDirection")).upper()[:3]
+    iop = to_floats(get("ImageOrientationPatient"), 6)
+    if components is None or iop is None or phase not in ("ROW", "COL"):
+        return None
+    if to_str(get("PatientPosition")).upper() != canon.HEAD_FIRST_SUPINE:
+        return None
+    return ge_gradient(components, iop, phase)
+
+
 def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, float] | None, str]:
-    """(b-value, LPS gradient, directionality) of a single-frame image, standard tags first."""
-    direction = _directionality(get("DiffusionDirectionality"))
-    b = to_float(get("DiffusionBValue"))
-    gradient = to_floats(get("DiffusionGradientOrientation"), 3)
+    """(b-value, LPS gradient, directionality) of a single-frame image.
+
+    The b-value from UIH's own (0065,1009), else the standard DiffusionBValue, else Siemens', Philips'
+    or GE's private one; an image the standard marks unweighted (directionality NONE) without one is
+    b=0 (Canon writes none on them). The direction, wherever the b-value came from: UIH's image-frame
+    (0065,1037) first (UIH fills the standard direction before rotating it), else the standard
+    DiffusionGradientOrientation, else the vendor's private elements (each read only under its
+    vendor's private creator), else Canon's ImageComments: a GE series with the standard b-value and
+    GE's own gradient gets GE's gradient, never none.
+    """
+    standard_direction = _directionality(get("DiffusionDirectionality"))
+    b, gradient = _diffusion_uih(get, to_float(get("DiffusionBValue")),
+                                 to_floats(get("DiffusionGradientOrientation"), 3))
     if b is None:
-        sb = private(get, "SiemensBValue")
-        if sb is not None:
-            b = to_float(sb)
-            gradient = gradient or to_floats(private(get, "SiemensDiffusionGradientDirection"), 3)
-            direction = direction or _directionality(private(get, "SiemensDiffusionDirectionality"))
+        b = to_float(private(get, "SiemensBValue"))
     if b is None:
-        pb = private(get, "PhilipsBValue")
-        if pb is not None:
-            b = to_float(pb)
-            flag = to_str(private(get, "PhilipsDiffusionDirection")).upper()
-            if flag == "I":
-                direction = direction or ISOTROPIC
-            if gradient is None:
-                gradient = to_floats(tuple(private(get, n) for n in (
-                    "PhilipsGradientRL", "PhilipsGradientAP", "PhilipsGradientFH")), 3)
+        b = to_float(private(get, "PhilipsBValue"))
     if b is None:
-        gb = private(get, "GEBValue")
-        if gb is not None:
-            b = ge_bvalue(gb)
-            raw = to_floats(tuple(private(get, n) for n in ("GEGradientX", "GEGradientY", "GEGradientZ")), 3)
-            if gradient is None and b is not None and raw is not None:
-                b, raw = ge_reduced_bvalue(b, raw)
-                gradient = ge_gradient(raw, to_floats(get("ImageOrientationPatient"), 6),
-                                       to_str(get("InPlanePhaseEncodingDirection")).upper())
-    if b is not None and b < 0:
-        b = 0.0
-    return b, _unit(gradient), direction
+        b = ge_bvalue(private(get, "GEBValue"))
+    if b is None and standard_direction == NO_WEIGHTING:
+        b = 0.0  # the standard's unweighted image (Canon writes no b-value on them)
+    if b is None:
+        return None, None, ""
+    direction = standard_direction or _directionality(private(get, "SiemensDiffusionDirectionality"))
+    if not direction and to_str(private(get, "PhilipsDiffusionDirection")).upper() == "I":
+        direction = ISOTROPIC
+    gradient = (gradient
+                or to_floats(private(get, "SiemensDiffusionGradientDirection"), 3)
+                or to_floats(tuple(private(get, n) for n in PHILIPS_GRADIENT), 3))
+    if gradient is None:
+        raw = to_floats(tuple(private(get, n) for n in GE_GRADIENT), 3)
+        if raw is not None:
+            b, raw = ge_reduced_bvalue(b, raw)
+            gradient = ge_gradient(raw, to_floats(get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
+                                   to_str(get("InPlanePhaseEncodingDirection")).upper())
+    if gradient is None:
+        gradient = _canon_comment_gradient(get, b)
+    return max(b, 0.0), _unit(gradient), direction
 
 
 def _philips_order(get: Getter) -> tuple[tuple[str, Any], ...]:
@@ -251,10 +254,29 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
     order = _philips_order(get)
     scale = to_float(private(get, "PhilipsScaleSlope"))
     rwv, units = _rwv(get("RealWorldValueMappingSequence"))
-    if b is None and not order and scale is None and rwv is None:
+    slice_time = to_float(private(get, "SiemensTimeAfterStart"))  # XA files of one slice each
+    if b is None and not order and scale is None and rwv is None and slice_time is None:
         return None
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
-                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units)
+                   scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
+                   slice_time=slice_time)
+
+
+def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:
+    """``mr`` completed by the diffusion weighting of a Siemens CSA image header (``B_value``,
+    ``DiffusionGradientDirection`` in patient LPS, ``DiffusionDirectionality``) where the private
+    elements (0019,100C/100E) gave none: exports that drop group 0019 keep the CSA header."""
+    if mr is not None and mr.bvalue is not None:
+        if mr.gradient is None and csa.get("DiffusionGradientDirection"):
+            return dataclasses.replace(mr, gradient=_unit(to_floats(csa["DiffusionGradientDirection"], 3)))
+        return mr
+    b = to_float((csa.get("B_value") or [None])[0])
+    if b is None:
+        return mr
+    gradient = to_floats(csa.get("DiffusionGradientDirection"), 3)
+    direction = _directionality((csa.get("DiffusionDirectionality") or [""])[0])
+    return dataclasses.replace(mr or MRFrame(), bvalue=max(b, 0.0), gradient=_unit(gradient),
+                               directionality=direction)
 
 
 def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
@@ -293,6 +315,8 @@ def enhanced_mr_frame(per: Any, shared: Any) -> MRFrame | None:
     block = element_value(per, SIEMENS_XA_PRIVATE_FRAME_SEQUENCE, "SQ") if per is not None else None
     if block:
         slice_time = to_float(element_value(block[0], SIEMENS_XA_TIME_AFTER_START, "DS"))
+    if b is None and direction == NO_WEIGHTING:
+        b = 0.0  # the standard's unweighted frame (Canon writes no b-value on them)
     if b is None and not order and scale is None and rwv is None and slice_time is None:
         return None
     if b is not None and b < 0:

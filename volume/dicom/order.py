@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .scan import FrameHeader
+from .values import seconds_from_first
 
 Clusters = Sequence[Sequence[FrameHeader]]
 """Images grouped by slice position, positions in order along the normal."""
@@ -116,6 +117,8 @@ def _labels(clusters: Clusters, name: str, getter: Callable[[FrameHeader], Any])
             if v is None:
                 return None
             out[id(f)] = v
+    if name == "AcquisitionTime":  # seconds of the day: a series may pass midnight
+        return dict(zip(out, seconds_from_first(list(out.values())) or [], strict=True))
     return out
 
 

@@ -22,18 +22,19 @@ from typing import Any
 import numpy as np
 
 from ..phi import CARRIED
-from . import fastheader
+from . import fastheader, uih
 from ._tags import PRIVATE, PRIVATE_TAGS
 from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
 from .files import GunzipError, file_compression, gunzip_cached, open_source
 from .geometry import GeometryError, slice_normal
-from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame
+from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame, with_csa_diffusion
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
     dicom_seconds,
     in_groups,
     looks_like_headerless_dicom,
     plain_value,
+    seconds_from_first,
     to_float,
     to_floats,
     to_int,
@@ -386,7 +387,7 @@ HEADER_KEYWORDS = (
     "SliceThickness", "PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
     "RescaleSlope", "RescaleIntercept", "TemporalPositionIdentifier", "AcquisitionNumber",
     "TriggerTime", "AcquisitionTime", "ContentTime", "DiffusionBValue", "DiffusionGradientOrientation",
-    "DiffusionDirectionality", "RealWorldValueMappingSequence", "InPlanePhaseEncodingDirection",
+    "DiffusionDirectionality", "RealWorldValueMappingSequence", "InPlanePhaseEncodingDirection", "ImageComments",
 )
 
 #: Wanted sequences -> the keywords wanted in their first item (the fast reader parses only those).
@@ -607,9 +608,44 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
         acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
         mr=_shared(classic_mr_frame(get)) if base["modality"] == "MR" else None,
     )
+    if not problem and uih.is_grid(image_type, acquisition.get("Manufacturer")):
+        return _grid_frames(ds, single), ""
     if "MOSAIC" in image_type and not problem:
         return _mosaic_frames(ds, single), ""
     return [single], ""
+
+
+def _grid_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
+    """Split a UIH grid (one file tiling every slice of a volume) into one record per slice, each
+    placed and timed by :func:`volume.dicom.uih.grid_tiles`; on any doubt the record says why it
+    cannot load."""
+
+    def refuse(why: str) -> list[FrameHeader]:
+        return [single.replace(problem=f"UIH grid (ImageType {'/'.join(single.image_type)}): {why}")]
+
+    n = uih.number_of_slices(ds)
+    if not n:
+        return refuse("the number of slices (MRNumberOfSliceInVolume 0065,1050) is missing: export the series "
+                      "with its UIH private header, or one file per slice")
+    layout = uih.grid_layout(n, single.rows, single.cols)
+    if isinstance(layout, str):
+        return refuse(layout)
+    per_row, grid_rows = layout
+    if single.iop is None or single.pixel_spacing is None:
+        return refuse("ImageOrientationPatient or PixelSpacing is missing")
+    spacing = to_float(value_of(ds, "SpacingBetweenSlices")) or single.slice_thickness
+    tiles = uih.grid_tiles(ds, n, single.iop, single.ipp, spacing)
+    if isinstance(tiles, str):
+        return refuse(tiles)
+    times = seconds_from_first([t.time for t in tiles])
+    base_mr = single.mr or MRFrame()
+    return [
+        single.replace(frame=k, rows=single.rows // grid_rows, cols=single.cols // per_row, n_frames_in_file=n,
+                       mosaic=per_row, pixel_offset=None, pixel_length=None, ipp=tile.ipp,
+                       acquisition_time=single.acquisition_time if single.acquisition_time is not None else tile.time,
+                       mr=_shared(dataclasses.replace(base_mr, slice_time=None if times is None else times[k])))
+        for k, tile in enumerate(tiles)
+    ]
 
 
 def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
@@ -635,6 +671,10 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     n = to_int(csa.get("NumberOfImagesInMosaic", [None])[0]) if csa.get("NumberOfImagesInMosaic") else None
     normal = to_floats(csa.get("SliceNormalVector"), 3)
     times = [to_float(t) for t in csa.get("MosaicRefAcqTimes", [])]
+    if not times:  # de-identified without the CSA header: its private copy (dcm2niix issue 296)
+        private_times = element_value(ds, PRIVATE["SiemensMosaicRefAcqTimes"][0], "FD")
+        times = [to_float(t) for t in (private_times if isinstance(private_times, tuple) else [private_times])
+                 if t is not None]
     if not n:
         n = to_int(element_value(ds, PRIVATE["SiemensNumberOfImagesInMosaic"][0], "US"))
     protocol = None
@@ -687,7 +727,7 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
         times = [t / 1000 for t in times]  # type: ignore[operator]
     else:
         times = _protocol_times(ds, positions, own_normal, n)
-    base_mr = single.mr or MRFrame()
+    base_mr = with_csa_diffusion(single.mr, csa) or MRFrame()
     return [
         single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
                        pixel_offset=None, pixel_length=None,

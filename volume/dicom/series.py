@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import AmbiguousSeriesError
 from ..phi import uid_key
 from ..volume import axis_codes, closest_plane, orientation_label
+from . import canon
 from .geometry import (
     POSITION_TOLERANCE_MM,
     GeometryError,
@@ -30,7 +31,7 @@ from .geometry import (
     same_orientation,
     stack_geometry,
 )
-from .mr import DERIVED_DIFFUSION_TYPES, ISOTROPIC
+from .mr import B0_THRESHOLD, DERIVED_DIFFUSION_TYPES, ISOTROPIC, ZERO_VECTOR
 from .order import LABEL_KEYS, LAST_RESORT, RANK_KEYS, incomplete_volumes, order_volumes
 from .scan import FrameHeader
 
@@ -135,24 +136,41 @@ class Stack:
         return "_".join(parts)
 
     @property
-    def diffusion(self) -> dict[str, list[Any]] | None:
+    def diffusion(self) -> dict[str, Any] | None:
         """b-values (s/mm2) and gradient directions (unit vectors, patient LPS) of each volume of a
-        diffusion-weighted 4D stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
+        diffusion stack, in volume order: ``{"bvals": [...], "bvecs_lps": [[x, y, z], ...]}``.
 
-        None unless every volume has a b-value and one is above zero. b=0 volumes, and trace images,
-        get zero vectors.
+        None unless every volume has a b-value, and the stack is diffusion-weighted: a volume with a
+        direction, or one weighted above :data:`~volume.dicom.mr.B0_THRESHOLD` (b-values at or below it
+        without any direction are one nominal value, no weighting); a single volume needs a direction.
+        A stack of b=0 volumes only is one when its ImageType says DIFFUSION (dcm2niix's rules).
+        b=0 volumes, trace images and the maps a scanner derived get zero vectors. When a weighted
+        volume's direction is not in the files (:attr:`volume.dicom.mr.MRFrame.direction_unknown`) in a
+        series of several volumes, ``bvecs_lps`` is None and ``bvecs_missing`` says which volumes lack
+        one: no vector is made up.
         """
-        if self.n_frames < 2 or self.problem:
+        if self.problem:
             return None
         heads = [self.frames[t * self.n_slices].mr for t in range(self.n_frames)]
         if any(mr is None or mr.bvalue is None for mr in heads):
             return None
         bvals = [float(mr.bvalue) for mr in heads]  # type: ignore[union-attr, arg-type]
-        if max(bvals) <= 0:
-            return None
         vectors = [[0.0, 0.0, 0.0] if b <= 0 or mr.is_isotropic or mr.gradient is None  # type: ignore[union-attr]
                    else [float(v) for v in mr.gradient] for b, mr in zip(bvals, heads, strict=True)]  # type: ignore[union-attr]
+        directional = any(b > 0 and any(v) for b, v in zip(bvals, vectors, strict=True))
+        if max(bvals) <= 0:
+            return {"bvals": bvals, "bvecs_lps": vectors} if self._marked_diffusion else None
+        unknown = [t for t, mr in enumerate(heads) if not self.derived and mr.direction_unknown]  # type: ignore[union-attr]
+        if unknown and self.n_frames > 1:
+            return {"bvals": bvals, "bvecs_lps": None, "bvecs_missing": _missing_directions(unknown, len(bvals))}
+        if not directional and (self.n_frames < 2 or max(bvals) <= B0_THRESHOLD):
+            return None
         return {"bvals": bvals, "bvecs_lps": vectors}
+
+    @property
+    def _marked_diffusion(self) -> bool:
+        """ImageType (an enhanced file's FrameType) says DIFFUSION."""
+        return any("DIFFUSION" in v.replace("_", " ").split() for v in self.first.image_type)
 
     @property
     def content(self) -> str:
@@ -184,9 +202,13 @@ class Stack:
         if diffusion is None:
             return content
         shells = sorted({round(b) for b in diffusion["bvals"]})
+        if diffusion["bvecs_lps"] is None:
+            return f"DWI b={','.join(map(str, shells))} (directions missing)"
         directions = {tuple(round(v, 3) for v in g)
                       for b, g in zip(diffusion["bvals"], diffusion["bvecs_lps"], strict=True) if round(b) > 0 and any(g)}
         n = len(directions)
+        if shells == [0]:
+            return "DWI b=0"
         return f"DWI b={','.join(map(str, shells))} ({f'{n} direction' + ('s' if n != 1 else '') if n else 'trace'})"
 
     def describe(self, *, keep_phi: bool = False) -> dict[str, Any]:
@@ -247,6 +269,14 @@ class Series:
         return f"Series({self.number}, {self.description!r}, {self.modality}, [{inner}])"
 
 
+def _missing_directions(volumes: list[int], n_volumes: int) -> str:
+    """Why a DWI gets no bvec: which b>0 volumes (0-based) have no direction in their files."""
+    shown = ", ".join(str(t + 1) for t in volumes[:8]) + (", ..." if len(volumes) > 8 else "")
+    return (f"no gradient direction in the files for {len(volumes)} of {n_volumes} volumes (b>0; "
+            f"volume{'s' if len(volumes) > 1 else ''} {shown}, counting from 1): no DiffusionGradientOrientation "
+            "(0018,9089) or vendor direction, and not marked isotropic; .bvec not written")
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
@@ -280,34 +310,51 @@ def _component(f: FrameHeader) -> str:
 def _is_directional(f: FrameHeader) -> bool:
     """A diffusion-weighted image with a gradient direction (b > 0, a non-zero vector)."""
     mr = f.mr
-    return mr is not None and mr.bvalue is not None and mr.bvalue > 0 and not mr.is_isotropic
+    return (mr is not None and mr.bvalue is not None and mr.bvalue > 0 and not mr.is_isotropic
+            and mr.gradient is not None and max(map(abs, mr.gradient)) >= ZERO_VECTOR)
 
 
 def _derived(f: FrameHeader, directional_series: bool) -> str:
     """The kind of map a scanner computed from diffusion images (``ADC``, ``trace``, ``FA``...), or "".
 
-    ImageType names ADC, FA and trace maps. A b>0 image without a direction is an isotropic (trace)
-    image: derived in a series that also holds directions (as dcm2niix treats it), else it is what
-    the series is (a trace-weighted acquisition) and stays with the b=0 images.
+    ImageType names ADC, FA and trace maps. A b>0 image with a zero vector or marked ISOTROPIC is an
+    isotropic (trace) image: derived in a series that also holds directions (as dcm2niix treats it),
+    else it is what the series is (a trace-weighted acquisition) and stays with the b=0 images. An
+    image whose files give no direction at all stays in its series, which then gets no ``.bvec``.
     """
     for value in f.image_type:
         for word in value.replace("_", " ").split():
             if word in DERIVED_DIFFUSION_TYPES:
                 return DERIVED_DIFFUSION_TYPES[word]
-    if directional_series and f.mr is not None and f.mr.is_isotropic:
+    if directional_series and f.mr is not None and f.mr.is_isotropic and not f.mr.direction_unknown:
         return "trace"
     return ""
 
 
+def _reference_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
+    """A series whose images all carry one b-value at or below :data:`~volume.dicom.mr.B0_THRESHOLD`
+    (CMRR's sequences write b=5 on every volume) and some a direction: the images without a
+    direction are its unweighted b=0 volumes (dcm2niix: "volumes without gradients are actually B=0")."""
+    bvalues = {round(f.mr.bvalue, 3) for f in frames if f.mr is not None and f.mr.bvalue is not None}
+    if len(bvalues) != 1 or not 0 < next(iter(bvalues)) <= B0_THRESHOLD or not any(_is_directional(f) for f in frames):
+        return frames
+    return [f.replace(mr=dataclasses.replace(f.mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
+            if f.mr is not None and f.mr.bvalue is not None and not _is_directional(f) else f for f in frames]
+
+
 def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
-    """GE writes the nominal b-value on the b=0 (T2) images of a diffusion series with directions,
-    with a zero vector: those are b=0 images (dcm2niix reads them so too), not trace images."""
+    """The b=0 images of a diffusion series as such, by the vendors' conventions: Canon/Toshiba
+    write no b-value on them (:func:`volume.dicom.canon.fill_b0`); a nominal b=5 on every volume
+    (:func:`_reference_b0s`); GE writes the nominal b-value on the b=0 (T2) images of a diffusion
+    series with directions, with a zero vector: those are b=0 images (dcm2niix reads them so too),
+    not trace images."""
+    frames = _reference_b0s(canon.fill_b0(frames))
     if not any(_is_directional(f) for f in frames):
         return frames
     out = []
     for f in frames:
         mr = f.mr
-        if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC
+        if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC and mr.gradient is not None
                 and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
             f = f.replace(mr=dataclasses.replace(mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
         out.append(f)
@@ -554,10 +601,14 @@ def _build_stack(
         kind = "localizer"
     else:
         kind = "volume"
-    return Stack(
+    stack = Stack(
         **common, frames=ordered, kind=kind, n_slices=n_slices, n_frames=n_frames,
         geometry=geometry, frame_order=frame_order, warnings=warnings, notes=notes,
     )
+    diffusion = stack.diffusion if f0.mr is not None else None
+    if diffusion is not None and diffusion["bvecs_lps"] is None:
+        warnings.append(diffusion["bvecs_missing"])
+    return stack
 
 
 def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
@@ -613,11 +664,13 @@ def group_frames(frames: Iterable[FrameHeader]) -> list[Series]:
 
 
 def dimensions_text(shape: tuple[int, ...], rgb: bool = False) -> str:
-    """Columns x rows x slices (x frames ``t``), as ``volume ls`` shows a stack's ``shape``."""
+    """Slices x rows x columns (and the frames of 4D), as ``volume ls`` shows a stack's ``shape``:
+    the order of ``Volume.shape``, of the ``Volume`` repr and of the axis letters (``SPL``)
+    (docs/conventions.md)."""
     spatial = shape[-3:]
-    text = f"{spatial[2]}x{spatial[1]}x{spatial[0]}"
+    text = "x".join(str(n) for n in spatial)
     if len(shape) == 4:
-        text += f"x{shape[0]}t"
+        text += f", {shape[0]} frames"
     return text + (" RGB" if rgb else "")
 
 

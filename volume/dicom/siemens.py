@@ -183,3 +183,57 @@ def protocol_slice_times(protocol: Mapping[str, str], tr_ms: float | None) -> li
     for rank, index in enumerate(acquisition):
         times[index] = rank * step
     return times
+
+
+MOSAIC_REF_ACQ_TIMES = (0x00191029, "FD")
+"""(0019,1029) MosaicRefAcqTimes, the private element copy of the CSA image header's list (ms): files
+de-identified without their CSA header may keep it."""
+
+SIMULTANEOUS_S = 1e-3
+"""Slice times closer than this (s) are one excitation (the slices of one multiband shot)."""
+
+
+def listed_slice_times(csa: Mapping[str, Any], private_ms: Any) -> list[float] | None:
+    """The slice times (ms) a Siemens image lists for its whole volume: the CSA image header's
+    MosaicRefAcqTimes, else the private (0019,1029); None when neither holds any."""
+    values = csa.get("MosaicRefAcqTimes") or []
+    if not values and private_ms is not None:
+        values = list(private_ms) if isinstance(private_ms, (list, tuple)) else [private_ms]
+    try:
+        times = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+    return times or None
+
+
+def times_by_instance(listed_ms: list[float], instance_numbers: list[int | None]) -> list[float] | None:
+    """Seconds for each written slice of a volume of single-slice files, from the list every image
+    holds (:func:`listed_slice_times`): its ``i``-th value is the slice of the ``i``-th InstanceNumber
+    of the volume (Siemens numbers a volume's images in the order of its slice array, the list's
+    order; dcm2niix reads them so). None when the counts differ or the numbers do not order the slices."""
+    n = len(instance_numbers)
+    if len(listed_ms) != n or any(v is None for v in instance_numbers) or len(set(instance_numbers)) != n:
+        return None
+    out = [0.0] * n
+    for i, s in enumerate(sorted(range(n), key=lambda s: instance_numbers[s])):  # type: ignore[arg-type, return-value]
+        out[s] = listed_ms[i] / 1000.0
+    return out
+
+
+def multiband_problem(times: list[float], factor: float | None, source: str) -> str:
+    """Why slice times cannot be those of a multiband acquisition ("" when they can): with a
+    multiband factor ``m`` above 1, ``m`` slices share each excitation, so at most ``ceil(n / m)``
+    distinct times. Siemens XA11 writes single-band TimeAfterStart values for multiband series
+    (dcm2niix issue 303)."""
+    if not factor or factor <= 1 or not times:
+        return ""
+    distinct: list[float] = []
+    for t in sorted(times):
+        if not distinct or t - distinct[-1] > SIMULTANEOUS_S:
+            distinct.append(t)
+    most = -(-len(times) // int(factor))
+    if len(distinct) <= most:
+        return ""
+    return (f"SliceTiming left out: {source} gives {len(distinct)} different slice times for {len(times)} slices, "
+            f"but a multiband factor of {int(factor)} allows {most} (Siemens XA11 writes single-band times for "
+            "multiband series)")

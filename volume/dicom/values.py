@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -79,6 +80,26 @@ def dicom_seconds(value: Any) -> float | None:
     except ValueError:
         return None
     return hh * 3600 + mm * 60 + ss
+
+
+SECONDS_PER_DAY = 86400.0
+"""One day: times of day that pass midnight are moved by this much."""
+
+HALF_DAY_S = 43200.0
+"""Times of day spread wider than this within one volume passed midnight (no volume lasts half a day)."""
+
+
+def seconds_from_first(times: Sequence[float | None]) -> list[float] | None:
+    """Seconds from the earliest of ``times`` (seconds since midnight, as :func:`dicom_seconds`
+    gives them), the day's end allowed in between: a time more than half a day before the latest
+    is of the next day. None when a time is missing or there are none."""
+    if not times or any(t is None for t in times):
+        return None
+    values = [float(t) for t in times]  # type: ignore[arg-type]
+    if max(values) - min(values) > HALF_DAY_S:
+        values = [v + SECONDS_PER_DAY if v < HALF_DAY_S else v for v in values]
+    lo = min(values)
+    return [v - lo for v in values]
 
 
 def plain_value(value: Any) -> Any:

@@ -68,6 +68,13 @@ def bval_bvec_paths(image: str | os.PathLike[str]) -> tuple[Path, Path]:
     return p.with_name(stem + ".bval"), p.with_name(stem + ".bvec")
 
 
+def diffusion_paths(image: str | os.PathLike[str], diffusion: Mapping[str, Any]) -> list[Path]:
+    """The files :func:`write_bval_bvec` writes for ``diffusion``: the ``.bval``, and the ``.bvec``
+    when every direction is known."""
+    bval, bvec = bval_bvec_paths(image)
+    return [bval] if diffusion.get("bvecs_lps") is None else [bval, bvec]
+
+
 def write_bval_bvec(
     diffusion: Mapping[str, Any], affine_lps: np.ndarray, image: str | os.PathLike[str], *, force: bool = False,
     which: Sequence[Path] | None = None,
@@ -75,13 +82,14 @@ def write_bval_bvec(
     """Write ``.bval`` and ``.bvec`` beside ``image`` (atomically; existing files kept unless ``force``).
 
     ``diffusion`` is a Volume's ``meta["diffusion"]`` (``bvals``, ``bvecs_lps``); ``which`` limits the
-    files written (a resumed batch writes only those missing). Returns the paths written.
+    files written (a resumed batch writes only those missing). When ``bvecs_lps`` is None (a b>0
+    volume's direction is not in the files) only the ``.bval`` is written: a made-up vector would
+    be accepted by every tool and give wrong science. Returns the paths written.
     """
     bval_path, bvec_path = bval_bvec_paths(image)
-    texts = {
-        bval_path: bval_text(diffusion["bvals"]),
-        bvec_path: bvec_text(voxel_bvecs(diffusion["bvecs_lps"], affine_lps)),
-    }
+    texts = {bval_path: bval_text(diffusion["bvals"])}
+    if diffusion.get("bvecs_lps") is not None:
+        texts[bvec_path] = bvec_text(voxel_bvecs(diffusion["bvecs_lps"], affine_lps))
     written = []
     for path, text in texts.items():
         if which is not None and path not in which:

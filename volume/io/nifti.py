@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,93 @@ def to_nifti(vol: Volume) -> Any:
     return img
 
 
+# --- what an MR acquisition puts in the header -----------------------------------------------
+
+#: NIfTI-1 slice_code values (nifti1.h NIFTI_SLICE_*) and the order each acquires slices
+#: ``0..n-1`` in (the slice indices of the file, in acquisition order).
+SLICE_CODES: tuple[tuple[int, str], ...] = (
+    (1, "SEQ_INC"), (2, "SEQ_DEC"), (3, "ALT_INC"), (4, "ALT_DEC"), (5, "ALT_INC2"), (6, "ALT_DEC2"),
+)
+
+SLICE_TIME_TOLERANCE_S = 1e-4
+"""Slice times (rounded to microseconds in the sidecar) that differ by less than this are equal."""
+
+#: dim_info axes of NIfTI's (i, j, k) = (column, row, slice) grid: frequency, phase, slice axis
+#: (1-based) by InPlanePhaseEncodingDirection, as dcm2niix sets them.
+DIM_INFO_AXES = {"COL": (1, 2, 3), "ROW": (2, 1, 3)}
+
+
+def slice_order(code: str, n: int) -> list[int]:
+    """The slice indices ``0..n-1`` in the order NIfTI's slice_code ``code`` acquires them."""
+    evens, odds = list(range(0, n, 2)), list(range(1, n, 2))
+    orders = {
+        "SEQ_INC": list(range(n)),
+        "SEQ_DEC": list(range(n - 1, -1, -1)),
+        "ALT_INC": evens + odds,
+        "ALT_DEC": evens[::-1] + odds[::-1] if (n - 1) % 2 == 0 else odds[::-1] + evens[::-1],
+        "ALT_INC2": odds + evens,
+        "ALT_DEC2": odds[::-1] + evens[::-1] if (n - 1) % 2 == 0 else evens[::-1] + odds[::-1],
+    }
+    return orders[code]
+
+
+@dataclass(frozen=True)
+class AcquisitionHeader:
+    """The NIfTI-1 header fields that describe an MR acquisition.
+
+    ``time_step`` is pixdim[4] of a 4D file (the repetition time, seconds); ``freq_dim``,
+    ``phase_dim``, ``slice_dim`` make dim_info (1-based axes of the file, 0 unknown); ``slice_code``,
+    ``slice_start``, ``slice_end`` and ``slice_duration`` (seconds) say when each slice of a volume
+    was acquired, when that is one of NIfTI's orders.
+    """
+
+    time_step: float | None = None
+    freq_dim: int = 0
+    phase_dim: int = 0
+    slice_dim: int = 0
+    slice_code: int = 0
+    slice_start: int = 0
+    slice_end: int = 0
+    slice_duration: float = 0.0
+
+    @property
+    def dim_info(self) -> int:
+        """NIfTI's packed dim_info byte: frequency axis, phase axis << 2, slice axis << 4."""
+        return self.freq_dim | (self.phase_dim << 2) | (self.slice_dim << 4)
+
+
+def slice_code_of(times: Sequence[float], n_slices: int) -> tuple[int, float] | None:
+    """``(slice_code, slice_duration)`` when ``times`` (seconds, one per slice along the file's k
+    axis) acquire the slices one at a time in one of NIfTI's orders, else None (multiband slices
+    share a time; other orders have no code: SliceTiming alone says when each slice was acquired).
+    ``slice_duration`` is the time between consecutive slices when they are evenly spaced, else 0
+    (unknown: the order holds, the spacing does not)."""
+    if len(times) != n_slices or n_slices < 2 or not all(math.isfinite(t) for t in times):
+        return None
+    order = sorted(range(n_slices), key=lambda k: times[k])
+    steps = [times[order[i + 1]] - times[order[i]] for i in range(n_slices - 1)]
+    if min(steps) <= SLICE_TIME_TOLERANCE_S:
+        return None
+    even = max(steps) - min(steps) <= SLICE_TIME_TOLERANCE_S
+    for code, name in SLICE_CODES:
+        if slice_order(name, n_slices) == order:
+            return code, (sum(steps) / len(steps) if even else 0.0)
+    return None
+
+
+def acquisition_header(fields: Mapping[str, Any], n_slices: int) -> AcquisitionHeader:
+    """The :class:`AcquisitionHeader` of a series from its sidecar fields (BIDS names:
+    RepetitionTime, InPlanePhaseEncodingDirectionDICOM, SliceTiming in the file's slice order)."""
+    tr = fields.get("RepetitionTime")
+    time_step = float(tr) if isinstance(tr, (int, float)) and math.isfinite(tr) and tr > 0 else None
+    freq, phase, slice_axis = DIM_INFO_AXES.get(str(fields.get("InPlanePhaseEncodingDirectionDICOM", "")), (0, 0, 0))
+    code = slice_code_of([float(t) for t in fields.get("SliceTiming") or []], n_slices)
+    if code is None:
+        return AcquisitionHeader(time_step, freq, phase, slice_axis)
+    return AcquisitionHeader(time_step, freq, phase, slice_axis, slice_code=code[0], slice_start=0,
+                             slice_end=n_slices - 1, slice_duration=code[1])
+
+
 # --- the header, packed by hand --------------------------------------------------------------
 
 
@@ -212,6 +299,7 @@ def nifti_header(
     slope: float = 1.0,
     inter: float = 0.0,
     description: str = "",
+    acquisition: AcquisitionHeader | None = None,
 ) -> bytes:
     """The 348-byte NIfTI-1 header plus the 4 extension bytes of a ``.nii`` (352 bytes).
 
@@ -227,6 +315,10 @@ def nifti_header(
         Seconds between frames (pixdim[4]) for 4D data.
     slope, inter
         ``scl_slope``/``scl_inter``: readers return ``stored * slope + inter``.
+    acquisition
+        The MR acquisition's fields (:func:`acquisition_header`): its repetition time is pixdim[4]
+        (instead of ``time_step``; 3D files get it too, as dcm2niix writes them), its dim_info and
+        slice timing fields are written as they are.
     """
     if rgb:
         code, bitpix = RGB24
@@ -256,13 +348,21 @@ def nifti_header(
     pixdim = np.ones(8)
     pixdim[0] = qfac
     pixdim[1:4] = zooms
-    if len(shape) > 3:
+    if acquisition is not None and acquisition.time_step:
+        pixdim[4] = acquisition.time_step  # the repetition time, in 3D files too (as dcm2niix writes it)
+    elif len(shape) > 3:
         pixdim[4] = time_step if time_step and math.isfinite(time_step) and time_step > 0 else 1.0
     h["pixdim"] = pixdim
     h["vox_offset"] = VOX_OFFSET
     h["scl_slope"] = slope
     h["scl_inter"] = inter
     h["xyzt_units"] = UNITS_MM_SEC
+    if acquisition is not None:
+        h["dim_info"] = acquisition.dim_info
+        h["slice_code"] = acquisition.slice_code
+        h["slice_start"] = acquisition.slice_start
+        h["slice_end"] = acquisition.slice_end
+        h["slice_duration"] = acquisition.slice_duration
     h["descrip"] = description.encode("ascii", "replace")[:79]
     h["qform_code"] = XFORM_SCANNER
     h["sform_code"] = XFORM_SCANNER
@@ -510,11 +610,14 @@ def write_nifti(
     threads: int = 1,
     rescale: tuple[float, float] | None = None,
     description: str = "",
+    acquisition: AcquisitionHeader | None = None,
 ) -> Path:
     """Write ``vol`` as ``.nii`` or ``.nii.gz`` (by extension), atomically; returns the path.
 
     The RAS affine (:func:`nifti_affine`) is written as sform and qform with code 1; 4D volumes
-    get ``meta["frame_interval_s"]`` in pixdim[4]. Values are stored exactly (see
+    get the repetition time of ``acquisition`` (:func:`acquisition_header`), else
+    ``meta["frame_interval_s"]``, in pixdim[4], and ``acquisition``'s dim_info and slice timing
+    fields. Values are stored exactly (see
     :func:`stored_data`): ``nibabel.load(path).get_fdata()`` returns the Volume's values.
 
     Raises
@@ -535,6 +638,7 @@ def write_nifti(
         slope=data.slope,
         inter=data.inter,
         description=description,
+        acquisition=acquisition,
     )
     with atomic_output(path, force=force, suffix=suffix) as tmp:
         write_nifti_file(tmp, header, data, compress=suffix == ".nii.gz", level=level, threads=threads)

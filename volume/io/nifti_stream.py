@@ -37,6 +37,7 @@ from ..volume import Volume
 from .atomic import atomic_output
 from .nifti import (
     DEFAULT_GZIP_LEVEL,
+    AcquisitionHeader,
     NiftiSink,
     narrow_unsigned,
     nifti_header,
@@ -338,12 +339,13 @@ def write_nifti_stack(
     description: str = "",
     slab_bytes: int = SLAB_BYTES,
     progress: Callable[[int], None] | None = None,
+    acquisition: AcquisitionHeader | None = None,
 ) -> Volume:
     """Write ``source`` to ``path`` (``.nii`` or ``.nii.gz``) slab by slab, atomically.
 
     The file is byte for byte what ``write_nifti(source.load(), path, level=level,
-    threads=threads, rescale=rescale, description=description)`` writes; memory is about two slabs
-    of ``slab_bytes`` decoded bytes.
+    threads=threads, rescale=rescale, description=description, acquisition=acquisition)`` writes;
+    memory is about two slabs of ``slab_bytes`` decoded bytes.
 
     Parameters
     ----------
@@ -383,7 +385,8 @@ def write_nifti_stack(
 
     def header(storage: Storage) -> bytes:
         return nifti_header(shape, storage.dtype, ras, rgb=storage.kind == "rgb", time_step=time_step,
-                            slope=storage.slope, inter=storage.inter, description=description)
+                            slope=storage.slope, inter=storage.inter, description=description,
+                            acquisition=acquisition)
 
     per_frame = max(1, in_memory_bytes(source) // max(1, source.n_images))
     per_slab = max(1, int(slab_bytes) // per_frame)
@@ -412,11 +415,14 @@ def convert_image(
     rescale: tuple[float, float] | None = None,
     description: str = "",
     progress: Callable[[int], None] | None = None,
+    acquisition: AcquisitionHeader | None = None,
 ) -> Volume:
     """``volume convert``'s image of one source: streamed when it can be (:func:`should_stream`), else
     loaded whole within ``max_bytes`` (default :func:`memory_budget`) and written by ``write_nifti``.
 
     ``path`` None writes nothing (the image exists; the caller only needs the sidecar's Volume).
+    ``acquisition`` (:func:`volume.io.nifti.acquisition_header`) gives pixdim[4], dim_info and the
+    slice timing fields of an MR series.
     Returns the Volume for the sidecar: the loaded one, or a :func:`volume.sources.shell` when streamed.
     """
     if should_stream(source, max_bytes, allow_gaps=allow_gaps):
@@ -424,10 +430,11 @@ def convert_image(
             return shell(source)
         return write_nifti_stack(source, path, force=force, level=level, threads=threads, rescale=rescale,
                                  description=description, slab_bytes=stream_slab_bytes(source, max_bytes),
-                                 progress=progress)
+                                 progress=progress, acquisition=acquisition)
     vol = source.load(allow_gaps=allow_gaps, max_bytes=memory_budget(max_bytes), progress=progress)
     if path is not None:
-        write_nifti(vol, path, force=force, level=level, threads=threads, rescale=rescale, description=description)
+        write_nifti(vol, path, force=force, level=level, threads=threads, rescale=rescale, description=description,
+                    acquisition=acquisition)
     return vol
 
 

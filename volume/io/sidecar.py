@@ -38,7 +38,7 @@ ACQUISITION_FIELDS: tuple[tuple[str, str, float | None], ...] = (
     ("ManufacturerModelName", "ManufacturersModelName", None),
     ("SoftwareVersions", "SoftwareVersions", None),
     ("PatientPosition", "PatientPosition", None),
-    ("BodyPartExamined", "BodyPartExamined", None),
+    ("BodyPartExamined", "BodyPart", None),
     ("MRAcquisitionType", "MRAcquisitionType", None),
     ("ProtocolName", "ProtocolName", None),
     ("ScanningSequence", "ScanningSequence", None),

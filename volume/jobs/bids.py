@@ -740,6 +740,8 @@ def _write_item(item: BidsItem, root: Path, options: ConvertOptions, force: bool
     if item.datatype == OMIT:
         return BidsResult(item.stack.id, "", OMITTED, message=item.reason)
     folder, name = (root / item.path).parent, Path(item.path).name
+    # BIDS keeps .bval/.bvec for dwi images only (an sbref or a b=0 epi field map has none)
+    options = replace(options, diffusion_files=item.datatype == "dwi" and item.suffix == "dwi")
     wanted = task_outputs(folder, name, options, item.stack)
     present = [p for p in wanted if p.exists()]
     sidecar_path = wanted[1] if len(wanted) > 1 else wanted[0]

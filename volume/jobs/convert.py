@@ -45,12 +45,13 @@ from ..errors import (
     VolumeError,
 )
 from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable
-from ..io.fsl import bval_bvec_paths, write_bval_bvec
+from ..io.fsl import diffusion_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
-from ..io.nifti import DEFAULT_GZIP_LEVEL
+from ..io.nifti import DEFAULT_GZIP_LEVEL, acquisition_header
 from ..io.nifti_stream import convert_image
 from ..io.sidecar import seconds_text, write_sidecar
 from ..parallel.pool import default_workers, in_daemon_process, unordered_map
+from .existing import Tally, check_outputs
 
 FORMATS = NIFTI_FORMATS
 """Output formats: gzip-compressed (default) or plain NIfTI-1."""
@@ -98,6 +99,9 @@ class ConvertOptions:
     scaling
         ``"precise"``: Philips' measured floating-point values (as dcm2niix writes them);
         ``"display"``: DICOM's display values (:mod:`volume.dicom.scaling`).
+    diffusion_files
+        Write ``.bval``/``.bvec`` beside a diffusion stack (off where a layout forbids them, as BIDS
+        does for anything but a ``dwi`` image).
     """
 
     format: str = "nii.gz"
@@ -110,6 +114,7 @@ class ConvertOptions:
     sidecar: bool = True
     skip_existing: bool = False
     scaling: str = "precise"
+    diffusion_files: bool = True
 
     def __post_init__(self) -> None:
         if self.force and self.skip_existing:
@@ -218,8 +223,9 @@ def task_outputs(out_dir: str | os.PathLike[str], name: str, options: ConvertOpt
     ``options.sidecar`` is off), and ``.bval``/``.bvec`` for a diffusion stack."""
     image, sidecar = output_paths(out_dir, name, options)
     paths = [image] + ([sidecar] if options.sidecar else [])
-    if stack.diffusion is not None:
-        paths.extend(bval_bvec_paths(image))
+    diffusion = stack.diffusion
+    if diffusion is not None and options.diffusion_files:
+        paths.extend(diffusion_paths(image, diffusion))
     return paths
 
 
@@ -254,6 +260,19 @@ def _notes(vol: Any) -> tuple[list[str], dict[str, Any]]:
             f"at {gaps['spacing_mm']:.3g} mm"
         )
     return warnings, notes
+
+
+def _omitted(extra: dict[str, Any], diffusion: dict[str, Any] | None) -> list[str]:
+    """Record in the sidecar's ``OmittedFields`` the values the files do not give (the bvec of a
+    DWI whose directions are missing; SliceTiming, which :func:`sidecar_fields` leaves out with its
+    reason); return the warnings not shown yet (the bvec's is the stack's own warning)."""
+    omitted = dict(extra.get("OmittedFields") or {})
+    shown = set(omitted)
+    if diffusion is not None and diffusion.get("bvecs_lps") is None:
+        omitted["bvec"] = diffusion["bvecs_missing"]
+    if omitted:
+        extra["OmittedFields"] = omitted
+    return [f"{key} left out: {why}" for key, why in omitted.items() if key in shown]
 
 
 def convert_stack(
@@ -307,21 +326,18 @@ def convert_stack(
     try:
         image_path, json_path = output_paths(out_dir, name, options)
         wanted = task_outputs(out_dir, name, options, stack)
-        existing = [p for p in wanted if p.exists()] if not options.force else []
-        if existing and options.skip_existing and len(existing) == len(wanted):
+        found = check_outputs(wanted, force=options.force)  # the one rule (volume/jobs/existing.py)
+        existing = list(found.present)
+        if found.all and options.skip_existing:
             return done(EXISTING, existing=tuple(map(str, existing)), message="all outputs exist already")
-        if existing and not options.skip_existing:
-            return done(
-                SKIPPED,
-                existing=tuple(map(str, existing)),
-                message=f"{existing[0]} exists; use --force to overwrite",
-                exit_code=EXIT_OUTPUT_EXISTS,
-            )
+        if found.any and not options.skip_existing:  # an image and its sidecar are one result
+            return done(SKIPPED, existing=tuple(map(str, existing)), message=found.message(),
+                        exit_code=EXIT_OUTPUT_EXISTS)
         if stack.problem:
             raise NotAVolumeError(stack.problem)
         source = DicomSource(stack, options.scaling)
         stack = source.stack  # its values scaled as the file is written (the sidecar reads them too)
-        fields = sidecar_fields(stack)
+        fields = sidecar_fields(stack)  # read once: the sidecar's keys and the NIfTI header's MR fields
         # the NIfTI's time step is the sidecar's RepetitionTime (functional groups, GE's delays, measured)
         source.frame_interval = fields.get("RepetitionTime")
 
@@ -330,13 +346,14 @@ def convert_stack(
             source, image_path if image_path not in existing else None, allow_gaps=options.allow_gaps,
             max_bytes=options.max_bytes, force=options.force, level=options.level, threads=options.threads,
             rescale=source.values.rescale, description=f"volume {__version__}", progress=progress,
+            acquisition=acquisition_header(fields, source.shape[-3]),
         )
         warnings, notes = _notes(vol)
         if image_path not in existing:
             written.append(str(image_path))
         diffusion = vol.meta.get("diffusion")
-        if diffusion is not None:
-            missing = [p for p in wanted[-2:] if p not in existing]
+        if diffusion is not None and options.diffusion_files:
+            missing = [p for p in diffusion_paths(image_path, diffusion) if p not in existing]
             written.extend(map(str, write_bval_bvec(diffusion, vol.affine, image_path, force=options.force,
                                                     which=missing)))
         if options.sidecar and json_path not in existing:
@@ -344,6 +361,7 @@ def convert_stack(
             has_time = bool((vol.meta.get("acquisition") or {}).get("AcquisitionTime"))
             extra = {"AcquisitionTime": seconds_text(first)} if first is not None and has_time else {}
             extra.update(fields)
+            warnings.extend(_omitted(extra, diffusion))
             if stack.frame_order:
                 extra["VolumesOrderedBy"] = stack.frame_order
             extra.update(sidecar_extra or {})
@@ -444,18 +462,24 @@ def exit_code(results: Sequence[ConvertResult]) -> int:
     including runs where some outputs existed and the rest were converted, and resumed runs
     (``skip_existing``) where every stack was done before.
     """
-    if any(r.status == FAILED for r in results):
-        return EXIT_PARTIAL
-    if results and all(r.status == SKIPPED for r in results):
-        return EXIT_OUTPUT_EXISTS
-    return 0
+    return tally(results).exit_code()
+
+
+def tally(results: Sequence[ConvertResult]) -> Tally:
+    """The batch's counts as every job counts them (:class:`volume.jobs.existing.Tally`): a
+    ``skipped`` stack is one whose outputs existed; ``already done`` ones (``skip_existing``) are
+    neither done now nor skipped."""
+    counts = Tally(CONVERTED, done=sum(r.status == CONVERTED for r in results),
+                   failed=sum(r.status == FAILED for r in results))
+    for _ in (r for r in results if r.status == SKIPPED):
+        counts.skip_existing()
+    return counts
 
 
 def summary(results: Sequence[ConvertResult]) -> str:
     """``converted 3, skipped 1, failed 0`` (counts of stacks), then ``, already done 2`` when a
     resumed run (``skip_existing``) found stacks whose outputs all existed."""
-    counts = {s: sum(r.status == s for r in results) for s in (CONVERTED, SKIPPED, FAILED)}
-    text = ", ".join(f"{k} {v}" for k, v in counts.items())
+    text = tally(results).line()
     done = sum(r.status == EXISTING for r in results)
     return f"{text}, already done {done}" if done else text
 

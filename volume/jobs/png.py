@@ -18,8 +18,9 @@ from typing import Any
 
 from ..errors import OutputExistsError, VolumeError
 from ..io.names import safe_name, unique_names
-from ..ops.presets import preset_warning
+from ..ops.presets import modality_warning
 from ..parallel.pool import ordered_map
+from .existing import EXISTS_REASON, Tally, check_outputs
 from .pictures import (
     DisplayOptions,
     NotAnImage,
@@ -68,7 +69,9 @@ class FileResult:
     source: str
     written: list[str] = field(default_factory=list)
     kept: int = 0
+    """Pictures not written because they exist (all of them when ``skipped`` is :data:`EXISTS_REASON`)."""
     skipped: str = ""
+    """Why the file gave no picture: not an image, or its pictures exist (:data:`EXISTS_REASON`)."""
     error: str = ""
     notes: list[str] = field(default_factory=list)
     series: str = ""
@@ -88,6 +91,11 @@ class PngSummary:
     files: int = 0
     pictures: int = 0
     kept: int = 0
+    """Pictures kept because they exist (of skipped files and of files whose other frames were written)."""
+    kept_beside: int = 0
+    """Pictures kept because they exist, of files whose missing frames were written now."""
+    done: int = 0
+    """Files that gave at least one picture written now."""
     skipped: Counter[str] = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)
     notes: Counter[str] = field(default_factory=Counter)
@@ -98,6 +106,9 @@ class PngSummary:
         self.files += 1
         self.pictures += len(r.written)
         self.kept += r.kept
+        self.done += bool(r.written)
+        if r.skipped != EXISTS_REASON:
+            self.kept_beside += r.kept
         if r.skipped:
             self.skipped[r.skipped] += 1
         if r.error:
@@ -105,6 +116,11 @@ class PngSummary:
         for note in dict.fromkeys(r.notes):  # a note repeated for every frame counts the file once
             self.notes[note] += 1
             self.note_series.setdefault(note, {}).setdefault(r.series, []).append(r.source)
+
+    def tally(self) -> Tally:
+        """The counts by file, as every job counts (:class:`volume.jobs.existing.Tally`)."""
+        return Tally("written", done=self.done, skipped=sum(self.skipped.values()),
+                     existing=self.skipped[EXISTS_REASON], failed=len(self.errors))
 
 
 def _within(path: Path, folder: Path) -> bool:
@@ -146,10 +162,6 @@ def plan_outputs(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     return [(path, os.fspath(out.joinpath(*parts, stem))) for (path, parts, _), stem in zip(pairs, stems, strict=True)]
 
 
-def _exists(path: str, force: bool) -> bool:
-    return not force and os.path.exists(path)
-
-
 def convert_file(job: tuple[str, str], settings: PngSettings) -> FileResult:
     """Write the pictures of one file; every failure is returned in the result, never raised."""
 
@@ -167,15 +179,15 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
         image_check(ds)
         result.series = series_label(ds)
         if settings.preset is not None:
-            note = preset_warning(settings.preset_option, settings.preset, hounsfield=True, modality=ds.get("Modality"))
+            note = modality_warning(settings.preset_option, settings.preset, ds.get("Modality"))
             if note:
                 result.notes.append(note)
         count = n_frames(ds)
         multi = is_multiframe(ds)
         if settings.gif and (multi or settings.gif_always):
             target = stem + ".gif"
-            if _exists(target, settings.force):
-                result.kept = 1
+            if check_outputs([target], force=settings.force).all:  # the one rule (volume/jobs/existing.py)
+                result.kept, result.skipped = 1, EXISTS_REASON
                 return result
             durations, origin = frame_durations_ms(ds, count)
             if origin == "default" and count > 1:
@@ -186,9 +198,11 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
             result.written.append(target)
             return result
         targets = [stem + (frame_suffix(i, count) if multi else "") + "." + ext for i in range(count)]
-        if all(_exists(t, settings.force) for t in targets):
-            result.kept = len(targets)
+        found = check_outputs(targets, force=settings.force)
+        if found.all:  # skipped; with some there, the missing frames are written (a re-run resumes)
+            result.kept, result.skipped = len(targets), EXISTS_REASON
             return result
+        present = {str(p) for p in found.present}
         for pic in iter_pictures(ds, settings.display):
             index = pic.frame or 0
             if index >= len(targets):
@@ -196,7 +210,7 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
                 break
             target = targets[index]
             result.notes.extend(pic.notes)
-            if _exists(target, settings.force):
+            if target in present:
                 result.kept += 1
                 continue
             try:

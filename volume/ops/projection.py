@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..choices import PROJECTION_MODES
-from ..conventions import GRID_AXES
+from ..conventions import GRID_AXES, plane_name
 from ..errors import NotAVolumeError, UsageError
 from ..sources import StackSource
-from ..volume import PLANE_NORMALS, Volume
+from ..volume import PLANE_NORMALS, Volume, nearest_axis
 
 MODES = PROJECTION_MODES
 """Projection modes: maximum (MIP), minimum (MinIP), mean (average) intensity."""
@@ -103,20 +103,12 @@ def slab_layout(n: int, spacing_mm: float, slab_mm: float | None = None, step_mm
 
 
 def projection_axis(affine: np.ndarray, plane: str) -> tuple[int, float]:
-    """The (slice, row, column) axis closest to ``plane``'s normal, and the angle (degrees) between them."""
-    key = _plane(plane)
-    a = np.asarray(affine, dtype=float)[:3, :3]
-    unit = a / np.linalg.norm(a, axis=0)
-    cos = np.abs(PLANE_NORMALS[key] @ unit)
-    axis = int(np.argmax(cos))
-    return axis, math.degrees(math.acos(min(1.0, float(cos[axis]))))
+    """The (slice, row, column) axis closest to ``plane``'s normal, and the angle (degrees) between them
+    (:func:`volume.volume.nearest_axis`)."""
+    return nearest_axis(affine, PLANE_NORMALS[plane_name(plane)])
 
 
-def _plane(plane: str) -> str:
-    key = str(plane).strip().lower()
-    if key not in PLANE_NORMALS:
-        raise UsageError(f"plane must be one of {', '.join(PLANE_NORMALS)}, got {plane!r}")
-    return key
+_plane = plane_name
 
 
 def _mode(mode: str) -> str:
@@ -343,8 +335,34 @@ def _output_affine(affine: np.ndarray, axis: int, layout: SlabLayout) -> np.ndar
     return a
 
 
+SLAB_MATCH_MM = 1e-6
+"""A slab within this of the thickness asked is the thickness asked (no rounding to state)."""
+
+
+def slab_rounding(layout: SlabLayout, spacing: float, slab_mm: float | None, step_mm: float | None) -> str | None:
+    """What the rounding of a slab (and step) to whole slices made of the request, or None when nothing changed.
+
+    A slab is a whole number of the volume's slices, the number nearest the request (half up): no
+    slice is cut in part, as on a workstation. ``--slab 20`` on 0.469 mm slices is 43 slices, 20.2 mm.
+    """
+    if slab_mm is None or layout.whole:
+        return None
+    parts = []
+    made = layout.size * spacing
+    if abs(made - slab_mm) > SLAB_MATCH_MM:
+        parts.append(f"a {slab_mm:g} mm slab is {layout.size} slice{'s' if layout.size != 1 else ''} of "
+                     f"{spacing:.3g} mm: {made:.3g} mm")
+    if step_mm is not None and abs(layout.step * spacing - step_mm) > SLAB_MATCH_MM:
+        parts.append(f"a {step_mm:g} mm step is {layout.step} slice{'s' if layout.step != 1 else ''}: "
+                     f"{layout.step * spacing:.3g} mm")
+    if not parts:
+        return None
+    return "; ".join(parts) + " (whole slices, the number nearest the request)"
+
+
 def _projection_meta(plane: str, mode: str, axis: int, angle: float, layout: SlabLayout,
-                     spacing: float, resampled: bool) -> dict[str, Any]:
+                     spacing: float, resampled: bool, slab_mm: float | None = None,
+                     step_mm: float | None = None) -> dict[str, Any]:
     return {
         "projection": {
             "plane": plane,
@@ -356,6 +374,9 @@ def _projection_meta(plane: str, mode: str, axis: int, angle: float, layout: Sla
             "step_mm": None if layout.whole else round(layout.step * spacing, 6),
             "slices_per_slab": layout.size,
             "slabs": layout.count,
+            "slab_requested_mm": slab_mm,
+            "step_requested_mm": step_mm,
+            "rounding": slab_rounding(layout, spacing, slab_mm, step_mm),
         }
     }
 
@@ -394,7 +415,16 @@ def project(
         ``layout.count`` voxels along the projected axis, whose affine column is the slab step
         (the slab thickness for a single projection) and whose origin is the first slab's centre.
         dtype: the source's for max/min, float32 for mean. ``meta["projection"]`` records plane,
-        mode, axis, angle to the plane (degrees), slab and step (mm, rounded to whole voxels).
+        mode, axis, angle to the plane (degrees), the slab and step made (``slab_mm``,
+        ``step_mm``: whole slices, the number nearest the request, half up), those asked
+        (``slab_requested_mm``, ``step_requested_mm``) and, when they differ, ``rounding``: one
+        sentence saying so (e.g. "a 20 mm slab is 43 slices of 0.469 mm: 20.2 mm ...").
+
+    Examples
+    --------
+    >>> mip = project(vol, "coronal", "max", slab_mm=20)      # doctest: +SKIP
+    >>> mip.meta["projection"]["slab_mm"], mip.meta["projection"]["rounding"]  # doctest: +SKIP
+    (20.16..., 'a 20 mm slab is 43 slices of 0.469 mm: 20.2 mm (whole slices, the number nearest the request)')
     """
     plane = _plane(plane)
     mode = _mode(mode)
@@ -415,7 +445,8 @@ def project(
     slices: Iterator[np.ndarray] = (arr[k] for k in range(arr.shape[0]))
     data = project_slices(slices, axis, mode, layout, n_slices=arr.shape[0], progress=progress)
     affine = _output_affine(vol.affine, axis, layout)
-    return vol.with_array(data, affine=affine, **_projection_meta(plane, mode, axis, angle, layout, spacing, False))
+    return vol.with_array(data, affine=affine, **_projection_meta(plane, mode, axis, angle, layout, spacing, False,
+                                                                   slab_mm, step_mm))
 
 
 def aligned_grid(vol: Volume, plane: str) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -432,7 +463,7 @@ def aligned_grid(vol: Volume, plane: str) -> tuple[np.ndarray, tuple[int, int, i
     axes = np.array(GRID_AXES[_plane(plane)], dtype=float)  # (3 target axes: slice, row, column; xyz)
     src_dir = vol.direction
     spacing = np.array(vol.spacing)
-    target_sp = np.array([spacing[int(np.argmax(np.abs(ax @ src_dir)))] for ax in axes])
+    target_sp = np.array([spacing[nearest_axis(src_dir, ax)[0]] for ax in axes])
     corners = np.array(list(np.ndindex(2, 2, 2)), dtype=float) * (np.array(vol.shape) - 1)
     world = vol.world(corners)
     coords = world @ axes.T  # (8, 3) positions along the target axes
@@ -445,6 +476,27 @@ def aligned_grid(vol: Volume, plane: str) -> tuple[np.ndarray, tuple[int, int, i
     affine[:3, :3] = axes.T * target_sp
     affine[:3, 3] = axes.T @ lo
     return affine, (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
+def projection_layout(affine: np.ndarray, shape: Sequence[int], plane: str, slab_mm: float | None = None,
+                      step_mm: float | None = None, resample: bool = False) -> tuple[int, SlabLayout]:
+    """The axis :func:`project` projects a grid along and its slabs, from the geometry alone.
+
+    What a job needs to name its outputs (one picture per slab) before a voxel is read: the same
+    answer as the ``projection`` metadata of ``project(vol, plane, ..., resample=resample)`` for a
+    volume with this ``affine`` and spatial ``shape`` (``(S, R, C)``).
+
+    Returns
+    -------
+    (int, SlabLayout)
+        The projected axis of the result (0 when resampled) and its :class:`SlabLayout`.
+    """
+    a = np.asarray(affine, dtype=float)
+    if resample:  # the patient-aligned grid of a volume of this geometry (no voxel allocated)
+        grid, grid_shape = aligned_grid(Volume(np.broadcast_to(np.uint8(0), tuple(shape)), a), plane)
+        return 0, slab_layout(grid_shape[0], float(np.linalg.norm(grid[:3, 0])), slab_mm, step_mm)
+    axis, _ = projection_axis(a, plane)
+    return axis, slab_layout(int(shape[axis]), float(np.linalg.norm(a[:3, axis])), slab_mm, step_mm)
 
 
 def _resampled_slices(vol: Volume, affine: np.ndarray, shape: tuple[int, int, int]) -> Iterator[np.ndarray]:
@@ -475,7 +527,8 @@ def _project_resampled(vol: Volume, plane: str, mode: str, slab_mm: float | None
         data = np.clip(np.rint(data), info.min, info.max).astype(np.asarray(vol.array).dtype)
     out_affine = _output_affine(affine, 0, layout)
     _, angle = projection_axis(vol.affine, plane)
-    return vol.with_array(data, affine=out_affine, **_projection_meta(plane, mode, 0, angle, layout, spacing, True))
+    return vol.with_array(data, affine=out_affine, **_projection_meta(plane, mode, 0, angle, layout, spacing, True,
+                                                                       slab_mm, step_mm))
 
 
 # --- streaming straight from DICOM files ---------------------------------------------------------
@@ -575,7 +628,7 @@ def project_stack_planes(
     meta = source.meta
     out = {}
     for p, axis, angle, spacing, layout, reducer in plans:
-        info = {**meta, **_projection_meta(p, mode, axis, angle, layout, spacing, False)}
+        info = {**meta, **_projection_meta(p, mode, axis, angle, layout, spacing, False, slab_mm, step_mm)}
         out[p] = Volume(_narrow(reducer.result()), _output_affine(affine, axis, layout), info)
     return out
 
@@ -590,6 +643,8 @@ __all__ = [
     "project_slices",
     "project_stack",
     "project_stack_planes",
+    "projection_layout",
+    "slab_rounding",
     "SliceReducer",
     "projection_axis",
     "slab_layout",

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import choices
-from ..conventions import GRID_AXES
+from ..conventions import GRID_AXES, plane_name
 from ..errors import ResourceLimitError, UsageError
 from ..volume import PLANES, Volume, closest_plane
 
@@ -204,9 +204,7 @@ def plane_grid(
     fov
         mm along (slice, row, column) centred on the source (``None`` entries: whole source).
     """
-    if plane not in PLANE_AXES:
-        raise UsageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
-    axes = PLANE_AXES[plane]
+    axes = PLANE_AXES[plane_name(plane)]
     sp = _spacing3(spacing)
     if sp is None:
         sp = np.array([native_spacing(vol, axes[:, i]) for i in range(3)])
@@ -596,6 +594,59 @@ def resample_slab(
 
 
 # --- the one call the CLI makes ------------------------------------------------------------------
+def reslice_grid(
+    vol: Volume,
+    *,
+    plane: str | None = None,
+    normal: Sequence[float] | None = None,
+    like: Grid | tuple[np.ndarray, Sequence[int]] | Any | None = None,
+    spacing: float | Sequence[float] | None = None,
+    fov: Sequence[float | None] | None = None,
+    thickness: float | None = None,
+) -> tuple[np.ndarray, tuple[int, int, int], dict[str, Any]]:
+    """The grid :func:`reslice` samples onto, from ``vol``'s geometry alone (no voxel is read).
+
+    The parameters are :func:`reslice`'s. A job names its outputs (one picture per slice) from it
+    before the series is loaded; ``vol`` may then be a volume of the right affine and shape whose
+    array holds nothing (``numpy.broadcast_to``).
+
+    Returns
+    -------
+    (numpy.ndarray, (int, int, int), dict)
+        The grid's (4, 4) affine, its ``(S, R, C)`` shape, and what was asked (``meta['reslice']``).
+    """
+    chosen = [name for name, v in (("plane", plane), ("normal", normal), ("like", like)) if v is not None]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one of plane, normal, like (got {' and '.join(chosen)})")
+    sp = _spacing3(spacing)
+    if like is not None:
+        if sp is not None or fov is not None:
+            raise UsageError("--like takes the other image's whole grid: drop --spacing and --fov")
+        grid = as_grid(like)
+        affine, shape = grid.affine, grid.shape
+        how: dict[str, Any] = {"like": grid.name}
+    else:
+        if plane is not None:
+            plane = plane_name(plane)
+            axes = PLANE_AXES[plane]
+            how = {"plane": plane}
+        elif normal is not None:
+            axes = oblique_axes(normal)
+            how = {"normal": [round(float(v), 6) for v in axes[:, 0]]}
+        else:
+            axes = np.asarray(vol.direction)
+            how = {"spacing_only": True}
+        if sp is None:
+            sp = np.array([native_spacing(vol, axes[:, i]) for i in range(3)])
+            if thickness is not None:
+                sp[0] = float(thickness)
+        if plane is None and normal is None and fov is None:
+            affine, shape = isotropic_grid(vol, sp)
+        else:
+            affine, shape = grid_from_axes(vol, axes, sp, fov)
+    return np.asarray(affine, dtype=float), tuple(int(n) for n in shape), how  # type: ignore[return-value]
+
+
 def reslice(
     vol: Volume,
     *,
@@ -640,36 +691,8 @@ def reslice(
     Volume
         The resliced volume; ``meta['reslice']`` records what was done.
     """
-    chosen = [name for name, v in (("plane", plane), ("normal", normal), ("like", like)) if v is not None]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one of plane, normal, like (got {' and '.join(chosen)})")
-    sp = _spacing3(spacing)
-    if like is not None:
-        if sp is not None or fov is not None:
-            raise UsageError("--like takes the other image's whole grid: drop --spacing and --fov")
-        grid = as_grid(like)
-        affine, shape = grid.affine, grid.shape
-        how: dict[str, Any] = {"like": grid.name}
-    else:
-        if plane is not None:
-            axes = PLANE_AXES.get(plane)
-            if axes is None:
-                raise UsageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
-            how = {"plane": plane}
-        elif normal is not None:
-            axes = oblique_axes(normal)
-            how = {"normal": [round(float(v), 6) for v in axes[:, 0]]}
-        else:
-            axes = np.asarray(vol.direction)
-            how = {"spacing_only": True}
-        if sp is None:
-            sp = np.array([native_spacing(vol, axes[:, i]) for i in range(3)])
-            if thickness is not None:
-                sp[0] = float(thickness)
-        if plane is None and normal is None and fov is None:
-            affine, shape = isotropic_grid(vol, sp)
-        else:
-            affine, shape = grid_from_axes(vol, axes, sp, fov)
+    affine, shape, how = reslice_grid(vol, plane=plane, normal=normal, like=like, spacing=spacing, fov=fov,
+                                      thickness=thickness)
     how.update(interp=interp, spacing_mm=[round(float(v), 6) for v in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)])
     slice_step = float(np.linalg.norm(np.asarray(affine)[:3, 0]))
     extra = {

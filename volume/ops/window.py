@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .presets import PRESETS  # re-exported; kept numpy-free so CLI help stays light
+from ..errors import UsageError
+from .presets import (
+    BY_NAME,
+    PRESETS,  # noqa: F401 - re-exported (volume.WINDOW_PRESETS); numpy-free for --help
+    find_preset,
+    preset_list,
+    preset_name,
+    preset_warning,
+)
 
 AUTO_PERCENTILES = (0.5, 99.5)
 """Percentiles of the (non-background) values that bound the automatic window."""
@@ -67,16 +75,26 @@ class Window:
 
 
 def parse_window(text: str) -> Window:
-    """``"40,400"`` (center, width) or a preset name (see :data:`PRESETS`) to a :class:`Window`."""
-    key = text.strip().lower().replace("_", "-").replace(" ", "-")
-    if key in PRESETS:
-        return Window(*PRESETS[key])
+    """``"40,400"`` (center, width) or the name of a preset with a window (``bone``, ``ct-bone``:
+    :data:`volume.ops.presets.TABLE`) to a :class:`Window`.
+
+    Raises
+    ------
+    ValueError
+        For anything else, and for ``mr``, whose window is the automatic one (no fixed values).
+    """
+    name = preset_name(text)
+    if name is not None:
+        values = BY_NAME[name].window
+        if values is None:
+            raise ValueError(f"the {name} preset has no fixed window (it is the automatic one); use --window auto")
+        return Window(*values)
     parts = [p for p in re.split(r"[,/: ]+", text.strip()) if p]
     try:
         center, width = (float(p) for p in parts)
     except ValueError:
         raise ValueError(
-            f"window must be CENTER,WIDTH (e.g. 40,400) or a preset ({', '.join(PRESETS)}), got {text!r}"
+            f"window must be CENTER,WIDTH (e.g. 40,400), 'auto', 'dicom' or a preset ({preset_list()}), got {text!r}"
         ) from None
     return Window(center, width)
 
@@ -318,3 +336,97 @@ def choose_window(
         if found is not None:
             return found, "dicom"
     return auto_window(values, kind=kind), "auto"
+
+
+WINDOW_RULES = ("auto", "dicom")
+"""Words ``--window`` takes besides CENTER,WIDTH and preset names: the automatic window, the header's."""
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    """What a command was asked for the window of its pictures, resolved before any pixel is read.
+
+    Attributes
+    ----------
+    rule
+        ``"explicit"`` (``window`` holds it), ``"dicom"`` (the series' own window, else automatic)
+        or ``"auto"`` (the automatic window of the picture drawn).
+    window
+        The explicit window, else None.
+    preset
+        The canonical name of the preset named (by ``--preset`` or ``--window``), else None.
+    warning
+        Why the preset may not suit the images' modality (:func:`volume.ops.presets.preset_warning`),
+        else None.
+    """
+
+    rule: str
+    window: Window | None = None
+    preset: str | None = None
+    warning: str | None = None
+
+    def choose(self, values: np.ndarray, acquisition: Mapping[str, object] | None = None, *,
+               kind: str = "slice") -> tuple[Window, str]:
+        """The window of a picture of ``values`` (see :func:`choose_window`): ``(window, source)``."""
+        if self.window is not None:
+            return self.window, "explicit"
+        return choose_window(values, window=self.rule, acquisition=acquisition, kind=kind)
+
+    def ramp(self, acquisition: Mapping[str, object] | None = None) -> tuple[float, float] | None:
+        """The grey ramp ``(low, high)`` of a 3D MIP/MinIP: the explicit window, the header's for
+        ``dicom`` (when it has one), else None (the renderer's own range of the data)."""
+        window = self.window
+        if window is None and self.rule == "dicom":
+            window = header_window(acquisition)
+        return None if window is None else (window.low, window.high)
+
+
+def resolve_window(window: str | None, preset: str | None, modality: object = None) -> WindowRequest:
+    """The one reading of ``--window`` and ``--preset``, the same in every command.
+
+    Parameters
+    ----------
+    window
+        ``--window``: CENTER,WIDTH, a preset name (any alias), ``auto`` or ``dicom``; None if not given.
+    preset
+        ``--preset``: a preset name or alias (:data:`volume.ops.presets.TABLE`); None if not given.
+    modality
+        The images' Modality: it picks the default (:func:`default_window`) and the warning for a
+        preset made for another modality. None: the automatic window, no warning.
+
+    Returns
+    -------
+    WindowRequest
+        The rule, the explicit window (a preset's, or CENTER,WIDTH), the preset's name and warning.
+
+    Raises
+    ------
+    UsageError
+        Both options given, an unknown preset, or a window that is neither numbers nor a name.
+
+    Examples
+    --------
+    >>> resolve_window(None, "ct-bone", "CT").window
+    Window(center=480.0, width=2500.0, function='LINEAR')
+    >>> resolve_window(None, None, "MR").rule
+    'auto'
+    """
+    if window is not None and preset is not None:
+        raise UsageError("give either --window or --preset, not both")
+    if preset is not None:
+        found, option, typed = find_preset(preset), "--preset", preset.strip()
+    elif window is not None and window.strip().lower() in WINDOW_RULES:
+        return WindowRequest(window.strip().lower())
+    elif window is not None and preset_name(window) is not None:
+        found, option, typed = BY_NAME[preset_name(window)], "--window", window.strip()  # type: ignore[index]
+    elif window is not None:
+        try:
+            return WindowRequest("explicit", parse_window(window))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        return WindowRequest(default_window(modality))
+    warning = preset_warning(option, typed, hounsfield=found.hounsfield, modality=modality)
+    if found.window is None:  # mr: the automatic window of what is drawn
+        return WindowRequest("auto", None, found.name, warning)
+    return WindowRequest("explicit", Window(*found.window), found.name, warning)

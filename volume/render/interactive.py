@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import plane_name
 from ..errors import UsageError
 from ..volume import axis_codes
 from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot, write_picture
@@ -306,6 +307,7 @@ class Viewer:
 
     def show_plane(self, name: str, on: bool) -> None:
         """Show (and make active) or hide a slice plane; hiding the active one passes the role on."""
+        name = plane_name(name)
         if name not in self.planes:
             raise UsageError(f"unknown plane {name!r}; choose one of {', '.join(self.planes)}")
         self.planes[name].set_visible(on)

@@ -19,6 +19,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ..ops.presets import transfer_function
+
 DISPLAY_PERCENTILE = 99.5
 """Percentile of the non-background values that sets the top of the automatic display range."""
 
@@ -115,7 +117,20 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         ),
     }
 )
-"""The named transfer functions ``--preset`` accepts."""
+"""The named transfer functions; ``--preset`` reaches them by the names of
+:data:`volume.ops.presets.TABLE` too (``bone`` is ``ct-bone``: :func:`transfer_name`)."""
+
+
+def transfer_name(name: str) -> str:
+    """The key in :data:`PRESETS` of a transfer function's own name or of any preset name or alias
+    that has one (``bone``, ``ct-bone``, ``CT_Bone``: ``ct-bone``).
+
+    Raises
+    ------
+    volume.errors.UsageError
+        For a name of no preset, or of a 2D window only (``brain``).
+    """
+    return name if name in PRESETS else transfer_function(name)
 
 
 def default_preset(modality: str | None) -> str:

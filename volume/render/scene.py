@@ -32,7 +32,7 @@ from ..choices import RENDER_MODES
 from ..errors import UnsupportedDicomError, UsageError
 from ..ops.window import projection_window
 from ..volume import Volume
-from .presets import PRESETS, default_level, default_preset, display_range
+from .presets import PRESETS, default_level, default_preset, display_range, transfer_name
 
 MODES = RENDER_MODES
 """Rendering modes: composite volume rendering, maximum / minimum intensity projection, isosurface."""
@@ -109,7 +109,8 @@ def scalar_volume(vol: Volume, frame: int = 0) -> Volume:
             "render a grey-level series, or view the colour images with `volume png`"
         )
     if not 0 <= frame < vol.n_frames:
-        raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frame(s) (0..{vol.n_frames - 1})")
+        raise UsageError(f"frame {frame} is out of range: this series has {vol.n_frames} frame(s) "
+                         f"(0..{vol.n_frames - 1}: the API counts from 0, the command line's --frame from 1)")
     return vol.frame(frame)
 
 
@@ -201,7 +202,8 @@ class Scene:
     mode
         One of :data:`MODES`.
     preset
-        A name from :data:`~volume.render.presets.PRESETS` (``vr`` mode); default by modality.
+        A transfer function of :data:`~volume.render.presets.PRESETS` (``vr`` mode), by its name or
+        that of any preset that has one (``bone``, ``ct-bone``); default by modality.
     level
         Isosurface value (``iso`` mode) in the volume's units; default by modality.
     window
@@ -233,9 +235,7 @@ class Scene:
         self.data_range = display_range(self.vol.array)
         self.window = tuple(float(v) for v in window) if window is not None else None
         self.fitted: dict[str, tuple[float, float]] = {}  # mode -> ramp chosen from its picture
-        self.preset = preset or default_preset(self.modality)
-        if self.preset not in PRESETS:
-            raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        self.preset = transfer_name(preset or default_preset(self.modality))
         self.level = float(level) if level is not None else default_level(self.vol.array, self.modality)
 
         self.renderer = vtkRenderer()
@@ -265,9 +265,7 @@ class Scene:
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if preset is not None:
-            if preset not in PRESETS:
-                raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-            self.preset = preset
+            self.preset = transfer_name(preset)
         if level is not None:
             self.level = float(level)
         self.mode = mode

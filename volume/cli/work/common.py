@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from ...dicom import load
 from ...errors import UsageError
-from ...io.movie import check_movie_support, write_movie
-from ...render.offscreen import write_gif
+from ...io import formats
+from ...io.atomic import check_writable
+from ...io.movie import check_movie_support
+from ...jobs.existing import Tally, check_outputs
+from ..app import err, warn
 from ..app import parse_size as parse_bytes
-from ..app import warn
 from .inputs import read_input
 
-ANIMATION_SUFFIXES = (".gif", ".mp4", ".webm")
-"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg)."""
+ANIMATION_SUFFIXES = formats.suffixes("render", "animation")
+"""Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg), as the
+registry of formats (:mod:`volume.io.formats`) says."""
 MAX_TURNTABLE = 720
 """Most frames a turntable may have."""
 
@@ -32,25 +37,51 @@ def check_turntable(output: Path, turntable: int | None) -> None:
         check_movie_support(output)
 
 
-def write_animation(frames, output: Path, force: bool) -> Path:
-    """Write turntable frames as a GIF or a movie, by the output's suffix."""
-    if output.suffix.lower() == ".gif":
-        return write_gif(frames, output, force=force)
-    return write_movie(frames, output, force=force)
+def write_animation(frames, output: Path, force: bool, command: str = "render") -> Path:
+    """Write turntable frames as a GIF or a movie: the writer the registry names for the suffix."""
+    return formats.writer(command, output)(frames, output, force=force)
 
 
 def load_series(path: Path, series: str | None, frame: int, allow_gaps: bool, max_memory: str | None = None,
                 verb: str = "rendering"):
-    """The series to show; ``max_memory`` (``--max-memory``) bounds the pixel memory it may claim.
-    A file stands for its series (see :func:`volume.cli.work.inputs.scan_input`)."""
+    """The series to show; ``frame`` is ``--frame`` as typed (1-based, as every number the command
+    line takes: :func:`frame_index` turns it into the API's 0-based index); ``max_memory``
+    (``--max-memory``) bounds the pixel memory it may claim. A file stands for its series (see
+    :func:`volume.cli.work.inputs.scan_input`)."""
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
+    if frame < FIRST_NUMBER:
+        raise UsageError(f"--frame {frame}: frames count from {FIRST_NUMBER}")
     found, series = read_input(path, series, verb=verb)
     vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
-        if not 0 <= frame < vol.n_frames:
-            raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (0..{vol.n_frames - 1})")
+        if frame > vol.n_frames:
+            raise UsageError(f"--frame {frame} is out of range: this series has {vol.n_frames} frames (1..{vol.n_frames})")
         warn(f"series {vol.meta.get('stack_id', '')}: 4D, {vol.n_frames} frames: using frame {frame} "
              "(--frame picks another)")
-    elif frame != 0:
-        raise UsageError(f"--frame {frame}: this series is 3D (only frame 0)")
+    elif frame != FIRST_NUMBER:
+        raise UsageError(f"--frame {frame}: this series is 3D (only frame 1)")
     return vol
+
+
+FIRST_NUMBER = 1
+"""Slice and frame numbers on the command line count from 1, as picture names and viewers do; the
+Python API counts from 0 (docs/conventions.md)."""
+
+
+def frame_index(frame: int) -> int:
+    """The API's 0-based index of ``--frame N`` (1-based)."""
+    return frame - FIRST_NUMBER
+
+
+def skip_if_exists(output: Path, *, force: bool, verb: str, series: str | None = None) -> None:
+    """End a one-output job (``render``, ``mip --turntable``) here, exit 5, when its output exists
+    and no ``--force``: skipped and counted as every job skips (:mod:`volume.jobs.existing`), before
+    the series is read when ``-o`` names the output."""
+    check_writable(output, force=True)  # a folder in the way is an error, not an output
+    existing = check_outputs([output], force=force)
+    if existing.all:
+        err(f"{f'series {series}: ' if series else ''}skipped, {existing.message()}")
+        tally = Tally(verb)
+        tally.skip_existing()
+        err(tally.line())
+        raise typer.Exit(tally.exit_code())

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ...errors import UsageError
+from ...io import formats
 from ...io.names import safe_name
 from ...jobs.index import iter_input_files, table_format, write_index
 from ..app import err, progress_bar
@@ -19,6 +20,8 @@ def index(path: Path, *, out: Path | None, fields: str | None, keep_phi: bool, w
         raise UsageError(f"{path}: no such file or folder")
     if out is None:
         out = Path(f"{safe_name(path.resolve().name, fallback='dicom')}_index.csv")
+    if formats.find("index", out) is None:
+        raise UsageError(f"{out}: the index is written as {', '.join(formats.suffixes('index'))}; choose one of those extensions")
     table_format(out)
     wanted = _split_fields(fields)
     files = list(iter_input_files(path))

@@ -18,6 +18,12 @@ from ...errors import NoDicomError, UsageError
 from ...phi import HIDDEN, element_is_identity
 from ..app import progress_bar, stderr_is_terminal, stdout_is_terminal
 
+SIZE_COLUMN = "SIZE SxRxC"
+"""The size column of ``volume ls``: slices x rows x columns, the order of ``Volume.shape`` and its repr."""
+
+VOXEL_COLUMN = "VOXEL SxRxC (mm)"
+"""The voxel column: spacing along slices, rows, columns, the order of ``Volume.spacing`` and its repr."""
+
 
 def _dims(d: dict[str, Any]) -> str:
     return dimensions_text(tuple(d["shape"]), d["rgb"])
@@ -27,7 +33,7 @@ def _voxel(d: dict[str, Any]) -> str:
     sp = d["spacing_mm"]
     if sp is None:
         return "-"
-    return "x".join(f"{v:.3g}" for v in (sp[2], sp[1], sp[0]))
+    return "x".join(f"{v:.3g}" for v in sp)  # (slice, row, column), as Volume's repr
 
 
 def ls(path: Path, *, as_json: bool, workers: int | None, keep_phi: bool) -> None:
@@ -53,7 +59,7 @@ def ls(path: Path, *, as_json: bool, workers: int | None, keep_phi: bool) -> Non
 
         console = Console(width=None if stdout_is_terminal() else 220, highlight=False, soft_wrap=False)
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("ID", "DESCRIPTION", "MOD", "KIND", "DIMENSIONS", "VOXEL (mm)", "ORIENTATION", "FILES", "NOTES"):
+        for col in ("ID", "DESCRIPTION", "MOD", "KIND", SIZE_COLUMN, VOXEL_COLUMN, "ORIENTATION", "FILES", "NOTES"):
             table.add_column(col, overflow="fold")
         for d in rows:
             notes = "; ".join(d["notes"] + d["warnings"] + ([f"cannot load: {d['problem']}"] if d["problem"] else []))

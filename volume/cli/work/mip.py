@@ -4,27 +4,27 @@ under a path written as pictures, NIfTI or DICOM, and ``--turntable``."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import typer
 
+from ...conventions import PLANES, plane_name
 from ...dicom.loader import no_match_message
 from ...dicom.pixels import DEFAULT_MAX_BYTES
 from ...dicom.series import stack_choice
 from ...dicom.source import DicomSource
 from ...display import display_picture, display_volume, edge_labels
-from ...errors import EXIT_PARTIAL, NoDicomError, NotAVolumeError, UsageError, VolumeError
-from ...io.atomic import check_writable
-from ...io.dicom_out import write_dicom_series
+from ...errors import NoDicomError, NotAVolumeError, UsageError, VolumeError
+from ...io import formats
 from ...io.image import Picture, colormap_lut, write_picture, write_sheet
 from ...io.names import safe_name, unique_names
-from ...io.nifti import write_nifti
-from ...ops.presets import preset_name, preset_warning
-from ...ops.projection import can_stream, chunk_bytes, project, project_stack_planes
-from ...ops.window import PRESETS, choose_window, default_window, header_window, is_constant, parse_window
+from ...jobs.existing import Tally, check_outputs
+from ...ops.projection import can_stream, chunk_bytes, project, project_stack_planes, projection_layout
+from ...ops.window import WindowRequest, is_constant, resolve_window
 from ...render.offscreen import TURN_AXES, check_turn, parse_size
 from ...render.offscreen import turntable as spin
 from ...volume import Volume
@@ -32,7 +32,7 @@ from ..app import err, progress_bar, warn
 from ..app import parse_size as parse_bytes
 from ..mip import Mode, Plane
 from ..outputs import output_kind
-from .common import check_turntable, load_series, write_animation
+from .common import check_turntable, load_series, skip_if_exists, write_animation
 from .inputs import read_input
 
 MODE_TAGS = {"max": "mip", "min": "minip", "mean": "meanip"}
@@ -47,13 +47,9 @@ PROJECTABLE_KINDS = ("volume", "4D")
 MODE_NAMES = {"max": "maximum", "min": "minimum", "mean": "mean"}
 """How messages name each mode."""
 
-OUTPUT_FORMATS = {
-    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
-    ".nii": "nifti", ".nii.gz": "nifti",
-    ".dcm": "dicom",
-}
-"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
-Any other file extension is a usage error listing these; a name without one is a folder."""
+OUTPUT_FORMATS = formats.kinds("mip")
+"""Every file ``-o`` can name, by extension, and what is written (:mod:`volume.io.formats`, the one
+registry). Any other file extension is a usage error listing these; a name without one is a folder."""
 
 
 @dataclass
@@ -68,17 +64,13 @@ class Target:
         return self.kind != "folder"
 
 
-@dataclass
-class Outcome:
-    written: list[Path] = field(default_factory=list)
-    failures: list[VolumeError] = field(default_factory=list)
-    projected: int = 0
-
-
-def _target(out: str | None) -> Target:
+def _target(out: str | None, turntable: bool = False) -> Target:
     if out is None:
         return Target("folder", None)
     kind, path = output_kind(out, OUTPUT_FORMATS)
+    if kind == "animation" and not turntable:
+        raise UsageError(f"{out}: a {path.suffix} is a rotating projection: add --turntable N (or write "
+                         f"{formats.help_list('mip', 'picture')})")
     return Target(kind, path)
 
 
@@ -87,12 +79,15 @@ def _planes(plane: Plane, planes: str | None) -> list[str]:
         return [plane.value]
     text = planes.strip().lower()
     if text == "all":
-        return ["axial", "coronal", "sagittal"]
+        return list(PLANES)
     chosen = [p.strip() for p in text.split(",") if p.strip()]
-    bad = [p for p in chosen if p not in Plane.__members__]
-    if bad or not chosen:
-        raise UsageError(f"--planes takes 'all' or a comma list of axial, coronal, sagittal; got {planes!r}")
-    return list(dict.fromkeys(chosen))
+    try:
+        names = [plane_name(p) for p in chosen]
+    except UsageError:
+        names = []
+    if not names:
+        raise UsageError(f"--planes takes 'all' or a comma list of {', '.join(PLANES)}; got {planes!r}")
+    return list(dict.fromkeys(names))
 
 
 def _stacks(found: Any, series: str | None) -> list[Any]:
@@ -136,7 +131,27 @@ def _stacks(found: Any, series: str | None) -> list[Any]:
     return usable
 
 
-def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step: float | None,
+def _planned(target: Target, base: str, planes: list[str], source: DicomSource, slab: float | None,
+             step: float | None, resample: bool) -> list[Path]:
+    """The files one stack's projection will be written to, named before a voxel is read (so that a
+    re-run skips what exists: :func:`volume.jobs.existing.check_outputs`)."""
+    if target.kind != "folder":
+        assert target.path is not None
+        return [target.path]
+    folder = target.path if target.path is not None else Path()
+    if len(planes) > 1 or slab is None:
+        return [folder / f"{base}.png"]
+    _, layout = projection_layout(source.affine, source.shape, planes[0], slab, step, resample)
+    slab_folder = folder if target.path is not None else folder / base
+    width = max(SLAB_NUMBER_WIDTH, len(str(layout.count)))
+    return [slab_folder / f"{base}_{j + 1:0{width}d}.png" for j in range(layout.count)]
+
+
+SLAB_NUMBER_WIDTH = 3
+"""Fewest digits of the slab number in picture names (``..._mip_coronal_001.png``), counted from 1."""
+
+
+def _project(source: DicomSource, planes: list[str], mode: str, slab: float | None, step: float | None,
              resample: bool, allow_gaps: bool, max_bytes: int | None = None) -> dict[str, Volume]:
     """Projections of one stack per plane (streamed from disk in one pass unless resampling).
 
@@ -144,18 +159,13 @@ def _project(stack: Any, planes: list[str], mode: str, slab: float | None, step:
     chunk of slices at a time, so it streams while a chunk fits; otherwise the series is loaded
     whole, and refused when it needs more than the limit.
     """
-    source = DicomSource(stack)
+    stack = source.stack
     limit = DEFAULT_MAX_BYTES if max_bytes is None else min(max_bytes, DEFAULT_MAX_BYTES)
     with progress_bar(f"projecting {stack.id}", source.n_images) as advance:
         if not resample and can_stream(source) and chunk_bytes(source) <= limit:
             return project_stack_planes(source, planes, mode, slab, step, progress=advance)
         vol = source.load(allow_gaps=allow_gaps, progress=advance, **({} if max_bytes is None else {"max_bytes": max_bytes}))
         return {p: project(vol, p, mode, slab, step, resample) for p in planes}
-
-
-def _window_text(window_text: str | None, meta: Any) -> str:
-    """The user's window, else the modality's default (:func:`volume.ops.window.default_window`)."""
-    return window_text if window_text is not None else default_window(meta.get("modality"))
 
 
 def _picture_kind(mode: str) -> str:
@@ -177,6 +187,13 @@ def _constant_note(stack_id: str, plane: str, mode: str, proj: Volume, slab: flo
     return what
 
 
+def _slab_note(stack_id: str, proj: Volume) -> str | None:
+    """The warning that says what a slab was made of when that is not exactly what ``--slab`` asked
+    (whole slices, the number nearest the request: ``volume.ops.projection.slab_rounding``)."""
+    rounding = proj.meta["projection"].get("rounding")
+    return f"series {stack_id}: {rounding}" if rounding else None
+
+
 WINDOW_SAMPLE = 2_000_000
 """At most this many projection values (a regular subsample) decide an automatic window."""
 
@@ -189,15 +206,14 @@ def _values(projs: dict[str, Volume]) -> Any:
     return np.concatenate([a.reshape(-1)[::stride].astype(np.float32) for a in arrays])
 
 
-def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, window_text: str | None,
-                    cmap: str | None, labels: bool, force: bool, mode: str = "max") -> list[Path]:
+def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, request: WindowRequest,
+                    cmap: str | None, labels: bool, force: bool, mode: str = "max",
+                    keep: Sequence[Path] = ()) -> list[Path]:
+    """The pictures of one stack's projections; the slab pictures in ``keep`` exist and are left as
+    they are (a re-run writes the missing ones)."""
     first = next(iter(projs.values()))
     meta = first.meta
-    try:
-        window, _ = choose_window(_values(projs), window=_window_text(window_text, meta), acquisition=meta.get("acquisition"),
-                                  kind=_picture_kind(mode))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    window, _ = request.choose(_values(projs), meta.get("acquisition"), kind=_picture_kind(mode))
     invert = str(meta.get("photometric") or "").upper() == "MONOCHROME1"
     if first.is_4d:
         warn(f"series {meta.get('stack_id', '')}: 4D, the picture shows frame 1 of {first.n_frames}; "
@@ -226,13 +242,17 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
     if target.kind == "picture":
         raise UsageError(f"{target.path}: --slab makes one picture per slab; give a folder (-o slabs/) or a .nii.gz")
     slab_folder = folder if target.path is not None else folder / tag
-    width = max(3, len(str(count)))
+    width = max(SLAB_NUMBER_WIDTH, len(str(count)))
     written = []
+    kept = set(keep)
     try:
         for j in range(count):
+            name = slab_folder / f"{tag}_{j + 1:0{width}d}.png"
+            if name in kept:
+                continue
             img, p = display_picture(proj, plane, window, axis=axis, index=j, invert=invert)
-            written.append(write_picture(slab_folder / f"{tag}_{j + 1:0{width}d}.png", img, force=force,
-                                         labels=letters, scale_bar_mm_per_px=p if labels else None, cmap=cmap))
+            written.append(write_picture(name, img, force=force, labels=letters,
+                                         scale_bar_mm_per_px=p if labels else None, cmap=cmap))
     except BaseException:  # disk full, Ctrl-C: the whole pictures already written are listed
         sys.stdout.write("".join(f"{f}\n" for f in written))
         sys.stdout.flush()
@@ -240,23 +260,20 @@ def _write_pictures(projs: dict[str, Volume], base: str, target: Target, *, wind
     return written
 
 
-def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, window_text: str | None,
+def _write_data(projs: dict[str, Volume], target: Target, *, mode: str, request: WindowRequest,
                 force: bool, keep_phi: bool = False) -> list[Path]:
     if len(projs) > 1:
         raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
     plane, proj = next(iter(projs.items()))
     assert target.path is not None
+    write = formats.writer("mip", target.path)  # write_nifti or write_dicom_series
     if target.kind == "nifti":
-        return [write_nifti(proj, target.path, force=force)]
+        return [write(proj, target.path, force=force)]
     info = proj.meta["projection"]
     if proj.is_4d or proj.shape[info["axis"]] > 1:
         raise UsageError(f"{target.path}: a .dcm file holds one projection; for slabs or 4D use .nii.gz (or a folder of PNGs)")
-    try:
-        window, _ = choose_window(_values(projs), window=_window_text(window_text, proj.meta),
-                                  acquisition=proj.meta.get("acquisition"), kind=_picture_kind(mode))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    files = write_dicom_series(
+    window, _ = request.choose(_values(projs), proj.meta.get("acquisition"), kind=_picture_kind(mode))
+    files = write(
         display_volume(proj, plane, axis=info["axis"]), target.path, force=force,
         description_suffix=f"{MODE_TAGS[mode].upper()} {plane}",
         derived_from=f"{mode} intensity projection, {plane}, {info['slab_mm']:g} mm slab",
@@ -287,27 +304,22 @@ def _turntable(path: Path, series: str | None, mode: str, out: str | Path | None
     axis = axis.upper()
     if axis not in TURN_AXES:
         raise UsageError(f"unknown --axis {axis!r}; choose one of {', '.join(TURN_AXES)}")
-    if window is not None and preset is not None:
-        raise UsageError("give either --window or --preset, not both")
+    resolve_window(window, preset)  # refused before the series is read
     check_turntable(out, n)
     check_turn("anterior", axis)
     wh = parse_size(size)
-    check_writable(out, force=force)
-    vol = load_series(path, series, 0, allow_gaps, max_memory)
-    text = preset if preset is not None else window
+    skip_if_exists(out, force=force, verb="projected")
+    vol = load_series(path, series, 1, allow_gaps, max_memory)
     ramp = None
-    if text is not None and text.strip().lower() == "dicom":
-        w = header_window(vol.meta.get("acquisition"))
-        ramp = (w.low, w.high) if w is not None else None
-    elif text is not None and text.strip().lower() != "auto":
-        try:
-            w = parse_window(text)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        ramp = (w.low, w.high)
+    if window is not None or preset is not None:  # else the renderer's range of the data
+        request = resolve_window(window, preset, vol.meta.get("modality"))
+        if request.warning:
+            warn(f"series {vol.meta.get('stack_id', '')}: {request.warning}")
+        ramp = request.ramp(vol.meta.get("acquisition"))
     with progress_bar("rendering", n) as advance:
         frames = spin(vol, n, axis=axis, mode=TURNTABLE_MODES[mode], window=ramp, size=wh, progress=advance)
-    sys.stdout.write(f"{write_animation(frames, out, force)}\n")
+    sys.stdout.write(f"{write_animation(frames, out, force, 'mip')}\n")
+    err(Tally("projected", done=1).line())
 
 
 def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | None, slab: float | None,
@@ -320,18 +332,7 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
         return
 
     max_bytes = None if max_memory is None else parse_bytes(max_memory)
-    if window is not None and preset is not None:
-        raise UsageError("give either --window or --preset, not both")
-    if preset is not None:
-        key = preset.strip().lower().replace("_", "-")
-        if key not in PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        window = key
-    elif window is not None and window.strip().lower() not in ("auto", "dicom"):
-        try:
-            parse_window(window)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    resolve_window(window, preset)  # a bad --window/--preset is refused before any work
     if cmap is not None:
         try:
             colormap_lut(cmap)
@@ -346,6 +347,8 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
     if len(chosen_planes) > 1 and slab is not None:
         raise UsageError("--slab works on one plane at a time; drop --planes or --slab")
     target = _target(out)
+    if target.kind == "picture" and slab is not None:
+        raise UsageError(f"{target.path}: --slab makes one picture per slab; give a folder (-o slabs/) or a .nii.gz")
     if target.kind in ("nifti", "dicom") and len(chosen_planes) > 1:
         raise UsageError("--planes makes a picture sheet: write it as .png/.jpg (NIfTI and DICOM hold one plane)")
     if not path.exists():
@@ -360,17 +363,22 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
     tag = MODE_TAGS[mode.value]
     suffix = "sheet" if len(chosen_planes) > 1 else chosen_planes[0]
     bases = [f"{stem}_{tag}_{suffix}" for stem in unique_names([safe_name(st.name) for st in stacks])]
-    outcome = Outcome()
-    skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
-    named = preset_name(window)
+    tally = Tally("projected")
+    tally.skipped = (len(found.stacks) if series is None else len(found.select(series))) - len(stacks)
+    written: list[Path] = []
+    failures: list[VolumeError] = []
     for stack, base in zip(stacks, bases, strict=True):
-        if named is not None:
-            note = preset_warning("--preset" if preset is not None else "--window", named, hounsfield=True,
-                                  modality=stack.modality)
-            if note:
-                warn(f"series {stack.id}: {note}")
+        source = DicomSource(stack)
+        existing = check_outputs(_planned(target, base, chosen_planes, source, slab, step, resample), force=force)
+        if existing.all:  # the one rule of every job (volume/jobs/existing.py): no pixel is read
+            err(f"series {stack.id}: skipped, {existing.message()}")
+            tally.skip_existing()
+            continue
+        request = resolve_window(window, preset, stack.modality)
+        if request.warning:
+            warn(f"series {stack.id}: {request.warning}")
         try:
-            projs = _project(stack, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
+            projs = _project(source, chosen_planes, mode.value, slab, step, resample, allow_gaps, max_bytes)
             for p, proj in projs.items():
                 angle = proj.meta["projection"]["angle_deg"]
                 if angle > OBLIQUE_WARN_DEG and not resample:
@@ -379,25 +387,29 @@ def mip(path: Path, *, plane: Plane, planes: str | None, mode: Mode, out: str | 
                 note = _constant_note(stack.id, p, mode.value, proj, slab)
                 if note:
                     warn(note)
+                note = _slab_note(stack.id, proj)
+                if note:
+                    warn(note)
             if target.kind in ("picture", "folder"):
-                files = _write_pictures(projs, base, target, window_text=window, cmap=cmap, labels=labels,
-                                        force=force, mode=mode.value)
+                files = _write_pictures(projs, base, target, request=request, cmap=cmap, labels=labels,
+                                        force=force, mode=mode.value, keep=existing.present)
             else:
-                files = _write_data(projs, target, mode=mode.value, window_text=window, force=force, keep_phi=keep_phi)
+                files = _write_data(projs, target, mode=mode.value, request=request, force=force, keep_phi=keep_phi)
         except VolumeError as exc:
             if len(stacks) == 1:
                 raise
             text = str(exc)
             err(text if text.startswith(f"series {stack.id}") else f"series {stack.id}: {text}")
-            outcome.failures.append(exc)
+            failures.append(exc)
+            tally.failed += 1
             continue
         for f in files:
             sys.stdout.write(f"{f}\n")
         sys.stdout.flush()
-        outcome.written.extend(files)
-        outcome.projected += 1
-    err(f"projected {outcome.projected}, skipped {skipped}, failed {len(outcome.failures)}")
-    if outcome.failures:
-        if not outcome.written and len({type(e) for e in outcome.failures}) == 1:
-            raise typer.Exit(outcome.failures[0].exit_code)
-        raise typer.Exit(EXIT_PARTIAL)
+        written.extend(files)
+        tally.done += 1
+    err(tally.line())
+    if failures and not written and len({type(e) for e in failures}) == 1:
+        raise typer.Exit(failures[0].exit_code)
+    if tally.exit_code():
+        raise typer.Exit(tally.exit_code())

@@ -13,49 +13,40 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ...errors import EXIT_PARTIAL, NoDicomError, UsageError
+from ...errors import EXIT_OUTPUT_EXISTS, NoDicomError, UsageError
+from ...io import formats
+from ...jobs.existing import FORCE_HINT, Tally
 from ...jobs.pictures import DisplayOptions
 from ...jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
-from ...ops.presets import preset_name
-from ...ops.window import parse_window
+from ...ops.window import resolve_window
 from ...parallel.pool import default_workers
 from ..app import err, progress_bar, warn
 from ..outputs import FOLDER, output_kind, suffix_of
-from ..png import PictureFormat, Preset
+from ..png import PictureFormat
 
 MTIME_SLACK_S = 0.05
 """Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
 
-OUTPUT_FORMATS = {".png": "png", ".jpg": "jpg", ".gif": "gif"}
-"""Files ``-o`` can name (for one input file), by extension (one place: a new format goes here).
-Any other file extension is a usage error listing these; a name without one is the output folder."""
+OUTPUT_FORMATS = formats.kinds("png")
+"""Files ``-o`` can name (for one input file), by extension (:mod:`volume.io.formats`, the one
+registry). Any other file extension is a usage error listing these; a name without one is the
+output folder."""
 
 
 def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: int | None, keep_ratio: bool,
-        square_pixels: bool, window: str | None, preset: Preset | None, raw16: bool, gif: bool,
+        square_pixels: bool, window: str | None, preset: str | None, raw16: bool, gif: bool,
         workers: int | None, force: bool) -> int:
     """``volume png``: checks, the plan of outputs, the pool's results listed; the exit code."""
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
-    if window is not None and preset is not None:
-        raise UsageError("give either --window or --preset, not both")
+    request = resolve_window(window, preset)  # the header's window unless --window/--preset (checked per file)
     if raw16 and fmt is PictureFormat.jpg:
         raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: drop --format jpg")
     if raw16 and (window is not None or preset is not None):
         raise UsageError("--raw16 writes modality values without windowing: drop --window/--preset")
     if keep_ratio and size is None:
         raise UsageError("--keep-ratio needs --size")
-    win = None
-    auto = False
-    if preset is not None:
-        win = parse_window(preset.value)
-    elif window is not None and window.strip().lower() == "auto":
-        auto = True
-    elif window is not None:
-        try:
-            win = parse_window(window)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    auto = request.rule == "auto" and (window is not None or preset is not None)
     if out is None:
         out = "."
     kind, out_path = output_kind(out, OUTPUT_FORMATS)
@@ -64,17 +55,16 @@ def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: 
         if not path.is_file():
             raise UsageError(f"{out}: names one picture, but {path} is a folder; give an output folder "
                              f"(-o {out_path.name[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] or 'png'}/)")
-        if kind == "gif" and not gif:
+        if kind == "animation" and not gif:
             raise UsageError(f"{out}: a .gif is the animation of a multi-frame file: add --gif (or write .png)")
-        if kind != "gif":
-            fmt = PictureFormat(kind)
+        if kind != "animation":
+            fmt = PictureFormat(suffix_of(out_path.name, OUTPUT_FORMATS).lstrip("."))
         if raw16 and fmt is PictureFormat.jpg:
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
-    named = preset.value if preset is not None else preset_name(window)
     settings = PngSettings(
-        display=DisplayOptions(window=win, auto=auto, raw16=raw16),
+        display=DisplayOptions(window=request.window, auto=auto, raw16=raw16),
         fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
-        square=square_pixels, gif_always=kind == "gif", preset=named, preset_option="--preset" if preset is not None else "--window",
+        square=square_pixels, gif_always=kind == "animation", preset=request.preset, preset_option="--preset" if preset is not None else "--window",
     )
     stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""
     jobs = [(str(path), stem)] if one_file else plan_outputs(path, out_path)
@@ -109,19 +99,32 @@ def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: 
         warn(f"{note}: {_which_series(summary.note_series[note])}")
     for source, message in summary.errors:
         err(f"error: {os.fspath(source)}: {message}")
-    parts = [f"{summary.pictures} picture{'s' if summary.pictures != 1 else ''} written from {summary.files} file{'s' if summary.files != 1 else ''}"]
-    if summary.kept:
-        parts.append(f"{summary.kept} existing kept (--force overwrites)")
-    if summary.skipped:
-        total = sum(summary.skipped.values())
-        reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
-        parts.append(f"{total} skipped ({reasons})")
-    if summary.errors:
-        parts.append(f"{len(summary.errors)} failed")
-    err("; ".join(parts))
+    tally = summary.tally()
+    err(_summary_line(summary, tally))
     if summary.pictures == 0 and summary.kept == 0 and not summary.errors:
         raise NoDicomError(f"{path}: no DICOM images found")
-    return EXIT_PARTIAL if summary.errors else 0
+    code = tally.exit_code()
+    if code == EXIT_OUTPUT_EXISTS:  # one line saying why nothing was written
+        err(f"{out_path}: nothing written, the pictures exist already; {FORCE_HINT}")
+    return code
+
+
+def _summary_line(summary: PngSummary, tally: Tally) -> str:
+    """``167 pictures written from 167 files, skipped 3 (2 no pixel data, 1 not DICOM), failed 0``:
+    the tail every batch ends with (:class:`volume.jobs.existing.Tally`), files counted."""
+    def plural(n: int, word: str) -> str:
+        return f"{n} {word}{'s' if n != 1 else ''}"
+
+    head = f"{plural(summary.pictures, 'picture')} written from {plural(summary.files, 'file')}"
+    skipped = f"skipped {tally.skipped}"
+    if summary.skipped:
+        reasons = ", ".join(f"{n} {r}" for r, n in summary.skipped.most_common())
+        hint = f"; {FORCE_HINT}" if tally.existing else ""
+        skipped += f" ({reasons}{hint})"
+    line = f"{head}, {skipped}, failed {tally.failed}"
+    if summary.kept_beside:  # frames of a file that exist, beside the ones written now
+        line += f"; {plural(summary.kept_beside, 'existing picture')} kept ({FORCE_HINT})"
+    return line
 
 
 SERIES_LISTED = 5

@@ -7,31 +7,32 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import typer
 
+from ...api import like_grid
 from ...api import reslice as reslice_volume
 from ...dicom import choose_stack, load
+from ...dicom.source import DicomSource
 from ...display import display_picture, edge_labels, volume_picture
 from ...errors import UsageError
+from ...io import formats
 from ...io.dicom_out import write_dicom_series
 from ...io.image import write_picture
 from ...io.names import safe_name
-from ...io.nifti import write_nifti
-from ...ops.presets import preset_name, preset_warning
-from ...ops.window import choose_window, default_window, parse_window
+from ...jobs.existing import Tally, check_outputs
+from ...ops.reslice import reslice_grid
+from ...ops.window import WindowRequest, resolve_window
 from ...volume import Volume, closest_plane
-from ..app import parse_size, progress_bar, warn
+from ..app import err, parse_size, progress_bar, warn
 from ..outputs import FOLDER, output_kind
 from ..reslice import Format, Interp, Plane, SlabMode
+from .common import FIRST_NUMBER
 from .inputs import read_input
 
-OUTPUT_FORMATS = {
-    ".nii": "nifti", ".nii.gz": "nifti",
-    ".dcm": "dcm",
-    ".png": "picture", ".jpg": "picture", ".jpeg": "picture",
-}
-"""Every file ``-o`` can name, by extension, and what is written (one place: a new format goes here).
-Any other file extension is a usage error listing these; a name without one is a folder (of PNG
-pictures, or of a DICOM series with ``--format dcm``)."""
+OUTPUT_FORMATS = {suffix: "dcm" if kind == "dicom" else kind for suffix, kind in formats.kinds("reslice").items()}
+"""Every file ``-o`` can name, by extension, and what is written (:mod:`volume.io.formats`, the one
+registry; its ``dicom`` is ``--format dcm`` here). Any other file extension is a usage error listing
+these; a name without one is a folder (of PNG pictures, or of a DICOM series with ``--format dcm``)."""
 
 PICTURE_WIDTH_MIN = 3
 """Fewest digits of the slice number in picture names (``cor_001.png``)."""
@@ -112,15 +113,11 @@ def _display_plane(vol: Volume, plane: str | None) -> str:
     return closest_plane(vol.direction[:, 0])[0]
 
 
-def _window(vol: Volume, values, window_text: str | None, kind: str):
+def _window(vol: Volume, values, request: WindowRequest, kind: str):
     """The display window of pictures (and DICOM output) drawn from ``values``: the user's, else the
     modality's default (:func:`volume.ops.window.default_window`: the header's window for CT, an
     automatic window of what is drawn otherwise)."""
-    text = window_text if window_text is not None else default_window(vol.meta.get("modality"))
-    try:
-        return choose_window(values, window=text, acquisition=vol.meta.get("acquisition"), kind=kind)[0]
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return request.choose(values, vol.meta.get("acquisition"), kind=kind)[0]
 
 
 def _picture_kind(thickness: float | None, mode: str) -> str:
@@ -128,12 +125,13 @@ def _picture_kind(thickness: float | None, mode: str) -> str:
     return "projection" if thickness and mode == "max" else "slice"
 
 
-def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_text: str | None,
+def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, request: WindowRequest,
                     labels: bool, force: bool, kind: str = "slice", only: int | None = None,
-                    file: Path | None = None) -> list[Path]:
+                    file: Path | None = None, keep: tuple[Path, ...] = ()) -> list[Path]:
     """Pictures of every slice (``folder/base_001.png``...), of slice ``only`` (1-based) alone, or
     that slice as ``file``. One window for all slices (so slice ``k`` alone is the same picture as
-    in the folder)."""
+    in the folder). The pictures in ``keep`` exist and are left as they are (a re-run writes the
+    missing ones)."""
     meta = vol.meta
     first = vol.frame(0) if vol.is_4d else vol
     if vol.is_4d:
@@ -147,8 +145,9 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
     width = max(PICTURE_WIDTH_MIN, len(str(n)))
     written = []
     if not first.rgb:
-        window = _window(vol, sample, window_text, kind)
-    chosen = range(n) if only is None else [only - 1]
+        window = _window(vol, sample, request, kind)
+    chosen = range(n) if only is None else [only - FIRST_NUMBER]
+    kept = set(keep)
     with progress_bar("writing pictures", len(chosen)) as advance:
         try:
             for k in chosen:
@@ -157,6 +156,9 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
                 else:
                     img, p = display_picture(first, plane, window, axis=0, index=k, invert=invert)
                 target = file if file is not None else folder / f"{base}_{k + 1:0{width}d}.png"
+                if target in kept:
+                    advance(1)
+                    continue
                 written.append(write_picture(target, img, force=force, labels=letters,
                                              scale_bar_mm_per_px=p if labels else None))
                 advance(1)
@@ -168,11 +170,11 @@ def _write_pictures(vol: Volume, folder: Path, base: str, plane: str, *, window_
 
 
 def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: float | None,
-                 window_text: str | None, keep_phi: bool, force: bool) -> list[Path]:
+                 request: WindowRequest, keep_phi: bool, force: bool) -> list[Path]:
     window = None
     if not vol.rgb:
         flat = np.asarray(vol.array).reshape(-1)
-        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), window_text,
+        w = _window(vol, flat[:: max(1, flat.size // 1_000_000)].astype(np.float32), request,
                     _picture_kind(thickness, mode))
         window = (w.center, w.width)
     tag = IMAGE_TYPE[mode] if thickness else "MPR"
@@ -192,7 +194,7 @@ def _write_dicom(vol: Volume, out: Path, *, what: str, mode: str, thickness: flo
 
 def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str | None, plane: Plane | None,
             normal: str | None, thickness: float | None, mode: SlabMode, like: Path | None, interp: Interp,
-            fov: str | None, fmt: Format, fill: float | None, window: str | None, series: str | None,
+            fov: str | None, fmt: Format, fill: float | None, window: str | None, preset: str | None, series: str | None,
             labels: bool, keep_phi: bool, allow_gaps: bool, force: bool, max_memory: str | None) -> None:
     """``volume reslice``: checks, the series loaded, resampled, and written."""
     limit = {} if max_memory is None else {"max_bytes": parse_size(max_memory)}
@@ -211,62 +213,104 @@ def reslice(path: Path, *, out: str | None, slice_no: int | None, spacing: str |
         raise UsageError("--mode needs --thickness (the slab in mm to combine)")
     if like is not None and not like.exists():
         raise UsageError(f"{like}: no such file or folder (--like)")
-    if window is not None and window.strip().lower() not in ("auto", "dicom"):
-        try:
-            parse_window(window)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    resolve_window(window, preset)  # a bad --window/--preset is refused before the series is read
     kind, out_path = _output(out, fmt, slice_no)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
 
     found, series = read_input(path, series, verb="reslicing")
     stack = choose_stack(found, series)
-    named = preset_name(window) if kind != "nifti" else None  # a NIfTI output is not windowed
-    if named is not None:
-        note = preset_warning("--window", named, hounsfield=True, modality=stack.modality)
-        if note:
-            warn(f"series {stack.id}: {note}")
+    what = _what(plane, normal_v, like, spacing_v, thickness, mode)
+    base = safe_name(f"{stack.name}_{what}")
+    n_slices = _n_slices(stack, plane=plane.value if plane else None, normal=normal_v, like=like,
+                         spacing=spacing_v, fov=fov_v, thickness=thickness)
+    if slice_no is not None and n_slices is not None and slice_no > n_slices:
+        raise UsageError(f"--slice {slice_no}: this reslice has {n_slices} slices (--slice 1..{n_slices})")
+    if out_path is None:
+        out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
+    # pictures in a folder of their own are named by what they are; one written here by the series too
+    picture_base = base if out is None and slice_no is not None else safe_name(what)
+    tally = Tally("resliced")
+    planned = _planned(kind, out_path, picture_base, n_slices, slice_no)
+    existing = check_outputs(planned or [], force=force)
+    if existing.all:  # the one rule of every job (volume/jobs/existing.py): the series is not even read
+        err(f"series {stack.id}: skipped, {existing.message()}")
+        tally.skip_existing()
+        err(tally.line())
+        raise typer.Exit(tally.exit_code())
+    request = resolve_window(window, preset, stack.modality)
+    if request.warning and kind != "nifti":  # a NIfTI output is not windowed: nothing to warn about
+        warn(f"series {stack.id}: {request.warning}")
     with progress_bar(f"loading {stack.id}", stack.n_slices * stack.n_frames) as advance:
         vol = load(stack, allow_gaps=allow_gaps, progress=advance, **limit)
     for note in vol.meta.get("warnings") or []:
         warn(f"series {stack.id}: {note}")
 
-    if plane is not None:
-        what = plane.value
-    elif normal_v is not None:
-        what = "oblique"
-    elif like is not None:
-        what = "like"
-    else:
-        what = "iso" if spacing_v and len(spacing_v) == 1 else "resampled"
-    if spacing_v and like is None:
-        what += "_" + "x".join(f"{v:g}" for v in spacing_v[::-1]) + "mm"
-    if thickness:
-        what += f"_{thickness:g}mm_{mode.value}"
     result = reslice_volume(
         vol, plane=plane.value if plane else None, normal=normal_v, like=like,
         spacing=spacing_v, fov=fov_v, thickness=thickness, mode=mode.value, interp=interp.value, fill=fill,
     )
-    base = safe_name(f"{stack.name}_{what}")
     n_slices = result.shape[0]
     if slice_no is not None and slice_no > n_slices:
         raise UsageError(f"--slice {slice_no}: this reslice has {n_slices} slices (--slice 1..{n_slices})")
-    if out_path is None:
-        out_path = Path(f"{base}.nii.gz") if kind == "nifti" else Path() if slice_no is not None else Path(base)
     written: list[Path]
     if kind == "nifti":
-        written = [write_nifti(result, out_path, force=force)]
+        written = [formats.writer("reslice", out_path)(result, out_path, force=force)]
     elif kind == "dcm":
         written = _write_dicom(result, out_path, what=what.replace("_", " "), mode=mode.value, thickness=thickness,
-                               window_text=window, keep_phi=keep_phi, force=force)
+                               request=request, keep_phi=keep_phi, force=force)
     else:
         display_plane = _display_plane(result, plane.value if plane else None)
-        # pictures in a folder of their own are named by what they are; one written here by the series too
-        picture_base = base if out is None and slice_no is not None else safe_name(what)
-        written = _write_pictures(result, out_path, picture_base, display_plane, window_text=window, labels=labels,
+        written = _write_pictures(result, out_path, picture_base, display_plane, request=request, labels=labels,
                                   force=force, kind=_picture_kind(thickness, mode.value), only=slice_no,
-                                  file=out_path if kind == "picture" else None)
+                                  file=out_path if kind == "picture" else None, keep=existing.present)
     for f in written:
         sys.stdout.write(f"{f}\n")
     sys.stdout.flush()
+    tally.done += 1
+    err(tally.line())
+
+
+def _what(plane: Plane | None, normal: list[float] | None, like: Path | None, spacing: list[float] | None,
+          thickness: float | None, mode: SlabMode) -> str:
+    """What a reslice makes, for its names: ``coronal``, ``iso_1mm``, ``oblique_5mm_max``..."""
+    if plane is not None:
+        what = plane.value
+    elif normal is not None:
+        what = "oblique"
+    elif like is not None:
+        what = "like"
+    else:
+        what = "iso" if spacing and len(spacing) == 1 else "resampled"
+    if spacing and like is None:
+        what += "_" + "x".join(f"{v:g}" for v in spacing[::-1]) + "mm"
+    if thickness:
+        what += f"_{thickness:g}mm_{mode.value}"
+    return what
+
+
+def _n_slices(stack, **grid) -> int | None:
+    """Slices of the reslice of ``stack``, from its headers (None when they give no grid: loading says why)."""
+    if stack.problem or stack.geometry is None:
+        return None
+    source = DicomSource(stack)
+    geometry = Volume(np.broadcast_to(np.uint8(0), tuple(source.shape[-3:])), source.affine)  # holds no voxel
+    like = grid.pop("like")
+    _, shape, _ = reslice_grid(geometry, like=like_grid(like) if like is not None else None, **grid)
+    return shape[0]
+
+
+def _planned(kind: str, out_path: Path, picture_base: str, n_slices: int | None, slice_no: int | None) -> list[Path] | None:
+    """The files a reslice will write (None when unknown before loading): the NIfTI, the DICOM file
+    or folder, the one picture, or a picture per slice."""
+    if kind == "dcm" and out_path.is_dir() and not any(out_path.iterdir()):
+        return None  # an empty folder is where a DICOM series may go: nothing exists yet
+    if kind in ("nifti", "dcm", "picture"):
+        return [out_path]
+    if slice_no is not None:
+        n = n_slices or slice_no
+        return [out_path / f"{picture_base}_{slice_no:0{max(PICTURE_WIDTH_MIN, len(str(n)))}d}.png"]
+    if n_slices is None:
+        return None
+    width = max(PICTURE_WIDTH_MIN, len(str(n_slices)))
+    return [out_path / f"{picture_base}_{k:0{width}d}.png" for k in range(1, n_slices + 1)]
