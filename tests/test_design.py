@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
 #: Packages imported inside functions only (docs/design.md, "Imports"): optional extras, or
 #: costly enough to be loaded only by the work that needs them (start-up is measured).
 LAZY = {
-    "vtk", "vtkmodules", "trame", "aiohttp", "imageio", "imageio_ffmpeg", "distributed", "dask", "pyarrow",
+    "vtk", "vtkmodules", "trame", "trame_vtk", "wslink", "aiohttp", "imageio", "imageio_ffmpeg", "distributed", "dask", "pyarrow",
     "SimpleITK", "scipy", "nibabel", "pydicom", "PIL", "matplotlib", "rich", "multiprocessing", "concurrent",
     "asyncio", "isal", "hashlib",
 }

@@ -116,6 +116,7 @@ HostOpt = Annotated[
 ]
 PortOpt = Annotated[int, typer.Option("--port", help="Web view: port to listen on (0: a free one).", min=0, max=65535)]
 KeepPhiOpt = Annotated[bool, typer.Option("--keep-phi", help="Web view: show the patient's name and ID in the page title.")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Web view: the browser draws the view itself (WebGL, vtk.js; dragging needs no round trip, a reduced copy of the volume is sent to it) instead of receiving pictures from this machine.")]
 
 
 @app.command("view")
@@ -129,6 +130,7 @@ def view_command(
     screenshots: Annotated[Path, typer.Option("--screenshots", help="Folder where the s key saves screenshots.")] = Path("."),
     mapper: MapperOpt = MapperName.auto,
     web: WebOpt = False,
+    local: LocalOpt = False,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
@@ -147,7 +149,7 @@ def view_command(
     """
     from .work import render as work  # the work imports numpy and the library: only when the command runs
     work.view(path, mode=mode, preset=preset, level=level, window=window, size=size, screenshots=screenshots,
-              mapper=mapper, web=web, host=host, port=port, keep_phi=keep_phi, series=series, frame=frame,
+              mapper=mapper, web=web, local=local, host=host, port=port, keep_phi=keep_phi, series=series, frame=frame,
               allow_gaps=allow_gaps, max_memory=max_memory)
 
 
@@ -159,6 +161,7 @@ def serve_command(
     level: LevelOpt = None,
     window: WindowOpt = None,
     mapper: MapperOpt = MapperName.auto,
+    local: LocalOpt = False,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
@@ -175,7 +178,7 @@ def serve_command(
     with `ssh -L 8080:localhost:8080 server` and open the printed URL. Ctrl-C stops it.
     """
     from .work import render as work  # the work imports numpy and the library: only when the command runs
-    work.serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, host=host,
+    work.serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, local=local, host=host,
                port=port, keep_phi=keep_phi, series=series, frame=frame, allow_gaps=allow_gaps,
                max_memory=max_memory)
 
