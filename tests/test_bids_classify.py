@@ -80,6 +80,12 @@ def _two_echo_phase(folder: Path) -> None:
                     echo=echo, series_uid=uid, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
 
 
+def _fieldmap_phase_only(folder: Path) -> None:
+    """A Siemens field map's phase series without its magnitudes or protocol: no EchoTime1/2."""
+    B.mr_series(folder, number=5, description="gre_field_mapping", sequence="GR", variant="SP", name="*fm2d2r",
+                te=7.38, tr=500, flip=60, echo=2, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
+
+
 def _mp2rage(folder: Path) -> None:
     for number, ti in ((3, 700.0), (4, 2500.0)):
         B.mr_series(folder, number=number, description=f"mp2rage_INV{number - 2}", sequence=["GR", "IR"],
@@ -120,6 +126,7 @@ CASES: list[tuple[str, Callable[[Path], object], str, str, str]] = [
     ("phase-echoes", _two_echo_phase, "9_e2_ph", "fmap", "phase2"),
     ("phasediff-magnitudes", lambda d: B.gre_fieldmap(d, 4), "5", "fmap", "phasediff"),
     ("fieldmap-magnitudes", lambda d: B.gre_fieldmap(d, 4), "4_e1", "fmap", "magnitude1"),
+    ("fieldmap-incomplete", _fieldmap_phase_only, "5", "sourcedata", ""),
     ("asl", lambda d: B.mr_series(d, number=14, description="perfusion", volumes=4, sequence="EP", name="epfid2d1",
      te=13, tr=4000, image_type=("ORIGINAL", "PRIMARY", "ASL")), "14", "perf", "asl"),
     ("asl-m0", lambda d: B.mr_series(d, number=15, description="pcasl_M0", volumes=1, sequence="EP",
@@ -253,6 +260,29 @@ def test_description_breaks_ties_only(tmp_path):
     found = decisions(tmp_path)
     assert found["6"][1:] == ("fmap", "epi")
     assert found["7"][1:] == ("func", "bold")
+
+
+def test_a_field_map_missing_its_partner_is_no_anatomical_image(tmp_path):
+    """The magnitudes of a field map whose phase is not in the session are no MEGRE, its phase
+    alone no T1w: the sequence says field mapping (Siemens' ``fm`` sequence name, GE's B0map pulse
+    sequence), so they go to sourcedata, saying why."""
+    uid = pydicom.uid.generate_uid()
+    for echo, te in ((1, 4.92), (2, 7.38)):
+        B.mr_series(tmp_path / "mag", number=4, description="gre_field_mapping", sequence="GR", variant="SP",
+                    name="*fm2d2r", te=te, tr=500, flip=60, echo=echo, series_uid=uid)
+    B.mr_series(tmp_path / "ge", number=6, description="B0Map (GRE)", sequence="RM", variant="NONE", te=4.6, tr=200,
+                flip=20, manufacturer="GE MEDICAL SYSTEMS", image_type=("ORIGINAL", "PRIMARY", "OTHER"))
+    for path in (tmp_path / "ge").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.private_block(0x0019, "GEMS_ACQU_01", create=True).add_new(0x9C, "LO", "B0map")
+        ds.save_as(path, enforce_file_format=True)
+    found = decisions(tmp_path)
+    assert found["4_e1"] == found["4_e2"] == found["6"] == ("fieldmap-incomplete", "sourcedata", "")
+    B.mr_series(tmp_path / "ph", number=5, description="gre_field_mapping", sequence="GR", variant="SP",
+                name="*fm2d2r", te=7.38, tr=500, flip=60, echo=2, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
+    found = decisions(tmp_path)
+    assert found["4_e1"] == ("fieldmap-magnitudes", "fmap", "magnitude1")
+    assert found["5"] == ("phasediff-magnitudes", "fmap", "phasediff")
 
 
 def test_docs_show_the_rules_table_as_the_code_holds_it():

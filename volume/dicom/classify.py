@@ -96,6 +96,10 @@ GRADIENT_ECHO_NAMES = r"(epfid|ep_seg_fid|fl\d|fl_|tfl|fm\d|gre|swi|megre|fgre|e
 SPIN_ECHO_NAMES = r"(epse|ep_b|ep2d_diff|tse|spc|se\d|tir|haste|fse|3dfse|blade|cube)"
 """Sequence names of spin echoes (SPACE ``spc``/``spcir``, TIRM ``tir``, GE ``fse``/``cube``)."""
 
+FIELD_MAPPING_NAMES = r"(fm\d|b0map|3db0map|b0rf|gre_field_mapping|field_?map)"
+"""Names of field-mapping sequences: Siemens' SequenceName (``*fm2d2r``) and sequence file
+(``gre_field_mapping``), GE's pulse sequence (0019,109C/109E: ``B0map``, ``3db0map``, ``B0rf``)."""
+
 DIFFUSION_NAMES = r"\*?(ep_b|ep2d_diff|re_b|epse_b)"
 """Siemens sequence names of diffusion sequences (``*ep_b0``, ``*ep_b1000#4``)."""
 
@@ -183,6 +187,7 @@ class Facts:
     contrast_agent: str = ""
     acquisition_contrast: str = ""
     time_of_flight: bool = False
+    fieldmap_sequence: bool = False
     acquired: float | None = None
     manufacturer: str = ""
     shim: tuple[float, ...] | None = None
@@ -321,6 +326,14 @@ def _asl(h: Header | None, words: frozenset[str], name: str, protocol_file: str)
     return "ASL" if re.search(r"asl", seq) else ""
 
 
+def _field_mapping(name: str, protocol_file: str, h: Header | None) -> bool:
+    """The sequence is a field-mapping one (:data:`FIELD_MAPPING_NAMES`): Siemens' sequence name or
+    file, GE's pulse sequence names."""
+    ge = f"{to_str(_raw(h, 'GEPulseSequenceName'))} {to_str(_raw(h, 'GEInternalPulseSequenceName'))}"
+    names = [name.split("/")[-1].lstrip("*"), protocol_file.replace("\\", "/").split("/")[-1], *ge.split()]
+    return any(re.match(FIELD_MAPPING_NAMES, n, re.IGNORECASE) for n in names if n)
+
+
 def _siemens_protocol(h: Header | None) -> dict[str, str]:
     """The Siemens protocol (ASCCONV): the CSA series header, else XA's (0021,1019)."""
     if h is None:
@@ -397,6 +410,7 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
         asl=_asl(h, words, name, protocol_file), contrast_agent=to_str(_raw(h, "ContrastBolusAgent")),
         acquisition_contrast=to_str(_raw(h, "AcquisitionContrast")).upper(),
         time_of_flight=to_str(_raw(h, "TimeOfFlightContrast")).upper() == "YES",
+        fieldmap_sequence=_field_mapping(name, protocol_file, h),
         acquired=min((f.acquisition_time for f in stack.frames if f.acquisition_time is not None), default=None),
         manufacturer=str(acq.get("Manufacturer", "")), shim=_shim(siemens), sidecar=dict(sidecar),
     )
@@ -555,6 +569,7 @@ PREDICATES: dict[str, Callable[[Facts], bool]] = {
     "phase_partner": lambda f: f.phase_partner,
     "two_magnitude_echoes": lambda f: len(f.magnitude_echo_times) == 2 and 0 < f.magnitude_echo_times[1]
                                       - f.magnitude_echo_times[0] <= FIELD_MAP_MAX_DELTA_TE_MS,
+    "fieldmap_sequence": lambda f: f.fieldmap_sequence,
     "asl": lambda f: bool(f.asl),
     "described_asl": lambda f: bool(_DESCRIBED_ASL.search(f.text)),
     "described_m0": lambda f: bool(_DESCRIBED_M0.search(f.text)) or "M0" in f.words,
@@ -655,6 +670,9 @@ RULES: tuple[Rule, ...] = (
     _r("fieldmap-magnitudes", "fmap", "magnitude{echo}", why="the two magnitude echoes (at most 10 ms apart) "
        "of a gradient-echo field map whose phase is in the session", magnitude=True, epi=False,
        two_echoes=True, close_echoes=True, phase_partner=True),
+    _r("fieldmap-incomplete", SOURCEDATA, why="an image of a field-mapping sequence that makes no BIDS field map: its "
+       "magnitude or phase partner, its echo times or its units are not in the session", fieldmap_sequence=True,
+       epi=False),
     _r("asl", "perf", "asl", why="arterial spin labelling (ArterialSpinLabelingContrast, ImageType ASL, a "
        "labelling type, or an ASL sequence)", asl=True, described_m0=False),
     _r("asl-m0", "perf", "m0scan", why="the M0 image of an ASL sequence", asl=True),

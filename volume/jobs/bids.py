@@ -33,6 +33,7 @@ from ..dicom.loader import Scan, scan
 from ..dicom.series import Stack
 from ..errors import EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, NoDicomError, UsageError
 from ..io.bids_dataset import create_json, create_text, dataset_lock, merge_tsv
+from ..io.sidecar import ACQUISITION_FIELDS, BACKSLASH_JOINED
 from ..phi import WITHHELD_FROM_DATASETS, uid_key
 from .bids_config import Config, ConfigRule, load_config
 from .bids_names import (
@@ -46,7 +47,15 @@ from .bids_names import (
     takes,
     task_label,
 )
-from .bids_spec import BIDS_VERSION, check_entities, file_stem, missing_fields, sanitize_label
+from .bids_spec import (
+    BIDS_VERSION,
+    EXCLUSIVE_ENTITIES,
+    check_entities,
+    file_stem,
+    missing_fields,
+    sanitize_label,
+    value_problem,
+)
 from .convert import (
     CONVERTED,
     EXISTING,
@@ -73,8 +82,6 @@ WITHHELD = WITHHELD_FROM_DATASETS
 """Sidecar fields ``volume convert`` writes that a BIDS dataset (made to be shared) leaves out
 without ``keep_phi`` (:data:`volume.phi.WITHHELD_FROM_DATASETS`)."""
 
-ZERO_IS_ABSENT = ("InversionTime", "EchoTime", "RepetitionTime", "FlipAngle")
-"""Header times whose 0 means "none" (BIDS requires them above 0): left out of the sidecar."""
 
 ADDED_HERE = ("TaskName", "Units")
 """Required fields this module writes itself: TaskName (from the description), Units of a phase
@@ -125,6 +132,7 @@ class BidsItem:
     reason: str = ""
     aslcontext: tuple[str, ...] = ()
     guess: str = ""
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_bids(self) -> bool:
@@ -341,16 +349,19 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
     """Why the item cannot be what it was classified as (a field BIDS requires is not in the
     files), or ""; fills what the files give by a named rule (EchoTime1/2 of a phase difference
     from its magnitude echoes)."""
-    f, sc = item.facts, {**item.facts.sidecar, **item.sidecar, "TaskName": "from the description"}
+    f, sc = item.facts, {**_view(item), "TaskName": "from the description"}
     if item.datatype == "anat" and f.volumes > 1:
         return "BIDS anat images are 3D; this stack has several volumes"
+    if item.datatype == "func" and item.suffix == "bold" and f.volumes < 2:
+        return "BIDS checks that a bold is 4D; this stack has one volume"
     if item.datatype == "func" and item.suffix == "bold" and not sc.get("RepetitionTime") and "VolumeTiming" not in sc:
-        return "RepetitionTime is not in the files (BIDS requires it of a bold)"
+        return "RepetitionTime is not in the files (BIDS requires it of a bold)" + _why_dropped(item, "RepetitionTime")
     if item.datatype == "fmap" and item.suffix == "epi":
-        if not f.ped:
+        if not sc.get("PhaseEncodingDirection"):
             return "the phase-encoding direction (with its sign) is not in the files (BIDS requires it of an epi field map)"
-        if not f.readout:
-            return "neither TotalReadoutTime nor EffectiveEchoSpacing follows from the files (BIDS requires one)"
+        if not (sc.get("TotalReadoutTime") or sc.get("EffectiveEchoSpacing")):
+            return ("neither TotalReadoutTime nor EffectiveEchoSpacing follows from the files (BIDS requires one)"
+                    + _why_dropped(item, "TotalReadoutTime", "EffectiveEchoSpacing"))
     if item.suffix == "phasediff":
         if not (sc.get("EchoTime1") and sc.get("EchoTime2")):
             times = f.magnitude_echo_times
@@ -370,8 +381,12 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
         return "a field map's magnitude must be 3D"
     if item.datatype == "anat" and "inv" in item.entities and not sc.get("InversionTime"):
         return "InversionTime is not in the files (BIDS requires it with inv-)"
-    if item.datatype == "dwi" and item.suffix == "dwi" and item.stack.diffusion is None:
-        return "no b-values for .bval/.bvec"
+    if item.datatype == "dwi" and item.suffix == "dwi":
+        diffusion = item.stack.diffusion
+        if diffusion is None:
+            return "no b-values for .bval/.bvec"
+        if diffusion.get("bvecs_lps") is None:
+            return f"BIDS requires a dwi's .bvec: {diffusion.get('bvecs_missing') or 'gradient directions are missing'}"
     if item.datatype == "perf":
         return _asl_requirements(item, sc)
     missing = [k for k in missing_fields(item.suffix, item.entities, sc) if k not in ADDED_HERE]
@@ -434,6 +449,7 @@ def _name(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
     set_parts(main)
     set_echoes(main)
     set_reconstructions(main)
+    _exclusive_entities(main)
     set_acquisitions(main)
     set_runs(main)
     by_id = {id(i): i for i in bids}
@@ -454,6 +470,20 @@ def _name(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
             continue
         item.entities = entities
         item.path = f"{folder}/{item.datatype}/{file_stem(entities, item.suffix)}"
+
+
+def _exclusive_entities(items: Sequence[BidsItem]) -> None:
+    """A func name cannot hold both rec- and dir- (:data:`volume.jobs.bids_spec.EXCLUSIVE_ENTITIES`):
+    where reconstructions of one acquisition need rec-, dir- is left out of the name (the sidecar's
+    PhaseEncodingDirection still says it)."""
+    for item in items:
+        pair = EXCLUSIVE_ENTITIES.get(item.datatype)
+        if pair and not _configured(item) and all(item.entities.get(k) for k in pair):
+            dropped = item.entities.pop(pair[1])
+            item.notes = [n for n in item.notes if not n.startswith(f"{pair[1]}-{dropped}:")]
+            item.notes.append(f"{pair[1]}-{dropped} (PhaseEncodingDirection {item.facts.ped}) left out of the name: BIDS 1.10 and npm's bids-validator 1.x order "
+                              f"{pair[0]}- and {pair[1]}- differently in {item.datatype} names, so one name cannot "
+                              "hold both")
 
 
 def _configured(item: BidsItem) -> bool:
@@ -484,14 +514,80 @@ def _entity_requirements(items: Sequence[BidsItem]) -> None:
         if item.entities.get("part") == "phase" and not item.facts.sidecar.get("Units"):
             item.sidecar["Units"] = PHASE_UNITS_WRITTEN
             item.notes.append("Units arbitrary: the scanner's phase values, not converted to radians")
-        missing = missing_fields(item.suffix, item.entities, {**_planned_fields(item), **item.sidecar})
+        missing = missing_fields(item.suffix, item.entities, _view(item))
         if missing:
             _to_sourcedata(item, f"{', '.join(missing)} not in the files (BIDS requires "
                                  f"{'it' if len(missing) == 1 else 'them'} with {item.path.rsplit('_', 1)[0]})")
 
 
-def _planned_fields(item: BidsItem) -> dict[str, Any]:
-    return dict(item.facts.sidecar)
+def _acquisition_fields(acq: Mapping[str, Any]) -> dict[str, Any]:
+    """The header fields ``volume convert`` writes into every sidecar (:data:`ACQUISITION_FIELDS`),
+    as it writes them: multi-valued strings joined, numbers scaled to BIDS's units."""
+    out: dict[str, Any] = {}
+    for keyword, key, scale in ACQUISITION_FIELDS:
+        value = acq.get(keyword)
+        if value in (None, "", []) or keyword in ("AcquisitionTime", "ImageType"):
+            continue
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            values = list(value)
+            if keyword in BACKSLASH_JOINED:
+                out[key] = "\\".join(str(v) for v in values)
+                continue
+            value = values[0] if len(values) == 1 else values
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and scale is not None:
+            value = value * scale
+        elif isinstance(value, list) and scale is not None:
+            value = [v * scale if isinstance(v, (int, float)) else v for v in value]
+        out[key] = value.strip() if isinstance(value, str) else value
+    return out
+
+
+def _as_written(item: BidsItem) -> dict[str, Any]:
+    """The item's sidecar as ``volume convert`` will write it: the header's fields, the stack's
+    BIDS fields (:func:`volume.dicom.bids.sidecar_fields`), then the plan's (None removes a field)."""
+    out = {**_acquisition_fields(item.stack.first.acquisition), **item.facts.sidecar}
+    for key, value in item.sidecar.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def _view(item: BidsItem) -> dict[str, Any]:
+    """:func:`_as_written` without the fields BIDS would refuse (``item.dropped``)."""
+    return {k: v for k, v in _as_written(item).items() if k not in item.dropped}
+
+
+def _why_dropped(item: BidsItem, *keys: str) -> str:
+    reasons = [f"{k} {item.dropped[k]}" for k in keys if k in item.dropped]
+    return f" ({'; '.join(reasons)}: left out)" if reasons else ""
+
+
+def _check_values(item: BidsItem) -> None:
+    """Fill ``item.dropped``: fields the files give that BIDS refuses, each with why. A value out of
+    what BIDS accepts (:data:`volume.jobs.bids_spec.METADATA`: an echo time of 0, a negative slice
+    time), and fields contradicting others: SliceTiming past RepetitionTime, EffectiveEchoSpacing
+    whose product with the phase-encoding lines exceeds RepetitionTime, EffectiveEchoSpacing not
+    below TotalReadoutTime (then neither is kept: the files do not say which is wrong). Fields a
+    configuration gives are its own (checked when it is loaded)."""
+    written = _as_written(item)
+    own = set(item.sidecar) if "config: " in item.rule else set()
+    for key, value in written.items():
+        why = value_problem(key, value)
+        if why and key not in own:
+            item.dropped[key] = why
+    sc = {k: v for k, v in written.items() if k not in item.dropped}
+    timing, tr = sc.get("SliceTiming"), sc.get("RepetitionTime")
+    if timing and tr and max(timing) > tr:
+        item.dropped["SliceTiming"] = f"ends at {max(timing):.4g} s, past RepetitionTime {tr:.4g} s"
+    ees, trt, ped = sc.get("EffectiveEchoSpacing"), sc.get("TotalReadoutTime"), str(sc.get("PhaseEncodingDirection") or "")
+    lines = {"i": item.stack.cols, "j": item.stack.rows}.get(ped[:1])
+    if ees and tr and lines and ees * lines > tr:
+        item.dropped["EffectiveEchoSpacing"] = f"times the {lines} phase-encoding lines exceeds RepetitionTime {tr:.4g} s"
+    elif ees and trt and ees >= trt:
+        why = f"EffectiveEchoSpacing {ees:.4g} s is not below TotalReadoutTime {trt:.4g} s"
+        item.dropped.update(EffectiveEchoSpacing=why, TotalReadoutTime=why)
 
 
 def _bare_facts(stack: Stack, index: int) -> Facts:
@@ -664,6 +760,7 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
             _to_sourcedata(items[k], why)
     for item in items:
         if item.is_bids:
+            _check_values(item)
             why = _requirements(item, items)
             if why:
                 _to_sourcedata(item, why)
@@ -689,16 +786,9 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
     return plan
 
 
-def _positive(value: Any) -> bool:
-    try:
-        return float(value[0] if isinstance(value, (list, tuple)) else value) > 0
-    except (TypeError, ValueError, IndexError):
-        return False
-
-
 def _finish_sidecar(item: BidsItem, keep_phi: bool) -> None:
-    """The fields every written sidecar gains or loses: the source key, withheld identity, and
-    SliceTiming left out where it would contradict RepetitionTime."""
+    """The fields every written sidecar gains or loses: the source key, withheld identity, and in a
+    dataset file's sidecar the fields BIDS would refuse (``item.dropped``, each with a note)."""
     stack = item.stack
     item.sidecar[SOURCE_KEY] = uid_key(f"{stack.series_uid}|{stack.label}")
     if not keep_phi:
@@ -706,23 +796,11 @@ def _finish_sidecar(item: BidsItem, keep_phi: bool) -> None:
             item.sidecar[key] = None
     if not item.is_bids:
         return
-    for key in ZERO_IS_ABSENT:
-        value = stack.first.acquisition.get(key)
-        if value is not None and not _positive(value) and not item.facts.sidecar.get(key):
-            item.sidecar[key] = None  # Philips writes 0 for "no inversion": BIDS wants a time > 0 or nothing
-    sc = item.facts.sidecar
-    timing, tr = sc.get("SliceTiming"), sc.get("RepetitionTime")
-    if timing and tr and max(timing) > tr:
-        item.sidecar["SliceTiming"] = None
-        item.notes.append(f"SliceTiming left out: its last time {max(timing):.4g} s exceeds RepetitionTime {tr:.4g} s")
-    ees, ped = sc.get("EffectiveEchoSpacing"), str(sc.get("PhaseEncodingDirection") or "")
-    lines = {"i": stack.cols, "j": stack.rows}.get(ped[:1])
-    if ees and tr and lines and ees * lines > tr:
-        item.sidecar["EffectiveEchoSpacing"] = None
-        item.notes.append(f"EffectiveEchoSpacing left out: times the {lines} phase-encoding lines it exceeds "
-                          f"RepetitionTime {tr:.4g} s")
+    for key, why in item.dropped.items():
+        item.sidecar[key] = None
+        item.notes.append(f"{key} left out: {why}")
     if item.datatype == "fmap" and item.suffix == "fieldmap":
-        item.sidecar.setdefault("Units", sc.get("Units"))
+        item.sidecar.setdefault("Units", item.facts.sidecar.get("Units"))
 
 
 # --- writing -----------------------------------------------------------------------------------
