@@ -23,7 +23,7 @@ from volume.errors import OutputExistsError, UsageError
 from volume.jobs.bids import SOURCE_KEY, plan_bids
 from volume.jobs.bids_config import load_config, match_value
 from volume.jobs.bids_names import direction_label, task_label
-from volume.jobs.bids_spec import FILES, check_entities, file_stem
+from volume.jobs.bids_spec import ENTITY_ORDER, FILES, METADATA, ValueRule, check_entities, file_stem, value_problem
 from volume.phi import is_identity
 
 AXIAL = (1, 0, 0, 0, 1, 0)
@@ -90,6 +90,59 @@ def test_file_names_follow_bids_entity_order():
     with pytest.raises(UsageError, match="needs task-"):
         check_entities("func", "bold", {"sub": "01"})
     assert "MP2RAGE" in FILES["anat"] and "asl" in FILES["perf"]
+
+
+def _schema_rule(obj: dict) -> ValueRule | None:
+    """A schema metadata object (``objects/metadata``) as a :class:`ValueRule`, None when it is of
+    another shape (an object, a format only)."""
+    options = obj.get("anyOf", [obj])
+    scalar = next((o for o in options if o.get("type") != "array"), None)
+    array = next((o for o in options if o.get("type") == "array"), None)
+    item = array["items"] if array else scalar
+    if not isinstance(item, dict) or "type" not in item:
+        return None
+    kind = {"number": "numbers", "string": "strings"}[item["type"]] if array else item["type"]
+    bound = "exclusiveMinimum" if "exclusiveMinimum" in item else "minimum"
+    return ValueRule(kind, item.get(bound), bound == "exclusiveMinimum", item.get("maximum"),
+                     tuple(item.get("enum", ())), array.get("minItems") if array else None,
+                     bool(array and scalar))
+
+
+def test_the_spec_tables_agree_with_the_bids_schema():
+    """Every file name volume may write is one the BIDS schema allows (entities in its order, its
+    required ones present), and each sidecar value rule is the schema's for that field (pybids
+    ships the schema: ``bidsschematools``)."""
+    schema = pytest.importorskip("bidsschematools.schema", reason="pybids (bidsschematools) is not installed")
+    s = schema.load_schema()
+    key = {name: ent["name"] for name, ent in s.objects.entities.items()}
+    assert [key[e] for e in s.rules.entities if key[e] in ENTITY_ORDER] == list(ENTITY_ORDER)
+    allowed: dict[tuple[str, str], set[str]] = {}
+    required: dict[tuple[str, str], set[str]] = {}
+    for group in s.rules.files.raw.values():
+        for rule in group.values():
+            for datatype in rule.get("datatypes", ()):
+                for suffix in rule.get("suffixes", ()):
+                    allowed.setdefault((datatype, suffix), set()).update(key[e] for e in rule.entities)
+                    required.setdefault((datatype, suffix), set()).update(
+                        key[e] for e, level in rule.entities.items() if level == "required")
+    for datatype, suffixes in FILES.items():
+        for suffix, (entities, needed) in suffixes.items():
+            assert set(entities) <= allowed[(datatype, suffix)], (datatype, suffix)
+            assert required[(datatype, suffix)] - {"sub", "ses"} <= set(needed), (datatype, suffix)
+    for field_name, rule in METADATA.items():
+        shapes = {_schema_rule(o.to_dict()) for o in s.objects.metadata.values() if o["name"] == field_name}
+        assert rule in shapes, (field_name, shapes)
+
+
+@pytest.mark.parametrize(("key", "value", "refused"), [
+    ("EchoTime", 0.03, False), ("EchoTime", [0.01, 0.02], False), ("EchoTime", 0, True), ("FlipAngle", 0, True),
+    ("FlipAngle", 400, True), ("SliceTiming", [0.0, 0.5], False), ("SliceTiming", [0.0, -0.1], True),
+    ("PhaseEncodingDirection", "j-", False), ("PhaseEncodingDirection", "y", True), ("MTState", "no", True),
+    ("RepetitionTime", True, True), ("TablePosition", [0, 0], True), ("ImageType", "anything", False),
+    ("NumberOfVolumesDiscardedByScanner", 2.5, True),
+])
+def test_sidecar_values_bids_refuses(key, value, refused):
+    assert bool(value_problem(key, value)) is refused
 
 
 def test_the_plan_names_links_and_explains(dicom, tmp_path):
@@ -297,8 +350,15 @@ def test_config_patterns(pattern, value, matches):
      "come from --subject"),
     ('{"rule": []}', "unknown key rule"),
     ("{not json", "not valid JSON"),
+    ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"M0Type": "separate"}}]}',
+     "sidecar M0Type 'separate' is not one of Separate, Included, Estimate, Absent"),
+    ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"RepetitionTimePreparation": -1}}]}', "BIDS wants at least 0"),
+    ('{"rules": [{"match": {"Rule": "x"}, "datatype": "func", "suffix": "bold", "entities": {"rec": "a", '
+     '"dir": "AP"}}]}', "cannot hold both rec- and dir-"),
 ])
 def test_bad_configurations_are_refused_by_name(tmp_path, text, message):
+    """A rule BIDS or its validators would refuse (a name, a sidecar value) is refused when the file
+    is read, naming the rule."""
     path = tmp_path / "c.json"
     path.write_text(text)
     with pytest.raises(UsageError, match=message):

@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - Python 3.10
         tomllib = None  # type: ignore[assignment]
 
 from ..errors import UsageError
-from .bids_spec import FILES, check_entities, entity_value
+from .bids_spec import FILES, check_entities, entity_value, value_problem
 
 RULE_KEYS = frozenset({"name", "match", "datatype", "suffix", "entities", "sidecar", "aslcontext"})
 """Keys a configuration rule may hold."""
@@ -146,6 +146,10 @@ def _rule(raw: Any, k: int, where: str) -> ConfigRule:
     sidecar = raw.get("sidecar") or {}
     if not isinstance(entities, Mapping) or not isinstance(sidecar, Mapping):
         raise UsageError(f"{at}: 'entities' and 'sidecar' are tables of keys and values")
+    for key, value in sidecar.items():
+        why = value_problem(str(key), value)
+        if why:
+            raise UsageError(f"{at}: sidecar {key} {value!r} {why}")
     aslcontext = tuple(str(v) for v in (raw.get("aslcontext") or ()))
     bad = [v for v in aslcontext if v not in ASL_VOLUME_TYPES]
     if bad:
@@ -165,8 +169,11 @@ def _rule(raw: Any, k: int, where: str) -> ConfigRule:
 
 
 def _implied(datatype: str, suffix: str) -> dict[str, str]:
-    """Required entities volume sets itself (``task-`` from the description for func files)."""
-    return {"task": "x"} if datatype == "func" else {}
+    """Required entities volume sets itself (``task-`` from the description for func files,
+    ``dir-`` from the phase encoding for epi field maps)."""
+    if datatype == "func":
+        return {"task": "x"}
+    return {"dir": "x"} if datatype == "fmap" and suffix in ("epi", "m0scan") else {}
 
 
 def load_config(path: str | Path) -> Config:
