@@ -285,6 +285,24 @@ def test_a_field_map_missing_its_partner_is_no_anatomical_image(tmp_path):
     assert found["5"] == ("phasediff-magnitudes", "fmap", "phasediff")
 
 
+def test_a_field_map_split_into_series_numbered_apart_is_one_acquisition(tmp_path):
+    """Siemens XA's interoperable export writes a field map's magnitude echoes and phase as series
+    9001, 9002 and 10001 (dcm_qa_xa30i), acquired 0.6 s apart, with no protocol to give
+    EchoTime1/2: one protocol and grid acquired together is one acquisition, so the magnitudes are
+    magnitude1/2 and the phase a phasediff with their echo times."""
+    kw = {"description": "gre_field_mapping", "sequence": "GR", "name": "*fm2d2r", "tr": 600.0, "flip": 90.0}
+    B.mr_series(tmp_path / "m1", number=9001, te=10.0, echo=1, start=1000.0, **kw)
+    B.mr_series(tmp_path / "m2", number=9002, te=12.46, echo=2, start=1000.6, **kw)
+    B.mr_series(tmp_path / "ph", number=10001, te=12.46, echo=2, start=1000.6,
+                image_type=("ORIGINAL", "PRIMARY", "P", "DIS2D", "MFSPLIT"), **kw)
+    B.mr_series(tmp_path / "later", number=9003, te=10.0, echo=1, start=1300.0, **kw)
+    found = decisions(tmp_path)
+    assert found["9001"] == ("fieldmap-magnitudes", "fmap", "magnitude1")
+    assert found["9002"] == ("fieldmap-magnitudes", "fmap", "magnitude2")
+    assert found["10001"] == ("phasediff-magnitudes", "fmap", "phasediff")
+    assert found["9003"] == ("fieldmap-incomplete", "sourcedata", "")  # acquired 5 minutes later: another one
+
+
 def test_docs_show_the_rules_table_as_the_code_holds_it():
     text = (Path(__file__).resolve().parents[1] / "docs" / "bids.md").read_text(encoding="utf-8")
     shown = text.split("<!-- rules-table -->\n", 1)[1].split("\n<!-- /rules-table -->", 1)[0]

@@ -87,6 +87,19 @@ FIELD_MAP_MAX_DELTA_TE_MS = 10.0
 """A two-echo gradient echo whose echoes lie at most this far apart is a B0 field map (BIDS
 checks 0.1-10 ms between EchoTime1 and EchoTime2)."""
 
+SAME_ACQUISITION_S = 2.0
+"""Seconds between the first images of two series of one protocol and grid within which they are
+one acquisition (a scanner acquires one protocol at a time): Siemens XA exports the magnitude
+echoes and the phase of one field map as series 9001, 9002 and 10001, acquired 0.6 s apart."""
+
+SAME_ACQUISITION_NUMBERS = 2
+"""Without acquisition times, series of one protocol and grid numbered at most this far apart are
+one acquisition (a magnitude series and its phase series, numbered one after the other)."""
+
+RECONSTRUCTION_WORDS = ("ND", "DIS2D", "DIS3D", "NORM", "FIL", "FM", "FSM")
+"""ImageType words that tell reconstructions of one acquisition apart (Siemens: ND without
+distortion correction, DIS2D/DIS3D with it, NORM prescan-normalized)."""
+
 SBREF_LOOKAHEAD = 3
 """An SBRef precedes its run: the run is among the next this many stacks in acquisition order."""
 
@@ -431,14 +444,25 @@ def acquisition_order(facts: Sequence[Facts]) -> list[Facts]:
     return sorted(facts, key=key)
 
 
-def _same_acquisition(a: Facts, b: Facts) -> bool:
-    """Two stacks of one acquisition: one series, or the magnitude and phase series a scanner
-    writes separately for one protocol (same grid, same protocol name, numbers a few apart)."""
+def same_acquisition(a: Facts, b: Facts) -> bool:
+    """Two stacks of one acquisition: one series, or series a scanner writes apart for one protocol
+    (the magnitude and phase series, the echoes of a split series) of the same grid, whose first
+    images were acquired at most :data:`SAME_ACQUISITION_S` apart (when the files give no times:
+    series numbers at most 2 apart)."""
     if a.series == b.series:
         return True
-    close = (a.series_number is not None and b.series_number is not None
-             and abs(a.series_number - b.series_number) <= 2)
-    return close and a.grid == b.grid and a.protocol == b.protocol and a.protocol != ""
+    if not (a.protocol and a.protocol == b.protocol and a.grid == b.grid):
+        return False
+    if a.acquired is not None and b.acquired is not None:
+        return abs(a.acquired - b.acquired) <= SAME_ACQUISITION_S
+    return (a.series_number is not None and b.series_number is not None
+            and abs(a.series_number - b.series_number) <= SAME_ACQUISITION_NUMBERS)
+
+
+def reconstruction(f: Facts) -> tuple[str, ...]:
+    """The ImageType words of :data:`RECONSTRUCTION_WORDS` a stack holds (which reconstruction of
+    its acquisition it is)."""
+    return tuple(w for w in RECONSTRUCTION_WORDS if w in f.words)
 
 
 def session_facts(facts: Sequence[Facts]) -> list[Facts]:
@@ -447,9 +471,9 @@ def session_facts(facts: Sequence[Facts]) -> list[Facts]:
     rank = {f.index: k for k, f in enumerate(ordered)}
     out = []
     for f in facts:
-        group = [g for g in facts if g.modality == "MR" and not g.problem and _same_acquisition(f, g)]
+        group = [g for g in facts if g.modality == "MR" and not g.problem and same_acquisition(f, g)]
         same_part = [g for g in group if g.component == f.component and g.grid == f.grid
-                     and g.series == f.series and g.echo_time]
+                     and reconstruction(g) == reconstruction(f) and g.echo_time]
         times = tuple(sorted({round(g.echo_time, 3) for g in same_part}))  # type: ignore[arg-type]
         echo_rank = times.index(round(f.echo_time, 3)) + 1 if f.echo_time and round(f.echo_time, 3) in times else 1
         phases = [g for g in group if g.component == "phase" and g.grid == f.grid and not g.epi]
@@ -802,5 +826,6 @@ def by_series(facts: Iterable[Facts]) -> dict[tuple[str, int | None], list[Facts
     return dict(out)
 
 
-__all__ = ["OMIT", "PREDICATES", "RULES", "SOURCEDATA", "Decision", "Facts", "Rule", "acquisition_order",
-           "by_series", "check_rules", "classify", "matches", "rules_table", "session_facts", "stack_facts"]
+__all__ = ["OMIT", "PREDICATES", "RECONSTRUCTION_WORDS", "RULES", "SOURCEDATA", "Decision", "Facts", "Rule",
+           "acquisition_order", "by_series", "check_rules", "classify", "matches", "reconstruction", "rules_table",
+           "same_acquisition", "session_facts", "stack_facts"]
