@@ -499,7 +499,11 @@ def _resolve_collisions(items: Sequence[BidsItem]) -> None:
     for item in sorted((i for i in items if i.is_bids), key=lambda i: (_configured(i), i.facts.order)):
         key = item.path.casefold()
         if key in seen and not _configured(item):
-            _to_sourcedata(item, f"it would share the name {item.path} with series {seen[key].stack.id}; "
+            first = seen[key]
+            copy = (f"the same acquisition as series {first.stack.id} (one protocol, grid and acquisition time: a copy, or a "
+                    "reconstruction the files do not tell apart); "
+                    if same_instance(item.facts, first.facts) else "")
+            _to_sourcedata(item, f"{copy}it would share the name {item.path} with series {first.stack.id}; "
                                  "a --config rule can tell them apart")
             continue
         seen.setdefault(key, item)
