@@ -130,8 +130,10 @@ SOURCEDATA, OMIT = "sourcedata", "omit"
 _DERIVED_WORDS = frozenset({"MPR", "MIP", "MNIP", "PROJECTION", "MOCO", "SUBTRACTION", "SUB", "REFORMATTED",
                             "CSA", "SCREEN", "SWI", "T1MAP", "T2MAP", "T2STARMAP", "R2STARMAP", "CBF", "CBV",
                             "MTT", "TTP", "RELCBF", "PERFUSIONMAP", "COLFA", "FUSED", "SEGMENTATION",
-                            "PHYSIOLOG", "RESAMPLED", "COMPOSED", "SUMMED", "AVERAGE", "MEAN", "TTEST"})
-"""ImageType words of images a scanner computed or reformatted (beside DERIVED or SECONDARY)."""
+                            "PHYSIOLOG", "PHYSIO", "RAWDATA", "RESAMPLED", "COMPOSED", "SUMMED", "AVERAGE", "MEAN",
+                            "TTEST"})
+"""ImageType words of images a scanner computed or reformatted (beside DERIVED or SECONDARY), and of
+what it stores as an image without being one (Siemens XA's physiological logs: RAWDATA, PHYSIO)."""
 
 _DESCRIBED_LOCALIZER = re.compile(r"(?<![a-z])(loc|localizer|localiser|scout|survey|aahead|3.?plane|tripilot|"
                                   r"calibration|asset.?cal|coil.?sens)", re.IGNORECASE)
@@ -669,7 +671,7 @@ RULES: tuple[Rule, ...] = (
     _r("scanner-diffusion-map", SOURCEDATA, why="ADC, trace or FA computed by the scanner",
        scanner_diffusion_map=True),
     _r("derived", SOURCEDATA, why="ImageType DERIVED/SECONDARY, or a reformat, projection, motion-corrected "
-       "series or map computed by the scanner", derived=True),
+       "series or map computed by the scanner, or a physiological log stored as an image", derived=True),
     _r("described-localizer", SOURCEDATA, why="the description says localizer, scout, survey or calibration",
        described_localizer=True),
     _r("dwi", "dwi", "dwi", why="diffusion-weighted volumes (b > 50 s/mm2) with their b-values", diffusion=True,

@@ -50,6 +50,7 @@ from .bids_names import (
 from .bids_spec import (
     BIDS_VERSION,
     EXCLUSIVE_ENTITIES,
+    PHASE_UNITS,
     check_entities,
     file_stem,
     missing_fields,
@@ -515,9 +516,14 @@ def _entity_requirements(items: Sequence[BidsItem]) -> None:
     for item in items:
         if not item.is_bids:
             continue
-        if item.entities.get("part") == "phase" and not item.facts.sidecar.get("Units"):
+        units = _view(item).get("Units")
+        if item.entities.get("part") == "phase" and not units:
             item.sidecar["Units"] = PHASE_UNITS_WRITTEN
             item.notes.append("Units arbitrary: the scanner's phase values, not converted to radians")
+        elif item.entities.get("part") == "phase" and units not in PHASE_UNITS:
+            _to_sourcedata(item, f"a phase image in {units} (BIDS takes part-phase images in "
+                                 f"{' or '.join(PHASE_UNITS)})")
+            continue
         missing = missing_fields(item.suffix, item.entities, _view(item))
         if missing:
             _to_sourcedata(item, f"{', '.join(missing)} not in the files (BIDS requires "
