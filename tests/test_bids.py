@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bids_synth as B
 import numpy as np
+import pydicom
 import pytest
 
 import volume
@@ -23,7 +24,15 @@ from volume.errors import OutputExistsError, UsageError
 from volume.jobs.bids import SOURCE_KEY, plan_bids
 from volume.jobs.bids_config import load_config, match_value
 from volume.jobs.bids_names import direction_label, task_label
-from volume.jobs.bids_spec import ENTITY_ORDER, FILES, METADATA, ValueRule, check_entities, file_stem, value_problem
+from volume.jobs.bids_spec import (
+    ENTITY_ORDER,
+    FILES,
+    METADATA,
+    ValueRule,
+    check_entities,
+    file_stem,
+    value_problem,
+)
 from volume.phi import is_identity
 
 AXIAL = (1, 0, 0, 0, 1, 0)
@@ -463,3 +472,55 @@ def test_fields_that_contradict_the_repetition_time_are_left_out_with_a_note(tmp
     assert item.suffix == "bold" and item.facts.sidecar["EffectiveEchoSpacing"] * 8 > 0.02
     assert item.sidecar["EffectiveEchoSpacing"] is None
     assert any(n.startswith("EffectiveEchoSpacing left out") for n in item.notes)
+
+
+def test_repeats_are_runs_and_copies_are_not(tmp_path):
+    """Two series of one protocol acquired minutes apart are two runs; acquired together (a copy,
+    the same images saved twice) the second goes to sourcedata saying so; without acquisition
+    times, two series of one protocol are repeats (runs), never taken for copies."""
+    B.t1w(tmp_path / "a", 5, start=100.0)
+    B.t1w(tmp_path / "b", 6, start=400.0)
+    B.t1w(tmp_path / "c", 7, start=400.0)
+    items = {i.stack.id: i for i in plan_bids([tmp_path], tmp_path / "ds", subject="01").items}
+    assert items["5"].path.endswith("_run-1_T1w") and items["6"].path.endswith("_run-2_T1w")
+    assert items["7"].datatype == "sourcedata" and "the same acquisition as series 6" in items["7"].reason
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "ds" not in path.parts:
+            ds = pydicom.dcmread(path)
+            del ds.AcquisitionTime
+            ds.save_as(path, enforce_file_format=True)
+    items = {i.stack.id: i for i in plan_bids([tmp_path], tmp_path / "ds2", subject="01").items}
+    assert [items[k].path.rsplit("_", 2)[-2] for k in "567"] == ["run-1", "run-2", "run-3"]
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("FlipAngle", 0, "FlipAngle left out: is 0 (BIDS wants above 0)"),
+    ("EchoTime", 0, "EchoTime left out: is 0 (BIDS wants above 0)"),
+    ("InversionTime", 0, "InversionTime left out: is 0 (BIDS wants above 0)"),
+])
+def test_header_values_bids_refuses_are_left_out_with_a_note(tmp_path, field, value, why):
+    """A value BIDS refuses (Philips writes InversionTime 0 for "no inversion", some files an echo
+    time or flip angle of 0) is left out of the dataset's sidecar, with a note, not written."""
+    B.bold(tmp_path / "in", 3, extra={field: value})
+    plan = plan_bids([tmp_path / "in"], tmp_path / "ds", subject="01")
+    [item] = plan.items
+    assert item.is_bids and why in item.notes and item.sidecar[field] is None
+    plan.write()
+    assert field not in json.loads((tmp_path / "ds" / f"{item.path}.json").read_text())
+
+
+def test_an_epi_field_map_whose_readout_contradicts_its_timing_goes_to_sourcedata(tmp_path, monkeypatch):
+    """EffectiveEchoSpacing not below TotalReadoutTime: the files do not say which is wrong, so
+    neither is kept, and an epi field map (BIDS requires one of them) goes to sourcedata."""
+    import volume.jobs.bids as bids_job
+
+    real = bids_job.sidecar_fields
+
+    def contradicting(stack):
+        return {**real(stack), "EffectiveEchoSpacing": 0.05, "TotalReadoutTime": 0.04}
+
+    monkeypatch.setattr(bids_job, "sidecar_fields", contradicting)
+    B.se_epi(tmp_path / "ap", 3, "j", start=100)
+    [item] = plan_bids([tmp_path / "ap"], tmp_path / "ds", subject="01").items
+    assert item.datatype == "sourcedata" and item.notes == ["would be fmap/epi"]
+    assert "EffectiveEchoSpacing 0.05 s is not below TotalReadoutTime 0.04 s" in item.reason

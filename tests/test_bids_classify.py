@@ -303,6 +303,13 @@ def test_a_field_map_split_into_series_numbered_apart_is_one_acquisition(tmp_pat
     assert found["9003"] == ("fieldmap-incomplete", "sourcedata", "")  # acquired 5 minutes later: another one
 
 
+def test_an_echo_time_of_zero_is_no_short_echo_time(tmp_path):
+    """EchoTime 0 (what some files write for "none") says nothing of the contrast: a spin echo
+    without an echo time is not proton-density weighted for it."""
+    B.mr_series(tmp_path, number=5, description="axial", sequence="SE", te=0.0, tr=3000)
+    assert decisions(tmp_path)["5"] == ("unrecognised", "sourcedata", "")
+
+
 def test_docs_show_the_rules_table_as_the_code_holds_it():
     text = (Path(__file__).resolve().parents[1] / "docs" / "bids.md").read_text(encoding="utf-8")
     shown = text.split("<!-- rules-table -->\n", 1)[1].split("\n<!-- /rules-table -->", 1)[0]

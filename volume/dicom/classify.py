@@ -93,8 +93,8 @@ one acquisition (a scanner acquires one protocol at a time): Siemens XA exports 
 echoes and the phase of one field map as series 9001, 9002 and 10001, acquired 0.6 s apart."""
 
 SAME_ACQUISITION_NUMBERS = 2
-"""Without acquisition times, series of one protocol and grid numbered at most this far apart are
-one acquisition (a magnitude series and its phase series, numbered one after the other)."""
+"""A magnitude and a phase series of one protocol and grid numbered at most this far apart are one
+acquisition (Siemens numbers a field map's phase series after its magnitudes')."""
 
 RECONSTRUCTION_WORDS = ("ND", "DIS2D", "DIS3D", "NORM", "FIL", "FM", "FSM")
 """ImageType words that tell reconstructions of one acquisition apart (Siemens: ND without
@@ -396,6 +396,8 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
     siemens = _siemens_protocol(h) if "SIEMENS" in str(acq.get("Manufacturer", "")).upper() else {}
     protocol_file = siemens.get("tSequenceFileName", "")
     te = to_float(_acquisition(acq, h, "EchoTime"))
+    if te is not None and te <= 0:  # 0: no echo time given (a computed image), not a short one
+        te = None
     if te is None and sidecar.get("EchoTime") is not None:
         te = float(sidecar["EchoTime"]) * 1000.0
     if te is None:
@@ -448,16 +450,17 @@ def acquisition_order(facts: Sequence[Facts]) -> list[Facts]:
 
 def same_acquisition(a: Facts, b: Facts) -> bool:
     """Two stacks of one acquisition: one series, or series a scanner writes apart for one protocol
-    (the magnitude and phase series, the echoes of a split series) of the same grid, whose first
-    images were acquired at most :data:`SAME_ACQUISITION_S` apart (when the files give no times:
-    series numbers at most 2 apart)."""
+    and grid: first images acquired at most :data:`SAME_ACQUISITION_S` apart (split echoes, the
+    magnitude and phase of Siemens XA's field maps numbered 9001, 9002, 10001, or copies), or a
+    magnitude and a phase series numbered at most :data:`SAME_ACQUISITION_NUMBERS` apart. Without
+    acquisition times, two series of one image component are two acquisitions (repeats)."""
     if a.series == b.series:
         return True
     if not (a.protocol and a.protocol == b.protocol and a.grid == b.grid):
         return False
-    if a.acquired is not None and b.acquired is not None:
-        return abs(a.acquired - b.acquired) <= SAME_ACQUISITION_S
-    return (a.series_number is not None and b.series_number is not None
+    if a.acquired is not None and b.acquired is not None and abs(a.acquired - b.acquired) <= SAME_ACQUISITION_S:
+        return True
+    return (a.component != b.component and a.series_number is not None and b.series_number is not None
             and abs(a.series_number - b.series_number) <= SAME_ACQUISITION_NUMBERS)
 
 
