@@ -364,6 +364,9 @@ def test_config_patterns(pattern, value, matches):
     ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"RepetitionTimePreparation": -1}}]}', "BIDS wants at least 0"),
     ('{"rules": [{"match": {"Rule": "x"}, "datatype": "func", "suffix": "bold", "entities": {"rec": "a", '
      '"dir": "AP"}}]}', "cannot hold both rec- and dir-"),
+    ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"RepetitionTime": 2.0}}]}', "RepetitionTime comes from the files"),
+    ('{"dataset": {"Authors": "A. Researcher"}, "rules": []}', "Authors must be a list of texts"),
+    ('{"dataset": {"BIDSVersion": "1.0"}, "rules": []}', "dataset field 'BIDSVersion' is not one"),
 ])
 def test_bad_configurations_are_refused_by_name(tmp_path, text, message):
     """A rule BIDS or its validators would refuse (a name, a sidecar value) is refused when the file
@@ -372,6 +375,25 @@ def test_bad_configurations_are_refused_by_name(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(path)
+
+
+def test_asl_fields_bids_checks_against_each_other(tmp_path):
+    """A configured ASL series whose per-volume field has another length than its volumes, or whose
+    M0Type says Separate with no M0 scan in the dataset, goes to sourcedata saying why."""
+    B.bold(tmp_path / "asl", 7, description="pcasl", volumes=4, acquisition="3D")
+    fields = {"ArterialSpinLabelingType": "PCASL", "LabelingDuration": 1.8, "BackgroundSuppression": False,
+              "TotalAcquiredPairs": 2, "RepetitionTimePreparation": 4.0}
+    reasons = []
+    for extra in ({"PostLabelingDelay": [1.8, 1.8], "M0Type": "Absent"}, {"PostLabelingDelay": 1.8, "M0Type": "Separate"},
+                  {"PostLabelingDelay": [1.8] * 4, "M0Type": "Absent"}):
+        rule = {"name": "asl", "match": {"Rule": "described-asl"}, "datatype": "perf", "suffix": "asl",
+                "sidecar": {**fields, **extra}, "aslcontext": ["control", "label"] * 2}
+        config = tmp_path / "c.json"
+        config.write_text(json.dumps({"rules": [rule]}))
+        [item] = plan_bids([tmp_path / "asl"], tmp_path / "ds", subject="01", config=config).items
+        reasons.append(item.reason)
+    assert reasons == ["ASL: PostLabelingDelay must hold one value, or one per volume (4)",
+                       "ASL: M0Type Separate, but no M0 scan of it is in the dataset (BIDS requires one then)", ""]
 
 
 def test_asl_without_its_fields_goes_to_sourcedata_and_says_which(tmp_path):

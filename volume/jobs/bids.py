@@ -79,6 +79,9 @@ ASL_REQUIRED = ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSupp
 """Sidecar fields BIDS requires of every ASL series (plus LabelingDuration for (P)CASL and
 BolusCutOffFlag for PASL), mostly absent from DICOM: a configuration gives them."""
 
+ASL_PER_VOLUME = ("PostLabelingDelay", "LabelingDuration", "RepetitionTimePreparation", "FlipAngle")
+"""ASL fields that may hold one value per volume (BIDS checks their length against the volumes)."""
+
 WITHHELD = WITHHELD_FROM_DATASETS
 """Sidecar fields ``volume convert`` writes that a BIDS dataset (made to be shared) leaves out
 without ``keep_phi`` (:data:`volume.phi.WITHHELD_FROM_DATASETS`)."""
@@ -399,28 +402,47 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
 
 
 def _asl_requirements(item: BidsItem, sc: Mapping[str, Any]) -> str:
+    """What BIDS requires of an ASL series or its M0 (mostly given by a configuration): the fields
+    of :data:`ASL_REQUIRED` and those its labelling type, M0 type and bolus cut-off call for, the
+    volume types of aslcontext.tsv, and per-volume fields (:data:`ASL_PER_VOLUME`) of one value per
+    volume (an M0 scan for M0Type Separate: :func:`_group_consistency`)."""
     required = list(ASL_REQUIRED) if item.suffix == "asl" else ["RepetitionTimePreparation", "EchoTime"]
     if item.suffix == "asl":
         kind = str(sc.get("ArterialSpinLabelingType", "")).upper()
         required += ["LabelingDuration"] if kind in ("CASL", "PCASL") else ["BolusCutOffFlag"] if kind == "PASL" else []
+        if kind == "PASL" and sc.get("BolusCutOffFlag") is True:
+            required += ["BolusCutOffDelayTime", "BolusCutOffTechnique"]
+        if sc.get("M0Type") == "Estimate":
+            required.append("M0Estimate")
         if str(sc.get("MRAcquisitionType", "")).upper() == "2D":
             required.append("SliceTiming")
     missing = [k for k in required if sc.get(k) in (None, "")]
     if missing:
         return (f"ASL: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the files "
                 "(BIDS requires them; give them in a --config rule's sidecar)")
-    if item.suffix == "asl" and len(item.aslcontext) != item.facts.volumes:
-        return (f"ASL: aslcontext.tsv needs the type of each of the {item.facts.volumes} volumes, not in the "
+    if item.suffix != "asl":
+        return ""
+    volumes = item.facts.volumes
+    if len(item.aslcontext) != volumes:
+        return (f"ASL: aslcontext.tsv needs the type of each of the {volumes} volumes, not in the "
                 "files (give them as a --config rule's aslcontext)")
+    uneven = [k for k in ASL_PER_VOLUME if isinstance(sc.get(k), list) and len(sc[k]) != volumes]
+    if uneven:
+        return f"ASL: {', '.join(uneven)} must hold one value, or one per volume ({volumes})"
     return ""
 
 
 def _group_consistency(items: Sequence[BidsItem]) -> None:
-    """Field-map files that need their partner go to sourcedata with it: a magnitude whose phase
-    or field map is not in the dataset, a field map in Hz without a magnitude."""
+    """Files that need a partner go to sourcedata without it: a field map's magnitude whose phase or
+    field map is not in the dataset, a field map in Hz without a magnitude, an ASL series whose
+    M0Type says Separate without an M0 scan."""
     by_series: dict[tuple[str, int | None], list[BidsItem]] = defaultdict(list)
     for item in items:
         by_series[item.facts.series].append(item)
+    m0 = any(i.datatype == "perf" and i.suffix == "m0scan" for i in items)
+    for item in items:
+        if item.datatype == "perf" and item.suffix == "asl" and _view(item).get("M0Type") == "Separate" and not m0:
+            _to_sourcedata(item, "ASL: M0Type Separate, but no M0 scan of it is in the dataset (BIDS requires one then)")
     fmaps = [i for i in items if i.datatype == "fmap" and i.suffix != "epi"]
     for item in fmaps:
         if item.rule.startswith("config"):
