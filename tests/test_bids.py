@@ -367,6 +367,7 @@ def test_config_patterns(pattern, value, matches):
     ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"RepetitionTime": 2.0}}]}', "RepetitionTime comes from the files"),
     ('{"dataset": {"Authors": "A. Researcher"}, "rules": []}', "Authors must be a list of texts"),
     ('{"dataset": {"BIDSVersion": "1.0"}, "rules": []}', "dataset field 'BIDSVersion' is not one"),
+    ('{"dataset": {"Authors": ["Doe, J., Roe, R."]}, "rules": []}', "one author per entry"),
 ])
 def test_bad_configurations_are_refused_by_name(tmp_path, text, message):
     """A rule BIDS or its validators would refuse (a name, a sidecar value) is refused when the file
@@ -375,6 +376,16 @@ def test_bad_configurations_are_refused_by_name(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(path)
+
+
+def test_a_subject_without_bids_files_is_no_participant(tmp_path):
+    """A session whose every stack goes to sourcedata (a localizer only) writes no participant row:
+    participants.tsv lists the subjects the dataset holds."""
+    B.localizer(tmp_path / "loc", 1)
+    plan = plan_bids([tmp_path / "loc"], tmp_path / "ds", subject="02")
+    assert [r.status for r in plan.write()] == ["converted"]
+    assert (tmp_path / "ds" / "sourcedata" / "sub-02").is_dir()
+    assert not (tmp_path / "ds" / "participants.tsv").exists() and not (tmp_path / "ds" / "sub-02").exists()
 
 
 def test_asl_fields_bids_checks_against_each_other(tmp_path):

@@ -944,8 +944,8 @@ def write_dataset_files(plan: BidsPlan, results: Sequence[BidsResult], keep_phi:
     rows = _scan_rows(plan, results, keep_phi)
     scans = root / plan.session_dir / f"{plan.session_dir.replace('/', '_')}_scans.tsv"
     with dataset_lock(root):
-        if merge_tsv(root / "participants.tsv", "participant_id", columns, [row]):
-            written.append(str(root / "participants.tsv"))
+        if rows and merge_tsv(root / "participants.tsv", "participant_id", columns, [row]):
+            written.append(str(root / "participants.tsv"))  # a subject without BIDS files is no participant
         if keep_phi:
             create_json(root / "participants.json", {
                 "age": {"Description": "age of the participant at the scan (DICOM PatientAge)", "Units": "year"},

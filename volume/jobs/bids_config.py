@@ -221,6 +221,9 @@ def load_config(path: str | Path) -> Config:
                              f"({', '.join(DATASET_FIELDS)})")
         if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
             raise UsageError(f"{p}: dataset field {key} must be {'a list of texts' if kind is list else 'text'}")
+        if key == "Authors" and any(author.count(",") > 1 for author in value):
+            raise UsageError(f"{p}: dataset Authors holds one author per entry (npm's bids-validator refuses an "
+                             "entry with several commas)")
     return Config(tuple(_rule(r, k, str(p)) for k, r in enumerate(rules)), dict(dataset), str(p))
 
 
