@@ -109,6 +109,11 @@ GRADIENT_ECHO_NAMES = r"(epfid|ep_seg_fid|fl\d|fl_|tfl|fm\d|gre|swi|megre|fgre|e
 SPIN_ECHO_NAMES = r"(epse|ep_b|ep2d_diff|tse|spc|se\d|tir|haste|fse|3dfse|blade|cube)"
 """Sequence names of spin echoes (SPACE ``spc``/``spcir``, TIRM ``tir``, GE ``fse``/``cube``)."""
 
+PHILIPS_T1_TECHNIQUES = r"T1(TFE|FFE|TSE|SE)"
+"""Philips scanning techniques (2001,1020; the enhanced PulseSequenceName) that name a T1-weighted
+contrast: a 3D T1 TFE's inversion prepulse is in no standard element, and its flip angle of 8
+degrees would otherwise read as proton-density weighting."""
+
 FIELD_MAPPING_NAMES = r"(fm\d|b0map|3db0map|b0rf|gre_field_mapping|field_?map)"
 """Names of field-mapping sequences: Siemens' SequenceName (``*fm2d2r``) and sequence file
 (``gre_field_mapping``), GE's pulse sequence (0019,109C/109E: ``B0map``, ``3db0map``, ``B0rf``)."""
@@ -203,6 +208,7 @@ class Facts:
     acquisition_contrast: str = ""
     time_of_flight: bool = False
     fieldmap_sequence: bool = False
+    technique: str = ""
     acquired: float | None = None
     manufacturer: str = ""
     shim: tuple[float, ...] | None = None
@@ -307,7 +313,7 @@ def _spin_echo(name: str, h: Header | None, sequence: frozenset[str], technique:
     pulse = to_str(_raw(h, "EchoPulseSequence")).upper()
     if pulse in ("SPIN", "GRADIENT"):
         return pulse == "SPIN"
-    technique = technique.upper()
+    technique = re.sub(r"^(T1|T2|PD)(?=[A-Z])", "", technique.upper())  # T1TFE, T2FFE: the contrast, then the technique
     if technique.startswith(("SE", "TSE", "IR", "DWISE")):
         return True
     if technique.startswith(("FE", "FFE", "T1FFE", "T2FFE", "TFE")):
@@ -428,6 +434,7 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
         acquisition_contrast=to_str(_raw(h, "AcquisitionContrast")).upper(),
         time_of_flight=to_str(_raw(h, "TimeOfFlightContrast")).upper() == "YES",
         fieldmap_sequence=_field_mapping(name, protocol_file, h),
+        technique=(technique or (name if str(acq.get("Manufacturer", "")).upper().startswith("PHILIPS") else "")).upper(),
         acquired=min((f.acquisition_time for f in stack.frames if f.acquisition_time is not None), default=None),
         manufacturer=str(acq.get("Manufacturer", "")), shim=_shim(siemens), sidecar=dict(sidecar),
     )
@@ -626,6 +633,7 @@ PREDICATES: dict[str, Callable[[Facts], bool]] = {
     "described_angio": lambda f: bool(_DESCRIBED_ANGIO.search(f.text)),
     "three_d": lambda f: f.acquisition_type == "3D",
     "contrast_t1": lambda f: f.acquisition_contrast == "T1",
+    "technique_t1": lambda f: bool(re.match(PHILIPS_T1_TECHNIQUES, f.technique)),
     "contrast_t2": lambda f: f.acquisition_contrast == "T2",
     "contrast_pd": lambda f: f.acquisition_contrast == "PROTON_DENSITY",
     "contrast_t2star": lambda f: f.acquisition_contrast == "T2_STAR",
@@ -738,6 +746,8 @@ RULES: tuple[Rule, ...] = (
     _r("contrast-pd", "anat", "PDw", why="the scanner's AcquisitionContrast: PROTON_DENSITY", contrast_pd=True),
     _r("contrast-t2", "anat", "T2w", why="the scanner's AcquisitionContrast: T2", contrast_t2=True),
     _r("contrast-t1", "anat", "T1w", why="the scanner's AcquisitionContrast: T1", contrast_t1=True),
+    _r("technique-t1", "anat", "T1w", why="Philips' scanning technique names a T1 contrast (T1TFE, T1FFE, T1TSE)",
+       technique_t1=True),
     _r("flair", "anat", "FLAIR", why="inversion recovery with TI >= 1400 ms and TE >= 45 ms (water nulled)",
        inversion=True, flair_inversion=True, long_te=True),
     _r("stir", "anat", "T2w", why="inversion recovery with TI <= 400 ms and TE >= 45 ms (fat nulled, STIR)",
