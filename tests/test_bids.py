@@ -557,3 +557,16 @@ def test_an_epi_field_map_whose_readout_contradicts_its_timing_goes_to_sourcedat
     [item] = plan_bids([tmp_path / "ap"], tmp_path / "ds", subject="01").items
     assert item.datatype == "sourcedata" and item.notes == ["would be fmap/epi"]
     assert "EffectiveEchoSpacing 0.05 s is not below TotalReadoutTime 0.04 s" in item.reason
+
+
+def test_slice_times_of_another_count_than_the_slices_are_left_out(tmp_path, monkeypatch):
+    """SliceTiming that does not hold one time per slice describes no slice of the image: left out
+    of the dataset's sidecar with a note (BIDS warns; fMRIPrep would misuse it)."""
+    import volume.jobs.bids as bids_job
+
+    real = bids_job.sidecar_fields
+    monkeypatch.setattr(bids_job, "sidecar_fields", lambda stack: {**real(stack), "SliceTiming": [0.0, 0.5, 1.0]})
+    B.bold(tmp_path / "run", 3, description="task-motor", start=100)
+    [item] = plan_bids([tmp_path / "run"], tmp_path / "ds", subject="01").items
+    assert item.suffix == "bold" and item.sidecar["SliceTiming"] is None
+    assert "SliceTiming left out: holds 3 times for 4 slices" in item.notes

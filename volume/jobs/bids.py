@@ -599,10 +599,10 @@ def _why_dropped(item: BidsItem, *keys: str) -> str:
 def _check_values(item: BidsItem) -> None:
     """Fill ``item.dropped``: fields the files give that BIDS refuses, each with why. A value out of
     what BIDS accepts (:data:`volume.jobs.bids_spec.METADATA`: an echo time of 0, a negative slice
-    time), and fields contradicting others: SliceTiming past RepetitionTime, EffectiveEchoSpacing
-    whose product with the phase-encoding lines exceeds RepetitionTime, EffectiveEchoSpacing not
-    below TotalReadoutTime (then neither is kept: the files do not say which is wrong). Fields a
-    configuration gives are its own (checked when it is loaded)."""
+    time), and fields contradicting others: SliceTiming past RepetitionTime or of another length
+    than the slices, EffectiveEchoSpacing whose product with the phase-encoding lines exceeds
+    RepetitionTime, EffectiveEchoSpacing not below TotalReadoutTime (then neither is kept: the files
+    do not say which is wrong). Fields a configuration gives are its own (checked when it is loaded)."""
     written = _as_written(item)
     own = set(item.sidecar) if "config: " in item.rule else set()
     for key, value in written.items():
@@ -613,6 +613,8 @@ def _check_values(item: BidsItem) -> None:
     timing, tr = sc.get("SliceTiming"), sc.get("RepetitionTime")
     if timing and tr and max(timing) > tr:
         item.dropped["SliceTiming"] = f"ends at {max(timing):.4g} s, past RepetitionTime {tr:.4g} s"
+    elif timing and "SliceEncodingDirection" not in sc and len(timing) != item.stack.n_slices:
+        item.dropped["SliceTiming"] = f"holds {len(timing)} times for {item.stack.n_slices} slices"
     ees, trt, ped = sc.get("EffectiveEchoSpacing"), sc.get("TotalReadoutTime"), str(sc.get("PhaseEncodingDirection") or "")
     lines = {"i": item.stack.cols, "j": item.stack.rows}.get(ped[:1])
     if ees and tr and lines and ees * lines > tr:
