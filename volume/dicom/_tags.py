@@ -154,6 +154,12 @@ PRIVATE: dict[str, tuple[int, str, str]] = {
     "GEGradientY": (0x001910BC, "DS", "GEMS_ACQU_01"),
     "GEGradientZ": (0x001910BD, "DS", "GEMS_ACQU_01"),
     "GERTIATimer": (0x0021105E, "DS", "GEMS_RELA_01"),
+    # GE: the complex component (0 magnitude, 1 phase, 2 real, 3 imaginary; volume.dicom.ge)
+    "GEImageTypeComponent": (0x0043102F, "SS", "GEMS_PARM_01"),
+    # GE: the pulse sequence names and the slice locations of a B0map's field map (volume.dicom.ge)
+    "GEPulseSequenceName": (0x0019109C, "LO", "GEMS_ACQU_01"),
+    "GEInternalPulseSequenceName": (0x0019109E, "LO", "GEMS_ACQU_01"),
+    "GELocationsInAcquisition": (0x0021104F, "SS", "GEMS_RELA_01"),
     # UIH: the b-value, and the gradient along the image's row, column and normal (volume.dicom.uih)
     "UIHBValue": (0x00651009, "FD", "Image Private Header"),
     "UIHGradientDirection": (0x00651037, "FD", "Image Private Header"),

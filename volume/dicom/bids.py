@@ -208,12 +208,13 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
     if stack.n_slices < 2 or str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() == "3D":
         return None
     volumes = [_first_volume(stack, t) for t in range(min(stack.n_frames, 2))]
+    single_band = is_single_band_reference(stack)
 
     def usable(times: list[float | None] | None) -> list[float] | None:
         if times is None or any(t is None for t in times):
             return None
         lo, hi = min(times), max(times)  # type: ignore[type-var]
-        if hi - lo <= 0 or (tr_s and hi - lo > tr_s):
+        if hi - lo <= 0 or (tr_s and hi - lo > tr_s and not single_band):
             return None
         return [t - lo for t in times]  # type: ignore[operator]
 
@@ -227,7 +228,7 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
             if t < len(per_image):
                 times = usable(per_image[t])
                 if times is not None:
-                    return _siemens_checked(times, vendor, h, protocol, notes)
+                    return _siemens_checked(times, vendor, h, protocol, notes, stack)
     if vendor == "GE":
         return ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).times
     if stack.first.mosaic or stack.first.frame is not None:
@@ -237,16 +238,28 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
         if listed is not None:
             times = usable(times_by_instance(listed, [f.instance_number for f in volumes[0]]))
             if times is not None:
-                return _siemens_checked(times, vendor, h, protocol, notes)
+                return _siemens_checked(times, vendor, h, protocol, notes, stack)
     if vendor in ("SIEMENS", "UIH"):  # AcquisitionTime of each slice (UIH's documented slice time)
         return usable(seconds_from_first([f.acquisition_time for f in volumes[0]]))
     return None
 
 
+SINGLE_BAND_REFERENCE = "SBRef"
+"""In SeriesDescription: the single-band reference of a multiband run (CMRR's and Siemens' name). Its
+slices are excited one by one, so they take longer than the run's RepetitionTime, and share no
+excitation: its measured slice times are kept as they are (dcm2niix keeps them too)."""
+
+
+def is_single_band_reference(stack: Stack) -> bool:
+    """True for a single-band reference image (:data:`SINGLE_BAND_REFERENCE` in SeriesDescription)."""
+    return SINGLE_BAND_REFERENCE in (stack.series_description or "")
+
+
 def _siemens_checked(times: list[float], vendor: str, h: Header, protocol: dict[str, str],
-                     notes: list[str] | None) -> list[float] | None:
-    """``times``, unless a Siemens series' multiband factor says they cannot be right (then None, and why in ``notes``)."""
-    if vendor != "SIEMENS":
+                     notes: list[str] | None, stack: Stack | None = None) -> list[float] | None:
+    """``times``, unless a Siemens series' multiband factor says they cannot be right (then None, and why
+    in ``notes``); a single-band reference's times are single-band by design."""
+    if vendor != "SIEMENS" or (stack is not None and is_single_band_reference(stack)):
         return times
     factor = _pat_factor(h, "s") or protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
     problem = multiband_problem(times, factor, "TimeAfterStart (0021,1104)" if h.raw(*SIEMENS_TIME_AFTER_START)

@@ -6,6 +6,12 @@ Diffusion
     LPS by :data:`GE_GRADIENT_FRAMES` (dcm2niix's rule); a gradient shorter than unit length scales
     the b-value (multi-shell, :func:`ge_reduced_bvalue`).
 
+Complex components and field maps
+    GE names an image's complex component in its Private Image Type (0043,102F: phase, real,
+    imaginary; ImageType says ``OTHER``), and stores a B0map series (PSD ``b0map``) as two volumes,
+    the field map in Hz first (images numbered up to the locations in acquisition, 0021,104F), then
+    the magnitude (:func:`mark_b0map_field_map`). Each becomes its own stack.
+
 Repetition time
     RepetitionTime (0018,0080) leaves out the group delay of BrainWave ``epiRT`` series
     (0043,107C, seconds) and the delay between acquisitions of a multi-phase ``epi`` series (the
@@ -29,6 +35,7 @@ Slice timing (:func:`ge_slice_timing`)
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import re
@@ -37,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .values import to_float, to_str
+from .values import to_float, to_int, to_str
 
 # --- diffusion ----------------------------------------------------------------------------------
 
@@ -113,6 +120,55 @@ def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tup
     step = GE_BVALUE_ROUNDING
     b2 = step if 0 < reduced < step else float(int((reduced + step / 2) / step) * step)
     return b2, gradient
+
+
+# --- complex components and field maps ----------------------------------------------------------
+
+GE_COMPONENTS = {1: "ph", 2: "real", 3: "imag"}
+"""GE's Private Image Type (0043,102F), SS: 0 magnitude, 1 phase, 2 real, 3 imaginary (GE's note in
+dcm2niix's ``GE/README.md``). GE writes the complex component nowhere else: ImageType says ``OTHER``
+for each, and a series may hold several at every slice position."""
+
+GE_B0MAP = "B0MAP"
+"""The PSD (0019,109C ``b0map``) or internal PSD (0019,109E ``B0map``) of GE's field map sequence."""
+
+
+def ge_component(value: Any) -> str:
+    """The complex component of GE's (0043,102F): ``ph``, ``real``, ``imag``, or "" (magnitude, absent)."""
+    return GE_COMPONENTS.get(to_int(value), "") if value is not None else ""
+
+
+def ge_b0map_locations(psd: Any, internal_psd: Any, locations: Any) -> int | None:
+    """The slice locations of a GE B0map's field map, None for other series.
+
+    GE's B0map series holds two volumes (dcm2niix issue 501): the field map in Hz, a map computed
+    from the phase difference, then the magnitude image. Images numbered up to the locations in
+    acquisition (0021,104F) are the field map (:func:`mark_b0map_field_map`).
+    """
+    if GE_B0MAP not in to_str(psd).upper() and to_str(internal_psd).upper() != GE_B0MAP:
+        return None
+    n = to_int(locations)
+    return n if n is not None and n > 0 else None
+
+
+FIELD_MAP_HZ = "Hz"
+"""The unit of a field map's values (the ``rwv_units`` of :class:`volume.dicom.mr.MRFrame`)."""
+
+
+def mark_b0map_field_map(frames: Sequence[Any]) -> list[Any]:
+    """The images of a GE B0map series (:class:`volume.dicom.scan.FrameHeader`) with its field map
+    marked as a map in Hz: those numbered up to the field map's locations, when the series also
+    holds images numbered beyond them (the magnitude). Other series come back as they are."""
+    frames = list(frames)
+    limits = {f.mr.b0map_locations for f in frames if f.mr is not None and f.mr.b0map_locations}
+    if len(limits) != 1:
+        return frames
+    n = limits.pop()
+    if not any(f.instance_number is not None and f.instance_number > n for f in frames):
+        return frames
+    return [f.replace(mr=dataclasses.replace(f.mr, rwv_units=FIELD_MAP_HZ))
+            if f.mr is not None and f.instance_number is not None and f.instance_number <= n else f
+            for f in frames]
 
 
 # --- header elements ----------------------------------------------------------------------------
@@ -464,6 +520,6 @@ def ge_slice_timing(stack: Any, h: Any, protocol: dict[str, str], tr_s: float | 
                            "(0021,105E) gives one volume's slice times")
 
 
-__all__ = ["GEVersion", "SliceTiming", "ge_acquisition_times", "ge_bvalue", "ge_epi_kind", "ge_gradient",
-           "ge_multiband", "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue", "ge_repetition_time",
-           "ge_slice_timing", "ge_software_version"]
+__all__ = ["GEVersion", "SliceTiming", "ge_acquisition_times", "ge_b0map_locations", "ge_bvalue", "ge_component",
+           "ge_epi_kind", "ge_gradient", "ge_multiband", "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue",
+           "ge_repetition_time", "ge_slice_timing", "ge_software_version", "mark_b0map_field_map"]

@@ -31,7 +31,7 @@ from typing import Any
 from . import canon, uih
 from ._tags import PRIVATE, creator_keyword
 from .fastheader import element_value
-from .ge import ge_bvalue, ge_gradient, ge_reduced_bvalue
+from .ge import ge_b0map_locations, ge_bvalue, ge_component, ge_gradient, ge_reduced_bvalue
 from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
 
 Getter = Callable[[str], Any]
@@ -75,7 +75,11 @@ class MRFrame:
     ``order`` holds ``(name, value)`` pairs of the vendor keys that say which volume of a 4D series
     the image belongs to (e.g. ``("DiffusionOrder", 4)``); ``scale_slope`` is Philips' private
     ScaleSlope (2005,100E); ``rwv`` the (slope, intercept) of a RealWorldValueMapping and
-    ``rwv_units`` its unit code (``Hz``...); ``slice_time`` seconds from the start of the volume.
+    ``rwv_units`` the unit of the values (a RealWorldValueMapping's code, or ``Hz`` for GE's B0map
+    field map); ``slice_time`` seconds from the start of the volume; ``component`` the complex
+    component a vendor's private element names (GE's 0043,102F: ``ph``, ``real``, ``imag``; "" for
+    magnitude or none); ``b0map_locations`` the slice locations of a GE B0map's field map
+    (:func:`volume.dicom.ge.mark_b0map_field_map`).
     """
 
     bvalue: float | None = None
@@ -86,6 +90,8 @@ class MRFrame:
     rwv: tuple[float, float] | None = None
     rwv_units: str = ""
     slice_time: float | None = None
+    component: str = ""
+    b0map_locations: int | None = None
 
     def key(self, name: str) -> Any:
         """The value of order key ``name`` (None when the image has none)."""
@@ -255,11 +261,15 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
     scale = to_float(private(get, "PhilipsScaleSlope"))
     rwv, units = _rwv(get("RealWorldValueMappingSequence"))
     slice_time = to_float(private(get, "SiemensTimeAfterStart"))  # XA files of one slice each
-    if b is None and not order and scale is None and rwv is None and slice_time is None:
+    component = ge_component(private(get, "GEImageTypeComponent"))
+    b0map = ge_b0map_locations(private(get, "GEPulseSequenceName"), private(get, "GEInternalPulseSequenceName"),
+                               private(get, "GELocationsInAcquisition"))
+    if (b is None and not order and scale is None and rwv is None and slice_time is None and not component
+            and b0map is None):
         return None
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
                    scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
-                   slice_time=slice_time)
+                   slice_time=slice_time, component=component, b0map_locations=b0map)
 
 
 def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import AmbiguousSeriesError
 from ..phi import uid_key
 from ..volume import axis_codes, closest_plane, orientation_label
-from . import canon
+from . import canon, ge
 from .geometry import (
     POSITION_TOLERANCE_MM,
     GeometryError,
@@ -296,7 +296,8 @@ def _orientation_clusters(frames: list[FrameHeader]) -> list[list[FrameHeader]]:
 
 
 def _component(f: FrameHeader) -> str:
-    """Image component of complex MR data from ImageType: ``ph``, ``real``, ``imag`` or ``""``."""
+    """Image component of complex MR data: ``ph``, ``real``, ``imag`` or ``""``, from ImageType, else
+    the vendor's private element (GE's 0043,102F: its ImageType says OTHER for every component)."""
     t = set(f.image_type)
     if "P" in t or "PHASE" in t:
         return "ph"
@@ -304,7 +305,7 @@ def _component(f: FrameHeader) -> str:
         return "real"
     if "I" in t or "IMAGINARY" in t:
         return "imag"
-    return ""
+    return f.mr.component if f.mr is not None else ""
 
 
 def _is_directional(f: FrameHeader) -> bool:
@@ -366,7 +367,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
     groups: dict[tuple[Any, ...], list[FrameHeader]] = defaultdict(list)
     echo_numbers = {f.echo_number for f in frames}
     use_echo_number = len(echo_numbers - {None}) > 1
-    frames = _diffusion_b0s(frames)
+    frames = ge.mark_b0map_field_map(_diffusion_b0s(frames))
     directional = any(_is_directional(f) for f in frames)
     derived = {id(f): _derived(f, directional) for f in frames}
     for f in frames:
@@ -382,6 +383,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             spacing,
             echo,
             _component(f),
+            _field_map(f),
             derived[id(f)],
             f.stack_key,
             f.has_geometry and not f.problem,

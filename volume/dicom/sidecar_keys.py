@@ -541,7 +541,22 @@ def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
     correction = _nonlinear_correction(image_type)
     if correction is not None:
         out["NonlinearGradientCorrection"] = correction
+    if is_derived(_tokens(look.acquisition.get("ImageType"))):
+        out["RawImage"] = False
     return out
+
+
+DERIVED_MAPS = ("ADC", "TRACEW", "TRACE", "FA")
+"""ImageType values of maps a scanner computed: the image is derived when one stands between two
+other values (dcm2niix's test, on the values joined by underscores: ``_ADC_``)."""
+
+
+def is_derived(image_type: list[str]) -> bool:
+    """True when ImageType says the pixels were derived, not acquired: a ``DERIVED`` value (first
+    value by the standard; dcm2niix looks anywhere), or a derived map's name among the middle values.
+    dcm2niix then writes ``RawImage`` false (BIDS: "whether the image is raw data")."""
+    joined = "_".join(image_type)
+    return "DERIVED" in joined or any(f"_{name}_" in joined for name in DERIVED_MAPS)
 
 
 def _nonlinear_correction(tokens: list[str]) -> bool | None:
@@ -861,4 +876,5 @@ def pulse_sequence_type(scanning: list[str], variant: list[str], multiband: int 
     return None
 
 
-__all__ = ["HEADER_KEYWORDS", "VendorElements", "manufacturer_name", "more_fields", "pulse_sequence_type"]
+__all__ = ["HEADER_KEYWORDS", "VendorElements", "is_derived", "manufacturer_name", "more_fields",
+           "pulse_sequence_type"]
