@@ -246,3 +246,181 @@ def test_single_band_reference_times_as_dcm2niix_writes_them(tmp_path: Path, dcm
     (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
     (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
     assert ours["SliceTiming"] == pytest.approx(theirs["SliceTiming"], abs=1e-6)
+
+
+# --- private blocks a PACS moved ---------------------------------------------------------------------
+
+GRADIENTS = [(0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.6, 0.8)]
+"""b=0, then three directions at b=1000."""
+
+
+def _squat(ds: Dataset, group: int) -> None:
+    """Another owner in block 10 of ``group``: the vendor's block is then created at 11 (as a PACS renumbers it)."""
+    ds.add_new((group << 16) | 0x10, "LO", "SOMEONE ELSE")
+
+
+def _ge_dwi(moved: bool) -> Callable[[Dataset, int, int], None]:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        ds.ScanningSequence = ["EP", "SE"]
+        if moved:
+            _squat(ds, 0x0019)
+            _squat(ds, 0x0043)
+        acq = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+        for element, value in zip((0xBB, 0xBC, 0xBD), GRADIENTS[t], strict=True):
+            acq.add_new(element, "DS", value)
+        acq.add_new(0x9C, "LO", "epi2")
+        ds.private_block(0x0043, "GEMS_PARM_01", create=True).add_new(0x39, "IS", [0 if t == 0 else 1000, 8, 0, 0])
+
+    return add
+
+
+def _philips_dwi(moved: bool) -> Callable[[Dataset, int, int], None]:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        if moved:
+            _squat(ds, 0x2001)
+            _squat(ds, 0x2005)
+        ds.private_block(0x2001, "Philips Imaging DD 001", create=True).add_new(0x03, "FL", 0.0 if t == 0 else 1000.0)
+        block = ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True)
+        for element, value in zip((0xB0, 0xB1, 0xB2), GRADIENTS[t], strict=True):
+            block.add_new(element, "FL", value)
+
+    return add
+
+
+def _world(folder: Path) -> tuple[list[float], np.ndarray]:
+    from peers import bvec_world, read_bval, read_bvec
+
+    (image,) = [p for p in folder.iterdir() if ".nii" in p.name]
+    stem = folder / image.name.split(".nii")[0]
+    bvec = bvec_world(read_bvec(stem.with_suffix(".bvec")), nib.load(str(image)).affine)
+    return read_bval(stem.with_suffix(".bval")).tolist(), bvec
+
+
+@pytest.mark.parametrize(("vendor", "writer"), [("GE MEDICAL SYSTEMS", _ge_dwi), ("Philips Medical Systems", _philips_dwi)],
+                         ids=["ge", "philips"])
+def test_moved_private_blocks_give_the_same_diffusion(tmp_path: Path, vendor: str, writer) -> None:
+    """The vendor's diffusion elements in block 11 (another owner in block 10, as PACS renumber blocks):
+    read by their private creator, the same b-values and world directions as at their usual place."""
+    write_classic(tmp_path / "usual", 4, manufacturer=vendor, per_image=writer(False))
+    write_classic(tmp_path / "moved", 4, manufacturer=vendor, per_image=writer(True))
+    converted(tmp_path / "usual", tmp_path / "o1")
+    converted(tmp_path / "moved", tmp_path / "o2")
+    bvals, world = _world(tmp_path / "o1")
+    assert bvals == [0, 1000, 1000, 1000]
+    moved_bvals, moved_world = _world(tmp_path / "o2")
+    assert moved_bvals == bvals
+    np.testing.assert_allclose(moved_world, world, atol=1e-6)
+    assert (np.linalg.norm(world[1:], axis=1) > 0.99).all()
+
+
+@pytest.mark.parametrize(("vendor", "writer"), [("GE MEDICAL SYSTEMS", _ge_dwi), ("Philips Medical Systems", _philips_dwi)],
+                         ids=["ge", "philips"])
+def test_moved_private_blocks_as_dcm2niix_reads_them(tmp_path: Path, dcm2niix: str, vendor: str, writer) -> None:
+    """dcm2niix remaps GE's and Philips' renumbered blocks by their creators (its issue 435): the same
+    b-values and world directions."""
+    write_classic(tmp_path / "in", 4, manufacturer=vendor, per_image=writer(True))
+    run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d")
+    converted(tmp_path / "in", tmp_path / "v")
+    theirs_bvals, theirs = _world(tmp_path / "d")
+    bvals, ours = _world(tmp_path / "v")
+    assert bvals == theirs_bvals
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def _moved_csa_mosaic(folder: Path) -> None:
+    """Two Siemens mosaic volumes whose CSA image header (slice count, slice times) is in block 11 of
+    group 0029, no 0019 block: a PACS moved it (dcm2niix's issue 435)."""
+    info = write_mosaic(folder, shape=(5, 6, 7), n_volumes=2)
+    for path in info.paths:
+        ds = pydicom.dcmread(path)
+        ds.Manufacturer = "SIEMENS"
+        ds.RepetitionTime, ds.EchoTime = 2000, 30
+        ds.MRAcquisitionType = "2D"
+        ds.ScanningSequence, ds.SequenceVariant = "EP", "SK"
+        del ds[0x00190010], ds[0x0019100A]
+        _squat(ds, 0x0029)
+        siemens_csa(ds, image=csa_header([("NumberOfImagesInMosaic", "US", [5]),
+                                          ("MosaicRefAcqTimes", "FD", SBREF_TIMES_MS)]))
+        ds.save_as(path)
+
+
+def test_a_mosaic_whose_csa_block_moved_is_split_and_timed(tmp_path: Path) -> None:
+    """The CSA header found by its creator in block 11: the mosaic splits into its 5 slices (the count
+    is nowhere else) and keeps the header's slice times."""
+    _moved_csa_mosaic(tmp_path / "in")
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert sidecar["SliceTiming"] == pytest.approx([t / 1000 for t in SBREF_TIMES_MS])
+    assert nib.load(str(next((tmp_path / "out").glob("*.nii.gz")))).shape == (7, 6, 5, 2)
+
+
+def test_a_moved_csa_block_as_dcm2niix_reads_it(tmp_path: Path, dcm2niix: str) -> None:
+    _moved_csa_mosaic(tmp_path / "in")
+    (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
+    (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
+    assert ours["SliceTiming"] == pytest.approx(theirs["SliceTiming"], abs=1e-6)
+
+
+# --- GE: trace images or b=0 images? ------------------------------------------------------------------
+
+GE_TRACE_GRADIENTS = [*GRADIENTS, (0.0, 0.0, 0.0)]
+"""b=0, three directions, then a weighted image without a direction (GE's nominal b-value, zero vector)."""
+
+
+def _ge_dwi_with_trace(marker: str) -> Callable[[Dataset, int, int], None]:
+    """A GE DWI whose last volume has b=1000 and a zero vector; ``marker`` says how GE marks the series:
+    NumberOfDiffusionDirection (0019,10E0) 0 or 3, the series' diffusion direction type (0021,105A) 4
+    (not DTI), the images' Vas collapse flag (0043,1030: 14 T2, 16 DTI, 17 the last), or nothing."""
+
+    def add(ds: Dataset, t: int, k: int) -> None:
+        ds.ScanningSequence = ["EP", "SE"]
+        acq = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+        for element, value in zip((0xBB, 0xBC, 0xBD), GE_TRACE_GRADIENTS[t], strict=True):
+            acq.add_new(element, "DS", value)
+        acq.add_new(0x9C, "LO", "epi2")
+        if marker in ("directions-0", "directions-3"):
+            acq.add_new(0xE0, "DS", marker[-1])
+        parm = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+        parm.add_new(0x39, "IS", [0 if t == 0 else 1000, 8, 0, 0])
+        if marker == "image-flags":
+            parm.add_new(0x30, "SS", 14 if t == 0 else 16 if t < 4 else 17)
+        if marker == "series-type":
+            ds.private_block(0x0021, "GEMS_RELA_01", create=True).add_new(0x5A, "SS", 4)
+
+    return add
+
+
+@pytest.mark.parametrize(("marker", "trace"), [("none", False), ("directions-3", False), ("directions-0", True),
+                                               ("series-type", True), ("image-flags", True)])
+def test_ge_weighted_images_without_a_direction(tmp_path: Path, marker: str, trace: bool) -> None:
+    """GE writes b=1000 and a zero vector on the T2 (b=0) images of a DTI series and on the trace
+    images of a DWI: what GE says of the acquisition decides (0021,105A not 16, 0043,1030 not 14 or
+    16, 0019,10E0 of 0: not DTI, so a trace image, in its own stack); saying nothing, it is b=0."""
+    write_classic(tmp_path / "in", 5, manufacturer="GE MEDICAL SYSTEMS", description="dwi",
+                  per_image=_ge_dwi_with_trace(marker))
+    ours = converted(tmp_path / "in", tmp_path / "out")
+    bval = (tmp_path / "out" / "7_dwi.bval").read_text().split()
+    if trace:
+        assert sorted(ours) == ["7_dwi", "7_dwi_trace"]
+        assert bval == ["0", "1000", "1000", "1000"]
+        assert nifti_slices(tmp_path / "out" / "7_dwi_trace.nii.gz") == [500 + k for k in range(N_SLICES)]
+    else:
+        assert sorted(ours) == ["7_dwi"]
+        assert bval == ["0", "1000", "1000", "1000", "0"]
+
+
+@pytest.mark.parametrize("marker", ["none", "directions-3", "directions-0", "series-type", "image-flags"])
+def test_ge_trace_images_as_dcm2niix_reads_them(tmp_path: Path, dcm2niix: str, marker: str) -> None:
+    """dcm2niix reads the same markers (its ``_ADC`` file holds the trace image), with one difference:
+    it takes the image-level flag (0043,1030) of the first image only, a T2 image (14) there, so it
+    calls the last image (17: not a DTI image) b=0; volume reads each image's own flag."""
+    write_classic(tmp_path / "in", 5, manufacturer="GE MEDICAL SYSTEMS", description="dwi",
+                  per_image=_ge_dwi_with_trace(marker))
+    run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d")
+    converted(tmp_path / "in", tmp_path / "v")
+    theirs = (tmp_path / "d" / "7_dwi.bval").read_text().split()
+    ours = (tmp_path / "v" / "7_dwi.bval").read_text().split()
+    if marker == "image-flags":
+        assert theirs == [*ours, "0"]
+    else:
+        assert ours == theirs
+        assert (tmp_path / "d" / "7_dwi_ADC.nii").exists() == (tmp_path / "v" / "7_dwi_trace.nii.gz").exists()

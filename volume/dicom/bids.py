@@ -39,6 +39,7 @@ from .ge import (
     ge_repetition_time,
     ge_slice_timing,
 )
+from .private import private_value
 from .series import Stack
 from .sidecar_keys import manufacturer_name, more_fields
 from .siemens import (
@@ -94,12 +95,28 @@ def _walk(item: Any, depth: int = 0) -> Iterator[Any]:
                 yield from _walk(sub, depth + 1)
 
 
+#: Private creators of the blocks read here by tag, by vendor: (group, usual block) -> creator. A block a
+#: PACS moved elsewhere is found by its creator (:func:`volume.dicom.private.private_value`), as
+#: dcm2niix remaps them (issue 435).
+PRIVATE_CREATORS: dict[str, dict[tuple[int, int], str]] = {
+    "SIEMENS": {(0x0019, 0x10): "SIEMENS MR HEADER", (0x0021, 0x10): "SIEMENS MR SDS 01",
+                (0x0021, 0x11): "SIEMENS MR SDI 02", (0x0029, 0x10): "SIEMENS CSA HEADER",
+                (0x0051, 0x10): "SIEMENS MR HEADER"},
+    "GE": {(0x0019, 0x10): "GEMS_ACQU_01", (0x0021, 0x10): "GEMS_RELA_01", (0x0025, 0x10): "GEMS_SERS_01",
+           (0x0043, 0x10): "GEMS_PARM_01"},
+    "PHILIPS": {(0x2001, 0x10): "Philips Imaging DD 001", (0x2005, 0x10): "Philips MR Imaging DD 001"},
+    "UIH": {(0x0065, 0x10): "Image Private Header"},
+}
+
+
 class Header:
     """One image's header for lookups: top level first, then (enhanced) its own per-frame groups,
-    then the shared groups, then any nested sequence of those (vendors nest freely)."""
+    then the shared groups, then any nested sequence of those (vendors nest freely). ``vendor``
+    (``SIEMENS``, ``GE``...) names whose private blocks :meth:`raw` looks for when moved."""
 
-    def __init__(self, ds: Any, frame: int | None) -> None:
+    def __init__(self, ds: Any, frame: int | None, vendor: str = "") -> None:
         self.ds = ds
+        self.vendor = vendor
         per = ds.get("PerFrameFunctionalGroupsSequence")
         shared = ds.get("SharedFunctionalGroupsSequence")
         self.groups = ([per[frame]] if per is not None and frame is not None and frame < len(per) else []) + (
@@ -125,12 +142,17 @@ class Header:
         return None
 
     def raw(self, tag: int, vr: str) -> Any:
-        """A private element's value (first found; raw bytes converted with ``vr``), or None."""
+        """A private element's value (first found; raw bytes converted with ``vr``), or None; at the top
+        level, in the vendor's block wherever a PACS moved it (:data:`PRIVATE_CREATORS`)."""
         for d in self._datasets():
             value = element_value(d, tag, vr)
             if value is not None and value != "":
                 return value
-        return None
+        creator = PRIVATE_CREATORS.get(self.vendor, {}).get((tag >> 16, (tag >> 8) & 0xFF))
+        if creator is None:
+            return None
+        value = private_value(self.ds, tag, vr, creator)
+        return None if value == "" else value
 
 
 def read_header(stack: Stack, index: int = 0) -> Header | None:
@@ -151,7 +173,7 @@ def read_header(stack: Stack, index: int = 0) -> Header | None:
                 ds = pydicom.dcmread(open_source(f.path, f.file_compression), stop_before_pixels=True, force=True)
         except Exception:  # noqa: BLE001 - the scan read it once; a vanished file gives fewer fields
             return None
-    return Header(ds, frame)
+    return Header(ds, frame, _vendor(stack))
 
 
 def _vendor(stack: Stack) -> str:
@@ -445,7 +467,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         return {"Manufacturer": name} if name else {}
     vendor = _vendor(stack)
     protocol = _siemens_protocol(h) if vendor == "SIEMENS" else {}
-    csa = csa_image(h.ds) if vendor == "SIEMENS" and h.ds.get(0x00291010) is not None else {}
+    csa = csa_image(h.ds) if vendor == "SIEMENS" else {}
     ge = ge_protocol(h) if vendor == "GE" else {}
     out: dict[str, Any] = {}
     out.update(_timing(stack, vendor, h, ge))

@@ -110,6 +110,34 @@ def ge_gradient(raw: tuple[float, float, float], iop: tuple[float, ...] | None, 
     return tuple(v[0] * r[i] - v[1] * c[i] + v[2] * n[i] for i in range(3))  # type: ignore[return-value]
 
 
+GE_DTI = 16
+"""GE's code for a DTI acquisition: the series' diffusion direction type (0021,105A) and an image's
+"Vas collapse flag" (0043,1030) of a direction image."""
+
+GE_T2 = 14
+"""GE's image-level code (0043,1030) of a DTI series' initial T2 (b=0) images (dcm2niix issue 777)."""
+
+
+def ge_trace_image(series_type: Any, image_type: Any, n_directions: Any) -> bool:
+    """True when GE says an image belongs to a diffusion acquisition that is not DTI, so that a weighted
+    image without a direction is a trace image (the mean of the directions), not a b=0 image.
+
+    GE writes the nominal b-value and a zero vector on the T2 (b=0) images of a DTI series; so does it
+    on the trace images of a DWI series. GE tells them apart (dcm2niix issues 690, 777): the series'
+    diffusion direction type (0021,105A) is 16 for DTI; an image's code (0043,1030) is 14 for a DTI
+    series' T2 images, 16 for its directions; NumberOfDiffusionDirection (0019,10E0) is 0 for an
+    isotropic acquisition. Absent elements say nothing (the image is then read as b=0, dcm2niix's default).
+    """
+    image = to_int(image_type)
+    if image == GE_T2:
+        return False
+    series = to_int(series_type)
+    directions = to_float(n_directions)
+    return ((series is not None and series > 0 and series != GE_DTI)
+            or (image is not None and image > 0 and image != GE_DTI)
+            or directions == 0)
+
+
 def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
     """GE multi-shell: a gradient shorter than unit length scales the nominal b by its squared
     length (rounded to 5 s/mm2, as dcm2niix does); the direction is then made unit length."""
@@ -522,4 +550,4 @@ def ge_slice_timing(stack: Any, h: Any, protocol: dict[str, str], tr_s: float | 
 
 __all__ = ["GEVersion", "SliceTiming", "ge_acquisition_times", "ge_b0map_locations", "ge_bvalue", "ge_component",
            "ge_epi_kind", "ge_gradient", "ge_multiband", "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue",
-           "ge_repetition_time", "ge_slice_timing", "ge_software_version", "mark_b0map_field_map"]
+           "ge_repetition_time", "ge_slice_timing", "ge_software_version", "ge_trace_image", "mark_b0map_field_map"]

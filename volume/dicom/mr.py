@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import canon, uih
-from ._tags import PRIVATE, creator_keyword
+from ._tags import MOVED_BLOCKS, PRIVATE, creator_keyword, moved_name
 from .fastheader import element_value
-from .ge import ge_b0map_locations, ge_bvalue, ge_component, ge_gradient, ge_reduced_bvalue
+from .ge import ge_b0map_locations, ge_bvalue, ge_component, ge_gradient, ge_reduced_bvalue, ge_trace_image
 from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
 
 Getter = Callable[[str], Any]
@@ -79,7 +79,8 @@ class MRFrame:
     field map); ``slice_time`` seconds from the start of the volume; ``component`` the complex
     component a vendor's private element names (GE's 0043,102F: ``ph``, ``real``, ``imag``; "" for
     magnitude or none); ``b0map_locations`` the slice locations of a GE B0map's field map
-    (:func:`volume.dicom.ge.mark_b0map_field_map`).
+    (:func:`volume.dicom.ge.mark_b0map_field_map`); ``vendor_trace`` True when the vendor says a
+    weighted image without a direction is a trace image, not b=0 (:func:`volume.dicom.ge.ge_trace_image`).
     """
 
     bvalue: float | None = None
@@ -92,6 +93,7 @@ class MRFrame:
     slice_time: float | None = None
     component: str = ""
     b0map_locations: int | None = None
+    vendor_trace: bool = False
 
     def key(self, name: str) -> Any:
         """The value of order key ``name`` (None when the image has none)."""
@@ -130,17 +132,44 @@ class MRFrame:
 #: Private element name -> (the keyword its creator is read under, the creator in upper case).
 _OWNERS = {name: (creator_keyword(tag), creator.upper()) for name, (tag, _vr, creator) in PRIVATE.items()}
 
+#: Private element name -> (creator keyword, element name) in each other block it may have been moved to.
+_MOVED = {name: [(creator_keyword((tag & 0xFFFF00FF) | (block << 8)), moved_name(name, block))
+                 for block in MOVED_BLOCKS if block != (tag >> 8) & 0xFF]
+          for name, (tag, _vr, _creator) in PRIVATE.items()}
+
+#: Private creators (their first letters, upper case) -> Manufacturer (0008,0070) prefixes of the vendor.
+_VENDOR_OF_CREATOR = (("SIEMENS", ("SIEMENS", "CPS")), ("GEMS", ("GE",)), ("PHILIPS", ("PHILIPS",)),
+                      ("IMAGE PRIVATE HEADER", ("UIH", "UNITED IMAGING")))
+
 
 def private(get: Getter, name: str) -> Any:
-    """A private element's value, or None when absent or when its block belongs to another creator."""
+    """A private element's value, or None when absent or when its block belongs to another creator.
+
+    At its usual place when the creator there is the vendor's (or there is none: files stripped of
+    their creators); else, in a file of that vendor, in whichever block the vendor's creator owns
+    (a PACS or an anonymizer may renumber blocks: :data:`volume.dicom._tags.MOVED_BLOCKS`).
+    """
     value = get(name)
-    if value is None:
-        return None
     keyword, creator = _OWNERS[name]
     owner = get(keyword)
-    if owner is not None and to_str(owner).upper() != creator:
+    if owner is None and value is not None:
+        return value
+    if owner is not None and to_str(owner).upper() == creator:
+        return value
+    return _moved(get, name, creator)
+
+
+def _moved(get: Getter, name: str, creator: str) -> Any:
+    """Element ``name`` in the block its vendor's ``creator`` owns elsewhere, in that vendor's files only."""
+    manufacturer = to_str(get("Manufacturer")).upper()
+    if not any(creator.startswith(first) and manufacturer.startswith(prefixes)
+               for first, prefixes in _VENDOR_OF_CREATOR):
         return None
-    return value
+    for creator_key, moved in _MOVED[name]:
+        owner = get(creator_key)
+        if owner is not None and to_str(owner).upper() == creator:
+            return get(moved)
+    return None
 
 
 def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None:
@@ -267,9 +296,11 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
     if (b is None and not order and scale is None and rwv is None and slice_time is None and not component
             and b0map is None):
         return None
+    trace = b is not None and ge_trace_image(private(get, "GEDiffusionDirectionType"), private(get, "GEVasCollapseFlag"),
+                                             private(get, "GENumberOfDiffusionDirections"))
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
                    scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
-                   slice_time=slice_time, component=component, b0map_locations=b0map)
+                   slice_time=slice_time, component=component, b0map_locations=b0map, vendor_trace=trace)
 
 
 def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:

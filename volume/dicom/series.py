@@ -348,7 +348,8 @@ def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
     write no b-value on them (:func:`volume.dicom.canon.fill_b0`); a nominal b=5 on every volume
     (:func:`_reference_b0s`); GE writes the nominal b-value on the b=0 (T2) images of a diffusion
     series with directions, with a zero vector: those are b=0 images (dcm2niix reads them so too),
-    not trace images."""
+    not trace images, unless GE marks the image as part of an acquisition that is not DTI
+    (:func:`volume.dicom.ge.ge_trace_image`): then it is the trace image it looks like."""
     frames = _reference_b0s(canon.fill_b0(frames))
     if not any(_is_directional(f) for f in frames):
         return frames
@@ -356,7 +357,7 @@ def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
     for f in frames:
         mr = f.mr
         if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC and mr.gradient is not None
-                and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
+                and not mr.vendor_trace and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
             f = f.replace(mr=dataclasses.replace(mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
         out.append(f)
     return out
