@@ -33,15 +33,16 @@ SLICE_MM = 3.0
 
 
 def write_classic(folder: Path, volumes: int, *, manufacturer: str, image_type=("ORIGINAL", "PRIMARY", "OTHER"),
-                  description: str = "series", per_image: Callable[[Dataset, int, int], None] | None = None) -> Path:
-    """``volumes`` x :data:`N_SLICES` single-slice files at the same positions, InstanceNumbers volume by
-    volume; every pixel of volume ``t``, slice ``k`` holds ``100 * (t + 1) + k``; ``per_image(ds, t, k)``
-    adds the convention under test."""
+                  description: str = "series", per_image: Callable[[Dataset, int, int], None] | None = None,
+                  size: int = 4) -> Path:
+    """``volumes`` x :data:`N_SLICES` single-slice files of ``size`` x ``size`` pixels at the same
+    positions, InstanceNumbers volume by volume; every pixel of volume ``t``, slice ``k`` holds
+    ``100 * (t + 1) + k``; ``per_image(ds, t, k)`` adds the convention under test."""
     folder.mkdir(parents=True, exist_ok=True)
     series, study, frame = generate_uid(), generate_uid(), generate_uid()
     for t in range(volumes):
         for k in range(N_SLICES):
-            ds = base_dataset(series_uid=series, study_uid=study, frame_uid=frame, rows=4, cols=4,
+            ds = base_dataset(series_uid=series, study_uid=study, frame_uid=frame, rows=size, cols=size,
                               description=description)
             ds.Manufacturer = manufacturer
             ds.ImageType = list(image_type)
@@ -57,7 +58,7 @@ def write_classic(folder: Path, volumes: int, *, manufacturer: str, image_type=(
             ds.InstanceNumber = t * N_SLICES + k + 1
             if per_image is not None:
                 per_image(ds, t, k)
-            ds.PixelData = np.full((4, 4), 100 * (t + 1) + k, np.uint16).tobytes()
+            ds.PixelData = np.full((size, size), 100 * (t + 1) + k, np.uint16).tobytes()
             ds.save_as(folder / f"i{t * N_SLICES + k:03d}.dcm", enforce_file_format=True)
     return folder
 
@@ -424,3 +425,54 @@ def test_ge_trace_images_as_dcm2niix_reads_them(tmp_path: Path, dcm2niix: str, m
     else:
         assert ours == theirs
         assert (tmp_path / "d" / "7_dwi_ADC.nii").exists() == (tmp_path / "v" / "7_dwi_trace.nii.gz").exists()
+
+
+# --- GE: the readout of an interpolated EPI ------------------------------------------------------------
+
+GE_ECHO_SPACING_US = 636
+GE_ACQUIRED_PE = 6
+"""Phase-encoding lines of the acquisition matrix; the images have 8 rows (interpolated)."""
+
+
+def _ge_epi(asset: str | None, *, partial_fourier: bool = True) -> Callable[[Dataset, int, int], None]:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        ds.ScanningSequence = ["EP", "GR"]
+        ds.AcquisitionMatrix = [0, GE_ACQUIRED_PE, GE_ACQUIRED_PE, 0]
+        ds.ScanOptions = ["EPI_GEMS", "PFF"] if partial_fourier else ["EPI_GEMS"]
+        parm = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+        parm.add_new(0x2C, "SS", GE_ECHO_SPACING_US)
+        if asset is not None:
+            parm.add_new(0x83, "DS", [asset, "1"])
+
+    return add
+
+
+@pytest.mark.parametrize(("asset", "partial_fourier", "acquired"), [("0.5", True, 4), ("1", False, 6), ("1", True, 8)])
+def test_ge_readout_of_an_interpolated_epi(tmp_path: Path, asset: str, partial_fourier: bool, acquired: int) -> None:
+    """GE's formula: the lines acquired, ceil(AcquisitionMatrixPE / R / f) * f (f = 4 with partial
+    Fourier, else 2), less one, times the echo spacing (0043,102C) is spread over the acquisition
+    matrix's lines for EffectiveEchoSpacing; TotalReadoutTime spans the reconstructed image's lines
+    (8 here, 6 acquired: interpolated)."""
+    write_classic(tmp_path / "in", 2, manufacturer="GE MEDICAL SYSTEMS", per_image=_ge_epi(asset, partial_fourier=partial_fourier),
+                  size=8)
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    ees = (acquired - 1) * GE_ECHO_SPACING_US * 1e-6 / (GE_ACQUIRED_PE - 1)
+    assert sidecar["EffectiveEchoSpacing"] == pytest.approx(ees, rel=1e-9)
+    assert sidecar["TotalReadoutTime"] == pytest.approx(ees * (8 - 1), rel=1e-9)
+
+
+def test_ge_readout_without_an_in_plane_factor_is_left_out(tmp_path: Path) -> None:
+    """Without GE's ASSET factors (0043,1083) nor a ParallelReductionFactorInPlane the lines acquired
+    are not known: no readout time (dcm2niix divides by the missing factor and writes none either)."""
+    write_classic(tmp_path / "in", 2, manufacturer="GE MEDICAL SYSTEMS", per_image=_ge_epi(None), size=8)
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert "EffectiveEchoSpacing" not in sidecar and "TotalReadoutTime" not in sidecar
+
+
+def test_ge_readout_as_dcm2niix_computes_it(tmp_path: Path, dcm2niix: str) -> None:
+    write_classic(tmp_path / "in", 2, manufacturer="GE MEDICAL SYSTEMS", description="epi", per_image=_ge_epi("0.5"),
+                  size=8)
+    (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
+    (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
+    for key in ("EffectiveEchoSpacing", "TotalReadoutTime"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-5)

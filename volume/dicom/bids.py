@@ -379,15 +379,7 @@ def _readout(vendor: str, h: Header, recon_pe: int | None, acq_pe: int | None, p
         out.update(BandwidthPerPixelPhaseEncode=bwpppe, EffectiveEchoSpacing=ees, TotalReadoutTime=ees * (recon_pe - 1))
         return out
     if vendor == "GE":
-        spacing_us = to_float(h.raw(*GE_ECHO_SPACING_US))
-        if spacing_us and spacing_us > 0 and acq_pe:
-            asset = _number_list(h.raw(*GE_ASSET))
-            accel = 1.0 / asset[0] if asset and asset[0] > 0 else 1.0
-            options = {str(v).upper() for v in (_listify(h.get("ScanOptions")))}
-            partial = "PFF" in options or to_str(h.get("PartialFourier")).upper() == "YES"
-            rf = 4 if partial else 2
-            trt = (math.ceil(acq_pe / accel / rf) * rf - 1) * spacing_us * 1e-6
-            out.update(EffectiveEchoSpacing=trt / (recon_pe - 1), TotalReadoutTime=trt)
+        out.update(_ge_readout(h, recon_pe, acq_pe))
         return out
     if vendor == "PHILIPS":
         wfs = to_float(h.raw(*PHILIPS_WATER_FAT_SHIFT))
@@ -401,6 +393,34 @@ def _readout(vendor: str, h: Header, recon_pe: int | None, acq_pe: int | None, p
             trt = actual * etl
             out.update(EstimatedEffectiveEchoSpacing=trt / (recon_pe - 1), EstimatedTotalReadoutTime=trt)
     return out
+
+
+def _ge_readout(h: Header, recon_pe: int, acq_pe: int | None) -> dict[str, Any]:
+    """GE's EffectiveEchoSpacing and TotalReadoutTime (GE's formula, in dcm2niix's ``GE/README.md``):
+    the lines GE acquires, ``ceil(AcquisitionMatrixPE / R / f) * f`` (R the ASSET factor, f 4 with
+    partial Fourier, ScanOptions PFF, else 2), less one, times its echo spacing (0043,102C, µs),
+    spread over the acquisition matrix's lines; TotalReadoutTime over the reconstructed ones (an
+    interpolated image has more). Without the echo spacing, the acquisition matrix or an in-plane
+    factor (the ASSET factors 0043,1083, or ParallelReductionFactorInPlane above 1) nothing is written."""
+    spacing_us = to_float(h.raw(*GE_ECHO_SPACING_US))
+    if not spacing_us or spacing_us <= 0 or not acq_pe or acq_pe < 2:
+        return {}
+    asset = _number_list(h.raw(*GE_ASSET))
+    accel = 1.0 / asset[0] if asset and asset[0] > 0 else 0.0
+    standard = to_float(h.get("ParallelReductionFactorInPlane"))
+    if standard is not None and standard > max(accel, 1.0):
+        accel = standard
+    if accel <= 0:
+        return {}
+    options = {str(v).upper() for v in (_listify(h.get("ScanOptions")))}
+    rf = GE_ROUND_PARTIAL if "PFF" in options or to_str(h.get("PartialFourier")).upper() == "YES" else GE_ROUND_FULL
+    acquired = math.ceil(acq_pe / accel / rf) * rf
+    ees = (acquired - 1) * spacing_us * 1e-6 / (acq_pe - 1)
+    return {"EffectiveEchoSpacing": ees, "TotalReadoutTime": ees * (recon_pe - 1)}
+
+
+GE_ROUND_FULL, GE_ROUND_PARTIAL = 2, 4
+"""GE rounds the lines it acquires to a multiple of 2, or of 4 with partial Fourier."""
 
 
 def _listify(value: Any) -> list[Any]:
