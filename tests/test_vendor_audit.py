@@ -476,3 +476,34 @@ def test_ge_readout_as_dcm2niix_computes_it(tmp_path: Path, dcm2niix: str) -> No
     (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
     for key in ("EffectiveEchoSpacing", "TotalReadoutTime"):
         assert ours[key] == pytest.approx(theirs[key], rel=1e-5)
+
+
+# --- Philips: the inversion delay in PrepulseDelay (2001,101B) ------------------------------------------
+
+
+def _philips_inversion(prepulse_ms: float | None, standard_ms: float | None) -> Callable[[Dataset, int, int], None]:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        block = ds.private_block(0x2001, "Philips Imaging DD 001", create=True)
+        if prepulse_ms is not None:
+            block.add_new(0x1B, "FL", prepulse_ms)
+        if standard_ms is not None:
+            ds.InversionTime = standard_ms
+
+    return add
+
+
+@pytest.mark.parametrize(("prepulse", "standard", "expected"), [(1100.0, None, 1.1), (None, 900.0, 0.9),
+                                                                  (1100.0, 900.0, 1.1), (0.0, None, None)])
+def test_philips_inversion_time_from_its_prepulse_delay(tmp_path: Path, prepulse, standard, expected) -> None:
+    """Philips writes the inversion delay of an inversion-recovery sequence in its PrepulseDelay
+    (2001,101B, ms), which dcm2niix reads before InversionTime (0018,0082); a zero delay is none."""
+    write_classic(tmp_path / "in", 1, manufacturer="Philips Medical Systems", per_image=_philips_inversion(prepulse, standard))
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert sidecar.get("InversionTime") == (pytest.approx(expected) if expected else None)
+
+
+def test_philips_inversion_time_as_dcm2niix_reads_it(tmp_path: Path, dcm2niix: str) -> None:
+    write_classic(tmp_path / "in", 1, manufacturer="Philips Medical Systems", per_image=_philips_inversion(1100.0, 900.0))
+    (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
+    (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
+    assert ours["InversionTime"] == pytest.approx(theirs["InversionTime"])

@@ -65,6 +65,7 @@ GE_ACQU = "GEMS_ACQU_01"
 GE_IMAG = "GEMS_IMAG_01"
 GE_PARM = "GEMS_PARM_01"
 PHILIPS_MR_005 = "Philips MR Imaging DD 005"
+PHILIPS_IMAGING_001 = "Philips Imaging DD 001"
 UIH_IMAGE = "Image Private Header"
 
 MS_TO_S = 1e-3
@@ -692,6 +693,9 @@ def _ge(look: Lookup, phase_positive: int | None) -> dict[str, Any]:
 
 def _philips(look: Lookup) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    prepulse = _positive(look.private.get(0x2001, PHILIPS_IMAGING_001, 0x1B, "FL"), MS_TO_S)
+    if prepulse:
+        out["InversionTime"] = prepulse  # PrepulseDelay (2001,101B): Philips' inversion delay, before 0018,0082
     table = to_float(look.private.get(0x2005, PHILIPS_MR_005, 0x3C, "FL"))
     if table is not None and abs(table) < 1e6:
         out["TablePosition"] = [0.0, 0.0, -table]  # dcm2niix: (2005,143C), z from head to feet
