@@ -507,3 +507,52 @@ def test_philips_inversion_time_as_dcm2niix_reads_it(tmp_path: Path, dcm2niix: s
     (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
     (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
     assert ours["InversionTime"] == pytest.approx(theirs["InversionTime"])
+
+
+# --- acceleration and reconstruction keys: variable flip angle, compressed sensing, deep learning -------
+
+
+def _reconstruction(vendor: str, flag: str | None, *, cs: str = "1.24", dl: bool = True) -> Callable[[Dataset, int, int], None]:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        if flag is not None:
+            ds.VariableFlipAngleFlag = flag
+        if vendor.startswith("GE"):
+            parm = ds.private_block(0x0043, "GEMS_PARM_01", create=True)
+            parm.add_new(0xB7, "LO", [cs, "1", "10", "0"])  # compressed sensing parameters, the factor first
+            if dl:
+                parm.add_new(0xCA, "LO", ["0.75", "High"])  # deep learning parameters
+        if vendor.startswith("Philips") and dl:
+            ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x01, "LO", "block 10")
+            ds.private_block(0x2005, "Philips MR Imaging DD 002", create=True).add_new(0x10, "CS", "CS_SENSE_AI")
+
+    return add
+
+
+@pytest.mark.parametrize(("vendor", "expected"), [
+    ("GE MEDICAL SYSTEMS", {"VariableFlipAngleFlag": True, "CompressedSensingFactor": 1.24, "DeepLearning": True,
+                            "DeepLearningDetails": "0.75\\High"}),
+    ("Philips Medical Systems", {"VariableFlipAngleFlag": True, "DeepLearning": True, "DeepLearningDetails": "CS_SENSE_AI"}),
+], ids=["ge", "philips"])
+def test_reconstruction_keys(tmp_path: Path, vendor: str, expected: dict[str, Any]) -> None:
+    """VariableFlipAngleFlag (0018,1315) YES; GE's compressed sensing factor (0043,10B7, the first value,
+    above 1) and deep-learning parameters (0043,10CA); Philips' ``..._AI`` reconstruction (2005,1110)."""
+    write_classic(tmp_path / "in", 1, manufacturer=vendor, per_image=_reconstruction(vendor, "YES"))
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert {key: sidecar.get(key) for key in expected} == expected
+
+
+def test_no_reconstruction_keys_without_their_elements(tmp_path: Path) -> None:
+    """Flag NO, a compressed sensing factor of 1, no deep-learning parameters: none of the keys."""
+    write_classic(tmp_path / "in", 1, manufacturer="GE MEDICAL SYSTEMS",
+                  per_image=_reconstruction("GE", "NO", cs="1", dl=False))
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert not {"VariableFlipAngleFlag", "CompressedSensingFactor", "DeepLearning", "DeepLearningDetails"} & set(sidecar)
+
+
+@pytest.mark.parametrize("vendor", ["GE MEDICAL SYSTEMS", "Philips Medical Systems"], ids=["ge", "philips"])
+def test_reconstruction_keys_as_dcm2niix_writes_them(tmp_path: Path, dcm2niix: str, vendor: str) -> None:
+    write_classic(tmp_path / "in", 1, manufacturer=vendor, per_image=_reconstruction(vendor, "YES"))
+    (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
+    (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
+    keys = {"VariableFlipAngleFlag", "CompressedSensingFactor", "DeepLearning", "DeepLearningDetails"} & set(theirs)
+    assert len(keys) >= 3 and {k: ours.get(k) for k in keys} == {k: theirs[k] for k in keys}

@@ -77,6 +77,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "AcquisitionMatrix": (0x00181310, "US"),
     "InPlanePhaseEncodingDirection": (0x00181312, "CS"),
     "FlipAngle": (0x00181314, "DS"),
+    "VariableFlipAngleFlag": (0x00181315, "CS"),
     "SAR": (0x00181316, "DS"),
     "PatientPosition": (0x00185100, "CS"),
     "PulseSequenceName": (0x00189005, "SH"),

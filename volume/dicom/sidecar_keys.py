@@ -42,7 +42,7 @@ HEADER_KEYWORDS = (
     "NumberOfAverages", "NumberOfKSpaceTrajectories", "NumberOfPhaseEncodingSteps", "ParallelAcquisitionTechnique",
     "ParallelReductionFactorOutOfPlane", "PartialFourierDirection", "PixelBandwidth", "PulseSequenceName",
     "ReceiveCoilName", "SAR", "ScanningSequence", "ScanOptions", "SequenceName", "SequenceVariant", "SliceThickness",
-    "SpacingBetweenSlices", "Spoiling", "TransmitterFrequency", "TriggerTime",
+    "SpacingBetweenSlices", "Spoiling", "TransmitterFrequency", "TriggerTime", "VariableFlipAngleFlag",
 )
 
 #: Manufacturer (0008,0070) first letters -> the name dcm2niix writes (its ``dcmStrManufacturer``);
@@ -544,6 +544,8 @@ def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
         out["NonlinearGradientCorrection"] = correction
     if is_derived(_tokens(look.acquisition.get("ImageType"))):
         out["RawImage"] = False
+    if to_str(look.get("VariableFlipAngleFlag")).upper().startswith("Y"):
+        out["VariableFlipAngleFlag"] = True  # dcm2niix writes only YES
     return out
 
 
@@ -688,11 +690,32 @@ def _ge(look: Lookup, phase_positive: int | None) -> dict[str, Any]:
     excitations = to_float(private.get(0x0027, GE_IMAG, 0x62, "FL"))
     if excitations is not None and excitations > 1:
         out["NumberOfExcitations"] = excitations
+    sensing = private.get(0x0043, GE_PARM, 0xB7, "LO")  # compressed sensing parameters, the factor first
+    factor = to_float(sensing[0] if isinstance(sensing, (list, tuple)) and sensing else sensing)
+    if factor is not None and factor > 1:
+        out["CompressedSensingFactor"] = factor
+    out.update(_deep_learning(_text(private.get(0x0043, GE_PARM, 0xCA, "LO"))))
     return out
+
+
+def _deep_learning(details: str | None) -> dict[str, Any]:
+    """DeepLearning and DeepLearningDetails: a reconstruction by a trained network, as the vendor names it
+    (GE's deep learning parameters 0043,10CA, e.g. ``0.75\\High``; Philips' ``CS_SENSE_AI``)."""
+    return {"DeepLearning": True, "DeepLearningDetails": details} if details else {}
+
+
+PHILIPS_DEEP_LEARNING = (0x20051110, 0x20050011)
+"""Philips' reconstruction name (2005,1110: ``CS_SENSE_AI`` for its deep-learning reconstruction) and
+the creator of its block, a Philips one (dcm2niix reads it there)."""
 
 
 def _philips(look: Lookup) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    ds = look.header.ds
+    reconstruction = _text(element_value(ds, PHILIPS_DEEP_LEARNING[0], "CS"))
+    if (reconstruction and "_AI" in reconstruction.upper()
+            and to_str(element_value(ds, PHILIPS_DEEP_LEARNING[1], "LO")).upper().startswith("PHILIPS")):
+        out.update(_deep_learning(reconstruction))
     prepulse = _positive(look.private.get(0x2001, PHILIPS_IMAGING_001, 0x1B, "FL"), MS_TO_S)
     if prepulse:
         out["InversionTime"] = prepulse  # PrepulseDelay (2001,101B): Philips' inversion delay, before 0018,0082
