@@ -556,3 +556,86 @@ def test_reconstruction_keys_as_dcm2niix_writes_them(tmp_path: Path, dcm2niix: s
     (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
     keys = {"VariableFlipAngleFlag", "CompressedSensingFactor", "DeepLearning", "DeepLearningDetails"} & set(theirs)
     assert len(keys) >= 3 and {k: ours.get(k) for k in keys} == {k: theirs[k] for k in keys}
+
+
+# --- GE: diffusion EPI slice times and gradient cycling -------------------------------------------------
+
+GE_SOFTWARE = "27\\LX\\MR Software release:RX27.0_R03_1831.a"
+
+
+def _ge_diffusion_epi(folder: Path, *, model: str, order: str = "1", mb: int = 1, cycling: dict[int, str] | None = None,
+                      descending: bool = False) -> None:
+    """A GE diffusion EPI (PSD epi2) time series of 6 slices, TR 3 s, with its protocol block's SLICEORDER
+    ``order`` and HyperBand factor; ``cycling`` sets GE's user data (0019,10B2/B3/B6) by element."""
+    from test_ge import epi_protocol, write_ge_epi
+
+    def per_image(t: int, loc: int) -> dict[str, Any]:
+        return {"ManufacturerModelName": model}
+
+    write_ge_epi(folder, n_slices=6, n_volumes=2, tr_ms=3000.0, psd="epi2", internal_psd="EPI2",
+                 protocol=epi_protocol(interleaved=order == "1", mb=mb, iopt="DIFF"), software=GE_SOFTWARE,
+                 per_image=per_image, descending=descending)
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        for element, value in (cycling or {}).items():
+            ds.private_block(0x0019, "GEMS_ACQU_01").add_new(element, "DS", value)
+        ds.save_as(path)
+
+
+def _times_by_location(folder: Path, descending: bool = False) -> list[float]:
+    """SliceTiming of the one sidecar in ``folder``, in GE's location order (InstanceNumber within a volume)."""
+    (json_path,) = folder.glob("*.json")
+    times = json.loads(json_path.read_text())["SliceTiming"]
+    return times[::-1] if descending else times  # volume's k runs up the normal; GE's locations went down it
+
+
+@pytest.mark.parametrize(("order", "mb", "expected"), [
+    ("1", 1, [0.0, 1.5, 0.5, 2.0, 1.0, 2.5]),  # six excitations, the even ones first
+    ("0", 1, [0.0, 1.5, 0.5, 2.0, 1.0, 2.5]),  # interleaved whatever SLICEORDER says
+    ("1", 2, [0.0, 2.0, 1.0, 0.0, 2.0, 1.0]),  # HyperBand 2: three excitations, two locations each
+    ("1", 3, [0.0, 2.0, 1.0, 0.0, 2.0, 1.0]),  # two excitations and one more, empty (the order before 27.0 R03)
+])
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+def test_ge_diffusion_epi_slice_times(tmp_path: Path, order: str, mb: int, expected: list[float], descending: bool) -> None:
+    """GE's diffusion EPI interleaves its excitations within the TR, with the HyperBand order of the
+    releases before 27.0 R03 (GE's description, dcm2niix issue 635); times by location, InstanceNumber order."""
+    _ge_diffusion_epi(tmp_path / "in", model="DISCOVERY MR750", order=order, mb=mb, descending=descending)
+    convert(tmp_path / "in", tmp_path / "out")
+    assert _times_by_location(tmp_path / "out", descending) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize(("model", "cycling", "mode", "tensor"), [
+    ("DISCOVERY MR750", {0xB3: "2"}, None, None),
+    ("SIGNA Premier", {}, "ALLTR", None),
+    ("SIGNA Premier", {0xB3: "2", 0xB2: "0"}, "2TR", 2),
+    ("SIGNA Premier", {0xB3: "3", 0xB2: "5"}, "3TR", 5),
+    ("SIGNA Premier", {0xB6: "0.72", 0xB3: "2"}, "SPOFF", None),
+    ("SIGNA UHP", {0xB6: "0.8"}, "SPOFF", None),
+    ("SIGNA 7.0T", {0xB6: "0.3", 0xB3: "3"}, "3TR", 3),
+])
+def test_ge_diffusion_gradient_cycling(tmp_path: Path, model: str, cycling: dict[int, str], mode: str | None,
+                                       tensor: int | None) -> None:
+    """Premier, UHP and 7.0T systems cycle the diffusion gradients across TRs (GE's user data 12,
+    0019,10B3: 2TR, 3TR, else all TRs), unless in the special OFF mode (user data 15, 0019,10B6); the
+    slice order then changes from TR to TR and no SliceTiming is written (OFF and SPOFF keep GE's order)."""
+    _ge_diffusion_epi(tmp_path / "in", model=model, cycling=cycling)
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert sidecar.get("DiffGradientCyclingGE") == mode
+    assert sidecar.get("TensorFileNumberGE") == tensor
+    assert ("SliceTiming" in sidecar) == (mode in (None, "SPOFF"))
+    if mode not in (None, "SPOFF"):
+        assert "gradient cycling" in sidecar["OmittedFields"]["SliceTiming"]
+
+
+@pytest.mark.parametrize(("model", "cycling", "mb"), [("DISCOVERY MR750", {}, 1), ("DISCOVERY MR750", {}, 3),
+                                                      ("SIGNA Premier", {0xB6: "0.72"}, 1), ("SIGNA Premier", {}, 1)],
+                         ids=["off", "off-hyperband", "special-off", "all-tr"])
+def test_ge_diffusion_epi_as_dcm2niix_reads_it(tmp_path: Path, dcm2niix: str, model: str, cycling: dict[int, str],
+                                              mb: int) -> None:
+    _ge_diffusion_epi(tmp_path / "in", model=model, cycling=cycling, mb=mb)
+    (theirs,) = run_dcm2niix(dcm2niix, tmp_path / "in", tmp_path / "d").values()
+    (ours,) = converted(tmp_path / "in", tmp_path / "v").values()
+    assert ours.get("DiffGradientCyclingGE") == theirs.get("DiffGradientCyclingGE")
+    assert ("SliceTiming" in ours) == ("SliceTiming" in theirs)
+    if "SliceTiming" in theirs:  # same slice order (both ascending): same list
+        assert ours["SliceTiming"] == pytest.approx(theirs["SliceTiming"], abs=1e-6)

@@ -530,7 +530,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         out["OmittedFields"] = {"SliceTiming": omitted[0]}
     elif _wants_slice_timing(stack):
         out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
-    out.update(_field_map(stack, vendor, protocol))
+    out.update(_field_map(stack, vendor, protocol, h))
     out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out
 
@@ -584,11 +584,20 @@ def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
     return None
 
 
-def _field_map(stack: Stack, vendor: str, protocol: dict[str, str]) -> dict[str, Any]:
+GE_VELOCITY_ENCODE_SCALE = (0x001910E2, "DS")
+"""GE's Velocity Encode Scale (0019,10E2): negative on a B0map's field map, ``-1 / (2 pi dTE)`` (dTE in
+seconds; dcm2niix issue 617), the difference of the two echo times the map was computed from."""
+
+
+def _field_map(stack: Stack, vendor: str, protocol: dict[str, str], h: Header) -> dict[str, Any]:
     out: dict[str, Any] = {}
     f0 = stack.first
     if f0.mr is not None and f0.mr.rwv_units.upper() == "HZ":
         out["Units"] = "Hz"
+        scale = to_float(h.raw(*GE_VELOCITY_ENCODE_SCALE)) if vendor == "GE" else None
+        te = f0.echo_time
+        if scale is not None and scale < 0 and te:
+            out.update(EchoTime1=te / 1000.0, EchoTime2=te / 1000.0 - 1.0 / (2.0 * math.pi * scale))
     if vendor == "SIEMENS" and {"P", "PHASE"} & set(f0.image_type):
         te1, te2 = protocol_number(protocol, "alTE[0]"), protocol_number(protocol, "alTE[1]")
         if te1 and te2:

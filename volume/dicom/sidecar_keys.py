@@ -27,6 +27,7 @@ from typing import Any
 
 from ._tags import TAGS
 from .fastheader import element_value
+from .ge import CYCLING_OFF, ge_diffusion_cycling
 from .series import Stack
 from .siemens import protocol_number
 from .values import dicom_seconds, to_float, to_int, to_str, to_strings
@@ -682,11 +683,15 @@ def _ge(look: Lookup, phase_positive: int | None) -> dict[str, Any]:
         out["ParallelReductionFactorOutOfPlane"] = 1.0 / factors[1]
     pulse = to_str(private.get(0x0019, GE_ACQU, 0x9C, "LO")).lower()
     if ("epi2" in pulse and "pepolar" not in pulse) or internal == "EPI2":
-        for element, key in ((0xE0, "NumberOfDiffusionDirectionGE"), (0xDF, "NumberOfDiffusionT2GE"),
-                             (0xB2, "TensorFileNumberGE")):
+        for element, key in ((0xE0, "NumberOfDiffusionDirectionGE"), (0xDF, "NumberOfDiffusionT2GE")):
             value = _whole(private.get(0x0019, GE_ACQU, element, "DS"))
             if value:
                 out[key] = value
+        cycling, tensor = ge_diffusion_cycling(look.header)
+        if tensor and tensor > 0:
+            out["TensorFileNumberGE"] = tensor
+        if cycling != CYCLING_OFF:
+            out["DiffGradientCyclingGE"] = cycling
     excitations = to_float(private.get(0x0027, GE_IMAG, 0x62, "FL"))
     if excitations is not None and excitations > 1:
         out["NumberOfExcitations"] = excitations
