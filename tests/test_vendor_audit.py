@@ -639,3 +639,59 @@ def test_ge_diffusion_epi_as_dcm2niix_reads_it(tmp_path: Path, dcm2niix: str, mo
     assert ("SliceTiming" in ours) == ("SliceTiming" in theirs)
     if "SliceTiming" in theirs:  # same slice order (both ascending): same list
         assert ours["SliceTiming"] == pytest.approx(theirs["SliceTiming"], abs=1e-6)
+
+
+# --- GE's ZIP interpolation; the TR of an inversion-recovery time series ---------------------------------
+
+
+@pytest.mark.parametrize(("images", "thickness", "expected"), [(8, 6.0, 2), (4, 6.0, None), (8, 3.0, None)],
+                         ids=["zip2", "locations-agree", "thickness-is-spacing"])
+def test_ge_zip_interpolation(tmp_path: Path, images: int, thickness: float, expected: int | None) -> None:
+    """GE interpolates slices through the plane (ZIP2): more images in the acquisition (0020,1002) than
+    GE's locations (0021,104F, 4 here) and slices thicker than their spacing (3 mm) by the ZIP factor."""
+
+    def add(ds: Dataset, t: int, k: int) -> None:
+        ds.ImagesInAcquisition = images
+        ds.SliceThickness, ds.SpacingBetweenSlices = thickness, SLICE_MM
+        ds.private_block(0x0021, "GEMS_RELA_01", create=True).add_new(0x4F, "SS", N_SLICES)
+
+    write_classic(tmp_path / "in", 1, manufacturer="GE MEDICAL SYSTEMS", per_image=add)
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert sidecar.get("Interpolation3D") == expected
+
+
+def _timed(scanning: list[str], vendor: str) -> Callable[[Dataset, int, int], None]:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        ds.ScanningSequence = scanning
+        ds.RepetitionTime = 2000
+        ds.AcquisitionTime = f"1200{10 * t:02d}.000000"  # volumes 10 s apart
+
+    return add
+
+
+@pytest.mark.parametrize(("scanning", "vendor", "key"), [
+    (["GR", "IR"], "SIEMENS", "RepetitionTimeInversion"),
+    (["GR"], "SIEMENS", "RepetitionTimeExcitation"),
+    (["GR", "IR"], "Philips Medical Systems", "RepetitionTimeExcitation"),
+])
+def test_measured_tr_of_an_inversion_recovery_series(tmp_path: Path, scanning: list[str], vendor: str, key: str) -> None:
+    """Volumes further apart than RepetitionTime: the measured time is RepetitionTime, and the header's
+    TR is kept under the name of what it times: between inversions for an inversion-recovery sequence
+    (ScanningSequence IR), between excitations otherwise and for Philips (dcm2niix's rule)."""
+    write_classic(tmp_path / "in", 2, manufacturer=vendor, per_image=_timed(scanning, vendor))
+    (sidecar,) = converted(tmp_path / "in", tmp_path / "out").values()
+    assert sidecar["RepetitionTime"] == pytest.approx(10.0)
+    assert sidecar[key] == pytest.approx(2.0)
+
+
+def test_zip_and_inversion_tr_as_dcm2niix_writes_them(tmp_path: Path, dcm2niix: str) -> None:
+    def add(ds: Dataset, t: int, k: int) -> None:
+        ds.ImagesInAcquisition, ds.SliceThickness, ds.SpacingBetweenSlices = 8, 6.0, SLICE_MM
+        ds.private_block(0x0021, "GEMS_RELA_01", create=True).add_new(0x4F, "SS", N_SLICES)
+
+    write_classic(tmp_path / "zip", 1, manufacturer="GE MEDICAL SYSTEMS", per_image=add)
+    write_classic(tmp_path / "ir", 2, manufacturer="SIEMENS", per_image=_timed(["GR", "IR"], "SIEMENS"))
+    for name, key in (("zip", "Interpolation3D"), ("ir", "RepetitionTimeInversion")):
+        (theirs,) = run_dcm2niix(dcm2niix, tmp_path / name, tmp_path / f"{name}_d").values()
+        (ours,) = converted(tmp_path / name, tmp_path / f"{name}_v").values()
+        assert ours[key] == pytest.approx(theirs[key])

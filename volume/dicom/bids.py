@@ -57,7 +57,7 @@ from .values import seconds_from_first, to_float, to_int, to_str
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
 HEADER_KEYWORDS = (
-    "AcquisitionMatrix", "EchoTime", "EchoTrainLength", "FlipAngle", "GradientEchoTrainLength",
+    "AcquisitionMatrix", "EchoTime", "EchoTrainLength", "FlipAngle", "GradientEchoTrainLength", "InversionRecovery",
     "ImagingFrequency", "InPlanePhaseEncodingDirection", "MRAcquisitionPhaseEncodingStepsInPlane",
     "NumberOfPhaseEncodingSteps", "ParallelReductionFactorInPlane", "PartialFourier", "PercentPhaseFieldOfView",
     "PercentSampling", "RectilinearPhaseEncodeReordering", "RepetitionTime", "ScanOptions",
@@ -443,8 +443,9 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
         out["RepetitionTime"] = tr / 1000.0
     measured = _measured_tr(stack, vendor)
     if measured is not None and (tr is None or abs(measured - tr / 1000.0) > 0.05):
-        if tr is not None:
-            out["RepetitionTimeExcitation"] = tr / 1000.0
+        if tr is not None:  # the header's TR: between excitations, or (inversion recovery) between inversions
+            key = "RepetitionTimeInversion" if _inversion_recovery(vendor, h) else "RepetitionTimeExcitation"
+            out[key] = tr / 1000.0
         out["RepetitionTime"] = measured
     te = to_float(h.get("EchoTime"))
     if te is None or te <= 0:
@@ -455,6 +456,16 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
     if flip is not None and flip > 0:
         out["FlipAngle"] = flip
     return out
+
+
+def _inversion_recovery(vendor: str, h: Header) -> bool:
+    """An inversion-recovery sequence (ScanningSequence IR, or InversionRecovery 0018,9009 YES) of a vendor
+    whose RepetitionTime is then the time between inversions (dcm2niix: not Philips, whose is between
+    excitations)."""
+    if vendor == "PHILIPS":
+        return False
+    scanning = "\\".join(_listify(h.get("ScanningSequence"))).upper()
+    return "IR" in scanning or to_str(h.get("InversionRecovery")).upper().startswith("Y")
 
 
 def _measured_tr(stack: Stack, vendor: str) -> float | None:

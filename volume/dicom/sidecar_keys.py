@@ -35,7 +35,7 @@ from .values import dicom_seconds, to_float, to_int, to_str, to_strings
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`, so a
 #: little-endian header is read without pydicom).
 HEADER_KEYWORDS = (
-    "AcquisitionDateTime", "AcquisitionDuration", "AcquisitionNumber", "ArterialSpinLabelingContrast",
+    "AcquisitionDateTime", "AcquisitionDuration", "AcquisitionNumber", "ArterialSpinLabelingContrast", "ImagesInAcquisition",
     "ASLPulseTrainDuration", "BodyPartExamined", "EchoNumbers", "EchoTrainLength", "GradientEchoTrainLength",
     "ImagingFrequency", "InversionTime", "InversionTimes", "MagnetizationTransfer",
     "MRAcquisitionFrequencyEncodingSteps", "MRAcquisitionPhaseEncodingStepsInPlane",
@@ -695,12 +695,31 @@ def _ge(look: Lookup, phase_positive: int | None) -> dict[str, Any]:
     excitations = to_float(private.get(0x0027, GE_IMAG, 0x62, "FL"))
     if excitations is not None and excitations > 1:
         out["NumberOfExcitations"] = excitations
+    zip_factor = _ge_zip(look)
+    if zip_factor:
+        out["Interpolation3D"] = zip_factor
     sensing = private.get(0x0043, GE_PARM, 0xB7, "LO")  # compressed sensing parameters, the factor first
     factor = to_float(sensing[0] if isinstance(sensing, (list, tuple)) and sensing else sensing)
     if factor is not None and factor > 1:
         out["CompressedSensingFactor"] = factor
     out.update(_deep_learning(_text(private.get(0x0043, GE_PARM, 0xCA, "LO"))))
     return out
+
+
+GE_RELA = "GEMS_RELA_01"
+
+
+def _ge_zip(look: Lookup) -> int | None:
+    """GE's ZIP factor (slices interpolated through the plane, e.g. ZIP2): when the images of an
+    acquisition (0020,1002) are not GE's locations (0021,104F), SliceThickness over SpacingBetweenSlices,
+    rounded, above 1 (dcm2niix issue 373)."""
+    images = to_int(look.get("ImagesInAcquisition"))
+    locations = to_int(look.private.get(0x0021, GE_RELA, 0x4F, "SS"))
+    thickness, spacing = to_float(look.get("SliceThickness")), to_float(look.get("SpacingBetweenSlices"))
+    if not images or not locations or images == locations or not thickness or not spacing or spacing <= 0:
+        return None
+    factor = int(thickness / spacing + 0.5)  # rounded half up, as dcm2niix
+    return factor if factor > 1 else None
 
 
 def _deep_learning(details: str | None) -> dict[str, Any]:
