@@ -32,7 +32,7 @@ import numpy as np
 
 from ..dicom.pixels import disable_unsafe_decoders
 from ..dicom.values import file_head, functional, looks_like_headerless_dicom, to_float
-from ..errors import UnsupportedDicomError
+from ..errors import InputReadError, UnsupportedDicomError
 from ..io.atomic import atomic_output
 from ..io.names import safe_name
 from ..ops.window import Window, apply_window, auto_window
@@ -138,6 +138,11 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
 
     try:
         size = os.path.getsize(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):  # a broken link: skipped, as any file that is no image
+            raise NotAnImage("unreadable") from None
+        # listed, then deleted or moved: an error naming it, not a skip
+        raise InputReadError(f"cannot read {os.fspath(path)}: deleted or moved during the run") from None
     except OSError:
         raise NotAnImage("unreadable") from None
     if size == 0:
