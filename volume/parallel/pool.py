@@ -226,11 +226,24 @@ def _guarded_call(fn: Callable[[T], R], item: T) -> R:
         os._exit(128 + 15)
 
 
-def _quiet_worker_init() -> None:
-    """Worker set-up: SIGINT and SIGHUP ignored (Ctrl-C in a terminal, or its closing, reaches the
+_INHERITED: tuple[Any, ...] = ()
+"""In a forked :func:`unordered_map` worker: the map's items, inherited from the parent's memory
+(the parent sends an item's index, not the pickled item)."""
+
+
+def _inherited_call(fn: Callable[[T], R], index: int) -> R:
+    """:func:`_guarded_call` of the item a forked worker inherited at ``index``."""
+    return _guarded_call(fn, _INHERITED[index])
+
+
+def _quiet_worker_init(inherited: tuple[Any, ...] = ()) -> None:
+    """Worker set-up: ``inherited`` kept as :data:`_INHERITED` (a forked worker's copy of the
+    items, passed without pickling); SIGINT and SIGHUP ignored (Ctrl-C in a terminal, or its closing, reaches the
     whole process group; the parent decides and stops the workers), SIGTERM handled by
     :func:`_stop_quietly`, and SIGTERM sent when the parent dies (:func:`die_with_parent`): a
     worker never outlives its job, keeps writing after it, or holds the caller's pipes open."""
+    global _INHERITED
+    _INHERITED = inherited
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -298,11 +311,26 @@ def unordered_map(
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    listed = tuple(items)
+    forked = False  # whether the current pool's workers were forked with ``listed`` in memory
+
     def new_pool(size: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=size, mp_context=_pool_context(), initializer=_quiet_worker_init)
+        """A pool; forked workers get the items with their memory (``initargs`` are not pickled
+        for a forked process), so the tasks sent to them are indexes."""
+        nonlocal forked
+        context = _pool_context()
+        forked = context.get_start_method() == "fork"
+        return ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_quiet_worker_init,
+                                   initargs=(listed,) if forked else ())
+
+    def submit(call: Callable[[T], R], i: int, item: T) -> Future[R]:
+        """``call(item)`` in a worker: a forked worker gets the index of the item it inherited."""
+        if forked:
+            return pool.submit(_inherited_call, call, i)
+        return pool.submit(_guarded_call, call, item)
 
     limit = max(1, in_flight or 2 * n)
-    it = enumerate(items)
+    it = enumerate(listed)
     pending: dict[Future[R], tuple[int, T]] = {}
     pool = new_pool(n)
     clean = False
@@ -318,7 +346,7 @@ def unordered_map(
                 nxt = next(it, None)
                 if nxt is None:
                     break
-                pending[pool.submit(_guarded_call, fn, nxt[1])] = nxt
+                pending[submit(fn, *nxt)] = nxt
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -340,7 +368,7 @@ def unordered_map(
             broken_pool_stopped()
             pool = new_pool(1)
             for i, item in sorted(lost, key=lambda pair: pair[0]):  # alone: find the item that kills its worker
-                fut = pool.submit(_guarded_call, retry_fn or fn, item)
+                fut = submit(retry_fn or fn, i, item)
                 try:
                     result = fut.result()
                 except BrokenProcessPool:
