@@ -285,11 +285,16 @@ def _check_exact(values: np.ndarray, storage: Storage, stats: _Stats) -> None:
 
 def _slabs(source: StackSource, per_slab: int, progress: Callable[[int], None] | None
            ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(start, values, raw lo, raw hi)`` of consecutive slabs; the next slab decodes on a thread."""
+    """``(start, values, raw lo, raw hi)`` of consecutive slabs; the next slab decodes on a thread
+    (one slab, the whole stack: read here, no thread to start)."""
     from concurrent.futures import ThreadPoolExecutor
 
     n = source.n_images
     starts = list(range(0, n, per_slab))
+    if len(starts) == 1:
+        values, lo, hi = source.read_slab(0, n, progress=progress)
+        yield 0, values, lo, hi
+        return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="volume-slab")
     try:
         future = pool.submit(source.read_slab, 0, min(per_slab, n), progress=progress)
