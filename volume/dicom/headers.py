@@ -689,13 +689,39 @@ def _fast_scalars(get: Callable[[str], Any], *args: Any) -> dict[str, Any]:
     return {**_scalar_fields(get, *args), **_plane(get)}
 
 
+def _listed_fast(get: Callable[[str], Any], keywords: tuple[str, ...]) -> dict[str, Any]:
+    """The acquisition or identity part (``keywords``) of a record read by the fast reader, as
+    :func:`_listed_parts` makes it, remembered by the values it holds (one look-up when another
+    file had the same; a window or a time often differs from file to file)."""
+    values = tuple(map(get, keywords))
+    key = (_listed_fast, keywords, values)
+    try:
+        return _SHARED[key]
+    except KeyError:
+        pass
+    except TypeError:  # a wanted sequence's item (a dict) among the values
+        return _shared({kw: _as_listed(v) for kw, v in zip(keywords, values, strict=True) if v is not None and v != ""})
+    made = {kw: list(v) if type(v) is tuple else v for kw, v in zip(keywords, values, strict=True)
+            if v is not None and v != ""}
+    return _remember(key, made)
+
+
 def _fast_common(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
                  image_type: tuple[str, ...]) -> _Common:
     """The shared part of a record read by the fast reader: its scalar fields made once per
-    distinct set of the values they read; the acquisition and identity parts, whose values (a
-    window, a time) often differ from file to file, for each file."""
+    distinct set of the values they read; the acquisition and identity parts by the values they
+    hold (:func:`_listed_fast`); the part itself once per distinct three (a stored part keeps the
+    three alive, so their ids in its key always mean the same objects)."""
     scalars = _FAST_SCALARS(get, syntax, compression, n_frames, problem, image_type)
-    return _common_of({**scalars, **_listed_parts(get, _as_listed)})
+    acquisition = _listed_fast(get, ACQUISITION_KEYWORDS)
+    identity = _listed_fast(get, IDENTITY_KEYWORDS)
+    key = (_fast_common, id(scalars), id(acquisition), id(identity))
+    made = _SHARED.get(key)
+    if made is not None:
+        return made[0]
+    common = _Common(**scalars, acquisition=acquisition, identity=identity)
+    _remember(key, (common, scalars))
+    return common
 
 
 def _shared_mr(get: Callable[[str], Any]) -> MRFrame | None:
