@@ -39,22 +39,41 @@ static uint32_t u32(const unsigned char *p) {
 
 static int vr_is(const unsigned char *v, const char *name) { return v[0] == name[0] && v[1] == name[1]; }
 
-/* fastheader._LONG_VRS */
-static int long_vr(const unsigned char *v) {
-    static const char *names[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (vr_is(v, names[i])) return 1;
-    return 0;
+/* What each two-letter VR is: 0 unknown, VR_SHORT (a 2-byte length), VR_LONG (fastheader._LONG_VRS:
+ * 2 reserved bytes, a 4-byte length). Indexed by the two letters; filled once by init_vrs(). */
+enum { VR_SHORT = 1, VR_LONG = 2 };
+static unsigned char vr_kind[26][26];
+
+static void init_vrs(void) {
+    static const char *longs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"};
+    /* fastheader._ALL_VRS */
+    static const char *all[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT",
+                                "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST",
+                                "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) vr_kind[all[i][0] - 'A'][all[i][1] - 'A'] = VR_SHORT;
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) vr_kind[longs[i][0] - 'A'][longs[i][1] - 'A'] = VR_LONG;
 }
 
-/* fastheader._ALL_VRS */
-static int known_vr(const unsigned char *v) {
-    static const char *names[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT",
-                                  "OB", "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST",
-                                  "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (vr_is(v, names[i])) return 1;
-    return 0;
+/* VR_LONG, VR_SHORT or 0 (not a VR this walk knows) for the two bytes at v. */
+static int vr_of(const unsigned char *v) {
+    if (v[0] < 'A' || v[0] > 'Z' || v[1] < 'A' || v[1] > 'Z') return 0;
+    return vr_kind[v[0] - 'A'][v[1] - 'A'];
+}
+
+/* fastheader._LONG_VRS */
+static int long_vr(const unsigned char *v) { return vr_of(v) == VR_LONG; }
+
+/* Each known VR as a bytes object, made on first use and kept (a new reference, or NULL on error). */
+static PyObject *vr_objs[26][26];
+
+static PyObject *vr_object(const unsigned char *v) {
+    if (vr_of(v) == 0) return PyBytes_FromStringAndSize((const char *)v, 2);
+    PyObject **slot = &vr_objs[v[0] - 'A'][v[1] - 'A'];
+    if (*slot == NULL) {
+        *slot = PyBytes_FromStringAndSize((const char *)v, 2);
+        if (*slot == NULL) return NULL;
+    }
+    return Py_NewRef(*slot);
 }
 
 /* fastheader._FALLBACK_TAGS */
@@ -142,13 +161,8 @@ static int skip_undefined(const unsigned char *buf, int64_t n, int64_t *pos_io, 
 
 /* One hit: (tag, VR as bytes or None, value position, length). */
 static int add_hit(PyObject *hits, uint32_t tag, const unsigned char *vr, int64_t value_pos, uint32_t length) {
-    PyObject *vr_obj;
-    if (vr != NULL) {
-        vr_obj = PyBytes_FromStringAndSize((const char *)vr, 2);
-        if (vr_obj == NULL) return -1;
-    } else {
-        vr_obj = Py_NewRef(Py_None);
-    }
+    PyObject *vr_obj = vr != NULL ? vr_object(vr) : Py_NewRef(Py_None);
+    if (vr_obj == NULL) return -1;
     PyObject *hit = Py_BuildValue("(kNLk)", (unsigned long)tag, vr_obj, (long long)value_pos, (unsigned long)length);
     if (hit == NULL) return -1;
     int rc = PyList_Append(hits, hit);
@@ -161,6 +175,7 @@ typedef struct {
     Py_ssize_t n;
     uint32_t *tags;
     unsigned char *codes;
+    PyObject **tag_objs; /* each tag as a Python int, made once: part of a remembered value's key */
 } Table;
 
 static const char *TABLE_NAME = "volume.dicom._walk.table";
@@ -168,6 +183,9 @@ static const char *TABLE_NAME = "volume.dicom._walk.table";
 static void table_free(PyObject *capsule) {
     Table *t = PyCapsule_GetPointer(capsule, TABLE_NAME);
     if (t != NULL) {
+        if (t->tag_objs != NULL)
+            for (Py_ssize_t i = 0; i < t->n; i++) Py_XDECREF(t->tag_objs[i]);
+        free(t->tag_objs);
         free(t->tags);
         free(t->codes);
         free(t);
@@ -217,32 +235,42 @@ static PyObject *table(PyObject *self, PyObject *arg) {
     }
     t->n = k;
     free(pairs);
+    t->tag_objs = calloc((size_t)(k + 1), sizeof(PyObject *));
+    if (t->tag_objs == NULL) {
+        free(t->tags); free(t->codes); free(t);
+        return PyErr_NoMemory();
+    }
     PyObject *capsule = PyCapsule_New(t, TABLE_NAME, table_free);
     if (capsule == NULL) {
+        free(t->tag_objs);
         free(t->tags);
         free(t->codes);
         free(t);
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        t->tag_objs[j] = PyLong_FromUnsignedLong(t->tags[j]);
+        if (t->tag_objs[j] == NULL) { Py_DECREF(capsule); return NULL; } /* table_free releases the rest */
     }
     return capsule;
 }
 
-/* What the table wants of ``tag`` (0: nothing). */
-static int want(const Table *t, uint32_t tag) {
-    Py_ssize_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) / 2;
-        if (t->tags[mid] < tag) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < t->n && t->tags[lo] == tag ? t->codes[lo] : 0;
+/* What the table wants of ``tag`` (0: nothing). The walk's tags strictly increase, so the search
+ * goes on from where the last one stopped (*cursor, the first table entry not below the last tag):
+ * one pass over the table per file at most. */
+static int want(const Table *t, uint32_t tag, Py_ssize_t *cursor) {
+    Py_ssize_t i = *cursor;
+    while (i < t->n && t->tags[i] < tag) i++;
+    *cursor = i;
+    return i < t->n && t->tags[i] == tag ? t->codes[i] : 0;
 }
 
 /* A value converted before, by (tag, VR, the character set's bytes, the value's bytes): the cache
  * holds (keyword, value) and the value goes into `values`. 1 when found, 0 when not, -1 on error. */
-static int remembered(PyObject *cache, PyObject *values, uint32_t tag, const unsigned char *vr, PyObject *charset,
+static int remembered(PyObject *cache, PyObject *values, PyObject *tag_obj, const unsigned char *vr, PyObject *charset,
                       const unsigned char *raw, uint32_t length) {
-    PyObject *tag_obj = PyLong_FromUnsignedLong(tag);
-    PyObject *vr_obj = vr != NULL ? PyBytes_FromStringAndSize((const char *)vr, 2) : Py_NewRef(Py_None);
+    Py_INCREF(tag_obj);
+    PyObject *vr_obj = vr != NULL ? vr_object(vr) : Py_NewRef(Py_None);
     PyObject *raw_obj = PyBytes_FromStringAndSize((const char *)raw, (Py_ssize_t)length);
     PyObject *key = NULL;
     if (tag_obj != NULL && vr_obj != NULL && raw_obj != NULL)
@@ -285,6 +313,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     const int64_t n = view.len;
     int64_t pos = start < 0 ? 0 : start;
     uint32_t last_tag = 0;
+    Py_ssize_t cursor = 0;
     PyObject *out = NULL;
     PyObject *hits = PyList_New(0);
     if (hits == NULL) goto done;
@@ -299,11 +328,12 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         uint32_t tag = ((uint32_t)u16(buf + pos) << 16) | u16(buf + pos + 2);
         if (explicit_vr) {
             vr = buf + pos + 4;
-            if (long_vr(vr)) {
+            int kind = vr_of(vr);
+            if (kind == VR_LONG) {
                 if (pos + 12 > n) { out = result(NEED_MORE, pos, hits, -1, -1); goto done; }
                 length = u32(buf + pos + 8);
                 value_pos = pos + 12;
-            } else if (known_vr(vr)) {
+            } else if (kind == VR_SHORT) {
                 length = u16(buf + pos + 6);
                 value_pos = pos + 8;
             } else {
@@ -323,7 +353,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
                 out = result(PIXEL, pos, hits, value_pos, length);
             goto done;
         }
-        int code = want(t, tag);
+        int code = want(t, tag, &cursor);
         int first_item = (code == WANT_FIRST_ITEM || code == WANT_FIRST_ITEM_IMPLICIT) &&
                          (explicit_vr ? vr_is(vr, "SQ") : code == WANT_FIRST_ITEM_IMPLICIT);
         if (tag == TAG_CHARACTER_SET && value_pos + (int64_t)length <= n) {
@@ -335,7 +365,7 @@ static PyObject *walk(PyObject *self, PyObject *args) {
         if (tag == TAG_CHARACTER_SET || first_item || (code && length != UNDEFINED)) {
             int found = 0;
             if (cache != NULL && code == WANT_VALUE && tag != TAG_CHARACTER_SET && value_pos + (int64_t)length <= n) {
-                found = remembered(cache, values, tag, vr, charset, buf + value_pos, length);
+                found = remembered(cache, values, t->tag_objs[cursor], vr, charset, buf + value_pos, length);
                 if (found < 0) { Py_DECREF(hits); goto done; }
             }
             if (!found && add_hit(hits, tag, vr, value_pos, length) < 0) { Py_DECREF(hits); goto done; }
@@ -368,4 +398,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", "The element walk of the fast header reader, compiled.",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__walk(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__walk(void) {
+    init_vrs();
+    return PyModule_Create(&module);
+}
