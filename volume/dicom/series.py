@@ -9,6 +9,7 @@ fake volume. Repeated positions are frames of a 4D stack when a header field ord
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from collections import Counter, defaultdict
@@ -284,14 +285,21 @@ def _short_hash(text: str) -> str:
 def _orientation_clusters(frames: list[FrameHeader]) -> list[list[FrameHeader]]:
     """Frames with geometry, grouped by IOP within tolerance (first-seen order)."""
     clusters: list[tuple[tuple[float, ...], list[FrameHeader]]] = []
+    joins: dict[tuple[float, ...], list[FrameHeader]] = {}  # the cluster an IOP joined (equal IOPs join the same)
     for f in frames:
         assert f.iop is not None
+        members = joins.get(tuple(f.iop))
+        if members is not None:
+            members.append(f)
+            continue
         for iop, members in clusters:
             if same_orientation(iop, f.iop):
                 members.append(f)
                 break
         else:
-            clusters.append((f.iop, [f]))
+            members = [f]
+            clusters.append((f.iop, members))
+        joins[tuple(f.iop)] = members
     return [m for _, m in clusters]
 
 
@@ -323,13 +331,29 @@ def _derived(f: FrameHeader, directional_series: bool) -> str:
     else it is what the series is (a trace-weighted acquisition) and stays with the b=0 images. An
     image whose files give no direction at all stays in its series, which then gets no ``.bvec``.
     """
-    for value in f.image_type:
-        for word in value.replace("_", " ").split():
-            if word in DERIVED_DIFFUSION_TYPES:
-                return DERIVED_DIFFUSION_TYPES[word]
+    named = _derived_type(tuple(f.image_type))
+    if named:
+        return named
     if directional_series and f.mr is not None and f.mr.is_isotropic and not f.mr.direction_unknown:
         return "trace"
     return ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _derived_type(image_type: tuple[str, ...]) -> str:
+    """The derived map an ImageType names (its first word of :data:`DERIVED_DIFFUSION_TYPES`), or ""
+    (once per distinct ImageType: the files of a series share one)."""
+    for value in image_type:
+        for word in value.replace("_", " ").split():
+            if word in DERIVED_DIFFUSION_TYPES:
+                return DERIVED_DIFFUSION_TYPES[word]
+    return ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_words(image_type: tuple[str, ...]) -> frozenset[str]:
+    """The words of an ImageType's values (``_`` separates words too), once per distinct ImageType."""
+    return frozenset(w for v in image_type for w in v.replace("_", " ").split())
 
 
 def _reference_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
@@ -471,7 +495,7 @@ def _field_map(f: FrameHeader) -> str:
     them), ``fieldmap`` for other images ImageType calls a field map, else ""."""
     if f.mr is not None and f.mr.rwv_units.upper() == "HZ":
         return "fieldmaphz"
-    words = {w for v in f.image_type for w in v.replace("_", " ").split()}
+    words = _type_words(tuple(f.image_type))
     if "FIELDMAP" in words or {"FIELD", "MAP"} <= words or {"B0", "MAP"} <= words:
         return "fieldmap"
     return ""
