@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_session.py [--rounds 5] [--copies 3] [--peers ../shared/data/peers]
                                        [--only session,ct,small] [--volume-arg=--workers=1]
+                                       [--before REVISION]
 
 The cases:
 
@@ -26,6 +27,11 @@ other jobs hits all of them; round 0 warms the page cache and is dropped. Printe
 wall time, CPU time (user + system of the process and its children, from ``wait4``) and peak
 resident memory (the largest process: ``wait4`` reports the largest of the process and its
 waited-for children) of each command, and the ratios to dcm2niix measured in the same rounds.
+
+``--before REVISION`` adds a third contender, ``volume before``: the package at that revision
+(``git archive``, its compiled walk built there when it has one), run the same way with
+``PYTHONPATH`` pointing at it, in the same rounds: what the changes since then saved, measured
+under the same load.
 """
 
 from __future__ import annotations
@@ -64,10 +70,13 @@ GOALS = {
 }
 
 
-def run(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MiB) of one run; raises on a non-zero exit."""
+def run(cmd: list[str], pythonpath: str | None = None) -> tuple[float, float, float]:
+    """(wall s, CPU s, peak RSS MiB) of one run (``pythonpath``: where ``volume`` is imported
+    from, else this checkout); raises on a non-zero exit."""
     env = {**os.environ, "VOLUME_NO_PROGRESS": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # cache bytecode as an installed package does
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             cwd=tempfile.gettempdir())
@@ -149,6 +158,21 @@ def cached_ct(cache: Path, slices: int = 300) -> Path:
     return src
 
 
+def build_before(revision: str, dest: Path) -> Path:
+    """``dest`` holding the ``volume`` package at ``revision``, its compiled walk built when the
+    revision has one (the same compiler and flags as ``pip install``)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "volume", "setup.py", "pyproject.toml"],
+                             capture_output=True)
+    if archive.returncode:  # an older revision without setup.py
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "volume"], capture_output=True, check=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    if (dest / "setup.py").exists() and (dest / "volume" / "dicom" / "_walk.c").exists():
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, check=True,
+                       capture_output=True)
+    return dest
+
+
 def read_all(folder: Path) -> None:
     """Read every file once (the page cache)."""
     for p in folder.rglob("*"):
@@ -164,8 +188,10 @@ def cases(args: argparse.Namespace, d2n: str, out: Path, cache: Path) -> dict[st
 
     def pair(label: str, src: Path) -> None:
         for suffix, fmt, z in ((".nii", ["-f", "nii"], "n"), (".nii.gz", [], "y")):
+            command = volume + [str(src), "-o", str(out / "v"), "--force", *fmt, *extra]
             found[f"{label} {suffix}"] = {
-                "volume": volume + [str(src), "-o", str(out / "v"), "--force", *fmt, *extra],
+                "volume": command,
+                **({"volume before": command} if args.before else {}),
                 f"dcm2niix -z {z}": [d2n, "-z", z, "-f", "%s_%p", "-o", str(out / "d"), str(src)],
             }
 
@@ -200,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "data" / "peers")
     parser.add_argument("--only", help="comma-separated: session, ct, small (default: all)")
     parser.add_argument("--volume-arg", action="append", help="an extra argument for volume convert (repeatable)")
+    parser.add_argument("--before", help="also run volume at this git revision (same rounds)")
     args = parser.parse_args(argv)
     d2n = dcm2niix_binary()
     if d2n is None:
@@ -212,10 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="volume-bench-session-"))
     try:
         out = work / "out"
+        before = str(build_before(args.before, work / "before")) if args.before else None
         table = cases(args, d2n, out, cache)
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         print(f"{args.rounds} interleaved rounds; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; "
               f"{subprocess.run([d2n, '-v'], capture_output=True, text=True).stdout.splitlines()[0]}; "
+              f"{'volume before = ' + args.before + '; ' if args.before else ''}"
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
         for r in range(args.rounds + 1):
             for case, contenders in table.items():
@@ -223,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                     for sub in ("v", "d"):
                         shutil.rmtree(out / sub, ignore_errors=True)
                         (out / sub).mkdir(parents=True)
-                    measured = run(cmd)
+                    measured = run(cmd, before if label == "volume before" else None)
                     if r:
                         results.setdefault((case, label), []).append(measured)
             print(f"round {r}/{args.rounds} done", file=sys.stderr, flush=True)
