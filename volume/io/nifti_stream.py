@@ -24,8 +24,6 @@ Sources whose gantry tilt or slice gaps are resampled need the whole series in m
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,36 +50,6 @@ from .nifti import (
 
 SLAB_BYTES = 16 * 2**20
 """Decoded bytes per slab (32 slices of 512x512 int16) by default; see :data:`SLABS_IN_MEMORY`."""
-
-REUSED_BLOCK_BYTES = 64 * 2**20
-"""Blocks below this size come from the C heap, and freed ones are used again (see
-:func:`reuse_freed_memory`); bigger ones are mapped and unmapped as before."""
-
-KEPT_FREE_BYTES = 128 * 2**20
-"""Free memory the C heap keeps for later blocks instead of handing it back at once."""
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
-@functools.cache
-def reuse_freed_memory() -> bool:
-    """Make glibc's allocator reuse the memory of freed slabs (whether it was set).
-
-    By default a slab's array (16 MiB) is mapped fresh and unmapped when freed, so each slab's
-    pages are faulted in and zeroed by the kernel again: on this machine's virtual memory that
-    took up to 0.25 s of system time for the 300-slice CT (150 MiB), more than the copies
-    themselves (docs/benchmarks.md, issue 24). Blocks below :data:`REUSED_BLOCK_BYTES` then come
-    from the heap, which keeps up to :data:`KEPT_FREE_BYTES` free for the next slab; peak memory
-    is unchanged (the freed slab is what the next one uses). Once per process; elsewhere than
-    glibc (no ``mallopt``), nothing changes.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, Windows)
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, REUSED_BLOCK_BYTES) and mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_BYTES))
-
 
 SLABS_IN_MEMORY = 3
 """Slabs alive at a time while streaming: the one being stored, its stored copy, the next one decoding."""
@@ -410,7 +378,6 @@ def write_nifti_stack(
     problem = source.stream_problem()
     if problem:
         raise NotAVolumeError(f"series {source.id}: cannot be written slab by slab: {problem}")
-    reuse_freed_memory()
     path = Path(path)
     suffix = nifti_suffix(path)
     source.check()
