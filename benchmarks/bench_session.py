@@ -23,7 +23,7 @@ The cases:
 Each converted to ``.nii`` (``--format nii`` against ``dcm2niix -z n``) and to ``.nii.gz`` (against
 ``dcm2niix -z y``), whole processes as a user runs them (``python -m volume convert`` with bytecode
 cached, the dcm2niix executable itself). Rounds alternate the contenders, so a burst of load from
-other jobs hits all of them, and each round starts another contender first (the first run after a
+other jobs hits all of them, in an order drawn anew for each round and case (the first run after a
 ``dcm2niix -z y`` run pays more system time, whichever it is); round 0 warms the page cache and is
 dropped. Printed: the median
 wall time, CPU time (user + system of the process and its children, from ``wait4``) and peak
@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -215,12 +216,14 @@ def cases(args: argparse.Namespace, d2n: str, out: Path, cache: Path) -> dict[st
     return found
 
 
-def rotated(items: list, r: int) -> list:
-    """``items`` starting at position ``r`` (modulo their number): each round another contender
-    runs first. The first run after a ``dcm2niix -z y`` run was measured to pay 0.1-0.25 s of
-    system time more (the kernel zeroing pages), whichever program it is."""
-    k = r % len(items)
-    return items[k:] + items[:k]
+def shuffled(items: list, seed: str) -> list:
+    """``items`` in an order drawn from ``seed`` (the round and the case): a contender runs
+    after any other as often as not. The first run after a ``dcm2niix -z y`` run was measured to
+    pay 0.1-0.25 s more system time (the kernel zeroing pages), whichever program it is, so a
+    fixed order would charge it to one contender."""
+    out = list(items)
+    random.Random(seed).shuffle(out)
+    return out
 
 
 def goal_of(case: str) -> tuple[str, float] | None:
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
         for r in range(args.rounds + 1):
             for case, contenders in table.items():
-                for label, cmd in rotated(list(contenders.items()), r):
+                for label, cmd in shuffled(list(contenders.items()), f"{r} {case}"):
                     for sub in ("v", "d"):
                         shutil.rmtree(out / sub, ignore_errors=True)
                         (out / sub).mkdir(parents=True)
