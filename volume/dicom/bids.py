@@ -36,6 +36,7 @@ from .ge import (
     ge_protocol,
     ge_repetition_time,
     ge_slice_timing,
+    pepolar_polarity,
 )
 from .private import private_value
 from .read import Skip, read_dataset
@@ -520,6 +521,10 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     if mb:
         out["MultibandAccelerationFactor"] = mb
     positive = _phase_positive(vendor, h, csa)
+    pepolar_why = ""
+    if vendor == "GE":
+        positive, pepolar_why = pepolar_polarity([f.mr.pepolar for f in stack.frames if f.mr is not None],
+                                                 positive, phase or "")
     if phase:
         axis = "i" if phase == "ROW" else "j"
         if positive is None:
@@ -535,6 +540,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         out["OmittedFields"] = {"SliceTiming": omitted[0]}
     elif _wants_slice_timing(stack):
         out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
+    if pepolar_why:
+        out["OmittedFields"] = {**out.get("OmittedFields", {}), "PhaseEncodingDirection": pepolar_why}
     out.update(_field_map(stack, vendor, protocol, h))
     out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out

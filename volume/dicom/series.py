@@ -384,6 +384,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             spacing,
             echo,
             _component(f),
+            ge.pepolar_part(f.mr.pepolar if f.mr is not None else None),
             _field_map(f),
             derived[id(f)],
             f.stack_key,
@@ -417,6 +418,9 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             comp = _component(members[0])
             if comp:
                 parts.append(comp)
+            pepolar = ge.pepolar_part(members[0].mr.pepolar if members[0].mr is not None else None)
+            if pepolar:
+                parts.append(pepolar)
             if derived[id(members[0])]:
                 parts.append(derived[id(members[0])])
                 labels["derived"] = derived[id(members[0])]
@@ -596,6 +600,9 @@ def _build_stack(
         )
     if geometry.tilted:
         warnings.append(f"tilt {geometry.tilt_deg:.1f}°, corrected on load (orthogonal grid)")
+    pepolar = ge.pepolar_warning([f.mr.pepolar for f in ordered if f.mr is not None])
+    if pepolar:
+        warnings.append(pepolar)
     if n_slices == 1:
         kind = "single image" if n_frames == 1 else "2D series"
     elif n_frames > 1:
