@@ -23,8 +23,9 @@ import numpy as np
 
 from ..conventions import plane_name
 from ..errors import UsageError
+from ..io.image import write_picture
 from ..volume import axis_codes
-from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot, write_picture
+from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot
 from .scene import MODES, VIEWS, Scene, vtk_matrix
 
 HELP_TEXT = (
@@ -355,7 +356,7 @@ class Viewer:
         k = 1
         while (self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png").exists():
             k += 1
-        path = write_picture(pixels, self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png")
+        path = write_picture(self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png", pixels)
         if self.on_screenshot:
             self.on_screenshot(path)
         return path

@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
-from ..io.atomic import atomic_output
 from ..volume import Volume
 from .scene import VIEWS, Scene
 
@@ -29,9 +27,6 @@ MAX_SIZE = 8192
 
 MARKER_FRACTION = 0.16
 """Side of the orientation cube's corner viewport, as a fraction of the picture's smaller side."""
-
-GIF_FRAME_MS = 80
-"""Duration of one turntable frame in the GIF (milliseconds)."""
 
 LABELS_LPS = {"x+": "L", "x-": "R", "y+": "P", "y-": "A", "z+": "S", "z-": "I"}
 """Face labels of the orientation cube: the scene's world frame is patient LPS."""
@@ -334,37 +329,3 @@ def turntable(
     finally:
         r.close()
     return frames
-
-
-IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-"""Picture formats by file extension (Pillow)."""
-
-
-def write_picture(pixels: np.ndarray, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Write a ``(H, W, 3)`` uint8 picture (PNG, JPEG or TIFF by extension) atomically."""
-    from PIL import Image
-
-    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise UsageError(f"{path}: unknown picture format; use .png, .jpg or .tif (or .gif with --turntable)")
-    with atomic_output(path, force=force) as tmp:
-        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB").save(tmp, format=fmt)
-    return Path(path)
-
-
-def write_gif(
-    frames: Sequence[np.ndarray], path: str | os.PathLike[str], *, force: bool = False, frame_ms: int = GIF_FRAME_MS
-) -> Path:
-    """Write pictures as a looping animated GIF (Pillow; one shared adaptive palette) atomically."""
-    from PIL import Image
-
-    if Path(path).suffix.lower() != ".gif":
-        raise UsageError(f"{path}: a turntable animation is written as .gif")
-    images = [Image.fromarray(np.ascontiguousarray(f, dtype=np.uint8), "RGB") for f in frames]
-    palette = images[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-    quantized = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-    with atomic_output(path, force=force) as tmp:
-        quantized[0].save(
-            tmp, format="GIF", save_all=True, append_images=quantized[1:], duration=frame_ms, loop=0, optimize=False
-        )
-    return Path(path)

@@ -92,7 +92,7 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, l
     )
     if turntable is None:
         pixels = render_volume(vol, azimuth=azimuth, **options)
-        written = formats.writer("render", output)(pixels, output, force=force)
+        written = formats.writer("render", output)(output, pixels, force=force)  # write_picture
     else:
         with progress_bar("rendering", turntable) as advance:
             frames = spin(vol, turntable, axis=axis.value, progress=advance, **options)
