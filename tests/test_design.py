@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "io": BASE | {"ops"},
     "render": BASE | {"ops", "io"},
     "parallel": BASE,
-    "jobs": BASE | {"dicom", "ops", "io", "display", "parallel"},
+    "jobs": BASE | {"dicom", "ops", "io", "display", "parallel", "api"},
     "api": BASE | {"dicom", "ops", "io"},
     "sample": BASE,
     "cli": BASE | {"dicom", "ops", "io", "display", "render", "parallel", "jobs", "api", "sample"},

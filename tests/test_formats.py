@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from volume.cli import main
-from volume.cli.outputs import FILE_SUFFIXES, FOLDER, output_kind
+from volume.io.outputs import FILE_SUFFIXES, FOLDER, output_kind
 from volume.errors import EXIT_USAGE, UsageError
 from volume.io import formats
 

@@ -1,7 +1,7 @@
 """The one registry of output formats: file extension -> kind, writer, and the commands that write it.
 
 Every ``-o`` of the command line is read against this table (:func:`kinds`, then
-:func:`volume.cli.outputs.output_kind` decides file or folder), the help of each ``-o`` lists what
+:func:`volume.io.outputs.output_kind` decides file or folder), the help of each ``-o`` lists what
 it says (:func:`help_list`), the table of ``docs/pictures-and-selection.md`` is made from it
 (:func:`markdown_table`; ``python -m volume.io.formats`` prints it, a test compares), and the
 commands that choose a writer by extension ask :func:`writer`. Adding a format that a writer
@@ -109,7 +109,7 @@ def for_command(command: str, kind: str | None = None) -> tuple[OutputFormat, ..
 
 
 def kinds(command: str) -> dict[str, str]:
-    """``{suffix: kind}`` of ``command``'s ``-o`` (for :func:`volume.cli.outputs.output_kind`)."""
+    """``{suffix: kind}`` of ``command``'s ``-o`` (for :func:`volume.io.outputs.output_kind`)."""
     return {f.suffix: f.kind for f in for_command(command)}
 
 

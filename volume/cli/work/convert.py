@@ -15,6 +15,7 @@ import typer
 
 from ...errors import EXIT_INTERRUPTED, UsageError
 from ...io.nifti_stream import memory_budget
+from ...io.outputs import output_kind
 from ...jobs.convert import (
     CONVERTED,
     FAILED,
@@ -31,25 +32,24 @@ from ...jobs.convert import (
     task_outputs,
     write_report,
 )
+from ...jobs.inputs import read_input
 from ..app import err, parse_size, progress_bar, warn
-from ..convert import NiftiFormat, Scaling
-from ..outputs import output_kind
-from .inputs import read_input
+from .common import EVENTS
 
 MAX_AUTO_THREADS = 4
 """Compression threads ``--threads 0`` (the default) uses at most: ISA-L saturates the disk beyond."""
 
 
-def convert(path: Path, *, output: str | None, fmt: NiftiFormat, series: str | None, allow_gaps: bool,
+def convert(path: Path, *, output: str | None, fmt: str, series: str | None, allow_gaps: bool,
             force: bool, keep_phi: bool, sidecar: bool, threads: int, max_memory: str | None, workers: int | None,
-            skip_existing: bool, scheduler: str | None, report_path: Path | None, philips_scaling: Scaling,
+            skip_existing: bool, scheduler: str | None, report_path: Path | None, philips_scaling: str,
             single_file: bool) -> None:
     """``volume convert``: the output folder checked, then :func:`run_convert`."""
     _, folder = output_kind("." if output is None else output, {}, explain="convert writes <series>.nii.gz and .json for each series into a folder")
     run_convert(
-        path, folder, fmt=fmt.value, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
+        path, folder, fmt=fmt, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
         sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers, skip_existing=skip_existing,
-        scheduler=scheduler, report_path=report_path, scaling=philips_scaling.value, single_file=single_file,
+        scheduler=scheduler, report_path=report_path, scaling=philips_scaling, single_file=single_file,
     )
 
 
@@ -106,7 +106,7 @@ def run_convert(
         # a cluster's workers read the files by absolute path
         found, series = read_input(Path(os.path.abspath(path)) if client is not None else path, series,
                                    verb="converting", single_file=single_file,
-                                   alone="--single-file converts this image alone")
+                                   alone="--single-file converts this image alone", events=EVENTS)
         tasks = select_tasks(found, series)
         if report_path is not None:
             _check_report_is_not_an_output(report_path, tasks, output, options)
