@@ -237,7 +237,7 @@ RUNNER = """
 import json, sys
 {prelude}
 from volume.cli import main
-sys.exit(main(json.loads(sys.argv[1])))
+sys.exit(main(json.loads(sys.argv[1]), as_program=True))  # as the volume program runs it (cli.run)
 """
 
 #: Series 2's image writer: an atomic temporary file on disk, then MODE ("kill": the worker dies
@@ -372,6 +372,9 @@ def test_dask_ctrl_c_stops_the_tasks_and_resumes(archive, pool_output, cluster, 
         client.run(exec, "import volume.jobs.convert as NS\nNS.convert_image = NS._volume_real\n", {})
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr and "volume: interrupted; nothing half-written was left" in stderr
+    end = time.monotonic() + 30  # the client waits 0.8 s; the task stops at its next check on its own
+    while leftovers(out) and time.monotonic() < end:
+        time.sleep(0.05)
     assert leftovers(out) == []  # the running task stopped and removed its temporary file
     assert {Path(line) for line in stdout.splitlines()} == set(files(out))  # what finished was reported
     assert not (out / "2_oblique.nii.gz").exists()

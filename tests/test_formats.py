@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from volume.cli import main
-from volume.io.outputs import FILE_SUFFIXES, FOLDER, output_kind
 from volume.errors import EXIT_USAGE, UsageError
 from volume.io import formats
+from volume.io.outputs import FILE_SUFFIXES, FOLDER, output_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -546,7 +546,7 @@ RUNNER = """
 import json, sys
 {prelude}
 from volume.cli import main
-sys.exit(main(json.loads(sys.argv[1])))
+sys.exit(main(json.loads(sys.argv[1]), as_program=True))  # as the volume program runs it (cli.run)
 """
 
 #: Makes the NIfTI writer stop half-way for a minute, with the temporary file on disk.

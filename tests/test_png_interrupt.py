@@ -40,7 +40,7 @@ def _slow(*a, **k):
     return out
 B.write_picture = _slow
 from volume.cli import main
-sys.exit(main(json.loads(sys.argv[1])))
+sys.exit(main(json.loads(sys.argv[1]), as_program=True))  # as the volume program runs it (cli.run)
 """
 
 

@@ -24,10 +24,10 @@ HEAVY = ("numpy", "pydicom", "scipy", "nibabel", "SimpleITK", "vtk", "vtkmodules
          "distributed", "pyarrow", "imageio", "imageio_ffmpeg", "trame", "aiohttp", "matplotlib", "click")
 
 #: The only modules of the library the declarations may import: plain tuples, errors, conventions,
-#: the presets' table, the registry of output formats and the temporary-file prefix of volume.io (all
-#: standard library only).
+#: the presets' table, the registry of output formats, the temporary-file prefix of volume.io and the
+#: stop-signal handling every command installs (all standard library only).
 LIGHT = {"volume", "volume.choices", "volume.conventions", "volume.errors", "volume.io", "volume.io.formats",
-         "volume.ops", "volume.ops.presets"}
+         "volume.ops", "volume.ops.presets", "volume.lifecycle"}
 
 #: Declaration modules split from their work (where the work imports its modules:
 #: tests/test_design.py checks every module but these).

@@ -20,6 +20,10 @@ EXIT_OUTPUT_EXISTS = 5
 EXIT_INTERNAL = 70
 #: Exit code after Ctrl-C (128 + SIGINT), as shells use.
 EXIT_INTERRUPTED = 130
+#: Exit code after SIGTERM (128 + 15): what SLURM, Kubernetes and systemd send before they kill a job.
+EXIT_TERMINATED = 143
+#: Exit code after SIGHUP (128 + 1): the terminal closed, or a session ended.
+EXIT_HANGUP = 129
 
 
 class VolumeError(ValueError):
@@ -96,6 +100,17 @@ class ResourceLimitError(VolumeError):
     """An image whose header claims more memory than the configured limit allows."""
 
     exit_code = EXIT_NOT_A_VOLUME
+
+
+class OutputPathError(UsageError):
+    """An output path that cannot be written: its folder is a file, cannot be created, is
+    read-only, or the name is too long. A usage error: choose another ``-o``."""
+
+
+class InputReadError(VolumeError):
+    """An input file that cannot be read any more: deleted or moved during the run, or an I/O error."""
+
+    exit_code = EXIT_PARTIAL
 
 
 class OutputExistsError(VolumeError):

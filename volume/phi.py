@@ -22,7 +22,8 @@ DICOM PS3.15 Annex E, the Basic Application Level Confidentiality Profile, decid
   element (gggg,0010-00FF) only names the vendor's dictionary and stays visible;
 * beyond the table, for the same reasons: every value of VR DA or DT wherever it stands (a date
   dates the study: e.g. the FrameAcquisitionDateTime inside enhanced files' functional groups),
-  and :data:`EXTRA` (the instance creation date and time, the AE titles of the file meta group).
+  and :data:`EXTRA` (the instance creation date and time; the AE titles, private information and
+  its creator of the file meta group; the procedure code sequence, whose meanings are free text).
 
 Three attributes of the table are *retained* (shown and written without ``--keep-phi``), each under
 one of the profile's options and for one reason (:data:`RETAINED`): SeriesDescription and
@@ -94,6 +95,10 @@ EXTRA: dict[str, tuple[int, str]] = {
     "SourceApplicationEntityTitle": (0x00020016, "names the sending station, as StationName does"),
     "SendingApplicationEntityTitle": (0x00020017, "names a station"),
     "ReceivingApplicationEntityTitle": (0x00020018, "names a station"),
+    "PrivateInformationCreatorUID": (0x00020100, "names whose private data the file meta group carries"),
+    "PrivateInformation": (0x00020102, "private data in the file meta group, as the table's private attributes"),
+    "ProcedureCodeSequence": (0x00081032, "its code meanings name the procedure in free text, as "
+                                          "RequestedProcedureDescription (X/Z) does"),
 }
 
 #: Sidecar keys (BIDS' and dcm2niix's names) that are not DICOM keywords -> the DICOM keyword they

@@ -13,6 +13,7 @@ import gc
 import importlib
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import __version__, lifecycle
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -37,9 +38,11 @@ from ..errors import (
 from ..io import TEMP_PREFIX
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 success; 1 some items of a batch failed; 2 usage error (bad option, missing "
-    "path); 3 no DICOM found; 4 not a volume (or undecodable); 5 output exists (use --force); "
-    "70 internal error (please report; --debug shows a traceback); 130 interrupted."
+    "Exit codes: 0 success; 1 some items of a batch failed, or a file could not be read or written "
+    "(disk full); 2 usage error (bad option, missing path, an output that cannot be written there); "
+    "3 no DICOM found; 4 not a volume (or undecodable); 5 output exists (use --force); "
+    "70 internal error (please report; --debug shows a traceback); 130 interrupted (Ctrl-C); "
+    "143 terminated (SIGTERM); 129 hung up (SIGHUP)."
 )
 
 SERIES_HELP = (
@@ -273,15 +276,42 @@ def load_commands(args: list[str] | None = None) -> None:
         importlib.import_module(f"{__package__}.{name}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`)."""
+def stop_line(signum: int) -> str:
+    """The one line after a stop signal: Ctrl-C's is the one every command always printed."""
+    how = "" if signum == signal.SIGINT else f" by {lifecycle.signal_name(signum)}"
+    return f"interrupted{how}; nothing half-written was left"
+
+
+def main(argv: list[str] | None = None, *, as_program: bool = False) -> int:
+    """Run the CLI; return the exit code (see :data:`EXIT_CODES_HELP`).
+
+    SIGINT, SIGTERM and SIGHUP stop a command the same way (:mod:`volume.lifecycle`): it unwinds,
+    removing its temporary files, prints one line and returns 130, 143 or 129; a command that
+    does not end within :data:`volume.lifecycle.STOP_DEADLINE_S` of the signal is ended then.
+    The previous signal handlers are restored at the end, unless ``as_program`` (the process is
+    ending: a signal then no longer interrupts, but the process still ends within the deadline).
+    """
     original = sys.stdout
     guard = _ReaderSafeStdout(original)
     sys.stdout = guard
+    restore: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        code = _main_guarded(argv)
+        try:
+            restore = lifecycle.handle_stop_signals(lambda signum: err(stop_line(signum)))
+            code = _main_guarded(argv)
+        except KeyboardInterrupt:  # a signal between the handlers' installation and the command
+            code = EXIT_INTERRUPTED
+        lifecycle.remove_held()  # never published: a writer interrupted before it could clean up
+        signum = lifecycle.stop_signal()
+        if signum is not None or code == EXIT_INTERRUPTED:
+            lifecycle.report_stop(lambda: err(stop_line(signum if signum is not None else signal.SIGINT)))
+            code = lifecycle.exit_code(signum) if signum is not None else EXIT_INTERRUPTED
         guard.flush()
     finally:
+        if as_program:
+            lifecycle.guard_exit()
+        else:
+            restore()
         if sys.stdout is guard:
             sys.stdout = original
     if guard.closed_early:
@@ -304,16 +334,12 @@ def _main_guarded(argv: list[str] | None) -> int:
     app.rich_markup_mode = "rich" if stdout_is_terminal() else None  # type: ignore[assignment]
     try:
         rv = app(args=args, prog_name="volume", standalone_mode=False)
-        if rv == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
-            err("interrupted; nothing half-written was left")
+        # typer turns Ctrl-C (and the other stop signals: a KeyboardInterrupt) into a silent
+        # Exit(130); main() prints the line and the signal's own code
         return rv if isinstance(rv, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
-        err("interrupted")
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        err("interrupted")
+    except (typer.Abort, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     except typer.TyperException as exc:  # a usage error, as click words it (typer vendors click)
         if type(exc).__name__ == "NoArgsIsHelpError":  # `volume` or a command alone: its help
@@ -335,12 +361,15 @@ def _main_guarded(argv: list[str] | None) -> int:
         err("a pipe closed while writing (nothing half-written was left)")
         return EXIT_PARTIAL
     except OSError as exc:
-        if debug or exc.errno not in WRITE_ERRNOS:
-            if debug:
-                raise
-            return _internal(exc)
-        err(f"{_where(exc.filename)}: {exc.strerror or exc} (nothing half-written was left)")
-        return EXIT_PARTIAL
+        if debug:
+            raise
+        if exc.errno in WRITE_ERRNOS:
+            err(f"{_where(exc.filename)}: {exc.strerror or exc} (nothing half-written was left)")
+            return EXIT_PARTIAL
+        if exc.errno in READ_ERRNOS and exc.filename:
+            err(f"{exc.filename}: cannot read: {exc.strerror or exc} (was it moved or deleted during the run?)")
+            return EXIT_PARTIAL
+        return _internal(exc)
     except MemoryError:
         if debug:
             raise
@@ -356,8 +385,12 @@ def _main_guarded(argv: list[str] | None) -> int:
         return _internal(exc)
 
 
-#: errno values of an environment that refuses writes (disk full, quota, read-only, permissions).
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG})
+#: errno values of an environment that refuses writes (disk full, quota, I/O error, read-only, permissions).
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM,
+                          errno.EFBIG})
+
+#: errno values of a file that cannot be read any more (an input deleted or moved during the run).
+READ_ERRNOS = frozenset({errno.ENOENT, errno.ESTALE})
 
 
 def _where(filename: Any) -> str:
@@ -387,6 +420,6 @@ def run() -> None:
     joined, ``atexit`` handlers run (worker pools, dask clients, temporary folders), output is
     flushed.
     """
-    code = main()
+    code = main(as_program=True)  # a stop signal from now on: the process still ends within the deadline
     gc.freeze()
     sys.exit(code)

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import ResourceLimitError, UnsupportedDicomError
+from ..errors import InputReadError, ResourceLimitError, UnsupportedDicomError
 from ..sources import FLOAT, RAW, RESCALED, RGB, ValueRule, human_bytes, rescaled_integer_dtype
 from .files import gunzip_cached, open_source
 from .scan import NATIVE_SYNTAXES, FrameHeader
@@ -133,8 +133,20 @@ def _read_array(fh: BinaryIO, dtype: np.dtype, count: int) -> np.ndarray:
     return np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype).copy()
 
 
+def unreadable(path: str, exc: OSError) -> InputReadError:
+    """The error of an input that could be read when the folder was scanned and cannot now."""
+    return InputReadError(f"cannot read {path}: {exc.strerror or exc} (was it moved or deleted during the run?)")
+
+
 def _read_native(f: FrameHeader, out: np.ndarray) -> None:
     """Read one uncompressed frame from disk into ``out`` (shape rows x cols [x 3])."""
+    try:
+        _read_native_frame(f, out)
+    except OSError as exc:
+        raise unreadable(f.path, exc) from None
+
+
+def _read_native_frame(f: FrameHeader, out: np.ndarray) -> None:
     dtype = _raw_dtype(f).newbyteorder(NATIVE_SYNTAXES[f.transfer_syntax])
     frame_bytes = f.rows * f.cols * f.samples * dtype.itemsize
     n_in_file = max(1, f.n_frames_in_file)
@@ -191,19 +203,27 @@ def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarra
             return _decode(path, frames)
     except UnsupportedDicomError:
         raise
+    except OSError as exc:
+        if exc.errno is not None:  # the file went away (or the disk failed): not a decoding problem
+            raise unreadable(path, exc) from None
+        raise _undecodable(f0, exc) from None  # a decoder's own OSError (Pillow: "broken data stream")
     except MemoryError as exc:
         raise ResourceLimitError(f"{f0.name}: not enough memory to decode ({exc})") from None
     except BaseException as exc:  # noqa: BLE001 - decoders raise anything on corrupt data
         if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
             raise  # Ctrl-C, exit; but a Rust decoder's panic (a BaseException) is corrupt data too
-        from pydicom.uid import UID
+        raise _undecodable(f0, exc) from None
 
-        syntax = UID(f0.transfer_syntax).name
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UnsupportedDicomError(
-            f"{f0.name}: cannot decode pixel data ({syntax}): {reason[:200]}; "
-            "the file is corrupt or uses an encoding volume cannot read"
-        ) from None
+
+def _undecodable(f0: FrameHeader, exc: BaseException) -> UnsupportedDicomError:
+    from pydicom.uid import UID
+
+    syntax = UID(f0.transfer_syntax).name
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return UnsupportedDicomError(
+        f"{f0.name}: cannot decode pixel data ({syntax}): {reason[:200]}; "
+        "the file is corrupt or uses an encoding volume cannot read"
+    )
 
 
 #: pydicom decoder plugins volume never uses: GDCM aborts the whole process (a C++ exception that

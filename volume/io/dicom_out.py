@@ -32,7 +32,6 @@ Writes are atomic: the files go into a temporary folder beside ``out`` which is 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import logging
 import os
@@ -44,12 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, lifecycle
 from ..errors import OutputExistsError, UsageError
 from ..ops.window import auto_window
 from ..phi import PROFILE_CODE, RETAINED, deidentification_method
 from ..volume import Volume
-from .atomic import TEMP_PREFIX, atomic_output, check_writable
+from .atomic import TEMP_PREFIX, atomic_output, check_writable, temp_prefix, temporary_folder
 from .dicom_vr import cut_text, fit_value, utf8_length
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -498,7 +497,7 @@ def _publish_folder(tmp: Path, out: Path, *, force: bool) -> None:
             if not force:
                 raise OutputExistsError(f"{out}: exists and is not empty; use --force to overwrite")
             _series_folder_files(out)
-            trash = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out.parent))
+            trash = Path(tempfile.mkdtemp(prefix=temp_prefix(), dir=out.parent))
             os.rename(out, trash / "old")
             try:
                 os.rename(tmp, out)
@@ -732,10 +731,8 @@ def write_dicom_series(
 
     total = n_frames * n_slices
     width = max(4, len(str(total)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=out.parent))
     names: list[str] = []
-    try:
+    with temporary_folder(out) as tmp:
         number = 0
         for t in range(n_frames):
             for k in range(n_slices):
@@ -746,10 +743,9 @@ def write_dicom_series(
                 if progress:
                     progress(1)
         os.chmod(tmp, 0o777 & ~_umask())
-        _publish_folder(tmp, out, force=force)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
+        with lifecycle.publishing():  # a forced stop never removes a series being renamed into place
+            _publish_folder(tmp, out, force=force)
+            lifecycle.release(tmp)
     return [out / name for name in names]
 
 

@@ -14,8 +14,12 @@ compressed with ISA-L (``isal``): 4-6x faster than zlib at the same ratio as zli
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
+import queue
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..errors import UnsupportedDicomError, UsageError
 from ..volume import LPS_TO_RAS, Volume
 from .atomic import atomic_output
@@ -50,6 +55,10 @@ UNITS_MM_SEC = 2 | 8
 
 DEFAULT_GZIP_LEVEL = 1
 """ISA-L compression level for ``.nii.gz`` (0-3); 1 is as small as zlib's 1-2 at ~1 GB/s."""
+
+DESCRIPTION = f"volume {__version__}"
+"""The ``descrip`` of every NIfTI header volume writes (docs/privacy.md): who wrote it, nothing
+from the source's header."""
 
 WRITE_CHUNK_BYTES = 8 * 2**20
 """Voxel bytes handed to the file (or compressor) at a time: bounds the extra memory per write."""
@@ -159,6 +168,7 @@ def to_nifti(vol: Volume) -> Any:
     img.header.set_sform(affine, code=1)
     img.header.set_qform(affine, code=1)
     img.header.set_xyzt_units("mm", "sec")
+    img.header["descrip"] = DESCRIPTION.encode("ascii")
     if vol.is_4d:
         interval = vol.meta.get("frame_interval_s")
         zooms = list(img.header.get_zooms())
@@ -298,7 +308,7 @@ def nifti_header(
     time_step: float | None = None,
     slope: float = 1.0,
     inter: float = 0.0,
-    description: str = "",
+    description: str | None = None,
     acquisition: AcquisitionHeader | None = None,
 ) -> bytes:
     """The 348-byte NIfTI-1 header plus the 4 extension bytes of a ``.nii`` (352 bytes).
@@ -313,6 +323,8 @@ def nifti_header(
         float (4, 4) RAS affine of ``(i, j, k)``; written as sform and qform, both code 1.
     time_step
         Seconds between frames (pixdim[4]) for 4D data.
+    description
+        ``descrip`` (80 bytes): :data:`DESCRIPTION` by default.
     slope, inter
         ``scl_slope``/``scl_inter``: readers return ``stored * slope + inter``.
     acquisition
@@ -363,7 +375,8 @@ def nifti_header(
         h["slice_start"] = acquisition.slice_start
         h["slice_end"] = acquisition.slice_end
         h["slice_duration"] = acquisition.slice_duration
-    h["descrip"] = description.encode("ascii", "replace")[:79]
+    text = DESCRIPTION if description is None else description
+    h["descrip"] = text.encode("ascii", "replace")[:79]
     h["qform_code"] = XFORM_SCANNER
     h["sform_code"] = XFORM_SCANNER
     h["quatern_b"], h["quatern_c"], h["quatern_d"] = b, c, d
@@ -560,15 +573,75 @@ class NiftiSink:
             self._fill = rest
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:  # the file is discarded: stop, never wait for its last blocks
+            self.abort()
+            return
         try:
-            if exc_type is None:
-                if self._fill:
-                    self._emit(memoryview(self._buf)[: self._fill])
-                    self._fill = 0
-                if self._comp is not None:
-                    self._fh.write(self._comp.flush())
-        finally:
+            if self._fill:
+                self._emit(memoryview(self._buf)[: self._fill])
+                self._fill = 0
+            if self._comp is not None:
+                self._fh.write(self._comp.flush())
+            self._fh.flush()  # a threaded writer waits here for its blocks: an interrupt aborts it
             self._fh.close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Close without finishing the file (it is discarded): a threaded gzip writer's threads are
+        told to stop and their queues emptied, never joined (:func:`abort_threaded_gzip`)."""
+        if self._fh is None:
+            return
+        if self.compress and self.threads > 1:
+            abort_threaded_gzip(self._fh)
+        else:
+            with contextlib.suppress(OSError, ValueError):
+                self._fh.close()
+
+
+ABORT_TIMEOUT_S = 0.5
+"""Seconds an aborted threaded gzip writer is given for its threads to notice and return."""
+
+
+def abort_threaded_gzip(fh: Any, timeout: float = ABORT_TIMEOUT_S) -> None:
+    """Stop an ``isal.igzip_threaded`` writer without waiting for what it still holds.
+
+    Its ``close()`` waits until every queued block is compressed and written, and joins its
+    threads; after Ctrl-C that can take long, or forever when a compressing thread waits on a
+    queue its writing thread left. Here its threads are told to stop (``running`` off, an error set
+    so no further block is written), and their queues are emptied and given sentinels until the
+    threads have returned or ``timeout`` has passed; then the file is closed. The bytes written
+    are a truncated stream: the caller removes the file.
+    """
+    writer = getattr(fh, "raw", None)
+    inputs = list(getattr(writer, "input_queues", ()))
+    outputs = list(getattr(writer, "output_queues", ()))
+    if writer is None or not inputs:
+        with contextlib.suppress(OSError, ValueError):
+            fh.close()
+        return
+    writer.running = False
+    with writer.lock:
+        if writer.exception is None:
+            writer.exception = OSError(errno.ECANCELED, "write aborted")
+    threads = [t for t in (*writer.compression_workers, writer.output_worker) if t is not None]
+    end = time.monotonic() + timeout
+    while any(t.is_alive() for t in threads) and time.monotonic() < end:
+        for q in inputs + outputs:  # a thread blocked on a full queue gets room
+            with contextlib.suppress(queue.Empty, ValueError):
+                while True:
+                    q.get_nowait()
+                    q.task_done()
+        for q in inputs:  # a compressing thread waiting for a block gets the sentinel that ends it
+            with contextlib.suppress(queue.Full):
+                q.put_nowait(None)
+        time.sleep(0.002)  # (the writing thread ends by itself: not running, its queue empty)
+    writer._closed = True  # its close() must not wait for blocks now
+    with contextlib.suppress(OSError, ValueError):
+        fh.close()
+    with contextlib.suppress(OSError, ValueError):
+        writer.raw.close()
 
 
 def write_nifti_file(
@@ -609,7 +682,7 @@ def write_nifti(
     level: int = DEFAULT_GZIP_LEVEL,
     threads: int = 1,
     rescale: tuple[float, float] | None = None,
-    description: str = "",
+    description: str | None = None,
     acquisition: AcquisitionHeader | None = None,
 ) -> Path:
     """Write ``vol`` as ``.nii`` or ``.nii.gz`` (by extension), atomically; returns the path.

@@ -336,7 +336,7 @@ def write_nifti_stack(
     level: int = DEFAULT_GZIP_LEVEL,
     threads: int = 1,
     rescale: tuple[float, float] | None = None,
-    description: str = "",
+    description: str | None = None,
     slab_bytes: int = SLAB_BYTES,
     progress: Callable[[int], None] | None = None,
     acquisition: AcquisitionHeader | None = None,
@@ -413,7 +413,7 @@ def convert_image(
     level: int = DEFAULT_GZIP_LEVEL,
     threads: int = 1,
     rescale: tuple[float, float] | None = None,
-    description: str = "",
+    description: str | None = None,
     progress: Callable[[int], None] | None = None,
     acquisition: AcquisitionHeader | None = None,
 ) -> Volume:

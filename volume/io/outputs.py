@@ -4,7 +4,10 @@ Each command keeps its accepted extensions in one mapping (extension -> what it 
 ``{".png": "picture", ".nii.gz": "nifti"}``) and asks :func:`output_kind`. An extension that names
 a file format the command cannot write (``-o out.gif``) is a usage error listing what it can;
 a name without one (``-o slabs``, ``-o results.v2``), a name ending in ``/`` and an existing
-folder are folders. Nothing here imports more than the standard library (``--help`` stays fast).
+folder are folders. An output that cannot be written where it is (a folder on its way is a file,
+cannot be created or is read-only, a name too long) is refused here too, before any work
+(:func:`volume.io.atomic.check_output_path`). Nothing here imports more than the standard library
+and :mod:`volume.io.atomic` (``--help`` stays fast).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import UsageError
+from ..io.atomic import check_name, check_output_path
 
 FOLDER = "folder"
 """The kind of an ``-o`` that names a folder."""
@@ -71,15 +75,15 @@ def output_kind(out: str | os.PathLike[str], formats: Mapping[str, str], *, fold
         only, or an existing file where a folder is meant.
     """
     text = os.fspath(out)
-    path = Path(text)
+    path = check_name(text)
     listing = ", ".join(formats) if formats else ""
     if text.endswith(("/", os.sep)) or path.is_dir():
         if not folder:
             raise UsageError(f"{text}: is a folder; {option} takes a file: {listing}")
-        return FOLDER, path
+        return FOLDER, check_output_path(path, folder=True)
     suffix = suffix_of(path.name, formats)
     if suffix in formats:
-        return formats[suffix], path
+        return formats[suffix], check_output_path(path)
     if suffix in FILE_SUFFIXES:
         can = f"{listing} or a folder" if folder and listing else (listing or "a folder")
         how = f" (a folder named {path.name}: write {text}/)" if folder else ""
@@ -89,4 +93,4 @@ def output_kind(out: str | os.PathLike[str], formats: Mapping[str, str], *, fold
         raise UsageError(f"{text}: {option} takes a file: {listing}")
     if path.exists():
         raise UsageError(f"{text}: exists and is not a folder; {option} takes {listing + ' or ' if listing else ''}a folder")
-    return FOLDER, path
+    return FOLDER, check_output_path(path, folder=True)

@@ -6,9 +6,14 @@ the DICOM files by absolute path and writes to the absolute output folder: both 
 under the same paths on every worker (a shared filesystem). Writes are atomic on the worker as
 everywhere else.
 
-Ctrl-C sets a cluster-wide stop event: tasks not started return at once, running ones stop at
-their next decoded image (their temporary file, if any, is removed) or finish the file they are
-writing; the client waits a short grace period for them, cancels what is left, and returns.
+Ctrl-C (or SIGTERM, SIGHUP) sets a cluster-wide stop event: tasks not started return at once,
+running ones stop at their next decoded image (their temporary file, if any, is removed) or finish
+the file they are writing; the client waits a short grace period for them (the command ends within
+two seconds of the signal), cancels what is left, and returns.
+
+A client that disappears without a word (``kill -9``, a preempted node) cannot set the event. The
+scheduler then releases its tasks (distributed's own clean-up of a lost client), and a worker marks
+a running task of it *cancelled*: each running task checks that too, and stops the same way.
 """
 
 from __future__ import annotations
@@ -38,11 +43,16 @@ from .convert import (
 __all__ = ["close", "connect", "iter_results", "n_workers", "remote_convert"]
 """What a command needs to convert on a cluster: reach it, run the stacks, let it go."""
 
-STOP_GRACE_S = 20.0
-"""Seconds after Ctrl-C for running tasks to stop or finish the file they are writing."""
+STOP_GRACE_S = 0.8
+"""Seconds after Ctrl-C for running tasks to stop or finish the file they are writing (the command
+ends within :data:`volume.lifecycle.STOP_DEADLINE_S` of the signal)."""
 
 STOP_CHECK_INTERVAL_S = 0.5
 """A running task asks the scheduler whether to stop at most this often (between images)."""
+
+UNWANTED_STATES = frozenset({"cancelled", "released", "forgotten"})
+"""States a worker gives a running task once the scheduler has released it (its client went away,
+or cancelled it): the task stops."""
 
 
 class _Stopped(BaseException):
@@ -78,12 +88,13 @@ def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, sto
         return failed_result(task, f"worker {get_worker().address} cannot see the input files of this series; "
                                    "workers need the same paths as the client (a shared filesystem)")
     last = [time.monotonic()]
+    still_wanted = _wanted_check(get_worker())
 
     def check(_n: int = 1) -> None:
         now = time.monotonic()
         if now - last[0] >= STOP_CHECK_INTERVAL_S:
             last[0] = now
-            if event.is_set():
+            if not still_wanted() or event.is_set():
                 raise _Stopped
     try:
         result = convert_stack(task.stack, out_dir, options, name=task.name, progress=check)
@@ -92,6 +103,22 @@ def remote_convert(task: ConvertTask, out_dir: str, options: ConvertOptions, sto
     if written is not None and result.status == CONVERTED:
         written.set()
     return result
+
+
+def _wanted_check(worker: Any) -> Callable[[], bool]:
+    """Whether the task running in this thread is still wanted: its worker has not marked it
+    cancelled (the scheduler releases the tasks of a client that went away)."""
+    try:
+        key = worker.get_current_task()
+        tasks = worker.state.tasks
+    except Exception:  # noqa: BLE001 - another distributed: the stop event alone decides
+        return lambda: True
+
+    def wanted() -> bool:
+        task = tasks.get(key)
+        return task is not None and task.state not in UNWANTED_STATES
+
+    return wanted
 
 
 def _relocate(result: ConvertResult, absolute: str, given: str) -> ConvertResult:

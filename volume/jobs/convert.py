@@ -44,7 +44,7 @@ from ..errors import (
     UsageError,
     VolumeError,
 )
-from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable
+from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable, sweep
 from ..io.fsl import diffusion_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
 from ..io.nifti import DEFAULT_GZIP_LEVEL, acquisition_header
@@ -378,12 +378,29 @@ def convert_stack(
         return done(FAILED, files=tuple(written), exit_code=EXIT_INTERNAL,
                     message="out of memory; convert this series on a machine with more memory")
     except OSError as exc:
-        return done(FAILED, files=tuple(written), exit_code=EXIT_PARTIAL,
-                    message=f"cannot write: {exc.strerror or exc} ({exc.filename or out_dir})")
+        return done(FAILED, files=tuple(written), exit_code=EXIT_PARTIAL, message=_os_error_message(exc, out_dir))
     except Exception as exc:  # noqa: BLE001 - a bug on one series must not stop the others
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
         return done(FAILED, files=tuple(written), exit_code=EXIT_INTERNAL,
                     message=f"internal error: {type(exc).__name__}: {first} (a bug: please report it)")
+
+
+def _os_error_message(exc: OSError, out_dir: str | os.PathLike[str]) -> str:
+    """What failed, named: an output that cannot be written, or an input that cannot be read any more
+    (a file of the series deleted or moved since the scan)."""
+    what = exc.strerror or str(exc)
+    name = os.fspath(exc.filename) if exc.filename is not None else None
+    if name is not None and not _is_under(name, out_dir):
+        return f"cannot read {name}: {what} (was it moved or deleted during the run?)"
+    return f"cannot write {name or os.fspath(out_dir)}: {what}"
+
+
+def _is_under(path: str, folder: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` lies in ``folder`` (or is it)."""
+    try:
+        return os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == os.path.abspath(folder)
+    except ValueError:  # different drives
+        return False
 
 
 # --- many stacks --------------------------------------------------------------------------------
@@ -633,6 +650,7 @@ def iter_results(
             yield result
     except KeyboardInterrupt:
         mapped.close()  # workers stopped: their temporary files are gone
+        sweep(out_dir, again=True)  # and what a worker killed before it could unwind left
         yield from _written_meanwhile(tasks, reported, out_dir, options, since)
         raise
     finally:

@@ -486,6 +486,11 @@ def index_file(path: str, spec: IndexSpec) -> tuple[tuple[Any, ...] | None, str]
         warnings.simplefilter("ignore")
         try:
             size = os.path.getsize(path)
+        except FileNotFoundError:
+            if os.path.lexists(path):  # a broken link
+                return None, "unreadable"
+            rel = os.path.relpath(path, spec.root) if spec.root else path  # listed, then deleted: named
+            return None, f"cannot read {rel}: deleted or moved during the run"
         except OSError:
             return None, "unreadable"
         if size == 0:

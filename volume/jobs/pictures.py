@@ -37,7 +37,7 @@ import numpy as np
 from ..dicom import presentation
 from ..dicom.pixels import disable_unsafe_decoders
 from ..dicom.values import file_head, looks_like_headerless_dicom
-from ..errors import UnsupportedDicomError
+from ..errors import InputReadError, UnsupportedDicomError
 from ..io.image import Picture
 from ..io.names import safe_name
 from ..ops import pixel_transforms as px
@@ -119,6 +119,11 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
 
     try:
         size = os.path.getsize(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):  # a broken link: skipped, as any file that is no image
+            raise NotAnImage("unreadable") from None
+        # listed, then deleted or moved: an error naming it, not a skip
+        raise InputReadError(f"cannot read {os.fspath(path)}: deleted or moved during the run") from None
     except OSError:
         raise NotAnImage("unreadable") from None
     if size == 0:

@@ -225,8 +225,7 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
     except MemoryError:
         result.error = "out of memory"
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
-        text = str(exc).splitlines()[0][:200] if str(exc) else ""
-        result.error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        result.error = _error_text(exc, source)
     return result
 
 
@@ -235,6 +234,19 @@ def _resized(shown: DisplayedFrame, settings: PngSettings) -> Any:
     pic = shown.picture
     return resize_picture(pic.image, aspect=pic.aspect, size=settings.size, keep_ratio=settings.keep_ratio,
                           square=settings.square)
+
+
+def _error_text(exc: Exception, source: str) -> str:
+    """One line for a file's failure: an output that cannot be written (a full disk), an input that
+    cannot be read any more (deleted since the scan), or the error as it is (a decoder's)."""
+    named = os.fspath(exc.filename) if isinstance(exc, OSError) and exc.filename is not None else None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        what = exc.strerror or str(exc)
+        if named is not None and os.path.abspath(named) != os.path.abspath(source):
+            return f"cannot write {named}: {what}"
+        return f"cannot read: {what} (was it moved or deleted during the run?)"
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def crashed(job: tuple[str, str]) -> FileResult:

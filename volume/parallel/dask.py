@@ -105,10 +105,15 @@ def n_workers(client: Any) -> int:
         return 0
 
 
-def close(client: Any) -> None:
-    """Close ``client`` without waiting long for a scheduler that went away."""
+STOPPING_CLOSE_TIMEOUT_S = 0.3
+"""Seconds to close a client after a stop signal (the scheduler cleans up after a lost client anyway)."""
+
+
+def close(client: Any, *, stopping: bool = False) -> None:
+    """Close ``client`` without waiting long for a scheduler that went away (``stopping``: after a
+    stop signal, hardly at all)."""
     try:
-        client.close(timeout=CONNECT_TIMEOUT_S)
+        client.close(timeout=STOPPING_CLOSE_TIMEOUT_S if stopping else CONNECT_TIMEOUT_S)
     except Exception:  # noqa: BLE001 - closing is best effort
         pass
 

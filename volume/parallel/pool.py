@@ -8,13 +8,17 @@ never stops the batch.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+
+from .. import lifecycle
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -51,6 +55,7 @@ def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
         _task_running = False
         return results
     except SystemExit:  # stopped by the parent: nobody waits for a result
+        lifecycle.remove_held()
         os._exit(128 + 15)
 
 
@@ -154,17 +159,58 @@ _stopping = False
 own clean-up, must not cut short the unwinding of the first)."""
 
 
+WORKER_STOP_DEADLINE_S = 0.8
+"""Seconds a stopped worker has to unwind its task; then it removes its temporary files and ends."""
+
+PARENT_CHECK_INTERVAL_S = 0.2
+"""How often a worker checks that its parent still runs (where the parent-death signal is missing)."""
+
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent dies."""
+
+
 def _stop_quietly(signum: int, frame: Any) -> None:
-    """SIGTERM in an :func:`unordered_map` worker: unwind the running task (``atomic_output``
-    removes its temporary file), or leave at once when idle, without a word on stderr. Later
-    SIGTERMs are ignored."""
+    """SIGTERM in a pool worker (the parent stopping the pool, or the parent gone): unwind the
+    running task (``atomic_output`` removes its temporary file), or leave at once when idle,
+    without a word on stderr. A task that does not unwind within
+    :data:`WORKER_STOP_DEADLINE_S` is cut short: its temporary files are removed and the worker
+    ends. Later SIGTERMs are ignored."""
     global _stopping
     if _stopping:
         return
     _stopping = True
     if _task_running:
+        lifecycle.start_deadline(128 + signum, WORKER_STOP_DEADLINE_S)
         raise SystemExit(128 + signum)
+    lifecycle.remove_held()
     os._exit(128 + signum)
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Make this process get ``signum`` when its parent process dies.
+
+    Linux delivers it (``prctl(PR_SET_PDEATHSIG)``) the moment the parent is gone, even after
+    ``kill -9``; elsewhere, and in case the parent died before the call, a thread checks every
+    :data:`PARENT_CHECK_INTERVAL_S` whether the parent changed (an orphan is adopted by another
+    process) and sends the signal itself.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no prctl: the thread below does it
+            pass
+    if os.getppid() != parent:  # died between the two calls
+        os.kill(os.getpid(), signum)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_INTERVAL_S)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=watch, name="volume-parent-check", daemon=True).start()
 
 
 def _guarded_call(fn: Callable[[T], R], item: T) -> R:
@@ -176,19 +222,25 @@ def _guarded_call(fn: Callable[[T], R], item: T) -> R:
         _task_running = False
         return result
     except SystemExit:  # stopped by the parent: nobody waits for a result, nothing to report
+        lifecycle.remove_held()
         os._exit(128 + 15)
 
 
 def _quiet_worker_init() -> None:
-    """Worker set-up for :func:`unordered_map`: SIGINT ignored (Ctrl-C in a terminal reaches the
+    """Worker set-up: SIGINT and SIGHUP ignored (Ctrl-C in a terminal, or its closing, reaches the
     whole process group; the parent decides and stops the workers), SIGTERM handled by
-    :func:`_stop_quietly`."""
+    :func:`_stop_quietly`, and SIGTERM sent when the parent dies (:func:`die_with_parent`): a
+    worker never outlives its job, keeps writing after it, or holds the caller's pipes open."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_quietly)
+    die_with_parent(signal.SIGTERM)
 
 
-STOP_TIMEOUT_S = 30.0
-"""Seconds stopped workers get to unwind (remove their temporary files) before they are killed."""
+STOP_TIMEOUT_S = 1.0
+"""Seconds stopped workers get to unwind (remove their temporary files) before they are killed
+(each stops itself within :data:`WORKER_STOP_DEADLINE_S`: this is the margin)."""
 
 
 def _stop_pool(pool: Any, *, terminate: bool) -> None:

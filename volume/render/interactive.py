@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import lifecycle
 from ..conventions import plane_name
 from ..errors import UsageError
 from ..io.image import write_picture
@@ -417,24 +418,26 @@ class Viewer:
     def start(self) -> None:
         """Show the window and run the event loop until it is closed (q, Escape, Ctrl-C)."""
         self.render()
-        previous = signal.getsignal(signal.SIGINT)
+        stopped: list[int] = []
 
-        def stop(_signum: int, _frame: Any) -> None:
-            self._interrupted = True
+        def stop(signum: int, _frame: Any) -> None:
+            stopped.append(signum)
             self.close_loop()
 
-        self._interrupted = False
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        previous = {sig: signal.getsignal(sig) for sig in lifecycle.STOP_SIGNALS}
+        for sig, handler in previous.items():
+            if handler != signal.SIG_IGN:  # nohup: stays ignored
+                signal.signal(sig, stop)
         # A repeating timer returns control to Python regularly, so the signal handler can run.
         self.interactor.AddObserver("TimerEvent", lambda *_: None)
         self.interactor.CreateRepeatingTimer(SIGNAL_POLL_MS)
         try:
             self.interactor.Start()
         finally:
-            signal.signal(signal.SIGINT, previous)
-        if self._interrupted:
-            raise KeyboardInterrupt
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if stopped:
+            raise lifecycle.Interrupted(stopped[0])
 
     def close_loop(self) -> None:
         """Leave the event loop (the window closes in :meth:`close`)."""

@@ -12,7 +12,10 @@ the right way round either way.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +118,15 @@ def isosurface(
 def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, coords: str = "lps") -> Path:
     """Write ``vtkPolyData`` as STL (binary), PLY (binary) or OBJ by extension, atomically.
 
-    STL and PLY headers say ``SPACE=LPS`` (or RAS) as 3D Slicer's model files do.
+    STL and PLY headers say ``SPACE=LPS`` (or RAS) as 3D Slicer's model files do. The write is
+    checked before the file is published: errors VTK reports (through observers: none of VTK's own
+    lines reach stderr) and a file shorter than the mesh (VTK's PLY and OBJ writers do not notice a
+    full disk) raise ``OSError`` naming ``path``; the partial file is removed.
+
+    Raises
+    ------
+    OSError
+        The file could not be written whole (``ENOSPC`` when the disk is full, ``EIO`` otherwise).
     """
     from vtkmodules.vtkIOGeometry import vtkOBJWriter, vtkSTLWriter
     from vtkmodules.vtkIOPLY import vtkPLYWriter
@@ -136,9 +147,110 @@ def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, 
             writer = vtkOBJWriter()
         writer.SetFileName(os.fspath(tmp))
         writer.SetInputData(poly)
-        if not writer.Write():
-            raise OSError(f"{path}: VTK could not write the mesh")
+        with vtk_errors(writer) as errors:
+            ok = writer.Write()
+        problem = errors[0] if errors else "" if ok and not writer.GetErrorCode() else "the writer failed"
+        problem = problem or _incomplete(tmp, suffix, poly)
+        if problem:
+            raise _write_failed(tmp, Path(path), problem, out_of_space=_out_of_space(writer))
     return Path(path)
+
+
+@contextmanager
+def vtk_errors(*objects: Any) -> Iterator[list[str]]:
+    """Collect the errors and warnings VTK reports for ``objects`` (and their executives) instead of
+    printing them: yields the list of their first lines, filled as VTK reports."""
+    from vtkmodules.util.misc import calldata_type
+    from vtkmodules.util.vtkConstants import VTK_STRING
+
+    messages: list[str] = []
+
+    @calldata_type(VTK_STRING)  # VTK passes the message text
+    def collect(_obj: Any, _event: str, text: Any = None) -> None:
+        line = str(text or "").strip().splitlines()
+        messages.append(line[0] if line else "VTK reported an error")
+
+    watched = []
+    for obj in objects:
+        for target in (obj, obj.GetExecutive() if hasattr(obj, "GetExecutive") else None):
+            if target is None:
+                continue
+            watched += [(target, target.AddObserver(event, collect)) for event in ("ErrorEvent", "WarningEvent")]
+    try:
+        yield messages
+    finally:
+        for target, tag in watched:
+            target.RemoveObserver(tag)
+
+
+def _out_of_space(writer: Any) -> bool:
+    from vtkmodules.vtkCommonMisc import vtkErrorCode
+
+    return int(writer.GetErrorCode()) == int(vtkErrorCode.OutOfDiskSpaceError)
+
+
+def _write_failed(tmp: Path, path: Path, problem: str, *, out_of_space: bool) -> OSError:
+    """The error of a mesh not written whole: ``ENOSPC`` when VTK says so or the disk has no room."""
+    if not out_of_space:
+        try:
+            st = os.statvfs(tmp.parent)
+            out_of_space = st.f_bavail == 0 or st.f_favail == 0
+        except OSError:
+            pass
+    if out_of_space:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+    return OSError(errno.EIO, f"the mesh was not written whole ({problem})", os.fspath(path))
+
+
+PLY_TYPE_BYTES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+                  "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+"""Bytes of each binary PLY property type."""
+
+STL_HEADER_BYTES, STL_TRIANGLE_BYTES = 84, 50
+"""A binary STL file: an 80-byte header and a 4-byte count, then 50 bytes per triangle."""
+
+
+def _incomplete(tmp: Path, suffix: str, poly: Any) -> str:
+    """Why the mesh file ``tmp`` does not hold all of ``poly`` ('' when it does): its size (STL,
+    PLY) or its lines (OBJ) against the mesh's points and cells."""
+    n_points, n_cells = int(poly.GetNumberOfPoints()), int(poly.GetNumberOfCells())
+    try:
+        size = tmp.stat().st_size
+    except OSError as exc:
+        return f"the file is gone ({exc.strerror})"
+    if suffix == ".stl":
+        want = STL_HEADER_BYTES + STL_TRIANGLE_BYTES * n_cells
+        return "" if size == want else f"{size} of {want} bytes"
+    data = tmp.read_bytes()
+    if suffix == ".ply":
+        return _ply_incomplete(data, n_points, n_cells, poly)
+    counts = (data.count(b"\nv "), data.count(b"\nf "))
+    if counts != (n_points, n_cells) or not data.endswith(b"\n"):
+        return f"{counts[0]} of {n_points} points and {counts[1]} of {n_cells} faces"
+    return ""
+
+
+def _ply_incomplete(data: bytes, n_points: int, n_cells: int, poly: Any) -> str:
+    end = data.find(b"end_header\n")
+    if end < 0:
+        return "no complete header"
+    header = data[: end].decode("ascii", "replace").splitlines()
+    vertex_bytes = 0
+    element = None
+    counts: dict[str, int] = {}
+    for line in header:
+        words = line.split()
+        if words[:1] == ["element"] and len(words) == 3:
+            element = words[1]
+            counts[element] = int(words[2])
+        elif words[:1] == ["property"] and element == "vertex" and len(words) == 3:
+            vertex_bytes += PLY_TYPE_BYTES.get(words[1], 0)
+    if counts.get("vertex") != n_points or counts.get("face", 0) != n_cells:
+        return "the header does not count the mesh"
+    cells = poly.GetPolys()
+    face_bytes = n_cells + 4 * (int(cells.GetNumberOfConnectivityIds()) if cells is not None else 0)
+    want = end + len(b"end_header\n") + n_points * vertex_bytes + face_bytes
+    return "" if len(data) == want else f"{len(data)} of {want} bytes"
 
 
 def mesh_stats(poly: Any) -> dict[str, float]:

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .. import lifecycle
 from ..errors import UsageError
 from ..volume import Volume
 from .interactive import PLANE_KEYS, Viewer, build_viewer
@@ -289,7 +290,8 @@ class WebView:
     # --- serving -----------------------------------------------------------------------------
     def serve(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str,
               on_ready: Callable[[int], None] | None = None) -> None:
-        """Run the web server until Ctrl-C (SIGINT) or SIGTERM; raises KeyboardInterrupt then.
+        """Run the web server until Ctrl-C (SIGINT), SIGTERM or SIGHUP; raises
+        :class:`volume.lifecycle.Interrupted` (a KeyboardInterrupt) then.
 
         Closing a browser leaves the server running (no idle timeout). ``on_ready(port)`` is called
         once the socket listens (the port actually bound, with ``port=0``).
@@ -311,7 +313,9 @@ class WebView:
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in lifecycle.STOP_SIGNALS:
+                if signal.getsignal(sig) == signal.SIG_IGN:  # nohup: stays ignored
+                    continue
                 loop.add_signal_handler(sig, lambda s=sig: (interrupted.append(s), asyncio.ensure_future(server.stop())))
             await server.start(
                 port=port, host=host, open_browser=False, show_connection_info=False, timeout=0,
@@ -327,7 +331,7 @@ class WebView:
         finally:
             sys.argv = argv
         if interrupted:
-            raise KeyboardInterrupt
+            raise lifecycle.Interrupted(interrupted[0])
 
     def close(self) -> None:
         self.viewer.close()

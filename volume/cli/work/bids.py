@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from ...errors import UsageError
+from ...io.atomic import check_output_path
 from ...jobs.bids import CONVERTED, FAILED, SKIPPED, BidsResult, exit_code, plan_bids, summary
 from ...jobs.convert import ConvertOptions
 from ..app import err, progress_bar, warn
@@ -21,6 +22,7 @@ def bids(sources: list[Path], *, output: Path, subject: str, session: str | None
     missing = [s for s in sources if not s.exists()]
     if missing:
         raise UsageError(f"{missing[0]}: no such file or folder")
+    check_output_path(output, folder=True)  # a file on the way, read-only, a name too long: before any work
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output}: exists and is not a folder; -o takes the dataset's folder")
     if json_out and not plan:

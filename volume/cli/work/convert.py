@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from ... import lifecycle
 from ...errors import EXIT_INTERRUPTED, UsageError
 from ...io.nifti_stream import memory_budget
 from ...io.outputs import output_kind
@@ -150,7 +151,7 @@ def run_convert(
         finished = time.time()
     finally:
         if client is not None:
-            cluster.close(client)
+            cluster.close(client, stopping=lifecycle.stop_signal() is not None)
     err(summary(results))
     failed = [r for r in results if r.status == FAILED]
     if len(tasks) > 1 and failed:  # the closing table: failures again, after the lines scrolled by

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ...errors import UsageError
 from ...io import formats
+from ...io.atomic import check_writable
 from ...io.names import safe_name
 from ...jobs.index import iter_input_files, table_format, write_index
 from ..app import err, progress_bar
@@ -23,6 +24,7 @@ def index(path: Path, *, out: Path | None, fields: str | None, keep_phi: bool, w
     if formats.find("index", out) is None:
         raise UsageError(f"{out}: the index is written as {', '.join(formats.suffixes('index'))}; choose one of those extensions")
     table_format(out)
+    check_writable(out, force=force)  # an existing table, or one that cannot be written there: before any work
     wanted = _split_fields(fields)
     files = list(iter_input_files(path))
     with progress_bar("reading headers", len(files)) as advance:

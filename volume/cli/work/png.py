@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ... import lifecycle
 from ...errors import EXIT_OUTPUT_EXISTS, NoDicomError, UsageError
 from ...io import formats
 from ...io.outputs import FOLDER, output_kind, suffix_of
@@ -187,15 +187,10 @@ def _recent_files(folder: str, since: float) -> dict[str, float]:
 
 @contextlib.contextmanager
 def _no_interrupt() -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) for the few statements inside; it is raised right after them."""
+    """Hold back a stop signal (Ctrl-C, SIGTERM, SIGHUP) for the few statements inside; it is
+    raised right after them (:func:`volume.lifecycle.deferred`)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    try:
+    with lifecycle.deferred():
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pending and callable(previous):
-        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt

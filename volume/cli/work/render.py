@@ -8,7 +8,7 @@ import typer
 
 from ...errors import UsageError
 from ...io import formats
-from ...io.atomic import check_writable
+from ...io.atomic import check_output_path, check_writable
 from ...io.names import series_stem
 from ...jobs.existing import Tally
 from ...ops.presets import find_preset, transfer_function
@@ -111,7 +111,7 @@ def view(path: Path, *, mode: str, preset: str | None, level: float | None, wind
         serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, host=host, port=port,
               keep_phi=keep_phi, series=series, frame=frame, allow_gaps=allow_gaps, max_memory=max_memory)
         return
-    if not screenshots.is_dir():
+    if not check_output_path(screenshots, folder=True).is_dir():
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
     vol = load_series(path, series, frame, allow_gaps, max_memory, verb="showing")
     viewer = build_viewer(
