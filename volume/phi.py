@@ -137,6 +137,10 @@ CARRIED = (
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber",
 )
 
+#: The identity columns ``volume index --keep-phi`` adds (``patient_name``...): what every output
+#: carries with ``--keep-phi`` (:data:`CARRIED`), and the file's own UID (a row is one file).
+INDEXED = (*CARRIED, "SOPInstanceUID")
+
 
 def is_private(tag: int) -> bool:
     """True for an element of an odd group (a vendor's private element or its creator)."""
