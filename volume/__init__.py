@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 
+from ._version import __version__
 from .errors import (
     AmbiguousSeriesError,
     NoDicomError,
@@ -27,8 +28,6 @@ from .errors import (
     UsageError,
     VolumeError,
 )
-
-__version__ = "0.1.0"
 
 #: Public functions imported on first use: name -> (module, attribute).
 _LAZY = {

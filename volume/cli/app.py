@@ -25,7 +25,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__, lifecycle
+from .. import lifecycle
+from .._version import __version__
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import OutputExistsError, UsageError
 from ..ops.window import auto_window
 from ..phi import PROFILE_CODE, RETAINED, deidentification_method

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..errors import UnsupportedDicomError, UsageError
 from ..volume import LPS_TO_RAS, Volume
 from .atomic import atomic_output

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..dicom.bids import sidecar_fields
 from ..dicom.classify import OMIT, SOURCEDATA, Decision, Facts, classify, session_facts, stack_facts
 from ..dicom.loader import Scan, scan

@@ -28,7 +28,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, lifecycle
+from .. import lifecycle
+from .._version import __version__
 from ..choices import NIFTI_FORMATS
 from ..dicom.bids import sidecar_fields
 from ..dicom.loader import Scan
