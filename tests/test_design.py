@@ -15,7 +15,7 @@ from volume import choices
 PACKAGE = Path(volume.__file__).resolve().parent
 
 #: Base modules: plain data types and policies every part may use.
-BASE = {"volume", "errors", "conventions", "choices", "sources", "phi", "_ps315", "lifecycle", "_version"}
+BASE = {"volume", "errors", "conventions", "choices", "sources", "phi", "confidentiality_profile", "lifecycle", "_version"}
 
 #: What each part of the package may import besides itself (docs/design.md, "Layers").
 ALLOWED: dict[str, set[str]] = {
