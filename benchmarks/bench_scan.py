@@ -62,7 +62,7 @@ if kept:  # first use of each library outside the trace (lazy imports, first-cal
         volume.scan(folder, workers=1 if mode == "volume-1" else None)  # the pool's imports too
         from volume.dicom import fastheader
         fastheader._CACHE.clear()  # values shared between files are part of what a scan keeps
-        sys.modules["volume.dicom.scan"]._SHARED.clear()
+        (sys.modules.get("volume.dicom.headers") or sys.modules["volume.dicom.scan"])._SHARED.clear()
     elif mode == "pydicom":
         pydicom.dcmread(first, stop_before_pixels=True)
     else:

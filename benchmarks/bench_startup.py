@@ -3,12 +3,13 @@ taken from an older revision (what one change saved), vs dcm2niix; interleaved r
 
 Usage::
 
-    python benchmarks/bench_startup.py [--before dc2bf0f] [--files volume/dicom/fastheader.py,...]
+    python benchmarks/bench_startup.py [--before ee3e4b66] [--files all|volume/dicom/fastheader.py,...]
                                        [--rounds 10] [--small DIR] [--ct DIR]
 
-"now" is the working tree's ``volume`` package; "before" is a copy of it in which ``--files``
-(default: the header reader, scan and geometry modules) are replaced by their content at
-``--before`` (deleted when they did not exist there), so only those changes differ. Both run as
+"now" is the working tree's ``volume`` package (with its compiled modules, when built); "before" is
+the whole package at ``--before`` (``--files all``, the default; a pure-Python revision), or a copy
+of the working tree in which the listed ``--files`` are replaced by their content at ``--before``
+(deleted when they did not exist there), so only those changes differ. Both run as
 ``python -m volume`` with ``PYTHONPATH`` pointing at the copy. Rounds alternate the contenders
 (before, now, dcm2niix, before, now, ...) so a burst of load from other jobs hits all of them; each
 command's wall time and CPU time (user + system of the process and its children, from
@@ -36,13 +37,18 @@ from peers import dcm2niix_binary  # benchmarks/peers.py (the script's folder is
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-#: Files whose older content makes the "before" tree by default (the start-up work of issue 8).
-DEFAULT_FILES = ("volume/dicom/fastheader.py", "volume/dicom/_tags.py", "volume/dicom/scan.py",
-                 "volume/dicom/geometry.py")
+#: The revision before issue 24 (the default "before").
+DEFAULT_BEFORE = "ee3e4b66"
 
 
 def make_tree_copy(dest: Path, revision: str | None, files: tuple[str, ...]) -> Path:
-    """``dest/volume``: the working tree's package, ``files`` replaced by their content at ``revision``."""
+    """``dest/volume``: the working tree's package, ``files`` replaced by their content at ``revision``
+    (``("all",)``: the whole package at ``revision``)."""
+    if revision and files == ("all",):
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "volume"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+        return dest
     shutil.copytree(ROOT / "volume", dest / "volume", ignore=shutil.ignore_patterns("__pycache__"))
     if revision:
         for rel in files:
@@ -69,8 +75,8 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default="dc2bf0f", help="revision the --files come from")
-    parser.add_argument("--files", default=",".join(DEFAULT_FILES))
+    parser.add_argument("--before", default=DEFAULT_BEFORE, help="revision the --files come from")
+    parser.add_argument("--files", default="all", help="all (the whole package) or comma-separated files")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--small", default=str(ROOT.parent / "shared" / "data" / "dicom" / "brainix" / "T1"))
     parser.add_argument("--ct", help="the 300-slice CT folder (default: make_ct.py's, cached in the temp folder)")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import bids_synth as B
 import numpy as np
+import pydicom
 import pytest
 
 import volume
@@ -23,7 +24,15 @@ from volume.errors import OutputExistsError, UsageError
 from volume.jobs.bids import SOURCE_KEY, plan_bids
 from volume.jobs.bids_config import load_config, match_value
 from volume.jobs.bids_names import direction_label, task_label
-from volume.jobs.bids_spec import FILES, check_entities, file_stem
+from volume.jobs.bids_spec import (
+    ENTITY_ORDER,
+    FILES,
+    METADATA,
+    ValueRule,
+    check_entities,
+    file_stem,
+    value_problem,
+)
 from volume.phi import is_identity
 
 AXIAL = (1, 0, 0, 0, 1, 0)
@@ -90,6 +99,59 @@ def test_file_names_follow_bids_entity_order():
     with pytest.raises(UsageError, match="needs task-"):
         check_entities("func", "bold", {"sub": "01"})
     assert "MP2RAGE" in FILES["anat"] and "asl" in FILES["perf"]
+
+
+def _schema_rule(obj: dict) -> ValueRule | None:
+    """A schema metadata object (``objects/metadata``) as a :class:`ValueRule`, None when it is of
+    another shape (an object, a format only)."""
+    options = obj.get("anyOf", [obj])
+    scalar = next((o for o in options if o.get("type") != "array"), None)
+    array = next((o for o in options if o.get("type") == "array"), None)
+    item = array["items"] if array else scalar
+    if not isinstance(item, dict) or "type" not in item:
+        return None
+    kind = {"number": "numbers", "string": "strings"}[item["type"]] if array else item["type"]
+    bound = "exclusiveMinimum" if "exclusiveMinimum" in item else "minimum"
+    return ValueRule(kind, item.get(bound), bound == "exclusiveMinimum", item.get("maximum"),
+                     tuple(item.get("enum", ())), array.get("minItems") if array else None,
+                     bool(array and scalar))
+
+
+def test_the_spec_tables_agree_with_the_bids_schema():
+    """Every file name volume may write is one the BIDS schema allows (entities in its order, its
+    required ones present), and each sidecar value rule is the schema's for that field (pybids
+    ships the schema: ``bidsschematools``)."""
+    schema = pytest.importorskip("bidsschematools.schema", reason="pybids (bidsschematools) is not installed")
+    s = schema.load_schema()
+    key = {name: ent["name"] for name, ent in s.objects.entities.items()}
+    assert [key[e] for e in s.rules.entities if key[e] in ENTITY_ORDER] == list(ENTITY_ORDER)
+    allowed: dict[tuple[str, str], set[str]] = {}
+    required: dict[tuple[str, str], set[str]] = {}
+    for group in s.rules.files.raw.values():
+        for rule in group.values():
+            for datatype in rule.get("datatypes", ()):
+                for suffix in rule.get("suffixes", ()):
+                    allowed.setdefault((datatype, suffix), set()).update(key[e] for e in rule.entities)
+                    required.setdefault((datatype, suffix), set()).update(
+                        key[e] for e, level in rule.entities.items() if level == "required")
+    for datatype, suffixes in FILES.items():
+        for suffix, (entities, needed) in suffixes.items():
+            assert set(entities) <= allowed[(datatype, suffix)], (datatype, suffix)
+            assert required[(datatype, suffix)] - {"sub", "ses"} <= set(needed), (datatype, suffix)
+    for field_name, rule in METADATA.items():
+        shapes = {_schema_rule(o.to_dict()) for o in s.objects.metadata.values() if o["name"] == field_name}
+        assert rule in shapes, (field_name, shapes)
+
+
+@pytest.mark.parametrize(("key", "value", "refused"), [
+    ("EchoTime", 0.03, False), ("EchoTime", [0.01, 0.02], False), ("EchoTime", 0, True), ("FlipAngle", 0, True),
+    ("FlipAngle", 400, True), ("SliceTiming", [0.0, 0.5], False), ("SliceTiming", [0.0, -0.1], True),
+    ("PhaseEncodingDirection", "j-", False), ("PhaseEncodingDirection", "y", True), ("MTState", "no", True),
+    ("RepetitionTime", True, True), ("TablePosition", [0, 0], True), ("ImageType", "anything", False),
+    ("NumberOfVolumesDiscardedByScanner", 2.5, True),
+])
+def test_sidecar_values_bids_refuses(key, value, refused):
+    assert bool(value_problem(key, value)) is refused
 
 
 def test_the_plan_names_links_and_explains(dicom, tmp_path):
@@ -297,12 +359,52 @@ def test_config_patterns(pattern, value, matches):
      "come from --subject"),
     ('{"rule": []}', "unknown key rule"),
     ("{not json", "not valid JSON"),
+    ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"M0Type": "separate"}}]}',
+     "sidecar M0Type 'separate' is not one of Separate, Included, Estimate, Absent"),
+    ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"RepetitionTimePreparation": -1}}]}', "BIDS wants at least 0"),
+    ('{"rules": [{"match": {"Rule": "x"}, "datatype": "func", "suffix": "bold", "entities": {"rec": "a", '
+     '"dir": "AP"}}]}', "cannot hold both rec- and dir-"),
+    ('{"rules": [{"match": {"Rule": "x"}, "sidecar": {"RepetitionTime": 2.0}}]}', "RepetitionTime comes from the files"),
+    ('{"dataset": {"Authors": "A. Researcher"}, "rules": []}', "Authors must be a list of texts"),
+    ('{"dataset": {"BIDSVersion": "1.0"}, "rules": []}', "dataset field 'BIDSVersion' is not one"),
+    ('{"dataset": {"Authors": ["Doe, J., Roe, R."]}, "rules": []}', "one author per entry"),
 ])
 def test_bad_configurations_are_refused_by_name(tmp_path, text, message):
+    """A rule BIDS or its validators would refuse (a name, a sidecar value) is refused when the file
+    is read, naming the rule."""
     path = tmp_path / "c.json"
     path.write_text(text)
     with pytest.raises(UsageError, match=message):
         load_config(path)
+
+
+def test_a_subject_without_bids_files_is_no_participant(tmp_path):
+    """A session whose every stack goes to sourcedata (a localizer only) writes no participant row:
+    participants.tsv lists the subjects the dataset holds."""
+    B.localizer(tmp_path / "loc", 1)
+    plan = plan_bids([tmp_path / "loc"], tmp_path / "ds", subject="02")
+    assert [r.status for r in plan.write()] == ["converted"]
+    assert (tmp_path / "ds" / "sourcedata" / "sub-02").is_dir()
+    assert not (tmp_path / "ds" / "participants.tsv").exists() and not (tmp_path / "ds" / "sub-02").exists()
+
+
+def test_asl_fields_bids_checks_against_each_other(tmp_path):
+    """A configured ASL series whose per-volume field has another length than its volumes, or whose
+    M0Type says Separate with no M0 scan in the dataset, goes to sourcedata saying why."""
+    B.bold(tmp_path / "asl", 7, description="pcasl", volumes=4, acquisition="3D")
+    fields = {"ArterialSpinLabelingType": "PCASL", "LabelingDuration": 1.8, "BackgroundSuppression": False,
+              "TotalAcquiredPairs": 2, "RepetitionTimePreparation": 4.0}
+    reasons = []
+    for extra in ({"PostLabelingDelay": [1.8, 1.8], "M0Type": "Absent"}, {"PostLabelingDelay": 1.8, "M0Type": "Separate"},
+                  {"PostLabelingDelay": [1.8] * 4, "M0Type": "Absent"}):
+        rule = {"name": "asl", "match": {"Rule": "described-asl"}, "datatype": "perf", "suffix": "asl",
+                "sidecar": {**fields, **extra}, "aslcontext": ["control", "label"] * 2}
+        config = tmp_path / "c.json"
+        config.write_text(json.dumps({"rules": [rule]}))
+        [item] = plan_bids([tmp_path / "asl"], tmp_path / "ds", subject="01", config=config).items
+        reasons.append(item.reason)
+    assert reasons == ["ASL: PostLabelingDelay must hold one value, or one per volume (4)",
+                       "ASL: M0Type Separate, but no M0 scan of it is in the dataset (BIDS requires one then)", ""]
 
 
 def test_asl_without_its_fields_goes_to_sourcedata_and_says_which(tmp_path):
@@ -403,3 +505,68 @@ def test_fields_that_contradict_the_repetition_time_are_left_out_with_a_note(tmp
     assert item.suffix == "bold" and item.facts.sidecar["EffectiveEchoSpacing"] * 8 > 0.02
     assert item.sidecar["EffectiveEchoSpacing"] is None
     assert any(n.startswith("EffectiveEchoSpacing left out") for n in item.notes)
+
+
+def test_repeats_are_runs_and_copies_are_not(tmp_path):
+    """Two series of one protocol acquired minutes apart are two runs; acquired together (a copy,
+    the same images saved twice) the second goes to sourcedata saying so; without acquisition
+    times, two series of one protocol are repeats (runs), never taken for copies."""
+    B.t1w(tmp_path / "a", 5, start=100.0)
+    B.t1w(tmp_path / "b", 6, start=400.0)
+    B.t1w(tmp_path / "c", 7, start=400.0)
+    items = {i.stack.id: i for i in plan_bids([tmp_path], tmp_path / "ds", subject="01").items}
+    assert items["5"].path.endswith("_run-1_T1w") and items["6"].path.endswith("_run-2_T1w")
+    assert items["7"].datatype == "sourcedata" and "the same acquisition as series 6" in items["7"].reason
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and "ds" not in path.parts:
+            ds = pydicom.dcmread(path)
+            del ds.AcquisitionTime
+            ds.save_as(path, enforce_file_format=True)
+    items = {i.stack.id: i for i in plan_bids([tmp_path], tmp_path / "ds2", subject="01").items}
+    assert [items[k].path.rsplit("_", 2)[-2] for k in "567"] == ["run-1", "run-2", "run-3"]
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("FlipAngle", 0, "FlipAngle left out: is 0 (BIDS wants above 0)"),
+    ("EchoTime", 0, "EchoTime left out: is 0 (BIDS wants above 0)"),
+    ("InversionTime", 0, "InversionTime left out: is 0 (BIDS wants above 0)"),
+])
+def test_header_values_bids_refuses_are_left_out_with_a_note(tmp_path, field, value, why):
+    """A value BIDS refuses (Philips writes InversionTime 0 for "no inversion", some files an echo
+    time or flip angle of 0) is left out of the dataset's sidecar, with a note, not written."""
+    B.bold(tmp_path / "in", 3, extra={field: value})
+    plan = plan_bids([tmp_path / "in"], tmp_path / "ds", subject="01")
+    [item] = plan.items
+    assert item.is_bids and why in item.notes and item.sidecar[field] is None
+    plan.write()
+    assert field not in json.loads((tmp_path / "ds" / f"{item.path}.json").read_text())
+
+
+def test_an_epi_field_map_whose_readout_contradicts_its_timing_goes_to_sourcedata(tmp_path, monkeypatch):
+    """EffectiveEchoSpacing not below TotalReadoutTime: the files do not say which is wrong, so
+    neither is kept, and an epi field map (BIDS requires one of them) goes to sourcedata."""
+    import volume.jobs.bids as bids_job
+
+    real = bids_job.sidecar_fields
+
+    def contradicting(stack):
+        return {**real(stack), "EffectiveEchoSpacing": 0.05, "TotalReadoutTime": 0.04}
+
+    monkeypatch.setattr(bids_job, "sidecar_fields", contradicting)
+    B.se_epi(tmp_path / "ap", 3, "j", start=100)
+    [item] = plan_bids([tmp_path / "ap"], tmp_path / "ds", subject="01").items
+    assert item.datatype == "sourcedata" and item.notes == ["would be fmap/epi"]
+    assert "EffectiveEchoSpacing 0.05 s is not below TotalReadoutTime 0.04 s" in item.reason
+
+
+def test_slice_times_of_another_count_than_the_slices_are_left_out(tmp_path, monkeypatch):
+    """SliceTiming that does not hold one time per slice describes no slice of the image: left out
+    of the dataset's sidecar with a note (BIDS warns; fMRIPrep would misuse it)."""
+    import volume.jobs.bids as bids_job
+
+    real = bids_job.sidecar_fields
+    monkeypatch.setattr(bids_job, "sidecar_fields", lambda stack: {**real(stack), "SliceTiming": [0.0, 0.5, 1.0]})
+    B.bold(tmp_path / "run", 3, description="task-motor", start=100)
+    [item] = plan_bids([tmp_path / "run"], tmp_path / "ds", subject="01").items
+    assert item.suffix == "bold" and item.sidecar["SliceTiming"] is None
+    assert "SliceTiming left out: holds 3 times for 4 slices" in item.notes

@@ -80,6 +80,12 @@ def _two_echo_phase(folder: Path) -> None:
                     echo=echo, series_uid=uid, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
 
 
+def _fieldmap_phase_only(folder: Path) -> None:
+    """A Siemens field map's phase series without its magnitudes or protocol: no EchoTime1/2."""
+    B.mr_series(folder, number=5, description="gre_field_mapping", sequence="GR", variant="SP", name="*fm2d2r",
+                te=7.38, tr=500, flip=60, echo=2, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
+
+
 def _mp2rage(folder: Path) -> None:
     for number, ti in ((3, 700.0), (4, 2500.0)):
         B.mr_series(folder, number=number, description=f"mp2rage_INV{number - 2}", sequence=["GR", "IR"],
@@ -120,6 +126,7 @@ CASES: list[tuple[str, Callable[[Path], object], str, str, str]] = [
     ("phase-echoes", _two_echo_phase, "9_e2_ph", "fmap", "phase2"),
     ("phasediff-magnitudes", lambda d: B.gre_fieldmap(d, 4), "5", "fmap", "phasediff"),
     ("fieldmap-magnitudes", lambda d: B.gre_fieldmap(d, 4), "4_e1", "fmap", "magnitude1"),
+    ("fieldmap-incomplete", _fieldmap_phase_only, "5", "sourcedata", ""),
     ("asl", lambda d: B.mr_series(d, number=14, description="perfusion", volumes=4, sequence="EP", name="epfid2d1",
      te=13, tr=4000, image_type=("ORIGINAL", "PRIMARY", "ASL")), "14", "perf", "asl"),
     ("asl-m0", lambda d: B.mr_series(d, number=15, description="pcasl_M0", volumes=1, sequence="EP",
@@ -154,6 +161,9 @@ CASES: list[tuple[str, Callable[[Path], object], str, str, str]] = [
      "T2w"),
     ("contrast-t1", lambda d: B.mr_series(d, number=5, te=100, tr=4000, extra={"AcquisitionContrast": "T1"}), "5",
      "anat", "T1w"),
+    ("technique-t1", lambda d: B.mr_series(d, number=5, description="3D_T1", sequence="GR", te=3.7, tr=8.1, flip=8,
+     acquisition="3D", manufacturer="Philips Medical Systems",
+     extra={"PulseSequenceName": "T1TFE"}), "5", "anat", "T1w"),
     ("flair", lambda d: B.mr_series(d, number=5, description="t2_tirm", sequence=["SE", "IR"], te=90, tr=9000,
      ti=2500), "5", "anat", "FLAIR"),
     ("stir", lambda d: B.mr_series(d, number=5, description="stir", sequence=["SE", "IR"], te=60, tr=4000, ti=150),
@@ -253,6 +263,54 @@ def test_description_breaks_ties_only(tmp_path):
     found = decisions(tmp_path)
     assert found["6"][1:] == ("fmap", "epi")
     assert found["7"][1:] == ("func", "bold")
+
+
+def test_a_field_map_missing_its_partner_is_no_anatomical_image(tmp_path):
+    """The magnitudes of a field map whose phase is not in the session are no MEGRE, its phase
+    alone no T1w: the sequence says field mapping (Siemens' ``fm`` sequence name, GE's B0map pulse
+    sequence), so they go to sourcedata, saying why."""
+    uid = pydicom.uid.generate_uid()
+    for echo, te in ((1, 4.92), (2, 7.38)):
+        B.mr_series(tmp_path / "mag", number=4, description="gre_field_mapping", sequence="GR", variant="SP",
+                    name="*fm2d2r", te=te, tr=500, flip=60, echo=echo, series_uid=uid)
+    B.mr_series(tmp_path / "ge", number=6, description="B0Map (GRE)", sequence="RM", variant="NONE", te=4.6, tr=200,
+                flip=20, manufacturer="GE MEDICAL SYSTEMS", image_type=("ORIGINAL", "PRIMARY", "OTHER"))
+    for path in (tmp_path / "ge").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.private_block(0x0019, "GEMS_ACQU_01", create=True).add_new(0x9C, "LO", "B0map")
+        ds.save_as(path, enforce_file_format=True)
+    found = decisions(tmp_path)
+    assert found["4_e1"] == found["4_e2"] == found["6"] == ("fieldmap-incomplete", "sourcedata", "")
+    B.mr_series(tmp_path / "ph", number=5, description="gre_field_mapping", sequence="GR", variant="SP",
+                name="*fm2d2r", te=7.38, tr=500, flip=60, echo=2, image_type=("ORIGINAL", "PRIMARY", "P", "ND"))
+    found = decisions(tmp_path)
+    assert found["4_e1"] == ("fieldmap-magnitudes", "fmap", "magnitude1")
+    assert found["5"] == ("phasediff-magnitudes", "fmap", "phasediff")
+
+
+def test_a_field_map_split_into_series_numbered_apart_is_one_acquisition(tmp_path):
+    """Siemens XA's interoperable export writes a field map's magnitude echoes and phase as series
+    9001, 9002 and 10001 (dcm_qa_xa30i), acquired 0.6 s apart, with no protocol to give
+    EchoTime1/2: one protocol and grid acquired together is one acquisition, so the magnitudes are
+    magnitude1/2 and the phase a phasediff with their echo times."""
+    kw = {"description": "gre_field_mapping", "sequence": "GR", "name": "*fm2d2r", "tr": 600.0, "flip": 90.0}
+    B.mr_series(tmp_path / "m1", number=9001, te=10.0, echo=1, start=1000.0, **kw)
+    B.mr_series(tmp_path / "m2", number=9002, te=12.46, echo=2, start=1000.6, **kw)
+    B.mr_series(tmp_path / "ph", number=10001, te=12.46, echo=2, start=1000.6,
+                image_type=("ORIGINAL", "PRIMARY", "P", "DIS2D", "MFSPLIT"), **kw)
+    B.mr_series(tmp_path / "later", number=9003, te=10.0, echo=1, start=1300.0, **kw)
+    found = decisions(tmp_path)
+    assert found["9001"] == ("fieldmap-magnitudes", "fmap", "magnitude1")
+    assert found["9002"] == ("fieldmap-magnitudes", "fmap", "magnitude2")
+    assert found["10001"] == ("phasediff-magnitudes", "fmap", "phasediff")
+    assert found["9003"] == ("fieldmap-incomplete", "sourcedata", "")  # acquired 5 minutes later: another one
+
+
+def test_an_echo_time_of_zero_is_no_short_echo_time(tmp_path):
+    """EchoTime 0 (what some files write for "none") says nothing of the contrast: a spin echo
+    without an echo time is not proton-density weighted for it."""
+    B.mr_series(tmp_path, number=5, description="axial", sequence="SE", te=0.0, tr=3000)
+    assert decisions(tmp_path)["5"] == ("unrecognised", "sourcedata", "")
 
 
 def test_docs_show_the_rules_table_as_the_code_holds_it():

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import bids_synth as B
+import pydicom
 import pytest
 
 from volume.jobs.bids import plan_bids
@@ -100,6 +101,45 @@ def synthetic_session(folder: Path) -> None:
     B.bold(folder / "asl", 23, description="tgse_pcasl", volumes=4, start=1500, acquisition="3D")
 
 
+def edge_session(folder: Path) -> None:
+    """What a session a test never saw may hold: a DWI missing a gradient direction, a bold in two
+    reconstructions (ND, DIS2D) whose names cannot hold dir-, an epi pair saved twice, a field map
+    whose series are numbered apart (Siemens XA's 9001, 9002, 10001), the magnitudes of a field map
+    without its phase, a multi-echo bold split into series, a T1w whose flip angle is 0, an ASL run
+    without its labelling fields, a physiological log stored as an image."""
+    B.dwi(folder / "dwi_nodir", 2, description="dwi_missing_direction", start=100)
+    for path in (folder / "dwi_nodir").iterdir():
+        ds = pydicom.dcmread(path)
+        if int(ds.TemporalPositionIdentifier) == 3:
+            del ds.DiffusionGradientOrientation
+            ds.save_as(path, enforce_file_format=True)
+    for number, rec in ((3, "ND"), (4, "DIS2D")):
+        B.bold(folder / f"bold_{rec}", number, description="task-faces", start=200,
+               image_type=("ORIGINAL", "PRIMARY", "M", rec))
+    for number, (ped, start) in enumerate((("j", 300.0), ("j-", 310.0), ("j", 300.0)), 5):
+        B.se_epi(folder / f"sefm{number}", number, ped, start=start)
+    kw = {"description": "gre_field_mapping", "sequence": "GR", "name": "*fm2d2r", "tr": 600.0, "flip": 90.0}
+    B.mr_series(folder / "fm1", number=9001, te=10.0, echo=1, start=400.0, **kw)
+    B.mr_series(folder / "fm2", number=9002, te=12.46, echo=2, start=400.6, **kw)
+    B.mr_series(folder / "fmph", number=10001, te=12.46, echo=2, start=400.6,
+                image_type=("ORIGINAL", "PRIMARY", "P", "DIS2D", "MFSPLIT"), **kw)
+    lone = volume_uid()
+    for echo, te in ((1, 4.92), (2, 7.38)):
+        B.mr_series(folder / "fm_lone", number=11, te=te, echo=echo, series_uid=lone, start=500.0,
+                    **{**kw, "description": "fmap_lone"})
+    for number, (echo, te) in zip((12001, 13001), ((1, 14.0), (2, 38.0)), strict=True):
+        B.bold(folder / f"me{number}", number, description="rest_me", echo=echo, te=te, start=600.0)
+    B.t1w(folder / "t1", 14, start=700.0)
+    for path in (folder / "t1").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.FlipAngle = 0
+        ds.save_as(path, enforce_file_format=True)
+    B.bold(folder / "asl", 15, description="asl_2d_tra", volumes=4, start=800.0,
+           image_type=("ORIGINAL", "PRIMARY", "ASL", "NONE"))
+    B.bold(folder / "physio", 16, description="task-faces_PhysioLog", volumes=1, start=900.0,
+           image_type=("ORIGINAL", "PRIMARY", "RAWDATA", "PHYSIO"))
+
+
 def volume_uid() -> str:
     import pydicom
 
@@ -117,6 +157,8 @@ def dataset(tmp_path_factory):
     config.write_text(json.dumps(ASL_CONFIG))
     synthetic_session(work / "synthetic")
     plans = [plan_bids([work / "synthetic"], root, subject="synthetic", session="1", config=config)]
+    edge_session(work / "edge")
+    plans.append(plan_bids([work / "edge"], root, subject="edge"))
     for subject, session, folder in PEER_SESSIONS:
         plans.append(plan_bids([PEERS / folder], root, subject=subject, session=session))
     for case in dicom2nifti_cases():
@@ -141,6 +183,27 @@ def test_the_synthetic_session_holds_every_kind(dataset):
     assert "sub-synthetic_ses-1_inv-2_MP2RAGE" in paths
     context = root / "sub-synthetic/ses-1/perf/sub-synthetic_ses-1_dir-PA_aslcontext.tsv"
     assert context.read_text().split() == ["volume_type", "control", "label", "control", "label"]
+
+
+def test_what_a_session_never_seen_may_hold_goes_where_bids_takes_it(dataset):
+    root, plans = dataset
+    plan = next(p for p in plans if p.subject == "edge")
+    where = {i.stack.id: i for i in plan.items}
+    assert where["2"].datatype == "sourcedata" and "bvec" in where["2"].reason  # no .bvec: no BIDS dwi
+    assert [where[k].path.rsplit("/", 1)[1] for k in ("3", "4")] == [
+        "sub-edge_task-faces_rec-nd_bold", "sub-edge_task-faces_rec-dis2d_bold"]
+    assert where["5"].path.endswith("_dir-AP_epi") and where["6"].path.endswith("_dir-PA_epi")
+    assert where["7"].datatype == "sourcedata" and "same acquisition as series 5" in where["7"].reason
+    assert {where[k].suffix for k in ("9001", "9002", "10001")} == {"magnitude1", "magnitude2", "phasediff"}
+    phasediff = json.loads((root / f"{where['10001'].path}.json").read_text())
+    assert (phasediff["EchoTime1"], phasediff["EchoTime2"]) == (0.01, 0.01246)
+    assert where["11_e1"].rule == where["11_e2"].rule == "fieldmap-incomplete"
+    assert [where[k].path.rsplit("/", 1)[1] for k in ("12001", "13001")] == [
+        "sub-edge_task-rest_dir-PA_echo-1_bold", "sub-edge_task-rest_dir-PA_echo-2_bold"]
+    t1 = json.loads((root / f"{where['14'].path}.json").read_text())
+    assert "FlipAngle" not in t1 and "FlipAngle left out: is 0 (BIDS wants above 0)" in where["14"].notes
+    assert where["15"].datatype == "sourcedata" and "ArterialSpinLabelingType" in where["15"].reason
+    assert where["16"].rule == "derived"
 
 
 def test_every_stack_convert_writes_is_in_the_dataset(dataset):

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
 #: Packages imported inside functions only (docs/design.md, "Imports"): optional extras, or
 #: costly enough to be loaded only by the work that needs them (start-up is measured).
 LAZY = {
-    "vtk", "vtkmodules", "trame", "aiohttp", "imageio", "imageio_ffmpeg", "distributed", "dask", "pyarrow",
+    "vtk", "vtkmodules", "trame", "trame_vtk", "wslink", "aiohttp", "imageio", "imageio_ffmpeg", "distributed", "dask", "pyarrow",
     "SimpleITK", "scipy", "nibabel", "pydicom", "PIL", "matplotlib", "rich", "multiprocessing", "concurrent",
     "asyncio", "isal", "hashlib",
 }
@@ -130,10 +130,39 @@ def test_the_layer_test_can_fail(tmp_path):
     """The checker sees an import inside a function, and resolves a relative one."""
     bad = tmp_path / "volume" / "ops" / "bad.py"
     bad.parent.mkdir(parents=True)
-    bad.write_text("def f():\n    from ..dicom import scan\n    return scan\n")
+    bad.write_text("def f():\n    from ..dicom import headers\n    return headers\n")
     [(line, target, inside)] = _imports(bad, "volume.ops.bad")
-    assert (line, target, inside) == (2, "volume.dicom.scan", True)
+    assert (line, target, inside) == (2, "volume.dicom.headers", True)
     assert _part(target) not in ALLOWED["ops"]
+
+
+#: Modules outside ``volume/dicom/`` that may import pydicom: the writers of DICOM files (issue 23).
+PYDICOM_WRITERS = {"volume.io.dicom_out", "volume.io.dicom_vr", "volume.sample"}
+
+
+def _pydicom_imports(modules: list[tuple[Path, str]] | None = None) -> list[str]:
+    """``file:line`` of every pydicom import outside the DICOM reader and the DICOM writers."""
+    wrong = []
+    for path, module in _modules() if modules is None else modules:
+        if module == "volume.dicom" or module.startswith("volume.dicom.") or module in PYDICOM_WRITERS:
+            continue
+        for line, target, _inside in _imports(path, module):
+            if target == "pydicom" or target.startswith("pydicom."):
+                wrong.append(f"{path.name}:{line}")
+    return wrong
+
+
+def test_pydicom_only_in_the_dicom_reader_and_the_dicom_writers():
+    """Issue 23: one way into a DICOM file (volume/dicom/read.py and the scanner); only the
+    writers of DICOM output use pydicom beside it."""
+    assert _pydicom_imports() == []
+
+
+def test_the_pydicom_test_can_fail(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from pydicom.uid import UID\n    return UID\n")
+    assert _pydicom_imports([(probe, "volume.jobs.probe")]) == ["probe.py:2"]
+    assert _pydicom_imports([(probe, "volume.dicom.probe"), (probe, "volume.io.dicom_out")]) == []
 
 
 def _library_modules() -> list[tuple[Path, str]]:

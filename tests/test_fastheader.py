@@ -12,12 +12,12 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from synth import oblique_iop, write_enhanced, write_series
 
 from volume.dicom import fastheader
-from volume.dicom.scan import _configure_fast, iter_files, read_header
+from volume.dicom.headers import header_wanted, iter_files, read_header
 
 
-@pytest.fixture(autouse=True)
-def _configured() -> None:
-    _configure_fast()
+def read_fast(path: str) -> object:
+    """:func:`fastheader.read_fast` of what the scanner wants."""
+    return fastheader.read_fast(path, header_wanted())
 
 
 def _same(path: Path) -> tuple[list, str]:
@@ -56,7 +56,7 @@ def test_same_records_as_pydicom_with_sequences_and_private_data(tmp_path: Path,
                         slopes=0.5, intercepts=-3.0, extra={"EchoNumbers": 2, "EchoTime": "12.5"})
     for p in info.paths:
         _add_awkward_elements(p, syntax)
-        assert isinstance(fastheader.read_fast(str(p)), fastheader.FastDataset)  # really the fast path
+        assert isinstance(read_fast(str(p)), fastheader.FastDataset)  # really the fast path
         frames, reason = _same(p)
         assert reason == "" and frames[0].image_type == ("ORIGINAL",)
         assert frames[0].acquisition["WindowCenter"] == [40.0, 400.0]
@@ -69,10 +69,10 @@ def test_what_it_leaves_to_pydicom(tmp_path: Path) -> None:
     write_enhanced(tmp_path / "mf" / "enhanced.dcm", shape=(2, 4, 4))
     latin = write_series(tmp_path / "latin", shape=(1, 4, 4),
                          extra={"SpecificCharacterSet": "ISO_IR 100", "PatientName": "Müller^Jürgen"})
-    assert fastheader.read_fast(str(big.paths[0])) is None
-    assert fastheader.read_fast(str(tmp_path / "mf" / "enhanced.dcm")) is None
-    assert isinstance(fastheader.read_fast(str(latin.paths[0])), fastheader.FastDataset)  # its character set
-    assert isinstance(fastheader.read_fast(str(rle.paths[0])), fastheader.FastDataset)
+    assert read_fast(str(big.paths[0])) is None
+    assert read_fast(str(tmp_path / "mf" / "enhanced.dcm")) is None
+    assert isinstance(read_fast(str(latin.paths[0])), fastheader.FastDataset)  # its character set
+    assert isinstance(read_fast(str(rle.paths[0])), fastheader.FastDataset)
     for p in iter_files([tmp_path]):
         frames, reason = _same(Path(p))
         assert reason == "" and frames
@@ -102,7 +102,7 @@ def test_same_records_on_real_data(data_dir: Path) -> None:
     fast_used = 0
     for p in files:
         _same(Path(p))
-        fast_used += isinstance(fastheader.read_fast(p), fastheader.FastDataset)
+        fast_used += isinstance(read_fast(p), fastheader.FastDataset)
     assert fast_used > len(files) // 2
 
 
@@ -121,7 +121,7 @@ def test_text_beyond_ascii_is_read_in_the_files_character_set(tmp_path: Path, ch
         ds.StudyDescription = text.replace("^", " ")
         ds.InstitutionAddress = text.replace("^", ", ")
         ds.save_as(p, enforce_file_format=True)
-        fast = fastheader.read_fast(str(p))
+        fast = read_fast(str(p))
         assert isinstance(fast, fastheader.FastDataset), charset
         slow = pydicom.dcmread(p, stop_before_pixels=True)
         for keyword in ("PatientName", "StudyDescription", "InstitutionAddress"):
@@ -136,18 +136,18 @@ def test_text_in_a_character_set_it_does_not_decode_is_left_to_pydicom(tmp_path:
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]  # Japanese with code extensions
     ds.PatientName = "Yamada^Tarou=山田^太郎"
     ds.save_as(info.paths[0], enforce_file_format=True)
-    assert fastheader.read_fast(str(info.paths[0])) is None
+    assert read_fast(str(info.paths[0])) is None
     frames, _ = _same(info.paths[0])
     assert frames[0].identity["PatientName"] == "Yamada^Tarou=山田^太郎"
     no_set = write_series(tmp_path / "none", shape=(1, 4, 4), extra={"PatientName": "Müller^Jürgen"})
-    assert fastheader.read_fast(str(no_set.paths[0])) is None  # beyond ASCII, no character set named
+    assert read_fast(str(no_set.paths[0])) is None  # beyond ASCII, no character set named
 
 
 def test_every_brainix_file_takes_the_fast_path(data_dir: Path) -> None:
     """BRAINIX's Latin-1 study description once sent every file of it to pydicom (0.2 s of import)."""
     files = list(iter_files([data_dir / "dicom" / "brainix"]))
     assert files
-    slow = [p for p in files if not isinstance(fastheader.read_fast(p), fastheader.FastDataset)]
+    slow = [p for p in files if not isinstance(read_fast(p), fastheader.FastDataset)]
     assert slow == []
 
 
@@ -166,7 +166,12 @@ def test_embedded_tag_table_is_pydicoms_dictionary() -> None:
 
     from volume.dicom import bids, sidecar_keys
     from volume.dicom._tags import PRIVATE_TAGS, TAGS
-    from volume.dicom.scan import ACQUISITION_KEYWORDS, HEADER_KEYWORDS, HEADER_SEQUENCES, IDENTITY_KEYWORDS
+    from volume.dicom.headers import (
+        ACQUISITION_KEYWORDS,
+        HEADER_KEYWORDS,
+        HEADER_SEQUENCES,
+        IDENTITY_KEYWORDS,
+    )
 
     nested = {kw for inner in HEADER_SEQUENCES.values() for kw in inner}
     scanned = set(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS)
@@ -176,20 +181,20 @@ def test_embedded_tag_table_is_pydicoms_dictionary() -> None:
         assert tag_for_keyword(keyword) == tag, keyword
         assert dictionary_VR(tag) == vr, keyword
     expected = {TAGS[kw][0]: kw for kw in scanned} | {tag: kw for kw, (tag, _vr) in PRIVATE_TAGS.items()}
-    assert expected == {tag: kw for tag, (kw, _vr) in fastheader._WANTED.items()}
+    assert expected == {tag: kw for tag, (kw, _vr) in header_wanted().elements.items()}
 
 
-def test_configure_takes_keywords_beyond_the_table() -> None:
-    """A keyword missing from the embedded table comes from pydicom; an unknown one is refused."""
-    try:
-        fastheader.configure(["Rows", "PatientComments"])
-        assert fastheader._WANTED == {0x00280010: ("Rows", "US"), 0x00104000: ("PatientComments", "LT")}
-        with pytest.raises(ValueError, match="NoSuchKeyword"):
-            fastheader.configure(["Rows", "NoSuchKeyword"])
-        assert fastheader._WANTED == {0x00280010: ("Rows", "US"), 0x00104000: ("PatientComments", "LT")}
-    finally:
-        fastheader._WANTED.clear()
-        _configure_fast()
+def test_wanted_takes_keywords_beyond_the_table() -> None:
+    """A keyword missing from the embedded table comes from pydicom; an unknown one is refused;
+    what a reader wants is its own frozen object, never a global setting."""
+    before = dict(header_wanted().elements)
+    mine = fastheader.wanted(["Rows", "PatientComments"])
+    assert dict(mine.elements) == {0x00280010: ("Rows", "US"), 0x00104000: ("PatientComments", "LT")}
+    with pytest.raises(ValueError, match="NoSuchKeyword"):
+        fastheader.wanted(["Rows", "NoSuchKeyword"])
+    with pytest.raises(TypeError):
+        mine.elements[0x00280011] = ("Columns", "US")  # type: ignore[index]
+    assert dict(header_wanted().elements) == before
 
 
 def test_native_series_scans_without_importing_pydicom(tmp_path: Path) -> None:
@@ -219,7 +224,7 @@ def test_scan_keeps_a_small_record_per_file(tmp_path: Path) -> None:
 
     import volume
 
-    scan_module = sys.modules["volume.dicom.scan"]
+    scan_module = sys.modules["volume.dicom.headers"]
     extra = {"Manufacturer": "ACME", "ProtocolName": "t1_se", "RepetitionTime": "500", "EchoTime": "12",
              "PatientName": "Doe^Jane", "PatientID": "X1", "StudyDate": "20240101", "ImageType": ["ORIGINAL", "PRIMARY"]}
     for k in range(2):
@@ -243,3 +248,87 @@ def test_scan_keeps_a_small_record_per_file(tmp_path: Path) -> None:
     assert frames[0].acquisition["ProtocolName"] == "t1_se" and frames[0].identity["PatientID"] == "X1"
     assert frames[0]._common is frames[-1]._common  # one shared part for the stack
     assert per_file < 850, per_file  # 700 measured; 1,028 before the shared part
+
+
+def test_read_set_memo_answers_as_the_function_would() -> None:
+    """A part of a record made once per distinct set of the values it read: a header that agrees
+    on what the function read gets the remembered result; one that differs in any of them (or
+    makes the function read other keywords) gets the function's own answer."""
+    import sys
+
+    memo_type = sys.modules["volume.dicom.headers"].ReadSetMemo
+    calls = []
+
+    def fn(get, scale):  # reads B only when A says so; a sequence's item (a dict) is a value too
+        calls.append(1)
+        a = get("A")
+        return (a, get("B") * scale if a == "yes" else None, get("C"))
+
+    memo = memo_type(fn)
+    item = ({"CodeValue": "ms"},)
+    headers = [
+        {"A": "yes", "B": 2, "C": item, "D": 1},
+        {"A": "yes", "B": 2, "C": item, "D": 2},  # differs only where fn never reads: a hit
+        {"A": "yes", "B": 3, "C": item},
+        {"A": "no", "B": 5, "C": item},
+        {"A": "no", "B": 6, "C": item},  # B is not read when A is "no": a hit
+        {"A": "yes", "B": 2, "C": ({"CodeValue": "s"},)},
+    ]
+    for h in headers:
+        assert memo(h.get, 10) == fn(h.get, 10)
+    assert memo(headers[0].get, 100) == ("yes", 200, item)  # the arguments are part of the key
+    assert len(calls) == 2 * len(headers) - 2 + 1
+
+
+def _siemens_mosaics(folder: Path, *, bits_stored: int = 16) -> list[Path]:
+    """Synthetic Siemens mosaics (two volumes of 5 tiles), garbage above ``bits_stored``."""
+    from synth import write_mosaic
+
+    info = write_mosaic(folder, shape=(5, 6, 7), n_volumes=2)
+    for p in info.paths:
+        ds = pydicom.dcmread(p)
+        ds.Manufacturer = "SIEMENS"
+        if bits_stored < 16:
+            ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+            stored = np.frombuffer(ds.PixelData, np.uint16).copy()
+            stored[::3] |= np.uint16(0xFFFF ^ ((1 << bits_stored) - 1))
+            ds.PixelData = stored.tobytes()
+        ds.save_as(p, enforce_file_format=True)
+    return info.paths
+
+
+def test_siemens_mosaics_take_the_fast_path_with_pydicoms_records_and_pixels(tmp_path: Path) -> None:
+    """A Siemens mosaic's CSA headers are wanted elements (their bytes), so its header is read
+    without pydicom; its tiles are read straight from the file, as pydicom decodes them (the
+    bits above BitsStored cleared)."""
+    from volume.dicom import pixels
+    from volume.dicom.loader import scan
+
+    paths = _siemens_mosaics(tmp_path, bits_stored=12)
+    for p in paths:
+        assert isinstance(read_fast(str(p)), fastheader.FastDataset)
+        frames, reason = _same(p)
+        assert reason == "" and len(frames) == 5 and frames[0].mosaic == 3
+    stack = scan(tmp_path, workers=1).stacks[0]
+    for p in paths:
+        tiles = [f for f in stack.frames if f.path == str(p)]
+        native = pixels._mosaic_tiles(tiles)
+        assert native is not None
+        by_pydicom = pixels._decode_with_pydicom(str(p), tiles)
+        assert all(np.array_equal(a, b) for a, b in zip(native, by_pydicom, strict=True))
+    assert max(int(t.max()) for t in native) < 2**12
+
+
+def test_a_siemens_mosaic_converts_without_importing_pydicom(tmp_path: Path) -> None:
+    """pydicom's import (0.2 s) was paid by every conversion of Siemens EPI mosaics."""
+    import subprocess
+    import sys
+
+    _siemens_mosaics(tmp_path / "m")
+    code = (
+        "import sys, volume\n"
+        "vol = volume.load(sys.argv[1])\n"
+        "print(vol.shape, vol.n_frames, 'pydicom' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["(5,", "6,", "7)", "2", "False"], out.stdout + out.stderr

@@ -270,7 +270,7 @@ def _left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str], folder: str = 
     ("variable delays", "variable delays"),
     ("hyperband before 26", "HyperBand before software 26"),
     ("instance numbers out of slice order", "InstanceNumbers missing or not in slice order"),
-    ("diffusion", "diffusion"),
+    ("diffusion with gradient cycling", "gradient cycling ALLTR"),
     ("no protocol block, nothing measured", "no GE protocol data block"),
     ("trigger times without the hyperband groups", "no GE protocol data block"),
 ])
@@ -284,8 +284,9 @@ def test_slice_times_that_cannot_be_derived_are_left_out(tmp_path: Path, capsys:
         kw.update(software=SOFTWARE_25, protocol=epi_protocol(mb=2))
     elif case == "instance numbers out of slice order":
         kw.update(numbers=lambda t, loc: t * 12 + (loc * 5) % 12 + 1)
-    elif case == "diffusion":
-        kw.update(psd="epi2", internal_psd="EPI2", protocol=epi_protocol(iopt="EPI, DIFF"))
+    elif case == "diffusion with gradient cycling":  # a Premier cycles diffusion gradients across TRs by default
+        kw.update(psd="epi2", internal_psd="EPI2", protocol=epi_protocol(iopt="EPI, DIFF"),
+                  per_image=lambda t, loc: {"ManufacturerModelName": "SIGNA Premier"})
     elif case == "no protocol block, nothing measured":
         kw.update(protocol=None, per_image=lambda t, loc: {"TriggerTime": 0.0, "RTIA": 0.0})
     else:  # TriggerTimes all distinct although (0043,10B6) says 2 slices are excited at once

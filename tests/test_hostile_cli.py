@@ -28,7 +28,7 @@ import synth
 
 import volume
 from volume.cli import main
-from volume.dicom.scan import read_header
+from volume.dicom.headers import read_header
 from volume.errors import (
     EXIT_NO_DICOM,
     EXIT_NOT_A_VOLUME,

@@ -13,7 +13,7 @@ import pytest
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
 from volume import phi
-from volume.dicom.scan import ACQUISITION_KEYWORDS, IDENTITY_KEYWORDS
+from volume.dicom.headers import ACQUISITION_KEYWORDS, IDENTITY_KEYWORDS
 
 
 def test_table_is_pydicoms_dictionary():

@@ -123,7 +123,7 @@ def new_browser():
     browser, driver = chromium_paths()
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={tempfile.mkdtemp(prefix='volume-chromium-')}",
                  f"--window-size={WINDOW[0]},{WINDOW[1]}"):
@@ -214,6 +214,9 @@ def test_page_shows_the_volume_and_follows_its_controls(server, browser):
     first = wait_for(d, rendered, "the first picture")
     assert PATIENT.split("^")[0] not in d.title and "volume" in d.title
     assert PATIENT.split("^")[0] not in d.page_source
+    # The page's script asks the server for its websocket first (wslink's launcher): answered, no 405.
+    errors = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
     pic = body_region(first)
     h, w = pic.shape[:2]
     assert (pic.sum(-1) > 60).mean() > 0.05, "the body is not drawn"
@@ -230,7 +233,7 @@ def test_page_shows_the_volume_and_follows_its_controls(server, browser):
     shown = wait_for(d, lambda p: red_rows(body_region(p)).size > 0, "the axial plane")
     assert "active plane: axial" in d.find_element(By.ID, "status").text
     before = red_rows(body_region(shown)).mean()
-    thumb = d.find_element(By.CSS_SELECTOR, "#slider-axial .v-slider-thumb")
+    thumb = d.find_element(By.CSS_SELECTOR, "#slider-axial input")
     thumb.send_keys(*[Keys.ARROW_RIGHT] * 6)  # six slices up: 30 mm superior
     # 30 mm up on a picture whose height covers the volume's 95 mm (plus a margin): about a quarter.
     moved = wait_for(d, lambda p: red_rows(body_region(p)).size > 0
@@ -239,6 +242,39 @@ def test_page_shows_the_volume_and_follows_its_controls(server, browser):
     assert before - after < 0.4 * h, (before, after, h)
     assert "axial 17/20" in d.find_element(By.ID, "status").text
     assert differs(iso, moved) > 1
+
+
+@pytest.fixture(scope="module")
+def local_server(series):
+    pytest.importorskip("trame", reason="the web extra is not installed (pip install 'volume[web]')")
+    proc, url = start_server(str(series), "--local")
+    try:
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_local_view_is_drawn_by_the_browser(local_server, browser):
+    """--local: vtk.js draws the scene in a WebGL canvas (no picture comes from the server)."""
+    from selenium.webdriver.common.by import By
+
+    _proc, url = local_server
+    d = browser
+    d.get(url)
+    first = wait_for(d, rendered, "the browser's first picture")
+    assert d.find_elements(By.CSS_SELECTOR, "#view canvas") and not d.find_elements(By.CSS_SELECTOR, "#view img")
+    assert PATIENT.split("^")[0] not in d.title and PATIENT.split("^")[0] not in d.page_source
+    x, y = bright_centroid(first)
+    h, w = first.shape[:2]
+    assert x > w / 2 and y < h / 2, (x, y)  # anterior view: patient's left on the right, superior up
+    click(d, "mode-iso")
+    wait_for(d, lambda p: differs(p, first) > 2, "the browser's isosurface")
+    assert "isosurface" in d.find_element(By.ID, "status").text
 
 
 def test_two_browsers_share_the_server_and_closing_one_keeps_it(server, browser):
@@ -347,6 +383,53 @@ def test_dragging_a_slow_mip_renders_smaller_pictures_never_a_fast_one():
     assert interactive_ratio("mip", 0.1) == 1.0  # fast enough at full size
     assert interactive_ratio("mip", 0.8) == pytest.approx(0.5)  # a quarter of the pixels: 0.2 s
     assert interactive_ratio("minip", 100.0) == MIN_INTERACTIVE_RATIO
+
+
+def test_picture_requests_in_a_burst_get_one_quick_picture_then_the_full_one():
+    """The page asks for a picture at every size its layout passes through while it loads; the
+    server draws one quick picture after the burst, then the full one when no request follows."""
+    pytest.importorskip("trame", reason="the web extra is not installed (pip install 'volume[web]')")
+    import asyncio
+
+    from synth import synthetic_volume
+    from trame_vtk.modules.vtk.protocols import vtkWebPublishImageDelivery
+
+    from volume.render.interactive import build_viewer
+    from volume.render.web import COALESCE_SECONDS, SETTLE_SECONDS, progressive_delivery
+
+    viewer = build_viewer(synthetic_volume(shape=(8, 12, 12)), mode="mip", size=(80, 60), offscreen=True)
+    drawn: list[tuple[str, bool, float]] = []
+
+    def record(self, v_id, ignore_animation=False, stale_count=0):
+        drawn.append((v_id, viewer.layer.preview, viewer.window.GetDesiredUpdateRate()))
+
+    class App:
+        def InvalidateCache(self, _view):  # noqa: N802 - vtkWebApplication's name
+            pass
+
+    async def burst() -> None:
+        delivery = progressive_delivery(viewer)
+        delivery.get_view = lambda v_id: viewer.window
+        type(delivery).app = property(lambda self: App())
+        for _ in range(5):
+            delivery.push_render("7")
+        await asyncio.sleep(COALESCE_SECONDS + SETTLE_SECONDS + 0.5)
+
+    saved = vtkWebPublishImageDelivery.push_render
+    vtkWebPublishImageDelivery.push_render = record
+    try:
+        asyncio.run(burst())
+    finally:
+        vtkWebPublishImageDelivery.push_render = saved
+        viewer.close()
+    quick_rate = viewer.interactor.GetDesiredUpdateRate()
+    assert drawn == [("7", True, quick_rate), ("7", False, viewer.interactor.GetStillUpdateRate())]
+
+
+def test_local_option_needs_the_web_view(series, capsys):
+    assert main(["view", str(series), "--local"]) == 2
+    err = capsys.readouterr().err
+    assert "--web" in err and "Traceback" not in err
 
 
 def test_a_port_in_use_is_one_clear_line(series):

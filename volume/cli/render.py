@@ -113,6 +113,7 @@ HostOpt = Annotated[
 ]
 PortOpt = Annotated[int, typer.Option("--port", help="Web view: port to listen on (0: a free one).", min=0, max=65535)]
 KeepPhiOpt = Annotated[bool, typer.Option("--keep-phi", help="Web view: show the patient's name and ID in the page title.")]
+LocalOpt = Annotated[bool, typer.Option("--local", help="Web view: the browser draws the view itself (WebGL, vtk.js; dragging needs no round trip, a reduced copy of the volume is sent to it) instead of receiving pictures from this machine.")]
 
 
 @app.command("view")
@@ -126,6 +127,7 @@ def view_command(
     screenshots: Annotated[Path, typer.Option("--screenshots", help="Folder where the s key saves screenshots.")] = Path("."),
     mapper: MapperOpt = MapperName.auto,
     web: WebOpt = False,
+    local: LocalOpt = False,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,
@@ -154,6 +156,7 @@ def serve_command(
     level: LevelOpt = None,
     window: WindowOpt = None,
     mapper: MapperOpt = MapperName.auto,
+    local: LocalOpt = False,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8080,
     keep_phi: KeepPhiOpt = False,

@@ -3,10 +3,10 @@ MR fields, :mod:`volume.dicom.bids`) need no pydicom.
 
 Importing pydicom to look keywords up in its data dictionary costs 0.13-0.2 s, more than
 scanning a 300-file series with :mod:`volume.dicom.fastheader`. This table is what
-``pydicom.datadict`` says for the keywords :mod:`volume.dicom.scan` reads (generated from
+``pydicom.datadict`` says for the keywords :mod:`volume.dicom.headers` reads (generated from
 pydicom 3.0.2); ``tests/test_fastheader.py`` checks every entry against pydicom's
 dictionary and that it covers every keyword the scanner asks for. Keywords not listed here are
-still looked up in pydicom by :func:`volume.dicom.fastheader.configure`.
+still looked up in pydicom by :func:`volume.dicom.fastheader.wanted`.
 """
 
 from __future__ import annotations
@@ -77,9 +77,11 @@ TAGS: dict[str, tuple[int, str]] = {
     "AcquisitionMatrix": (0x00181310, "US"),
     "InPlanePhaseEncodingDirection": (0x00181312, "CS"),
     "FlipAngle": (0x00181314, "DS"),
+    "VariableFlipAngleFlag": (0x00181315, "CS"),
     "SAR": (0x00181316, "DS"),
     "PatientPosition": (0x00185100, "CS"),
     "PulseSequenceName": (0x00189005, "SH"),
+    "InversionRecovery": (0x00189009, "CS"),
     "Spoiling": (0x00189016, "CS"),
     "MagnetizationTransfer": (0x00189020, "CS"),
     "RectilinearPhaseEncodeReordering": (0x00189034, "CS"),
@@ -107,6 +109,7 @@ TAGS: dict[str, tuple[int, str]] = {
     "SeriesNumber": (0x00200011, "IS"),
     "AcquisitionNumber": (0x00200012, "IS"),
     "InstanceNumber": (0x00200013, "IS"),
+    "ImagesInAcquisition": (0x00201002, "IS"),
     "ImagePositionPatient": (0x00200032, "DS"),
     "ImageOrientationPatient": (0x00200037, "DS"),
     "FrameOfReferenceUID": (0x00200052, "UI"),
@@ -142,6 +145,8 @@ TAGS: dict[str, tuple[int, str]] = {
 #: The creator (gggg,00bb) of block bb is read as well and must match (case-insensitively) when
 #: present: another vendor may use the same element number for something else.
 PRIVATE: dict[str, tuple[int, str, str]] = {
+    "SiemensCSAImageHeader": (0x00291010, "OB", "SIEMENS CSA HEADER"),
+    "SiemensCSASeriesHeader": (0x00291020, "OB", "SIEMENS CSA HEADER"),
     "SiemensNumberOfImagesInMosaic": (0x0019100A, "US", "SIEMENS MR HEADER"),
     "SiemensBValue": (0x0019100C, "IS", "SIEMENS MR HEADER"),
     "SiemensDiffusionDirectionality": (0x0019100D, "CS", "SIEMENS MR HEADER"),
@@ -154,6 +159,16 @@ PRIVATE: dict[str, tuple[int, str, str]] = {
     "GEGradientY": (0x001910BC, "DS", "GEMS_ACQU_01"),
     "GEGradientZ": (0x001910BD, "DS", "GEMS_ACQU_01"),
     "GERTIATimer": (0x0021105E, "DS", "GEMS_RELA_01"),
+    # GE: the complex component (0 magnitude, 1 phase, 2 real, 3 imaginary; volume.dicom.ge)
+    "GEImageTypeComponent": (0x0043102F, "SS", "GEMS_PARM_01"),
+    # GE: the pulse sequence names and the slice locations of a B0map's field map (volume.dicom.ge)
+    "GEPulseSequenceName": (0x0019109C, "LO", "GEMS_ACQU_01"),
+    "GEInternalPulseSequenceName": (0x0019109E, "LO", "GEMS_ACQU_01"),
+    "GELocationsInAcquisition": (0x0021104F, "SS", "GEMS_RELA_01"),
+    # GE: what kind of diffusion acquisition an image belongs to (volume.dicom.ge.ge_trace_image)
+    "GEDiffusionDirectionType": (0x0021105A, "SS", "GEMS_RELA_01"),
+    "GEVasCollapseFlag": (0x00431030, "SS", "GEMS_PARM_01"),
+    "GENumberOfDiffusionDirections": (0x001910E0, "DS", "GEMS_ACQU_01"),
     # UIH: the b-value, and the gradient along the image's row, column and normal (volume.dicom.uih)
     "UIHBValue": (0x00651009, "FD", "Image Private Header"),
     "UIHGradientDirection": (0x00651037, "FD", "Image Private Header"),
@@ -182,8 +197,34 @@ def creator_tag(tag: int) -> int:
     return (tag & 0xFFFF0000) | ((tag >> 8) & 0xFF)
 
 
-#: Name -> (tag, VR) of the private elements and of their creators, as the fast reader looks them up.
+MOVED_BLOCKS = range(0x10, 0x20)
+"""Blocks where a private block a PACS or an anonymizer renumbered is looked for at scan time (dcm2niix's
+issue 435: Agfa moves 0029,10xx to 0029,11xx, Philips' 2005,14xx to 2005,12xx)."""
+
+
+def moved_name(name: str, block: int) -> str:
+    """The name under which private element ``name`` is read when its block is ``block`` (e.g. ``GEBValue@11``)."""
+    return f"{name}@{block:02X}"
+
+
+def _moved_tags() -> dict[str, tuple[int, str]]:
+    """Name -> (tag, VR) of the private elements of :data:`PRIVATE` in the other :data:`MOVED_BLOCKS`
+    of their group, and of those blocks' creators; none whose tag is another element's usual one."""
+    usual = {tag for tag, _vr, _creator in PRIVATE.values()}
+    out: dict[str, tuple[int, str]] = {}
+    for name, (tag, vr, _creator) in PRIVATE.items():
+        for block in MOVED_BLOCKS:
+            moved = (tag & 0xFFFF00FF) | (block << 8)
+            if moved not in usual:
+                out[moved_name(name, block)] = (moved, vr)
+            out[creator_keyword(moved)] = (creator_tag(moved), "LO")
+    return out
+
+
+#: Name -> (tag, VR) of the private elements and of their creators, as the fast reader looks them up:
+#: at their usual places, and renumbered within :data:`MOVED_BLOCKS`.
 PRIVATE_TAGS: dict[str, tuple[int, str]] = {
+    **_moved_tags(),
     **{name: (tag, vr) for name, (tag, vr, _creator) in PRIVATE.items()},
     **{creator_keyword(tag): (creator_tag(tag), "LO") for tag, _vr, _creator in PRIVATE.values()},
 }

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from . import uih
 from .fastheader import element_value, read_raw
-from .files import open_source
 from .ge import (
     GE_ASSET,
     GE_ECHO_SPACING_US,
@@ -39,6 +37,8 @@ from .ge import (
     ge_repetition_time,
     ge_slice_timing,
 )
+from .private import private_value
+from .read import Skip, read_dataset
 from .series import Stack
 from .sidecar_keys import manufacturer_name, more_fields
 from .siemens import (
@@ -56,7 +56,7 @@ from .values import seconds_from_first, to_float, to_int, to_str
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
 HEADER_KEYWORDS = (
-    "AcquisitionMatrix", "EchoTime", "EchoTrainLength", "FlipAngle", "GradientEchoTrainLength",
+    "AcquisitionMatrix", "EchoTime", "EchoTrainLength", "FlipAngle", "GradientEchoTrainLength", "InversionRecovery",
     "ImagingFrequency", "InPlanePhaseEncodingDirection", "MRAcquisitionPhaseEncodingStepsInPlane",
     "NumberOfPhaseEncodingSteps", "ParallelReductionFactorInPlane", "PartialFourier", "PercentPhaseFieldOfView",
     "PercentSampling", "RectilinearPhaseEncodeReordering", "RepetitionTime", "ScanOptions",
@@ -94,12 +94,28 @@ def _walk(item: Any, depth: int = 0) -> Iterator[Any]:
                 yield from _walk(sub, depth + 1)
 
 
+#: Private creators of the blocks read here by tag, by vendor: (group, usual block) -> creator. A block a
+#: PACS moved elsewhere is found by its creator (:func:`volume.dicom.private.private_value`), as
+#: dcm2niix remaps them (issue 435).
+PRIVATE_CREATORS: dict[str, dict[tuple[int, int], str]] = {
+    "SIEMENS": {(0x0019, 0x10): "SIEMENS MR HEADER", (0x0021, 0x10): "SIEMENS MR SDS 01",
+                (0x0021, 0x11): "SIEMENS MR SDI 02", (0x0029, 0x10): "SIEMENS CSA HEADER",
+                (0x0051, 0x10): "SIEMENS MR HEADER"},
+    "GE": {(0x0019, 0x10): "GEMS_ACQU_01", (0x0021, 0x10): "GEMS_RELA_01", (0x0025, 0x10): "GEMS_SERS_01",
+           (0x0043, 0x10): "GEMS_PARM_01"},
+    "PHILIPS": {(0x2001, 0x10): "Philips Imaging DD 001", (0x2005, 0x10): "Philips MR Imaging DD 001"},
+    "UIH": {(0x0065, 0x10): "Image Private Header"},
+}
+
+
 class Header:
     """One image's header for lookups: top level first, then (enhanced) its own per-frame groups,
-    then the shared groups, then any nested sequence of those (vendors nest freely)."""
+    then the shared groups, then any nested sequence of those (vendors nest freely). ``vendor``
+    (``SIEMENS``, ``GE``...) names whose private blocks :meth:`raw` looks for when moved."""
 
-    def __init__(self, ds: Any, frame: int | None) -> None:
+    def __init__(self, ds: Any, frame: int | None, vendor: str = "") -> None:
         self.ds = ds
+        self.vendor = vendor
         per = ds.get("PerFrameFunctionalGroupsSequence")
         shared = ds.get("SharedFunctionalGroupsSequence")
         self.groups = ([per[frame]] if per is not None and frame is not None and frame < len(per) else []) + (
@@ -125,33 +141,33 @@ class Header:
         return None
 
     def raw(self, tag: int, vr: str) -> Any:
-        """A private element's value (first found; raw bytes converted with ``vr``), or None."""
+        """A private element's value (first found; raw bytes converted with ``vr``), or None; at the top
+        level, in the vendor's block wherever a PACS moved it (:data:`PRIVATE_CREATORS`)."""
         for d in self._datasets():
             value = element_value(d, tag, vr)
             if value is not None and value != "":
                 return value
-        return None
+        creator = PRIVATE_CREATORS.get(self.vendor, {}).get((tag >> 16, (tag >> 8) & 0xFF))
+        if creator is None:
+            return None
+        value = private_value(self.ds, tag, vr, creator)
+        return None if value == "" else value
 
 
-def read_header(stack: Stack, index: int = 0) -> Header | None:
-    """The header of image ``index`` of ``stack`` (pixels not read), None when unreadable.
+def stack_header(stack: Stack, index: int = 0) -> Header | None:
+    """The whole header of image ``index`` of ``stack`` (pixels not read), None when unreadable.
 
     Little-endian files are read whole by :func:`volume.dicom.fastheader.read_raw` (no pydicom
-    import: 0.3 s and 40 MB of a small conversion); others by pydicom.
+    import: 0.3 s and 40 MB of a small conversion); others by :func:`volume.dicom.read.read_dataset`.
     """
     f = stack.frames[index]
     frame = f.frame if f.frame is not None and not f.mosaic else None
     ds = read_raw(f.path) if frame is None else None
     if ds is None:
-        import pydicom
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(open_source(f.path, f.file_compression), stop_before_pixels=True, force=True)
-        except Exception:  # noqa: BLE001 - the scan read it once; a vanished file gives fewer fields
+        ds = read_dataset(f.path, compression=f.file_compression, stop_before_pixels=True)
+        if isinstance(ds, Skip):  # the scan read it once; a vanished file gives fewer fields
             return None
-    return Header(ds, frame)
+    return Header(ds, frame, _vendor(stack))
 
 
 def _vendor(stack: Stack) -> str:
@@ -208,12 +224,13 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
     if stack.n_slices < 2 or str(stack.first.acquisition.get("MRAcquisitionType", "")).upper() == "3D":
         return None
     volumes = [_first_volume(stack, t) for t in range(min(stack.n_frames, 2))]
+    single_band = is_single_band_reference(stack)
 
     def usable(times: list[float | None] | None) -> list[float] | None:
         if times is None or any(t is None for t in times):
             return None
         lo, hi = min(times), max(times)  # type: ignore[type-var]
-        if hi - lo <= 0 or (tr_s and hi - lo > tr_s):
+        if hi - lo <= 0 or (tr_s and hi - lo > tr_s and not single_band):
             return None
         return [t - lo for t in times]  # type: ignore[operator]
 
@@ -227,9 +244,9 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
             if t < len(per_image):
                 times = usable(per_image[t])
                 if times is not None:
-                    return _siemens_checked(times, vendor, h, protocol, notes)
+                    return _siemens_checked(times, vendor, h, protocol, notes, stack)
     if vendor == "GE":
-        return ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).times
+        return ge_slice_timing(stack, h, ge, tr_s, lambda i: stack_header(stack, i)).times
     if stack.first.mosaic or stack.first.frame is not None:
         return None
     if vendor == "SIEMENS":  # each single-slice image lists its volume's times (CSA image header)
@@ -237,16 +254,28 @@ def _slice_times(stack: Stack, vendor: str, h: Header, tr_s: float | None, proto
         if listed is not None:
             times = usable(times_by_instance(listed, [f.instance_number for f in volumes[0]]))
             if times is not None:
-                return _siemens_checked(times, vendor, h, protocol, notes)
+                return _siemens_checked(times, vendor, h, protocol, notes, stack)
     if vendor in ("SIEMENS", "UIH"):  # AcquisitionTime of each slice (UIH's documented slice time)
         return usable(seconds_from_first([f.acquisition_time for f in volumes[0]]))
     return None
 
 
+SINGLE_BAND_REFERENCE = "SBRef"
+"""In SeriesDescription: the single-band reference of a multiband run (CMRR's and Siemens' name). Its
+slices are excited one by one, so they take longer than the run's RepetitionTime, and share no
+excitation: its measured slice times are kept as they are (dcm2niix keeps them too)."""
+
+
+def is_single_band_reference(stack: Stack) -> bool:
+    """True for a single-band reference image (:data:`SINGLE_BAND_REFERENCE` in SeriesDescription)."""
+    return SINGLE_BAND_REFERENCE in (stack.series_description or "")
+
+
 def _siemens_checked(times: list[float], vendor: str, h: Header, protocol: dict[str, str],
-                     notes: list[str] | None) -> list[float] | None:
-    """``times``, unless a Siemens series' multiband factor says they cannot be right (then None, and why in ``notes``)."""
-    if vendor != "SIEMENS":
+                     notes: list[str] | None, stack: Stack | None = None) -> list[float] | None:
+    """``times``, unless a Siemens series' multiband factor says they cannot be right (then None, and why
+    in ``notes``); a single-band reference's times are single-band by design."""
+    if vendor != "SIEMENS" or (stack is not None and is_single_band_reference(stack)):
         return times
     factor = _pat_factor(h, "s") or protocol_number(protocol, "sSliceAcceleration.lMultiBandFactor")
     problem = multiband_problem(times, factor, "TimeAfterStart (0021,1104)" if h.raw(*SIEMENS_TIME_AFTER_START)
@@ -344,15 +373,7 @@ def _readout(vendor: str, h: Header, recon_pe: int | None, acq_pe: int | None, p
         out.update(BandwidthPerPixelPhaseEncode=bwpppe, EffectiveEchoSpacing=ees, TotalReadoutTime=ees * (recon_pe - 1))
         return out
     if vendor == "GE":
-        spacing_us = to_float(h.raw(*GE_ECHO_SPACING_US))
-        if spacing_us and spacing_us > 0 and acq_pe:
-            asset = _number_list(h.raw(*GE_ASSET))
-            accel = 1.0 / asset[0] if asset and asset[0] > 0 else 1.0
-            options = {str(v).upper() for v in (_listify(h.get("ScanOptions")))}
-            partial = "PFF" in options or to_str(h.get("PartialFourier")).upper() == "YES"
-            rf = 4 if partial else 2
-            trt = (math.ceil(acq_pe / accel / rf) * rf - 1) * spacing_us * 1e-6
-            out.update(EffectiveEchoSpacing=trt / (recon_pe - 1), TotalReadoutTime=trt)
+        out.update(_ge_readout(h, recon_pe, acq_pe))
         return out
     if vendor == "PHILIPS":
         wfs = to_float(h.raw(*PHILIPS_WATER_FAT_SHIFT))
@@ -366,6 +387,34 @@ def _readout(vendor: str, h: Header, recon_pe: int | None, acq_pe: int | None, p
             trt = actual * etl
             out.update(EstimatedEffectiveEchoSpacing=trt / (recon_pe - 1), EstimatedTotalReadoutTime=trt)
     return out
+
+
+def _ge_readout(h: Header, recon_pe: int, acq_pe: int | None) -> dict[str, Any]:
+    """GE's EffectiveEchoSpacing and TotalReadoutTime (GE's formula, in dcm2niix's ``GE/README.md``):
+    the lines GE acquires, ``ceil(AcquisitionMatrixPE / R / f) * f`` (R the ASSET factor, f 4 with
+    partial Fourier, ScanOptions PFF, else 2), less one, times its echo spacing (0043,102C, µs),
+    spread over the acquisition matrix's lines; TotalReadoutTime over the reconstructed ones (an
+    interpolated image has more). Without the echo spacing, the acquisition matrix or an in-plane
+    factor (the ASSET factors 0043,1083, or ParallelReductionFactorInPlane above 1) nothing is written."""
+    spacing_us = to_float(h.raw(*GE_ECHO_SPACING_US))
+    if not spacing_us or spacing_us <= 0 or not acq_pe or acq_pe < 2:
+        return {}
+    asset = _number_list(h.raw(*GE_ASSET))
+    accel = 1.0 / asset[0] if asset and asset[0] > 0 else 0.0
+    standard = to_float(h.get("ParallelReductionFactorInPlane"))
+    if standard is not None and standard > max(accel, 1.0):
+        accel = standard
+    if accel <= 0:
+        return {}
+    options = {str(v).upper() for v in (_listify(h.get("ScanOptions")))}
+    rf = GE_ROUND_PARTIAL if "PFF" in options or to_str(h.get("PartialFourier")).upper() == "YES" else GE_ROUND_FULL
+    acquired = math.ceil(acq_pe / accel / rf) * rf
+    ees = (acquired - 1) * spacing_us * 1e-6 / (acq_pe - 1)
+    return {"EffectiveEchoSpacing": ees, "TotalReadoutTime": ees * (recon_pe - 1)}
+
+
+GE_ROUND_FULL, GE_ROUND_PARTIAL = 2, 4
+"""GE rounds the lines it acquires to a multiple of 2, or of 4 with partial Fourier."""
 
 
 def _listify(value: Any) -> list[Any]:
@@ -388,8 +437,9 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
         out["RepetitionTime"] = tr / 1000.0
     measured = _measured_tr(stack, vendor)
     if measured is not None and (tr is None or abs(measured - tr / 1000.0) > 0.05):
-        if tr is not None:
-            out["RepetitionTimeExcitation"] = tr / 1000.0
+        if tr is not None:  # the header's TR: between excitations, or (inversion recovery) between inversions
+            key = "RepetitionTimeInversion" if _inversion_recovery(vendor, h) else "RepetitionTimeExcitation"
+            out[key] = tr / 1000.0
         out["RepetitionTime"] = measured
     te = to_float(h.get("EchoTime"))
     if te is None or te <= 0:
@@ -400,6 +450,16 @@ def _timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str]) -> dict[st
     if flip is not None and flip > 0:
         out["FlipAngle"] = flip
     return out
+
+
+def _inversion_recovery(vendor: str, h: Header) -> bool:
+    """An inversion-recovery sequence (ScanningSequence IR, or InversionRecovery 0018,9009 YES) of a vendor
+    whose RepetitionTime is then the time between inversions (dcm2niix: not Philips, whose is between
+    excitations)."""
+    if vendor == "PHILIPS":
+        return False
+    scanning = "\\".join(_listify(h.get("ScanningSequence"))).upper()
+    return "IR" in scanning or to_str(h.get("InversionRecovery")).upper().startswith("Y")
 
 
 def _measured_tr(stack: Stack, vendor: str) -> float | None:
@@ -427,12 +487,12 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     name = manufacturer_name(stack.first.acquisition.get("Manufacturer"))
     if stack.modality != "MR" or stack.problem:
         return {"Manufacturer": name} if name else {}
-    h = read_header(stack)
+    h = stack_header(stack)
     if h is None:
         return {"Manufacturer": name} if name else {}
     vendor = _vendor(stack)
     protocol = _siemens_protocol(h) if vendor == "SIEMENS" else {}
-    csa = csa_image(h.ds) if vendor == "SIEMENS" and h.ds.get(0x00291010) is not None else {}
+    csa = csa_image(h.ds) if vendor == "SIEMENS" else {}
     ge = ge_protocol(h) if vendor == "GE" else {}
     out: dict[str, Any] = {}
     out.update(_timing(stack, vendor, h, ge))
@@ -475,7 +535,7 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         out["OmittedFields"] = {"SliceTiming": omitted[0]}
     elif _wants_slice_timing(stack):
         out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
-    out.update(_field_map(stack, vendor, protocol))
+    out.update(_field_map(stack, vendor, protocol, h))
     out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out
 
@@ -509,7 +569,7 @@ NO_SLICE_TIMES = {
 def _no_slice_timing(stack: Stack, vendor: str, h: Header, ge: dict[str, str], tr_s: float | None) -> str:
     """Why SliceTiming is left out (never guessed)."""
     if vendor == "GE":
-        why = ge_slice_timing(stack, h, ge, tr_s, lambda i: read_header(stack, i)).why
+        why = ge_slice_timing(stack, h, ge, tr_s, lambda i: stack_header(stack, i)).why
         if why:
             return why
     return NO_SLICE_TIMES.get(vendor, "no per-slice acquisition times in the files")
@@ -529,11 +589,20 @@ def _phase_positive(vendor: str, h: Header, csa: dict[str, Any]) -> int | None:
     return None
 
 
-def _field_map(stack: Stack, vendor: str, protocol: dict[str, str]) -> dict[str, Any]:
+GE_VELOCITY_ENCODE_SCALE = (0x001910E2, "DS")
+"""GE's Velocity Encode Scale (0019,10E2): negative on a B0map's field map, ``-1 / (2 pi dTE)`` (dTE in
+seconds; dcm2niix issue 617), the difference of the two echo times the map was computed from."""
+
+
+def _field_map(stack: Stack, vendor: str, protocol: dict[str, str], h: Header) -> dict[str, Any]:
     out: dict[str, Any] = {}
     f0 = stack.first
     if f0.mr is not None and f0.mr.rwv_units.upper() == "HZ":
         out["Units"] = "Hz"
+        scale = to_float(h.raw(*GE_VELOCITY_ENCODE_SCALE)) if vendor == "GE" else None
+        te = f0.echo_time
+        if scale is not None and scale < 0 and te:
+            out.update(EchoTime1=te / 1000.0, EchoTime2=te / 1000.0 - 1.0 / (2.0 * math.pi * scale))
     if vendor == "SIEMENS" and {"P", "PHASE"} & set(f0.image_type):
         te1, te2 = protocol_number(protocol, "alTE[0]"), protocol_number(protocol, "alTE[1]")
         if te1 and te2:
@@ -541,4 +610,4 @@ def _field_map(stack: Stack, vendor: str, protocol: dict[str, str]) -> dict[str,
     return out
 
 
-__all__ = ["Header", "ge_phase_positive", "ge_protocol", "read_header", "sidecar_fields"]
+__all__ = ["Header", "ge_phase_positive", "ge_protocol", "sidecar_fields", "stack_header"]

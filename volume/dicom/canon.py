@@ -61,7 +61,7 @@ def _is_original(f: Any) -> bool:
 
 
 def fill_b0(frames: Sequence[Any]) -> list[Any]:
-    """Canon/Toshiba images (:class:`volume.dicom.scan.FrameHeader`) without a b-value, in a series
+    """Canon/Toshiba images (:class:`volume.dicom.headers.FrameHeader`) without a b-value, in a series
     whose other images are diffusion-weighted (b > 0), as the b=0 images they are: b-value 0, a zero
     direction. Other series come back as they are."""
     frames = list(frames)

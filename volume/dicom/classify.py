@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .bids import Header, read_header
+from .bids import Header, stack_header
 from .series import Stack
 from .siemens import ascconv, parse_ascconv, protocol_number
 from .values import to_float, to_str
@@ -87,6 +87,19 @@ FIELD_MAP_MAX_DELTA_TE_MS = 10.0
 """A two-echo gradient echo whose echoes lie at most this far apart is a B0 field map (BIDS
 checks 0.1-10 ms between EchoTime1 and EchoTime2)."""
 
+SAME_ACQUISITION_S = 2.0
+"""Seconds between the first images of two series of one protocol and grid within which they are
+one acquisition (a scanner acquires one protocol at a time): Siemens XA exports the magnitude
+echoes and the phase of one field map as series 9001, 9002 and 10001, acquired 0.6 s apart."""
+
+SAME_ACQUISITION_NUMBERS = 2
+"""A magnitude and a phase series of one protocol and grid numbered at most this far apart are one
+acquisition (Siemens numbers a field map's phase series after its magnitudes')."""
+
+RECONSTRUCTION_WORDS = ("ND", "DIS2D", "DIS3D", "NORM", "FIL", "FM", "FSM")
+"""ImageType words that tell reconstructions of one acquisition apart (Siemens: ND without
+distortion correction, DIS2D/DIS3D with it, NORM prescan-normalized)."""
+
 SBREF_LOOKAHEAD = 3
 """An SBRef precedes its run: the run is among the next this many stacks in acquisition order."""
 
@@ -95,6 +108,15 @@ GRADIENT_ECHO_NAMES = r"(epfid|ep_seg_fid|fl\d|fl_|tfl|fm\d|gre|swi|megre|fgre|e
 
 SPIN_ECHO_NAMES = r"(epse|ep_b|ep2d_diff|tse|spc|se\d|tir|haste|fse|3dfse|blade|cube)"
 """Sequence names of spin echoes (SPACE ``spc``/``spcir``, TIRM ``tir``, GE ``fse``/``cube``)."""
+
+PHILIPS_T1_TECHNIQUES = r"T1(TFE|FFE|TSE|SE)"
+"""Philips scanning techniques (2001,1020; the enhanced PulseSequenceName) that name a T1-weighted
+contrast: a 3D T1 TFE's inversion prepulse is in no standard element, and its flip angle of 8
+degrees would otherwise read as proton-density weighting."""
+
+FIELD_MAPPING_NAMES = r"(fm\d|b0map|3db0map|b0rf|gre_field_mapping|field_?map)"
+"""Names of field-mapping sequences: Siemens' SequenceName (``*fm2d2r``) and sequence file
+(``gre_field_mapping``), GE's pulse sequence (0019,109C/109E: ``B0map``, ``3db0map``, ``B0rf``)."""
 
 DIFFUSION_NAMES = r"\*?(ep_b|ep2d_diff|re_b|epse_b)"
 """Siemens sequence names of diffusion sequences (``*ep_b0``, ``*ep_b1000#4``)."""
@@ -113,8 +135,10 @@ SOURCEDATA, OMIT = "sourcedata", "omit"
 _DERIVED_WORDS = frozenset({"MPR", "MIP", "MNIP", "PROJECTION", "MOCO", "SUBTRACTION", "SUB", "REFORMATTED",
                             "CSA", "SCREEN", "SWI", "T1MAP", "T2MAP", "T2STARMAP", "R2STARMAP", "CBF", "CBV",
                             "MTT", "TTP", "RELCBF", "PERFUSIONMAP", "COLFA", "FUSED", "SEGMENTATION",
-                            "PHYSIOLOG", "RESAMPLED", "COMPOSED", "SUMMED", "AVERAGE", "MEAN", "TTEST"})
-"""ImageType words of images a scanner computed or reformatted (beside DERIVED or SECONDARY)."""
+                            "PHYSIOLOG", "PHYSIO", "RAWDATA", "RESAMPLED", "COMPOSED", "SUMMED", "AVERAGE", "MEAN",
+                            "TTEST"})
+"""ImageType words of images a scanner computed or reformatted (beside DERIVED or SECONDARY), and of
+what it stores as an image without being one (Siemens XA's physiological logs: RAWDATA, PHYSIO)."""
 
 _DESCRIBED_LOCALIZER = re.compile(r"(?<![a-z])(loc|localizer|localiser|scout|survey|aahead|3.?plane|tripilot|"
                                   r"calibration|asset.?cal|coil.?sens)", re.IGNORECASE)
@@ -183,6 +207,8 @@ class Facts:
     contrast_agent: str = ""
     acquisition_contrast: str = ""
     time_of_flight: bool = False
+    fieldmap_sequence: bool = False
+    technique: str = ""
     acquired: float | None = None
     manufacturer: str = ""
     shim: tuple[float, ...] | None = None
@@ -287,7 +313,7 @@ def _spin_echo(name: str, h: Header | None, sequence: frozenset[str], technique:
     pulse = to_str(_raw(h, "EchoPulseSequence")).upper()
     if pulse in ("SPIN", "GRADIENT"):
         return pulse == "SPIN"
-    technique = technique.upper()
+    technique = re.sub(r"^(T1|T2|PD)(?=[A-Z])", "", technique.upper())  # T1TFE, T2FFE: the contrast, then the technique
     if technique.startswith(("SE", "TSE", "IR", "DWISE")):
         return True
     if technique.startswith(("FE", "FFE", "T1FFE", "T2FFE", "TFE")):
@@ -319,6 +345,14 @@ def _asl(h: Header | None, words: frozenset[str], name: str, protocol_file: str)
         return "ASL"
     seq = f"{name} {protocol_file} {to_str(_raw(h, 'GEPulseSequenceName'))}".lower()
     return "ASL" if re.search(r"asl", seq) else ""
+
+
+def _field_mapping(name: str, protocol_file: str, h: Header | None) -> bool:
+    """The sequence is a field-mapping one (:data:`FIELD_MAPPING_NAMES`): Siemens' sequence name or
+    file, GE's pulse sequence names."""
+    ge = f"{to_str(_raw(h, 'GEPulseSequenceName'))} {to_str(_raw(h, 'GEInternalPulseSequenceName'))}"
+    names = [name.split("/")[-1].lstrip("*"), protocol_file.replace("\\", "/").split("/")[-1], *ge.split()]
+    return any(re.match(FIELD_MAPPING_NAMES, n, re.IGNORECASE) for n in names if n)
 
 
 def _siemens_protocol(h: Header | None) -> dict[str, str]:
@@ -355,7 +389,7 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
     (:func:`volume.dicom.bids.sidecar_fields`); the session's fields keep their defaults."""
     f0 = stack.first
     acq = f0.acquisition
-    h = read_header(stack) if stack.modality == "MR" and not stack.problem else None
+    h = stack_header(stack) if stack.modality == "MR" and not stack.problem else None
     image_type = _values(acq.get("ImageType")) + tuple(v for v in _values(_raw(h, "FrameType"))
                                                        if v not in _values(acq.get("ImageType")))
     sequence = _words(_acquisition(acq, h, "ScanningSequence"))
@@ -368,6 +402,8 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
     siemens = _siemens_protocol(h) if "SIEMENS" in str(acq.get("Manufacturer", "")).upper() else {}
     protocol_file = siemens.get("tSequenceFileName", "")
     te = to_float(_acquisition(acq, h, "EchoTime"))
+    if te is not None and te <= 0:  # 0: no echo time given (a computed image), not a short one
+        te = None
     if te is None and sidecar.get("EchoTime") is not None:
         te = float(sidecar["EchoTime"]) * 1000.0
     if te is None:
@@ -397,6 +433,8 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
         asl=_asl(h, words, name, protocol_file), contrast_agent=to_str(_raw(h, "ContrastBolusAgent")),
         acquisition_contrast=to_str(_raw(h, "AcquisitionContrast")).upper(),
         time_of_flight=to_str(_raw(h, "TimeOfFlightContrast")).upper() == "YES",
+        fieldmap_sequence=_field_mapping(name, protocol_file, h),
+        technique=(technique or (name if str(acq.get("Manufacturer", "")).upper().startswith("PHILIPS") else "")).upper(),
         acquired=min((f.acquisition_time for f in stack.frames if f.acquisition_time is not None), default=None),
         manufacturer=str(acq.get("Manufacturer", "")), shim=_shim(siemens), sidecar=dict(sidecar),
     )
@@ -417,14 +455,26 @@ def acquisition_order(facts: Sequence[Facts]) -> list[Facts]:
     return sorted(facts, key=key)
 
 
-def _same_acquisition(a: Facts, b: Facts) -> bool:
-    """Two stacks of one acquisition: one series, or the magnitude and phase series a scanner
-    writes separately for one protocol (same grid, same protocol name, numbers a few apart)."""
+def same_acquisition(a: Facts, b: Facts) -> bool:
+    """Two stacks of one acquisition: one series, or series a scanner writes apart for one protocol
+    and grid: first images acquired at most :data:`SAME_ACQUISITION_S` apart (split echoes, the
+    magnitude and phase of Siemens XA's field maps numbered 9001, 9002, 10001, or copies), or a
+    magnitude and a phase series numbered at most :data:`SAME_ACQUISITION_NUMBERS` apart. Without
+    acquisition times, two series of one image component are two acquisitions (repeats)."""
     if a.series == b.series:
         return True
-    close = (a.series_number is not None and b.series_number is not None
-             and abs(a.series_number - b.series_number) <= 2)
-    return close and a.grid == b.grid and a.protocol == b.protocol and a.protocol != ""
+    if not (a.protocol and a.protocol == b.protocol and a.grid == b.grid):
+        return False
+    if a.acquired is not None and b.acquired is not None and abs(a.acquired - b.acquired) <= SAME_ACQUISITION_S:
+        return True
+    return (a.component != b.component and a.series_number is not None and b.series_number is not None
+            and abs(a.series_number - b.series_number) <= SAME_ACQUISITION_NUMBERS)
+
+
+def reconstruction(f: Facts) -> tuple[str, ...]:
+    """The ImageType words of :data:`RECONSTRUCTION_WORDS` a stack holds (which reconstruction of
+    its acquisition it is)."""
+    return tuple(w for w in RECONSTRUCTION_WORDS if w in f.words)
 
 
 def session_facts(facts: Sequence[Facts]) -> list[Facts]:
@@ -433,9 +483,9 @@ def session_facts(facts: Sequence[Facts]) -> list[Facts]:
     rank = {f.index: k for k, f in enumerate(ordered)}
     out = []
     for f in facts:
-        group = [g for g in facts if g.modality == "MR" and not g.problem and _same_acquisition(f, g)]
+        group = [g for g in facts if g.modality == "MR" and not g.problem and same_acquisition(f, g)]
         same_part = [g for g in group if g.component == f.component and g.grid == f.grid
-                     and g.series == f.series and g.echo_time]
+                     and reconstruction(g) == reconstruction(f) and g.echo_time]
         times = tuple(sorted({round(g.echo_time, 3) for g in same_part}))  # type: ignore[arg-type]
         echo_rank = times.index(round(f.echo_time, 3)) + 1 if f.echo_time and round(f.echo_time, 3) in times else 1
         phases = [g for g in group if g.component == "phase" and g.grid == f.grid and not g.epi]
@@ -555,6 +605,7 @@ PREDICATES: dict[str, Callable[[Facts], bool]] = {
     "phase_partner": lambda f: f.phase_partner,
     "two_magnitude_echoes": lambda f: len(f.magnitude_echo_times) == 2 and 0 < f.magnitude_echo_times[1]
                                       - f.magnitude_echo_times[0] <= FIELD_MAP_MAX_DELTA_TE_MS,
+    "fieldmap_sequence": lambda f: f.fieldmap_sequence,
     "asl": lambda f: bool(f.asl),
     "described_asl": lambda f: bool(_DESCRIBED_ASL.search(f.text)),
     "described_m0": lambda f: bool(_DESCRIBED_M0.search(f.text)) or "M0" in f.words,
@@ -582,6 +633,7 @@ PREDICATES: dict[str, Callable[[Facts], bool]] = {
     "described_angio": lambda f: bool(_DESCRIBED_ANGIO.search(f.text)),
     "three_d": lambda f: f.acquisition_type == "3D",
     "contrast_t1": lambda f: f.acquisition_contrast == "T1",
+    "technique_t1": lambda f: bool(re.match(PHILIPS_T1_TECHNIQUES, f.technique)),
     "contrast_t2": lambda f: f.acquisition_contrast == "T2",
     "contrast_pd": lambda f: f.acquisition_contrast == "PROTON_DENSITY",
     "contrast_t2star": lambda f: f.acquisition_contrast == "T2_STAR",
@@ -630,7 +682,7 @@ RULES: tuple[Rule, ...] = (
     _r("scanner-diffusion-map", SOURCEDATA, why="ADC, trace or FA computed by the scanner",
        scanner_diffusion_map=True),
     _r("derived", SOURCEDATA, why="ImageType DERIVED/SECONDARY, or a reformat, projection, motion-corrected "
-       "series or map computed by the scanner", derived=True),
+       "series or map computed by the scanner, or a physiological log stored as an image", derived=True),
     _r("described-localizer", SOURCEDATA, why="the description says localizer, scout, survey or calibration",
        described_localizer=True),
     _r("dwi", "dwi", "dwi", why="diffusion-weighted volumes (b > 50 s/mm2) with their b-values", diffusion=True,
@@ -655,6 +707,9 @@ RULES: tuple[Rule, ...] = (
     _r("fieldmap-magnitudes", "fmap", "magnitude{echo}", why="the two magnitude echoes (at most 10 ms apart) "
        "of a gradient-echo field map whose phase is in the session", magnitude=True, epi=False,
        two_echoes=True, close_echoes=True, phase_partner=True),
+    _r("fieldmap-incomplete", SOURCEDATA, why="an image of a field-mapping sequence that makes no BIDS field map: its "
+       "magnitude or phase partner, its echo times or its units are not in the session", fieldmap_sequence=True,
+       epi=False),
     _r("asl", "perf", "asl", why="arterial spin labelling (ArterialSpinLabelingContrast, ImageType ASL, a "
        "labelling type, or an ASL sequence)", asl=True, described_m0=False),
     _r("asl-m0", "perf", "m0scan", why="the M0 image of an ASL sequence", asl=True),
@@ -691,6 +746,8 @@ RULES: tuple[Rule, ...] = (
     _r("contrast-pd", "anat", "PDw", why="the scanner's AcquisitionContrast: PROTON_DENSITY", contrast_pd=True),
     _r("contrast-t2", "anat", "T2w", why="the scanner's AcquisitionContrast: T2", contrast_t2=True),
     _r("contrast-t1", "anat", "T1w", why="the scanner's AcquisitionContrast: T1", contrast_t1=True),
+    _r("technique-t1", "anat", "T1w", why="Philips' scanning technique names a T1 contrast (T1TFE, T1FFE, T1TSE)",
+       technique_t1=True),
     _r("flair", "anat", "FLAIR", why="inversion recovery with TI >= 1400 ms and TE >= 45 ms (water nulled)",
        inversion=True, flair_inversion=True, long_te=True),
     _r("stir", "anat", "T2w", why="inversion recovery with TI <= 400 ms and TE >= 45 ms (fat nulled, STIR)",
@@ -784,5 +841,6 @@ def by_series(facts: Iterable[Facts]) -> dict[tuple[str, int | None], list[Facts
     return dict(out)
 
 
-__all__ = ["OMIT", "PREDICATES", "RULES", "SOURCEDATA", "Decision", "Facts", "Rule", "acquisition_order",
-           "by_series", "check_rules", "classify", "matches", "rules_table", "session_facts", "stack_facts"]
+__all__ = ["OMIT", "PREDICATES", "RECONSTRUCTION_WORDS", "RULES", "SOURCEDATA", "Decision", "Facts", "Rule",
+           "acquisition_order", "by_series", "check_rules", "classify", "matches", "reconstruction", "rules_table",
+           "same_acquisition", "session_facts", "stack_facts"]

@@ -6,6 +6,12 @@ Diffusion
     LPS by :data:`GE_GRADIENT_FRAMES` (dcm2niix's rule); a gradient shorter than unit length scales
     the b-value (multi-shell, :func:`ge_reduced_bvalue`).
 
+Complex components and field maps
+    GE names an image's complex component in its Private Image Type (0043,102F: phase, real,
+    imaginary; ImageType says ``OTHER``), and stores a B0map series (PSD ``b0map``) as two volumes,
+    the field map in Hz first (images numbered up to the locations in acquisition, 0021,104F), then
+    the magnitude (:func:`mark_b0map_field_map`). Each becomes its own stack.
+
 Repetition time
     RepetitionTime (0018,0080) leaves out the group delay of BrainWave ``epiRT`` series
     (0043,107C, seconds) and the delay between acquisitions of a multi-phase ``epi`` series (the
@@ -22,13 +28,16 @@ Slice timing (:func:`ge_slice_timing`)
     along the slice normal as prescribed). Without a readable protocol block, the times measured
     per image: TriggerTime (0018,1060, ms: ``epi`` multi-phase) within the first volume, else the
     RTIA timer (0021,105E) within the second volume (the first one's is wrong on some releases),
-    in seconds since software 24 and in 1/10,000 s before. Anything else (GE diffusion sequences,
-    variable multi-phase delays, HyperBand before software 26, InstanceNumbers that do not follow
-    the slice positions) gives no times, and says why.
+    in seconds since software 24 and in 1/10,000 s before. GE's diffusion EPI (``epi2``) interleaves
+    its excitations within the TR (GE's description, dcm2niix issue 635), unless its gradients cycle
+    across TRs (:func:`ge_diffusion_cycling`). Anything else (cycling diffusion, variable multi-phase
+    delays, HyperBand before software 26, InstanceNumbers that do not follow the slice positions)
+    gives no times, and says why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import math
 import re
@@ -37,7 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .values import to_float, to_str
+from .values import to_float, to_int, to_str
 
 # --- diffusion ----------------------------------------------------------------------------------
 
@@ -103,6 +112,34 @@ def ge_gradient(raw: tuple[float, float, float], iop: tuple[float, ...] | None, 
     return tuple(v[0] * r[i] - v[1] * c[i] + v[2] * n[i] for i in range(3))  # type: ignore[return-value]
 
 
+GE_DTI = 16
+"""GE's code for a DTI acquisition: the series' diffusion direction type (0021,105A) and an image's
+"Vas collapse flag" (0043,1030) of a direction image."""
+
+GE_T2 = 14
+"""GE's image-level code (0043,1030) of a DTI series' initial T2 (b=0) images (dcm2niix issue 777)."""
+
+
+def ge_trace_image(series_type: Any, image_type: Any, n_directions: Any) -> bool:
+    """True when GE says an image belongs to a diffusion acquisition that is not DTI, so that a weighted
+    image without a direction is a trace image (the mean of the directions), not a b=0 image.
+
+    GE writes the nominal b-value and a zero vector on the T2 (b=0) images of a DTI series; so does it
+    on the trace images of a DWI series. GE tells them apart (dcm2niix issues 690, 777): the series'
+    diffusion direction type (0021,105A) is 16 for DTI; an image's code (0043,1030) is 14 for a DTI
+    series' T2 images, 16 for its directions; NumberOfDiffusionDirection (0019,10E0) is 0 for an
+    isotropic acquisition. Absent elements say nothing (the image is then read as b=0, dcm2niix's default).
+    """
+    image = to_int(image_type)
+    if image == GE_T2:
+        return False
+    series = to_int(series_type)
+    directions = to_float(n_directions)
+    return ((series is not None and series > 0 and series != GE_DTI)
+            or (image is not None and image > 0 and image != GE_DTI)
+            or directions == 0)
+
+
 def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tuple[float, ...]]:
     """GE multi-shell: a gradient shorter than unit length scales the nominal b by its squared
     length (rounded to 5 s/mm2, as dcm2niix does); the direction is then made unit length."""
@@ -113,6 +150,55 @@ def ge_reduced_bvalue(b: float, gradient: tuple[float, ...]) -> tuple[float, tup
     step = GE_BVALUE_ROUNDING
     b2 = step if 0 < reduced < step else float(int((reduced + step / 2) / step) * step)
     return b2, gradient
+
+
+# --- complex components and field maps ----------------------------------------------------------
+
+GE_COMPONENTS = {1: "ph", 2: "real", 3: "imag"}
+"""GE's Private Image Type (0043,102F), SS: 0 magnitude, 1 phase, 2 real, 3 imaginary (GE's note in
+dcm2niix's ``GE/README.md``). GE writes the complex component nowhere else: ImageType says ``OTHER``
+for each, and a series may hold several at every slice position."""
+
+GE_B0MAP = "B0MAP"
+"""The PSD (0019,109C ``b0map``) or internal PSD (0019,109E ``B0map``) of GE's field map sequence."""
+
+
+def ge_component(value: Any) -> str:
+    """The complex component of GE's (0043,102F): ``ph``, ``real``, ``imag``, or "" (magnitude, absent)."""
+    return GE_COMPONENTS.get(to_int(value), "") if value is not None else ""
+
+
+def ge_b0map_locations(psd: Any, internal_psd: Any, locations: Any) -> int | None:
+    """The slice locations of a GE B0map's field map, None for other series.
+
+    GE's B0map series holds two volumes (dcm2niix issue 501): the field map in Hz, a map computed
+    from the phase difference, then the magnitude image. Images numbered up to the locations in
+    acquisition (0021,104F) are the field map (:func:`mark_b0map_field_map`).
+    """
+    if GE_B0MAP not in to_str(psd).upper() and to_str(internal_psd).upper() != GE_B0MAP:
+        return None
+    n = to_int(locations)
+    return n if n is not None and n > 0 else None
+
+
+FIELD_MAP_HZ = "Hz"
+"""The unit of a field map's values (the ``rwv_units`` of :class:`volume.dicom.mr.MRFrame`)."""
+
+
+def mark_b0map_field_map(frames: Sequence[Any]) -> list[Any]:
+    """The images of a GE B0map series (:class:`volume.dicom.headers.FrameHeader`) with its field map
+    marked as a map in Hz: those numbered up to the field map's locations, when the series also
+    holds images numbered beyond them (the magnitude). Other series come back as they are."""
+    frames = list(frames)
+    limits = {f.mr.b0map_locations for f in frames if f.mr is not None and f.mr.b0map_locations}
+    if len(limits) != 1:
+        return frames
+    n = limits.pop()
+    if not any(f.instance_number is not None and f.instance_number > n for f in frames):
+        return frames
+    return [f.replace(mr=dataclasses.replace(f.mr, rwv_units=FIELD_MAP_HZ))
+            if f.mr is not None and f.instance_number is not None and f.instance_number <= n else f
+            for f in frames]
 
 
 # --- header elements ----------------------------------------------------------------------------
@@ -325,7 +411,7 @@ def ge_software_version(text: Any) -> GEVersion:
 
 
 def ge_acquisition_times(n_slices: int, multiband: int, tr_s: float, interleaved: bool, version: GEVersion,
-                         group_delay_s: float = 0.0) -> list[float]:
+                         group_delay_s: float = 0.0, *, r3_order: bool | None = None) -> list[float]:
     """Seconds from the start of a volume at which each of GE's slice *locations* (in InstanceNumber
     order) is excited, by GE's slice-order convention.
 
@@ -333,17 +419,19 @@ def ge_acquisition_times(n_slices: int, multiband: int, tr_s: float, interleaved
     ``tr_s - group_delay_s`` evenly; location ``k`` is excited with ``k mod excitations``.
     Sequential: excitation ``e`` at ``e * dt``. Interleaved: the even excitations first, then the
     odd ones. HyperBand before 27.0 R03 adds an excitation when their number is even; from 27.0
-    R03 on, an interleaved even number swaps the last and third-to-last.
+    R03 on, an interleaved even number swaps the last and third-to-last. ``r3_order`` overrides the
+    release's order (GE's diffusion sequences keep the earlier one).
     """
     mb = max(1, multiband)
     excitations = math.ceil(n_slices / mb)
-    if mb > 1 and not version.is_27r3 and excitations % 2 == 0:
+    after_r3 = version.is_27r3 if r3_order is None else r3_order
+    if mb > 1 and not after_r3 and excitations % 2 == 0:
         excitations += 1
     dt = (tr_s - group_delay_s) / excitations
     order = (list(range(0, excitations, 2)) + list(range(1, excitations, 2))) if interleaved else list(range(excitations))
     slot = {e: i for i, e in enumerate(order)}  # excitation -> its place in time
     times = [slot[e] * dt for e in range(excitations)]
-    if interleaved and mb > 1 and version.is_27r3 and excitations > 2 and excitations % 2 == 0:
+    if interleaved and mb > 1 and after_r3 and excitations > 2 and excitations % 2 == 0:
         times[-1], times[-3] = times[-3], times[-1]
     return [times[k % excitations] for k in range(n_slices)]
 
@@ -383,8 +471,7 @@ def _from_protocol(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) ->
     """Slice times from the protocol data block, as dcm2niix derives them."""
     kind = ge_epi_kind(h, protocol)
     if kind == EPI_DIFFUSION:
-        return SliceTiming(why="GE stores no slice times for diffusion sequences (its protocol block's "
-                               "slice order holds for gradient-echo EPI only)")
+        return _diffusion_times(stack, h, protocol, tr_s)
     if not kind:
         return SliceTiming(why="GE stores no slice times, and its protocol block's slice order holds for "
                                "gradient-echo EPI (epi, epiRT) only")
@@ -410,6 +497,71 @@ def _from_protocol(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) ->
     by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, order != 0, version, group_delay_s)
     return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks],
                        source="GE protocol data block (0025,101B)")
+
+
+def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) -> SliceTiming:
+    """Slice times of GE's diffusion EPI (``epi2``), as GE describes them (dcm2niix issue 635): the
+    excitations interleaved within the TR, no group delay, the HyperBand order of releases before
+    27.0 R03 whatever the release; unknown when the gradients cycle across TRs (ALLTR, 2TR, 3TR on
+    Premier, UHP and 7.0T systems), where the order changes from TR to TR."""
+    mode, _tensor = ge_diffusion_cycling(h)
+    if mode not in (CYCLING_OFF, CYCLING_SPECIAL_OFF):
+        return SliceTiming(why=f"GE diffusion with gradient cycling {mode} (0019,10B3): its slice order changes "
+                               "from TR to TR")
+    mb = ge_multiband(h, protocol)
+    version = ge_software_version(stack.first.acquisition.get("SoftwareVersions") or h.get("SoftwareVersions"))
+    if mb > 1 and version.major < HYPERBAND_FIRST_MAJOR:
+        return SliceTiming(why=f"GE HyperBand before software {HYPERBAND_FIRST_MAJOR:g}: its slice order is unknown")
+    ranks = _location_ranks(stack)
+    if ranks is None:
+        return SliceTiming(why="InstanceNumbers missing or not in slice order: GE's acquisition order of the "
+                               "slice locations is unknown")
+    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, True, version, 0.0, r3_order=False)
+    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks],
+                       source="GE protocol data block (0025,101B), diffusion EPI")
+
+
+# --- diffusion gradient cycling -------------------------------------------------------------------
+
+GE_TENSOR_FILE = (0x001910B2, "DS")
+"""User data 11: the diffusion tensor file number."""
+GE_CYCLING_BLOCK = (0x001910B3, "DS")
+"""User data 12: the diffusion gradient cycling block (2: 2TR, 3: 3TR)."""
+GE_DERATING = (0x001910B6, "DS")
+"""User data 15: the diffusion gradient derating (0.72 marks the special OFF mode on Premier)."""
+
+CYCLING_OFF, CYCLING_ALL_TR, CYCLING_2TR, CYCLING_3TR, CYCLING_SPECIAL_OFF = "OFF", "ALLTR", "2TR", "3TR", "SPOFF"
+"""GE's diffusion gradient cycling modes (DiffGradientCyclingGE), dcm2niix issues 635 and 796."""
+
+CYCLING_MODELS = ("PREMIER", "UHP", "7.0T", "7T")
+"""ManufacturerModelName words of the systems that cycle diffusion gradients across TRs."""
+
+SPECIAL_OFF_DERATING = 0.72
+"""Premier's user data 15 of the special OFF mode (ABCD, ADNI, HCP and UK Biobank protocols)."""
+
+SPECIAL_OFF_DERATING_UHP = (0.5, 1.0)
+"""UHP's and 7.0T's range of user data 15 of the special OFF mode."""
+
+
+def ge_diffusion_cycling(h: Any) -> tuple[str, int | None]:
+    """GE's diffusion gradient cycling mode (``OFF``, ``ALLTR``, ``2TR``, ``3TR``, ``SPOFF``) and the
+    tensor file number (user data 11, or the cycling block's 2 or 3 when it is 0), from the model name
+    (0008,1090) and GE's user data (0019,10B2/B3/B6), as GE describes them (dcm2niix issues 635, 796)."""
+    tensor = to_float(h.raw(*GE_TENSOR_FILE))
+    tensor_file = int(round(tensor)) if tensor is not None else None
+    model = to_str(h.get("ManufacturerModelName")).upper()
+    if not any(word in model for word in CYCLING_MODELS):
+        return CYCLING_OFF, tensor_file
+    derating = to_float(h.raw(*GE_DERATING)) or 0.0
+    if "PREMIER" in model and abs(derating - SPECIAL_OFF_DERATING) < 1e-4:
+        return CYCLING_SPECIAL_OFF, tensor_file
+    if "PREMIER" not in model and SPECIAL_OFF_DERATING_UHP[0] <= derating <= SPECIAL_OFF_DERATING_UHP[1]:
+        return CYCLING_SPECIAL_OFF, tensor_file
+    block = to_float(h.raw(*GE_CYCLING_BLOCK))
+    for value, mode in ((2, CYCLING_2TR), (3, CYCLING_3TR)):
+        if block is not None and round(block) == value:
+            return mode, value if not tensor_file else tensor_file
+    return CYCLING_ALL_TR, tensor_file
 
 
 def _measured(times: list[float | None], tr_s: float, multiband: int) -> list[float] | None:
@@ -464,6 +616,6 @@ def ge_slice_timing(stack: Any, h: Any, protocol: dict[str, str], tr_s: float | 
                            "(0021,105E) gives one volume's slice times")
 
 
-__all__ = ["GEVersion", "SliceTiming", "ge_acquisition_times", "ge_bvalue", "ge_epi_kind", "ge_gradient",
-           "ge_multiband", "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue", "ge_repetition_time",
-           "ge_slice_timing", "ge_software_version"]
+__all__ = ["GEVersion", "SliceTiming", "ge_acquisition_times", "ge_b0map_locations", "ge_bvalue", "ge_component",
+           "ge_diffusion_cycling", "ge_epi_kind", "ge_gradient", "ge_multiband", "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue",
+           "ge_repetition_time", "ge_slice_timing", "ge_software_version", "ge_trace_image", "mark_b0map_field_map"]

@@ -13,9 +13,9 @@ from ..errors import AmbiguousSeriesError, NoDicomError, NotAVolumeError, SliceG
 from ..phi import strip
 from ..volume import Volume
 from .geometry import interpolation_weights, output_grid, tilt_padding, uniform_grid
+from .headers import ScanReport, describe_skips, scan_files
 from .pixels import DEFAULT_MAX_BYTES, check_grid, read_stack
 from .scaling import DEFAULT_SCALING, vendor_scaling
-from .scan import ScanReport, describe_skips, scan_files
 from .series import Series, Stack, group_frames, select_stacks, stack_choice
 
 

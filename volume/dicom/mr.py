@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import canon, uih
-from ._tags import PRIVATE, creator_keyword
+from ._tags import MOVED_BLOCKS, PRIVATE, creator_keyword, moved_name
 from .fastheader import element_value
-from .ge import ge_bvalue, ge_gradient, ge_reduced_bvalue
+from .ge import ge_b0map_locations, ge_bvalue, ge_component, ge_gradient, ge_reduced_bvalue, ge_trace_image
 from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
 
 Getter = Callable[[str], Any]
@@ -75,7 +75,12 @@ class MRFrame:
     ``order`` holds ``(name, value)`` pairs of the vendor keys that say which volume of a 4D series
     the image belongs to (e.g. ``("DiffusionOrder", 4)``); ``scale_slope`` is Philips' private
     ScaleSlope (2005,100E); ``rwv`` the (slope, intercept) of a RealWorldValueMapping and
-    ``rwv_units`` its unit code (``Hz``...); ``slice_time`` seconds from the start of the volume.
+    ``rwv_units`` the unit of the values (a RealWorldValueMapping's code, or ``Hz`` for GE's B0map
+    field map); ``slice_time`` seconds from the start of the volume; ``component`` the complex
+    component a vendor's private element names (GE's 0043,102F: ``ph``, ``real``, ``imag``; "" for
+    magnitude or none); ``b0map_locations`` the slice locations of a GE B0map's field map
+    (:func:`volume.dicom.ge.mark_b0map_field_map`); ``vendor_trace`` True when the vendor says a
+    weighted image without a direction is a trace image, not b=0 (:func:`volume.dicom.ge.ge_trace_image`).
     """
 
     bvalue: float | None = None
@@ -86,6 +91,9 @@ class MRFrame:
     rwv: tuple[float, float] | None = None
     rwv_units: str = ""
     slice_time: float | None = None
+    component: str = ""
+    b0map_locations: int | None = None
+    vendor_trace: bool = False
 
     def key(self, name: str) -> Any:
         """The value of order key ``name`` (None when the image has none)."""
@@ -124,17 +132,58 @@ class MRFrame:
 #: Private element name -> (the keyword its creator is read under, the creator in upper case).
 _OWNERS = {name: (creator_keyword(tag), creator.upper()) for name, (tag, _vr, creator) in PRIVATE.items()}
 
+#: Private element name -> (creator keyword, element name) in each other block it may have been moved to.
+_MOVED = {name: [(creator_keyword((tag & 0xFFFF00FF) | (block << 8)), moved_name(name, block))
+                 for block in MOVED_BLOCKS if block != (tag >> 8) & 0xFF]
+          for name, (tag, _vr, _creator) in PRIVATE.items()}
 
-def private(get: Getter, name: str) -> Any:
-    """A private element's value, or None when absent or when its block belongs to another creator."""
+#: Private creators (their first letters, upper case) -> Manufacturer (0008,0070) prefixes of the vendor.
+_VENDOR_OF_CREATOR = (("SIEMENS", ("SIEMENS", "CPS")), ("GEMS", ("GE",)), ("PHILIPS", ("PHILIPS",)),
+                      ("IMAGE PRIVATE HEADER", ("UIH", "UNITED IMAGING")))
+
+
+def private(get: Getter, name: str, maker: str | None = None) -> Any:
+    """A private element's value, or None when absent or when its block belongs to another creator.
+
+    At its usual place when the creator there is the vendor's (or there is none: files stripped of
+    their creators); else, in a file of that vendor, in whichever block the vendor's creator owns
+    (a PACS or an anonymizer may renumber blocks: :data:`volume.dicom._tags.MOVED_BLOCKS`).
+    ``maker`` is the file's Manufacturer (0008,0070) in upper case, read once by a caller that
+    reads many elements of one file (None: read here).
+    """
     value = get(name)
-    if value is None:
-        return None
     keyword, creator = _OWNERS[name]
+    if maker is None:
+        maker = to_str(get("Manufacturer")).upper()
+    if value is None and not maker.startswith(_VENDOR_PREFIXES[name] or _NO_VENDOR):
+        return None  # the common case: another vendor's element, absent (no moved block to look for)
     owner = get(keyword)
-    if owner is not None and to_str(owner).upper() != creator:
+    if owner is None and value is not None:
+        return value
+    if owner is not None and to_str(owner).upper() == creator:
+        return value
+    return _moved(get, name, creator, maker)
+
+
+#: Private element name -> the Manufacturer prefixes of the vendor its creator belongs to (empty: none known).
+_VENDOR_PREFIXES = {name: next((prefixes for first, prefixes in _VENDOR_OF_CREATOR if creator.startswith(first)), ())
+                    for name, (_keyword, creator) in _OWNERS.items()}
+
+
+_NO_VENDOR = ("\0",)
+"""A prefix no Manufacturer starts with (creators of no known vendor: never looked for elsewhere)."""
+
+
+def _moved(get: Getter, name: str, creator: str, maker: str) -> Any:
+    """Element ``name`` in the block its vendor's ``creator`` owns elsewhere, in that vendor's files
+    (Manufacturer ``maker``) only."""
+    if not maker.startswith(_VENDOR_PREFIXES[name] or _NO_VENDOR):
         return None
-    return value
+    for creator_key, moved in _MOVED[name]:
+        owner = get(creator_key)
+        if owner is not None and to_str(owner).upper() == creator:
+            return get(moved)
+    return None
 
 
 def _unit(vector: tuple[float, ...] | None) -> tuple[float, float, float] | None:
@@ -152,11 +201,11 @@ def _directionality(text: Any) -> str:
     return d if d in (DIRECTIONAL, ISOTROPIC, NO_WEIGHTING, BMATRIX) else ""
 
 
-def _diffusion_uih(get: Getter, b: float | None, gradient: tuple[float, ...] | None
+def _diffusion_uih(get: Getter, b: float | None, gradient: tuple[float, ...] | None, maker: str
                    ) -> tuple[float | None, tuple[float, ...] | None]:
     """UIH's b-value (0065,1009) and image-frame gradient (0065,1037) before the standard ones
     (:mod:`volume.dicom.uih`); the arguments come back unchanged without them."""
-    ub, ug = to_float(private(get, "UIHBValue")), to_floats(private(get, "UIHGradientDirection"), 3)
+    ub, ug = to_float(private(get, "UIHBValue", maker)), to_floats(private(get, "UIHGradientDirection", maker), 3)
     if ug is not None:
         gradient = uih.gradient_lps(ug, to_floats(get("ImageOrientationPatient"), 6)) or gradient
     return (ub if ub is not None else b), gradient
@@ -177,7 +226,7 @@ def _canon_comment_gradient(get: Getter, b: float | None) -> tuple[float, float,
     return ge_gradient(components, iop, phase)
 
 
-def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, float] | None, str]:
+def _diffusion_classic(get: Getter, maker: str) -> tuple[float | None, tuple[float, float, float] | None, str]:
     """(b-value, LPS gradient, directionality) of a single-frame image.
 
     The b-value from UIH's own (0065,1009), else the standard DiffusionBValue, else Siemens', Philips'
@@ -190,25 +239,25 @@ def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, f
     """
     standard_direction = _directionality(get("DiffusionDirectionality"))
     b, gradient = _diffusion_uih(get, to_float(get("DiffusionBValue")),
-                                 to_floats(get("DiffusionGradientOrientation"), 3))
+                                 to_floats(get("DiffusionGradientOrientation"), 3), maker)
     if b is None:
-        b = to_float(private(get, "SiemensBValue"))
+        b = to_float(private(get, "SiemensBValue", maker))
     if b is None:
-        b = to_float(private(get, "PhilipsBValue"))
+        b = to_float(private(get, "PhilipsBValue", maker))
     if b is None:
-        b = ge_bvalue(private(get, "GEBValue"))
+        b = ge_bvalue(private(get, "GEBValue", maker))
     if b is None and standard_direction == NO_WEIGHTING:
         b = 0.0  # the standard's unweighted image (Canon writes no b-value on them)
     if b is None:
         return None, None, ""
-    direction = standard_direction or _directionality(private(get, "SiemensDiffusionDirectionality"))
-    if not direction and to_str(private(get, "PhilipsDiffusionDirection")).upper() == "I":
+    direction = standard_direction or _directionality(private(get, "SiemensDiffusionDirectionality", maker))
+    if not direction and to_str(private(get, "PhilipsDiffusionDirection", maker)).upper() == "I":
         direction = ISOTROPIC
     gradient = (gradient
-                or to_floats(private(get, "SiemensDiffusionGradientDirection"), 3)
-                or to_floats(tuple(private(get, n) for n in PHILIPS_GRADIENT), 3))
+                or to_floats(private(get, "SiemensDiffusionGradientDirection", maker), 3)
+                or to_floats(tuple(private(get, n, maker) for n in PHILIPS_GRADIENT), 3))
     if gradient is None:
-        raw = to_floats(tuple(private(get, n) for n in GE_GRADIENT), 3)
+        raw = to_floats(tuple(private(get, n, maker) for n in GE_GRADIENT), 3)
         if raw is not None:
             b, raw = ge_reduced_bvalue(b, raw)
             gradient = ge_gradient(raw, to_floats(get("ImageOrientationPatient"), 6),  # type: ignore[arg-type]
@@ -218,15 +267,15 @@ def _diffusion_classic(get: Getter) -> tuple[float | None, tuple[float, float, f
     return max(b, 0.0), _unit(gradient), direction
 
 
-def _philips_order(get: Getter) -> tuple[tuple[str, Any], ...]:
+def _philips_order(get: Getter, maker: str) -> tuple[tuple[str, Any], ...]:
     keys = []
-    order = to_int(private(get, "PhilipsDiffusionOrder"))
+    order = to_int(private(get, "PhilipsDiffusionOrder", maker))
     if order is not None and order > 0:
         keys.append(("DiffusionOrder", order))
-    bnum, gnum = to_int(private(get, "PhilipsBValueNumber")), to_int(private(get, "PhilipsGradientOrientationNumber"))
+    bnum, gnum = to_int(private(get, "PhilipsBValueNumber", maker)), to_int(private(get, "PhilipsGradientOrientationNumber", maker))
     if bnum is not None and gnum is not None:
         keys.append(("BValueNumber,GradientOrientationNumber", (bnum, gnum)))
-    phase = to_int(private(get, "PhilipsPhaseNumber"))
+    phase = to_int(private(get, "PhilipsPhaseNumber", maker))
     if phase is not None:
         keys.append(("PhaseNumber", phase))
     return tuple(keys)
@@ -248,18 +297,39 @@ def _rwv(mapping: Any) -> tuple[tuple[float, float] | None, str]:
     return (slope, intercept), units
 
 
+GE_MAKER = "GE"
+"""Manufacturer (0008,0070) of GE's files, in upper case: ``GE MEDICAL SYSTEMS``, ``GE HEALTHCARE``."""
+
+
+def _ge_image(get: Getter, maker: str, b: float | None) -> tuple[str, int | None, bool]:
+    """GE's complex component, B0map field-map locations and trace marker of one image
+    (:func:`volume.dicom.ge.ge_component`, :func:`~volume.dicom.ge.ge_b0map_locations`,
+    :func:`~volume.dicom.ge.ge_trace_image`)."""
+    component = ge_component(private(get, "GEImageTypeComponent", maker))
+    psd, internal = private(get, "GEPulseSequenceName", maker), private(get, "GEInternalPulseSequenceName", maker)
+    b0map = (ge_b0map_locations(psd, internal, private(get, "GELocationsInAcquisition", maker))
+             if psd is not None or internal is not None else None)
+    trace = b is not None and ge_trace_image(private(get, "GEDiffusionDirectionType", maker),
+                                             private(get, "GEVasCollapseFlag", maker),
+                                             private(get, "GENumberOfDiffusionDirections", maker))
+    return component, b0map, trace
+
+
 def classic_mr_frame(get: Getter) -> MRFrame | None:
     """The :class:`MRFrame` of a single-frame image (``get`` reads its header), None when empty."""
-    b, gradient, direction = _diffusion_classic(get)
-    order = _philips_order(get)
-    scale = to_float(private(get, "PhilipsScaleSlope"))
+    maker = to_str(get("Manufacturer")).upper()
+    b, gradient, direction = _diffusion_classic(get, maker)
+    order = _philips_order(get, maker)
+    scale = to_float(private(get, "PhilipsScaleSlope", maker))
     rwv, units = _rwv(get("RealWorldValueMappingSequence"))
-    slice_time = to_float(private(get, "SiemensTimeAfterStart"))  # XA files of one slice each
-    if b is None and not order and scale is None and rwv is None and slice_time is None:
+    slice_time = to_float(private(get, "SiemensTimeAfterStart", maker))  # XA files of one slice each
+    component, b0map, trace = _ge_image(get, maker, b) if maker.startswith(GE_MAKER) else ("", None, False)
+    if (b is None and not order and scale is None and rwv is None and slice_time is None and not component
+            and b0map is None):
         return None
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
                    scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
-                   slice_time=slice_time)
+                   slice_time=slice_time, component=component, b0map_locations=b0map, vendor_trace=trace)
 
 
 def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .scan import FrameHeader
+from .headers import FrameHeader
 from .values import seconds_from_first
 
 Clusters = Sequence[Sequence[FrameHeader]]

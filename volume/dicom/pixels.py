@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InputReadError, ResourceLimitError, UnsupportedDicomError
 from ..sources import FLOAT, RAW, RESCALED, RGB, ValueRule, human_bytes, rescaled_integer_dtype
 from .files import gunzip_cached, open_source
-from .scan import NATIVE_SYNTAXES, FrameHeader
+from .headers import NATIVE_SYNTAXES, FrameHeader
 from .series import Stack
 
 DEFAULT_MAX_BYTES = 16 * 2**30
@@ -192,6 +192,24 @@ def _can_read_native(f: FrameHeader) -> bool:
         and f.bits_allocated in (8, 16, 32)
         and f.photometric in ("MONOCHROME1", "MONOCHROME2", "RGB")
     )
+
+
+def _mosaic_tiles(frames: list[FrameHeader]) -> list[np.ndarray] | None:
+    """The tiles of one Siemens mosaic read straight from its file (uncompressed, greyscale: the
+    whole mosaic image read as :func:`_read_native` reads any image, then cut into its tiles, row
+    by row, as :func:`_decode` cuts pydicom's); None when pydicom must decode it."""
+    f0 = frames[0]
+    per_row = f0.mosaic
+    if not (per_row and "MOSAIC" in f0.image_type and f0.transfer_syntax in NATIVE_SYNTAXES
+            and f0.pixel_offset is not None and f0.pixel_length is not None and f0.samples == 1
+            and f0.bits_allocated in (8, 16, 32) and f0.photometric in ("MONOCHROME1", "MONOCHROME2")):
+        return None
+    tr, tc = f0.rows, f0.cols
+    whole_frame = f0.replace(rows=tr * per_row, cols=tc * per_row, frame=None, mosaic=0, n_frames_in_file=1)
+    whole = np.empty((whole_frame.rows, whole_frame.cols), dtype=_raw_dtype(f0))
+    _read_native(whole_frame, whole)
+    return [whole[(f.frame // per_row) * tr : (f.frame // per_row + 1) * tr,  # type: ignore[operator]
+                  (f.frame % per_row) * tc : (f.frame % per_row + 1) * tc] for f in frames]  # type: ignore[operator]
 
 
 def _decode_with_pydicom(path: str, frames: list[FrameHeader]) -> list[np.ndarray]:
@@ -433,7 +451,10 @@ def _read(
 
     _run_chunks(read_native, native, progress)
     for path, items in slow.items():
-        arrays = _decode_with_pydicom(path, [f for _, f in items])
+        frames = [f for _, f in items]
+        arrays = _mosaic_tiles(frames)
+        if arrays is None:
+            arrays = _decode_with_pydicom(path, frames)
         for (i, f), arr in zip(items, arrays, strict=True):
             store(i, f, arr, None)
             if progress is not None:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import lut
 from .values import functional, to_float
 
 PALETTE_BITS = (8, 16)
@@ -84,11 +85,9 @@ def modality_lut(ds: Any) -> Lut | None:
     item = _lut_item(ds, "ModalityLUTSequence")
     if item is None:
         return None
-    from pydicom.pixels import apply_modality_lut
-
     desc = item.LUTDescriptor
     # pydicom reads the table (US or OW data, byte order); evaluated on its whole domain it is the table
-    return Lut(apply_modality_lut(_domain(desc), ds), int(desc[1]), int(desc[2]))
+    return Lut(lut.apply_modality_lut(_domain(desc), ds), int(desc[1]), int(desc[2]))
 
 
 def voi_lut(ds: Any) -> Lut | None:
@@ -96,18 +95,14 @@ def voi_lut(ds: Any) -> Lut | None:
     item = _lut_item(ds, "VOILUTSequence")
     if item is None:
         return None
-    from pydicom.pixels import apply_voi
-
     desc = item.LUTDescriptor
-    return Lut(np.asarray(apply_voi(_domain(desc), ds, index=0)), int(desc[1]), int(desc[2]))
+    return Lut(np.asarray(lut.apply_voi(_domain(desc), ds, index=0)), int(desc[1]), int(desc[2]))
 
 
 def palette(ds: Any) -> Lut:
     """The RGB palette of a PALETTE COLOR image (``(N, 3)``; segmented palettes expanded)."""
-    from pydicom.pixels import apply_color_lut
-
     desc = ds.RedPaletteColorLookupTableDescriptor
-    data = apply_color_lut(_domain(desc), ds)
+    data = lut.apply_color_lut(_domain(desc), ds)
     try:
         bits = int(desc[2])
     except (TypeError, ValueError, IndexError):

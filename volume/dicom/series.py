@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import AmbiguousSeriesError
 from ..phi import uid_key
 from ..volume import axis_codes, closest_plane, orientation_label
-from . import canon
+from . import canon, ge
 from .geometry import (
     POSITION_TOLERANCE_MM,
     GeometryError,
@@ -31,9 +31,9 @@ from .geometry import (
     same_orientation,
     stack_geometry,
 )
+from .headers import FrameHeader
 from .mr import B0_THRESHOLD, DERIVED_DIFFUSION_TYPES, ISOTROPIC, ZERO_VECTOR
 from .order import LABEL_KEYS, LAST_RESORT, RANK_KEYS, incomplete_volumes, order_volumes
-from .scan import FrameHeader
 
 #: The keys that order the volumes of a 4D stack, for messages.
 ORDER_KEYS_TEXT = ", ".join(dict.fromkeys(
@@ -296,7 +296,8 @@ def _orientation_clusters(frames: list[FrameHeader]) -> list[list[FrameHeader]]:
 
 
 def _component(f: FrameHeader) -> str:
-    """Image component of complex MR data from ImageType: ``ph``, ``real``, ``imag`` or ``""``."""
+    """Image component of complex MR data: ``ph``, ``real``, ``imag`` or ``""``, from ImageType, else
+    the vendor's private element (GE's 0043,102F: its ImageType says OTHER for every component)."""
     t = set(f.image_type)
     if "P" in t or "PHASE" in t:
         return "ph"
@@ -304,7 +305,7 @@ def _component(f: FrameHeader) -> str:
         return "real"
     if "I" in t or "IMAGINARY" in t:
         return "imag"
-    return ""
+    return f.mr.component if f.mr is not None else ""
 
 
 def _is_directional(f: FrameHeader) -> bool:
@@ -347,7 +348,8 @@ def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
     write no b-value on them (:func:`volume.dicom.canon.fill_b0`); a nominal b=5 on every volume
     (:func:`_reference_b0s`); GE writes the nominal b-value on the b=0 (T2) images of a diffusion
     series with directions, with a zero vector: those are b=0 images (dcm2niix reads them so too),
-    not trace images."""
+    not trace images, unless GE marks the image as part of an acquisition that is not DTI
+    (:func:`volume.dicom.ge.ge_trace_image`): then it is the trace image it looks like."""
     frames = _reference_b0s(canon.fill_b0(frames))
     if not any(_is_directional(f) for f in frames):
         return frames
@@ -355,7 +357,7 @@ def _diffusion_b0s(frames: list[FrameHeader]) -> list[FrameHeader]:
     for f in frames:
         mr = f.mr
         if (mr is not None and mr.is_isotropic and mr.directionality != ISOTROPIC and mr.gradient is not None
-                and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
+                and not mr.vendor_trace and str(f.acquisition.get("Manufacturer", "")).upper().startswith("GE")):
             f = f.replace(mr=dataclasses.replace(mr, bvalue=0.0, gradient=(0.0, 0.0, 0.0)))
         out.append(f)
     return out
@@ -366,7 +368,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
     groups: dict[tuple[Any, ...], list[FrameHeader]] = defaultdict(list)
     echo_numbers = {f.echo_number for f in frames}
     use_echo_number = len(echo_numbers - {None}) > 1
-    frames = _diffusion_b0s(frames)
+    frames = ge.mark_b0map_field_map(_diffusion_b0s(frames))
     directional = any(_is_directional(f) for f in frames)
     derived = {id(f): _derived(f, directional) for f in frames}
     for f in frames:
@@ -382,6 +384,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             spacing,
             echo,
             _component(f),
+            _field_map(f),
             derived[id(f)],
             f.stack_key,
             f.has_geometry and not f.problem,

@@ -7,7 +7,7 @@ reads it from, with dcm2niix's documented rules (its ``BIDS/README.md`` and sour
 dcm2niix is wrong, volume writes what the files say instead; ``docs/fmri-and-diffusion.md``
 lists those places and ``tests/test_sidecar_peers.py`` names each.
 
-Everything is read from the representative header (:func:`volume.dicom.bids.read_header`: the
+Everything is read from the representative header (:func:`volume.dicom.bids.stack_header`: the
 stack's first image; for enhanced files its own and the shared functional groups), never per
 file, and nothing here is patient identity (:mod:`volume.phi` decides; the identity keys dcm2niix
 writes, such as ProcedureStepDescription and ImageComments, are left out). Values follow BIDS'
@@ -27,6 +27,7 @@ from typing import Any
 
 from ._tags import TAGS
 from .fastheader import element_value
+from .ge import CYCLING_OFF, ge_diffusion_cycling
 from .series import Stack
 from .siemens import protocol_number
 from .values import dicom_seconds, to_float, to_int, to_str, to_strings
@@ -34,7 +35,7 @@ from .values import dicom_seconds, to_float, to_int, to_str, to_strings
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`, so a
 #: little-endian header is read without pydicom).
 HEADER_KEYWORDS = (
-    "AcquisitionDateTime", "AcquisitionDuration", "AcquisitionNumber", "ArterialSpinLabelingContrast",
+    "AcquisitionDateTime", "AcquisitionDuration", "AcquisitionNumber", "ArterialSpinLabelingContrast", "ImagesInAcquisition",
     "ASLPulseTrainDuration", "BodyPartExamined", "EchoNumbers", "EchoTrainLength", "GradientEchoTrainLength",
     "ImagingFrequency", "InversionTime", "InversionTimes", "MagnetizationTransfer",
     "MRAcquisitionFrequencyEncodingSteps", "MRAcquisitionPhaseEncodingStepsInPlane",
@@ -42,7 +43,7 @@ HEADER_KEYWORDS = (
     "NumberOfAverages", "NumberOfKSpaceTrajectories", "NumberOfPhaseEncodingSteps", "ParallelAcquisitionTechnique",
     "ParallelReductionFactorOutOfPlane", "PartialFourierDirection", "PixelBandwidth", "PulseSequenceName",
     "ReceiveCoilName", "SAR", "ScanningSequence", "ScanOptions", "SequenceName", "SequenceVariant", "SliceThickness",
-    "SpacingBetweenSlices", "Spoiling", "TransmitterFrequency", "TriggerTime",
+    "SpacingBetweenSlices", "Spoiling", "TransmitterFrequency", "TriggerTime", "VariableFlipAngleFlag",
 )
 
 #: Manufacturer (0008,0070) first letters -> the name dcm2niix writes (its ``dcmStrManufacturer``);
@@ -65,6 +66,7 @@ GE_ACQU = "GEMS_ACQU_01"
 GE_IMAG = "GEMS_IMAG_01"
 GE_PARM = "GEMS_PARM_01"
 PHILIPS_MR_005 = "Philips MR Imaging DD 005"
+PHILIPS_IMAGING_001 = "Philips Imaging DD 001"
 UIH_IMAGE = "Image Private Header"
 
 MS_TO_S = 1e-3
@@ -374,7 +376,7 @@ def more_fields(stack: Stack, vendor: str, header: Any, protocol: Mapping[str, s
     Parameters
     ----------
     stack
-        An MR stack; ``header`` its representative header (:func:`volume.dicom.bids.read_header`).
+        An MR stack; ``header`` its representative header (:func:`volume.dicom.bids.stack_header`).
     vendor
         ``SIEMENS``, ``GE``, ``PHILIPS``, ``CANON``, ``TOSHIBA``, ``UIH`` or the DICOM text.
     protocol, csa
@@ -541,7 +543,24 @@ def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
     correction = _nonlinear_correction(image_type)
     if correction is not None:
         out["NonlinearGradientCorrection"] = correction
+    if is_derived(_tokens(look.acquisition.get("ImageType"))):
+        out["RawImage"] = False
+    if to_str(look.get("VariableFlipAngleFlag")).upper().startswith("Y"):
+        out["VariableFlipAngleFlag"] = True  # dcm2niix writes only YES
     return out
+
+
+DERIVED_MAPS = ("ADC", "TRACEW", "TRACE", "FA")
+"""ImageType values of maps a scanner computed: the image is derived when one stands between two
+other values (dcm2niix's test, on the values joined by underscores: ``_ADC_``)."""
+
+
+def is_derived(image_type: list[str]) -> bool:
+    """True when ImageType says the pixels were derived, not acquired: a ``DERIVED`` value (first
+    value by the standard; dcm2niix looks anywhere), or a derived map's name among the middle values.
+    dcm2niix then writes ``RawImage`` false (BIDS: "whether the image is raw data")."""
+    joined = "_".join(image_type)
+    return "DERIVED" in joined or any(f"_{name}_" in joined for name in DERIVED_MAPS)
 
 
 def _nonlinear_correction(tokens: list[str]) -> bool | None:
@@ -664,19 +683,66 @@ def _ge(look: Lookup, phase_positive: int | None) -> dict[str, Any]:
         out["ParallelReductionFactorOutOfPlane"] = 1.0 / factors[1]
     pulse = to_str(private.get(0x0019, GE_ACQU, 0x9C, "LO")).lower()
     if ("epi2" in pulse and "pepolar" not in pulse) or internal == "EPI2":
-        for element, key in ((0xE0, "NumberOfDiffusionDirectionGE"), (0xDF, "NumberOfDiffusionT2GE"),
-                             (0xB2, "TensorFileNumberGE")):
+        for element, key in ((0xE0, "NumberOfDiffusionDirectionGE"), (0xDF, "NumberOfDiffusionT2GE")):
             value = _whole(private.get(0x0019, GE_ACQU, element, "DS"))
             if value:
                 out[key] = value
+        cycling, tensor = ge_diffusion_cycling(look.header)
+        if tensor and tensor > 0:
+            out["TensorFileNumberGE"] = tensor
+        if cycling != CYCLING_OFF:
+            out["DiffGradientCyclingGE"] = cycling
     excitations = to_float(private.get(0x0027, GE_IMAG, 0x62, "FL"))
     if excitations is not None and excitations > 1:
         out["NumberOfExcitations"] = excitations
+    zip_factor = _ge_zip(look)
+    if zip_factor:
+        out["Interpolation3D"] = zip_factor
+    sensing = private.get(0x0043, GE_PARM, 0xB7, "LO")  # compressed sensing parameters, the factor first
+    factor = to_float(sensing[0] if isinstance(sensing, (list, tuple)) and sensing else sensing)
+    if factor is not None and factor > 1:
+        out["CompressedSensingFactor"] = factor
+    out.update(_deep_learning(_text(private.get(0x0043, GE_PARM, 0xCA, "LO"))))
     return out
+
+
+GE_RELA = "GEMS_RELA_01"
+
+
+def _ge_zip(look: Lookup) -> int | None:
+    """GE's ZIP factor (slices interpolated through the plane, e.g. ZIP2): when the images of an
+    acquisition (0020,1002) are not GE's locations (0021,104F), SliceThickness over SpacingBetweenSlices,
+    rounded, above 1 (dcm2niix issue 373)."""
+    images = to_int(look.get("ImagesInAcquisition"))
+    locations = to_int(look.private.get(0x0021, GE_RELA, 0x4F, "SS"))
+    thickness, spacing = to_float(look.get("SliceThickness")), to_float(look.get("SpacingBetweenSlices"))
+    if not images or not locations or images == locations or not thickness or not spacing or spacing <= 0:
+        return None
+    factor = int(thickness / spacing + 0.5)  # rounded half up, as dcm2niix
+    return factor if factor > 1 else None
+
+
+def _deep_learning(details: str | None) -> dict[str, Any]:
+    """DeepLearning and DeepLearningDetails: a reconstruction by a trained network, as the vendor names it
+    (GE's deep learning parameters 0043,10CA, e.g. ``0.75\\High``; Philips' ``CS_SENSE_AI``)."""
+    return {"DeepLearning": True, "DeepLearningDetails": details} if details else {}
+
+
+PHILIPS_DEEP_LEARNING = (0x20051110, 0x20050011)
+"""Philips' reconstruction name (2005,1110: ``CS_SENSE_AI`` for its deep-learning reconstruction) and
+the creator of its block, a Philips one (dcm2niix reads it there)."""
 
 
 def _philips(look: Lookup) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    ds = look.header.ds
+    reconstruction = _text(element_value(ds, PHILIPS_DEEP_LEARNING[0], "CS"))
+    if (reconstruction and "_AI" in reconstruction.upper()
+            and to_str(element_value(ds, PHILIPS_DEEP_LEARNING[1], "LO")).upper().startswith("PHILIPS")):
+        out.update(_deep_learning(reconstruction))
+    prepulse = _positive(look.private.get(0x2001, PHILIPS_IMAGING_001, 0x1B, "FL"), MS_TO_S)
+    if prepulse:
+        out["InversionTime"] = prepulse  # PrepulseDelay (2001,101B): Philips' inversion delay, before 0018,0082
     table = to_float(look.private.get(0x2005, PHILIPS_MR_005, 0x3C, "FL"))
     if table is not None and abs(table) < 1e6:
         out["TablePosition"] = [0.0, 0.0, -table]  # dcm2niix: (2005,143C), z from head to feet
@@ -861,4 +927,5 @@ def pulse_sequence_type(scanning: list[str], variant: list[str], multiband: int 
     return None
 
 
-__all__ = ["HEADER_KEYWORDS", "VendorElements", "manufacturer_name", "more_fields", "pulse_sequence_type"]
+__all__ = ["HEADER_KEYWORDS", "VendorElements", "is_derived", "manufacturer_name", "more_fields",
+           "pulse_sequence_type"]

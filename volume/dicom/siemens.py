@@ -18,13 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from .fastheader import element_value
+from .private import private_value
 
 CSA_IMAGE_HEADER = 0x00291010
 """(0029,1010) CSA Image Header Info."""
 
 CSA_SERIES_HEADER = 0x00291020
 """(0029,1020) CSA Series Header Info (holds the ASCCONV protocol text)."""
+
+CSA_CREATOR = "SIEMENS CSA HEADER"
+"""The private creator of the CSA headers' block (found wherever a PACS moved it, e.g. 0029,11xx)."""
 
 _ASCCONV = re.compile(rb"### ASCCONV BEGIN[^\n]*\n(.*?)### ASCCONV END ###", re.S)
 _LINE = re.compile(r"^\s*([A-Za-z_][\w.\[\]]*)\s*=\s*(.*?)\s*$")
@@ -94,14 +97,15 @@ def parse_csa(raw: bytes) -> dict[str, list[Any]]:
 
 
 def csa_image(ds: Any) -> dict[str, list[Any]]:
-    """The CSA image header's tags as ``{name: [values]}`` (empty when absent or unreadable)."""
-    raw = element_value(ds, CSA_IMAGE_HEADER, "OB")
+    """The CSA image header's tags as ``{name: [values]}`` (empty when absent or unreadable), found by
+    its private creator wherever the block lies (:func:`volume.dicom.private.private_value`)."""
+    raw = private_value(ds, CSA_IMAGE_HEADER, "OB", CSA_CREATOR)
     return parse_csa(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else {}
 
 
 def ascconv(ds: Any) -> dict[str, str]:
     """The protocol (ASCCONV) of a Siemens file's CSA series header as ``{key: raw value text}``."""
-    raw = element_value(ds, CSA_SERIES_HEADER, "OB")
+    raw = private_value(ds, CSA_SERIES_HEADER, "OB", CSA_CREATOR)
     return parse_ascconv(bytes(raw)) if isinstance(raw, (bytes, bytearray)) else {}
 
 

@@ -33,6 +33,7 @@ from ..dicom.loader import Scan, scan
 from ..dicom.series import Stack
 from ..errors import EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, NoDicomError, UsageError
 from ..io.bids_dataset import create_json, create_text, dataset_lock, merge_tsv
+from ..io.sidecar import ACQUISITION_FIELDS, BACKSLASH_JOINED
 from ..phi import WITHHELD_FROM_DATASETS, uid_key
 from .bids_config import Config, ConfigRule, load_config
 from .bids_names import (
@@ -46,7 +47,16 @@ from .bids_names import (
     takes,
     task_label,
 )
-from .bids_spec import BIDS_VERSION, check_entities, file_stem, missing_fields, sanitize_label
+from .bids_spec import (
+    BIDS_VERSION,
+    EXCLUSIVE_ENTITIES,
+    PHASE_UNITS,
+    check_entities,
+    file_stem,
+    missing_fields,
+    sanitize_label,
+    value_problem,
+)
 from .convert import (
     CONVERTED,
     EXISTING,
@@ -69,12 +79,13 @@ ASL_REQUIRED = ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSupp
 """Sidecar fields BIDS requires of every ASL series (plus LabelingDuration for (P)CASL and
 BolusCutOffFlag for PASL), mostly absent from DICOM: a configuration gives them."""
 
+ASL_PER_VOLUME = ("PostLabelingDelay", "LabelingDuration", "RepetitionTimePreparation", "FlipAngle")
+"""ASL fields that may hold one value per volume (BIDS checks their length against the volumes)."""
+
 WITHHELD = WITHHELD_FROM_DATASETS
 """Sidecar fields ``volume convert`` writes that a BIDS dataset (made to be shared) leaves out
 without ``keep_phi`` (:data:`volume.phi.WITHHELD_FROM_DATASETS`)."""
 
-ZERO_IS_ABSENT = ("InversionTime", "EchoTime", "RepetitionTime", "FlipAngle")
-"""Header times whose 0 means "none" (BIDS requires them above 0): left out of the sidecar."""
 
 ADDED_HERE = ("TaskName", "Units")
 """Required fields this module writes itself: TaskName (from the description), Units of a phase
@@ -125,6 +136,7 @@ class BidsItem:
     reason: str = ""
     aslcontext: tuple[str, ...] = ()
     guess: str = ""
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_bids(self) -> bool:
@@ -341,16 +353,19 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
     """Why the item cannot be what it was classified as (a field BIDS requires is not in the
     files), or ""; fills what the files give by a named rule (EchoTime1/2 of a phase difference
     from its magnitude echoes)."""
-    f, sc = item.facts, {**item.facts.sidecar, **item.sidecar, "TaskName": "from the description"}
+    f, sc = item.facts, {**_view(item), "TaskName": "from the description"}
     if item.datatype == "anat" and f.volumes > 1:
         return "BIDS anat images are 3D; this stack has several volumes"
+    if item.datatype == "func" and item.suffix == "bold" and f.volumes < 2:
+        return "BIDS checks that a bold is 4D; this stack has one volume"
     if item.datatype == "func" and item.suffix == "bold" and not sc.get("RepetitionTime") and "VolumeTiming" not in sc:
-        return "RepetitionTime is not in the files (BIDS requires it of a bold)"
+        return "RepetitionTime is not in the files (BIDS requires it of a bold)" + _why_dropped(item, "RepetitionTime")
     if item.datatype == "fmap" and item.suffix == "epi":
-        if not f.ped:
+        if not sc.get("PhaseEncodingDirection"):
             return "the phase-encoding direction (with its sign) is not in the files (BIDS requires it of an epi field map)"
-        if not f.readout:
-            return "neither TotalReadoutTime nor EffectiveEchoSpacing follows from the files (BIDS requires one)"
+        if not (sc.get("TotalReadoutTime") or sc.get("EffectiveEchoSpacing")):
+            return ("neither TotalReadoutTime nor EffectiveEchoSpacing follows from the files (BIDS requires one)"
+                    + _why_dropped(item, "TotalReadoutTime", "EffectiveEchoSpacing"))
     if item.suffix == "phasediff":
         if not (sc.get("EchoTime1") and sc.get("EchoTime2")):
             times = f.magnitude_echo_times
@@ -370,8 +385,12 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
         return "a field map's magnitude must be 3D"
     if item.datatype == "anat" and "inv" in item.entities and not sc.get("InversionTime"):
         return "InversionTime is not in the files (BIDS requires it with inv-)"
-    if item.datatype == "dwi" and item.suffix == "dwi" and item.stack.diffusion is None:
-        return "no b-values for .bval/.bvec"
+    if item.datatype == "dwi" and item.suffix == "dwi":
+        diffusion = item.stack.diffusion
+        if diffusion is None:
+            return "no b-values for .bval/.bvec"
+        if diffusion.get("bvecs_lps") is None:
+            return f"BIDS requires a dwi's .bvec: {diffusion.get('bvecs_missing') or 'gradient directions are missing'}"
     if item.datatype == "perf":
         return _asl_requirements(item, sc)
     missing = [k for k in missing_fields(item.suffix, item.entities, sc) if k not in ADDED_HERE]
@@ -383,28 +402,47 @@ def _requirements(item: BidsItem, items: Sequence[BidsItem]) -> str:
 
 
 def _asl_requirements(item: BidsItem, sc: Mapping[str, Any]) -> str:
+    """What BIDS requires of an ASL series or its M0 (mostly given by a configuration): the fields
+    of :data:`ASL_REQUIRED` and those its labelling type, M0 type and bolus cut-off call for, the
+    volume types of aslcontext.tsv, and per-volume fields (:data:`ASL_PER_VOLUME`) of one value per
+    volume (an M0 scan for M0Type Separate: :func:`_group_consistency`)."""
     required = list(ASL_REQUIRED) if item.suffix == "asl" else ["RepetitionTimePreparation", "EchoTime"]
     if item.suffix == "asl":
         kind = str(sc.get("ArterialSpinLabelingType", "")).upper()
         required += ["LabelingDuration"] if kind in ("CASL", "PCASL") else ["BolusCutOffFlag"] if kind == "PASL" else []
+        if kind == "PASL" and sc.get("BolusCutOffFlag") is True:
+            required += ["BolusCutOffDelayTime", "BolusCutOffTechnique"]
+        if sc.get("M0Type") == "Estimate":
+            required.append("M0Estimate")
         if str(sc.get("MRAcquisitionType", "")).upper() == "2D":
             required.append("SliceTiming")
     missing = [k for k in required if sc.get(k) in (None, "")]
     if missing:
         return (f"ASL: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not in the files "
                 "(BIDS requires them; give them in a --config rule's sidecar)")
-    if item.suffix == "asl" and len(item.aslcontext) != item.facts.volumes:
-        return (f"ASL: aslcontext.tsv needs the type of each of the {item.facts.volumes} volumes, not in the "
+    if item.suffix != "asl":
+        return ""
+    volumes = item.facts.volumes
+    if len(item.aslcontext) != volumes:
+        return (f"ASL: aslcontext.tsv needs the type of each of the {volumes} volumes, not in the "
                 "files (give them as a --config rule's aslcontext)")
+    uneven = [k for k in ASL_PER_VOLUME if isinstance(sc.get(k), list) and len(sc[k]) != volumes]
+    if uneven:
+        return f"ASL: {', '.join(uneven)} must hold one value, or one per volume ({volumes})"
     return ""
 
 
 def _group_consistency(items: Sequence[BidsItem]) -> None:
-    """Field-map files that need their partner go to sourcedata with it: a magnitude whose phase
-    or field map is not in the dataset, a field map in Hz without a magnitude."""
+    """Files that need a partner go to sourcedata without it: a field map's magnitude whose phase or
+    field map is not in the dataset, a field map in Hz without a magnitude, an ASL series whose
+    M0Type says Separate without an M0 scan."""
     by_series: dict[tuple[str, int | None], list[BidsItem]] = defaultdict(list)
     for item in items:
         by_series[item.facts.series].append(item)
+    m0 = any(i.datatype == "perf" and i.suffix == "m0scan" for i in items)
+    for item in items:
+        if item.datatype == "perf" and item.suffix == "asl" and _view(item).get("M0Type") == "Separate" and not m0:
+            _to_sourcedata(item, "ASL: M0Type Separate, but no M0 scan of it is in the dataset (BIDS requires one then)")
     fmaps = [i for i in items if i.datatype == "fmap" and i.suffix != "epi"]
     for item in fmaps:
         if item.rule.startswith("config"):
@@ -434,6 +472,7 @@ def _name(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
     set_parts(main)
     set_echoes(main)
     set_reconstructions(main)
+    _exclusive_entities(main)
     set_acquisitions(main)
     set_runs(main)
     by_id = {id(i): i for i in bids}
@@ -456,6 +495,20 @@ def _name(items: Sequence[BidsItem], subject: str, session: str | None) -> None:
         item.path = f"{folder}/{item.datatype}/{file_stem(entities, item.suffix)}"
 
 
+def _exclusive_entities(items: Sequence[BidsItem]) -> None:
+    """A func name cannot hold both rec- and dir- (:data:`volume.jobs.bids_spec.EXCLUSIVE_ENTITIES`):
+    where reconstructions of one acquisition need rec-, dir- is left out of the name (the sidecar's
+    PhaseEncodingDirection still says it)."""
+    for item in items:
+        pair = EXCLUSIVE_ENTITIES.get(item.datatype)
+        if pair and not _configured(item) and all(item.entities.get(k) for k in pair):
+            dropped = item.entities.pop(pair[1])
+            item.notes = [n for n in item.notes if not n.startswith(f"{pair[1]}-{dropped}:")]
+            item.notes.append(f"{pair[1]}-{dropped} (PhaseEncodingDirection {item.facts.ped}) left out of the name: BIDS 1.10 and npm's bids-validator 1.x order "
+                              f"{pair[0]}- and {pair[1]}- differently in {item.datatype} names, so one name cannot "
+                              "hold both")
+
+
 def _configured(item: BidsItem) -> bool:
     """True when a configuration rule chose the item's datatype and suffix."""
     return item.rule.startswith("config")
@@ -469,7 +522,11 @@ def _resolve_collisions(items: Sequence[BidsItem]) -> None:
     for item in sorted((i for i in items if i.is_bids), key=lambda i: (_configured(i), i.facts.order)):
         key = item.path.casefold()
         if key in seen and not _configured(item):
-            _to_sourcedata(item, f"it would share the name {item.path} with series {seen[key].stack.id}; "
+            first = seen[key]
+            copy = (f"the same acquisition as series {first.stack.id} (one protocol, grid and acquisition time: a copy, or a "
+                    "reconstruction the files do not tell apart); "
+                    if same_instance(item.facts, first.facts) else "")
+            _to_sourcedata(item, f"{copy}it would share the name {item.path} with series {first.stack.id}; "
                                  "a --config rule can tell them apart")
             continue
         seen.setdefault(key, item)
@@ -481,17 +538,90 @@ def _entity_requirements(items: Sequence[BidsItem]) -> None:
     for item in items:
         if not item.is_bids:
             continue
-        if item.entities.get("part") == "phase" and not item.facts.sidecar.get("Units"):
+        units = _view(item).get("Units")
+        if item.entities.get("part") == "phase" and not units:
             item.sidecar["Units"] = PHASE_UNITS_WRITTEN
             item.notes.append("Units arbitrary: the scanner's phase values, not converted to radians")
-        missing = missing_fields(item.suffix, item.entities, {**_planned_fields(item), **item.sidecar})
+        elif item.entities.get("part") == "phase" and units not in PHASE_UNITS:
+            _to_sourcedata(item, f"a phase image in {units} (BIDS takes part-phase images in "
+                                 f"{' or '.join(PHASE_UNITS)})")
+            continue
+        missing = missing_fields(item.suffix, item.entities, _view(item))
         if missing:
             _to_sourcedata(item, f"{', '.join(missing)} not in the files (BIDS requires "
                                  f"{'it' if len(missing) == 1 else 'them'} with {item.path.rsplit('_', 1)[0]})")
 
 
-def _planned_fields(item: BidsItem) -> dict[str, Any]:
-    return dict(item.facts.sidecar)
+def _acquisition_fields(acq: Mapping[str, Any]) -> dict[str, Any]:
+    """The header fields ``volume convert`` writes into every sidecar (:data:`ACQUISITION_FIELDS`),
+    as it writes them: multi-valued strings joined, numbers scaled to BIDS's units."""
+    out: dict[str, Any] = {}
+    for keyword, key, scale in ACQUISITION_FIELDS:
+        value = acq.get(keyword)
+        if value in (None, "", []) or keyword in ("AcquisitionTime", "ImageType"):
+            continue
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            values = list(value)
+            if keyword in BACKSLASH_JOINED:
+                out[key] = "\\".join(str(v) for v in values)
+                continue
+            value = values[0] if len(values) == 1 else values
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and scale is not None:
+            value = value * scale
+        elif isinstance(value, list) and scale is not None:
+            value = [v * scale if isinstance(v, (int, float)) else v for v in value]
+        out[key] = value.strip() if isinstance(value, str) else value
+    return out
+
+
+def _as_written(item: BidsItem) -> dict[str, Any]:
+    """The item's sidecar as ``volume convert`` will write it: the header's fields, the stack's
+    BIDS fields (:func:`volume.dicom.bids.sidecar_fields`), then the plan's (None removes a field)."""
+    out = {**_acquisition_fields(item.stack.first.acquisition), **item.facts.sidecar}
+    for key, value in item.sidecar.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def _view(item: BidsItem) -> dict[str, Any]:
+    """:func:`_as_written` without the fields BIDS would refuse (``item.dropped``)."""
+    return {k: v for k, v in _as_written(item).items() if k not in item.dropped}
+
+
+def _why_dropped(item: BidsItem, *keys: str) -> str:
+    reasons = [f"{k} {item.dropped[k]}" for k in keys if k in item.dropped]
+    return f" ({'; '.join(reasons)}: left out)" if reasons else ""
+
+
+def _check_values(item: BidsItem) -> None:
+    """Fill ``item.dropped``: fields the files give that BIDS refuses, each with why. A value out of
+    what BIDS accepts (:data:`volume.jobs.bids_spec.METADATA`: an echo time of 0, a negative slice
+    time), and fields contradicting others: SliceTiming past RepetitionTime or of another length
+    than the slices, EffectiveEchoSpacing whose product with the phase-encoding lines exceeds
+    RepetitionTime, EffectiveEchoSpacing not below TotalReadoutTime (then neither is kept: the files
+    do not say which is wrong). Fields a configuration gives are its own (checked when it is loaded)."""
+    written = _as_written(item)
+    own = set(item.sidecar) if "config: " in item.rule else set()
+    for key, value in written.items():
+        why = value_problem(key, value)
+        if why and key not in own:
+            item.dropped[key] = why
+    sc = {k: v for k, v in written.items() if k not in item.dropped}
+    timing, tr = sc.get("SliceTiming"), sc.get("RepetitionTime")
+    if timing and tr and max(timing) > tr:
+        item.dropped["SliceTiming"] = f"ends at {max(timing):.4g} s, past RepetitionTime {tr:.4g} s"
+    elif timing and "SliceEncodingDirection" not in sc and len(timing) != item.stack.n_slices:
+        item.dropped["SliceTiming"] = f"holds {len(timing)} times for {item.stack.n_slices} slices"
+    ees, trt, ped = sc.get("EffectiveEchoSpacing"), sc.get("TotalReadoutTime"), str(sc.get("PhaseEncodingDirection") or "")
+    lines = {"i": item.stack.cols, "j": item.stack.rows}.get(ped[:1])
+    if ees and tr and lines and ees * lines > tr:
+        item.dropped["EffectiveEchoSpacing"] = f"times the {lines} phase-encoding lines exceeds RepetitionTime {tr:.4g} s"
+    elif ees and trt and ees >= trt:
+        why = f"EffectiveEchoSpacing {ees:.4g} s is not below TotalReadoutTime {trt:.4g} s"
+        item.dropped.update(EffectiveEchoSpacing=why, TotalReadoutTime=why)
 
 
 def _bare_facts(stack: Stack, index: int) -> Facts:
@@ -664,6 +794,7 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
             _to_sourcedata(items[k], why)
     for item in items:
         if item.is_bids:
+            _check_values(item)
             why = _requirements(item, items)
             if why:
                 _to_sourcedata(item, why)
@@ -689,16 +820,9 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
     return plan
 
 
-def _positive(value: Any) -> bool:
-    try:
-        return float(value[0] if isinstance(value, (list, tuple)) else value) > 0
-    except (TypeError, ValueError, IndexError):
-        return False
-
-
 def _finish_sidecar(item: BidsItem, keep_phi: bool) -> None:
-    """The fields every written sidecar gains or loses: the source key, withheld identity, and
-    SliceTiming left out where it would contradict RepetitionTime."""
+    """The fields every written sidecar gains or loses: the source key, withheld identity, and in a
+    dataset file's sidecar the fields BIDS would refuse (``item.dropped``, each with a note)."""
     stack = item.stack
     item.sidecar[SOURCE_KEY] = uid_key(f"{stack.series_uid}|{stack.label}")
     if not keep_phi:
@@ -706,23 +830,11 @@ def _finish_sidecar(item: BidsItem, keep_phi: bool) -> None:
             item.sidecar[key] = None
     if not item.is_bids:
         return
-    for key in ZERO_IS_ABSENT:
-        value = stack.first.acquisition.get(key)
-        if value is not None and not _positive(value) and not item.facts.sidecar.get(key):
-            item.sidecar[key] = None  # Philips writes 0 for "no inversion": BIDS wants a time > 0 or nothing
-    sc = item.facts.sidecar
-    timing, tr = sc.get("SliceTiming"), sc.get("RepetitionTime")
-    if timing and tr and max(timing) > tr:
-        item.sidecar["SliceTiming"] = None
-        item.notes.append(f"SliceTiming left out: its last time {max(timing):.4g} s exceeds RepetitionTime {tr:.4g} s")
-    ees, ped = sc.get("EffectiveEchoSpacing"), str(sc.get("PhaseEncodingDirection") or "")
-    lines = {"i": stack.cols, "j": stack.rows}.get(ped[:1])
-    if ees and tr and lines and ees * lines > tr:
-        item.sidecar["EffectiveEchoSpacing"] = None
-        item.notes.append(f"EffectiveEchoSpacing left out: times the {lines} phase-encoding lines it exceeds "
-                          f"RepetitionTime {tr:.4g} s")
+    for key, why in item.dropped.items():
+        item.sidecar[key] = None
+        item.notes.append(f"{key} left out: {why}")
     if item.datatype == "fmap" and item.suffix == "fieldmap":
-        item.sidecar.setdefault("Units", sc.get("Units"))
+        item.sidecar.setdefault("Units", item.facts.sidecar.get("Units"))
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -834,8 +946,8 @@ def write_dataset_files(plan: BidsPlan, results: Sequence[BidsResult], keep_phi:
     rows = _scan_rows(plan, results, keep_phi)
     scans = root / plan.session_dir / f"{plan.session_dir.replace('/', '_')}_scans.tsv"
     with dataset_lock(root):
-        if merge_tsv(root / "participants.tsv", "participant_id", columns, [row]):
-            written.append(str(root / "participants.tsv"))
+        if rows and merge_tsv(root / "participants.tsv", "participant_id", columns, [row]):
+            written.append(str(root / "participants.tsv"))  # a subject without BIDS files is no participant
         if keep_phi:
             create_json(root / "participants.json", {
                 "age": {"Description": "age of the participant at the scan (DICOM PatientAge)", "Units": "year"},

@@ -38,13 +38,25 @@ except ImportError:  # pragma: no cover - Python 3.10
         tomllib = None  # type: ignore[assignment]
 
 from ..errors import UsageError
-from .bids_spec import FILES, check_entities, entity_value
+from .bids_spec import FILES, check_entities, entity_value, value_problem
 
 RULE_KEYS = frozenset({"name", "match", "datatype", "suffix", "entities", "sidecar", "aslcontext"})
 """Keys a configuration rule may hold."""
 
 TOP_KEYS = frozenset({"rules", "dataset"})
 """Keys of the configuration file itself."""
+
+FROM_THE_FILES = {
+    "RepetitionTime": "the NIfTI's time step is the files' repetition time, and BIDS checks that they agree",
+    "SourceStackKey": "volume names the stack a file was converted from",
+}
+"""Sidecar fields a configuration cannot give, and why."""
+
+DATASET_FIELDS = {"Name": str, "License": str, "Acknowledgements": str, "HowToAcknowledge": str, "DatasetDOI": str,
+                  "Authors": list, "Funding": list, "EthicsApprovals": list, "ReferencesAndLinks": list,
+                  "Keywords": list}
+"""``dataset_description.json`` fields a configuration may give, and their JSON types (lists of
+strings); BIDSVersion, DatasetType and GeneratedBy are volume's."""
 
 ASL_VOLUME_TYPES = ("control", "label", "m0scan", "deltam", "cbf", "noRF")
 """The values of aslcontext.tsv's ``volume_type`` column."""
@@ -146,6 +158,12 @@ def _rule(raw: Any, k: int, where: str) -> ConfigRule:
     sidecar = raw.get("sidecar") or {}
     if not isinstance(entities, Mapping) or not isinstance(sidecar, Mapping):
         raise UsageError(f"{at}: 'entities' and 'sidecar' are tables of keys and values")
+    for key, value in sidecar.items():
+        if key in FROM_THE_FILES:
+            raise UsageError(f"{at}: sidecar {key} comes from the files ({FROM_THE_FILES[key]})")
+        why = value_problem(str(key), value)
+        if why:
+            raise UsageError(f"{at}: sidecar {key} {value!r} {why}")
     aslcontext = tuple(str(v) for v in (raw.get("aslcontext") or ()))
     bad = [v for v in aslcontext if v not in ASL_VOLUME_TYPES]
     if bad:
@@ -165,8 +183,11 @@ def _rule(raw: Any, k: int, where: str) -> ConfigRule:
 
 
 def _implied(datatype: str, suffix: str) -> dict[str, str]:
-    """Required entities volume sets itself (``task-`` from the description for func files)."""
-    return {"task": "x"} if datatype == "func" else {}
+    """Required entities volume sets itself (``task-`` from the description for func files,
+    ``dir-`` from the phase encoding for epi field maps)."""
+    if datatype == "func":
+        return {"task": "x"}
+    return {"dir": "x"} if datatype == "fmap" and suffix in ("epi", "m0scan") else {}
 
 
 def load_config(path: str | Path) -> Config:
@@ -193,7 +214,18 @@ def load_config(path: str | Path) -> Config:
     dataset = raw.get("dataset") or {}
     if not isinstance(dataset, Mapping):
         raise UsageError(f"{p}: 'dataset' is a table of dataset_description.json fields")
+    for key, value in dataset.items():
+        kind = DATASET_FIELDS.get(key)
+        if kind is None:
+            raise UsageError(f"{p}: dataset field {key!r} is not one a configuration gives "
+                             f"({', '.join(DATASET_FIELDS)})")
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+            raise UsageError(f"{p}: dataset field {key} must be {'a list of texts' if kind is list else 'text'}")
+        if key == "Authors" and any(author.count(",") > 1 for author in value):
+            raise UsageError(f"{p}: dataset Authors holds one author per entry (npm's bids-validator refuses an "
+                             "entry with several commas)")
     return Config(tuple(_rule(r, k, str(p)) for k, r in enumerate(rules)), dict(dataset), str(p))
 
 
-__all__ = ["ASL_VOLUME_TYPES", "Config", "ConfigRule", "load_config", "match_value"]
+__all__ = ["ASL_VOLUME_TYPES", "DATASET_FIELDS", "FROM_THE_FILES", "Config", "ConfigRule", "load_config",
+           "match_value"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dicom.classify import Facts
+from ..dicom.classify import Facts, reconstruction, same_acquisition
 from .bids_spec import FILES, sanitize_label
 
 #: (world axis, sign) of the phase-encoding vector in patient LPS -> the ``dir-`` label: from where
@@ -36,10 +36,6 @@ REST = "rest"
 
 UNKNOWN_TASK = "unknown"
 """The task label of a run whose description names no task (the plan warns; --config sets one)."""
-
-RECONSTRUCTION_WORDS = ("ND", "DIS2D", "DIS3D", "NORM", "FIL", "FM", "FSM")
-"""ImageType words that tell reconstructions of one acquisition apart (Siemens: ND without
-distortion correction, DIS2D/DIS3D with it, NORM prescan-normalized): they give ``rec-``."""
 
 _PART_SUFFIXES = {"phasediff", "phase1", "phase2", "magnitude1", "magnitude2", "magnitude", "fieldmap",
                   "UNIT1"}
@@ -89,15 +85,9 @@ def _key(item: Any, without: Sequence[str] = ()) -> tuple[Any, ...]:
 
 
 def same_instance(a: Facts, b: Facts) -> bool:
-    """One acquisition: one series, or a protocol's magnitude and phase series (different image
-    components, adjacent numbers, same grid, acquired within 2 s)."""
-    if a.series == b.series:
-        return True
-    if a.component == b.component or not (a.protocol and a.protocol == b.protocol and a.grid == b.grid):
-        return False
-    if a.series_number is None or b.series_number is None or abs(a.series_number - b.series_number) > 2:
-        return False
-    return a.acquired is None or b.acquired is None or abs(a.acquired - b.acquired) <= 2.0
+    """One acquisition (:func:`volume.dicom.classify.same_acquisition`): one series, or a protocol's
+    series of one grid acquired together (magnitude and phase, split echoes)."""
+    return same_acquisition(a, b)
 
 
 def instances(items: Sequence[Any]) -> dict[int, int]:
@@ -138,10 +128,6 @@ def set_echoes(items: Sequence[Any]) -> None:
             item.entities["echo"] = str(item.facts.echo_rank)
 
 
-def _reconstruction(f: Facts) -> tuple[str, ...]:
-    return tuple(w for w in RECONSTRUCTION_WORDS if w in f.words)
-
-
 def set_reconstructions(items: Sequence[Any]) -> None:
     """``rec-`` for reconstructions of one acquisition that would share a name (Siemens' ND and
     DIS2D series of one protocol, acquired at the same time): the ImageType words that differ."""
@@ -150,12 +136,12 @@ def set_reconstructions(items: Sequence[Any]) -> None:
         if takes(item, "rec") and "rec" not in item.entities:
             groups[(_key(item), item.facts.protocol, item.facts.acquired)].append(item)
     for members in groups.values():
-        recs = {_reconstruction(m.facts) for m in members}
+        recs = {reconstruction(m.facts) for m in members}
         if len(members) < 2 or len(recs) < 2:
             continue
         common = set.intersection(*(set(r) for r in recs))
         for m in members:
-            words = [w for w in _reconstruction(m.facts) if w not in common]
+            words = [w for w in reconstruction(m.facts) if w not in common]
             m.entities["rec"] = sanitize_label("".join(words)).lower() or "default"
 
 

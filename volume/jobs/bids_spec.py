@@ -8,8 +8,10 @@ when it is installed. Only MRI datatypes are listed: volume converts MR.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..errors import UsageError
 
@@ -34,46 +36,55 @@ PART_VALUES = ("mag", "phase", "real", "imag")
 """The values of ``part-``."""
 
 _NONPARAMETRIC = ("task", "acq", "ce", "rec", "run", "echo", "part", "chunk")
-_PARAMETRIC = ("task", "acq", "ce", "rec", "run", "chunk")
-_FUNC = ("task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk")
-_DWI = ("acq", "rec", "dir", "run", "part", "chunk")
-_FMAP_GRE = ("acq", "run", "chunk")
-_FMAP_EPI = ("acq", "ce", "rec", "dir", "run", "part", "chunk")
-_RF = ("acq", "ce", "rec", "run", "echo", "flip", "inv", "part", "chunk")
-_PERF = ("acq", "rec", "dir", "run", "echo", "part")
+_PARAMETRIC = ("task", "acq", "ce", "rec", "run")
+_FUNC = ("task", "acq", "ce", "rec", "dir", "run", "echo", "part")
+_DWI = ("acq", "rec", "dir", "run", "part")
+_FMAP_GRE = ("acq", "run")
+_FMAP_EPI = ("acq", "ce", "dir", "run", "part", "chunk")
+_RF = ("acq", "ce", "rec", "run", "echo", "flip", "inv", "part")
+_PERF = ("acq", "rec", "dir", "run")
 
 
 def _files(suffixes: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     return {s: (allowed, required) for s in suffixes.split()}
 
 
-#: datatype -> suffix -> (entities allowed besides sub and ses, entities required).
+#: datatype -> suffix -> (entities allowed besides sub and ses, entities required): BIDS 1.10's table
+#: (the schema's ``rules/files/raw``) narrowed to the names npm's bids-validator 1.15 (the legacy
+#: line) accepts as well, so that both validators pass: the legacy one has no ``chunk-`` outside
+#: anat and epi field maps, no ``rec-`` in epi field maps, no ``echo-``/``part-`` in perf, no
+#: ``task-`` in MP2RAGE, no ``dir-`` in MESE, no derived dwi maps, and requires ``dir-`` of an epi
+#: field map. ``tests/test_bids.py`` checks every entry against the BIDS schema pybids ships.
 FILES: Mapping[str, Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "anat": {
         **_files("T1w T2w PDw T2starw FLAIR inplaneT1 inplaneT2 PDT2 angio", _NONPARAMETRIC),
         **_files("T1map T2map T2starmap R1map R2map R2starmap PDmap MTRmap MTsat UNIT1 T1rho MWFmap MTVmap "
                  "Chimap S0map M0map", _PARAMETRIC),
-        **_files("MEGRE", ("task", "acq", "ce", "rec", "run", "echo", "part", "chunk"), ("echo",)),
-        **_files("MESE", ("task", "acq", "ce", "rec", "dir", "run", "echo", "part", "chunk"), ("echo",)),
-        **_files("VFA", ("task", "acq", "ce", "rec", "run", "echo", "flip", "part", "chunk"), ("flip",)),
-        **_files("IRT1", ("task", "acq", "ce", "rec", "run", "inv", "part", "chunk"), ("inv",)),
-        **_files("MP2RAGE", ("task", "acq", "ce", "rec", "run", "echo", "flip", "inv", "part", "chunk"), ("inv",)),
-        **_files("MPM MTS", ("task", "acq", "ce", "rec", "run", "echo", "flip", "mt", "part", "chunk"), ("flip", "mt")),
-        **_files("MTR", ("task", "acq", "ce", "rec", "run", "mt", "part", "chunk"), ("mt",)),
+        **_files("MEGRE MESE", ("task", "acq", "ce", "rec", "run", "echo", "part"), ("echo",)),
+        **_files("VFA", ("task", "acq", "ce", "rec", "run", "flip", "part"), ("flip",)),
+        **_files("IRT1", ("task", "acq", "ce", "rec", "run", "inv", "part"), ("inv",)),
+        **_files("MP2RAGE", ("acq", "ce", "rec", "run", "echo", "flip", "inv", "part"), ("inv",)),
+        **_files("MPM MTS", ("task", "acq", "ce", "rec", "run", "echo", "flip", "mt", "part"), ("flip", "mt")),
+        **_files("MTR", ("task", "acq", "ce", "rec", "run", "mt", "part"), ("mt",)),
     },
     "func": _files("bold cbv sbref", _FUNC, ("task",)),
-    "dwi": {**_files("dwi sbref", _DWI), **_files("ADC FA S0map colFA expADC trace", ("acq", "rec", "dir", "run", "chunk"))},
+    "dwi": _files("dwi sbref", _DWI),
     "fmap": {
         **_files("phasediff phase1 phase2 magnitude1 magnitude2 magnitude fieldmap", _FMAP_GRE),
-        **_files("epi m0scan", _FMAP_EPI),
+        **_files("epi m0scan", _FMAP_EPI, ("dir",)),
         **_files("TB1AFI TB1TFL TB1RFM RB1COR", _RF),
-        **_files("TB1DAM", _RF, ("flip",)),
+        **_files("TB1DAM", ("acq", "ce", "rec", "run", "flip", "part"), ("flip",)),
         **_files("TB1EPI", _RF, ("echo", "flip")),
         **_files("TB1SRGE", _RF, ("flip", "inv")),
-        **_files("TB1map RB1map", ("acq", "ce", "rec", "run", "chunk")),
+        **_files("TB1map RB1map", ("acq", "ce", "rec", "run")),
     },
     "perf": _files("asl m0scan", _PERF),
 }
+
+#: datatype -> entities a file name of it never holds together: npm's bids-validator 1.15 orders
+#: func names ``dir`` before ``rec``, BIDS 1.10 (and the schema-based validator) ``rec`` before
+#: ``dir``, so no func name with both passes both validators.
+EXCLUSIVE_ENTITIES: Mapping[str, tuple[str, str]] = {"func": ("rec", "dir")}
 
 #: Sidecar fields BIDS requires of a suffix (``rules/sidecars``: qmri, fmap, func, asl), whatever its datatype.
 REQUIRED_BY_SUFFIX: Mapping[str, tuple[str, ...]] = {
@@ -106,6 +117,114 @@ def missing_fields(suffix: str, entities: Mapping[str, str], sidecar: Mapping[st
     if entities.get("part") == "phase":
         wanted.append("Units")
     return [f for f in wanted if sidecar.get(f) in (None, "")]
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """What BIDS accepts as a sidecar field's value (the schema's ``objects/metadata``).
+
+    ``kind``: ``number``, ``integer``, ``string``, ``boolean``, ``numbers`` (an array of numbers) or
+    ``strings`` (an array of strings); ``scalar_too`` also accepts one value where ``kind`` is an
+    array (``EchoTime``: a number, or one per volume). ``minimum`` (``exclusive``: above it),
+    ``maximum``, ``enum`` and ``length`` (of an array) constrain the values.
+    """
+
+    kind: str
+    minimum: float | None = None
+    exclusive: bool = False
+    maximum: float | None = None
+    enum: tuple[str, ...] = ()
+    length: int | None = None
+    scalar_too: bool = False
+
+
+_POSITIVE = ValueRule("number", 0.0, exclusive=True)
+_POSITIVE_OR_MANY = ValueRule("numbers", 0.0, exclusive=True, scalar_too=True)
+_NON_NEGATIVE_OR_MANY = ValueRule("numbers", 0.0, scalar_too=True)
+_NUMBER = ValueRule("number")
+_STRING = ValueRule("string")
+_STRINGS = ValueRule("strings", scalar_too=True)
+_BOOLEAN = ValueRule("boolean")
+_AXES = ("i", "i-", "j", "j-", "k", "k-")
+
+#: Sidecar fields ``volume convert`` or ``volume bids`` can write that the BIDS schema constrains for
+#: MR files (``objects/metadata``), with what it accepts: a value outside is left out of a dataset's
+#: sidecar with a note, never written for the validators to refuse. ``tests/test_bids.py`` checks
+#: each against the schema pybids ships.
+METADATA: Mapping[str, ValueRule] = {
+    **dict.fromkeys(("RepetitionTime", "EchoTime1", "EchoTime2", "InversionTime", "EffectiveEchoSpacing",
+                     "AcquisitionDuration", "TotalAcquiredPairs"), _POSITIVE),
+    "EchoTime": _POSITIVE_OR_MANY,
+    "FlipAngle": ValueRule("numbers", 0.0, exclusive=True, maximum=360.0, scalar_too=True),
+    "RepetitionTimeExcitation": ValueRule("number", 0.0),
+    **dict.fromkeys(("RepetitionTimePreparation", "PostLabelingDelay", "LabelingDuration"), _NON_NEGATIVE_OR_MANY),
+    "SliceTiming": ValueRule("numbers", 0.0),
+    **dict.fromkeys(("MagneticFieldStrength", "DelayTime", "DwellTime", "TotalReadoutTime",
+                     "MultibandAccelerationFactor", "ParallelReductionFactorInPlane",
+                     "ParallelReductionFactorOutOfPlane", "PartialFourier", "MTOffsetFrequency"), _NUMBER),
+    "NumberShots": ValueRule("numbers", scalar_too=True),
+    "NumberOfVolumesDiscardedByScanner": ValueRule("integer", 0.0),
+    **dict.fromkeys(("MTState", "NonlinearGradientCorrection", "SpoilingState", "BackgroundSuppression",
+                     "BolusCutOffFlag", "VascularCrushing", "LookLocker"), _BOOLEAN),
+    "PhaseEncodingDirection": ValueRule("string", enum=_AXES),
+    "SliceEncodingDirection": ValueRule("string", enum=_AXES),
+    "MRAcquisitionType": ValueRule("string", enum=("1D", "2D", "3D")),
+    "ArterialSpinLabelingType": ValueRule("string", enum=("CASL", "PCASL", "PASL")),
+    "M0Type": ValueRule("string", enum=("Separate", "Included", "Estimate", "Absent")),
+    "SpoilingType": ValueRule("string", enum=("RF", "GRADIENT", "COMBINED")),
+    "PCASLType": ValueRule("string", enum=("balanced", "unbalanced")),
+    **dict.fromkeys(("Manufacturer", "ManufacturersModelName", "SoftwareVersions", "SequenceName",
+                     "PulseSequenceType", "PulseSequenceDetails", "ReceiveCoilName", "ReceiveCoilActiveElements",
+                     "MatrixCoilMode", "CoilCombinationMethod", "ParallelAcquisitionTechnique",
+                     "PartialFourierDirection", "BodyPart", "TaskName", "InstitutionName", "InstitutionAddress",
+                     "InstitutionalDepartmentName", "DeviceSerialNumber", "StationName", "MRTransmitCoilSequence",
+                     "Units"), _STRING),
+    **dict.fromkeys(("ScanOptions", "SequenceVariant", "B0FieldIdentifier", "B0FieldSource"), _STRINGS),
+    "TablePosition": ValueRule("numbers", length=3),
+    "AcquisitionVoxelSize": ValueRule("numbers", 0.0, exclusive=True, length=3),
+}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _scalar_problem(rule: ValueRule, value: object) -> str:
+    """Why one value breaks ``rule`` (its kind being a scalar's), or ""."""
+    kind = {"numbers": "number", "strings": "string"}.get(rule.kind, rule.kind)
+    if kind == "boolean":
+        return "" if isinstance(value, bool) else "is not true or false"
+    if kind == "string":
+        if not isinstance(value, str):
+            return "is not text"
+        return f"is not one of {', '.join(rule.enum)}" if rule.enum and value not in rule.enum else ""
+    if not _is_number(value) or (kind == "integer" and not float(value).is_integer()):  # type: ignore[arg-type]
+        return f"is not {'a whole number' if kind == 'integer' else 'a number'}"
+    number = float(value)  # type: ignore[arg-type]
+    if rule.minimum is not None and (number <= rule.minimum if rule.exclusive else number < rule.minimum):
+        return f"is {number:g} (BIDS wants {'above' if rule.exclusive else 'at least'} {rule.minimum:g})"
+    if rule.maximum is not None and number > rule.maximum:
+        return f"is {number:g} (BIDS wants at most {rule.maximum:g})"
+    return ""
+
+
+def value_problem(key: str, value: object) -> str:
+    """Why BIDS would refuse ``value`` for sidecar field ``key`` (:data:`METADATA`), or "" (a field
+    without a rule is accepted as it is)."""
+    rule = METADATA.get(key)
+    if rule is None or value is None:
+        return ""
+    if rule.kind not in ("numbers", "strings"):
+        return _scalar_problem(rule, value)
+    if not isinstance(value, (list, tuple)):
+        return _scalar_problem(rule, value) if rule.scalar_too else "is not a list"
+    if rule.length is not None and len(value) != rule.length:
+        return f"has {len(value)} values (BIDS wants {rule.length})"
+    for v in value:
+        why = _scalar_problem(rule, v)
+        if why:
+            return f"holds a value that {why}"
+    return ""
 
 
 EXTENSIONS = {"dwi": (".bval", ".bvec")}
@@ -157,6 +276,10 @@ def check_entities(datatype: str, suffix: str, entities: Mapping[str, str], wher
     missing = [k for k in required if k not in entities]
     if missing:
         raise UsageError(f"{prefix}{datatype}/{suffix} needs {', '.join(k + '-' for k in missing)}")
+    pair = EXCLUSIVE_ENTITIES.get(datatype)
+    if pair and all(entities.get(k) for k in pair):
+        raise UsageError(f"{prefix}a {datatype} name cannot hold both {pair[0]}- and {pair[1]}- (the two BIDS "
+                         "validators order them differently)")
 
 
 def file_stem(entities: Mapping[str, str], suffix: str) -> str:
@@ -168,6 +291,6 @@ def file_stem(entities: Mapping[str, str], suffix: str) -> str:
     return "_".join(parts + [suffix])
 
 
-__all__ = ["BIDS_VERSION", "ENTITIES", "ENTITY_ORDER", "EXTENSIONS", "FILES", "INDEX_ENTITIES", "PART_VALUES",
-           "PHASE_UNITS", "REQUIRED_BY_ENTITY", "REQUIRED_BY_SUFFIX", "check_entities", "entity_value", "file_stem",
-           "missing_fields", "sanitize_label"]
+__all__ = ["BIDS_VERSION", "ENTITIES", "ENTITY_ORDER", "EXCLUSIVE_ENTITIES", "EXTENSIONS", "FILES", "INDEX_ENTITIES",
+           "METADATA", "PART_VALUES", "PHASE_UNITS", "REQUIRED_BY_ENTITY", "REQUIRED_BY_SUFFIX", "ValueRule",
+           "check_entities", "entity_value", "file_stem", "missing_fields", "sanitize_label", "value_problem"]

@@ -16,7 +16,6 @@ weight, dates, accession number, study ID and description, institution, physicia
 from __future__ import annotations
 
 import csv
-import difflib
 import json
 import math
 import os
@@ -31,15 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from ..dicom.values import functional, looks_like_headerless_dicom, present, to_float, to_int, to_text
+from ..dicom import dictionary
+from ..dicom.read import PIXEL_TAGS, Skip, image_skip, read_until_pixels
+from ..dicom.values import functional, present, to_float, to_int, to_text
 from ..errors import NoDicomError, UsageError
 from ..io.atomic import atomic_output, check_writable
 from ..parallel.pool import ordered_map
 from ..phi import HIDDEN, INDEXED, element_is_identity, is_identity, uid_key
 from ..volume import OBLIQUE_TOLERANCE_DEG, closest_plane
-
-PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
-"""Pixel Data, Float Pixel Data, Double Float Pixel Data: header reading stops at these tags."""
 
 CHUNK_FILES = 64
 """Files per task sent to a worker process (headers take ~1 ms each; fewer tasks, less IPC)."""
@@ -205,9 +203,7 @@ def _sop_class_name(ds: Any, ctx: dict[str, Any]) -> str | None:
     uid = _sop_class_uid(ds, ctx)
     if not uid:
         return None
-    from pydicom.uid import UID
-
-    name = UID(uid).name
+    name = dictionary.uid_name(uid)
     return name if name != uid else None
 
 
@@ -215,9 +211,7 @@ def _syntax_name(ds: Any, ctx: dict[str, Any]) -> str | None:
     uid = _meta("TransferSyntaxUID")(ds, ctx)
     if not uid:
         return None
-    from pydicom.uid import UID
-
-    return UID(uid).name
+    return dictionary.uid_name(uid)
 
 
 def _thickness(ds: Any, ctx: dict[str, Any]) -> float | None:
@@ -315,10 +309,8 @@ _NUMERIC_VR = {"DS": "float", "FL": "float", "FD": "float", "IS": "int", "US": "
 
 def _parse_field(text: str) -> tuple[str, int, str, str]:
     """``KVP`` or ``0018,0060`` / ``(0018,0060)`` / ``00180060`` to (column name, tag, keyword, VR)."""
-    from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
-
     raw = text.strip()
-    tag = tag_for_keyword(raw)
+    tag = dictionary.tag_for_keyword(raw)
     if tag is None:
         hexes = raw.strip("()").replace(",", "").replace(" ", "")
         if len(hexes) == 8:
@@ -327,20 +319,14 @@ def _parse_field(text: str) -> tuple[str, int, str, str]:
             except ValueError:
                 tag = None
         if tag is None:
-            from pydicom.datadict import DicomDictionary
-
-            keywords = [entry[4] for entry in DicomDictionary.values()]
-            close = difflib.get_close_matches(raw, keywords, n=3)
+            close = dictionary.close_keywords(raw, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise UsageError(f"--fields: {raw!r} is not a DICOM keyword or tag{hint}")
-        keyword = keyword_for_tag(tag) or ""
+        keyword = dictionary.keyword_for_tag(tag)
         name = keyword or f"{tag >> 16:04X},{tag & 0xFFFF:04X}"
     else:
         keyword, name = raw, raw
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        vr = "UN"
+    vr = dictionary.vr_of(tag)
     return name, tag, keyword, vr
 
 
@@ -388,8 +374,6 @@ def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
     multi-valued as a JSON list, sequences as JSON (a list of {keyword: value} items, identity
     values hidden without ``keep_phi``), binary values as ``<N bytes>``.
     """
-    from pydicom.datadict import dictionary_VM
-
     columns = []
     refused = []
     for text in fields:
@@ -401,10 +385,7 @@ def field_columns(fields: Sequence[str], keep_phi: bool) -> list[Column]:
             continue
         if tag in PIXEL_TAGS:
             raise UsageError("--fields: pixel data is never read by `volume index`")
-        try:
-            vm = dictionary_VM(tag)
-        except KeyError:
-            vm = ""
+        vm = dictionary.vm_of(tag)
         kind = _NUMERIC_VR.get(vr) if vm == "1" else None
         columns.append(Column(name, kind or "str", _field_getter(tag, kind, keep_phi)))
     if refused:
@@ -438,38 +419,6 @@ class IndexSpec:
     keep_phi: bool = False
 
 
-def read_header(path: str) -> tuple[Any, int | None]:
-    """The dataset up to (not including) the pixel data, and the pixel data tag if there is one.
-
-    The parser stops when it meets a pixel data tag: the value is neither read nor scanned
-    (encapsulated data included). Raises for files that are not DICOM.
-    """
-    from pydicom.errors import InvalidDicomError
-    from pydicom.filereader import read_partial
-
-    found: list[int] = []
-
-    def stop(tag: Any, vr: Any, length: int) -> bool:
-        if int(tag) in PIXEL_TAGS:
-            found.append(int(tag))
-            return True
-        return False
-
-    with open(path, "rb") as fp:
-        try:
-            ds = read_partial(fp, stop_when=stop)
-        except InvalidDicomError:
-            fp.seek(0)
-            head = fp.read(8)
-            if not looks_like_headerless_dicom(head):
-                raise
-            fp.seek(0)
-            found.clear()
-            ds = read_partial(fp, stop_when=stop, force=True)
-    # Values stay raw bytes in memory until a column asks for them (no deferred file reads).
-    return ds, (found[0] if found else None)
-
-
 def index_file(path: str, spec: IndexSpec) -> tuple[tuple[Any, ...] | None, str]:
     """One row (values in column order) for a file, or ``(None, reason)`` when it is skipped."""
     columns = _columns_for(spec)
@@ -484,18 +433,12 @@ def index_file(path: str, spec: IndexSpec) -> tuple[tuple[Any, ...] | None, str]
             return None, f"cannot read {rel}: deleted or moved during the run"
         except OSError:
             return None, "unreadable"
-        if size == 0:
-            return None, "empty"
-        try:
-            ds, pixel_tag = read_header(path)
-        except PermissionError:
-            return None, "unreadable"
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
-            from pydicom.errors import InvalidDicomError
-
-            return None, "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
-        if "DirectoryRecordSequence" in ds:
-            return None, "DICOMDIR index"
+        read = read_until_pixels(path)
+        if isinstance(read, Skip):
+            return None, str(read)
+        ds, pixel_tag = read
+        if image_skip(ds, has_pixels=True) == Skip.DICOMDIR:  # a file without pixels is indexed too
+            return None, str(Skip.DICOMDIR)
         rel = os.path.relpath(path, spec.root) if spec.root else os.path.basename(path)
         ctx = {"path": Path(rel).as_posix(), "file_size": size, "pixel_tag": pixel_tag}
         row = []

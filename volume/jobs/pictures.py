@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ..dicom import presentation
+from ..dicom import lut, presentation, read
 from ..dicom.pixels import disable_unsafe_decoders
-from ..dicom.values import file_head, looks_like_headerless_dicom
 from ..errors import InputReadError, UnsupportedDicomError
 from ..io.image import Picture
 from ..io.names import safe_name
@@ -46,11 +45,6 @@ from ..ops.window import Window, apply_window, auto_window, header_window
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 """File name suffixes dropped from output names (others, like the tail of a UID, are kept)."""
 
-PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
-"""Pixel Data, Float Pixel Data, Double Float Pixel Data."""
-
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-"""SOP Class of a DICOMDIR (an index of other files, never an image)."""
 
 LARGE_FILE_BYTES = 256 * 2**20
 """Files bigger than this keep their pixel data on disk and are decoded one frame at a time."""
@@ -113,10 +107,10 @@ class NotAnImage(Exception):
 
 
 def read_dataset(path: str | os.PathLike[str]) -> Any:
-    """The whole dataset of one file (pixels included); :class:`NotAnImage` for non-DICOM files."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    """The whole dataset of one file (pixels included); :class:`NotAnImage` for non-DICOM files.
 
+    A broken header raises pydicom's exception (the caller reports it as the file's error).
+    """
     try:
         size = os.path.getsize(path)
     except FileNotFoundError:
@@ -125,29 +119,19 @@ def read_dataset(path: str | os.PathLike[str]) -> Any:
         # listed, then deleted or moved: an error naming it, not a skip
         raise InputReadError(f"cannot read {os.fspath(path)}: deleted or moved during the run") from None
     except OSError:
-        raise NotAnImage("unreadable") from None
-    if size == 0:
-        raise NotAnImage("empty")
+        size = 0
     # Big files: leave the pixel data on disk; _frames then decodes frame by frame from the file.
-    options: dict[str, Any] = {"defer_size": DEFER_BYTES} if size > LARGE_FILE_BYTES else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return pydicom.dcmread(path, **options)
-        except InvalidDicomError:
-            if looks_like_headerless_dicom(file_head(path)):
-                return pydicom.dcmread(path, force=True, **options)
-            raise NotAnImage("not DICOM") from None
+    ds = read.read_dataset(path, defer_size=DEFER_BYTES if size > LARGE_FILE_BYTES else None, corrupt="raise")
+    if isinstance(ds, read.Skip):
+        raise NotAnImage(str(ds))
+    return ds
 
 
 def image_check(ds: Any) -> None:
     """Raise :class:`NotAnImage` unless ``ds`` holds pixel data."""
-    meta = getattr(ds, "file_meta", None)
-    sop = str(meta.get("MediaStorageSOPClassUID", "") if meta is not None else "") or str(ds.get("SOPClassUID", ""))
-    if sop == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-        raise NotAnImage("DICOMDIR index")
-    if not any(tag in ds for tag in PIXEL_TAGS):
-        raise NotAnImage("no pixel data")
+    skip = read.image_skip(ds)
+    if skip is not None:
+        raise NotAnImage(str(skip))
     n = n_frames(ds)
     if n > 1:
         _check_frame_count(ds, n)
@@ -394,12 +378,10 @@ def _frames(ds: Any) -> Iterator[np.ndarray]:
     pydicom's frame iterator fails on a few files its whole-array path reads (e.g. JPEG 2000
     whose pixel representation disagrees with the header), so that path is the fallback.
     """
-    from pydicom.pixels import iter_pixels
-
     pixel = ds.get_item(0x7FE00010, keep_deferred=True)
     deferred = pixel is not None and getattr(pixel, "value", b"") is None and getattr(ds, "filename", None)
     # A deferred value (big file, see read_dataset) is decoded from the file one frame at a time.
-    it = iter_pixels(ds.filename if deferred else ds, as_rgb=True)
+    it = lut.iter_pixels(ds.filename if deferred else ds, as_rgb=True)
     try:
         first = next(it)
     except StopIteration:

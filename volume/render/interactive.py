@@ -27,7 +27,8 @@ from ..errors import UsageError
 from ..io.image import write_picture
 from ..volume import axis_codes
 from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot
-from .scene import MODES, VIEWS, Scene, vtk_matrix
+from .projection import ProjectionLayer
+from .scene import MODES, PROJECTION_MODES, VIEWS, Scene, vtk_matrix
 
 HELP_TEXT = (
     "v volume   m MIP   n MinIP   i isosurface   1/2/3 show/hide axial/coronal/sagittal plane   "
@@ -75,7 +76,8 @@ class SlicePlane:
 
     ``axis`` is the VTK image axis (0 = column, 1 = row, 2 = slice) the plane is perpendicular to.
     A plane seen edge-on (the sagittal plane from the front) has no area on screen; its outline
-    still draws it as a line.
+    still draws it as a line. Over a MIP or MinIP only the outline is drawn (:meth:`set_outline_only`):
+    a projection has no depth, and an opaque plane would cut it in two.
     """
 
     def __init__(self, scene: Scene, axis: int, window: float, level: float, *, visible: bool = False) -> None:
@@ -84,6 +86,8 @@ class SlicePlane:
         from vtkmodules.vtkRenderingCore import vtkActor, vtkImageActor, vtkPolyDataMapper
 
         self.scene, self.axis = scene, axis
+        self.on = bool(visible)
+        self.outline_only = False
         s, r, c = scene.vol.shape
         self.size = (c, r, s)[axis]
         letter = axis_codes(scene.matrix)[axis]
@@ -141,11 +145,19 @@ class SlicePlane:
 
     @property
     def visible(self) -> bool:
-        return bool(self.actor.GetVisibility())
+        """Whether the plane is shown (its outline at least)."""
+        return self.on
 
     def set_visible(self, on: bool) -> None:
-        self.actor.SetVisibility(bool(on))
-        self.outline.SetVisibility(bool(on))
+        """Show or hide the plane (the slice too, unless :meth:`set_outline_only`)."""
+        self.on = bool(on)
+        self.actor.SetVisibility(self.on and not self.outline_only)
+        self.outline.SetVisibility(self.on)
+
+    def set_outline_only(self, flag: bool) -> None:
+        """Draw the outline alone (over a projection) or the slice with it."""
+        self.outline_only = bool(flag)
+        self.set_visible(self.on)
 
     def set_window(self, window: float, level: float) -> None:
         self.actor.GetProperty().SetColorWindow(window)
@@ -196,6 +208,7 @@ class Viewer:
             self.window.AddRenderer(scene.renderer)
         self.window.SetWindowName(title)
         scene.use_mapper(resolve_mapper(self.window, mapper))
+        self.layer = ProjectionLayer(scene, self.window)
         if offscreen:  # no event loop of its own: events come from the caller (tests, the web page)
             from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
@@ -212,6 +225,7 @@ class Viewer:
         for axis in (2, 1, 0):
             plane = SlicePlane(scene, axis, *self.wl)
             self.planes[plane.name] = plane
+        self._sync_planes()
         self.active: str | None = None
 
         self.help = vtkTextActor()
@@ -284,8 +298,14 @@ class Viewer:
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}")
         self.scene.set_mode(mode, preset=preset, level=level)
+        self._sync_planes()
         self.scene.fit_projection_window()
         self.render()
+
+    def _sync_planes(self) -> None:
+        """Over a MIP/MinIP the planes are outlines only (a projection has no depth to cut)."""
+        for plane in self.planes.values():
+            plane.set_outline_only(self.scene.mode in PROJECTION_MODES)
 
     def show_plane(self, name: str, on: bool) -> None:
         """Show (and make active) or hide a slice plane; hiding the active one passes the role on."""
@@ -344,6 +364,13 @@ class Viewer:
         self.scene.set_view(self.view, aspect=w / max(h, 1))
         self.scene.fit_projection_window()
         self.render()
+
+    def set_preview(self, on: bool) -> None:
+        """Quick pictures (the sampling used while dragging; a MIP/MinIP drawn smaller and
+        stretched) or full ones. The web view shows a quick picture first, then the full one."""
+        rate = self.interactor.GetDesiredUpdateRate() if on else self.interactor.GetStillUpdateRate()
+        self.window.SetDesiredUpdateRate(rate)
+        self.layer.preview = bool(on)
 
     def screenshot(self) -> np.ndarray:
         """The window's current picture, ``(height, width, 3)`` uint8."""
@@ -454,6 +481,7 @@ class Viewer:
         self.style.RemoveAllObservers()
         self.interactor.RemoveAllObservers()
         self.interactor.TerminateApp()
+        self.layer.close()
         self.window.Finalize()
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..volume import Volume
+from .projection import ProjectionLayer
 from .scene import VIEWS, Scene
 
 DEFAULT_SIZE = (600, 600)
@@ -95,7 +96,7 @@ class CornerCube:
         self.renderer.ResetCamera()
 
 
-def _new_offscreen_window() -> Any:
+def new_offscreen_window() -> Any:
     """EGL directly when there is no X display (the generic factory would try X first and warn)."""
     import vtkmodules.vtkRenderingOpenGL2 as gl
     from vtkmodules.vtkRenderingCore import vtkRenderWindow
@@ -109,7 +110,7 @@ def _new_offscreen_window() -> Any:
 
 def offscreen_window(renderer: Any, size: tuple[int, int]) -> Any:
     """A ``vtkRenderWindow`` rendering offscreen (EGL/OSMesa, or an unmapped X window) at ``size``."""
-    window = _new_offscreen_window()
+    window = new_offscreen_window()
     window.SetOffScreenRendering(1)
     window.SetMultiSamples(0)
     window.SetSize(int(size[0]), int(size[1]))
@@ -190,6 +191,7 @@ class OffscreenRenderer:
         self.scene = Scene(vol, **scene_options)
         self.window = offscreen_window(self.scene.renderer, self.size)
         self.scene.use_mapper(resolve_mapper(self.window, mapper))
+        self.layer = ProjectionLayer(self.scene, self.window)
         self.cube = CornerCube(self.window, self.scene.renderer, self.size) if marker else None
 
     def render(self) -> np.ndarray:
@@ -204,7 +206,8 @@ class OffscreenRenderer:
         return world_at_pixel(self.scene.renderer, self.window, column, row)
 
     def close(self) -> None:
-        """Release the OpenGL context."""
+        """Release the OpenGL contexts."""
+        self.layer.close()
         self.window.Finalize()
 
 
@@ -225,6 +228,9 @@ def render(
     mapper: str = "auto",
 ) -> np.ndarray:
     """Render ``vol`` offscreen: ``(height, width, 3)`` uint8 picture.
+
+    ``mip`` and ``minip`` are drawn by the :class:`~volume.render.projection.ProjectionLayer`: the
+    2D projection's picture seen from the front (the maximum first, the interpolation after).
 
     See :class:`~volume.render.scene.Scene` for ``mode``, ``preset``, ``level``, ``window`` and
     :meth:`~volume.render.scene.Scene.set_view` for ``view``, ``azimuth``, ``elevation``.
@@ -258,9 +264,13 @@ def rotation(axis: Sequence[float], degrees: float) -> np.ndarray:
 
 def turn_camera(scene: Any, axis: str, degrees: float) -> None:
     """Turn the scene's camera (position and view-up) by ``degrees`` about patient ``axis``
-    through the focal point: the patient appears to turn the other way."""
+    through the focal point: the patient appears to turn the other way.
+
+    The axis is the volume's own axis nearest it when within :data:`~.scene.SNAP_DEG` (as the
+    views are), so a turn about ``S`` of a slightly tilted axial series keeps every ray within
+    the slices' planes."""
     cam = scene.renderer.GetActiveCamera()
-    rot = rotation(TURN_AXES[axis], degrees)
+    rot = rotation(scene.own_axis(TURN_AXES[axis]), degrees)
     focal = np.array(cam.GetFocalPoint())
     cam.SetPosition(*(focal + rot @ (np.array(cam.GetPosition()) - focal)))
     cam.SetViewUp(*(rot @ np.array(cam.GetViewUp())))

@@ -5,7 +5,10 @@ picture is rendered **on the server** by the very :class:`~volume.render.interac
 ``volume view`` opens as a window, here with an offscreen render window (EGL, OSMesa or an unmapped
 X window, as ``volume render``): same scene, planes, orientation cube, status line, keys' actions.
 The browser receives JPEG pictures and sends mouse events back (trame-vtk's remote view), so the
-data never leave the server and the desktop and the browser cannot disagree.
+data never leave the server and the desktop and the browser cannot disagree. The page shows a
+quick picture first and the full one when requests settle (:func:`progressive_delivery`); it is
+plain HTML (:mod:`volume.render.webpage`). With ``local`` the browser draws the view itself
+(vtk.js, WebGL) from a reduced copy of the scene (:mod:`volume.render.local`).
 
 Security, as Jupyter does it:
 
@@ -14,7 +17,7 @@ Security, as Jupyter does it:
   cookie the first request with it set) gets 403 Forbidden, the websocket included;
 * the page and its title carry no patient identity unless ``keep_phi``.
 
-trame, trame-vtk and trame-vuetify (the ``web`` extra) are imported inside functions only.
+trame and trame-vtk (the ``web`` extra) are imported inside functions only.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from .. import lifecycle
 from ..errors import UsageError
 from ..volume import Volume
 from .interactive import PLANE_KEYS, Viewer, build_viewer
+from .local import LocalScene, register_serializer
 from .presets import PRESETS
 from .scene import MODES
+from .webpage import build_page
 
 DEFAULT_HOST = "127.0.0.1"
 """The web view listens on the loopback interface unless ``--host`` says otherwise."""
@@ -61,6 +66,17 @@ INTERACTIVE_SECONDS = 0.2
 MIN_INTERACTIVE_RATIO = 0.35
 """Smallest picture scale while dragging a MIP/MinIP (the browser scales it up smoothly)."""
 
+COALESCE_SECONDS = 0.03
+"""Picture requests closer together than this are served by one picture (the page asks for one at
+every size its layout passes through while it loads: 30x30, 119x66, then the view's size three times)."""
+
+SETTLE_SECONDS = 0.3
+"""A quick picture is followed by the full one when no other request came for this long."""
+
+SESSION_PATH = "/paraview/"
+"""Where the page's script asks for the websocket's address before it connects (wslink's launcher
+protocol); answered here instead of refused (a 405 in the browser's console)."""
+
 
 def interactive_ratio(mode: str, still_seconds: float) -> float:
     """Scale of the pictures rendered while the mouse drags, from the time of a still picture.
@@ -75,10 +91,21 @@ def interactive_ratio(mode: str, still_seconds: float) -> float:
         return 1.0
     return max(MIN_INTERACTIVE_RATIO, round((INTERACTIVE_SECONDS / still_seconds) ** 0.5, 2))
 
+PAGE_CAMERA = "$event.pokedRenderer.getActiveCamera().get('position', 'focalPoint', 'viewUp', 'parallelScale')"
+"""What the local view's page sends back when a drag ends: its camera (JavaScript, vtk.js)."""
+
+HELP = "Left-drag turns, wheel zooms, right-drag window/level, shift-drag pans."
+"""How the mouse moves the server-rendered view (the window's keys and buttons)."""
+
+LOCAL_HELP = ("Left-drag turns, wheel or right-drag zooms, middle-drag pans. The browser draws this view "
+              "(--local): slice planes show as outlines, the MIP as vtk.js draws it.")
+"""How the mouse moves the local view (vtk.js), and what it draws differently."""
+"""The local view's line under the controls."""
+
 MODE_LABELS: Mapping[str, str] = {"vr": "Volume", "mip": "MIP", "minip": "MinIP", "iso": "Surface"}
 """Button labels of the modes (same order as :data:`~volume.render.scene.MODES`)."""
 
-WEB_EXTRA_HINT = "the web view needs the 'web' extra: pip install 'volume[web]' (trame, trame-vtk, trame-vuetify)"
+WEB_EXTRA_HINT = "the web view needs the 'web' extra: pip install 'volume[web]' (trame, trame-vtk)"
 """The one line printed when trame is missing."""
 
 
@@ -114,6 +141,75 @@ def token_middleware(token: str) -> Any:
     return check_token
 
 
+async def session_handler(request: Any) -> Any:
+    """The answer to the page's launcher request: the websocket of this server (no new process)."""
+    from aiohttp import web
+
+    return web.json_response({"sessionURL": f"ws://{request.host}/ws"})
+
+
+def progressive_delivery(viewer: Viewer) -> Any:
+    """trame-vtk's picture delivery, changed in two ways (an instance for the page's websocket).
+
+    * Requests that come in a burst (the page loading, a slider moving) are served by one picture,
+      rendered :data:`COALESCE_SECONDS` after the last of them, at the size asked last.
+    * That picture is a quick one (:meth:`~volume.render.interactive.Viewer.set_preview`: the
+      sampling used while dragging; a MIP drawn smaller and stretched) and the full picture follows
+      once no request came for :data:`SETTLE_SECONDS`. The server renders in the thread that serves
+      the page's files and websocket: a full picture of the 300-slice CT (1-3 s here) sent first
+      held the page's fonts, and its first picture, behind it.
+
+    Pictures while the mouse drags (trame's animation) are rendered as they come.
+    """
+    from trame_vtk.modules.vtk.protocols import vtkWebPublishImageDelivery
+    from wslink import schedule_callback
+
+    class ProgressiveImageDelivery(vtkWebPublishImageDelivery):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(decode=False)
+            self._timers: dict[tuple[str, str], Any] = {}
+            self._direct = False
+
+        def push_render(self, v_id: str, ignore_animation: bool = False, stale_count: int = 0) -> None:
+            if ignore_animation:  # a drag: trame's interactive ratio makes the pictures smaller already
+                viewer.layer.preview = False
+            if self._direct or ignore_animation or stale_count:
+                super().push_render(v_id, ignore_animation, stale_count)
+            else:
+                self._later("quick", v_id, COALESCE_SECONDS, self._quick)
+
+        def _later(self, kind: str, v_id: str, delay: float, action: Callable[[str], None]) -> None:
+            timer = self._timers.pop((kind, v_id), None)
+            if timer is not None:
+                timer.cancel()
+            self._timers[(kind, v_id)] = schedule_callback(delay, lambda: action(v_id))
+
+        def _render(self, v_id: str, quick: bool) -> None:
+            viewer.set_preview(quick)
+            self._direct = True
+            try:
+                if not quick:
+                    self.app.InvalidateCache(self.get_view(v_id))
+                super().push_render(v_id)
+            finally:
+                self._direct = False
+
+        def _quick(self, v_id: str) -> None:
+            self._timers.pop(("quick", v_id), None)
+            if self.views_in_animations:  # dragging: trame's animation renders
+                return
+            self._render(v_id, quick=True)
+            self._later("full", v_id, SETTLE_SECONDS, self._full)
+
+        def _full(self, v_id: str) -> None:
+            self._timers.pop(("full", v_id), None)
+            if self.views_in_animations or ("quick", v_id) in self._timers:
+                return
+            self._render(v_id, quick=False)
+
+    return ProgressiveImageDelivery()
+
+
 def page_title(vol: Volume, *, keep_phi: bool = False) -> str:
     """``volume: <series description>``; the patient's name and ID only with ``keep_phi``."""
     desc = str(vol.meta.get("series_description") or "").strip()
@@ -139,14 +235,19 @@ class WebView:
         trame server name (one per WebView in a process).
     """
 
-    def __init__(self, viewer: Viewer, *, title: str = "volume", name: str = "volume") -> None:
+    def __init__(self, viewer: Viewer, *, title: str = "volume", name: str = "volume", local: bool = False) -> None:
         from trame.app import get_server
 
         self.viewer = viewer
+        self.local = LocalScene(viewer.scene, [p.outline for p in viewer.planes.values()]) if local else None
         self.server = get_server(name, client_type="vue3")
         self.title = title
         self._build_state()
         self._build_ui()
+        if self.local is None:
+            self._install_delivery()
+        else:
+            self.server.add_protocol_to_configure(register_serializer)
 
     # --- state: every control calls the Viewer, as a key does in the window -------------------
     def _build_state(self) -> None:
@@ -166,14 +267,14 @@ class WebView:
         state.frame = sc.frame
         state.n_frames = sc.source.n_frames
         state.status = v.status.GetInput()
-        state.interactive_ratio = interactive_ratio(sc.mode, sc.renderer.GetLastRenderTimeInSeconds())
+        state.interactive_ratio = interactive_ratio(sc.mode, sc.last_render_seconds)
 
         def after(action: Callable[[], None]) -> None:
             action()
             state.status = v.status.GetInput()
             state.win_width, state.win_level = float(v.wl[0]), float(v.wl[1])  # a right-drag moved them
             self.update()
-            state.interactive_ratio = interactive_ratio(sc.mode, sc.renderer.GetLastRenderTimeInSeconds())
+            state.interactive_ratio = interactive_ratio(sc.mode, sc.last_render_seconds)
 
         @state.change("mode", "preset", "iso_level")
         def _mode(mode: str, preset: str, iso_level: float, **_: Any) -> None:
@@ -196,7 +297,7 @@ class WebView:
             if int(frame) != sc.frame:
                 after(lambda: v.set_frame(int(frame)))
 
-        self.server.controller.reset_camera = lambda: after(v.reset_camera)
+        self.server.controller.reset_camera = lambda: after(self.reset_camera)
 
     def _watch_plane(self, name: str, after: Callable[[Callable[[], None]], None]) -> None:
         v, state = self.viewer, self.server.state
@@ -219,73 +320,48 @@ class WebView:
 
     # --- layout ------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        from trame.ui.vuetify3 import SinglePageWithDrawerLayout
-        from trame.widgets import html
         from trame.widgets import vtk as vtk_widgets
-        from trame.widgets import vuetify3 as v3
 
-        with SinglePageWithDrawerLayout(self.server, full_height=True) as layout:
-            layout.title.set_text(self.title)
-            layout.title.style = "font-size: 1rem"
-            with layout.toolbar:
-                v3.VSpacer()
-                v3.VBtn("Reset view", id="reset", click=self.server.controller.reset_camera, variant="outlined", size="small")
-            with layout.drawer as drawer:
-                drawer.width = 340
-                with v3.VContainer(classes="pa-3"):
-                    with v3.VBtnToggle(v_model=("mode",), mandatory=True, density="compact", divided=True, id="modes"):
-                        for mode in MODES:
-                            v3.VBtn(MODE_LABELS[mode], value=mode, id=f"mode-{mode}", size="small")
-                    v3.VSelect(
-                        label="Preset", v_model=("preset",), items=("presets", list(PRESETS)), density="compact",
-                        v_show="mode == 'vr'", classes="mt-3", hide_details=True,
-                    )
-                    v3.VSlider(
-                        label="Surface", v_model=("iso_level",), min=("value_min",), max=("value_max",),
-                        v_show="mode == 'iso'", density="compact", hide_details=True, thumb_label=True, classes="mt-3",
-                    )
-                    html.Div("Slice planes", classes="text-subtitle-2 mt-4")
-                    for name in PLANE_KEYS.values():
-                        with v3.VRow(no_gutters=True, align="center"):
-                            v3.VCheckbox(
-                                v_model=(f"show_{name}",), label=name, density="compact", hide_details=True,
-                                id=f"show-{name}",
-                            )
-                        with html.Div(id=f"slider-{name}"):
-                            v3.VSlider(
-                                v_model=(f"slice_{name}",), min=0, max=(f"size_{name} - 1",), step=1,
-                                density="compact", hide_details=True, thumb_label=True,
-                            )
-                    html.Div("Window / level (planes, MIP, MinIP)", classes="text-subtitle-2 mt-4")
-                    span = ("value_max - value_min",)
-                    with html.Div(id="window-width"):
-                        v3.VSlider(label="W", v_model=("win_width",), min=1, max=span, density="compact",
-                                   hide_details=True)
-                    with html.Div(id="window-level"):
-                        v3.VSlider(label="L", v_model=("win_level",), min=("value_min",), max=("value_max",),
-                                   density="compact", hide_details=True)
-                    with html.Div(v_show="n_frames > 1"):
-                        html.Div("Frame {{ frame + 1 }} / {{ n_frames }}", classes="text-subtitle-2 mt-4")
-                        with html.Div(id="slider-frame"):
-                            v3.VSlider(v_model=("frame",), min=0, max=("n_frames - 1",), step=1, density="compact",
-                                       hide_details=True)
-                    html.Div("{{ status }}", id="status", classes="text-caption mt-4")
-                    html.Div(
-                        "Left-drag turns, wheel zooms, right-drag window/level, shift-drag pans.",
-                        classes="text-caption mt-2 text-medium-emphasis",
-                    )
-            with layout.content:
-                with v3.VContainer(fluid=True, classes="pa-0 fill-height"):
-                    with html.Div(id="view", style="width: 100%; height: 100%; position: relative;"):
-                        self.view = vtk_widgets.VtkRemoteView(
-                            self.viewer.window, ref="view", interactive_ratio=("interactive_ratio", 1.0),
-                            interactive_quality=INTERACTIVE_QUALITY, still_quality=STILL_QUALITY,
-                        )
-        self.layout = layout
+        def remote() -> Any:
+            return vtk_widgets.VtkRemoteView(
+                self.viewer.window, ref="view", interactive_ratio=("interactive_ratio", 1.0),
+                interactive_quality=INTERACTIVE_QUALITY, still_quality=STILL_QUALITY,
+            )
+
+        def local() -> Any:
+            assert self.local is not None
+            return vtk_widgets.VtkLocalView(
+                self.local.window, ref="view", interactor_events=("local_events", ["EndAnimation"]),
+                EndAnimation=(self._camera_from_page, f"[{PAGE_CAMERA}]"),
+            )
+
+        self.layout, self.view = build_page(
+            self.server, title=self.title, modes=MODE_LABELS, presets=list(PRESETS), planes=list(PLANE_KEYS.values()),
+            reset=self.server.controller.reset_camera, view=remote if self.local is None else local,
+            help_text=HELP if self.local is None else LOCAL_HELP,
+        )
+
+    def _camera_from_page(self, camera: dict[str, Any]) -> None:
+        if self.local is not None and isinstance(camera, dict):
+            self.local.set_camera(camera)
 
     def update(self) -> None:
-        """Push a new picture to every browser."""
+        """Push a new picture (or, with the local view, the changed scene) to every browser."""
+        if self.local is not None:
+            self.local.sync()
         self.view.update()
+
+    def reset_camera(self) -> None:
+        """Back to the anterior view (the local view's camera too)."""
+        self.viewer.reset_camera()
+        if self.local is not None:
+            self.local.reset_camera()
+
+    def _install_delivery(self) -> None:
+        """Serve pictures through :func:`progressive_delivery` (registered after trame-vtk's own, so
+        its remote procedures are the ones the page calls)."""
+        delivery = progressive_delivery(self.viewer)
+        self.server.add_protocol_to_configure(lambda protocol: protocol.registerLinkProtocol(delivery))
 
     # --- serving -----------------------------------------------------------------------------
     def serve(self, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: str,
@@ -303,6 +379,7 @@ class WebView:
         @ctrl.add("on_server_bind")
         def _bind(wslink_server: Any) -> None:
             wslink_server.app.middlewares.append(token_middleware(token))
+            wslink_server.app.router.add_post(SESSION_PATH, session_handler)
 
         @ctrl.add("on_server_ready")
         def _ready(**_: Any) -> None:
@@ -349,8 +426,12 @@ def build_web_view(
     mapper: str = "auto",
     keep_phi: bool = False,
     name: str = "volume",
+    local: bool = False,
 ) -> WebView:
     """The web view of ``vol``: an offscreen :class:`Viewer` and its trame page (not yet serving).
+
+    ``local``: the browser draws the view (vtk.js, WebGL; :class:`~volume.render.local.LocalScene`)
+    instead of receiving pictures rendered here.
 
     Raises
     ------
@@ -360,7 +441,6 @@ def build_web_view(
     try:
         import trame  # noqa: F401
         import trame.widgets.vtk  # noqa: F401
-        import trame.widgets.vuetify3  # noqa: F401
     except ImportError:
         raise UsageError(WEB_EXTRA_HINT) from None
     viewer = build_viewer(
@@ -372,7 +452,7 @@ def build_web_view(
     # With the interactor rendering each event too, the server spent its time on pictures no
     # browser saw (measured: 15 renders/s, 2 pictures/s shown).
     viewer.interactor.EnableRenderOff()
-    return WebView(viewer, title=page_title(vol, keep_phi=keep_phi), name=name)
+    return WebView(viewer, title=page_title(vol, keep_phi=keep_phi), name=name, local=local)
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "WebView", "build_web_view", "make_token", "page_title", "token_middleware"]

@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ...dicom import scan
-from ...dicom.scan import iter_files
+from ...dicom import read, scan
+from ...dicom.headers import iter_files
 from ...dicom.series import dimensions_text
 from ...dicom.values import plain_value
 from ...errors import NoDicomError, UsageError
@@ -131,9 +131,6 @@ def _header_text(ds: Any, keep_phi: bool, depth: int = 0) -> list[str]:
 
 def info(file: Path, *, as_json: bool, keep_phi: bool) -> None:
     """``volume info``: every element of one file's header, identity hidden unless ``keep_phi``."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     if not file.exists():
         raise UsageError(f"{file}: no such file")
     if file.is_dir():
@@ -141,16 +138,19 @@ def info(file: Path, *, as_json: bool, keep_phi: bool) -> None:
     if not file.is_file():  # a FIFO or device would block the read forever
         raise UsageError(f"{file}: not a regular file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom's warnings can quote values: never on stderr
-            ds = pydicom.dcmread(file, defer_size=256)
-            list(ds.iterall())  # parse everything now so a broken header fails here
-    except InvalidDicomError:
-        raise NoDicomError(f"{file}: not a DICOM file (no DICM preamble)") from None
-    except PermissionError:
-        raise UsageError(f"{file}: permission denied") from None
+        ds = read.read_dataset(file, defer_size=256, corrupt="raise")
+        if not isinstance(ds, read.Skip):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's warnings can quote values: never on stderr
+                list(ds.iterall())  # parse everything now so a broken header fails here
     except Exception as exc:  # noqa: BLE001
         raise NoDicomError(f"{file}: unreadable DICOM header ({type(exc).__name__}); the file is truncated or corrupt") from None
+    if ds in (read.Skip.NOT_DICOM, read.Skip.EMPTY):
+        raise NoDicomError(f"{file}: not a DICOM file (no DICM preamble)")
+    if ds == read.Skip.UNREADABLE:
+        raise UsageError(f"{file}: cannot be read (permission denied?)")
+    if isinstance(ds, read.Skip):
+        raise NoDicomError(f"{file}: unreadable DICOM header ({ds}); the file is truncated or corrupt")
     if as_json:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

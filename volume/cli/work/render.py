@@ -100,15 +100,16 @@ def render(path: Path, *, output: Path | None, mode: str, preset: str | None, le
     err(Tally("rendered", done=1).line())
 
 
-
 def view(path: Path, *, mode: str, preset: str | None, level: float | None, window: str | None, size: str,
-         screenshots: Path, mapper: str, web: bool, host: str, port: int, keep_phi: bool, series: str | None,
-         frame: int, allow_gaps: bool, max_memory: str | None) -> None:
+         screenshots: Path, mapper: str, web: bool, local: bool, host: str, port: int, keep_phi: bool,
+         series: str | None, frame: int, allow_gaps: bool, max_memory: str | None) -> None:
     """``volume view``: the interactive window (or with ``--web``, :func:`serve`)."""
     wh = parse_size(size)
+    if local and not web:
+        raise UsageError("--local is an option of the web view: add --web (or use `volume serve --local`)")
     _check_presets(mode, preset, window)
     if web:
-        serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, host=host, port=port,
+        serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, local=local, host=host, port=port,
               keep_phi=keep_phi, series=series, frame=frame, allow_gaps=allow_gaps, max_memory=max_memory)
         return
     if not check_output_path(screenshots, folder=True).is_dir():
@@ -126,7 +127,7 @@ def view(path: Path, *, mode: str, preset: str | None, level: float | None, wind
 
 
 def serve(path: Path, *, mode: str, preset: str | None, level: float | None, window: str | None,
-          mapper: str, host: str, port: int, keep_phi: bool, series: str | None, frame: int,
+          mapper: str, local: bool, host: str, port: int, keep_phi: bool, series: str | None, frame: int,
           allow_gaps: bool, max_memory: str | None) -> None:
     """``volume serve`` (and ``volume view --web``): the view as a web page until Ctrl-C."""
     try:
@@ -142,7 +143,7 @@ def serve(path: Path, *, mode: str, preset: str | None, level: float | None, win
     vol = load_series(path, series, frame, allow_gaps, max_memory)
     web_view = build_web_view(
         vol, mode=mode, level=level, frame=frame_index(frame), mapper=mapper, keep_phi=keep_phi,
-        **_looks(vol, mode, preset, window),
+        local=local, **_looks(vol, mode, preset, window),
     )
     token = make_token()
 

@@ -9,6 +9,7 @@ memory proportional to their file count, not their pixels.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import operator
 import os
@@ -25,14 +26,14 @@ from ..phi import CARRIED
 from . import fastheader, uih
 from ._tags import PRIVATE, PRIVATE_TAGS
 from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
-from .files import GunzipError, file_compression, gunzip_cached, open_source
+from .files import GunzipError, file_compression, gunzip_cached
 from .geometry import GeometryError, slice_normal
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame, with_csa_diffusion
+from .read import Skip, image_skip, pixel_element, read_dataset, size_skip
 from .siemens import ascconv, csa_image, protocol_slice_times, protocol_slices
 from .values import (
     dicom_seconds,
     in_groups,
-    looks_like_headerless_dicom,
     plain_value,
     seconds_from_first,
     to_float,
@@ -49,9 +50,6 @@ NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.1": "<",  # Explicit VR Little Endian
     "1.2.840.10008.1.2.2": ">",  # Explicit VR Big Endian (retired)
 }
-
-#: SOP Class of a DICOMDIR (an index of other files, never an image).
-MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 #: Header fields kept for the JSON sidecar and ``ls`` (acquisition parameters, no identity: see
 #: :mod:`volume.phi`), and whether the source was de-identified already (PatientIdentityRemoved,
@@ -360,24 +358,6 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[str]:
             yield p
 
 
-def _read_dataset(path: str, compression: str = "") -> Any:
-    """The header of ``path`` by pydicom (pixel data deferred), decompressing a gzip file first."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(open_source(path, compression), defer_size=1024)
-    except InvalidDicomError:
-        if compression:
-            head = gunzip_cached(path)[:8]
-        else:
-            with open(path, "rb") as f:
-                head = f.read(8)
-        if looks_like_headerless_dicom(head):
-            return pydicom.dcmread(open_source(path, compression), defer_size=1024, force=True)
-        raise
-
-
 #: Top-level keywords :func:`_frames_from_dataset` reads (besides the acquisition and identity ones).
 HEADER_KEYWORDS = (
     "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "SeriesNumber",
@@ -397,12 +377,13 @@ HEADER_SEQUENCES = {
 }
 
 
-def _configure_fast() -> None:
-    if not fastheader._WANTED:
-        fastheader.configure(
-            dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS + tuple(PRIVATE_TAGS)),
-            HEADER_SEQUENCES,
-        )
+@functools.cache
+def header_wanted() -> fastheader.Wanted:
+    """What the fast reader extracts for a record: made once, on the first file."""
+    return fastheader.wanted(
+        dict.fromkeys(HEADER_KEYWORDS + ACQUISITION_KEYWORDS + IDENTITY_KEYWORDS + tuple(PRIVATE_TAGS)),
+        HEADER_SEQUENCES,
+    )
 
 
 def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str]:
@@ -422,40 +403,32 @@ def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str
 
 
 def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
-    try:
-        if os.path.getsize(path) == 0:
-            return [], "empty"
-    except OSError:
-        return [], "unreadable"
+    skip = size_skip(path)
+    if skip is not None:
+        return [], skip.value
     ds: Any = None
     if fast:
-        _configure_fast()
-        quick = read_fast(path)
+        quick = read_fast(path, header_wanted())
         if quick == TRUNCATED:
-            return [], "truncated or corrupt"
+            return [], Skip.TRUNCATED.value
         if quick == NOT_DICOM:
-            return [], "not DICOM"
+            return [], Skip.NOT_DICOM.value
         ds = quick
     if ds is None:
         compression = file_compression(path)
-        try:
-            ds = _read_dataset(path, compression)
-        except PermissionError:
-            return [], "unreadable"
-        except OSError:
-            return [], "unreadable"
-        except GunzipError:
-            return [], "truncated or corrupt"
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on garbage
-            from pydicom.errors import InvalidDicomError
-
-            return [], "not DICOM" if isinstance(exc, InvalidDicomError) else "truncated or corrupt"
+        ds = read_dataset(path, compression=compression, defer_size=PYDICOM_DEFER_BYTES)
+        if isinstance(ds, Skip):
+            return [], ds.value
     else:
         compression = ds.compression
     try:
         return _frames_from_dataset(path, ds, compression)
     except Exception:  # noqa: BLE001 - any surprise in a header skips that file, never the scan
-        return [], "truncated or corrupt"
+        return [], Skip.TRUNCATED.value
+
+
+#: Values longer than this stay in the file when pydicom reads a header (pixel data, big private blobs).
+PYDICOM_DEFER_BYTES = 1024
 
 
 #: Entries of :data:`_SHARED` before it is emptied (bounds memory on huge, varied trees).
@@ -491,6 +464,75 @@ def _remember(key: Any, value: Any) -> Any:
     return value
 
 
+_MISSING = object()
+
+
+def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Header values as a dictionary key: a fast reader's values are str, numbers and tuples of
+    them, but a wanted sequence's first item is a tuple of one dict (made a tuple of its items)."""
+    return tuple(_frozen(v) if type(v) is tuple and v and type(v[0]) is dict else v for v in values)
+
+
+def _frozen(value: Any) -> Any:
+    if type(value) is tuple:
+        return tuple(_frozen(v) for v in value)
+    if type(value) is dict:
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    return value
+
+
+class ReadSetMemo:
+    """``fn(get, *args)`` remembered by what it read: the values of the keywords it asked ``get``
+    for, in order, and ``args``.
+
+    ``fn`` must decide only from what it reads (no other state): then another file whose header
+    answers the same keywords with the same values makes it read the same keywords again and
+    return the same result, which is what a hit returns. Files of one series mostly agree on
+    everything such a function reads; those that differ are computed and remembered too.
+    At most :data:`SHARED_LIMIT` results are kept (all are forgotten beyond).
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.by_keywords: dict[tuple[str, ...], dict[Any, Any]] = {}
+        self.last: tuple[str, ...] | None = None  # the keywords of the last hit, tried first
+        self.size = 0
+
+    def _lookup(self, keywords: tuple[str, ...], get: Callable[[str], Any], args: tuple[Any, ...]) -> Any:
+        values = tuple(map(get, keywords))
+        results = self.by_keywords[keywords]
+        try:
+            return results.get((args, values), _MISSING)
+        except TypeError:  # a wanted sequence's item (a dict)
+            return results.get((args, _hashable(values)), _MISSING)
+
+    def __call__(self, get: Callable[[str], Any], *args: Any) -> Any:
+        if self.last is not None:
+            hit = self._lookup(self.last, get, args)
+            if hit is not _MISSING:
+                return hit
+        for keywords in self.by_keywords:
+            if keywords != self.last:
+                hit = self._lookup(keywords, get, args)
+                if hit is not _MISSING:
+                    self.last = keywords
+                    return hit
+        read: list[str] = []
+
+        def recording(keyword: str) -> Any:
+            read.append(keyword)
+            return get(keyword)
+
+        result = self.fn(recording, *args)
+        keywords = tuple(dict.fromkeys(read))
+        if self.size >= SHARED_LIMIT:
+            self.by_keywords.clear()
+            self.size = 0
+        self.by_keywords.setdefault(keywords, {})[(args, _hashable(tuple(map(get, keywords))))] = result
+        self.last = keywords
+        self.size += 1
+        return result
+
 def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[list[FrameHeader], str]:
     if isinstance(ds, FastDataset):  # values already converted: plain dictionary look-ups
         get = ds.values.get
@@ -502,19 +544,10 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
             return value_of(ds, keyword)
 
     meta = getattr(ds, "file_meta", None)
-    sop_class = to_str(value_of(meta, "MediaStorageSOPClassUID") if meta else None) or to_str(
-        get("SOPClassUID")
-    )
-    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-        return [], "DICOMDIR index"
-    pixel = ds.get_item(0x7FE00010, keep_deferred=True)
-    if pixel is None:
-        for tag in (0x7FE00008, 0x7FE00009):  # float / double float pixel data
-            pixel = ds.get_item(tag, keep_deferred=True)
-            if pixel is not None:
-                break
-    if pixel is None:
-        return [], "no pixel data"
+    pixel = pixel_element(ds)
+    skip = image_skip(ds, has_pixels=pixel is not None)
+    if skip is not None:
+        return [], skip.value
     syntax = to_str(value_of(meta, "TransferSyntaxUID") if meta else None) or "1.2.840.10008.1.2"
     rows = to_int(get("Rows")) or 0
     cols = to_int(get("Columns")) or 0
@@ -536,33 +569,57 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
                                       to_int(get("BitsAllocated")) or 0, length, value_tell, compression)
     if problem:
         expand = 1  # one record carries the problem: never millions of them for a lying header
-    if isinstance(ds, FastDataset):  # str, int, float or a tuple of them: lists for JSON, as plain_value
-        values = ds.values
-        acquisition = {kw: list(v) if type(v) is tuple else v for kw in ACQUISITION_KEYWORDS
-                       if (v := values.get(kw)) is not None and v != ""}
-        identity = {kw: list(v) if type(v) is tuple else v for kw in IDENTITY_KEYWORDS
-                    if (v := values.get(kw)) is not None and v != ""}
-    else:
-        acquisition = {}
-        for kw in ACQUISITION_KEYWORDS:
-            v = plain_value(get(kw))
-            if v not in (None, "", []):
-                acquisition[kw] = v
-        identity = {}
-        for kw in IDENTITY_KEYWORDS:
-            v = plain_value(get(kw))
-            if v not in (None, "", []):
-                identity[kw] = v
     sop_uid = to_str(get("SOPInstanceUID"))
     instance_number = to_int(get("InstanceNumber"))
-    base = dict(  # the shared fields (see _Common)
+    if isinstance(ds, FastDataset):  # single-frame (the fast reader leaves multi-frame files to pydicom)
+        common = _fast_common(get, syntax, compression, n_frames, problem, image_type)
+        mr = _CLASSIC_MR(get) if common.modality == "MR" else None
+    else:
+        base = _shared_fields(get, syntax, compression, n_frames, problem, image_type, plain_value)
+        per_frame = get("PerFrameFunctionalGroupsSequence")
+        shared_seq = get("SharedFunctionalGroupsSequence")
+        shared = shared_seq[0] if shared_seq else None
+        if n_frames > 1 or per_frame is not None:
+            base.update(path=path, sop_uid=sop_uid, pixel_offset=offset, pixel_length=length,
+                        instance_number=instance_number)
+            return _multiframe(ds, base, expand, per_frame, shared), ""
+        common = _single_common(get, base)
+        mr = _shared(classic_mr_frame(get)) if base["modality"] == "MR" else None
+    single = FrameHeader.of(
+        common,
+        path=path,
+        frame=None,
+        sop_uid=sop_uid,
+        ipp=to_floats(get("ImagePositionPatient"), 3),
+        pixel_offset=offset,
+        pixel_length=length,
+        slope=to_float(get("RescaleSlope")) or 1.0,
+        intercept=to_float(get("RescaleIntercept")) or 0.0,
+        instance_number=instance_number,
+        temporal_position=to_float(get("TemporalPositionIdentifier")),
+        trigger_time=to_float(get("TriggerTime")),
+        acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
+        mr=mr,
+    )
+    if not problem and uih.is_grid(image_type, single.acquisition.get("Manufacturer")):
+        return _grid_frames(ds, single), ""
+    if "MOSAIC" in image_type and not problem:
+        return _mosaic_frames(ds, single), ""
+    return [single], ""
+
+
+def _scalar_fields(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                   image_type: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of a record that its stack's files share (:class:`_Common`), but the plane and
+    the acquisition and identity parts."""
+    return dict(
         series_uid=to_str(get("SeriesInstanceUID")),
         study_uid=to_str(get("StudyInstanceUID")),
         series_number=to_int(get("SeriesNumber")),
         series_description=to_str(get("SeriesDescription")),
         modality=to_str(get("Modality")),
-        rows=rows,
-        cols=cols,
+        rows=to_int(get("Rows")) or 0,
+        cols=to_int(get("Columns")) or 0,
         samples=to_int(get("SamplesPerPixel")) or 1,
         photometric=to_str(get("PhotometricInterpretation")).upper() or "MONOCHROME2",
         bits_allocated=to_int(get("BitsAllocated")) or 0,
@@ -577,42 +634,79 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
         image_type=image_type,
         slice_thickness=to_float(get("SliceThickness")),
         problem=problem,
-        acquisition=_shared(acquisition),
-        identity=_shared(identity),
     )
-    per_frame = get("PerFrameFunctionalGroupsSequence")
-    shared_seq = get("SharedFunctionalGroupsSequence")
-    shared = shared_seq[0] if shared_seq else None
-    if n_frames > 1 or per_frame is not None:
-        base.update(path=path, sop_uid=sop_uid, pixel_offset=offset, pixel_length=length,
-                    instance_number=instance_number)
-        return _multiframe(ds, base, expand, per_frame, shared), ""
-    base.update(
-        pixel_spacing=_shared(_spacing(get("PixelSpacing"))),
-        iop=_shared(to_floats(get("ImageOrientationPatient"), 6)),
-        acquisition_number=to_float(get("AcquisitionNumber")),
-    )
-    single = FrameHeader.of(
-        _common_of(base),
-        path=path,
-        frame=None,
-        sop_uid=sop_uid,
-        ipp=to_floats(get("ImagePositionPatient"), 3),
-        pixel_offset=offset,
-        pixel_length=length,
-        slope=to_float(get("RescaleSlope")) or 1.0,
-        intercept=to_float(get("RescaleIntercept")) or 0.0,
-        instance_number=instance_number,
-        temporal_position=to_float(get("TemporalPositionIdentifier")),
-        trigger_time=to_float(get("TriggerTime")),
-        acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
-        mr=_shared(classic_mr_frame(get)) if base["modality"] == "MR" else None,
-    )
-    if not problem and uih.is_grid(image_type, acquisition.get("Manufacturer")):
-        return _grid_frames(ds, single), ""
-    if "MOSAIC" in image_type and not problem:
-        return _mosaic_frames(ds, single), ""
-    return [single], ""
+
+
+def _listed_parts(get: Callable[[str], Any], plain: Callable[[Any], Any]) -> dict[str, Any]:
+    """The acquisition and identity parts of a record (shared objects, :func:`_shared`); ``plain``
+    makes a header value JSON-friendly."""
+    if plain is _as_listed:  # a fast reader's values: the same, without a call per keyword
+        acquisition = {kw: list(v) if type(v) is tuple else v for kw in ACQUISITION_KEYWORDS
+                       if (v := get(kw)) is not None and v != ""}
+        identity = {kw: list(v) if type(v) is tuple else v for kw in IDENTITY_KEYWORDS
+                    if (v := get(kw)) is not None and v != ""}
+    else:
+        acquisition = {}
+        for kw in ACQUISITION_KEYWORDS:
+            v = plain(get(kw))
+            if v not in (None, "", []):
+                acquisition[kw] = v
+        identity = {}
+        for kw in IDENTITY_KEYWORDS:
+            v = plain(get(kw))
+            if v not in (None, "", []):
+                identity[kw] = v
+    return {"acquisition": _shared(acquisition), "identity": _shared(identity)}
+
+
+def _shared_fields(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                   image_type: tuple[str, ...], plain: Callable[[Any], Any]) -> dict[str, Any]:
+    """The fields of a record that its stack's files share (:class:`_Common`), its plane's aside."""
+    return {**_scalar_fields(get, syntax, compression, n_frames, problem, image_type), **_listed_parts(get, plain)}
+
+
+def _plane(get: Callable[[str], Any]) -> dict[str, Any]:
+    """The plane fields of a single-frame record."""
+    return {
+        "pixel_spacing": _shared(_spacing(get("PixelSpacing"))),
+        "iop": _shared(to_floats(get("ImageOrientationPatient"), 6)),
+        "acquisition_number": to_float(get("AcquisitionNumber")),
+    }
+
+
+def _single_common(get: Callable[[str], Any], base: dict[str, Any]) -> _Common:
+    """The shared part of a single-frame record: ``base`` and its plane."""
+    return _common_of({**base, **_plane(get)})
+
+
+def _as_listed(value: Any) -> Any:
+    """A fast reader's value as :func:`plain_value` gives it (a tuple becomes a list, for JSON)."""
+    return list(value) if type(value) is tuple else value
+
+
+def _fast_scalars(get: Callable[[str], Any], *args: Any) -> dict[str, Any]:
+    """The scalar and plane fields of a record read by the fast reader (never modified)."""
+    return {**_scalar_fields(get, *args), **_plane(get)}
+
+
+def _fast_common(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
+                 image_type: tuple[str, ...]) -> _Common:
+    """The shared part of a record read by the fast reader: its scalar fields made once per
+    distinct set of the values they read; the acquisition and identity parts, whose values (a
+    window, a time) often differ from file to file, for each file."""
+    scalars = _FAST_SCALARS(get, syntax, compression, n_frames, problem, image_type)
+    return _common_of({**scalars, **_listed_parts(get, _as_listed)})
+
+
+def _shared_mr(get: Callable[[str], Any]) -> MRFrame | None:
+    """The MR part of a single-frame record, shared (:func:`_shared`)."""
+    return _shared(classic_mr_frame(get))
+
+
+#: The parts of a fast-read record made once per distinct set of the values they read: most of a
+#: record is the same for every file of a series, so only the per-file values are converted per file.
+_FAST_SCALARS = ReadSetMemo(_fast_scalars)
+_CLASSIC_MR = ReadSetMemo(_shared_mr)
 
 
 def _grid_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
@@ -730,8 +824,7 @@ def _mosaic_frames(ds: Any, single: FrameHeader) -> list[FrameHeader]:
     base_mr = with_csa_diffusion(single.mr, csa) or MRFrame()
     return [
         single.replace(frame=k, rows=tile_rows, cols=tile_cols, n_frames_in_file=n, mosaic=per_row,
-                       pixel_offset=None, pixel_length=None,
-                       ipp=tuple(float(v) for v in positions[k]),
+                       ipp=tuple(float(v) for v in positions[k]),  # the pixel data: the whole mosaic's
                        mr=_shared(dataclasses.replace(base_mr, slice_time=times[k])))
         for k in range(n)
     ]
@@ -877,7 +970,11 @@ def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:
 
 
 #: Below this many files, headers are read in this process (a pool costs more than it saves).
-PARALLEL_MIN_FILES = 2000
+#: A file's header takes about 0.1 ms to read here; sending its record back from a worker takes
+#: 0.04 ms more (pickling both ways), and each worker imports pydicom again if it meets a file
+#: that needs it (0.2-0.5 s). Measured on 2 cores (docs/benchmarks.md, issue 24): 4,692 files read
+#: in 1.6 s of CPU in one process and 2.2 s in a pool of 2, which was slower in wall time too.
+PARALLEL_MIN_FILES = 10_000
 
 
 def scan_files(
