@@ -291,6 +291,12 @@ def test_the_cycle_test_can_fail(tmp_path):
     assert _cycles(_import_graph(modules)) == [["volume.ops.a", "volume.ops.b", "volume.ops.c"]]
 
 
+def _parsed_modules() -> list[tuple[str, ast.Module]]:
+    """(``volume/...py``, its syntax tree) of every module."""
+    return [(str(path.relative_to(PACKAGE.parent)), ast.parse(path.read_text(encoding="utf-8")))
+            for path, _ in _modules()]
+
+
 #: Names with a leading underscore that are public all the same: the documentation of their owner
 #: says so. ``os._exit`` is the os module's documented exit without clean-up (a forked worker's end).
 DOCUMENTED_UNDERSCORE = {"os._exit"}
@@ -376,8 +382,7 @@ def _private_uses(files: list[tuple[str, ast.Module]], defined: set[str]) -> lis
 def test_no_private_attribute_of_another_library_or_of_cpython():
     """Issue 23: public interfaces only (concurrent.futures, multiprocessing and distributed have
     public ways to do what their private attributes did)."""
-    files = [(str(path.relative_to(PACKAGE.parent)), ast.parse(path.read_text(encoding="utf-8")))
-             for path, _ in _modules()]
+    files = _parsed_modules()
     assert _private_uses(files, _defined_names([tree for _, tree in files])) == []
 
 
@@ -398,3 +403,31 @@ def test_the_private_attribute_test_can_fail():
         "probe.py:10: pool._processes", "probe.py:11: client._loop_runner", "probe.py:12: cf._base",
         "probe.py:13: Ours.__dataclass_fields__",
     ]
+
+
+#: Lines a function may take before it counts as long, and how many long ones volume may hold
+#: (issue 23: split where a split reads better).
+LONG_FUNCTION_LINES = 80
+MAX_LONG_FUNCTIONS = 5
+
+
+def _long_functions(files: list[tuple[str, ast.Module]]) -> list[str]:
+    """``file:line name (N lines)`` of every function or method over :data:`LONG_FUNCTION_LINES`."""
+    return [
+        f"{where}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for where, tree in files for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > LONG_FUNCTION_LINES
+    ]
+
+
+def test_few_long_functions():
+    files = _parsed_modules()
+    long = _long_functions(files)
+    assert len(long) <= MAX_LONG_FUNCTIONS, "split some of these:\n" + "\n".join(long)
+
+
+def test_the_long_function_test_can_fail():
+    body = "\n".join(f"    x{i} = {i}" for i in range(LONG_FUNCTION_LINES))
+    probe = ast.parse(f"def short():\n    return 1\n\ndef long():\n{body}\n")
+    assert _long_functions([("probe.py", probe)]) == [f"probe.py:4 long ({LONG_FUNCTION_LINES + 1} lines)"]

@@ -466,6 +466,25 @@ def _enhanced_fallbacks(look: Lookup) -> dict[str, Any]:
     return out
 
 
+def _transfer_and_spoiling(look: Lookup) -> dict[str, Any]:
+    """MTState, SpoilingState and SpoilingType, from the standard elements (a spoiled sequence
+    variant, SP, says spoiled when Spoiling is absent)."""
+    out: dict[str, Any] = {}
+    mt = to_str(look.get("MagnetizationTransfer")).upper()
+    if mt in ("OFF_RESONANCE", "ON_RESONANCE"):
+        out["MTState"] = True
+    elif mt == "NONE":
+        out["MTState"] = False
+    spoiling = to_str(look.get("Spoiling")).upper()
+    if spoiling == "NONE":
+        out["SpoilingState"] = False
+    elif spoiling in SPOILING_TYPES:
+        out.update(SpoilingState=True, SpoilingType=SPOILING_TYPES[spoiling])
+    elif "SP" in _tokens(_first(look.get("SequenceVariant"), look.acquisition.get("SequenceVariant"))):
+        out["SpoilingState"] = True
+    return out
+
+
 def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
     """Keys every vendor writes from standard elements."""
     out: dict[str, Any] = {}
@@ -524,18 +543,7 @@ def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
         factor = to_float(look.get("ParallelReductionFactorOutOfPlane"))
         if factor is not None and factor >= 1:
             out["ParallelReductionFactorOutOfPlane"] = factor
-    mt = to_str(look.get("MagnetizationTransfer")).upper()
-    if mt in ("OFF_RESONANCE", "ON_RESONANCE"):
-        out["MTState"] = True
-    elif mt == "NONE":
-        out["MTState"] = False
-    spoiling = to_str(look.get("Spoiling")).upper()
-    if spoiling == "NONE":
-        out["SpoilingState"] = False
-    elif spoiling in SPOILING_TYPES:
-        out.update(SpoilingState=True, SpoilingType=SPOILING_TYPES[spoiling])
-    elif "SP" in _tokens(_first(look.get("SequenceVariant"), look.acquisition.get("SequenceVariant"))):
-        out["SpoilingState"] = True
+    out.update(_transfer_and_spoiling(look))
     coil = _text(look.get("ReceiveCoilName"))
     if coil and vendor != "SIEMENS":
         out["CoilString"] = coil

@@ -299,6 +299,29 @@ def quaternion(rotation: np.ndarray) -> tuple[np.ndarray, float]:
     return q[1:], qfac
 
 
+ACQUISITION_FIELDS = ("dim_info", "slice_code", "slice_start", "slice_end", "slice_duration")
+"""Header fields an :class:`AcquisitionHeader` gives as they are written."""
+
+
+def _datatype(shape: tuple[int, ...], dtype: np.dtype | str, rgb: bool) -> tuple[int, int]:
+    """``(datatype code, bitpix)`` of the voxels; a dtype or shape NIfTI-1 cannot hold is refused."""
+    if rgb:
+        code, bitpix = RGB24
+    else:
+        key = np.dtype(dtype).newbyteorder("<").str[1:]
+        if key not in NIFTI_DTYPES:
+            raise ValueError(f"NIfTI-1 cannot store {np.dtype(dtype)} voxels")
+        code, bitpix = NIFTI_DTYPES[key]
+    if not 3 <= len(shape) <= 7:
+        raise ValueError(f"NIfTI data must have 3 to 7 dimensions, got shape {shape}")
+    if max(shape) > NIFTI1_MAX_DIM:
+        raise UnsupportedDicomError(
+            f"NIfTI-1 dimensions are at most {NIFTI1_MAX_DIM}, this volume is {'x'.join(map(str, shape))}; "
+            "split it (--series) or use another output format"
+        )
+    return code, bitpix
+
+
 def nifti_header(
     shape: tuple[int, ...],
     dtype: np.dtype | str,
@@ -332,20 +355,7 @@ def nifti_header(
         (instead of ``time_step``; 3D files get it too, as dcm2niix writes them), its dim_info and
         slice timing fields are written as they are.
     """
-    if rgb:
-        code, bitpix = RGB24
-    else:
-        key = np.dtype(dtype).newbyteorder("<").str[1:]
-        if key not in NIFTI_DTYPES:
-            raise ValueError(f"NIfTI-1 cannot store {np.dtype(dtype)} voxels")
-        code, bitpix = NIFTI_DTYPES[key]
-    if not 3 <= len(shape) <= 7:
-        raise ValueError(f"NIfTI data must have 3 to 7 dimensions, got shape {shape}")
-    if max(shape) > NIFTI1_MAX_DIM:
-        raise UnsupportedDicomError(
-            f"NIfTI-1 dimensions are at most {NIFTI1_MAX_DIM}, this volume is {'x'.join(map(str, shape))}; "
-            "split it (--series) or use another output format"
-        )
+    code, bitpix = _datatype(shape, dtype, rgb)
     a = np.asarray(affine, dtype=np.float64)
     zooms = np.linalg.norm(a[:3, :3], axis=0)
     (b, c, d), qfac = quaternion(a[:3, :3] / zooms)
@@ -370,11 +380,8 @@ def nifti_header(
     h["scl_inter"] = inter
     h["xyzt_units"] = UNITS_MM_SEC
     if acquisition is not None:
-        h["dim_info"] = acquisition.dim_info
-        h["slice_code"] = acquisition.slice_code
-        h["slice_start"] = acquisition.slice_start
-        h["slice_end"] = acquisition.slice_end
-        h["slice_duration"] = acquisition.slice_duration
+        for field in ACQUISITION_FIELDS:
+            h[field] = getattr(acquisition, field)
     text = DESCRIPTION if description is None else description
     h["descrip"] = text.encode("ascii", "replace")[:79]
     h["qform_code"] = XFORM_SCANNER

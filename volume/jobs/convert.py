@@ -587,6 +587,28 @@ def _close(client: Any) -> None:
     cluster.close(client, stopping=lifecycle.stop_signal() is not None)
 
 
+def _announcing(events: Events, on_result: Callable[[ConvertResult], None] | None) -> Callable[[ConvertResult], None]:
+    """What to do with each result: say it (:func:`announce`), then hand it to ``on_result``."""
+    def each(result: ConvertResult) -> None:
+        announce(result, events)
+        if on_result is not None:
+            on_result(result)
+
+    return each
+
+
+def _check_request(output: Path, options: ConvertOptions, *, workers: int | None, scheduler: str | None,
+                   report: str | os.PathLike[str] | None) -> None:
+    """Refuse, before any work, an output that is not a folder, a pool with a cluster, and a report
+    that exists (a resumed run, ``skip_existing``, replaces its own report)."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
+    if scheduler is not None and workers is not None:
+        raise UsageError("--workers is for the local pool; with --scheduler the cluster's workers run the series")
+    if report is not None:
+        check_report(report, force=options.force or options.skip_existing)
+
+
 def run_batch(
     path: Any,
     out_dir: str | os.PathLike[str],
@@ -648,25 +670,14 @@ def run_batch(
     """
     options = options or ConvertOptions()
     output = Path(out_dir)
-    if output.exists() and not output.is_dir():
-        raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
-    if scheduler is not None and workers is not None:
-        raise UsageError("--workers is for the local pool; with --scheduler the cluster's workers run the series")
-    if report is not None:  # refused before any work; a resumed run (skip_existing) replaces its own report
-        check_report(report, force=options.force or options.skip_existing)
+    _check_request(output, options, workers=workers, scheduler=scheduler, report=report)
     client = _connect(scheduler, events) if scheduler is not None else None
     try:
         batch = _plan_batch(path, output, options, series=series, workers=workers, scheduler=scheduler,
                             threads=threads, single_file=single_file, events=events, on_cluster=client is not None)
         if report is not None:
             _check_report(Path(report), batch.tasks, output, batch.options)
-
-        def each(result: ConvertResult) -> None:
-            announce(result, events)
-            if on_result is not None:
-                on_result(result)
-
-        _run(batch, client, each, events)
+        _run(batch, client, _announcing(events, on_result), events)
         batch.finished = time.time()
     finally:
         if client is not None:
