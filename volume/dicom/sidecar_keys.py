@@ -30,7 +30,7 @@ from .fastheader import element_value
 from .ge import CYCLING_OFF, ge_diffusion_cycling
 from .series import Stack
 from .siemens import protocol_number
-from .values import dicom_seconds, to_float, to_int, to_str, to_strings
+from .values import dicom_seconds, first_value, to_float, to_int, to_str, to_strings
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`, so a
 #: little-endian header is read without pydicom).
@@ -352,14 +352,7 @@ class Lookup:
 
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found, empty values skipped), or None."""
-        for ds in self._holding(keyword):
-            try:
-                value = ds.get(keyword)
-            except Exception:  # noqa: BLE001 - a malformed value is a missing one
-                value = None
-            if value is not None and value != "":
-                return value
-        return None
+        return first_value(self._holding(keyword), keyword)
 
     def missing(self, keyword: str) -> bool:
         """True when the scan found no top-level ``keyword`` (the sidecar writes it from there otherwise)."""
