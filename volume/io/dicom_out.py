@@ -548,7 +548,12 @@ def write_dicom_series(
 
     Examples
     --------
-    >>> write_dicom_series(volume.reslice(vol, spacing=1.0), "iso/", source_meta=vol.meta)  # doctest: +SKIP
+    >>> vol = volume.load("ct")
+    >>> files = volume.write_dicom_series(volume.reslice(vol, spacing=3.0), "iso", source_meta=vol.meta)
+    >>> len(files), files[0]
+    (48, PosixPath('iso/IM0001.dcm'))
+    >>> volume.load("iso")
+    Volume(48x64x64, 3x3x3 mm, SPL, axial, int16, 'Phantom head derived')
     """
     out = Path(out)
     meta = dict(source_meta if source_meta is not None else vol.meta)

@@ -178,7 +178,28 @@ OMITTED = "omitted"
 
 @dataclass
 class BidsPlan:
-    """The plan of one subject (and session): every stack of the sources and where it goes."""
+    """The plan of one subject (and session): every stack of the sources and where it goes.
+
+    Attributes
+    ----------
+    root
+        The dataset's folder.
+    subject, session
+        The labels (without ``sub-``/``ses-``).
+    items
+        One :class:`BidsItem` per stack: its facts, the rule that placed it, its path in the
+        dataset (or in ``sourcedata/``) and why.
+    config
+        The configuration the plan followed, if any.
+    notes
+        What the plan says about the whole subject.
+
+    Examples
+    --------
+    >>> plan = volume.plan_bids("ct", "bids", subject="01")
+    >>> plan.session_dir, [item.path for item in plan.items]
+    ('sub-01', ['sourcedata/sub-01/2_Phantom_head'])
+    """
 
     root: Path
     subject: str
@@ -756,6 +777,14 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
         A configuration file (JSON or TOML, :mod:`volume.jobs.bids_config`) or a loaded one.
     keep_phi
         Keep acquisition times in the sidecars (otherwise left out, :data:`WITHHELD`).
+    progress
+        Called with the number of files scanned, as they are.
+
+    Returns
+    -------
+    BidsPlan
+        Every stack and where it goes (:meth:`BidsPlan.table` shows it; :meth:`BidsPlan.write`
+        writes the dataset).
 
     Raises
     ------
@@ -763,6 +792,13 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
         No DICOM image in the sources.
     UsageError
         A bad label or configuration, or two stacks planned at one name.
+
+    Examples
+    --------
+    >>> plan = volume.plan_bids("ct", "bids", subject="01")
+    >>> print(plan.table())
+    2  Phantom head  ->  sourcedata/sub-01/2_Phantom_head  [not-mr]
+        BIDS raw MRI holds MR images only
     """
     subject = subject_label(subject)
     session = subject_label(session, "session") if session not in (None, "") else None

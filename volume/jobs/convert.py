@@ -106,6 +106,12 @@ class ConvertOptions:
     diffusion_files
         Write ``.bval``/``.bvec`` beside a diffusion stack (off where a layout forbids them, as BIDS
         does for anything but a ``dwi`` image).
+
+    Examples
+    --------
+    >>> options = volume.ConvertOptions(format="nii", force=True)
+    >>> [r.files for r in volume.convert_folder("ct", "nifti", options)]
+    [('nifti/2_Phantom_head.nii', 'nifti/2_Phantom_head.json')]
     """
 
     format: str = "nii.gz"
@@ -312,6 +318,13 @@ def convert_stack(
         ``converted`` with the files written; ``skipped`` when an output exists and not
         ``force`` (nothing is touched); ``failed`` with one message naming the series. Only
         ``KeyboardInterrupt``/``SystemExit`` propagate (no half-written files are left).
+
+    Examples
+    --------
+    >>> stack = volume.scan("ct").stacks[0]
+    >>> result = volume.convert_stack(stack, "nifti")
+    >>> result.status, result.files
+    ('converted', ('nifti/2_Phantom_head.nii.gz', 'nifti/2_Phantom_head.json'))
     """
     options = options or ConvertOptions()
     name = name or stack_stem(stack)
@@ -769,8 +782,9 @@ def convert(
 
     Examples
     --------
-    >>> results = convert("STUDY/", "nifti/")                         # doctest: +SKIP
-    >>> [r.files for r in results if r.status == "converted"]         # doctest: +SKIP
+    >>> results = volume.convert_folder("ct", "nifti")
+    >>> [r.files for r in results if r.status == "converted"]
+    [('nifti/2_Phantom_head.nii.gz', 'nifti/2_Phantom_head.json')]
     """
     batch = run_batch(path, out_dir, options, series=series, workers=workers, scheduler=scheduler, report=report,
                       single_file=single_file, events=_counting(progress), on_result=on_result)

@@ -117,6 +117,12 @@ class MipOptions:
     UsageError
         An unknown plane, mode, colour map, window or preset; a slab or step that is not a
         positive number of mm; a step without a slab; slabs of several planes.
+
+    Examples
+    --------
+    >>> options = volume.MipOptions(planes=("axial", "coronal", "sagittal"), mode="max")
+    >>> [str(f) for f in volume.mip_folder("ct", "mips", options).files]  # the three side by side
+    ['mips/2_Phantom_head_mip_sheet.png']
     """
 
     planes: tuple[str, ...] = ("coronal",)
@@ -508,9 +514,9 @@ def mip_folder(path: str | os.PathLike[str] | Scan, output: str | os.PathLike[st
 
     Examples
     --------
-    >>> batch = mip_folder("STUDY/", "mips/", MipOptions(planes=("axial",)))   # doctest: +SKIP
-    >>> [str(f) for f in batch.files]                                          # doctest: +SKIP
-    ['mips/301_T1_mip_axial.png']
+    >>> batch = volume.mip_folder("ct", "mips", volume.MipOptions(planes=("axial",)))
+    >>> [str(f) for f in batch.files]
+    ['mips/2_Phantom_head_mip_axial.png']
     """
     options = options or MipOptions()
     target = target_of(output, options)

@@ -106,6 +106,12 @@ class ResliceOptions:
         Nothing to reslice to, several targets, ``like`` with a spacing, field of view or
         thickness, a thickness that is not positive, a slab mode without a thickness, an unknown
         plane, mode, interpolation, format, window or preset, or a ``like`` path that is missing.
+
+    Examples
+    --------
+    >>> options = volume.ResliceOptions(spacing=3.0, interp="linear")
+    >>> volume.reslice_folder("ct", "iso.nii.gz", options).files
+    [PosixPath('iso.nii.gz')]
     """
 
     plane: str | None = None
@@ -130,6 +136,8 @@ class ResliceOptions:
     def __post_init__(self) -> None:
         if self.plane is not None:
             object.__setattr__(self, "plane", plane_name(self.plane))
+        if isinstance(self.spacing, (int, float)):  # one number: isotropic, as volume.reslice takes it
+            object.__setattr__(self, "spacing", (float(self.spacing),))
         for name, value, allowed in (("mode", self.mode, SLAB_MODES), ("interp", self.interp, INTERPOLATIONS),
                                      ("format", self.format, RESLICE_FORMATS)):
             if value not in allowed:
@@ -382,8 +390,8 @@ def reslice_folder(path: str | os.PathLike[str] | Scan, output: str | os.PathLik
 
     Examples
     --------
-    >>> done = reslice_folder("STUDY/T1/", "cor.nii.gz", ResliceOptions(plane="coronal"))  # doctest: +SKIP
-    >>> done.files                                                                      # doctest: +SKIP
+    >>> done = volume.reslice_folder("ct", "cor.nii.gz", volume.ResliceOptions(plane="coronal"))
+    >>> done.files
     [PosixPath('cor.nii.gz')]
     """
     if options is None:

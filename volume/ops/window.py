@@ -53,7 +53,26 @@ HISTOGRAM_BINS = 256
 
 @dataclass(frozen=True)
 class Window:
-    """A display window: values below ``center - width/2`` are black, above ``center + width/2`` white."""
+    """A display window: values below ``center - width/2`` are black, above ``center + width/2`` white.
+
+    Attributes
+    ----------
+    center, width
+        In the values' units (HU for CT); ``width`` is positive.
+    function
+        DICOM's VOI LUT function: ``LINEAR``, ``LINEAR_EXACT`` or ``SIGMOID``.
+
+    Raises
+    ------
+    ValueError
+        A width that is not positive, a value that is not finite, or another function.
+
+    Examples
+    --------
+    >>> w = volume.Window(40, 400)
+    >>> w.low, w.high
+    (-160.0, 240.0)
+    """
 
     center: float
     width: float
@@ -256,6 +275,12 @@ def apply_window(
     -------
     numpy.ndarray
         Same shape, uint8 (or uint16 when ``out_max > 255``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> volume.apply_window(np.array([-1000.0, 40.0, 240.0]), volume.Window(40, 400))
+    array([  0, 128, 255], dtype=uint8)
     """
     x = np.asarray(values, dtype=np.float64)
     c, w = float(window.center), float(window.width)

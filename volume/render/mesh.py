@@ -47,6 +47,8 @@ def isosurface(
         Threshold in the volume's units (HU for CT).
     coords
         ``"lps"`` (DICOM, default) or ``"ras"``.
+    frame
+        0-based frame of a 4D volume.
     smooth
         Windowed-sinc smoothing iterations (0: none); smoothing keeps the volume enclosed.
     largest
@@ -56,6 +58,17 @@ def isosurface(
     -------
     vtkPolyData
         Triangles with outward normals, points in mm.
+
+    Raises
+    ------
+    UsageError
+        An unknown ``coords``, or a level that gives an empty surface.
+
+    Examples
+    --------
+    >>> surface = volume.isosurface(volume.load("ct"), 300)
+    >>> surface.GetNumberOfCells() > 0
+    True
     """
     from vtkmodules.vtkCommonTransforms import vtkTransform
     from vtkmodules.vtkFiltersCore import (
@@ -123,10 +136,35 @@ def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, 
     lines reach stderr) and a file shorter than the mesh (VTK's PLY and OBJ writers do not notice a
     full disk) raise ``OSError`` naming ``path``; the partial file is removed.
 
+    Parameters
+    ----------
+    poly
+        The surface (:func:`isosurface`).
+    path
+        A ``.stl``, ``.ply`` or ``.obj`` file.
+    force
+        Replace an existing file.
+    coords
+        The frame ``poly``'s points are in (``"lps"`` or ``"ras"``), named in STL and PLY headers.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
     Raises
     ------
     OSError
         The file could not be written whole (``ENOSPC`` when the disk is full, ``EIO`` otherwise).
+    UsageError
+        Another extension.
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+
+    Examples
+    --------
+    >>> volume.write_mesh(volume.isosurface(volume.load("ct"), 300), "head.stl")
+    PosixPath('head.stl')
     """
     from vtkmodules.vtkIOGeometry import vtkOBJWriter, vtkSTLWriter
     from vtkmodules.vtkIOPLY import vtkPLYWriter

@@ -235,6 +235,50 @@ def render(
     See :class:`~volume.render.scene.Scene` for ``mode``, ``preset``, ``level``, ``window`` and
     :meth:`~volume.render.scene.Scene.set_view` for ``view``, ``azimuth``, ``elevation``.
     ``mapper`` is ``auto`` (see :func:`resolve_mapper`), ``gpu`` or ``cpu``.
+
+    Parameters
+    ----------
+    vol
+        The volume (a 4D one is drawn at ``frame``).
+    mode
+        ``vr`` (volume rendering), ``mip``, ``minip`` or ``iso`` (the isosurface at ``level``).
+    preset
+        A transfer function's name for ``vr`` (default: bone for CT, mr otherwise).
+    level
+        The isosurface's value in the volume's units.
+    window
+        ``(center, width)`` of the grey ramp of ``mip``/``minip``.
+    view
+        Where the camera stands: ``anterior``, ``posterior``, ``left``, ``right``, ``superior``,
+        ``inferior``.
+    size
+        ``(width, height)`` of the picture in pixels.
+    azimuth, elevation
+        Turns of the camera (degrees) about the patient's long axis and up from it.
+    parallel
+        Parallel projection (distances true to scale) instead of perspective.
+    frame
+        0-based frame of a 4D volume.
+    marker
+        Draw the orientation cube in the lower-left corner.
+    mapper
+        ``auto``, ``gpu`` or ``cpu``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width, 3)`` uint8, the picture as shown (row 0 at the top).
+
+    Raises
+    ------
+    UsageError
+        An unknown mode, view, preset or mapper.
+
+    Examples
+    --------
+    >>> pixels = volume.render_volume(volume.load("ct"), mode="mip", view="left", size=(64, 48))
+    >>> pixels.shape, pixels.dtype
+    ((48, 64, 3), dtype('uint8'))
     """
     r = OffscreenRenderer(
         vol, size=size, marker=marker, mapper=mapper, mode=mode, preset=preset, level=level, window=window, frame=frame
