@@ -406,18 +406,28 @@ def test_the_private_attribute_test_can_fail():
 
 
 #: Lines a function may take before it counts as long, and how many long ones volume may hold
-#: (issue 23: split where a split reads better).
+#: (issue 23: split where a split reads better). Its docstring does not count: the numpydoc
+#: sections a public function must have would otherwise fight the limit.
 LONG_FUNCTION_LINES = 80
 MAX_LONG_FUNCTIONS = 5
 
 
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines from ``def`` to the function's end, its docstring left out."""
+    lines = node.end_lineno - node.lineno + 1
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
 def _long_functions(files: list[tuple[str, ast.Module]]) -> list[str]:
-    """``file:line name (N lines)`` of every function or method over :data:`LONG_FUNCTION_LINES`."""
+    """``file:line name (N lines)`` of every function or method over :data:`LONG_FUNCTION_LINES`
+    (docstrings left out)."""
     return [
-        f"{where}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        f"{where}:{node.lineno} {node.name} ({_code_lines(node)} lines)"
         for where, tree in files for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.end_lineno - node.lineno + 1 > LONG_FUNCTION_LINES
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > LONG_FUNCTION_LINES
     ]
 
 
@@ -429,5 +439,6 @@ def test_few_long_functions():
 
 def test_the_long_function_test_can_fail():
     body = "\n".join(f"    x{i} = {i}" for i in range(LONG_FUNCTION_LINES))
-    probe = ast.parse(f"def short():\n    return 1\n\ndef long():\n{body}\n")
-    assert _long_functions([("probe.py", probe)]) == [f"probe.py:4 long ({LONG_FUNCTION_LINES + 1} lines)"]
+    documented = '    """Summary.\n\n' + "    Line.\n" * 50 + '    """\n    return 1\n'
+    probe = ast.parse(f"def short():\n{documented}\ndef long():\n{body}\n")
+    assert _long_functions([("probe.py", probe)]) == [f"probe.py:57 long ({LONG_FUNCTION_LINES + 1} lines)"]
