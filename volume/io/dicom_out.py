@@ -558,19 +558,28 @@ def write_dicom_series(
     out = Path(out)
     meta = dict(source_meta if source_meta is not None else vol.meta)
     single_file = _check_output(vol, out, force)
+    h, sop_class, storage, layout = _series(vol, meta, window, slice_thickness, keep_identity=keep_identity,
+                                            description=description, description_suffix=description_suffix,
+                                            series_number=series_number, derived_from=derived_from,
+                                            image_type=image_type)
+    _report(h, out, keep_identity=keep_identity, warn=warn)
+    files = _SliceFiles(h.values, sop_class, keep_identity, layout, storage)
+    return files.write(np.asarray(vol.array) if vol.is_4d else np.asarray(vol.array)[None], out, force=force,
+                       single_file=single_file, progress=progress)
+
+
+def _series(vol: Volume, meta: dict[str, Any], window: tuple[float, float] | None, slice_thickness: float | None,
+            **values: Any) -> tuple[_Header, str, _Storage, _Layout]:
+    """The values every file of the series shares (``values``: :func:`_series_values`' keywords),
+    its SOP class, how its pixels are stored and where its slices lie."""
     h = _Header()
     modality = _modality(meta, h)
     sop_class = _sop_class(modality, bool(vol.rgb))
     storage = _storage(vol, meta, sop_class, window)
     layout = _layout(vol, meta, slice_thickness)
-    _series_values(h, meta, sop_class, layout, keep_identity=keep_identity, description=description,
-                   description_suffix=description_suffix, series_number=series_number, derived_from=derived_from,
-                   image_type=image_type)
+    _series_values(h, meta, sop_class, layout, **values)
     h.values["Modality"] = modality
-    _report(h, out, keep_identity=keep_identity, warn=warn)
-    files = _SliceFiles(h.values, sop_class, keep_identity, layout, storage)
-    return files.write(np.asarray(vol.array) if vol.is_4d else np.asarray(vol.array)[None], out, force=force,
-                       single_file=single_file, progress=progress)
+    return h, sop_class, storage, layout
 
 
 def _check_output(vol: Volume, out: Path, force: bool) -> bool:

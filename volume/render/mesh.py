@@ -70,14 +70,6 @@ def isosurface(
     >>> surface.GetNumberOfCells() > 0
     True
     """
-    from vtkmodules.vtkCommonTransforms import vtkTransform
-    from vtkmodules.vtkFiltersCore import (
-        vtkPolyDataConnectivityFilter,
-        vtkPolyDataNormals,
-        vtkWindowedSincPolyDataFilter,
-    )
-    from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
-
     if coords not in COORDS:
         raise UsageError(f"unknown coordinate frame {coords!r}; choose one of {', '.join(COORDS)}")
     grid = render_grid(vol, frame)
@@ -91,7 +83,19 @@ def isosurface(
         raise UsageError(
             f"--level {level:g} gives no surface: the values of this series lie between {lo:g} and {hi:g}"
         )
-    poly = image_isosurface(to_vtk_image(grid), level)
+    poly = _cleaned(image_isosurface(to_vtk_image(grid), level), smooth=smooth, largest=largest)
+    matrix = index_matrix(grid)
+    out = _in_patient_mm(poly, LPS_TO_RAS @ matrix if coords == "ras" else matrix)
+    if out.GetNumberOfCells() == 0:
+        raise UsageError(f"--level {level:g} gives an empty surface")
+    return out
+
+
+def _cleaned(poly: Any, *, smooth: int, largest: bool) -> Any:
+    """``poly`` with only its largest connected piece (``largest``) and windowed-sinc smoothed
+    (``smooth`` iterations; 0: none)."""
+    from vtkmodules.vtkFiltersCore import vtkPolyDataConnectivityFilter, vtkWindowedSincPolyDataFilter
+
     if largest:
         conn = vtkPolyDataConnectivityFilter()
         conn.SetInputData(poly)
@@ -108,9 +112,15 @@ def isosurface(
         sinc.FeatureEdgeSmoothingOff()
         sinc.Update()
         poly = sinc.GetOutput()
-    matrix = index_matrix(grid)
-    if coords == "ras":
-        matrix = LPS_TO_RAS @ matrix
+    return poly
+
+
+def _in_patient_mm(poly: Any, matrix: np.ndarray) -> Any:
+    """``poly``'s index-space points moved by ``matrix`` (index -> patient mm), with outward normals."""
+    from vtkmodules.vtkCommonTransforms import vtkTransform
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+    from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
+
     transform = vtkTransform()
     transform.SetMatrix(vtk_matrix(matrix))
     move = vtkTransformFilter()
@@ -122,10 +132,7 @@ def isosurface(
     normals.ConsistencyOn()
     normals.AutoOrientNormalsOff()
     normals.Update()
-    out = normals.GetOutput()
-    if out.GetNumberOfCells() == 0:
-        raise UsageError(f"--level {level:g} gives an empty surface")
-    return out
+    return normals.GetOutput()
 
 
 def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, coords: str = "lps") -> Path:
