@@ -397,7 +397,7 @@ def write_picture(
     Returns
     -------
     pathlib.Path
-        ``path``.
+        ``path``, in place only once the picture is encoded whole.
 
     Raises
     ------
@@ -519,7 +519,7 @@ def write_gif(
     Returns
     -------
     pathlib.Path
-        ``path``.
+        ``path``, in place only once every frame is encoded.
 
     Raises
     ------

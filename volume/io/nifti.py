@@ -741,7 +741,7 @@ def write_nifti(
     Returns
     -------
     pathlib.Path
-        ``path``.
+        ``path``, in place only once the file is whole (written beside it, then renamed).
 
     Raises
     ------

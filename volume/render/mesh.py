@@ -157,7 +157,7 @@ def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, 
     Returns
     -------
     pathlib.Path
-        ``path``.
+        ``path``, in place only once VTK wrote the whole mesh.
 
     Raises
     ------
