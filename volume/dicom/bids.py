@@ -52,7 +52,7 @@ from .siemens import (
     protocol_number,
     times_by_instance,
 )
-from .values import seconds_from_first, to_float, to_int, to_str
+from .values import first_value, seconds_from_first, to_float, to_int, to_str
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
@@ -132,14 +132,7 @@ class Header:
 
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found), or None."""
-        for d in self._datasets():
-            try:
-                value = d.get(keyword)
-            except Exception:  # noqa: BLE001 - a malformed value is a missing one
-                value = None
-            if value is not None and value != "":
-                return value
-        return None
+        return first_value(self._datasets(), keyword)
 
     def raw(self, tag: int, vr: str) -> Any:
         """A private element's value (first found; raw bytes converted with ``vr``), or None; at the top

@@ -193,7 +193,7 @@ FIELD_MAP_HZ = "Hz"
 
 
 def mark_b0map_field_map(frames: Sequence[Any]) -> list[Any]:
-    """The images of a GE B0map series (:class:`volume.dicom.scan.FrameHeader`) with its field map
+    """The images of a GE B0map series (:class:`volume.dicom.headers.FrameHeader`) with its field map
     marked as a map in Hz: those numbered up to the field map's locations, when the series also
     holds images numbered beyond them (the magnitude). Other series come back as they are."""
     frames = list(frames)
@@ -624,17 +624,8 @@ def _from_protocol(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) ->
             return SliceTiming(why="GE multi-phase EPI with variable delays between phases (IOPT MPhVar)")
         if extra > 0:
             group_delay_s = extra
-    mb = ge_multiband(h, protocol)
-    version = ge_software_version(stack.first.acquisition.get("SoftwareVersions") or h.get("SoftwareVersions"))
-    if mb > 1 and version.major < HYPERBAND_FIRST_MAJOR:
-        return SliceTiming(why=f"GE HyperBand before software {HYPERBAND_FIRST_MAJOR:g}: its slice order is unknown")
-    ranks = _location_ranks(stack)
-    if ranks is None:
-        return SliceTiming(why="InstanceNumbers missing or not in slice order: GE's acquisition order of the "
-                               "slice locations is unknown")
-    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, order != 0, version, group_delay_s)
-    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks],
-                       source="GE protocol data block (0025,101B)")
+    return _times_by_location(stack, h, protocol, tr_s, interleaved=order != 0, group_delay_s=group_delay_s,
+                              source="GE protocol data block (0025,101B)")
 
 
 def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) -> SliceTiming:
@@ -646,6 +637,14 @@ def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) 
     if mode not in (CYCLING_OFF, CYCLING_SPECIAL_OFF):
         return SliceTiming(why=f"GE diffusion with gradient cycling {mode} (0019,10B3): its slice order changes "
                                "from TR to TR")
+    return _times_by_location(stack, h, protocol, tr_s, interleaved=True, group_delay_s=0.0, r3_order=False,
+                              source="GE protocol data block (0025,101B), diffusion EPI")
+
+
+def _times_by_location(stack: Any, h: Any, protocol: dict[str, str], tr_s: float, *, interleaved: bool,
+                       group_delay_s: float, source: str, r3_order: bool | None = None) -> SliceTiming:
+    """Each written slice's time from GE's acquisition order of its locations (unknown for HyperBand
+    before :data:`HYPERBAND_FIRST_MAJOR`, or when the InstanceNumbers do not give the locations)."""
     mb = ge_multiband(h, protocol)
     version = ge_software_version(stack.first.acquisition.get("SoftwareVersions") or h.get("SoftwareVersions"))
     if mb > 1 and version.major < HYPERBAND_FIRST_MAJOR:
@@ -654,9 +653,9 @@ def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) 
     if ranks is None:
         return SliceTiming(why="InstanceNumbers missing or not in slice order: GE's acquisition order of the "
                                "slice locations is unknown")
-    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, True, version, 0.0, r3_order=False)
-    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks],
-                       source="GE protocol data block (0025,101B), diffusion EPI")
+    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, interleaved, version, group_delay_s,
+                                       r3_order=r3_order)
+    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks], source=source)
 
 
 # --- diffusion gradient cycling -------------------------------------------------------------------

@@ -50,6 +50,30 @@ class Stack:
     ``frames`` is ordered frame-major: ``frames[t * n_slices + s]`` is slice ``s`` (sorted along
     the normal) of frame ``t``. ``problem`` is empty when :func:`volume.load` can build a Volume,
     otherwise it says why not (one line, names files).
+
+    Attributes
+    ----------
+    id
+        The stack's name in messages and ``--series`` (the series number, with a suffix when the
+        series holds several stacks).
+    series_uid, series_number, series_description, modality
+        The series' values.
+    frames
+        Every image's header, in load order (above).
+    kind
+        One of :data:`KINDS`: ``volume``, ``4D``, ``localizer``, ``single image``...
+    n_slices, n_frames
+        Images per volume, and volumes.
+    geometry
+        Slice order, spacing, gaps and tilt (None without positions).
+    problem
+        Why the stack cannot be loaded ('' when it can).
+
+    Examples
+    --------
+    >>> stack = volume.scan("ct").stacks[0]
+    >>> stack.id, stack.kind, stack.n_slices, stack.n_frames, stack.geometry.spacing
+    ('2', 'volume', 48, 1, 3.0)
     """
 
     id: str
@@ -253,7 +277,21 @@ class Stack:
 
 @dataclass
 class Series:
-    """All stacks sharing one SeriesInstanceUID."""
+    """All stacks sharing one SeriesInstanceUID.
+
+    Attributes
+    ----------
+    uid, number, description, modality
+        SeriesInstanceUID, SeriesNumber, SeriesDescription and Modality.
+    stacks
+        Its stacks: one grid of images each (a volume, a 4D series, a localizer...).
+
+    Examples
+    --------
+    >>> series = volume.scan("ct").series[0]
+    >>> series.number, series.description, series.modality, len(series.stacks)
+    (2, 'Phantom head', 'CT', 1)
+    """
 
     uid: str
     number: int | None
