@@ -19,7 +19,8 @@ from pathlib import Path
 
 import volume
 from volume.errors import OutputExistsError
-from volume.render.offscreen import render, write_picture
+from volume.io.image import write_picture
+from volume.render.offscreen import render
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "dicom"
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
         vol = loaded.setdefault(series, volume.load(data / series))
         pixels = render(vol, marker=True, **options)
         try:
-            print(write_picture(pixels, out / name, force=force))
+            print(write_picture(out / name, pixels, force=force))
         except OutputExistsError as exc:
             print(f"skipped: {exc}", file=sys.stderr)
     return 0

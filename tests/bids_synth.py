@@ -137,3 +137,22 @@ def localizer(folder: Path, number: int) -> str:
     """A localizer (ImageType LOCALIZER)."""
     return mr_series(folder, number=number, description="localizer", sequence="GR", variant="SP", name="*fl2d1",
                      te=4.0, tr=8.0, flip=20.0, image_type=("ORIGINAL", "PRIMARY", "LOCALIZER", "NONE"))
+
+
+def ge_epi_pepolar(folder: Path, number: int, mode: int = 2, volumes: int = 4, description: str = "fMRI_FM_cv12",
+                   **kw: Any) -> str:
+    """GE's ``epi_pepolar`` (PSD 0019,109C ``research/ABCD/epi_pepolar``): a gradient-echo EPI whose user
+    data 12 (0019,10B3) is ``mode`` (2: odd volumes phase-reversed)."""
+    import pydicom
+
+    uid = mr_series(folder, number=number, description=description, volumes=volumes, sequence="EP", variant="SS",
+                    te=30.0, tr=2000.0, flip=90.0, ped="j", manufacturer="GE MEDICAL SYSTEMS", **kw)
+    for path in sorted(Path(folder).iterdir()):
+        ds = pydicom.dcmread(path)
+        if ds.SeriesInstanceUID != uid:
+            continue
+        block = ds.private_block(0x0019, "GEMS_ACQU_01", create=True)
+        block.add_new(0x9C, "LO", "research/ABCD/epi_pepolar")
+        block.add_new(0xB3, "DS", str(mode))
+        ds.save_as(path, enforce_file_format=True)
+    return uid

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from datetime import datetime
@@ -413,6 +415,78 @@ def test_unreachable_scheduler_is_one_line_and_exit_2(archive, tmp_path):
     assert "cannot reach the dask scheduler" in start(
         ["convert", archive, "-o", tmp_path / "out", "--scheduler", f"tcp://127.0.0.1:{port}"]
     ).communicate(timeout=60)[1]
+
+
+@pytest.fixture()
+def listener():
+    """A TCP port that accepts connections and then says nothing, or what ``say`` is set to."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    said: dict[str, bytes] = {"say": b""}
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed at the end of the test
+                return
+            held.append(conn)
+            if said["say"]:
+                conn.sendall(said["say"])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}", said
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_port_that_never_speaks_is_refused_within_the_timeout(listener):
+    """An HTTP port (the dashboard's, say) accepts and waits for a request: dask's Client would wait
+    for its handshake until the peer hangs up; --scheduler gives up after its timeout."""
+    pytest.importorskip("distributed")
+    from volume.errors import UsageError
+    from volume.parallel.dask import connect
+
+    address, _ = listener
+    raised: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            connect(address, timeout=0.5)
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            raised.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(60)  # a guard against a hang, not a timing assert
+    assert not thread.is_alive(), "connect() waited for a peer that never speaks"
+    [exc] = raised
+    assert isinstance(exc, UsageError)
+    assert re.match(r"cannot reach the dask scheduler at tcp://127\.0\.0\.1:\d+ within 0\.5 s", str(exc)), exc
+
+
+def test_what_answers_garbage_is_not_a_scheduler(listener):
+    pytest.importorskip("distributed")
+    from volume.errors import UsageError
+    from volume.parallel.dask import connect
+
+    address, said = listener
+    said["say"] = b"\xff" * 64 + b"HTTP/1.1 400 Bad Request\r\n\r\n"
+    with pytest.raises(UsageError, match="what answered there is not a dask scheduler"):
+        connect(address, timeout=2)
+
+
+def test_a_worker_address_is_not_the_scheduler(cluster):
+    from volume.errors import UsageError
+    from volume.parallel.dask import connect
+
+    _, client = cluster
+    worker = next(iter(client.scheduler_info()["workers"]))
+    with pytest.raises(UsageError, match="what answered there is a dask Worker, not the scheduler"):
+        connect(worker)
 
 
 def test_scheduler_without_dask_installed(archive, tmp_path, capfd, monkeypatch):

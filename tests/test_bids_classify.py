@@ -135,6 +135,7 @@ CASES: list[tuple[str, Callable[[Path], object], str, str, str]] = [
      name="epfid2d1", te=30, tr=1500, image_type=("ORIGINAL", "PRIMARY", "PERFUSION", "NONE")), "16", "sourcedata", ""),
     ("described-asl", lambda d: B.bold(d, 17, description="tgse_pcasl_PLD1800", volumes=4), "17", "perf", "asl"),
     ("described-dsc", lambda d: B.bold(d, 18, description="ep2d_DSC_bolus", volumes=5), "18", "sourcedata", ""),
+    ("ge-epi-pepolar", lambda d: B.ge_epi_pepolar(d, 13), "13_rev", "fmap", "epi"),
     ("epi-spin-echo", lambda d: B.se_epi(d, 6, "j"), "6", "fmap", "epi"),
     ("described-epi-fmap", lambda d: B.bold(d, 6, description="fmap_topup_AP", volumes=3, ped="j"), "6", "fmap", "epi"),
     ("bold", lambda d: B.bold(d, 9), "9", "func", "bold"),

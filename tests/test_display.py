@@ -152,7 +152,7 @@ def test_write_picture_round_trip_and_no_metadata(tmp_path):
     jpg = write_picture(tmp_path / "b.jpg", img, cmap="hot")
     assert read_picture(jpg).shape == (90, 120, 3)
     with pytest.raises(ValueError, match="picture file name"):
-        write_picture(tmp_path / "c.tif", img)
+        write_picture(tmp_path / "c.bmp", img)
     with pytest.raises(ValueError, match="window it first"):
         write_picture(tmp_path / "d.png", img.astype(np.float32))
     assert list(tmp_path.iterdir()) and not any(p.name.startswith(".volume-tmp") for p in tmp_path.iterdir())

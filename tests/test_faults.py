@@ -793,9 +793,9 @@ def test_an_input_deleted_during_the_run_is_cannot_read_and_named(small_ct, tmp_
     shutil.copytree(small_ct, src)
     victim = sorted(src.iterdir())[len(list(src.iterdir())) // 2]
     import volume.cli.work.index as index_work
-    import volume.cli.work.inputs as inputs
     import volume.cli.work.png as png_work
     import volume.jobs.bids as bids_job
+    import volume.jobs.inputs as inputs
 
     def then_delete(real):
         def wrapped(*args, **kwargs):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from volume.cli import main
-from volume.cli.outputs import FILE_SUFFIXES, FOLDER, output_kind
 from volume.errors import EXIT_USAGE, UsageError
 from volume.io import formats
+from volume.io.outputs import FILE_SUFFIXES, FOLDER, output_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,10 +46,8 @@ def test_the_writers_own_tables_are_the_registrys():
     assert set(MOVIE_CODECS) == _writer_suffixes("volume.io.movie:write_movie")
     try:
         from volume.render.mesh import MESH_FORMATS
-        from volume.render.offscreen import IMAGE_FORMATS
     except ImportError:  # pragma: no cover - vtk missing
         return
-    assert set(IMAGE_FORMATS) == _writer_suffixes("volume.render.offscreen:write_picture")
     assert set(MESH_FORMATS) == _writer_suffixes("volume.render.mesh:write_mesh")
 
 

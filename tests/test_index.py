@@ -363,3 +363,16 @@ def test_no_dicom_writes_nothing_and_exits_3(tmp_path, capsys, content):
     with pytest.raises(index_mod.NoDicomError):
         write_index(src, tmp_path / "lib.parquet" if content == "junk" else tmp_path / "lib.csv", workers=1)
     assert [p.name for p in tmp_path.iterdir()] == ["src"]
+
+
+def test_identity_columns_are_the_identity_policys():
+    """Issue 23: the index's identity columns come from volume/phi.py, not from a list of their own."""
+    from volume import phi
+    from volume.jobs.index import column_name, default_columns, phi_columns
+
+    names = [c.name for c in phi_columns()]
+    assert names == [column_name(k) for k in phi.INDEXED]
+    assert set(phi.CARRIED) <= set(phi.INDEXED)
+    assert all(phi.is_identity(k) for k in phi.INDEXED)
+    assert not {c.name for c in default_columns()} & set(names)
+    assert column_name("SOPInstanceUID") == "sop_instance_uid" and column_name("IssuerOfPatientID") == "issuer_of_patient_id"

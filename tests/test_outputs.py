@@ -10,9 +10,9 @@ import pytest
 from synth import write_series
 
 from volume.cli import main
-from volume.cli.outputs import FILE_SUFFIXES, FOLDER, output_kind
 from volume.errors import UsageError
 from volume.io.image import read_picture
+from volume.io.outputs import FILE_SUFFIXES, FOLDER, output_kind
 
 
 @pytest.fixture(scope="module")

@@ -345,7 +345,7 @@ INDEX_PHI_COLUMNS = {
     "patient_sex": "PatientSex", "patient_age": "PatientAge", "study_date": "StudyDate", "study_time": "StudyTime",
     "series_date": "SeriesDate", "accession_number": "AccessionNumber", "study_id": "StudyID",
     "study_description": "StudyDescription", "institution_name": "InstitutionName",
-    "referring_physician": "ReferringPhysicianName", "study_instance_uid": "StudyInstanceUID",
+    "referring_physician_name": "ReferringPhysicianName", "study_instance_uid": "StudyInstanceUID",
     "series_instance_uid": "SeriesInstanceUID", "frame_of_reference_uid": "FrameOfReferenceUID",
 }
 

@@ -13,14 +13,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from synth import base_dataset, write_enhanced
 
+from volume.dicom.presentation import frame_durations_ms
+from volume.io.image import output_size
 from volume.jobs.pictures import (
     TEXT_INTERCEPT,
     TEXT_SLOPE,
+    DisplayedFrame,
     DisplayOptions,
-    Picture,
-    frame_durations_ms,
     iter_pictures,
-    output_size,
     read_dataset,
 )
 from volume.jobs.png import PngSettings, convert_file
@@ -65,7 +65,7 @@ def grey_file(path: Path, stored: np.ndarray, *, modality: str = "CT", **attrs) 
     return path
 
 
-def pictures(path: Path, **options) -> list[Picture]:
+def pictures(path: Path, **options) -> list[DisplayedFrame]:
     return list(iter_pictures(read_dataset(path), DisplayOptions(**options)))
 
 

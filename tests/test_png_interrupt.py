@@ -32,13 +32,13 @@ SAVES_BEFORE_CTRL_C = 5
 RUNNER = """
 import json, sys, time
 import volume.jobs.png as B
-_real = B.save_image
+_real = B.write_picture
 def _slow(*a, **k):
     out = _real(*a, **k)
     sys.stderr.write("SAVED\\n"); sys.stderr.flush()
     time.sleep(0.2)
     return out
-B.save_image = _slow
+B.write_picture = _slow
 from volume.cli import main
 sys.exit(main(json.loads(sys.argv[1]), as_program=True))  # as the volume program runs it (cli.run)
 """
@@ -104,7 +104,7 @@ def test_ctrl_c_lists_every_finished_picture(source, tmp_path, workers, to):
 #: One picture takes 5 s; the other worker finishes everything else and waits, idle, for work.
 RUNNER_ONE_SLOW = RUNNER.replace(
     "    time.sleep(0.2)\n",
-    "    if str(a[1]).endswith('ct00.png'):\n        sys.stderr.write('SLOW\\n'); sys.stderr.flush(); time.sleep(5)\n",
+    "    if str(a[0]).endswith('ct00.png'):\n        sys.stderr.write('SLOW\\n'); sys.stderr.flush(); time.sleep(5)\n",
 )
 
 

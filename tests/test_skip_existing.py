@@ -75,7 +75,7 @@ def test_a_rerun_skips_every_item_and_counts_it(job, study, tmp_path, capsys):
 
 
 def test_mip_skips_before_reading_a_pixel(study, tmp_path, capsys, monkeypatch):
-    from volume.cli.work import mip as work
+    from volume.jobs import mip as work
 
     out = tmp_path / "out"
     assert _run(capsys, "mip", study, "-o", f"{out}/")[0] == 0

@@ -25,9 +25,9 @@ HEAVY = ("numpy", "pydicom", "scipy", "nibabel", "SimpleITK", "vtk", "vtkmodules
 
 #: The only modules of the library the declarations may import: plain tuples, errors, conventions,
 #: the presets' table, the registry of output formats, the temporary-file prefix of volume.io and the
-#: stop-signal handling every command installs (all standard library only).
+#: stop-signal handling every command installs and the version (all standard library only).
 LIGHT = {"volume", "volume.choices", "volume.conventions", "volume.errors", "volume.io", "volume.io.formats",
-         "volume.ops", "volume.ops.presets", "volume.lifecycle"}
+         "volume.ops", "volume.ops.presets", "volume.lifecycle", "volume._version"}
 
 #: Declaration modules split from their work (where the work imports its modules:
 #: tests/test_design.py checks every module but these).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 
+from ._version import __version__
 from .errors import (
     AmbiguousSeriesError,
     NoDicomError,
@@ -27,8 +28,6 @@ from .errors import (
     UsageError,
     VolumeError,
 )
-
-__version__ = "0.1.0"
 
 #: Public functions imported on first use: name -> (module, attribute).
 _LAZY = {
@@ -56,6 +55,10 @@ _LAZY = {
     "convert_folder": ("volume.jobs.convert", "convert"),
     "convert_stack": ("volume.jobs.convert", "convert_stack"),
     "ConvertOptions": ("volume.jobs.convert", "ConvertOptions"),
+    "mip_folder": ("volume.jobs.mip", "mip_folder"),
+    "MipOptions": ("volume.jobs.mip", "MipOptions"),
+    "reslice_folder": ("volume.jobs.reslice", "reslice_folder"),
+    "ResliceOptions": ("volume.jobs.reslice", "ResliceOptions"),
     "plan_bids": ("volume.jobs.bids", "plan_bids"),
     "BidsPlan": ("volume.jobs.bids", "BidsPlan"),
     "render_volume": ("volume.render.offscreen", "render"),
@@ -87,12 +90,14 @@ __all__ = [
     "AFFINE_CONVENTION",
     "LPS_TO_RAS",
     "PLANES",
+    "MipOptions",
     "AmbiguousSeriesError",
     "BidsPlan",
     "ConvertOptions",
     "NoDicomError",
     "NotAVolumeError",
     "OutputExistsError",
+    "ResliceOptions",
     "ResourceLimitError",
     "Scan",
     "Series",
@@ -113,11 +118,13 @@ __all__ = [
     "isosurface",
     "like_grid",
     "load",
+    "mip_folder",
     "plan_bids",
     "project",
     "project_stack",
     "render_volume",
     "reslice",
+    "reslice_folder",
     "scan",
     "source",
     "to_nifti",

@@ -10,7 +10,7 @@ What counts as identity
 DICOM PS3.15 Annex E, the Basic Application Level Confidentiality Profile, decides:
 
 * every attribute of its Table E.1-1 (:data:`BASIC_PROFILE`: 456 attributes, as data in
-  :mod:`volume._ps315`): the patient's name, IDs, birth date, sex, age, weight, size, address and
+  :mod:`volume.confidentiality_profile`): the patient's name, IDs, birth date, sex, age, weight, size, address and
   telephone; other patient IDs and names; physicians, operators and other persons; institution
   name, address and department; station name, device serial number and other device IDs;
   accession number and study ID; the UIDs the profile replaces (study, series, SOP instance,
@@ -51,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._ps315 import BASIC_PROFILE_TABLE
+from .confidentiality_profile import BASIC_PROFILE_TABLE
 
 HIDDEN = "<hidden: --keep-phi shows it>"
 """What ``info`` and ``index`` show in place of an identity value."""
@@ -136,6 +136,10 @@ CARRIED = (
     "SeriesInstanceUID", "SeriesDate", "AcquisitionDate", "FrameOfReferenceUID",
     "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber",
 )
+
+#: The identity columns ``volume index --keep-phi`` adds (``patient_name``...): what every output
+#: carries with ``--keep-phi`` (:data:`CARRIED`), and the file's own UID (a row is one file).
+INDEXED = (*CARRIED, "SOPInstanceUID")
 
 
 def is_private(tag: int) -> bool:

@@ -74,7 +74,25 @@ def rescaled_integer_dtype(
 
 @runtime_checkable
 class StackSource(Protocol):
-    """A 3D/4D image that can be described without reading pixels and read in slabs of images."""
+    """A 3D/4D image that can be described without reading pixels and read in slabs of images.
+
+    Implemented by the DICOM stacks (:func:`volume.source`); :func:`volume.project_stack` and the
+    NIfTI writer stream from any of them.
+
+    Attributes
+    ----------
+    id, affine, shape, n_frames, n_images, rgb, meta, values, problem
+        What the loaded Volume will be, from the headers alone (each property says more).
+
+    Examples
+    --------
+    >>> src = volume.source("ct")
+    >>> isinstance(src, volume.StackSource), src.shape, src.n_images
+    (True, (48, 128, 128), 48)
+    >>> values, low, high = src.read_slab(0, 2)
+    >>> values.shape, values.dtype
+    ((2, 128, 128), dtype('int16'))
+    """
 
     @property
     def id(self) -> str:

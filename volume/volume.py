@@ -54,6 +54,22 @@ def axis_codes(affine: np.ndarray) -> str:
     Returns three letters for the (slice, row, column) axes, e.g. ``"SPL"`` for an axial series
     stored feet-to-head with rows running anterior-to-posterior and columns right-to-left. Each
     world axis is used once (the largest cosine wins first), as nibabel's ``aff2axcodes`` does.
+
+    Parameters
+    ----------
+    affine
+        A (4, 4) affine of ``(slice, row, column)`` indices to patient LPS mm.
+
+    Returns
+    -------
+    str
+        Three of ``L R P A S I``: where the slice, row and column indices increase towards.
+
+    Examples
+    --------
+    >>> vol = volume.load("ct")
+    >>> volume.axis_codes(vol.affine)
+    'SPL'
     """
     direction = np.asarray(affine, dtype=float)[:3, :3]
     norms = np.linalg.norm(direction, axis=0)
@@ -144,6 +160,14 @@ class Volume:
         interpretation, acquisition parameters, and notes on what loading did (tilt, gaps).
     rgb
         True when the trailing axis holds red, green, blue.
+
+    Examples
+    --------
+    >>> vol = volume.load("ct")
+    >>> vol.shape, vol.spacing
+    ((48, 128, 128), (3.0, 1.5, 1.5))
+    >>> vol.world([0, 0, 0]).tolist()  # the first voxel's centre, patient LPS mm
+    [-95.25, -95.25, -70.5]
     """
 
     array: np.ndarray

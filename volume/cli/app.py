@@ -19,12 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__, lifecycle
+from .. import lifecycle
+from .._version import __version__
 from ..errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -87,6 +89,17 @@ def choice_enum(name: str, values: Sequence[str], doc: str = "") -> type[Enum]:
     choice = Enum(name, {re.sub(r"\W", "_", v): v for v in values}, type=str)  # type: ignore[misc]
     choice.__doc__ = doc or f"One of {', '.join(values)}."
     return choice
+
+
+def given(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A command's arguments as its work takes them: ``work.mip(**given(locals()))``.
+
+    A choice becomes its plain value (``"coronal"``, not ``Plane.coronal``), so the work of a
+    command never imports its declaration (no import cycle); the work module, bound in the same
+    function, is left out.
+    """
+    return {name: value.value if isinstance(value, Enum) else value
+            for name, value in arguments.items() if not isinstance(value, ModuleType)}
 
 
 def _version(value: bool) -> None:
@@ -160,7 +173,9 @@ def stderr_is_terminal() -> bool:
 def progress_bar(description: str, total: int | None, *, enabled: bool | None = None) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr when it is a terminal; a no-op callable otherwise.
 
-    Yields ``advance(n)``.
+    Yields ``advance(n)``. Lines written on stdout meanwhile (the files a job lists) are drawn
+    above the bar when stdout is the same terminal, and go to stdout untouched when it is not (a
+    pipe or a file keeps its listing).
     """
     show = stderr_is_terminal() if enabled is None else enabled
     if not show or os.environ.get("VOLUME_NO_PROGRESS"):
@@ -176,6 +191,7 @@ def progress_bar(description: str, total: int | None, *, enabled: bool | None = 
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
+        redirect_stdout=stdout_is_terminal(),
     ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n=1: progress.advance(task, n)

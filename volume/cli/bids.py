@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app
+from .app import app, given
 
 
 @app.command("bids")
@@ -35,5 +35,4 @@ def bids_command(
     5 when another scan's file holds a planned name (use --session, or --force), 2 for bad options.
     """
     from .work import bids as work  # the work imports numpy and the library: only when the command runs
-    work.bids(sources, output=output, subject=subject, session=session, config=config, plan=plan,
-              json_out=json_out, force=force, keep_phi=keep_phi, allow_gaps=allow_gaps)
+    work.bids(**given(locals()))

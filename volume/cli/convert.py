@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..choices import NIFTI_FORMATS, SCALINGS
-from .app import SERIES_HELP, app, choice_enum
+from .app import SERIES_HELP, app, choice_enum, given
 
 NiftiFormat = choice_enum("NiftiFormat", NIFTI_FORMATS, "Output file format.")
 
@@ -91,7 +91,4 @@ def convert_command(
     130 after Ctrl-C (finished series stay; --skip-existing resumes).
     """
     from .work import convert as work  # the work imports numpy and the library: only when the command runs
-    work.convert(path, output=output, fmt=fmt, series=series, allow_gaps=allow_gaps, force=force, keep_phi=keep_phi,
-                 sidecar=sidecar, threads=threads, max_memory=max_memory, workers=workers,
-                 skip_existing=skip_existing, scheduler=scheduler, report_path=report_path,
-                 philips_scaling=philips_scaling, single_file=single_file)
+    work.convert(**given(locals()))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..io.formats import help_list
-from .app import app
+from .app import app, given
 
 
 @app.command("index")
@@ -31,4 +31,4 @@ def index_command(
     (formulas for a spreadsheet) get a leading ' unless they are numbers; Parquet keeps them raw.
     """
     from .work import index as work  # the work imports numpy and the library: only when the command runs
-    work.index(path, out=out, fields=fields, keep_phi=keep_phi, workers=workers, force=force)
+    work.index(**given(locals()))

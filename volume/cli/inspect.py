@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app
+from .app import app, given
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM file or a folder (searched recursively).")]
 
@@ -28,7 +28,7 @@ def ls_command(
     (a hash of the UID) in place of the UID unless --keep-phi.
     """
     from .work import inspect as work  # the work imports numpy and the library: only when the command runs
-    work.ls(path, as_json=as_json, workers=workers, keep_phi=keep_phi)
+    work.ls(**given(locals()))
 
 
 @app.command("info")
@@ -43,4 +43,4 @@ def info_command(
     elements...; docs/privacy.md) shows as <hidden> unless --keep-phi.
     """
     from .work import inspect as work  # the work imports numpy and the library: only when the command runs
-    work.info(file, as_json=as_json, keep_phi=keep_phi)
+    work.info(**given(locals()))

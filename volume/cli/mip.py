@@ -12,7 +12,7 @@ import typer
 from ..choices import PLANES, PROJECTION_MODES
 from ..io.formats import help_list
 from ..ops.presets import PRESET_HELP
-from .app import SERIES_HELP, app, choice_enum
+from .app import SERIES_HELP, app, choice_enum, given
 
 Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
 
@@ -52,6 +52,4 @@ def mip_command(
     NIfTI output has one voxel along the projected axis at the slab centre, so it overlays the source. Each written file is printed.
     """
     from .work import mip as work  # the work imports numpy and the library: only when the command runs
-    work.mip(path, plane=plane, planes=planes, mode=mode, out=out, slab=slab, step=step, window=window,
-             preset=preset, cmap=cmap, series=series, resample=resample, labels=labels, allow_gaps=allow_gaps,
-             force=force, keep_phi=keep_phi, max_memory=max_memory, turntable=turntable, axis=axis, size=size)
+    work.mip(**given(locals()))

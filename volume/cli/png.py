@@ -12,7 +12,7 @@ import typer
 from ..choices import PICTURE_FORMATS
 from ..io.formats import help_list
 from ..ops.presets import PRESET_HELP
-from .app import app, choice_enum
+from .app import app, choice_enum, given
 
 PictureFormat = choice_enum("PictureFormat", PICTURE_FORMATS, "Output picture formats.")
 
@@ -42,6 +42,4 @@ def png_command(
     Exit code 1 when some files failed (listed at the end).
     """
     from .work import png as work  # the work imports numpy and the library: only when the command runs
-    return work.png(path, out=out, fmt=fmt, quality=quality, size=size, keep_ratio=keep_ratio,
-                    square_pixels=square_pixels, window=window, preset=preset, raw16=raw16, gif=gif, workers=workers,
-                    force=force)
+    return work.png(**given(locals()))

@@ -12,7 +12,7 @@ import typer
 from ..choices import MAPPERS, MESH_COORDS, RENDER_MODES, RENDER_PRESETS, TURN_AXES, VIEWS
 from ..io.formats import help_list
 from ..ops.presets import preset_list
-from .app import SERIES_HELP, app, choice_enum
+from .app import SERIES_HELP, app, choice_enum, given
 
 PathArg = Annotated[Path, typer.Argument(help="A DICOM folder or file (searched recursively).")]
 SeriesOpt = Annotated[
@@ -104,10 +104,7 @@ def render_command(
     acquisition orientation. Slice spacing is physical.
     """
     from .work import render as work  # the work imports numpy and the library: only when the command runs
-    work.render(path, output=output, mode=mode, preset=preset, level=level, window=window, view=view,
-                size=size, azimuth=azimuth, elevation=elevation, perspective=perspective, turntable=turntable,
-                axis=axis, marker=marker, mapper=mapper, series=series, frame=frame, allow_gaps=allow_gaps,
-                force=force, max_memory=max_memory)
+    work.render(**given(locals()))
 
 
 WebOpt = Annotated[bool, typer.Option("--web", help="Serve the view as a web page (for a server without a screen; reach it over SSH).")]
@@ -148,9 +145,7 @@ def view_command(
     as a web page instead (see `volume serve`).
     """
     from .work import render as work  # the work imports numpy and the library: only when the command runs
-    work.view(path, mode=mode, preset=preset, level=level, window=window, size=size, screenshots=screenshots,
-              mapper=mapper, web=web, local=local, host=host, port=port, keep_phi=keep_phi, series=series, frame=frame,
-              allow_gaps=allow_gaps, max_memory=max_memory)
+    work.view(**given(locals()))
 
 
 @app.command("serve")
@@ -178,9 +173,7 @@ def serve_command(
     with `ssh -L 8080:localhost:8080 server` and open the printed URL. Ctrl-C stops it.
     """
     from .work import render as work  # the work imports numpy and the library: only when the command runs
-    work.serve(path, mode=mode, preset=preset, level=level, window=window, mapper=mapper, local=local, host=host,
-               port=port, keep_phi=keep_phi, series=series, frame=frame, allow_gaps=allow_gaps,
-               max_memory=max_memory)
+    work.serve(**given(locals()))
 
 
 @app.command("mesh")
@@ -203,5 +196,4 @@ def mesh_command(
     DICOM and 3D Slicer), or RAS with --coords ras.
     """
     from .work import render as work  # the work imports numpy and the library: only when the command runs
-    work.mesh(path, output=output, level=level, coords=coords, smooth=smooth, largest=largest, series=series,
-              frame=frame, allow_gaps=allow_gaps, force=force, max_memory=max_memory)
+    work.mesh(**given(locals()))

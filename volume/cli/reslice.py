@@ -12,7 +12,7 @@ import typer
 from ..choices import INTERPOLATIONS, PLANES, RESLICE_FORMATS, SLAB_MODES
 from ..io.formats import help_list
 from ..ops.presets import PRESET_HELP
-from .app import SERIES_HELP, app, choice_enum
+from .app import SERIES_HELP, app, choice_enum, given
 
 Plane = choice_enum("Plane", PLANES, "Anatomical planes.")
 
@@ -59,7 +59,4 @@ def reslice_command(
     Output: .nii/.nii.gz; a folder of PNG pictures (radiology display conventions, square pixels); or --format dcm, a new derived DICOM series (new UIDs, position and orientation per slice; no patient identity unless --keep-phi). Each written file is printed.
     """
     from .work import reslice as work  # the work imports numpy and the library: only when the command runs
-    work.reslice(path, out=out, slice_no=slice_no, spacing=spacing, plane=plane, normal=normal,
-                 thickness=thickness, mode=mode, like=like, interp=interp, fov=fov, fmt=fmt, fill=fill,
-                 window=window, preset=preset, series=series, labels=labels, keep_phi=keep_phi, allow_gaps=allow_gaps,
-                 force=force, max_memory=max_memory)
+    work.reslice(**given(locals()))

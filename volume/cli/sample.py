@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app
+from .app import app, given
 
 
 @app.command("sample")
@@ -21,4 +21,4 @@ def sample_command(
 ) -> None:
     """Write a synthetic CT head phantom (bright marker at the patient's left-anterior-superior)."""
     from .work import sample as work  # the work imports numpy and the library: only when the command runs
-    work.sample(out, slices=slices, size=size, force=force)
+    work.sample(**given(locals()))

@@ -169,6 +169,8 @@ PRIVATE: dict[str, tuple[int, str, str]] = {
     "GEDiffusionDirectionType": (0x0021105A, "SS", "GEMS_RELA_01"),
     "GEVasCollapseFlag": (0x00431030, "SS", "GEMS_PARM_01"),
     "GENumberOfDiffusionDirections": (0x001910E0, "DS", "GEMS_ACQU_01"),
+    # GE: user data 12, the mode of an epi_pepolar series (volume.dicom.ge.ge_pepolar)
+    "GEUserData12": (0x001910B3, "DS", "GEMS_ACQU_01"),
     # UIH: the b-value, and the gradient along the image's row, column and normal (volume.dicom.uih)
     "UIHBValue": (0x00651009, "FD", "Image Private Header"),
     "UIHGradientDirection": (0x00651037, "FD", "Image Private Header"),

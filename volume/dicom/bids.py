@@ -36,6 +36,7 @@ from .ge import (
     ge_protocol,
     ge_repetition_time,
     ge_slice_timing,
+    pepolar_polarity,
 )
 from .private import private_value
 from .read import Skip, read_dataset
@@ -51,7 +52,7 @@ from .siemens import (
     protocol_number,
     times_by_instance,
 )
-from .values import seconds_from_first, to_float, to_int, to_str
+from .values import first_value, seconds_from_first, to_float, to_int, to_str
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`,
 #: so reading them needs no pydicom).
@@ -131,14 +132,7 @@ class Header:
 
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found), or None."""
-        for d in self._datasets():
-            try:
-                value = d.get(keyword)
-            except Exception:  # noqa: BLE001 - a malformed value is a missing one
-                value = None
-            if value is not None and value != "":
-                return value
-        return None
+        return first_value(self._datasets(), keyword)
 
     def raw(self, tag: int, vr: str) -> Any:
         """A private element's value (first found; raw bytes converted with ``vr``), or None; at the top
@@ -520,6 +514,10 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
     if mb:
         out["MultibandAccelerationFactor"] = mb
     positive = _phase_positive(vendor, h, csa)
+    pepolar_why = ""
+    if vendor == "GE":
+        positive, pepolar_why = pepolar_polarity([f.mr.pepolar for f in stack.frames if f.mr is not None],
+                                                 positive, phase or "")
     if phase:
         axis = "i" if phase == "ROW" else "j"
         if positive is None:
@@ -535,6 +533,8 @@ def sidecar_fields(stack: Stack) -> dict[str, Any]:
         out["OmittedFields"] = {"SliceTiming": omitted[0]}
     elif _wants_slice_timing(stack):
         out["OmittedFields"] = {"SliceTiming": _no_slice_timing(stack, vendor, h, ge, tr_s)}
+    if pepolar_why:
+        out["OmittedFields"] = {**out.get("OmittedFields", {}), "PhaseEncodingDirection": pepolar_why}
     out.update(_field_map(stack, vendor, protocol, h))
     out.update(more_fields(stack, vendor, h, protocol, csa, out, phase_positive=positive))
     return out

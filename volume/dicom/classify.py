@@ -208,6 +208,7 @@ class Facts:
     acquisition_contrast: str = ""
     time_of_flight: bool = False
     fieldmap_sequence: bool = False
+    pepolar_sequence: bool = False
     technique: str = ""
     acquired: float | None = None
     manufacturer: str = ""
@@ -434,6 +435,7 @@ def stack_facts(stack: Stack, sidecar: Mapping[str, Any], index: int = 0) -> Fac
         acquisition_contrast=to_str(_raw(h, "AcquisitionContrast")).upper(),
         time_of_flight=to_str(_raw(h, "TimeOfFlightContrast")).upper() == "YES",
         fieldmap_sequence=_field_mapping(name, protocol_file, h),
+        pepolar_sequence="epi_pepolar" in to_str(_raw(h, "GEPulseSequenceName")).lower(),
         technique=(technique or (name if str(acq.get("Manufacturer", "")).upper().startswith("PHILIPS") else "")).upper(),
         acquired=min((f.acquisition_time for f in stack.frames if f.acquisition_time is not None), default=None),
         manufacturer=str(acq.get("Manufacturer", "")), shim=_shim(siemens), sidecar=dict(sidecar),
@@ -606,6 +608,7 @@ PREDICATES: dict[str, Callable[[Facts], bool]] = {
     "two_magnitude_echoes": lambda f: len(f.magnitude_echo_times) == 2 and 0 < f.magnitude_echo_times[1]
                                       - f.magnitude_echo_times[0] <= FIELD_MAP_MAX_DELTA_TE_MS,
     "fieldmap_sequence": lambda f: f.fieldmap_sequence,
+    "pepolar_sequence": lambda f: f.pepolar_sequence,
     "asl": lambda f: bool(f.asl),
     "described_asl": lambda f: bool(_DESCRIBED_ASL.search(f.text)),
     "described_m0": lambda f: bool(_DESCRIBED_M0.search(f.text)) or "M0" in f.words,
@@ -719,6 +722,8 @@ RULES: tuple[Rule, ...] = (
        one_volume=False, described_asl=True, described_m0=False),
     _r("described-dsc", SOURCEDATA, why="an EPI time series whose description says DSC or bolus", epi=True,
        one_volume=False, described_dsc=True),
+    _r("ge-epi-pepolar", "fmap", "epi", why="GE's epi_pepolar sequence (0019,109C): EPI volumes at both "
+       "phase-encoding polarities, a reverse phase-encoding field map", epi=True, pepolar_sequence=True),
     _r("epi-spin-echo", "fmap", "epi", why="a spin-echo EPI of at most 10 volumes without diffusion weighting "
        "(reverse phase-encoding field map)", epi=True, spin_echo=True, few_volumes=True, sbref_of_a_run=False),
     _r("described-epi-fmap", "fmap", "epi", why="an EPI of at most 10 volumes whose description says field "

@@ -12,6 +12,13 @@ Complex components and field maps
     the field map in Hz first (images numbered up to the locations in acquisition, 0021,104F), then
     the magnitude (:func:`mark_b0map_field_map`). Each becomes its own stack.
 
+Phase-encoding polarity of ``epi_pepolar``
+    GE's research PSD ``epi_pepolar`` acquires volumes at both polarities in one series: user data
+    12 (0019,10B3) says which (:data:`PEPOLAR_MODES`) by volume number (TemporalPositionIdentifier),
+    and GE stores the reversed volumes with their rows in reverse order (:func:`ge_pepolar`). The
+    reversed volumes of an alternating series are their own stack (``_rev``), with the opposite
+    polarity (:func:`pepolar_polarity`).
+
 Repetition time
     RepetitionTime (0018,0080) leaves out the group delay of BrainWave ``epiRT`` series
     (0043,107C, seconds) and the delay between acquisitions of a multi-phase ``epi`` series (the
@@ -186,7 +193,7 @@ FIELD_MAP_HZ = "Hz"
 
 
 def mark_b0map_field_map(frames: Sequence[Any]) -> list[Any]:
-    """The images of a GE B0map series (:class:`volume.dicom.scan.FrameHeader`) with its field map
+    """The images of a GE B0map series (:class:`volume.dicom.headers.FrameHeader`) with its field map
     marked as a map in Hz: those numbered up to the field map's locations, when the series also
     holds images numbered beyond them (the magnitude). Other series come back as they are."""
     frames = list(frames)
@@ -199,6 +206,137 @@ def mark_b0map_field_map(frames: Sequence[Any]) -> list[Any]:
     return [f.replace(mr=dataclasses.replace(f.mr, rwv_units=FIELD_MAP_HZ))
             if f.mr is not None and f.instance_number is not None and f.instance_number <= n else f
             for f in frames]
+
+
+# --- epi_pepolar: volumes at both phase-encoding polarities ---------------------------------------
+
+GE_PEPOLAR_PSD = "epi_pepolar"
+"""The PSD name (0019,109C, e.g. ABCD's ``research/ABCD/epi_pepolar``) of GE's research sequence that
+acquires EPI volumes at both phase-encoding polarities in one series."""
+
+PEPOLAR_FORWARD, PEPOLAR_REVERSED, PEPOLAR_REV_FWD, PEPOLAR_FWD_REV = 0, 1, 2, 3
+"""GE's user data 12 (0019,10B3) of an ``epi_pepolar`` series: all volumes forward, all reversed,
+reversed then forward alternating (odd volumes reversed), forward then reversed alternating (even
+volumes reversed); the volume is TemporalPositionIdentifier (0020,0100), from 1 (dcm2niix's
+``kGE_EPI_PEPOLAR_*``, issue 532, ``neurolabusc/dcm_qa_polar``)."""
+
+PEPOLAR_MODES = {PEPOLAR_FORWARD: "all volumes forward", PEPOLAR_REVERSED: "all volumes reversed",
+                 PEPOLAR_REV_FWD: "reversed then forward, alternating",
+                 PEPOLAR_FWD_REV: "forward then reversed, alternating"}
+
+PEPOLAR_MODE_UNKNOWN = -1
+"""The mode of an ``epi_pepolar`` image without a user data 12 GE defines (absent, or another value)."""
+
+@dataclass(frozen=True, slots=True)
+class Pepolar:
+    """What GE says of one ``epi_pepolar`` image: its ``mode`` (:data:`PEPOLAR_MODES`, or
+    :data:`PEPOLAR_MODE_UNKNOWN`), whether its phase encoding is ``reversed`` (None: unknown), and
+    whether its pixel rows are stored in reverse order and are put back (``flip_rows``)."""
+
+    mode: int
+    reversed: bool | None
+    flip_rows: bool = False
+
+
+def ge_pepolar_mode(psd: Any, user_data_12: Any) -> int | None:
+    """The ``epi_pepolar`` mode of an image (:data:`PEPOLAR_MODES`), :data:`PEPOLAR_MODE_UNKNOWN` when
+    (0019,10B3) is absent or says something else, None when the PSD is not ``epi_pepolar``."""
+    if GE_PEPOLAR_PSD not in to_str(psd).lower():
+        return None
+    value = to_float(user_data_12)
+    if value is None or not math.isfinite(value):
+        return PEPOLAR_MODE_UNKNOWN
+    mode = int(round(value))  # dcm2niix rounds the DS
+    return mode if mode in PEPOLAR_MODES else PEPOLAR_MODE_UNKNOWN
+
+
+def ge_pepolar_reversed(mode: int, volume: Any) -> bool | None:
+    """Whether volume ``volume`` (TemporalPositionIdentifier, from 1) of an ``epi_pepolar`` series of
+    ``mode`` has the reversed phase-encoding polarity; None when the files do not say (an unknown
+    mode, or an alternating mode without a whole volume number from 1)."""
+    if mode == PEPOLAR_FORWARD:
+        return False
+    if mode == PEPOLAR_REVERSED:
+        return True
+    v = to_float(volume)
+    if mode not in (PEPOLAR_REV_FWD, PEPOLAR_FWD_REV) or v is None or v < 1 or not float(v).is_integer():
+        return None
+    odd = int(v) % 2 == 1
+    return odd if mode == PEPOLAR_REV_FWD else not odd
+
+
+def ge_pepolar(psd: Any, user_data_12: Any, volume: Any, phase_direction: Any) -> Pepolar | None:
+    """The :class:`Pepolar` of one GE image, None when its PSD is not ``epi_pepolar``.
+
+    GE stores the volumes of reversed polarity with their rows in reverse order and nothing else
+    changed in the header (``dcm_qa_polar``; dcm2niix reverses their rows, ``nii_flipImgY``, without
+    changing the spatial transform): their rows are put back so that each pixel sits where the
+    geometry says. That is documented for phase encoding along the columns (``COL``, the ABCD axial
+    series); along the rows nothing says which order GE writes, so no pixel is moved.
+    """
+    mode = ge_pepolar_mode(psd, user_data_12)
+    if mode is None:
+        return None
+    reversed_ = ge_pepolar_reversed(mode, volume)
+    flip = bool(reversed_) and to_str(phase_direction).upper().startswith("COL")
+    return Pepolar(mode=mode, reversed=reversed_, flip_rows=flip)
+
+
+PEPOLAR_REVERSED_LABEL = "rev"
+"""The stack label of the reversed volumes of an alternating ``epi_pepolar`` series (dcm2niix gives them
+the series number + 1000)."""
+
+
+def pepolar_part(pepolar: Pepolar | None) -> str:
+    """The split key of an image: :data:`PEPOLAR_REVERSED_LABEL` for a reversed ``epi_pepolar`` image,
+    else "" (forward, unknown, or not ``epi_pepolar``)."""
+    return PEPOLAR_REVERSED_LABEL if pepolar is not None and pepolar.reversed else ""
+
+
+def pepolar_polarity(pepolars: Sequence[Pepolar | None], positive: int | None, phase_direction: str
+                     ) -> tuple[int | None, str]:
+    """The phase-encoding polarity (1 positive, 0 negative, None unknown) of a stack of GE images whose
+    ``epi_pepolar`` states are ``pepolars``, the header's polarity being ``positive``, and why it is
+    unknown ("" when known or not ``epi_pepolar``).
+
+    The header's polarity (0018,9034 or 0043,102A) is the same on every volume; reversed volumes have
+    the opposite one (dcm2niix toggles it). Never guessed: an unknown mode or volume, or reversed
+    volumes phase-encoded along the rows (whose pixel order is not documented), give none.
+    """
+    states = [p for p in pepolars if p is not None]
+    if not states:
+        return positive, ""
+    if any(p.mode == PEPOLAR_MODE_UNKNOWN for p in states):
+        return None, ("GE epi_pepolar without a user data 12 (0019,10B3) of 0-3: which volumes have the "
+                      "reversed phase-encoding polarity is unknown")
+    if any(p.reversed is None for p in states):
+        return None, ("GE epi_pepolar with alternating polarities (0019,10B3 = "
+                      f"{states[0].mode}) but no volume number (TemporalPositionIdentifier, 0020,0100): which "
+                      "volumes are reversed is unknown")
+    reversed_ = {p.reversed for p in states}
+    if reversed_ == {False}:
+        return positive, ""
+    if len(reversed_) > 1:
+        return None, "GE epi_pepolar volumes of both polarities in one stack"
+    if not phase_direction.upper().startswith("COL"):
+        return None, ("GE epi_pepolar reversed volumes not phase-encoded along the columns (InPlanePhaseEncoding"
+                      "Direction ROW or absent): GE's pixel order is documented for COL only, so they are "
+                      "written as stored")
+    return (None if positive is None else 1 - positive), ""
+
+
+def pepolar_warning(pepolars: Sequence[Pepolar | None]) -> str:
+    """A warning for a stack whose ``epi_pepolar`` pixels may be stored mirrored and are not put back,
+    or "" (none such, or all put back)."""
+    states = [p for p in pepolars if p is not None]
+    if any(p.reversed is None for p in states):
+        return ("GE epi_pepolar: which volumes are phase-reversed is unknown (0019,10B3 or "
+                "TemporalPositionIdentifier missing); GE stores those with their rows reversed, so some "
+                "volumes may be upside down")
+    if any(p.reversed and not p.flip_rows for p in states):
+        return ("GE epi_pepolar: reversed volumes not phase-encoded along the columns are written as stored "
+                "(GE's pixel order is documented for COL phase encoding only); check their orientation")
+    return ""
 
 
 # --- header elements ----------------------------------------------------------------------------
@@ -486,17 +624,8 @@ def _from_protocol(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) ->
             return SliceTiming(why="GE multi-phase EPI with variable delays between phases (IOPT MPhVar)")
         if extra > 0:
             group_delay_s = extra
-    mb = ge_multiband(h, protocol)
-    version = ge_software_version(stack.first.acquisition.get("SoftwareVersions") or h.get("SoftwareVersions"))
-    if mb > 1 and version.major < HYPERBAND_FIRST_MAJOR:
-        return SliceTiming(why=f"GE HyperBand before software {HYPERBAND_FIRST_MAJOR:g}: its slice order is unknown")
-    ranks = _location_ranks(stack)
-    if ranks is None:
-        return SliceTiming(why="InstanceNumbers missing or not in slice order: GE's acquisition order of the "
-                               "slice locations is unknown")
-    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, order != 0, version, group_delay_s)
-    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks],
-                       source="GE protocol data block (0025,101B)")
+    return _times_by_location(stack, h, protocol, tr_s, interleaved=order != 0, group_delay_s=group_delay_s,
+                              source="GE protocol data block (0025,101B)")
 
 
 def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) -> SliceTiming:
@@ -508,6 +637,14 @@ def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) 
     if mode not in (CYCLING_OFF, CYCLING_SPECIAL_OFF):
         return SliceTiming(why=f"GE diffusion with gradient cycling {mode} (0019,10B3): its slice order changes "
                                "from TR to TR")
+    return _times_by_location(stack, h, protocol, tr_s, interleaved=True, group_delay_s=0.0, r3_order=False,
+                              source="GE protocol data block (0025,101B), diffusion EPI")
+
+
+def _times_by_location(stack: Any, h: Any, protocol: dict[str, str], tr_s: float, *, interleaved: bool,
+                       group_delay_s: float, source: str, r3_order: bool | None = None) -> SliceTiming:
+    """Each written slice's time from GE's acquisition order of its locations (unknown for HyperBand
+    before :data:`HYPERBAND_FIRST_MAJOR`, or when the InstanceNumbers do not give the locations)."""
     mb = ge_multiband(h, protocol)
     version = ge_software_version(stack.first.acquisition.get("SoftwareVersions") or h.get("SoftwareVersions"))
     if mb > 1 and version.major < HYPERBAND_FIRST_MAJOR:
@@ -516,9 +653,9 @@ def _diffusion_times(stack: Any, h: Any, protocol: dict[str, str], tr_s: float) 
     if ranks is None:
         return SliceTiming(why="InstanceNumbers missing or not in slice order: GE's acquisition order of the "
                                "slice locations is unknown")
-    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, True, version, 0.0, r3_order=False)
-    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks],
-                       source="GE protocol data block (0025,101B), diffusion EPI")
+    by_location = ge_acquisition_times(stack.n_slices, mb, tr_s, interleaved, version, group_delay_s,
+                                       r3_order=r3_order)
+    return SliceTiming(times=[round(by_location[r], SLICE_TIME_DECIMALS) for r in ranks], source=source)
 
 
 # --- diffusion gradient cycling -------------------------------------------------------------------
@@ -616,6 +753,8 @@ def ge_slice_timing(stack: Any, h: Any, protocol: dict[str, str], tr_s: float | 
                            "(0021,105E) gives one volume's slice times")
 
 
-__all__ = ["GEVersion", "SliceTiming", "ge_acquisition_times", "ge_b0map_locations", "ge_bvalue", "ge_component",
-           "ge_diffusion_cycling", "ge_epi_kind", "ge_gradient", "ge_multiband", "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue",
-           "ge_repetition_time", "ge_slice_timing", "ge_software_version", "ge_trace_image", "mark_b0map_field_map"]
+__all__ = ["GEVersion", "Pepolar", "SliceTiming", "ge_acquisition_times", "ge_b0map_locations", "ge_bvalue", "ge_component",
+           "ge_diffusion_cycling", "ge_epi_kind", "ge_gradient", "ge_multiband", "ge_pepolar", "ge_pepolar_mode", "ge_pepolar_reversed",
+           "ge_phase_positive", "ge_protocol", "ge_reduced_bvalue",
+           "ge_repetition_time", "ge_slice_timing", "ge_software_version", "ge_trace_image", "mark_b0map_field_map",
+           "pepolar_part", "pepolar_polarity", "pepolar_warning"]

@@ -198,6 +198,23 @@ def uneven_steps(steps: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.abs(steps - median) > tol * (1 + 1e-9) + 1e-9)]
 
 
+def _positions(ipps: np.ndarray) -> np.ndarray:
+    """The (n, 3) positions; non-finite ones and ones beyond any scanner (:data:`MAX_POSITION_MM`)
+    are refused."""
+    p = np.asarray(ipps, dtype=float).reshape(-1, 3)
+    if not np.all(np.isfinite(p)):
+        raise GeometryError("ImagePositionPatient has non-finite values")
+    far = np.abs(p).max(axis=1)
+    if far.size and float(far.max()) > MAX_POSITION_MM:
+        i = int(np.argmax(far))
+        raise GeometryError(
+            f"ImagePositionPatient holds {float(far[i]):.3g} mm, beyond any scanner "
+            f"(over {MAX_POSITION_MM:.0e} mm from its origin): the header is broken",
+            image=i,
+        )
+    return p
+
+
 def stack_geometry(
     ipps: np.ndarray,
     iop: np.ndarray,
@@ -224,17 +241,7 @@ def stack_geometry(
         Positions not finite or absurdly far (:data:`MAX_POSITION_MM`), or two slices at the
         same position (the caller splits 4D first).
     """
-    p = np.asarray(ipps, dtype=float).reshape(-1, 3)
-    if not np.all(np.isfinite(p)):
-        raise GeometryError("ImagePositionPatient has non-finite values")
-    far = np.abs(p).max(axis=1)
-    if far.size and float(far.max()) > MAX_POSITION_MM:
-        i = int(np.argmax(far))
-        raise GeometryError(
-            f"ImagePositionPatient holds {float(far[i]):.3g} mm, beyond any scanner "
-            f"(over {MAX_POSITION_MM:.0e} mm from its origin): the header is broken",
-            image=i,
-        )
+    p = _positions(ipps)
     row, col = check_iop(iop)
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)

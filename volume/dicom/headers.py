@@ -137,7 +137,7 @@ class _Common:
 
 
 #: :class:`FrameHeader` fields held by the shared part.
-COMMON_FIELDS = tuple(_Common.__dataclass_fields__)
+COMMON_FIELDS = tuple(f.name for f in dataclasses.fields(_Common))
 
 #: Every field of a :class:`FrameHeader`, per-file ones first.
 FRAME_FIELDS = PER_FILE_FIELDS + COMMON_FIELDS

@@ -21,7 +21,25 @@ from .series import Series, Stack, group_frames, select_stacks, stack_choice
 
 @dataclass
 class Scan:
-    """What :func:`scan` found: series (each with its stacks) and the files it skipped."""
+    """What :func:`scan` found: series (each with its stacks) and the files it skipped.
+
+    Attributes
+    ----------
+    series
+        The series found, each with its stacks (``stacks`` lists them all).
+    report
+        Every image's header, and the files skipped with the reason (``skipped`` says it in a line).
+    paths
+        The paths scanned.
+
+    Examples
+    --------
+    >>> found = volume.scan("ct")
+    >>> len(found), found.report.n_files, found.skipped
+    (1, 48, '')
+    >>> found.select("2")
+    [Stack('2', volume, 48x128x128, axial, 48 files)]
+    """
 
     series: list[Series]
     report: ScanReport
@@ -68,10 +86,33 @@ def scan(
     Headers only: no pixel data is read. Non-DICOM, empty, truncated and unreadable files are
     counted in ``Scan.report`` and skipped.
 
+    Parameters
+    ----------
+    path
+        A folder (searched recursively), a file, or several of them.
+    workers
+        Processes reading headers (None: every core); under
+        :data:`~volume.dicom.headers.PARALLEL_MIN_FILES` files they are read in this process.
+    progress
+        Called with the number of files read, as they are.
+
+    Returns
+    -------
+    Scan
+        The series (each with its stacks) and a report of the files skipped and why.
+
     Raises
     ------
     UsageError
         A path does not exist.
+
+    Examples
+    --------
+    >>> found = volume.scan("ct")
+    >>> found
+    Scan(1 series, 1 stacks, 48 files)
+    >>> found.stacks[0]
+    Stack('2', volume, 48x128x128, axial, 48 files)
     """
     paths = (path,) if isinstance(path, (str, os.PathLike)) else tuple(path)
     str_paths = tuple(os.fspath(p) for p in paths)
@@ -147,6 +188,14 @@ def load(
     Raises
     ------
     NoDicomError, AmbiguousSeriesError, NotAVolumeError, SliceGapError, UnsupportedDicomError
+
+    Examples
+    --------
+    >>> vol = volume.load("ct")
+    >>> vol
+    Volume(48x128x128, 3x1.5x1.5 mm, SPL, axial, int16, 'Phantom head')
+    >>> vol.meta["modality"]
+    'CT'
     """
     if isinstance(path, Stack):
         stack = path

@@ -31,7 +31,17 @@ from typing import Any
 from . import canon, uih
 from ._tags import MOVED_BLOCKS, PRIVATE, creator_keyword, moved_name
 from .fastheader import element_value
-from .ge import ge_b0map_locations, ge_bvalue, ge_component, ge_gradient, ge_reduced_bvalue, ge_trace_image
+from .ge import (
+    GE_PEPOLAR_PSD,
+    Pepolar,
+    ge_b0map_locations,
+    ge_bvalue,
+    ge_component,
+    ge_gradient,
+    ge_pepolar,
+    ge_reduced_bvalue,
+    ge_trace_image,
+)
 from .values import in_groups, to_float, to_floats, to_int, to_str, value_of
 
 Getter = Callable[[str], Any]
@@ -80,7 +90,8 @@ class MRFrame:
     component a vendor's private element names (GE's 0043,102F: ``ph``, ``real``, ``imag``; "" for
     magnitude or none); ``b0map_locations`` the slice locations of a GE B0map's field map
     (:func:`volume.dicom.ge.mark_b0map_field_map`); ``vendor_trace`` True when the vendor says a
-    weighted image without a direction is a trace image, not b=0 (:func:`volume.dicom.ge.ge_trace_image`).
+    weighted image without a direction is a trace image, not b=0 (:func:`volume.dicom.ge.ge_trace_image`);
+    ``pepolar`` what GE says of an ``epi_pepolar`` image (:func:`volume.dicom.ge.ge_pepolar`).
     """
 
     bvalue: float | None = None
@@ -94,6 +105,7 @@ class MRFrame:
     component: str = ""
     b0map_locations: int | None = None
     vendor_trace: bool = False
+    pepolar: Pepolar | None = None
 
     def key(self, name: str) -> Any:
         """The value of order key ``name`` (None when the image has none)."""
@@ -301,10 +313,10 @@ GE_MAKER = "GE"
 """Manufacturer (0008,0070) of GE's files, in upper case: ``GE MEDICAL SYSTEMS``, ``GE HEALTHCARE``."""
 
 
-def _ge_image(get: Getter, maker: str, b: float | None) -> tuple[str, int | None, bool]:
-    """GE's complex component, B0map field-map locations and trace marker of one image
-    (:func:`volume.dicom.ge.ge_component`, :func:`~volume.dicom.ge.ge_b0map_locations`,
-    :func:`~volume.dicom.ge.ge_trace_image`)."""
+def _ge_image(get: Getter, maker: str, b: float | None) -> tuple[str, int | None, bool, Pepolar | None]:
+    """GE's complex component, B0map field-map locations, trace marker and ``epi_pepolar`` state of one
+    image (:func:`volume.dicom.ge.ge_component`, :func:`~volume.dicom.ge.ge_b0map_locations`,
+    :func:`~volume.dicom.ge.ge_trace_image`, :func:`~volume.dicom.ge.ge_pepolar`)."""
     component = ge_component(private(get, "GEImageTypeComponent", maker))
     psd, internal = private(get, "GEPulseSequenceName", maker), private(get, "GEInternalPulseSequenceName", maker)
     b0map = (ge_b0map_locations(psd, internal, private(get, "GELocationsInAcquisition", maker))
@@ -312,7 +324,11 @@ def _ge_image(get: Getter, maker: str, b: float | None) -> tuple[str, int | None
     trace = b is not None and ge_trace_image(private(get, "GEDiffusionDirectionType", maker),
                                              private(get, "GEVasCollapseFlag", maker),
                                              private(get, "GENumberOfDiffusionDirections", maker))
-    return component, b0map, trace
+    pepolar = None
+    if GE_PEPOLAR_PSD in to_str(psd).lower():  # only then the volume number (it differs file to file)
+        pepolar = ge_pepolar(psd, private(get, "GEUserData12", maker), get("TemporalPositionIdentifier"),
+                             get("InPlanePhaseEncodingDirection"))
+    return component, b0map, trace, pepolar
 
 
 def classic_mr_frame(get: Getter) -> MRFrame | None:
@@ -323,13 +339,15 @@ def classic_mr_frame(get: Getter) -> MRFrame | None:
     scale = to_float(private(get, "PhilipsScaleSlope", maker))
     rwv, units = _rwv(get("RealWorldValueMappingSequence"))
     slice_time = to_float(private(get, "SiemensTimeAfterStart", maker))  # XA files of one slice each
-    component, b0map, trace = _ge_image(get, maker, b) if maker.startswith(GE_MAKER) else ("", None, False)
+    component, b0map, trace, pepolar = (_ge_image(get, maker, b) if maker.startswith(GE_MAKER)
+                                        else ("", None, False, None))
     if (b is None and not order and scale is None and rwv is None and slice_time is None and not component
-            and b0map is None):
+            and b0map is None and pepolar is None):
         return None
     return MRFrame(bvalue=b, gradient=gradient, directionality=direction, order=order,
                    scale_slope=scale if scale not in (None, 0.0) else None, rwv=rwv, rwv_units=units,
-                   slice_time=slice_time, component=component, b0map_locations=b0map, vendor_trace=trace)
+                   slice_time=slice_time, component=component, b0map_locations=b0map, vendor_trace=trace,
+                   pepolar=pepolar)
 
 
 def with_csa_diffusion(mr: MRFrame | None, csa: dict[str, list[Any]]) -> MRFrame | None:

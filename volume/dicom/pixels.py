@@ -420,6 +420,8 @@ def _read(
                 target[...] = arr >> (8 * (arr.dtype.itemsize - target.dtype.itemsize))
             else:
                 target[...] = arr
+        if f.mr is not None and f.mr.pepolar is not None and f.mr.pepolar.flip_rows:
+            target[...] = target[::-1].copy()  # GE epi_pepolar: reversed volumes' rows stored in reverse order
         if track_range:
             lo[i] = a = float(target.min())
             hi[i] = b = float(target.max())

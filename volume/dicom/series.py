@@ -51,6 +51,30 @@ class Stack:
     ``frames`` is ordered frame-major: ``frames[t * n_slices + s]`` is slice ``s`` (sorted along
     the normal) of frame ``t``. ``problem`` is empty when :func:`volume.load` can build a Volume,
     otherwise it says why not (one line, names files).
+
+    Attributes
+    ----------
+    id
+        The stack's name in messages and ``--series`` (the series number, with a suffix when the
+        series holds several stacks).
+    series_uid, series_number, series_description, modality
+        The series' values.
+    frames
+        Every image's header, in load order (above).
+    kind
+        One of :data:`KINDS`: ``volume``, ``4D``, ``localizer``, ``single image``...
+    n_slices, n_frames
+        Images per volume, and volumes.
+    geometry
+        Slice order, spacing, gaps and tilt (None without positions).
+    problem
+        Why the stack cannot be loaded ('' when it can).
+
+    Examples
+    --------
+    >>> stack = volume.scan("ct").stacks[0]
+    >>> stack.id, stack.kind, stack.n_slices, stack.n_frames, stack.geometry.spacing
+    ('2', 'volume', 48, 1, 3.0)
     """
 
     id: str
@@ -254,7 +278,21 @@ class Stack:
 
 @dataclass
 class Series:
-    """All stacks sharing one SeriesInstanceUID."""
+    """All stacks sharing one SeriesInstanceUID.
+
+    Attributes
+    ----------
+    uid, number, description, modality
+        SeriesInstanceUID, SeriesNumber, SeriesDescription and Modality.
+    stacks
+        Its stacks: one grid of images each (a volume, a 4D series, a localizer...).
+
+    Examples
+    --------
+    >>> series = volume.scan("ct").series[0]
+    >>> series.number, series.description, series.modality, len(series.stacks)
+    (2, 'Phantom head', 'CT', 1)
+    """
 
     uid: str
     number: int | None
@@ -408,6 +446,7 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             spacing,
             echo,
             _component(f),
+            ge.pepolar_part(f.mr.pepolar if f.mr is not None else None),
             _field_map(f),
             derived[id(f)],
             f.stack_key,
@@ -441,6 +480,9 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
             comp = _component(members[0])
             if comp:
                 parts.append(comp)
+            pepolar = ge.pepolar_part(members[0].mr.pepolar if members[0].mr is not None else None)
+            if pepolar:
+                parts.append(pepolar)
             if derived[id(members[0])]:
                 parts.append(derived[id(members[0])])
                 labels["derived"] = derived[id(members[0])]
@@ -620,6 +662,9 @@ def _build_stack(
         )
     if geometry.tilted:
         warnings.append(f"tilt {geometry.tilt_deg:.1f}°, corrected on load (orthogonal grid)")
+    pepolar = ge.pepolar_warning([f.mr.pepolar for f in ordered if f.mr is not None])
+    if pepolar:
+        warnings.append(pepolar)
     if n_slices == 1:
         kind = "single image" if n_frames == 1 else "2D series"
     elif n_frames > 1:

@@ -30,7 +30,7 @@ from .fastheader import element_value
 from .ge import CYCLING_OFF, ge_diffusion_cycling
 from .series import Stack
 from .siemens import protocol_number
-from .values import dicom_seconds, to_float, to_int, to_str, to_strings
+from .values import dicom_seconds, first_value, to_float, to_int, to_str, to_strings
 
 #: The standard keywords read here (their tags and VRs are in :data:`volume.dicom._tags.TAGS`, so a
 #: little-endian header is read without pydicom).
@@ -352,14 +352,7 @@ class Lookup:
 
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found, empty values skipped), or None."""
-        for ds in self._holding(keyword):
-            try:
-                value = ds.get(keyword)
-            except Exception:  # noqa: BLE001 - a malformed value is a missing one
-                value = None
-            if value is not None and value != "":
-                return value
-        return None
+        return first_value(self._holding(keyword), keyword)
 
     def missing(self, keyword: str) -> bool:
         """True when the scan found no top-level ``keyword`` (the sidecar writes it from there otherwise)."""
@@ -466,6 +459,25 @@ def _enhanced_fallbacks(look: Lookup) -> dict[str, Any]:
     return out
 
 
+def _transfer_and_spoiling(look: Lookup) -> dict[str, Any]:
+    """MTState, SpoilingState and SpoilingType, from the standard elements (a spoiled sequence
+    variant, SP, says spoiled when Spoiling is absent)."""
+    out: dict[str, Any] = {}
+    mt = to_str(look.get("MagnetizationTransfer")).upper()
+    if mt in ("OFF_RESONANCE", "ON_RESONANCE"):
+        out["MTState"] = True
+    elif mt == "NONE":
+        out["MTState"] = False
+    spoiling = to_str(look.get("Spoiling")).upper()
+    if spoiling == "NONE":
+        out["SpoilingState"] = False
+    elif spoiling in SPOILING_TYPES:
+        out.update(SpoilingState=True, SpoilingType=SPOILING_TYPES[spoiling])
+    elif "SP" in _tokens(_first(look.get("SequenceVariant"), look.acquisition.get("SequenceVariant"))):
+        out["SpoilingState"] = True
+    return out
+
+
 def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
     """Keys every vendor writes from standard elements."""
     out: dict[str, Any] = {}
@@ -524,18 +536,7 @@ def _general(look: Lookup, protocol: Mapping[str, str]) -> dict[str, Any]:
         factor = to_float(look.get("ParallelReductionFactorOutOfPlane"))
         if factor is not None and factor >= 1:
             out["ParallelReductionFactorOutOfPlane"] = factor
-    mt = to_str(look.get("MagnetizationTransfer")).upper()
-    if mt in ("OFF_RESONANCE", "ON_RESONANCE"):
-        out["MTState"] = True
-    elif mt == "NONE":
-        out["MTState"] = False
-    spoiling = to_str(look.get("Spoiling")).upper()
-    if spoiling == "NONE":
-        out["SpoilingState"] = False
-    elif spoiling in SPOILING_TYPES:
-        out.update(SpoilingState=True, SpoilingType=SPOILING_TYPES[spoiling])
-    elif "SP" in _tokens(_first(look.get("SequenceVariant"), look.acquisition.get("SequenceVariant"))):
-        out["SpoilingState"] = True
+    out.update(_transfer_and_spoiling(look))
     coil = _text(look.get("ReceiveCoilName"))
     if coil and vendor != "SIEMENS":
         out["CoilString"] = coil

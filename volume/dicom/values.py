@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -55,6 +55,19 @@ def to_int(value: Any) -> int | None:
     """A whole number (``"3"``, ``3.0``), else ``None``."""
     f = to_float(value)
     return int(f) if f is not None and float(f).is_integer() else None
+
+
+def first_value(datasets: Iterable[Any], keyword: str) -> Any:
+    """The first value of ``keyword`` among ``datasets`` that is neither absent nor empty, or None
+    (a value the dataset cannot convert counts as absent)."""
+    for ds in datasets:
+        try:
+            value = ds.get(keyword)
+        except Exception:  # noqa: BLE001 - a malformed value is a missing one
+            value = None
+        if value is not None and value != "":
+            return value
+    return None
 
 
 def to_str(value: Any) -> str:

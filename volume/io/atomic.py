@@ -1,7 +1,7 @@
 """Atomic, never-clobbering writes: a temporary file in the target folder, then ``os.replace``.
 
 Every writer in volume goes through :func:`atomic_output` (a DICOM series through
-:func:`temporary_folder`), so an output appears whole or not at all (Ctrl-C, SIGTERM, a full
+:func:`atomic_folder`), so an output appears whole or not at all (Ctrl-C, SIGTERM, a full
 disk, a crash), and an existing file is kept unless ``force`` is given.
 
 Temporary names say who made them: ``.volume-tmp-<host>_<pid>_<random><suffix>``. A process
@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import lifecycle
@@ -354,6 +354,55 @@ def temporary_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
         lifecycle.release(tmp)
+
+
+def _publish_folder(tmp: Path, out: Path, *, force: bool, replaceable: Callable[[Path], object] | None) -> None:
+    """Rename the finished temporary folder onto ``out``: a missing or empty ``out`` is taken, a
+    full one is replaced only with ``force`` (and when ``replaceable`` accepts it)."""
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: is a file, not a folder; choose a folder")
+    if out.is_dir():
+        if any(out.iterdir()):
+            if not force:
+                raise OutputExistsError(f"{out}: exists and is not empty; use --force to overwrite")
+            if replaceable is not None:
+                replaceable(out)
+            trash = Path(tempfile.mkdtemp(prefix=temp_prefix(), dir=out.parent))
+            os.rename(out, trash / "old")
+            try:
+                os.rename(tmp, out)
+            except OSError:
+                os.rename(trash / "old", out)
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+            return
+        os.rmdir(out)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if out.exists():
+            raise OutputExistsError(f"{out}: was created by another process meanwhile; use --force to overwrite") from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | os.PathLike[str], *, force: bool = False,
+                  replaceable: Callable[[Path], object] | None = None) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; on success rename it onto ``out`` whole.
+
+    The folder version of :func:`atomic_output` (a DICOM series): an error or a stop leaves no
+    file of it anywhere. A missing or empty ``out`` is taken; an existing one with files raises
+    :class:`OutputExistsError` unless ``force``, and then ``replaceable(out)`` may still refuse it
+    (it raises for a folder that holds what the writer must not replace). The folder gets the
+    permissions the umask gives a new folder.
+    """
+    out = Path(out)
+    with temporary_folder(out) as tmp:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        with lifecycle.publishing():  # a forced stop never removes a folder being renamed into place
+            _publish_folder(tmp, out, force=force, replaceable=replaceable)
+            lifecycle.release(tmp)
 
 
 def _umask() -> int:

@@ -35,20 +35,19 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import __version__, lifecycle
+from .._version import __version__
 from ..errors import OutputExistsError, UsageError
 from ..ops.window import auto_window
 from ..phi import PROFILE_CODE, RETAINED, deidentification_method
 from ..volume import Volume
-from .atomic import TEMP_PREFIX, atomic_output, check_writable, temp_prefix, temporary_folder
+from .atomic import TEMP_PREFIX, atomic_folder, atomic_output, check_writable
 from .dicom_vr import cut_text, fit_value, utf8_length
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -488,57 +487,17 @@ def _series_folder_files(folder: Path) -> list[Path]:
     return entries
 
 
-def _publish_folder(tmp: Path, out: Path, *, force: bool) -> None:
-    """Move the finished temporary folder onto ``out`` (replacing an old series only with force)."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: is a file, not a folder; choose a folder for a DICOM series")
-    if out.is_dir():
-        if any(out.iterdir()):
-            if not force:
-                raise OutputExistsError(f"{out}: exists and is not empty; use --force to overwrite")
-            _series_folder_files(out)
-            trash = Path(tempfile.mkdtemp(prefix=temp_prefix(), dir=out.parent))
-            os.rename(out, trash / "old")
-            try:
-                os.rename(tmp, out)
-            except OSError:
-                os.rename(trash / "old", out)
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
-            return
-        os.rmdir(out)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if out.exists():
-            raise OutputExistsError(f"{out}: was created by another process meanwhile; use --force to overwrite") from None
-        raise
-
-
 def write_dicom_series(
-    vol: Volume,
-    out: str | os.PathLike[str],
-    *,
-    force: bool = False,
-    source_meta: Mapping[str, Any] | None = None,
-    description: str | None = None,
-    description_suffix: str = "derived",
-    series_number: int | None = None,
-    derived_from: str | None = None,
-    keep_identity: bool = False,
-    image_type: Sequence[str] = (),
-    slice_thickness: float | None = None,
-    window: tuple[float, float] | None = None,
-    progress: Callable[[int], None] | None = None,
-    warn: Callable[[str], None] | None = None,
+    vol: Volume, out: str | os.PathLike[str], *, force: bool = False, source_meta: Mapping[str, Any] | None = None,
+    description: str | None = None, description_suffix: str = "derived", series_number: int | None = None,
+    derived_from: str | None = None, keep_identity: bool = False, image_type: Sequence[str] = (),
+    slice_thickness: float | None = None, window: tuple[float, float] | None = None,
+    progress: Callable[[int], None] | None = None, warn: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Write ``vol`` as a new DICOM series; return the written file paths in slice order.
 
-    The files hold the modules of their IOD (MR or CT Image Storage when the source is MR or CT,
-    Secondary Capture otherwise and for colour), with every Type 1 and Type 2 attribute (Type 2
-    empty when unknown) and the conditional ones their conditions ask for; values copied from the
-    source are fitted to their VR (:mod:`volume.io.dicom_vr`). ``dciodvfy`` finds no error in
-    them (``tests/test_dicom_validate.py``).
+    MR or CT Image Storage for an MR or CT source, else Secondary Capture (see the module's
+    docstring: every file validates against its IOD).
 
     Parameters
     ----------
@@ -546,16 +505,13 @@ def write_dicom_series(
         ``(S, R, C)``, ``(T, S, R, C)`` (one file per slice per frame, TemporalPositionIdentifier
         ``t + 1``), or RGB (uint8, Secondary Capture). Values are modality values (HU for CT).
     out
-        A folder (created; files ``IM0001.dcm``...), or a file ending ``.dcm`` when the volume has
-        a single slice and frame (a projection).
+        A folder (files ``IM0001.dcm``...), or a ``.dcm`` file for one slice and frame.
     force
         Replace an existing ``.dcm`` file, or an existing folder that holds only ``.dcm`` files.
     source_meta
-        Metadata of the source (modality, identity, acquisition, series number/description);
-        defaults to ``vol.meta``.
+        The source's metadata (modality, identity, acquisition, series); default ``vol.meta``.
     description
-        SeriesDescription (LO: cut to 64 bytes with a note when longer). Default: the source's
-        description and ``description_suffix``, the source's part cut so that the suffix fits.
+        SeriesDescription (cut to 64 bytes, said); default: the source's and ``description_suffix``.
     description_suffix
         What the default description adds to the source's: ``"derived"``, ``"MIP coronal"``...
     series_number
@@ -563,8 +519,8 @@ def write_dicom_series(
     derived_from
         Free text for DerivationDescription, e.g. ``"coronal MPR, linear interpolation"``.
     keep_identity
-        Copy the source's patient and study identity (``meta['identity']``) as it was. Without it
-        those fields are empty and the study is new. Never invented either way.
+        Copy the source's patient and study identity (``meta['identity']``); without it those
+        fields are empty and the study is new. Never invented.
     image_type
         Extra ImageType values after ``DERIVED\\SECONDARY`` (e.g. ``("MPR",)``, ``("MIP",)``);
         none gives :data:`IMAGE_TYPE_OTHER` (CT and MR images require a third value).
@@ -575,10 +531,13 @@ def write_dicom_series(
     progress
         Called with 1 after each file.
     warn
-        Called with one line per source value that was cut or left out to fit its VR or the IOD
-        (the attribute and what was done, never the value). Default: the ``volume.io.dicom_out``
-        logger's warning. The same notes go into DeidentificationMethod when the file is written
-        without identity.
+        Called with one line per source value cut or left out to fit its VR or the IOD (never the
+        value; default: this module's logger). Without identity DeidentificationMethod says it too.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in slice order (frame by frame).
 
     Raises
     ------
@@ -586,15 +545,47 @@ def write_dicom_series(
         ``out`` ends in ``.dcm`` but the volume has more than one slice.
     OutputExistsError
         ``out`` exists and ``force`` is false (or the folder holds other files).
-    """
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import generate_uid
 
+    Examples
+    --------
+    >>> vol = volume.load("ct")
+    >>> files = volume.write_dicom_series(volume.reslice(vol, spacing=3.0), "iso", source_meta=vol.meta)
+    >>> len(files), files[0]
+    (48, PosixPath('iso/IM0001.dcm'))
+    >>> volume.load("iso")
+    Volume(48x64x64, 3x3x3 mm, SPL, axial, int16, 'Phantom head derived')
+    """
     out = Path(out)
     meta = dict(source_meta if source_meta is not None else vol.meta)
-    n_frames, (n_slices, rows, cols) = vol.n_frames, vol.shape
+    single_file = _check_output(vol, out, force)
+    h, sop_class, storage, layout = _series(vol, meta, window, slice_thickness, keep_identity=keep_identity,
+                                            description=description, description_suffix=description_suffix,
+                                            series_number=series_number, derived_from=derived_from,
+                                            image_type=image_type)
+    _report(h, out, keep_identity=keep_identity, warn=warn)
+    files = _SliceFiles(h.values, sop_class, keep_identity, layout, storage)
+    return files.write(np.asarray(vol.array) if vol.is_4d else np.asarray(vol.array)[None], out, force=force,
+                       single_file=single_file, progress=progress)
+
+
+def _series(vol: Volume, meta: dict[str, Any], window: tuple[float, float] | None, slice_thickness: float | None,
+            **values: Any) -> tuple[_Header, str, _Storage, _Layout]:
+    """The values every file of the series shares (``values``: :func:`_series_values`' keywords),
+    its SOP class, how its pixels are stored and where its slices lie."""
+    h = _Header()
+    modality = _modality(meta, h)
+    sop_class = _sop_class(modality, bool(vol.rgb))
+    storage = _storage(vol, meta, sop_class, window)
+    layout = _layout(vol, meta, slice_thickness)
+    _series_values(h, meta, sop_class, layout, **values)
+    h.values["Modality"] = modality
+    return h, sop_class, storage, layout
+
+
+def _check_output(vol: Volume, out: Path, force: bool) -> bool:
+    """Whether ``out`` is one ``.dcm`` file (of a one-image volume); refuse what would be clobbered."""
     single_file = out.suffix.lower() == ".dcm"
+    n_frames, n_slices = vol.n_frames, vol.shape[0]
     if single_file and n_frames * n_slices != 1:
         raise UsageError(
             f"{out}: a .dcm file holds one image but the volume has {n_slices} slices"
@@ -604,30 +595,74 @@ def write_dicom_series(
         check_writable(out, force=force)
     elif out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
         raise OutputExistsError(f"{out}: exists already; use --force to overwrite")
+    return single_file
 
+
+@dataclass(frozen=True)
+class _Storage:
+    """How the values are stored: type, rescale, window, photometric interpretation."""
+
+    rgb: bool
+    dtype: np.dtype
+    slope: float
+    intercept: float
+    window: tuple[float, float] | None
+    rescale: bool
+    photometric: str
+    ct: bool
+
+
+def _storage(vol: Volume, meta: Mapping[str, Any], sop_class: str, window: tuple[float, float] | None) -> _Storage:
     rgb = bool(vol.rgb)
-    h = _Header()
-    modality = _modality(meta, h)
-    sop_class = _sop_class(modality, rgb)
-    identity = dict(meta.get("identity") or {}) if keep_identity else {}
-    acquisition = dict(meta.get("acquisition") or {})
-    array = np.asarray(vol.array)
-    frames = array if vol.is_4d else array[None]
-
     if rgb:
-        stored_dtype, slope, intercept = np.dtype(np.uint8), 1.0, 0.0
+        dtype, slope, intercept = np.dtype(np.uint8), 1.0, 0.0
     else:
-        stored_dtype, slope, intercept = choose_storage(array)
+        array = np.asarray(vol.array)
+        dtype, slope, intercept = choose_storage(array)
         if window is None:
             window = _default_window(array)
+    photometric = "RGB" if rgb else (
+        "MONOCHROME1" if str(meta.get("photometric") or "") == "MONOCHROME1" else "MONOCHROME2"
+    )
+    rescale = not (sop_class == MR_IMAGE_STORAGE and slope == 1.0 and intercept == 0.0)
+    return _Storage(rgb, dtype, slope, intercept, window, rescale, photometric, sop_class == CT_IMAGE_STORAGE)
 
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the slices lie, and how many there are."""
+
+    iop: list[float]
+    row_mm: float
+    col_mm: float
+    step: float
+    positions: np.ndarray
+    thickness: float
+    n_frames: int
+    n_slices: int
+    rows: int
+    cols: int
+    frame_interval_s: float | None
+
+
+def _layout(vol: Volume, meta: Mapping[str, Any], slice_thickness: float | None) -> _Layout:
     iop, (dr, dc), step = dicom_geometry(vol.affine)
-    ipps = slice_positions(vol.affine, n_slices)
+    n_slices, rows, cols = vol.shape
     thickness = float(slice_thickness) if slice_thickness is not None else step
-    now = _dt.datetime.now()
-    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
-    source_description = str(meta.get("series_description") or "").strip()
+    return _Layout(list(iop), dr, dc, step, slice_positions(vol.affine, n_slices), thickness, vol.n_frames,
+                   n_slices, rows, cols, meta.get("frame_interval_s"))
 
+
+def _series_values(h: _Header, meta: Mapping[str, Any], sop_class: str, layout: _Layout, *, keep_identity: bool,
+                   description: str | None, description_suffix: str, series_number: int | None,
+                   derived_from: str | None, image_type: Sequence[str]) -> None:
+    """The values every file of the series shares: identity (or none), acquisition, UIDs, the
+    series' number and description, dates, ImageType, derivation and provenance."""
+    from pydicom.uid import generate_uid
+
+    identity = dict(meta.get("identity") or {}) if keep_identity else {}
+    acquisition = dict(meta.get("acquisition") or {})
+    source_description = str(meta.get("series_description") or "").strip()
     for kw in TYPE2_EMPTY:
         h.values[kw] = ""
     for kw, value in identity.items():
@@ -637,119 +672,132 @@ def write_dicom_series(
     h.new_uid("StudyInstanceUID", identity)
     h.values["SeriesInstanceUID"] = generate_uid()
     h.new_uid("FrameOfReferenceUID", identity)
-    h.values["Modality"] = modality
     h.put("SeriesNumber", series_number if series_number is not None else _derived_number(meta), type2=True)
     if description is None:
         description = _description(source_description, description_suffix, h)
     h.put("SeriesDescription", description)
-    if keep_identity:
-        for kw in ("SeriesDate", "ContentDate", "InstanceCreationDate"):
-            h.values[kw] = date
-        for kw in ("SeriesTime", "ContentTime", "InstanceCreationTime"):
-            h.values[kw] = time
-    else:
-        h.values["ContentDate"], h.values["ContentTime"] = "", ""  # Type 2C: present, empty
+    _series_dates(h, keep_identity)
     h.values["ImageType"] = ["DERIVED", "SECONDARY", *(image_type or (IMAGE_TYPE_OTHER,))]
     if derived_from:
         h.put("DerivationDescription", str(derived_from))
     if sop_class == SECONDARY_CAPTURE_STORAGE:
         h.values["ConversionType"] = "WSD"
-        h.values["PatientOrientation"] = patient_orientation(iop)
+        h.values["PatientOrientation"] = patient_orientation(layout.iop)
     provenance = _provenance(keep_identity, acquisition, description_from_source=bool(source_description))
     for kw, value in provenance.items():
         h.put(kw, value)
-    _report(h, out, keep_identity=keep_identity, warn=warn)
-    shared = h.values
-    photometric = "RGB" if rgb else (
-        "MONOCHROME1" if str(meta.get("photometric") or "") == "MONOCHROME1" else "MONOCHROME2"
-    )
-    rescale = not (sop_class == MR_IMAGE_STORAGE and slope == 1.0 and intercept == 0.0)
 
-    def dataset(t: int, k: int, number: int, pixels: np.ndarray) -> Any:
+
+def _series_dates(h: _Header, keep_identity: bool) -> None:
+    """Now, as the series' dates and times with identity; none (Type 2C: present, empty) without."""
+    if not keep_identity:
+        h.values["ContentDate"], h.values["ContentTime"] = "", ""
+        return
+    now = _dt.datetime.now()
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S.%f")
+    for kw in ("SeriesDate", "ContentDate", "InstanceCreationDate"):
+        h.values[kw] = date
+    for kw in ("SeriesTime", "ContentTime", "InstanceCreationTime"):
+        h.values[kw] = time
+
+
+@dataclass(frozen=True)
+class _SliceFiles:
+    """The dataset of each file of a series: the shared values, then the slice's own."""
+
+    shared: Mapping[str, Any]
+    sop_class: str
+    keep_identity: bool
+    layout: _Layout
+    storage: _Storage
+
+    def write(self, frames: np.ndarray, out: Path, *, force: bool, single_file: bool,
+              progress: Callable[[int], None] | None) -> list[Path]:
+        """Every slice of every frame (``frames``: (T, S, R, C)) as one file: ``out`` itself, or
+        ``IM0001.dcm``... in the folder ``out`` (written whole or not at all)."""
+        import pydicom
+
+        tick = progress or (lambda n=1: None)
+        if single_file:
+            with atomic_output(out, force=force, suffix=".dcm") as tmp:
+                pydicom.dcmwrite(tmp, self.dataset(0, 0, 1, frames[0, 0]), enforce_file_format=True)
+            tick(1)
+            return [out]
+        width = max(4, len(str(self.layout.n_frames * self.layout.n_slices)))
+        names: list[str] = []
+        with atomic_folder(out, force=force, replaceable=_series_folder_files) as tmp:
+            for t in range(self.layout.n_frames):
+                for k in range(self.layout.n_slices):
+                    names.append(f"IM{len(names) + 1:0{width}d}.dcm")
+                    pydicom.dcmwrite(tmp / names[-1], self.dataset(t, k, len(names), frames[t, k]),
+                                     enforce_file_format=True)
+                    tick(1)
+        return [out / name for name in names]
+
+    def dataset(self, t: int, k: int, number: int, pixels: np.ndarray) -> Any:
+        """The file of slice ``k`` of frame ``t``, instance ``number``."""
+        from pydicom.dataset import Dataset, FileMetaDataset
+        from pydicom.uid import generate_uid
+
         fm = FileMetaDataset()
-        fm.MediaStorageSOPClassUID = sop_class
+        fm.MediaStorageSOPClassUID = self.sop_class
         fm.MediaStorageSOPInstanceUID = generate_uid()
         fm.TransferSyntaxUID = EXPLICIT_VR_LITTLE_ENDIAN
         ds = Dataset()
         ds.file_meta = fm
         ds.SpecificCharacterSet = "ISO_IR 192"
-        ds.SOPClassUID = sop_class
+        ds.SOPClassUID = self.sop_class
         ds.SOPInstanceUID = fm.MediaStorageSOPInstanceUID
-        for kw, value in shared.items():
+        for kw, value in self.shared.items():
             setattr(ds, kw, value)
-        if not keep_identity:
+        if not self.keep_identity:
             item = Dataset()
             item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = PROFILE_CODE
             ds.DeidentificationMethodCodeSequence = [item]
             ds.LongitudinalTemporalInformationModified = LONGITUDINAL_REMOVED
         ds.InstanceNumber = number
-        ds.ImagePositionPatient = [_ds(v) for v in ipps[k]]
-        ds.ImageOrientationPatient = [_ds(v) for v in iop]
-        ds.PixelSpacing = [_ds(dr), _ds(dc)]
-        ds.SliceThickness = _ds(thickness)
-        if n_slices > 1:
-            ds.SpacingBetweenSlices = _ds(step)
-        ds.SliceLocation = _ds(float(np.dot(ipps[k], np.cross(iop[:3], iop[3:]))))
-        if n_frames > 1:
+        self._geometry(ds, t, k)
+        self._pixels(ds, pixels)
+        return ds
+
+    def _geometry(self, ds: Any, t: int, k: int) -> None:
+        lay = self.layout
+        ds.ImagePositionPatient = [_ds(v) for v in lay.positions[k]]
+        ds.ImageOrientationPatient = [_ds(v) for v in lay.iop]
+        ds.PixelSpacing = [_ds(lay.row_mm), _ds(lay.col_mm)]
+        ds.SliceThickness = _ds(lay.thickness)
+        if lay.n_slices > 1:
+            ds.SpacingBetweenSlices = _ds(lay.step)
+        ds.SliceLocation = _ds(float(np.dot(lay.positions[k], np.cross(lay.iop[:3], lay.iop[3:]))))
+        if lay.n_frames > 1:
             ds.TemporalPositionIdentifier = t + 1
-            ds.NumberOfTemporalPositions = n_frames
-            interval = meta.get("frame_interval_s")
-            if interval and sop_class == MR_IMAGE_STORAGE:
-                ds.TemporalResolution = _ds(float(interval) * 1000.0)
-        ds.Rows, ds.Columns = rows, cols
-        ds.SamplesPerPixel = 3 if rgb else 1
-        ds.PhotometricInterpretation = photometric
-        if rgb:
+            ds.NumberOfTemporalPositions = lay.n_frames
+            if lay.frame_interval_s and self.sop_class == MR_IMAGE_STORAGE:
+                ds.TemporalResolution = _ds(float(lay.frame_interval_s) * 1000.0)
+
+    def _pixels(self, ds: Any, pixels: np.ndarray) -> None:
+        st = self.storage
+        ds.Rows, ds.Columns = self.layout.rows, self.layout.cols
+        ds.SamplesPerPixel = 3 if st.rgb else 1
+        ds.PhotometricInterpretation = st.photometric
+        if st.rgb:
             ds.PlanarConfiguration = 0
             data = pixels if pixels.dtype == np.uint8 else np.clip(pixels, 0, 255).astype(np.uint8)
         else:
-            data = quantize(pixels, stored_dtype, slope, intercept)
-            if rescale:
-                ds.RescaleIntercept = _ds(intercept)
-                ds.RescaleSlope = _ds(slope)
-                ds.RescaleType = "HU" if modality == "CT" else "US"
-            if window is not None:
-                ds.WindowCenter = _ds(window[0])
-                ds.WindowWidth = _ds(max(window[1], 1.0))
+            data = quantize(pixels, st.dtype, st.slope, st.intercept)
+            if st.rescale:
+                ds.RescaleIntercept = _ds(st.intercept)
+                ds.RescaleSlope = _ds(st.slope)
+                ds.RescaleType = "HU" if st.ct else "US"
+            if st.window is not None:
+                ds.WindowCenter = _ds(st.window[0])
+                ds.WindowWidth = _ds(max(st.window[1], 1.0))
         ds.BitsAllocated = data.dtype.itemsize * 8
         ds.BitsStored = ds.BitsAllocated
         ds.HighBit = ds.BitsAllocated - 1
         ds.PixelRepresentation = 1 if data.dtype.kind == "i" else 0
-        if not rgb:
+        if not st.rgb:
             ds.SmallestImagePixelValue = int(data.min())
             ds.LargestImagePixelValue = int(data.max())
         ds.PixelData = np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
-        return ds
 
-    if single_file:
-        ds = dataset(0, 0, 1, frames[0, 0])
-        with atomic_output(out, force=force, suffix=".dcm") as tmp:
-            pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-        if progress:
-            progress(1)
-        return [out]
-
-    total = n_frames * n_slices
-    width = max(4, len(str(total)))
-    names: list[str] = []
-    with temporary_folder(out) as tmp:
-        number = 0
-        for t in range(n_frames):
-            for k in range(n_slices):
-                number += 1
-                name = f"IM{number:0{width}d}.dcm"
-                pydicom.dcmwrite(tmp / name, dataset(t, k, number, frames[t, k]), enforce_file_format=True)
-                names.append(name)
-                if progress:
-                    progress(1)
-        os.chmod(tmp, 0o777 & ~_umask())
-        with lifecycle.publishing():  # a forced stop never removes a series being renamed into place
-            _publish_folder(tmp, out, force=force)
-            lifecycle.release(tmp)
-    return [out / name for name in names]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

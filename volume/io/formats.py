@@ -1,16 +1,17 @@
 """The one registry of output formats: file extension -> kind, writer, and the commands that write it.
 
 Every ``-o`` of the command line is read against this table (:func:`kinds`, then
-:func:`volume.cli.outputs.output_kind` decides file or folder), the help of each ``-o`` lists what
+:func:`volume.io.outputs.output_kind` decides file or folder), the help of each ``-o`` lists what
 it says (:func:`help_list`), the table of ``docs/pictures-and-selection.md`` is made from it
 (:func:`markdown_table`; ``python -m volume.io.formats`` prints it, a test compares), and the
 commands that choose a writer by extension ask :func:`writer`. Adding a format that a writer
 already encodes is one :class:`OutputFormat` entry (``docs/development.md``).
 
 A writer is named ``"module:function"`` and imported only when asked for, so this module imports
-nothing but the standard library: ``--help`` lists the formats without numpy. Today four writers
-draw pictures (mip and reslice annotate theirs; ``png`` writes each image as stored; ``render``
-writes RGB renderings), so ``.png`` appears once per writer, each with the commands that use it.
+nothing but the standard library: ``--help`` lists the formats without numpy. Every picture is
+written by :func:`volume.io.image.write_picture` and every GIF by :func:`volume.io.image.write_gif`
+(mip and reslice annotate their pictures, ``png`` writes each image as stored, ``render`` its RGB
+renderings); an extension appears once per group of commands that take it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class OutputFormat(NamedTuple):
 
 
 _PICTURE = "volume.io.image:write_picture"
-_STORED = "volume.jobs.pictures:save_image"
-_RENDERED = "volume.render.offscreen:write_picture"
+_GIF = "volume.io.image:write_gif"
 
 FORMATS: tuple[OutputFormat, ...] = (
     # pictures of planes (mip, reslice): windowed, orientation letters, scale bar
@@ -65,18 +65,17 @@ FORMATS: tuple[OutputFormat, ...] = (
     OutputFormat(".nii.gz", "nifti", "volume.io.nifti:write_nifti", ("mip", "reslice"), "NIfTI-1, gzip"),
     OutputFormat(".dcm", "dicom", "volume.io.dicom_out:write_dicom_series", ("mip", "reslice"), "DICOM"),
     # png: each DICOM image as stored (one input file: -o NAME.png)
-    OutputFormat(".png", "picture", _STORED, ("png",), "PNG"),
-    OutputFormat(".jpg", "picture", _STORED, ("png",), "JPEG"),
-    OutputFormat(".gif", "animation", "volume.jobs.pictures:save_gif", ("png",), "GIF", "with --gif"),
+    OutputFormat(".png", "picture", _PICTURE, ("png",), "PNG"),
+    OutputFormat(".jpg", "picture", _PICTURE, ("png",), "JPEG"),
+    OutputFormat(".gif", "animation", _GIF, ("png",), "GIF", "with --gif"),
     # renderings
-    OutputFormat(".png", "picture", _RENDERED, ("render",), "PNG"),
-    OutputFormat(".jpg", "picture", _RENDERED, ("render",), "JPEG"),
-    OutputFormat(".jpeg", "picture", _RENDERED, ("render",), "JPEG"),
-    OutputFormat(".tif", "picture", _RENDERED, ("render",), "TIFF"),
-    OutputFormat(".tiff", "picture", _RENDERED, ("render",), "TIFF"),
+    OutputFormat(".png", "picture", _PICTURE, ("render",), "PNG"),
+    OutputFormat(".jpg", "picture", _PICTURE, ("render",), "JPEG"),
+    OutputFormat(".jpeg", "picture", _PICTURE, ("render",), "JPEG"),
+    OutputFormat(".tif", "picture", _PICTURE, ("render",), "TIFF"),
+    OutputFormat(".tiff", "picture", _PICTURE, ("render",), "TIFF"),
     # turntables (render --turntable, mip --turntable)
-    OutputFormat(".gif", "animation", "volume.render.offscreen:write_gif", ("mip", "render"), "GIF",
-                 "with --turntable"),
+    OutputFormat(".gif", "animation", _GIF, ("mip", "render"), "GIF", "with --turntable"),
     OutputFormat(".mp4", "animation", "volume.io.movie:write_movie", ("mip", "render"), "MP4 (H.264)",
                  "with --turntable; the movie extra"),
     OutputFormat(".webm", "animation", "volume.io.movie:write_movie", ("mip", "render"), "WebM (VP9)",
@@ -110,7 +109,7 @@ def for_command(command: str, kind: str | None = None) -> tuple[OutputFormat, ..
 
 
 def kinds(command: str) -> dict[str, str]:
-    """``{suffix: kind}`` of ``command``'s ``-o`` (for :func:`volume.cli.outputs.output_kind`)."""
+    """``{suffix: kind}`` of ``command``'s ``-o`` (for :func:`volume.io.outputs.output_kind`)."""
     return {f.suffix: f.kind for f in for_command(command)}
 
 

@@ -1,9 +1,11 @@
-"""Pictures (PNG, JPEG) with orientation letters and a scale bar; the only module that knows them.
+"""Pictures (PNG, JPEG, TIFF) and animated GIFs, with orientation letters and a scale bar: the
+only module of volume that writes pictures (the only one that imports Pillow to write).
 
-Input is an already display-oriented, windowed picture (see :mod:`volume.display` and
-:func:`volume.ops.window.apply_window`): ``uint8`` (H, W) grey or (H, W, 3) RGB (``uint16`` grey
-is kept 16-bit in PNG). Nothing from the DICOM header is written into the file: no text chunks,
-no EXIF, so a picture carries no patient data beyond its pixels.
+Input is an already display-oriented, windowed picture (see :mod:`volume.display`,
+:func:`volume.ops.window.apply_window` and :mod:`volume.ops.pixel_transforms`): ``uint8`` (H, W)
+grey or (H, W, 3) RGB (``uint16`` grey is kept 16-bit in PNG). Nothing from the DICOM header is
+written into the file: no EXIF, and no text chunk but those a caller names (``volume png
+--raw16``'s value mapping), so a picture carries no patient data beyond its pixels.
 
 >>> write_picture("cor.png", grey, labels=edge_labels("coronal"), scale_bar_mm_per_px=0.45)
 """
@@ -12,20 +14,44 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from ..errors import ResourceLimitError
 from .atomic import atomic_output
 
-PICTURE_FORMATS: Mapping[str, str] = MappingProxyType({".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"})
+PICTURE_FORMATS: Mapping[str, str] = MappingProxyType(
+    {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+)
 """File extensions :func:`write_picture` understands, and the Pillow format each one means."""
 
 JPEG_QUALITY = 92
 """JPEG quality: high enough that windowed grey levels show no visible blocking."""
+
+PNG_COMPRESS_LEVEL = 4
+"""zlib level of PNG files: on CT slices ~20 % faster to write than Pillow's default 6, same size."""
+
+GIF_FRAME_MS = 80
+"""Frame duration (ms) of an animated GIF when none is given (a turntable's)."""
+
+MIN_GIF_FRAME_MS = 20
+"""Shortest GIF frame duration (ms); browsers slow down anything shorter to 100 ms."""
+
+GIF_COLOURS = 255
+"""Colours of the one palette an animated GIF of RGB frames shares (one is left for Pillow)."""
+
+GIF_PALETTE_FRAMES = 16
+"""Frames (evenly spaced) whose colours choose that palette."""
+
+MAX_PICTURE_SIDE = 32768
+"""Longest side of a resampled picture (a nonsense pixel spacing must not allocate gigabytes)."""
+
+ASPECT_TOLERANCE = 1e-3
+"""Pixel height/width ratios closer to 1 than this count as square."""
 
 MIN_LABEL_SIDE = 64
 """Pictures with a side shorter than this (pixels) get no letters or scale bar: they would hide it."""
@@ -44,6 +70,9 @@ SCALE_BAR_FRACTION = 0.2
 
 SCALE_BAR_STEPS_MM = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
 """Round lengths (mm) a scale bar may take."""
+
+UINT16_MAX = 65535
+"""Largest sample of a 16-bit picture."""
 
 SHEET_GAP_PX = 8
 """Gap (pixels) between pictures on a sheet."""
@@ -79,16 +108,30 @@ COLORMAPS: Mapping[str, tuple[tuple[float, int, int, int], ...]] = MappingProxyT
 
 @dataclass(frozen=True)
 class Picture:
-    """One panel of a sheet: a display-oriented picture and what to draw on it.
+    """A display-oriented picture and what goes with it into a file or onto a sheet.
 
-    ``image`` is uint8 (H, W) or (H, W, 3); ``labels`` maps top/bottom/left/right to letters;
-    ``mm_per_px`` enables the scale bar; ``title`` is written at the top left.
+    Attributes
+    ----------
+    image
+        uint8 (H, W) grey or (H, W, 3) RGB, or uint16 (H, W).
+    labels
+        Orientation letters by edge (top, bottom, left, right), or None.
+    mm_per_px
+        Square pixel size in mm (draws a scale bar), or None.
+    title
+        Text at the top left (on a sheet: in a band above the picture), or None.
+    aspect
+        Height / width of one pixel in mm (:func:`resize_picture` makes pixels square).
+    text
+        PNG text chunks to write (``volume png --raw16``'s value mapping); never header text.
     """
 
     image: np.ndarray
     labels: Mapping[str, str] | None = None
     mm_per_px: float | None = None
     title: str | None = None
+    aspect: float = 1.0
+    text: Mapping[str, str] = field(default_factory=dict)
 
 
 def colormap_lut(name: str) -> np.ndarray:
@@ -152,6 +195,75 @@ def _font(size: int) -> Any:
         return ImageFont.load_default()
 
 
+def _pil_image(img: np.ndarray, *, drawn: bool) -> tuple[Any, Any, Any]:
+    """A Pillow image of a checked picture, with the ink and outline colours drawn on it.
+
+    A uint16 picture to draw on is a 32-bit ``I`` image (Pillow draws on no 16-bit mode); one
+    without drawing stays ``I;16``.
+    """
+    from PIL import Image
+
+    if img.ndim == 3:
+        return Image.fromarray(np.ascontiguousarray(img), mode="RGB"), LABEL_COLOUR, (0, 0, 0)
+    if img.dtype == np.uint16:
+        if drawn:
+            return Image.fromarray(np.ascontiguousarray(img).astype(np.int32), mode="I"), UINT16_MAX, 0
+        return Image.fromarray(np.ascontiguousarray(img)), UINT16_MAX, 0
+    return Image.fromarray(np.ascontiguousarray(img), mode="L"), 255, 0
+
+
+class _Pen:
+    """Letters of one size, stroked with an outline, on one Pillow image."""
+
+    def __init__(self, pil: Any, size: int, ink: Any, outline: Any) -> None:
+        from PIL import ImageDraw
+
+        self.draw = ImageDraw.Draw(pil)
+        self.size, self.ink, self.outline = size, ink, outline
+        self.font = _font(size)
+        self.margin = max(2, int(round(size * LABEL_MARGIN_FRACTION)))
+        self.stroke = max(1, size // 10)
+
+    def text(self, xy: tuple[float, float], s: str, anchor: str) -> None:
+        self.draw.text(xy, s, fill=self.ink, font=self.font, anchor=anchor, stroke_width=self.stroke,
+                       stroke_fill=self.outline)
+
+    def width(self, s: str) -> float:
+        """Drawn width of ``s`` in pixels (an estimate for a bitmap font)."""
+        font = self.font
+        return font.getlength(s) if hasattr(font, "getlength") else len(s) * self.size * 0.6
+
+
+def _draw_labels(pen: _Pen, labels: Mapping[str, str], w: int, h: int) -> None:
+    m = pen.margin
+    spots = {"top": ((w / 2, m), "mt"), "bottom": ((w / 2, h - m), "mb"),
+             "left": ((m, h / 2), "lm"), "right": ((w - m, h / 2), "rm")}
+    for edge, letter in labels.items():
+        if edge not in spots:
+            raise ValueError(f"label edges are top, bottom, left, right; got {edge!r}")
+        if letter:
+            xy, anchor = spots[edge]
+            pen.text(xy, str(letter), anchor)
+
+
+def _draw_scale_bar(pen: _Pen, mm_per_px: float, w: int, h: int) -> None:
+    length_mm = scale_bar_length_mm(w, mm_per_px)
+    if not length_mm:
+        return
+    stroke, size = pen.stroke, pen.size
+    px = int(round(length_mm / mm_per_px))
+    x1 = w - pen.margin
+    x0 = x1 - px
+    y = h - pen.margin - stroke
+    thick = max(2, size // 6)
+    pen.draw.rectangle((x0 - stroke, y - thick - stroke, x1 + stroke, y + stroke), fill=pen.outline)
+    pen.draw.rectangle((x0, y - thick, x1, y), fill=pen.ink)
+    caption = f"{length_mm:g} mm"
+    half = pen.width(caption) / 2 + stroke
+    cx = min(max((x0 + x1) / 2, half + 1), w - half - 1)  # keep the caption inside the picture
+    pen.text((cx, y - thick - 2 * stroke - max(2, size // 5)), caption, "ms")
+
+
 def annotate(
     image: np.ndarray,
     *,
@@ -177,65 +289,30 @@ def annotate(
         Short text at the top left (e.g. the plane on a sheet).
     font_px
         Letter height; default from the picture's size (:data:`LABEL_FONT_FRACTION`).
-    """
-    from PIL import Image, ImageDraw
 
+    Returns
+    -------
+    PIL.Image.Image
+        ``L``, ``RGB``, or for uint16 ``I`` (drawn on) or ``I;16``. Pictures with a side shorter
+        than :data:`MIN_LABEL_SIDE` get nothing drawn.
+    """
     img = _check_image(image)
     if cmap and img.ndim == 2:
         if img.dtype != np.uint8:
             img = (img >> 8).astype(np.uint8)
         img = apply_colormap(img, cmap)
     h, w = img.shape[:2]
-    if img.ndim == 3:
-        pil = Image.fromarray(np.ascontiguousarray(img), mode="RGB")
-        ink: Any = LABEL_COLOUR
-        outline: Any = (0, 0, 0)
-    elif img.dtype == np.uint16:
-        pil = Image.fromarray(np.ascontiguousarray(img).astype(np.int32), mode="I")
-        ink, outline = 65535, 0
-    else:
-        pil = Image.fromarray(np.ascontiguousarray(img), mode="L")
-        ink, outline = 255, 0
-    if min(h, w) < MIN_LABEL_SIDE or not (labels or scale_bar_mm_per_px or title):
+    drawn = min(h, w) >= MIN_LABEL_SIDE and bool(labels or scale_bar_mm_per_px or title)
+    pil, ink, outline = _pil_image(img, drawn=drawn)
+    if not drawn:
         return pil
-    size = font_px or _font_px(h, w)
-    font = _font(size)
-    margin = max(2, int(round(size * LABEL_MARGIN_FRACTION)))
-    stroke = max(1, size // 10)
-    draw = ImageDraw.Draw(pil)
-
-    def text(xy: tuple[float, float], s: str, anchor: str) -> None:
-        draw.text(xy, s, fill=ink, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=outline)
-
+    pen = _Pen(pil, font_px or _font_px(h, w), ink, outline)
     if labels:
-        spots = {
-            "top": ((w / 2, margin), "mt"),
-            "bottom": ((w / 2, h - margin), "mb"),
-            "left": ((margin, h / 2), "lm"),
-            "right": ((w - margin, h / 2), "rm"),
-        }
-        for edge, letter in labels.items():
-            if edge not in spots:
-                raise ValueError(f"label edges are top, bottom, left, right; got {edge!r}")
-            if letter:
-                xy, anchor = spots[edge]
-                text(xy, str(letter), anchor)
+        _draw_labels(pen, labels, w, h)
     if scale_bar_mm_per_px:
-        length_mm = scale_bar_length_mm(w, float(scale_bar_mm_per_px))
-        if length_mm:
-            px = int(round(length_mm / float(scale_bar_mm_per_px)))
-            x1 = w - margin
-            x0 = x1 - px
-            y = h - margin - stroke
-            thick = max(2, size // 6)
-            draw.rectangle((x0 - stroke, y - thick - stroke, x1 + stroke, y + stroke), fill=outline)
-            draw.rectangle((x0, y - thick, x1, y), fill=ink)
-            caption = f"{length_mm:g} mm"
-            half = (font.getlength(caption) if hasattr(font, "getlength") else len(caption) * size * 0.6) / 2 + stroke
-            cx = min(max((x0 + x1) / 2, half + 1), w - half - 1)  # keep the caption inside the picture
-            text((cx, y - thick - 2 * stroke - max(2, size // 5)), caption, "ms")
+        _draw_scale_bar(pen, float(scale_bar_mm_per_px), w, h)
     if title:
-        text((margin, margin), title, "lt")
+        pen.text((pen.margin, pen.margin), title, "lt")
     return pil
 
 
@@ -246,19 +323,38 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def _save(pil: Any, path: Path, *, force: bool) -> Path:
-    fmt = _format(path)
-    if pil.mode == "I":  # 16-bit grey: drawn on as 32-bit, stored as 16-bit PNG (8-bit JPEG)
-        a = np.clip(np.asarray(pil), 0, 65535).astype(np.uint16)
-        from PIL import Image
+def _save(pil: Any, path: Path, *, force: bool, text: Mapping[str, str] | None = None,
+          quality: int = JPEG_QUALITY) -> Path:
+    """Encode ``pil`` by ``path``'s extension, atomically: PNG (with ``text`` chunks), JPEG, TIFF.
 
+    A 16-bit grey picture is written 16-bit in PNG and TIFF, its high byte in JPEG.
+    """
+    from PIL import Image
+
+    fmt = _format(path)
+    if pil.mode in ("I", "I;16"):
+        a = np.clip(np.asarray(pil), 0, UINT16_MAX).astype(np.uint16)
         pil = Image.fromarray((a >> 8).astype(np.uint8)) if fmt == "JPEG" else Image.fromarray(a)
     with atomic_output(path, force=force, suffix=path.suffix.lower()) as tmp:
         if fmt == "JPEG":
-            pil.save(tmp, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+            pil.save(tmp, format="JPEG", quality=int(quality), optimize=False)
+        elif fmt == "PNG":
+            pil.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=_png_text(text))
         else:
-            pil.save(tmp, format="PNG", optimize=False, compress_level=6)
+            pil.save(tmp, format=fmt)
     return path
+
+
+def _png_text(text: Mapping[str, str] | None) -> Any:
+    """Pillow's PNG text chunks of ``text``, or None."""
+    if not text:
+        return None
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    return info
 
 
 def write_picture(
@@ -270,16 +366,21 @@ def write_picture(
     scale_bar_mm_per_px: float | None = None,
     cmap: str | None = None,
     title: str | None = None,
+    text: Mapping[str, str] | None = None,
+    quality: int = JPEG_QUALITY,
 ) -> Path:
-    """Write a display picture as PNG or JPEG (by extension), atomically; returns the path.
+    """Write a display picture as PNG, JPEG or TIFF (by extension), atomically; returns the path.
 
     Parameters
     ----------
     path
-        ``.png``, ``.jpg`` or ``.jpeg``. An existing file raises OutputExistsError unless ``force``.
+        ``.png``, ``.jpg``/``.jpeg`` or ``.tif``/``.tiff``. An existing file raises
+        OutputExistsError unless ``force``.
     image
-        uint8 (H, W) grey or (H, W, 3) RGB, or uint16 (H, W) (16-bit PNG), already oriented for
-        display (:mod:`volume.display`) and windowed.
+        uint8 (H, W) grey or (H, W, 3) RGB, or uint16 (H, W) (16-bit PNG/TIFF), already oriented
+        for display (:mod:`volume.display`) and windowed.
+    force
+        Overwrite an existing file.
     labels
         Orientation letters per edge, e.g. :func:`volume.display.edge_labels`; None for none.
     scale_bar_mm_per_px
@@ -288,14 +389,159 @@ def write_picture(
         Colour map for a grey picture (the file becomes RGB).
     title
         Optional text at the top left.
+    text
+        PNG text chunks (``volume png --raw16``'s value mapping); ignored by JPEG and TIFF.
+    quality
+        JPEG quality (1-100).
 
-    Pictures smaller than :data:`MIN_LABEL_SIDE` pixels get no letters or scale bar. No metadata
-    (text chunks, EXIF) is written.
+    Returns
+    -------
+    pathlib.Path
+        ``path``, in place only once the picture is encoded whole.
+
+    Raises
+    ------
+    ValueError
+        Another extension, or an image that is not a picture (float, 4 channels).
+    OutputExistsError
+        ``path`` exists and not ``force``.
+
+    Pictures smaller than :data:`MIN_LABEL_SIDE` pixels get no letters or scale bar. No other
+    metadata (EXIF) is written.
     """
     path = Path(path)
     _format(path)
     pil = annotate(image, labels=labels, scale_bar_mm_per_px=scale_bar_mm_per_px, cmap=cmap, title=title)
-    return _save(pil, path, force=force)
+    return _save(pil, path, force=force, text=text, quality=quality)
+
+
+def square_size(width: int, height: int, aspect: float) -> tuple[int, int]:
+    """(width, height) that makes pixels of height/width ``aspect`` square, never shrinking an axis."""
+    if abs(aspect - 1.0) <= ASPECT_TOLERANCE:
+        return width, height
+    if aspect > 1:
+        return width, max(1, round(height * aspect))
+    return max(1, round(width / aspect)), height
+
+
+def output_size(width: int, height: int, size: int, keep_ratio: bool) -> tuple[int, int]:
+    """Target (width, height): ``size`` x ``size``, or the longest side ``size`` with the aspect kept."""
+    if not keep_ratio:
+        return size, size
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_picture(image: np.ndarray, *, aspect: float = 1.0, size: int | None = None,
+                   keep_ratio: bool = False, square: bool = False) -> np.ndarray:
+    """A picture resampled (Lanczos) once: for square pixels, then to ``size``.
+
+    Parameters
+    ----------
+    image
+        uint8 (H, W) or (H, W, 3), or uint16 (H, W).
+    aspect
+        Height / width of one pixel in mm.
+    size
+        SIZE x SIZE pixels, or with ``keep_ratio`` the longest side SIZE; None keeps the size.
+    keep_ratio
+        Keep the aspect ratio when resizing to ``size``.
+    square
+        Stretch the axis with the larger pixel spacing so that pixels are square in mm.
+
+    Returns
+    -------
+    numpy.ndarray
+        The same dtype; ``image`` itself when nothing changes.
+
+    Raises
+    ------
+    ResourceLimitError
+        A side longer than :data:`MAX_PICTURE_SIDE` (a nonsense pixel spacing).
+    """
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    target = square_size(w, h, aspect) if square else (w, h)
+    if size:
+        target = output_size(target[0], target[1], size, keep_ratio)
+    if max(target) > MAX_PICTURE_SIDE:
+        raise ResourceLimitError(
+            f"the picture would be {target[0]}x{target[1]} pixels (pixel aspect {aspect:.3g} from "
+            f"the header); more than {MAX_PICTURE_SIDE} a side: drop --square-pixels or use --size"
+        )
+    if target == (w, h):
+        return image
+    if image.dtype == np.uint16:  # Pillow resamples 16-bit data as 32-bit float
+        img = Image.fromarray(image.astype(np.float32), mode="F").resize(target, Image.Resampling.LANCZOS)
+        return np.clip(np.rint(np.asarray(img, dtype=np.float32)), 0, UINT16_MAX).astype(np.uint16)
+    return np.asarray(Image.fromarray(image).resize(target, Image.Resampling.LANCZOS))
+
+
+def _gif_frames(frames: Sequence[np.ndarray]) -> list[Any]:
+    """Pillow frames of an animated GIF: grey as ``L``; RGB quantized to one palette made from
+    evenly spaced frames (one palette for all, so colours do not flicker from frame to frame)."""
+    from PIL import Image
+
+    arrays = [_check_image(f) for f in frames]
+    arrays = [(a >> 8).astype(np.uint8) if a.dtype == np.uint16 else a for a in arrays]
+    if all(a.ndim == 2 for a in arrays):
+        return [Image.fromarray(np.ascontiguousarray(a), mode="L") for a in arrays]
+    rgb = [np.repeat(a[..., None], 3, axis=2) if a.ndim == 2 else a for a in arrays]
+    step = max(1, len(rgb) // GIF_PALETTE_FRAMES)
+    sample = Image.fromarray(np.ascontiguousarray(np.concatenate(rgb[::step], axis=0)), mode="RGB")
+    palette = sample.quantize(colors=GIF_COLOURS, method=Image.Quantize.MEDIANCUT)
+    return [Image.fromarray(np.ascontiguousarray(a), mode="RGB").quantize(palette=palette, dither=Image.Dither.NONE)
+            for a in rgb]
+
+
+def write_gif(
+    frames: Sequence[np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    durations_ms: float | Sequence[float] = GIF_FRAME_MS,
+) -> Path:
+    """Write pictures as a looping animated GIF, atomically; returns the path.
+
+    Parameters
+    ----------
+    frames
+        Pictures of one size: uint8 (H, W) grey or (H, W, 3) RGB (uint16 grey keeps its high byte).
+    path
+        A ``.gif`` file.
+    force
+        Overwrite an existing file.
+    durations_ms
+        How long each frame shows: one duration for all, or one per frame (at least
+        :data:`MIN_GIF_FRAME_MS`; GIF stores hundredths of a second).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, in place only once every frame is encoded.
+
+    Raises
+    ------
+    ValueError
+        Another extension, or no frames.
+    OutputExistsError
+        ``path`` exists and not ``force``.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"{path}: an animation is written as .gif")
+    images = _gif_frames(list(frames))
+    if not images:
+        raise ValueError(f"{path}: no frames to write")
+    if isinstance(durations_ms, (int, float)):
+        durations_ms = [durations_ms] * len(images)
+    durations = [max(MIN_GIF_FRAME_MS, int(round(d))) for d in durations_ms][: len(images)]
+    with atomic_output(path, force=force) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations if len(durations) > 1 else durations[0], loop=0, optimize=False,
+                       disposal=1)
+    return path
 
 
 def write_sheet(
@@ -368,7 +614,9 @@ __all__ = [
     "apply_colormap",
     "colormap_lut",
     "read_picture",
+    "resize_picture",
     "scale_bar_length_mm",
+    "write_gif",
     "write_picture",
     "write_sheet",
 ]

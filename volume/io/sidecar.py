@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..phi import strip
 from ..volume import Volume
 from .atomic import atomic_output

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..dicom.bids import sidecar_fields
 from ..dicom.classify import OMIT, SOURCEDATA, Decision, Facts, classify, session_facts, stack_facts
 from ..dicom.loader import Scan, scan
@@ -178,7 +178,28 @@ OMITTED = "omitted"
 
 @dataclass
 class BidsPlan:
-    """The plan of one subject (and session): every stack of the sources and where it goes."""
+    """The plan of one subject (and session): every stack of the sources and where it goes.
+
+    Attributes
+    ----------
+    root
+        The dataset's folder.
+    subject, session
+        The labels (without ``sub-``/``ses-``).
+    items
+        One :class:`BidsItem` per stack: its facts, the rule that placed it, its path in the
+        dataset (or in ``sourcedata/``) and why.
+    config
+        The configuration the plan followed, if any.
+    notes
+        What the plan says about the whole subject.
+
+    Examples
+    --------
+    >>> plan = volume.plan_bids("ct", "bids", subject="01")
+    >>> plan.session_dir, [item.path for item in plan.items]
+    ('sub-01', ['sourcedata/sub-01/2_Phantom_head'])
+    """
 
     root: Path
     subject: str
@@ -739,6 +760,37 @@ def _check_collisions(items: Sequence[BidsItem]) -> None:
         seen[key] = item
 
 
+def _scanned(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLike[str]],
+             progress: Callable[[int], None] | None) -> Scan:
+    """The scan of the sources (a :class:`Scan` as it is); none without a DICOM image."""
+    if isinstance(sources, Scan):
+        found = sources
+    else:
+        paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+        found = scan([os.fspath(p) for p in paths], progress=progress)
+    if not found.stacks:
+        raise NoDicomError(f"{', '.join(found.paths)}: no DICOM images found"
+                           + (f" ({found.skipped})" if found.skipped else ""))
+    return found
+
+
+def _stack_facts(stacks: list[Stack]) -> tuple[list[Any], list[dict[str, Any]], dict[int, str]]:
+    """Each stack's facts for the classifier and its planned sidecar; for a stack whose headers
+    cannot be read, bare facts, an empty sidecar and why (by index): one such stack must not stop
+    the session."""
+    planned, facts, unread = [], [], {}
+    for k, stack in enumerate(stacks):
+        try:
+            sidecar = _planned_sidecar(stack)
+            facts.append(stack_facts(stack, sidecar, k))
+        except Exception as exc:  # noqa: BLE001 - one unreadable header must not stop the session
+            sidecar = {}
+            facts.append(_bare_facts(stack, k))
+            unread[k] = f"its headers could not be read for classification ({type(exc).__name__}: {exc})"
+        planned.append(sidecar)
+    return facts, planned, unread
+
+
 def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLike[str]], root: str | os.PathLike[str],
               *, subject: str, session: str | None = None, config: str | os.PathLike[str] | Config | None = None,
               keep_phi: bool = False, progress: Callable[[int], None] | None = None) -> BidsPlan:
@@ -756,6 +808,14 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
         A configuration file (JSON or TOML, :mod:`volume.jobs.bids_config`) or a loaded one.
     keep_phi
         Keep acquisition times in the sidecars (otherwise left out, :data:`WITHHELD`).
+    progress
+        Called with the number of files scanned, as they are.
+
+    Returns
+    -------
+    BidsPlan
+        Every stack and where it goes (:meth:`BidsPlan.table` shows it; :meth:`BidsPlan.write`
+        writes the dataset).
 
     Raises
     ------
@@ -763,30 +823,20 @@ def plan_bids(sources: str | os.PathLike[str] | Scan | Iterable[str | os.PathLik
         No DICOM image in the sources.
     UsageError
         A bad label or configuration, or two stacks planned at one name.
+
+    Examples
+    --------
+    >>> plan = volume.plan_bids("ct", "bids", subject="01")
+    >>> print(plan.table())
+    2  Phantom head  ->  sourcedata/sub-01/2_Phantom_head  [not-mr]
+        BIDS raw MRI holds MR images only
     """
     subject = subject_label(subject)
     session = subject_label(session, "session") if session not in (None, "") else None
     cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else config
-    if isinstance(sources, Scan):
-        found = sources
-    else:
-        paths = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
-        found = scan([os.fspath(p) for p in paths], progress=progress)
-    if not found.stacks:
-        raise NoDicomError(f"{', '.join(found.paths)}: no DICOM images found"
-                           + (f" ({found.skipped})" if found.skipped else ""))
-    stacks = list(found.stacks)
+    stacks = list(_scanned(sources, progress).stacks)
     stems = dict(zip(map(id, stacks), plan_names(stacks), strict=True))
-    planned, facts, unread = [], [], {}
-    for k, stack in enumerate(stacks):
-        try:
-            sidecar = _planned_sidecar(stack)
-            facts.append(stack_facts(stack, sidecar, k))
-        except Exception as exc:  # noqa: BLE001 - one unreadable header must not stop the session
-            sidecar = {}
-            facts.append(_bare_facts(stack, k))
-            unread[k] = f"its headers could not be read for classification ({type(exc).__name__}: {exc})"
-        planned.append(sidecar)
+    facts, planned, unread = _stack_facts(stacks)
     facts = session_facts(facts)
     items = [_decide(s, f, p, cfg) for s, f, p in zip(stacks, facts, planned, strict=True)]
     for k, why in unread.items():

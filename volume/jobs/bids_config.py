@@ -139,14 +139,19 @@ def _read(path: Path) -> Any:
         raise UsageError(f"{path}: not valid JSON ({exc}); TOML files must end in .toml") from None
 
 
+def _refuse_unknown(raw: Mapping[str, Any], known: frozenset[str] | set[str], at: str, what: str) -> None:
+    """Refuse a table with keys other than ``known``, naming them and the ones ``what`` takes."""
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UsageError(f"{at}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                         f"({what} takes {', '.join(sorted(known))})")
+
+
 def _rule(raw: Any, k: int, where: str) -> ConfigRule:
     at = f"{where}: rule {k + 1}"
     if not isinstance(raw, Mapping):
         raise UsageError(f"{at}: a rule is a table of keys ({', '.join(sorted(RULE_KEYS))})")
-    unknown = sorted(set(raw) - RULE_KEYS)
-    if unknown:
-        raise UsageError(f"{at}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                         f"(a rule takes {', '.join(sorted(RULE_KEYS))})")
+    _refuse_unknown(raw, RULE_KEYS, at, "a rule")
     name = str(raw.get("name") or f"rule {k + 1}")
     at = f"{where}: rule {name!r}"
     match = raw.get("match")
@@ -204,10 +209,7 @@ def load_config(path: str | Path) -> Config:
     raw = _read(p)
     if not isinstance(raw, Mapping):
         raise UsageError(f"{p}: the configuration is a table with 'rules' (and optionally 'dataset')")
-    unknown = sorted(set(raw) - TOP_KEYS)
-    if unknown:
-        raise UsageError(f"{p}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                         f"(it takes {', '.join(sorted(TOP_KEYS))})")
+    _refuse_unknown(raw, TOP_KEYS, str(p), "it")
     rules = raw.get("rules") or []
     if not isinstance(rules, Sequence) or isinstance(rules, (str, bytes)):
         raise UsageError(f"{p}: 'rules' is a list of rules")

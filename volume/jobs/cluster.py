@@ -132,6 +132,86 @@ def _relocate(result: ConvertResult, absolute: str, given: str) -> ConvertResult
     return replace(result, files=move(result.files), existing=move(result.existing))
 
 
+class _ClusterRun:
+    """One batch on the cluster: its futures, which of them still owe a result, and the tasks dask
+    gave up on after their workers died."""
+
+    def __init__(self, distributed: Any, client: Any, tasks: Sequence[ConvertTask], out_dir: str,
+                 options: ConvertOptions, progress: Callable[[int], None] | None) -> None:
+        self.distributed, self.client, self.tasks, self.options, self.progress = (
+            distributed, client, tasks, options, progress)
+        self.given, self.absolute = out_dir, os.path.abspath(out_dir)
+        self.batch = uuid.uuid4().hex[:12]
+        self.stop_name = f"volume-stop-{self.batch}"
+        self.futures: dict[Any, int] = {}
+        self.remaining: set[Any] = set()  # submitted, result not fetched yet
+        self.killed: list[int] = []  # tasks dask gave up on after their workers died (the culprit, or bystanders)
+        self.alone = False  # rerunning the killed tasks one at a time
+
+    def submit(self, i: int, suffix: str = "") -> Any:
+        """Send task ``i`` to the cluster."""
+        fut = self.client.submit(remote_convert, self.tasks[i], self.absolute, self.options, self.stop_name,
+                                 f"volume-done-{self.batch}-{i}", key=f"volume-convert-{self.batch}-{i}{suffix}",
+                                 pure=False)
+        self.futures[fut] = i
+        self.remaining.add(fut)
+        return fut
+
+    def advance(self, i: int) -> None:
+        if self.progress is not None:
+            self.progress(len(self.tasks[i].stack.frames))
+
+    def outcome(self, fut: Any) -> ConvertResult | None:
+        """The result of a finished future (None: stopped or cancelled); ``remaining`` loses it
+        only once its result is here (Ctrl-C during the fetch must not lose it)."""
+        i = self.futures[fut]
+        if fut.status == "error":
+            return self._error(fut, i)
+        if fut.status != "finished":
+            self.remaining.discard(fut)
+            return None
+        result = fut.result()
+        self.remaining.discard(fut)
+        if result is None:
+            return None
+        self.advance(i)
+        return _relocate(result, self.absolute, self.given)
+
+    def _error(self, fut: Any, i: int) -> ConvertResult | None:
+        """The result of a task that raised: a killed worker's (None until it is rerun alone) or the
+        cluster's error."""
+        exc = fut.exception()
+        self.remaining.discard(fut)
+        if type(exc).__name__ == "KilledWorker":
+            if self.alone:
+                self.advance(i)
+                return crashed_result(self.tasks[i])
+            self.killed.append(i)
+            return None
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        self.advance(i)
+        return failed_result(self.tasks[i], f"the cluster failed this task: {type(exc).__name__}: {first}")
+
+    def collect(self, futures: list[Any]) -> Iterator[ConvertResult]:
+        """The results of ``futures`` as they complete."""
+        for fut in self.distributed.as_completed(futures, loop=self.client.loop):
+            result = self.outcome(fut)
+            fut.release()  # the cluster may forget it now (no recompute if its worker dies later)
+            if result is not None:
+                yield result
+
+    def rerun_killed(self) -> Iterator[ConvertResult]:
+        """The one killed task is the culprit; several: a task queued on a dying worker counts as
+        killed too, so each is rerun alone."""
+        if len(self.killed) == 1:
+            self.advance(self.killed[0])
+            yield crashed_result(self.tasks[self.killed[0]])
+        elif self.killed:
+            self.alone = True
+            for i in self.killed:
+                yield from self.collect([self.submit(i, "-alone")])
+
+
 def iter_results(
     tasks: Sequence[ConvertTask],
     out_dir: str | os.PathLike[str],
@@ -148,86 +228,25 @@ def iter_results(
     rest are cancelled, and ``KeyboardInterrupt`` propagates.
     """
     distributed = import_distributed()
-    given = os.fspath(out_dir)
-    absolute = os.path.abspath(given)
-    batch = uuid.uuid4().hex[:12]
-    stop_name = f"volume-stop-{batch}"
-    futures: dict[Any, int] = {}
-    remaining: set[Any] = set()  # submitted, result not fetched yet
-    before = temp_files(absolute)
+    run = _ClusterRun(distributed, client, tasks, os.fspath(out_dir), options, progress)
+    before = temp_files(run.absolute)
     try:
-        stop = distributed.Event(stop_name, client=client)
-        for i, task in enumerate(tasks):
-            fut = client.submit(remote_convert, task, absolute, options, stop_name, f"volume-done-{batch}-{i}",
-                                key=f"volume-convert-{batch}-{i}", pure=False)
-            futures[fut] = i
-        remaining.update(futures)
-        killed: list[int] = []  # tasks dask gave up on after their workers died (the culprit, or bystanders)
-        alone = [False]
-
-        def advance(i: int) -> None:
-            if progress is not None:
-                progress(len(tasks[i].stack.frames))
-
-        def outcome(fut: Any) -> ConvertResult | None:
-            """The result of a finished future (None: stopped or cancelled); ``remaining`` loses it
-            only once its result is here (Ctrl-C during the fetch must not lose it)."""
-            i = futures[fut]
-            if fut.status == "error":
-                exc = fut.exception()
-                if type(exc).__name__ == "KilledWorker":
-                    remaining.discard(fut)
-                    if alone[0]:
-                        advance(i)
-                        return crashed_result(tasks[i])
-                    killed.append(i)
-                    return None
-                first = str(exc).splitlines()[0][:300] if str(exc) else ""
-                remaining.discard(fut)
-                advance(i)
-                return failed_result(tasks[i], f"the cluster failed this task: {type(exc).__name__}: {first}")
-            if fut.status != "finished":
-                remaining.discard(fut)
-                return None
-            result = fut.result()
-            remaining.discard(fut)
-            if result is None:
-                return None
-            advance(i)
-            return _relocate(result, absolute, given)
-
+        stop = distributed.Event(run.stop_name, client=client)
+        first = [run.submit(i) for i in range(len(tasks))]
         try:
-            for fut in distributed.as_completed(list(futures), loop=client.loop):
-                result = outcome(fut)
-                fut.release()  # the cluster may forget it now (no recompute if its worker dies later)
-                if result is not None:
-                    yield result
-            if len(killed) == 1:
-                advance(killed[0])
-                yield crashed_result(tasks[killed[0]])
-            elif killed:  # a task queued on a dying worker counts as killed too: rerun each alone
-                alone[0] = True
-                for i in killed:
-                    fut = client.submit(remote_convert, tasks[i], absolute, options, stop_name,
-                                        f"volume-done-{batch}-{i}", key=f"volume-convert-{batch}-{i}-alone", pure=False)
-                    futures[fut] = i
-                    remaining.add(fut)
-                    for done in distributed.as_completed([fut], loop=client.loop):
-                        result = outcome(done)
-                        done.release()
-                        if result is not None:
-                            yield result
+            yield from run.collect(first)
+            yield from run.rerun_killed()
         except KeyboardInterrupt:
-            yield from _stop(distributed, client, stop, remaining, outcome)
-            if killed and not remaining:
-                remove_leftovers(absolute, before)
+            yield from _stop(distributed, client, stop, run.remaining, run.outcome)
+            if run.killed and not run.remaining:
+                remove_leftovers(run.absolute, before)
             raise
-        if killed:  # no task of ours runs now: new temporary files are what the killed workers left
-            remove_leftovers(absolute, before)
+        if run.killed:  # no task of ours runs now: new temporary files are what the killed workers left
+            remove_leftovers(run.absolute, before)
     finally:
-        if remaining:
+        if run.remaining:
             try:
-                client.cancel(list(remaining))
+                client.cancel(list(run.remaining))
             except Exception:  # noqa: BLE001 - the scheduler went away: nothing left to cancel
                 pass
 

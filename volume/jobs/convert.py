@@ -16,6 +16,7 @@ Output names are ``<SeriesNumber>_<SeriesDescription>[_<label>]`` made filesyste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,10 +28,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import lifecycle
+from .._version import __version__
 from ..choices import NIFTI_FORMATS
 from ..dicom.bids import sidecar_fields
-from ..dicom.loader import Scan, scan
+from ..dicom.loader import Scan
 from ..dicom.series import Stack
 from ..dicom.source import DicomSource
 from ..errors import (
@@ -48,10 +50,12 @@ from ..io.atomic import TEMP_PREFIX, atomic_output, check_writable, sweep
 from ..io.fsl import diffusion_paths, write_bval_bvec
 from ..io.names import safe_name, unique_names
 from ..io.nifti import DEFAULT_GZIP_LEVEL, acquisition_header
-from ..io.nifti_stream import convert_image
+from ..io.nifti_stream import convert_image, memory_budget
 from ..io.sidecar import seconds_text, write_sidecar
 from ..parallel.pool import default_workers, in_daemon_process, unordered_map
+from .events import QUIET, Events
 from .existing import Tally, check_outputs
+from .inputs import read_input
 
 FORMATS = NIFTI_FORMATS
 """Output formats: gzip-compressed (default) or plain NIfTI-1."""
@@ -102,6 +106,12 @@ class ConvertOptions:
     diffusion_files
         Write ``.bval``/``.bvec`` beside a diffusion stack (off where a layout forbids them, as BIDS
         does for anything but a ``dwi`` image).
+
+    Examples
+    --------
+    >>> options = volume.ConvertOptions(format="nii", force=True)
+    >>> [r.files for r in volume.convert_folder("ct", "nifti", options)]
+    [('nifti/2_Phantom_head.nii', 'nifti/2_Phantom_head.json')]
     """
 
     format: str = "nii.gz"
@@ -308,6 +318,13 @@ def convert_stack(
         ``converted`` with the files written; ``skipped`` when an output exists and not
         ``force`` (nothing is touched); ``failed`` with one message naming the series. Only
         ``KeyboardInterrupt``/``SystemExit`` propagate (no half-written files are left).
+
+    Examples
+    --------
+    >>> stack = volume.scan("ct").stacks[0]
+    >>> result = volume.convert_stack(stack, "nifti")
+    >>> result.status, result.files
+    ('converted', ('nifti/2_Phantom_head.nii.gz', 'nifti/2_Phantom_head.json'))
     """
     options = options or ConvertOptions()
     name = name or stack_stem(stack)
@@ -452,6 +469,265 @@ def run_tasks(
     return results
 
 
+CONVERTING = "converting"
+"""The label of a batch's progress (images decoded)."""
+
+MAX_AUTO_THREADS = 4
+"""Compression threads ``threads=0`` gives a series converted in this process: ISA-L saturates the
+disk beyond."""
+
+
+@dataclass
+class ConvertBatch:
+    """A batch as it ran: its tasks, the results in the order they came, and how it ended.
+
+    ``interrupted`` says a stop (Ctrl-C, SIGTERM) ended it early: the results are those of the
+    series finished by then (whole files only).
+    """
+
+    tasks: list[ConvertTask]
+    results: list[ConvertResult]
+    options: ConvertOptions
+    output: Path
+    started: float
+    finished: float = 0.0
+    interrupted: bool = False
+    workers: int = 1
+    scheduler: str | None = None
+    series: str | None = None
+    files_scanned: int | None = None
+
+    def exit_code(self) -> int:
+        """130 when interrupted (the command line says which signal), else :func:`exit_code`."""
+        return EXIT_INTERRUPTED if self.interrupted else exit_code(self.results)
+
+    def report(self) -> dict[str, Any]:
+        """The ``--report`` document of the batch (:func:`batch_report`)."""
+        return batch_report(self.results, self.tasks, self.options, output=self.output, started=self.started,
+                            finished=self.finished, interrupted=self.interrupted, workers=self.workers,
+                            scheduler=self.scheduler, series=self.series, files_scanned=self.files_scanned)
+
+    def not_run(self) -> int:
+        """Series of the batch without a result (a stopped batch)."""
+        return len(self.tasks) - len(self.results)
+
+
+def announce(result: ConvertResult, events: Events) -> None:
+    """What a result says as it comes: its files (written), its warnings, why it was skipped or failed."""
+    where = f"series {result.stack_id}"
+    if result.status in (CONVERTED, FAILED):  # a failed one may have written its image, not its sidecar
+        for f in result.files:
+            events.written(Path(f))
+    if result.status == CONVERTED:
+        for w in result.warnings:
+            events.warn(f"{where}: {w}")
+    elif result.status == SKIPPED:
+        events.status(f"{where}: skipped, {result.message}")
+    elif result.status == FAILED:
+        events.status(f"{where}: failed: {result.message}")
+
+
+def _local_options(options: ConvertOptions, threads: int | None, n_workers: int, on_cluster: bool) -> ConvertOptions:
+    """``options`` for where the series run: ``threads`` 0 is up to :data:`MAX_AUTO_THREADS` in this
+    process, 1 per worker in a pool or a cluster (the workers are the parallelism); the workers
+    of a pool share this machine's memory budget."""
+    parallel = on_cluster or n_workers > 1
+    if threads is not None:
+        auto = 1 if parallel else max(1, min(MAX_AUTO_THREADS, os.cpu_count() or 1))
+        options = replace(options, threads=threads or auto)
+    if n_workers > 1 and options.max_bytes is None:
+        options = replace(options, max_bytes=max(1, memory_budget() // n_workers))
+    return options
+
+
+def _check_report(report: Path, tasks: Sequence[ConvertTask], out_dir: Path, options: ConvertOptions) -> None:
+    """Refuse, before any work, a report path that one of the planned outputs would take."""
+    target = os.path.abspath(report)
+    for task in tasks:
+        if target in (os.path.abspath(p) for p in task_outputs(out_dir, task.name, options, task.stack)):
+            raise UsageError(f"{report}: series {task.stack.id} writes its output there; put the report elsewhere")
+
+
+def _stop(stream: Any, on_result: Callable[[ConvertResult], None]) -> list[ConvertResult]:
+    """After Ctrl-C: when it reached us between two results rather than inside ``stream``, hand
+    the interrupt to ``stream`` so it stops its workers; collect the results it still yields (a
+    cluster's tasks that finished their file meanwhile)."""
+    more: list[ConvertResult] = []
+    if getattr(stream, "gi_frame", None) is None:  # the generator stopped itself already
+        return more
+    try:
+        result = stream.throw(KeyboardInterrupt)
+        while True:
+            more.append(result)
+            on_result(result)
+            result = next(stream)
+    except (KeyboardInterrupt, StopIteration):
+        pass
+    return more
+
+
+def _run(batch: ConvertBatch, client: Any, on_result: Callable[[ConvertResult], None], events: Events) -> None:
+    """The batch's tasks in this process, a pool or a cluster; a stop collects what finished."""
+    total = sum(len(t.stack.frames) for t in batch.tasks)
+    with events.progress(CONVERTING, total) as advance:
+        if client is not None:
+            from . import cluster  # the dask extra's job: imported for a scheduler only (docs/design.md)
+
+            stream = cluster.iter_results(batch.tasks, batch.output, batch.options, client, progress=advance)
+        else:
+            stream = iter_results(batch.tasks, batch.output, batch.options, workers=batch.workers, progress=advance)
+        try:
+            for result in stream:
+                batch.results.append(result)
+                on_result(result)
+        except KeyboardInterrupt:
+            batch.interrupted = True
+            batch.results.extend(_stop(stream, on_result))
+
+
+def _connect(scheduler: str, events: Events) -> Any:
+    from . import cluster  # the dask extra's job: imported for a scheduler only (docs/design.md)
+
+    client = cluster.connect(scheduler)  # fails in a few seconds, before the scan
+    if cluster.n_workers(client) == 0:
+        events.warn(f"the dask cluster at {scheduler} has no workers yet: the series wait until one joins")
+    return client
+
+
+def _close(client: Any) -> None:
+    from . import cluster
+
+    cluster.close(client, stopping=lifecycle.stop_signal() is not None)
+
+
+def _announcing(events: Events, on_result: Callable[[ConvertResult], None] | None) -> Callable[[ConvertResult], None]:
+    """What to do with each result: say it (:func:`announce`), then hand it to ``on_result``."""
+    def each(result: ConvertResult) -> None:
+        announce(result, events)
+        if on_result is not None:
+            on_result(result)
+
+    return each
+
+
+def _check_request(output: Path, options: ConvertOptions, *, workers: int | None, scheduler: str | None,
+                   report: str | os.PathLike[str] | None) -> None:
+    """Refuse, before any work, an output that is not a folder, a pool with a cluster, and a report
+    that exists (a resumed run, ``skip_existing``, replaces its own report)."""
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: exists and is not a folder; -o takes a folder")
+    if scheduler is not None and workers is not None:
+        raise UsageError("--workers is for the local pool; with --scheduler the cluster's workers run the series")
+    if report is not None:
+        check_report(report, force=options.force or options.skip_existing)
+
+
+def run_batch(
+    path: Any,
+    out_dir: str | os.PathLike[str],
+    options: ConvertOptions | None = None,
+    *,
+    series: str | int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    threads: int | None = None,
+    report: str | os.PathLike[str] | None = None,
+    single_file: bool = False,
+    events: Events = QUIET,
+    on_result: Callable[[ConvertResult], None] | None = None,
+) -> ConvertBatch:
+    """Convert every stack under ``path``: the one orchestration of ``volume convert`` and of
+    :func:`convert` (in this process, a process pool or a dask cluster; the report; a stop).
+
+    Parameters
+    ----------
+    path
+        A folder, a file (it stands for its series unless ``single_file``), or a
+        :class:`~volume.dicom.Scan`.
+    out_dir
+        The output folder (created when missing).
+    options
+        :class:`ConvertOptions`.
+    series
+        Which stacks (as :func:`volume.load` takes it); default: all.
+    workers
+        Worker processes (None: all cores when there are several series of
+        :data:`POOL_MIN_BYTES` in all, else this process). Not with ``scheduler``.
+    scheduler
+        A dask.distributed scheduler (``tcp://host:8786``) whose workers convert the series.
+    threads
+        Compression threads per file, replacing ``options.threads``: 0 is up to
+        :data:`MAX_AUTO_THREADS` in this process, 1 in a pool or a cluster.
+    report
+        Write the JSON report there (refused before any work when it exists, unless ``force``
+        or ``skip_existing``, or when a series writes there).
+    single_file
+        Take a file ``path`` literally: that image alone.
+    events
+        Where warnings, status lines, written files and progress go.
+    on_result
+        Called with each result as soon as it is known.
+
+    Returns
+    -------
+    ConvertBatch
+        The tasks, the results, whether a stop ended the batch early.
+
+    Raises
+    ------
+    UsageError
+        A bad combination (``workers`` with ``scheduler``), an output that is not a folder, a report
+        path that exists or is an output, no stack matching ``series``.
+    NoDicomError
+        Nothing to convert.
+    """
+    options = options or ConvertOptions()
+    output = Path(out_dir)
+    _check_request(output, options, workers=workers, scheduler=scheduler, report=report)
+    client = _connect(scheduler, events) if scheduler is not None else None
+    try:
+        batch = _plan_batch(path, output, options, series=series, workers=workers, scheduler=scheduler,
+                            threads=threads, single_file=single_file, events=events, on_cluster=client is not None)
+        if report is not None:
+            _check_report(Path(report), batch.tasks, output, batch.options)
+        _run(batch, client, _announcing(events, on_result), events)
+        batch.finished = time.time()
+    finally:
+        if client is not None:
+            _close(client)
+    if report is not None:
+        write_report(report, batch.report(), force=options.force or options.skip_existing)
+    return batch
+
+
+def _plan_batch(path: Any, output: Path, options: ConvertOptions, *, series: str | int | None, workers: int | None,
+                scheduler: str | None, threads: int | None, single_file: bool, events: Events,
+                on_cluster: bool) -> ConvertBatch:
+    """The scan (a cluster's workers read the files by absolute path), the tasks, where they run."""
+    started = time.time()
+    if isinstance(path, Scan):
+        found = path
+    else:
+        source = Path(os.path.abspath(path)) if on_cluster else Path(path)
+        found, series = read_input(source, series, verb="converting",
+                                   single_file=single_file, alone="--single-file converts this image alone",
+                                   events=events)
+    tasks = select_tasks(found, series)
+    n_workers = 1 if on_cluster else auto_workers(tasks, workers)
+    return ConvertBatch(tasks, [], _local_options(options, threads, n_workers, on_cluster), output, started,
+                        workers=n_workers, scheduler=scheduler, series=None if series is None else str(series),
+                        files_scanned=found.report.n_files)
+
+
+def _counting(progress: Callable[[int], None] | None) -> Events:
+    """Events that hand the images a batch converts to ``progress`` (and say nothing else)."""
+    @contextlib.contextmanager
+    def bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        yield progress if progress is not None and label == CONVERTING else (lambda n=1: None)
+
+    return Events(progress=bar)
+
+
 def convert(
     path: Any,
     out_dir: str | os.PathLike[str],
@@ -460,15 +736,61 @@ def convert(
     series: str | int | None = None,
     progress: Callable[[int], None] | None = None,
     on_result: Callable[[ConvertResult], None] | None = None,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    report: str | os.PathLike[str] | None = None,
+    single_file: bool = False,
 ) -> list[ConvertResult]:
-    """Convert every stack under ``path`` (a folder, file, or :class:`~volume.dicom.Scan`).
+    """Convert every stack under ``path`` (``volume convert``'s job, :func:`run_batch`).
 
-    >>> results = convert("STUDY/", "nifti/")                         # doctest: +SKIP
-    >>> [r.files for r in results if r.status == "converted"]         # doctest: +SKIP
+    Parameters
+    ----------
+    path
+        A folder, a file (it stands for its series when more images of it are beside it, unless
+        ``single_file``), or a :class:`~volume.dicom.Scan`.
+    out_dir
+        The output folder (created when missing).
+    options
+        :class:`ConvertOptions` (default: ``.nii.gz`` with sidecars, existing outputs kept).
+    series
+        Which stacks (as :func:`volume.load` takes it); default: all.
+    progress
+        Called with the number of images decoded, as they are.
+    on_result
+        Called with each :class:`ConvertResult` as soon as it is known.
+    workers
+        Worker processes: 1 (default) converts in this process, None chooses as ``volume convert``
+        does (all cores for several big series).
+    scheduler
+        A dask.distributed scheduler address: its workers convert the series.
+    report
+        Write the JSON report of the batch there.
+    single_file
+        Take a file ``path`` literally: that image alone.
+
+    Returns
+    -------
+    list of ConvertResult
+        One per stack, in the order they finished.
+
+    Raises
+    ------
+    UsageError, NoDicomError
+        As :func:`run_batch`.
+    KeyboardInterrupt
+        After a stop (Ctrl-C): the series finished by then are whole, the report is written.
+
+    Examples
+    --------
+    >>> results = volume.convert_folder("ct", "nifti")
+    >>> [r.files for r in results if r.status == "converted"]
+    [('nifti/2_Phantom_head.nii.gz', 'nifti/2_Phantom_head.json')]
     """
-    found = path if isinstance(path, Scan) else scan(path)
-    tasks = select_tasks(found, series)
-    return run_tasks(tasks, out_dir, options, progress=progress, on_result=on_result)
+    batch = run_batch(path, out_dir, options, series=series, workers=workers, scheduler=scheduler, report=report,
+                      single_file=single_file, events=_counting(progress), on_result=on_result)
+    if batch.interrupted:
+        raise KeyboardInterrupt
+    return batch.results
 
 
 def exit_code(results: Sequence[ConvertResult]) -> int:

@@ -36,7 +36,7 @@ from ..dicom.values import functional, present, to_float, to_int, to_text
 from ..errors import NoDicomError, UsageError
 from ..io.atomic import atomic_output, check_writable
 from ..parallel.pool import ordered_map
-from ..phi import HIDDEN, element_is_identity, is_identity, uid_key
+from ..phi import HIDDEN, INDEXED, element_is_identity, is_identity, uid_key
 from ..volume import OBLIQUE_TOLERANCE_DEG, closest_plane
 
 CHUNK_FILES = 64
@@ -287,29 +287,20 @@ def default_columns() -> list[Column]:
     ]
 
 
+def column_name(keyword: str) -> str:
+    """The column of a DICOM keyword: ``PatientName`` -> ``patient_name``, ``SOPInstanceUID`` -> ``sop_instance_uid``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", keyword).lower()
+
+
 def phi_columns() -> list[Column]:
-    """Identity columns (:mod:`volume.phi`), added only with ``keep_phi``."""
-    c = Column
-    return [
-        c("patient_name", "str", _kw("PatientName")),
-        c("patient_id", "str", _kw("PatientID")),
-        c("patient_birth_date", "str", _kw("PatientBirthDate")),
-        c("patient_sex", "str", _kw("PatientSex")),
-        c("patient_age", "str", _kw("PatientAge")),
-        c("patient_weight", "float", _kw("PatientWeight", "float")),
-        c("study_date", "str", _kw("StudyDate")),
-        c("study_time", "str", _kw("StudyTime")),
-        c("series_date", "str", _kw("SeriesDate")),
-        c("accession_number", "str", _kw("AccessionNumber")),
-        c("study_id", "str", _kw("StudyID")),
-        c("study_description", "str", _kw("StudyDescription")),
-        c("institution_name", "str", _kw("InstitutionName")),
-        c("referring_physician", "str", _kw("ReferringPhysicianName")),
-        c("study_instance_uid", "str", _kw("StudyInstanceUID")),
-        c("series_instance_uid", "str", _kw("SeriesInstanceUID")),
-        c("sop_instance_uid", "str", _kw("SOPInstanceUID")),
-        c("frame_of_reference_uid", "str", _kw("FrameOfReferenceUID")),
-    ]
+    """Identity columns, added only with ``keep_phi``: one per keyword of the identity policy's
+    :data:`volume.phi.INDEXED` (what every output carries with ``--keep-phi``, and the file's own
+    UID), numbers as numbers."""
+    columns = []
+    for keyword in INDEXED:
+        kind = _NUMERIC_VR.get(_parse_field(keyword)[3], "str")
+        columns.append(Column(column_name(keyword), kind, _kw(keyword, kind)))
+    return columns
 
 
 _NUMERIC_VR = {"DS": "float", "FL": "float", "FD": "float", "IS": "int", "US": "int", "SS": "int",

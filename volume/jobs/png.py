@@ -16,15 +16,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..dicom.presentation import frame_durations_ms
 from ..errors import OutputExistsError, VolumeError
+from ..io.image import resize_picture, write_gif, write_picture
 from ..io.names import safe_name, unique_names
 from ..ops.presets import modality_warning
 from ..parallel.pool import ordered_map
 from .existing import EXISTS_REASON, Tally, check_outputs
 from .pictures import (
+    DisplayedFrame,
     DisplayOptions,
     NotAnImage,
-    frame_durations_ms,
     frame_suffix,
     image_check,
     is_multiframe,
@@ -32,9 +34,6 @@ from .pictures import (
     n_frames,
     output_stem,
     read_dataset,
-    save_gif,
-    save_image,
-    to_image,
 )
 
 
@@ -192,9 +191,8 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
             durations, origin = frame_durations_ms(ds, count)
             if origin == "default" and count > 1:
                 result.notes.append(f"no frame time in the header: GIF frames last {durations[0]:g} ms")
-            pictures = iter_pictures(ds, settings.display)
-            images = (to_image(p, settings.size, settings.keep_ratio, settings.square) for p in pictures)
-            save_gif(images, durations, target, force=settings.force)
+            images = [_resized(shown, settings) for shown in iter_pictures(ds, settings.display)]
+            write_gif(images, target, durations_ms=durations, force=settings.force)
             result.written.append(target)
             return result
         targets = [stem + (frame_suffix(i, count) if multi else "") + "." + ext for i in range(count)]
@@ -214,8 +212,8 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
                 result.kept += 1
                 continue
             try:
-                img = to_image(pic, settings.size, settings.keep_ratio, settings.square)
-                save_image(img, target, fmt=ext, quality=settings.quality, text=pic.text, force=settings.force)
+                write_picture(target, _resized(pic, settings), text=pic.picture.text, quality=settings.quality,
+                              force=settings.force)
             except OutputExistsError:  # another process wrote it meanwhile
                 result.kept += 1
                 continue
@@ -229,6 +227,13 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
         result.error = _error_text(exc, source)
     return result
+
+
+def _resized(shown: DisplayedFrame, settings: PngSettings) -> Any:
+    """A frame's picture at the size asked for (square pixels, ``--size``)."""
+    pic = shown.picture
+    return resize_picture(pic.image, aspect=pic.aspect, size=settings.size, keep_ratio=settings.keep_ratio,
+                          square=settings.square)
 
 
 def _error_text(exc: Exception, source: str) -> str:

@@ -420,11 +420,20 @@ def project(
         (``slab_requested_mm``, ``step_requested_mm``) and, when they differ, ``rounding``: one
         sentence saying so (e.g. "a 20 mm slab is 43 slices of 0.469 mm: 20.2 mm ...").
 
+    Raises
+    ------
+    UsageError
+        An unknown plane or mode, or a slab or step that is no positive length.
+    NotAVolumeError
+        A colour (RGB) volume.
+
     Examples
     --------
-    >>> mip = project(vol, "coronal", "max", slab_mm=20)      # doctest: +SKIP
-    >>> mip.meta["projection"]["slab_mm"], mip.meta["projection"]["rounding"]  # doctest: +SKIP
-    (20.16..., 'a 20 mm slab is 43 slices of 0.469 mm: 20.2 mm (whole slices, the number nearest the request)')
+    >>> mip = volume.project(volume.load("ct"), "coronal", "max", slab_mm=20)
+    >>> mip.shape, mip.meta["projection"]["slab_mm"]
+    ((48, 9, 128), 19.5)
+    >>> mip.meta["projection"]["rounding"]
+    'a 20 mm slab is 13 slices of 1.5 mm: 19.5 mm (whole slices, the number nearest the request)'
     """
     plane = _plane(plane)
     mode = _mode(mode)

@@ -497,6 +497,39 @@ def _slab_sampling(step: float, thickness: float, finest: float) -> tuple[int, i
     return n_min, None
 
 
+def _check_slab(vol: Volume, thickness: float, mode: str, engine: str) -> None:
+    """Refuse an unknown slab mode or engine, a thickness that is no positive length, an RGB volume."""
+    if mode not in SLAB_MODES:
+        raise UsageError(f"mode must be one of {', '.join(SLAB_MODES)}, got {mode!r}")
+    if not (np.isfinite(thickness) and thickness > 0):
+        raise UsageError(f"thickness must be a positive number of mm, got {thickness}")
+    if vol.rgb:
+        raise UsageError("thick slices of colour (RGB) volumes are not supported; reslice without --thickness")
+    if engine not in ENGINES:
+        raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def _combine_slab(samples: list[np.ndarray], mode: str, fill_value: float) -> np.ndarray:
+    """A slab's samples (arrays of one shape; NaN: outside the source) combined by ``mode``;
+    ``fill_value`` where no sample is inside."""
+    if mode == "mean":
+        total = np.zeros(samples[0].shape, np.float32)
+        count = np.zeros(samples[0].shape, np.uint16)
+        for a in samples:
+            valid = np.isfinite(a)
+            total += np.where(valid, a, 0.0)
+            count += valid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = total / count
+        out[count == 0] = fill_value
+        return out
+    out = np.full(samples[0].shape, np.nan, np.float32)
+    for a in samples:
+        (np.fmax if mode == "max" else np.fmin)(out, a, out=out)
+    out[np.isnan(out)] = fill_value
+    return out
+
+
 def resample_slab(
     vol: Volume,
     target_affine: np.ndarray,
@@ -524,15 +557,8 @@ def resample_slab(
         float32, with the target's shape and affine (``(T, S, R, C)`` for 4D); ``meta['slab']``
         records thickness, mode and samples per slab.
     """
-    if mode not in SLAB_MODES:
-        raise UsageError(f"mode must be one of {', '.join(SLAB_MODES)}, got {mode!r}")
-    if not (np.isfinite(thickness) and thickness > 0):
-        raise UsageError(f"thickness must be a positive number of mm, got {thickness}")
-    if vol.rgb:
-        raise UsageError("thick slices of colour (RGB) volumes are not supported; reslice without --thickness")
+    _check_slab(vol, thickness, mode, engine)
     order = _check_interp(interp)
-    if engine not in ENGINES:
-        raise UsageError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     target_affine = np.asarray(target_affine, dtype=float)
     shape = tuple(int(v) for v in target_shape)
     _check_size(shape, vol.n_frames)
@@ -546,25 +572,6 @@ def resample_slab(
     make = _sitk_resampler if engine == "sitk" else _scipy_resampler
     plane_voxels = shape[1] * shape[2]
 
-    def reduce(samples: list[np.ndarray]) -> np.ndarray:
-        """Combine n_sub arrays of the same shape (NaN: outside) by ``mode``."""
-        if mode == "mean":
-            total = np.zeros(samples[0].shape, np.float32)
-            count = np.zeros(samples[0].shape, np.uint16)
-            for a in samples:
-                valid = np.isfinite(a)
-                total += np.where(valid, a, 0.0)
-                count += valid
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = total / count
-            out[count == 0] = fill_value
-            return out
-        out = np.full(samples[0].shape, np.nan, np.float32)
-        for a in samples:
-            (np.fmax if mode == "max" else np.fmin)(out, a, out=out)
-        out[np.isnan(out)] = fill_value
-        return out
-
     def frame(data: np.ndarray) -> np.ndarray:
         src = data if data.dtype.kind == "f" else data.astype(np.float32)
         run = make(src, vol.affine, order, np.nan, np.dtype(np.float32))
@@ -575,7 +582,7 @@ def resample_slab(
                 shifted = target_affine.copy()
                 shifted[:3, 3] += (-thickness / 2 + (j + 0.5) * h) * normal
                 samples.append(np.array(run(shifted, shape), dtype=np.float32))
-            return reduce(samples)
+            return _combine_slab(samples, mode, fill_value)
         chunk = max(1, int((SLAB_CHUNK_VOXELS // plane_voxels - n_sub) // m) + 1)
         for k0 in range(0, shape[0], chunk):
             k1 = min(shape[0], k0 + chunk)
@@ -584,7 +591,8 @@ def resample_slab(
             fine_affine[:3, 0] = normal * h
             fine_affine[:3, 3] += (k0 * step - (n_sub - 1) / 2 * h) * normal
             fine = run(fine_affine, (fine_n, shape[1], shape[2]))
-            result[k0:k1] = reduce([fine[j : j + (k1 - k0 - 1) * m + 1 : m] for j in range(n_sub)])
+            result[k0:k1] = _combine_slab([fine[j : j + (k1 - k0 - 1) * m + 1 : m] for j in range(n_sub)],
+                                          mode, fill_value)
         return result
 
     array = np.asarray(vol.array)

@@ -14,7 +14,7 @@ above the air/tissue split of its histogram (Otsu's threshold) set the percentil
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +53,26 @@ HISTOGRAM_BINS = 256
 
 @dataclass(frozen=True)
 class Window:
-    """A display window: values below ``center - width/2`` are black, above ``center + width/2`` white."""
+    """A display window: values below ``center - width/2`` are black, above ``center + width/2`` white.
+
+    Attributes
+    ----------
+    center, width
+        In the values' units (HU for CT); ``width`` is positive.
+    function
+        DICOM's VOI LUT function: ``LINEAR``, ``LINEAR_EXACT`` or ``SIGMOID``.
+
+    Raises
+    ------
+    ValueError
+        A width that is not positive, a value that is not finite, or another function.
+
+    Examples
+    --------
+    >>> w = volume.Window(40, 400)
+    >>> w.low, w.high
+    (-160.0, 240.0)
+    """
 
     center: float
     width: float
@@ -256,6 +275,12 @@ def apply_window(
     -------
     numpy.ndarray
         Same shape, uint8 (or uint16 when ``out_max > 255``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> volume.apply_window(np.array([-1000.0, 40.0, 240.0]), volume.Window(40, 400))
+    array([  0, 128, 255], dtype=uint8)
     """
     x = np.asarray(values, dtype=np.float64)
     c, w = float(window.center), float(window.width)
@@ -275,30 +300,47 @@ def apply_window(
     return np.rint(y * out_max).astype(dtype)
 
 
-def header_window(acquisition: Mapping[str, object] | None) -> Window | None:
-    """The series' own DICOM window (WindowCenter/WindowWidth, first value if several), or None.
+def header_window(values: Mapping[str, object] | None) -> Window | None:
+    """The window a DICOM header recommends (the first of several), or None: the one reading of
+    Window Center/Width and the VOI LUT Function.
 
-    ``acquisition`` is ``Volume.meta['acquisition']`` (or any mapping with those keywords); a
-    missing, non-numeric or non-positive width gives None.
+    Parameters
+    ----------
+    values
+        A mapping with ``WindowCenter``, ``WindowWidth`` and ``VOILUTFunction``: a
+        ``Volume.meta['acquisition']``, a pydicom dataset, or what
+        the DICOM reader (its ``presentation`` module) reads from a frame's functional groups.
+
+    Returns
+    -------
+    Window or None
+        None for a missing, non-numeric or non-positive width or center; an unknown function is
+        ``LINEAR``.
+
+    Examples
+    --------
+    >>> header_window({"WindowCenter": [40, 400], "WindowWidth": [400, 2000]})
+    Window(center=40.0, width=400.0, function='LINEAR')
     """
-    if not acquisition:
+    if not values:
         return None
-
-    def first(value: object) -> float | None:
-        if isinstance(value, (list, tuple)):
-            value = value[0] if value else None
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return None
-        return number if np.isfinite(number) else None
-
-    center = first(acquisition.get("WindowCenter"))
-    width = first(acquisition.get("WindowWidth"))
+    center = _first_number(values.get("WindowCenter"))
+    width = _first_number(values.get("WindowWidth"))
     if center is None or width is None or width <= 0:
         return None
-    function = str(acquisition.get("VOILUTFunction") or "LINEAR").strip().upper()
+    function = str(values.get("VOILUTFunction") or "LINEAR").strip().upper()
     return Window(center, width, function if function in VOI_FUNCTIONS else "LINEAR")
+
+
+def _first_number(value: object) -> float | None:
+    """A finite float from a number, a numeric string, or the first of several; else None."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
 HEADER_WINDOW_MODALITIES = ("CT",)

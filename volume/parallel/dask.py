@@ -6,6 +6,7 @@ given. What runs on the cluster is the job's business (:mod:`volume.jobs.cluster
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -47,6 +48,50 @@ def _probe(address: str, timeout: float) -> None:
                          "is it running (`dask scheduler`) and reachable from here?") from None
 
 
+def _identify(address: str, timeout: float) -> Any:
+    """What answers at ``address``: its ``identity`` reply, within ``timeout`` seconds in all.
+
+    ``distributed.comm.connect`` bounds the connection and its handshake; the question and the answer
+    are bounded here too. (A ``distributed.Client`` waits for the handshake of a peer that accepted the
+    connection but never speaks, an HTTP port for instance, until that peer hangs up.)
+    """
+    from distributed.comm import connect as open_comm
+
+    async def ask() -> Any:
+        comm = await asyncio.wait_for(open_comm(address, timeout=timeout), timeout)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    return asyncio.run(ask())
+
+
+def _unreachable(address: str, timeout: float, exc: BaseException) -> UsageError:
+    """The one-line error of a scheduler that did not answer in time."""
+    reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return UsageError(
+        f"cannot reach the dask scheduler at {address} within {timeout:g} s ({reason}); "
+        "is it running (`dask scheduler`) and reachable from here?"
+    )
+
+
+def _check_scheduler(address: str, timeout: float) -> None:
+    """Refuse, with one line, an address where no dask scheduler answers within ``timeout``."""
+    try:
+        identity = _identify(address, timeout)
+    except (OSError, TimeoutError) as exc:  # refused, reset, silent (CommClosedError is an OSError)
+        raise _unreachable(address, timeout, exc) from None
+    except Exception:  # noqa: BLE001 - garbage read as a message (e.g. a huge length): not dask
+        raise UsageError(f"cannot use {address}: what answered there is not a dask scheduler") from None
+    kind = identity.get("type") if isinstance(identity, dict) else None
+    if kind != "Scheduler":
+        what = f"a dask {kind}" if isinstance(kind, str) and kind else "not a dask scheduler"
+        raise UsageError(f"cannot use {address}: what answered there is {what}, not the scheduler "
+                         "(give the scheduler's address, printed by `dask scheduler`)")
+
+
 def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     """A :class:`distributed.Client` connected to ``address``.
 
@@ -63,38 +108,11 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Any:
     for name in ("distributed", "distributed.client", "distributed.comm"):  # our own one-line errors instead
         logging.getLogger(name).setLevel(logging.CRITICAL)
     _probe(address, timeout)
-    made: list[Any] = []
-
-    class _Client(distributed.Client):  # keeps hold of a client whose start failed, to close it quickly
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            made.append(self)
-            super().__init__(*args, **kwargs)
-
+    _check_scheduler(address, timeout)
     try:
-        return _Client(address, timeout=timeout, set_as_default=False)
-    except Exception as exc:  # noqa: BLE001 - refused, timed out, or not a dask scheduler at all
-        for client in made:
-            _abandon(client)
-        if not isinstance(exc, (OSError, TimeoutError)):  # e.g. garbage read as a message length
-            raise UsageError(f"cannot use {address}: what answered there is not a dask scheduler") from None
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise UsageError(
-            f"cannot reach the dask scheduler at {address} within {timeout:g} s ({reason}); "
-            "is it running (`dask scheduler`) and reachable from here?"
-        ) from None
-
-
-def _abandon(client: Any) -> None:
-    """Stop a client whose connection failed without the 10 s close its finaliser would attempt."""
-    try:
-        client.close(timeout=0.5)
-    except Exception:  # noqa: BLE001 - it never connected: nothing to close gracefully
-        pass
-    try:
-        client.status = "closed"
-        client._loop_runner.stop()
-    except Exception:  # noqa: BLE001 - private API; best effort
-        pass
+        return distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:  # the scheduler went away between the two
+        raise _unreachable(address, timeout, exc) from None
 
 
 def n_workers(client: Any) -> int:

@@ -95,11 +95,10 @@ def ordered_map(
         for item in items:
             yield fn(item)
         return
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_quiet_worker_init)
+    def new_pool() -> WorkerPool:
+        return WorkerPool(n)
 
     pool = new_pool()
     queue: deque[tuple[Any, list[T]]] = deque()
@@ -128,7 +127,7 @@ def ordered_map(
                     raise
                 waiting = [b for _, b in queue]
                 queue.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.stop(terminate=False)
                 pool = new_pool()
                 results = []
                 for item in batch:  # one at a time: find the item that kills its worker
@@ -136,7 +135,7 @@ def ordered_map(
                         results.extend(pool.submit(_run_chunk, fn, [item]).result())
                     except BrokenProcessPool:
                         results.append(on_crash(item))
-                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool.stop(terminate=False)
                         pool = new_pool()
                 queue.extend((pool.submit(_run_chunk, fn, b), b) for b in waiting)
             submit_next()
@@ -144,10 +143,7 @@ def ordered_map(
     finally:
         # Early exit (Ctrl-C in the parent, the consumer closing the generator): stop running
         # tasks; they unwind and remove their temporary files. Otherwise all work is done.
-        early = bool(queue)
-        for fut, _ in queue:
-            fut.cancel()
-        _stop_pool(pool, terminate=early)
+        pool.stop(terminate=bool(queue))
 
 
 _task_running = False
@@ -238,10 +234,11 @@ def _inherited_call(fn: Callable[[T], R], index: int) -> R:
 
 def _quiet_worker_init(inherited: tuple[Any, ...] = ()) -> None:
     """Worker set-up: ``inherited`` kept as :data:`_INHERITED` (a forked worker's copy of the
-    items, passed without pickling); SIGINT and SIGHUP ignored (Ctrl-C in a terminal, or its closing, reaches the
-    whole process group; the parent decides and stops the workers), SIGTERM handled by
-    :func:`_stop_quietly`, and SIGTERM sent when the parent dies (:func:`die_with_parent`): a
-    worker never outlives its job, keeps writing after it, or holds the caller's pipes open."""
+    items, passed without pickling); SIGINT and SIGHUP ignored (Ctrl-C in a terminal, or its
+    closing, reaches the whole process group; the parent decides and stops the workers), SIGTERM
+    handled by :func:`_stop_quietly`, and SIGTERM sent when the parent dies
+    (:func:`die_with_parent`): a worker never outlives its job, keeps writing after it, or holds
+    the caller's pipes open."""
     global _INHERITED
     _INHERITED = inherited
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -256,23 +253,58 @@ STOP_TIMEOUT_S = 1.0
 (each stops itself within :data:`WORKER_STOP_DEADLINE_S`: this is the margin)."""
 
 
-def _stop_pool(pool: Any, *, terminate: bool) -> None:
-    """Shut ``pool`` down and wait for its processes and its manager thread (so the next pool can
-    still fork); with ``terminate``, stop running tasks first (SIGTERM, then wait)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    manager = getattr(pool, "_executor_manager_thread", None)
-    pool.shutdown(wait=False, cancel_futures=True)
-    if terminate:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-    for proc in procs:
-        proc.join(STOP_TIMEOUT_S if terminate else None)
-        if proc.is_alive():  # pragma: no cover - a worker stuck in C code ignoring SIGTERM
-            proc.kill()
-            proc.join()
-    if manager is not None:
-        manager.join(STOP_TIMEOUT_S)
+class WorkerPool:
+    """A process pool of quiet workers (:func:`_quiet_worker_init`) that can be stopped at once.
+
+    concurrent.futures' executor, and the worker processes it started, known through
+    :func:`multiprocessing.active_children` (the children started since the pool was made): its
+    public interface has no other way to reach them, and a stop must signal them.
+    """
+
+    def __init__(self, size: int, items: tuple[Any, ...] = ()) -> None:
+        """``items``: what :meth:`submit_item` will send; forked workers get them with their memory
+        (``initargs`` are not pickled for a forked process), so only indexes are sent to them."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._before = set(mp.active_children())
+        context = _pool_context()
+        self.forked = bool(items) and context.get_start_method() == "fork"
+        self.executor = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_quiet_worker_init,
+                                            initargs=(items,) if self.forked else ())
+
+    def submit(self, fn: Callable[..., R], *args: Any) -> Any:
+        """``executor.submit``: a future of ``fn(*args)`` in a worker."""
+        return self.executor.submit(fn, *args)
+
+    def submit_item(self, fn: Callable[[T], R], index: int, item: T) -> Any:
+        """A future of ``fn(item)`` (:func:`_guarded_call`), ``item`` being the pool's ``items[index]``:
+        a forked worker is sent the index of its inherited copy, another the pickled item."""
+        if self.forked:
+            return self.executor.submit(_inherited_call, fn, index)
+        return self.executor.submit(_guarded_call, fn, item)
+
+    def _workers(self) -> list[Any]:
+        import multiprocessing as mp
+
+        return [p for p in mp.active_children() if p not in self._before]
+
+    def stop(self, *, terminate: bool) -> None:
+        """Shut the pool down and wait for its processes and its manager thread (so the next pool
+        can still fork); with ``terminate``, stop running tasks first (SIGTERM, then wait, then kill
+        a worker stuck in C code). Its futures are left to the pool: one cancelled from outside
+        while the pool breaks would make the pool's own thread fail (CPython 3.11)."""
+        if terminate:
+            procs = self._workers()
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(STOP_TIMEOUT_S)
+                if proc.is_alive():  # pragma: no cover - a worker stuck in C code ignoring SIGTERM
+                    proc.kill()
+                    proc.join()
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def unordered_map(
@@ -308,45 +340,22 @@ def unordered_map(
         for i, item in enumerate(items):
             yield i, fn(item)
         return
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
     from concurrent.futures.process import BrokenProcessPool
 
     listed = tuple(items)
-    forked = False  # whether the current pool's workers were forked with ``listed`` in memory
-
-    def new_pool(size: int) -> ProcessPoolExecutor:
-        """A pool; forked workers get the items with their memory (``initargs`` are not pickled
-        for a forked process), so the tasks sent to them are indexes."""
-        nonlocal forked
-        context = _pool_context()
-        forked = context.get_start_method() == "fork"
-        return ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_quiet_worker_init,
-                                   initargs=(listed,) if forked else ())
-
-    def submit(call: Callable[[T], R], i: int, item: T) -> Future[R]:
-        """``call(item)`` in a worker: a forked worker gets the index of the item it inherited."""
-        if forked:
-            return pool.submit(_inherited_call, call, i)
-        return pool.submit(_guarded_call, call, item)
-
     limit = max(1, in_flight or 2 * n)
     it = enumerate(listed)
     pending: dict[Future[R], tuple[int, T]] = {}
-    pool = new_pool(n)
+    pool = WorkerPool(n, listed)
     clean = False
-
-    def broken_pool_stopped() -> None:
-        _stop_pool(pool, terminate=False)
-        if on_broken is not None:
-            on_broken()
-
     try:
         while True:
             while len(pending) < limit:
                 nxt = next(it, None)
                 if nxt is None:
                     break
-                pending[submit(fn, *nxt)] = nxt
+                pending[pool.submit_item(fn, *nxt)] = nxt
             if not pending:
                 break
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -365,31 +374,52 @@ def unordered_map(
                 raise BrokenProcessPool("a worker process died")
             lost.extend(pending.values())  # every unfinished item: we cannot tell which one killed it
             pending.clear()
-            broken_pool_stopped()
-            pool = new_pool(1)
-            for i, item in sorted(lost, key=lambda pair: pair[0]):  # alone: find the item that kills its worker
-                fut = submit(retry_fn or fn, i, item)
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    result = on_crash(item)
-                    broken_pool_stopped()
-                    pool = new_pool(1)
-                yield i, result
-            _stop_pool(pool, terminate=False)
-            pool = new_pool(n)
+            pool.stop(terminate=False)
+            if on_broken is not None:
+                on_broken()
+            yield from _rerun_alone(lost, retry_fn or fn, on_crash, on_broken, listed)
+            pool = WorkerPool(n, listed)
         clean = True
     finally:
-        if clean:
-            _stop_pool(pool, terminate=False)
-        else:
-            # stopping takes a moment: a second Ctrl-C must not interrupt the clean-up
-            main = threading.current_thread() is threading.main_thread()
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        _stop_after(pool, clean)
+
+
+def _rerun_alone(lost: list[tuple[int, T]], fn: Callable[[T], R], on_crash: Callable[[T], R],
+                 on_broken: Callable[[], None] | None, items: tuple[T, ...]) -> Iterator[tuple[int, R]]:
+    """The items of a broken pool, each alone in a one-worker pool, in input order: the one that
+    kills its worker again gets ``on_crash(item)`` (see :func:`unordered_map`; ``items``, all of the
+    map's, for :class:`WorkerPool`)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = WorkerPool(1, items)
+    finished = False
+    try:
+        for i, item in sorted(lost, key=lambda pair: pair[0]):
+            fut = pool.submit_item(fn, i, item)
             try:
-                for fut in pending:
-                    fut.cancel()
-                _stop_pool(pool, terminate=True)
-            finally:
-                if main:
-                    signal.signal(signal.SIGINT, previous)
+                result = fut.result()
+            except BrokenProcessPool:
+                result = on_crash(item)
+                pool.stop(terminate=False)
+                if on_broken is not None:
+                    on_broken()
+                pool = WorkerPool(1, items)
+            yield i, result
+        finished = True
+    finally:
+        pool.stop(terminate=not finished)  # stopped early (Ctrl-C, the consumer closing us): stop its worker
+
+
+def _stop_after(pool: WorkerPool, clean: bool) -> None:
+    """The end of :func:`unordered_map`: the pool shut down, or after an early stop its workers
+    stopped (its queued items then fail with the pool, never run), a second Ctrl-C meanwhile ignored."""
+    if clean:
+        pool.stop(terminate=False)
+        return
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        pool.stop(terminate=True)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)

@@ -24,8 +24,9 @@ import numpy as np
 from .. import lifecycle
 from ..conventions import plane_name
 from ..errors import UsageError
+from ..io.image import write_picture
 from ..volume import axis_codes
-from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot, write_picture
+from .offscreen import offscreen_window, orientation_cube, resolve_mapper, snapshot
 from .projection import ProjectionLayer
 from .scene import MODES, PROJECTION_MODES, VIEWS, Scene, vtk_matrix
 
@@ -167,6 +168,29 @@ class SlicePlane:
         self.actor.GetMapper().SetInputData(image)
 
 
+
+def _text_actors(renderer: Any, help_text: bool) -> tuple[Any, Any]:
+    """The key help (bottom left; hidden unless ``help_text``) and the status line (top left),
+    added to ``renderer``."""
+    from vtkmodules.vtkRenderingCore import vtkTextActor
+
+    help_actor = vtkTextActor()
+    help_actor.SetInput(HELP_TEXT)
+    help_actor.GetTextProperty().SetFontSize(TEXT_SIZE)
+    help_actor.GetTextProperty().SetColor(0.85, 0.85, 0.85)
+    help_actor.SetDisplayPosition(8, 6)
+    help_actor.SetVisibility(bool(help_text))
+    renderer.AddViewProp(help_actor)
+    status = vtkTextActor()
+    status.GetTextProperty().SetFontSize(TEXT_SIZE)
+    status.GetTextProperty().SetColor(1.0, 0.9, 0.5)
+    status.GetTextProperty().SetVerticalJustificationToTop()
+    status.GetPositionCoordinate().SetCoordinateSystemToNormalizedDisplay()
+    status.GetPositionCoordinate().SetValue(0.01, 0.99)
+    renderer.AddViewProp(status)
+    return help_actor, status
+
+
 class Viewer:
     """The interactive window; build it with :func:`build_viewer`.
 
@@ -193,7 +217,7 @@ class Viewer:
         import vtkmodules.vtkRenderingOpenGL2  # noqa: F401
         from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
         from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget
-        from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkRenderWindowInteractor, vtkTextActor
+        from vtkmodules.vtkRenderingCore import vtkRenderWindow, vtkRenderWindowInteractor
 
         self.scene = scene
         self.view = "anterior"
@@ -227,20 +251,7 @@ class Viewer:
         self._sync_planes()
         self.active: str | None = None
 
-        self.help = vtkTextActor()
-        self.help.SetInput(HELP_TEXT)
-        self.help.GetTextProperty().SetFontSize(TEXT_SIZE)
-        self.help.GetTextProperty().SetColor(0.85, 0.85, 0.85)
-        self.help.SetDisplayPosition(8, 6)
-        self.help.SetVisibility(bool(help_text))
-        scene.renderer.AddViewProp(self.help)
-        self.status = vtkTextActor()
-        self.status.GetTextProperty().SetFontSize(TEXT_SIZE)
-        self.status.GetTextProperty().SetColor(1.0, 0.9, 0.5)
-        self.status.GetTextProperty().SetVerticalJustificationToTop()
-        self.status.GetPositionCoordinate().SetCoordinateSystemToNormalizedDisplay()
-        self.status.GetPositionCoordinate().SetValue(0.01, 0.99)
-        scene.renderer.AddViewProp(self.status)
+        self.help, self.status = _text_actors(scene.renderer, help_text)
 
         self.marker = vtkOrientationMarkerWidget()
         self.marker.SetOrientationMarker(orientation_cube())
@@ -383,7 +394,7 @@ class Viewer:
         k = 1
         while (self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png").exists():
             k += 1
-        path = write_picture(pixels, self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png")
+        path = write_picture(self.screenshot_dir / f"{SCREENSHOT_STEM}-{k:03d}.png", pixels)
         if self.on_screenshot:
             self.on_screenshot(path)
         return path

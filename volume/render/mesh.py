@@ -47,6 +47,8 @@ def isosurface(
         Threshold in the volume's units (HU for CT).
     coords
         ``"lps"`` (DICOM, default) or ``"ras"``.
+    frame
+        0-based frame of a 4D volume.
     smooth
         Windowed-sinc smoothing iterations (0: none); smoothing keeps the volume enclosed.
     largest
@@ -56,15 +58,18 @@ def isosurface(
     -------
     vtkPolyData
         Triangles with outward normals, points in mm.
-    """
-    from vtkmodules.vtkCommonTransforms import vtkTransform
-    from vtkmodules.vtkFiltersCore import (
-        vtkPolyDataConnectivityFilter,
-        vtkPolyDataNormals,
-        vtkWindowedSincPolyDataFilter,
-    )
-    from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
 
+    Raises
+    ------
+    UsageError
+        An unknown ``coords``, or a level that gives an empty surface.
+
+    Examples
+    --------
+    >>> surface = volume.isosurface(volume.load("ct"), 300)
+    >>> surface.GetNumberOfCells() > 0
+    True
+    """
     if coords not in COORDS:
         raise UsageError(f"unknown coordinate frame {coords!r}; choose one of {', '.join(COORDS)}")
     grid = render_grid(vol, frame)
@@ -78,7 +83,19 @@ def isosurface(
         raise UsageError(
             f"--level {level:g} gives no surface: the values of this series lie between {lo:g} and {hi:g}"
         )
-    poly = image_isosurface(to_vtk_image(grid), level)
+    poly = _cleaned(image_isosurface(to_vtk_image(grid), level), smooth=smooth, largest=largest)
+    matrix = index_matrix(grid)
+    out = _in_patient_mm(poly, LPS_TO_RAS @ matrix if coords == "ras" else matrix)
+    if out.GetNumberOfCells() == 0:
+        raise UsageError(f"--level {level:g} gives an empty surface")
+    return out
+
+
+def _cleaned(poly: Any, *, smooth: int, largest: bool) -> Any:
+    """``poly`` with only its largest connected piece (``largest``) and windowed-sinc smoothed
+    (``smooth`` iterations; 0: none)."""
+    from vtkmodules.vtkFiltersCore import vtkPolyDataConnectivityFilter, vtkWindowedSincPolyDataFilter
+
     if largest:
         conn = vtkPolyDataConnectivityFilter()
         conn.SetInputData(poly)
@@ -95,9 +112,15 @@ def isosurface(
         sinc.FeatureEdgeSmoothingOff()
         sinc.Update()
         poly = sinc.GetOutput()
-    matrix = index_matrix(grid)
-    if coords == "ras":
-        matrix = LPS_TO_RAS @ matrix
+    return poly
+
+
+def _in_patient_mm(poly: Any, matrix: np.ndarray) -> Any:
+    """``poly``'s index-space points moved by ``matrix`` (index -> patient mm), with outward normals."""
+    from vtkmodules.vtkCommonTransforms import vtkTransform
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+    from vtkmodules.vtkFiltersGeneral import vtkTransformFilter
+
     transform = vtkTransform()
     transform.SetMatrix(vtk_matrix(matrix))
     move = vtkTransformFilter()
@@ -109,10 +132,7 @@ def isosurface(
     normals.ConsistencyOn()
     normals.AutoOrientNormalsOff()
     normals.Update()
-    out = normals.GetOutput()
-    if out.GetNumberOfCells() == 0:
-        raise UsageError(f"--level {level:g} gives an empty surface")
-    return out
+    return normals.GetOutput()
 
 
 def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, coords: str = "lps") -> Path:
@@ -123,10 +143,35 @@ def write_mesh(poly: Any, path: str | os.PathLike[str], *, force: bool = False, 
     lines reach stderr) and a file shorter than the mesh (VTK's PLY and OBJ writers do not notice a
     full disk) raise ``OSError`` naming ``path``; the partial file is removed.
 
+    Parameters
+    ----------
+    poly
+        The surface (:func:`isosurface`).
+    path
+        A ``.stl``, ``.ply`` or ``.obj`` file.
+    force
+        Replace an existing file.
+    coords
+        The frame ``poly``'s points are in (``"lps"`` or ``"ras"``), named in STL and PLY headers.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, in place only once VTK wrote the whole mesh.
+
     Raises
     ------
     OSError
         The file could not be written whole (``ENOSPC`` when the disk is full, ``EIO`` otherwise).
+    UsageError
+        Another extension.
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+
+    Examples
+    --------
+    >>> volume.write_mesh(volume.isosurface(volume.load("ct"), 300), "head.stl")
+    PosixPath('head.stl')
     """
     from vtkmodules.vtkIOGeometry import vtkOBJWriter, vtkSTLWriter
     from vtkmodules.vtkIOPLY import vtkPLYWriter

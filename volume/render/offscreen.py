@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
-from ..io.atomic import atomic_output
 from ..volume import Volume
 from .projection import ProjectionLayer
 from .scene import VIEWS, Scene
@@ -30,9 +28,6 @@ MAX_SIZE = 8192
 
 MARKER_FRACTION = 0.16
 """Side of the orientation cube's corner viewport, as a fraction of the picture's smaller side."""
-
-GIF_FRAME_MS = 80
-"""Duration of one turntable frame in the GIF (milliseconds)."""
 
 LABELS_LPS = {"x+": "L", "x-": "R", "y+": "P", "y-": "A", "z+": "S", "z-": "I"}
 """Face labels of the orientation cube: the scene's world frame is patient LPS."""
@@ -240,6 +235,50 @@ def render(
     See :class:`~volume.render.scene.Scene` for ``mode``, ``preset``, ``level``, ``window`` and
     :meth:`~volume.render.scene.Scene.set_view` for ``view``, ``azimuth``, ``elevation``.
     ``mapper`` is ``auto`` (see :func:`resolve_mapper`), ``gpu`` or ``cpu``.
+
+    Parameters
+    ----------
+    vol
+        The volume (a 4D one is drawn at ``frame``).
+    mode
+        ``vr`` (volume rendering), ``mip``, ``minip`` or ``iso`` (the isosurface at ``level``).
+    preset
+        A transfer function's name for ``vr`` (default: bone for CT, mr otherwise).
+    level
+        The isosurface's value in the volume's units.
+    window
+        ``(center, width)`` of the grey ramp of ``mip``/``minip``.
+    view
+        Where the camera stands: ``anterior``, ``posterior``, ``left``, ``right``, ``superior``,
+        ``inferior``.
+    size
+        ``(width, height)`` of the picture in pixels.
+    azimuth, elevation
+        Turns of the camera (degrees) about the patient's long axis and up from it.
+    parallel
+        Parallel projection (distances true to scale) instead of perspective.
+    frame
+        0-based frame of a 4D volume.
+    marker
+        Draw the orientation cube in the lower-left corner.
+    mapper
+        ``auto``, ``gpu`` or ``cpu``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width, 3)`` uint8, the picture as shown (row 0 at the top).
+
+    Raises
+    ------
+    UsageError
+        An unknown mode, view, preset or mapper.
+
+    Examples
+    --------
+    >>> pixels = volume.render_volume(volume.load("ct"), mode="mip", view="left", size=(64, 48))
+    >>> pixels.shape, pixels.dtype
+    ((48, 64, 3), dtype('uint8'))
     """
     r = OffscreenRenderer(
         vol, size=size, marker=marker, mapper=mapper, mode=mode, preset=preset, level=level, window=window, frame=frame
@@ -344,37 +383,3 @@ def turntable(
     finally:
         r.close()
     return frames
-
-
-IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
-"""Picture formats by file extension (Pillow)."""
-
-
-def write_picture(pixels: np.ndarray, path: str | os.PathLike[str], *, force: bool = False) -> Path:
-    """Write a ``(H, W, 3)`` uint8 picture (PNG, JPEG or TIFF by extension) atomically."""
-    from PIL import Image
-
-    fmt = IMAGE_FORMATS.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise UsageError(f"{path}: unknown picture format; use .png, .jpg or .tif (or .gif with --turntable)")
-    with atomic_output(path, force=force) as tmp:
-        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB").save(tmp, format=fmt)
-    return Path(path)
-
-
-def write_gif(
-    frames: Sequence[np.ndarray], path: str | os.PathLike[str], *, force: bool = False, frame_ms: int = GIF_FRAME_MS
-) -> Path:
-    """Write pictures as a looping animated GIF (Pillow; one shared adaptive palette) atomically."""
-    from PIL import Image
-
-    if Path(path).suffix.lower() != ".gif":
-        raise UsageError(f"{path}: a turntable animation is written as .gif")
-    images = [Image.fromarray(np.ascontiguousarray(f, dtype=np.uint8), "RGB") for f in frames]
-    palette = images[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-    quantized = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
-    with atomic_output(path, force=force) as tmp:
-        quantized[0].save(
-            tmp, format="GIF", save_all=True, append_images=quantized[1:], duration=frame_ms, loop=0, optimize=False
-        )
-    return Path(path)

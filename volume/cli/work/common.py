@@ -1,8 +1,10 @@
-"""What the work of several commands shares: the series a render shows (``render``, ``view``,
-``serve``, ``mesh``, ``mip --turntable``), and the checks and writing of a turntable."""
+"""What the work of several commands shares: how a job's events are printed, the series a render
+shows (``render``, ``view``, ``serve``, ``mesh``, ``mip --turntable``), and the checks and writing
+of a turntable."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -12,10 +14,22 @@ from ...errors import UsageError
 from ...io import formats
 from ...io.atomic import check_writable
 from ...io.movie import check_movie_support
+from ...jobs.events import Events
 from ...jobs.existing import Tally, check_outputs
-from ..app import err, warn
+from ...jobs.inputs import read_input
+from ..app import err, progress_bar, warn
 from ..app import parse_size as parse_bytes
-from .inputs import read_input
+
+
+def print_path(path: Path) -> None:
+    """A written file on stdout, at once (a listing stopped by Ctrl-C lists exactly what is whole)."""
+    sys.stdout.write(f"{path}\n")
+    sys.stdout.flush()
+
+
+EVENTS = Events(warn=warn, status=err, written=print_path, progress=progress_bar)
+"""How the command line shows what a job says: warnings and status lines on stderr, written files
+on stdout, progress bars on a terminal."""
 
 ANIMATION_SUFFIXES = formats.suffixes("render", "animation")
 """Outputs that hold a turntable: an animated GIF (Pillow) or a movie (imageio-ffmpeg), as the
@@ -51,7 +65,7 @@ def load_series(path: Path, series: str | None, frame: int, allow_gaps: bool, ma
     limit = {} if max_memory is None else {"max_bytes": parse_bytes(max_memory)}
     if frame < FIRST_NUMBER:
         raise UsageError(f"--frame {frame}: frames count from {FIRST_NUMBER}")
-    found, series = read_input(path, series, verb=verb)
+    found, series = read_input(path, series, verb=verb, events=EVENTS)
     vol = load(found, series, allow_gaps=allow_gaps, **limit)
     if vol.is_4d:
         if frame > vol.n_frames:

@@ -15,14 +15,13 @@ from pathlib import Path
 from ... import lifecycle
 from ...errors import EXIT_OUTPUT_EXISTS, NoDicomError, UsageError
 from ...io import formats
+from ...io.outputs import FOLDER, output_kind, suffix_of
 from ...jobs.existing import FORCE_HINT, Tally
 from ...jobs.pictures import DisplayOptions
 from ...jobs.png import PngSettings, PngSummary, convert_many, plan_outputs
 from ...ops.window import resolve_window
 from ...parallel.pool import default_workers
 from ..app import err, progress_bar, warn
-from ..outputs import FOLDER, output_kind, suffix_of
-from ..png import PictureFormat
 
 MTIME_SLACK_S = 0.05
 """Seconds before the run's start still counted as this run's writes (file clocks are coarse)."""
@@ -33,14 +32,14 @@ registry). Any other file extension is a usage error listing these; a name witho
 output folder."""
 
 
-def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: int | None, keep_ratio: bool,
+def png(path: Path, *, out: str | None, fmt: str, quality: int, size: int | None, keep_ratio: bool,
         square_pixels: bool, window: str | None, preset: str | None, raw16: bool, gif: bool,
         workers: int | None, force: bool) -> int:
     """``volume png``: checks, the plan of outputs, the pool's results listed; the exit code."""
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     request = resolve_window(window, preset)  # the header's window unless --window/--preset (checked per file)
-    if raw16 and fmt is PictureFormat.jpg:
+    if raw16 and fmt == "jpg":
         raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: drop --format jpg")
     if raw16 and (window is not None or preset is not None):
         raise UsageError("--raw16 writes modality values without windowing: drop --window/--preset")
@@ -58,12 +57,12 @@ def png(path: Path, *, out: str | None, fmt: PictureFormat, quality: int, size: 
         if kind == "animation" and not gif:
             raise UsageError(f"{out}: a .gif is the animation of a multi-frame file: add --gif (or write .png)")
         if kind != "animation":
-            fmt = PictureFormat(suffix_of(out_path.name, OUTPUT_FORMATS).lstrip("."))
-        if raw16 and fmt is PictureFormat.jpg:
+            fmt = suffix_of(out_path.name, OUTPUT_FORMATS).lstrip(".")
+        if raw16 and fmt == "jpg":
             raise UsageError("--raw16 writes 16-bit PNG; JPEG has 8 bits: write a .png")
     settings = PngSettings(
         display=DisplayOptions(window=request.window, auto=auto, raw16=raw16),
-        fmt=fmt.value, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
+        fmt=fmt, quality=quality, size=size, keep_ratio=keep_ratio, gif=gif, force=force,
         square=square_pixels, gif_always=kind == "animation", preset=request.preset, preset_option="--preset" if preset is not None else "--window",
     )
     stem = str(out_path)[: -len(suffix_of(out_path.name, OUTPUT_FORMATS))] if one_file else ""

@@ -21,7 +21,6 @@ from ...render.offscreen import turntable as spin
 from ...render.presets import default_level
 from ...render.web import WEB_EXTRA_HINT, build_web_view, make_token
 from ..app import err, progress_bar, warn
-from ..render import Axis, Coords, MapperName, Mode, View
 from .common import (
     ANIMATION_SUFFIXES,
     check_turntable,
@@ -32,10 +31,10 @@ from .common import (
 )
 
 
-def _check_presets(mode: Mode, preset: str | None, window: str | None) -> None:
+def _check_presets(mode: str, preset: str | None, window: str | None) -> None:
     """Refuse, before the series is read, a preset or window that names nothing, and a 2D-only
     preset where volume rendering needs a transfer function."""
-    if preset is not None and mode.value == "vr":
+    if preset is not None and mode == "vr":
         transfer_function(preset)
     elif preset is not None:
         find_preset(preset)
@@ -43,7 +42,7 @@ def _check_presets(mode: Mode, preset: str | None, window: str | None) -> None:
         resolve_window(window, None)
 
 
-def _looks(vol, mode: Mode, preset: str | None, window: str | None) -> dict:
+def _looks(vol, mode: str, preset: str | None, window: str | None) -> dict:
     """The renderer's ``preset`` (a transfer function's name) and ``window`` (grey ramp) from
     ``--preset``/``--window``, read as every command reads them (:mod:`volume.ops.presets`), with a
     warning, naming the series, for a preset made for another modality than the series'."""
@@ -54,7 +53,7 @@ def _looks(vol, mode: Mode, preset: str | None, window: str | None) -> dict:
         request = resolve_window(None, preset, modality)
         notes.append(request.warning)
         # vr needs the preset's transfer function; the other modes keep it for a switch to vr (view)
-        transfer = transfer_function(preset) if mode.value == "vr" else find_preset(preset).transfer
+        transfer = transfer_function(preset) if mode == "vr" else find_preset(preset).transfer
         ramp = request.ramp(acquisition)  # the grey ramp of mip/minip (a ct-* transfer function ignores it)
     if window is not None:  # the ramp of mip/minip and the range the mr transfer function spans
         request = resolve_window(window, None, modality)
@@ -65,9 +64,9 @@ def _looks(vol, mode: Mode, preset: str | None, window: str | None) -> dict:
     return {"preset": transfer, "window": ramp}
 
 
-def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, level: float | None,
-           window: str | None, view: View, size: str, azimuth: float, elevation: float, perspective: bool,
-           turntable: int | None, axis: Axis, marker: bool, mapper: MapperName, series: str | None, frame: int,
+def render(path: Path, *, output: Path | None, mode: str, preset: str | None, level: float | None,
+           window: str | None, view: str, size: str, azimuth: float, elevation: float, perspective: bool,
+           turntable: int | None, axis: str, marker: bool, mapper: str, series: str | None, frame: int,
            allow_gaps: bool, force: bool, max_memory: str | None) -> None:
     """``volume render``: a picture or a turntable rendered offscreen."""
     wh = parse_size(size)
@@ -79,30 +78,30 @@ def render(path: Path, *, output: Path | None, mode: Mode, preset: str | None, l
         raise UsageError(f"{output}: use a {', '.join(formats.suffixes('render', 'picture'))} picture{hint}")
     check_turntable(output if output is not None else Path("render" + default_suffix), turntable)
     if turntable is not None:
-        check_turn(view.value, axis.value)
+        check_turn(view, axis)
     if output is not None:
         skip_if_exists(output, force=force, verb="rendered")
     vol = load_series(path, series, frame, allow_gaps, max_memory)
     if output is None:
-        output = Path(f"{series_stem(vol.meta)}_render_{mode.value}_{view.value}{default_suffix}")
+        output = Path(f"{series_stem(vol.meta)}_render_{mode}_{view}{default_suffix}")
         skip_if_exists(output, force=force, verb="rendered", series=vol.meta.get("stack_id"))
     options = dict(
-        mode=mode.value, level=level, view=view.value, size=wh, elevation=elevation, parallel=not perspective,
-        frame=frame_index(frame), marker=marker, mapper=mapper.value, **_looks(vol, mode, preset, window),
+        mode=mode, level=level, view=view, size=wh, elevation=elevation, parallel=not perspective,
+        frame=frame_index(frame), marker=marker, mapper=mapper, **_looks(vol, mode, preset, window),
     )
     if turntable is None:
         pixels = render_volume(vol, azimuth=azimuth, **options)
-        written = formats.writer("render", output)(pixels, output, force=force)
+        written = formats.writer("render", output)(output, pixels, force=force)  # write_picture
     else:
         with progress_bar("rendering", turntable) as advance:
-            frames = spin(vol, turntable, axis=axis.value, progress=advance, **options)
+            frames = spin(vol, turntable, axis=axis, progress=advance, **options)
         written = write_animation(frames, output, force)
     typer.echo(str(written))
     err(Tally("rendered", done=1).line())
 
 
-def view(path: Path, *, mode: Mode, preset: str | None, level: float | None, window: str | None, size: str,
-         screenshots: Path, mapper: MapperName, web: bool, local: bool, host: str, port: int, keep_phi: bool,
+def view(path: Path, *, mode: str, preset: str | None, level: float | None, window: str | None, size: str,
+         screenshots: Path, mapper: str, web: bool, local: bool, host: str, port: int, keep_phi: bool,
          series: str | None, frame: int, allow_gaps: bool, max_memory: str | None) -> None:
     """``volume view``: the interactive window (or with ``--web``, :func:`serve`)."""
     wh = parse_size(size)
@@ -117,8 +116,8 @@ def view(path: Path, *, mode: Mode, preset: str | None, level: float | None, win
         raise UsageError(f"{screenshots}: not a folder (for --screenshots)")
     vol = load_series(path, series, frame, allow_gaps, max_memory, verb="showing")
     viewer = build_viewer(
-        vol, mode=mode.value, level=level, size=wh, frame=frame_index(frame), screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
-        mapper=mapper.value, **_looks(vol, mode, preset, window),
+        vol, mode=mode, level=level, size=wh, frame=frame_index(frame), screenshot_dir=screenshots, on_screenshot=lambda p: typer.echo(str(p)),
+        mapper=mapper, **_looks(vol, mode, preset, window),
     )
     typer.echo("volume: window open (q closes it; keys: v m n i, 1 2 3, PgUp/PgDn, [ ], r, s)", err=True)
     try:
@@ -127,8 +126,8 @@ def view(path: Path, *, mode: Mode, preset: str | None, level: float | None, win
         viewer.close()
 
 
-def serve(path: Path, *, mode: Mode, preset: str | None, level: float | None, window: str | None,
-          mapper: MapperName, local: bool, host: str, port: int, keep_phi: bool, series: str | None, frame: int,
+def serve(path: Path, *, mode: str, preset: str | None, level: float | None, window: str | None,
+          mapper: str, local: bool, host: str, port: int, keep_phi: bool, series: str | None, frame: int,
           allow_gaps: bool, max_memory: str | None) -> None:
     """``volume serve`` (and ``volume view --web``): the view as a web page until Ctrl-C."""
     try:
@@ -143,7 +142,7 @@ def serve(path: Path, *, mode: Mode, preset: str | None, level: float | None, wi
         )
     vol = load_series(path, series, frame, allow_gaps, max_memory)
     web_view = build_web_view(
-        vol, mode=mode.value, level=level, frame=frame_index(frame), mapper=mapper.value, keep_phi=keep_phi,
+        vol, mode=mode, level=level, frame=frame_index(frame), mapper=mapper, keep_phi=keep_phi,
         local=local, **_looks(vol, mode, preset, window),
     )
     token = make_token()
@@ -163,7 +162,7 @@ def serve(path: Path, *, mode: Mode, preset: str | None, level: float | None, wi
         web_view.close()
 
 
-def mesh(path: Path, *, output: Path | None, level: float | None, coords: Coords, smooth: int, largest: bool,
+def mesh(path: Path, *, output: Path | None, level: float | None, coords: str, smooth: int, largest: bool,
          series: str | None, frame: int, allow_gaps: bool, force: bool, max_memory: str | None) -> None:
     """``volume mesh``: the isosurface at ``level`` written as a mesh."""
     if output is not None:
@@ -176,5 +175,5 @@ def mesh(path: Path, *, output: Path | None, level: float | None, coords: Coords
         warn(f"series {vol.meta.get('stack_id', '')}: no --level given: using {level:g}")
     if output is None:
         output = check_writable(f"{series_stem(vol.meta)}_mesh_{level:g}.stl", force=force)
-    poly = isosurface(vol, level, coords=coords.value, frame=frame_index(frame), smooth=smooth, largest=largest)
-    typer.echo(str(formats.writer("mesh", output)(poly, output, force=force, coords=coords.value)))
+    poly = isosurface(vol, level, coords=coords, frame=frame_index(frame), smooth=smooth, largest=largest)
+    typer.echo(str(formats.writer("mesh", output)(poly, output, force=force, coords=coords)))

@@ -1,9 +1,9 @@
-"""The PATH a volume command reads: a folder, or one file that stands for its whole series.
+"""The path a folder job reads: a folder, or one file that stands for its whole series.
 
 ``volume convert IM-0001-0012.dcm`` with 21 more images of that series beside it means "this
 series", as it does for dcm2niix (which converts every image of the file's folder unless ``-s y``).
-Commands that make volumes (convert, mip, reslice, render, view, mesh) therefore read the file's
-folder (not its sub-folders), take the stack the file belongs to, and say so on stderr.
+The jobs that make volumes (convert, mip, reslice; and the commands render, view, mesh) therefore
+read the file's folder (not its sub-folders), take the stack the file belongs to, and say so.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ...dicom import scan
-from ..app import progress_bar, warn
+from ..dicom import scan
+from .events import QUIET, Events
 
 
 def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool = False,
-               progress: Callable[[int], None] | None = None, alone: str = "") -> tuple[Any, str | None]:
+               progress: Callable[[int], None] | None = None, alone: str = "",
+               events: Events = QUIET) -> tuple[Any, str | None]:
     """Scan ``path``; when it is one file of a series with more images in its folder, the series.
 
     Parameters
@@ -34,6 +35,8 @@ def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool =
         Take the file literally (``convert --single-file``).
     alone
         How to use the file alone instead, added to the message (``--single-file converts ...``).
+    events
+        Told (a warning) when the file stands for its series.
 
     Returns
     -------
@@ -61,15 +64,16 @@ def scan_input(path: Path, series: str | None, *, verb: str, single_file: bool =
         return found, series
     stack = mine[0]
     what = f"series {stack.id}" + (f" {stack.series_description}" if stack.series_description else "")
-    warn(f"{path}: one image of {what} ({len(stack.files)} files in {folder}): {verb} the whole series"
+    events.warn(f"{path}: one image of {what} ({len(stack.files)} files in {folder}): {verb} the whole series"
          + (f"; {alone}" if alone else ""))
     return dataclasses.replace(whole, paths=(folder,)), stack.id
 
 
-def read_input(path: Path, series: str | None, *, verb: str, **options: Any) -> tuple[Any, str | None]:
+def read_input(path: Path, series: str | None, *, verb: str, events: Events = QUIET,
+               **options: Any) -> tuple[Any, str | None]:
     """:func:`scan_input` behind a "reading headers" progress bar, the skipped files warned about."""
-    with progress_bar("reading headers", None) as advance:
-        found, series = scan_input(path, series, verb=verb, progress=advance, **options)
+    with events.progress("reading headers", None) as advance:
+        found, series = scan_input(path, series, verb=verb, progress=advance, events=events, **options)
     if found.skipped:
-        warn(found.skipped)
+        events.warn(found.skipped)
     return found, series
