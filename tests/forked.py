@@ -27,6 +27,9 @@ A job may carry a *trip*, a fault planted in the child before the command runs:
   ``"stuck": true`` makes that write never end, swallowing every interrupt;
 * ``{"kind": "timer", "after_s": 0.05, "signal": 2}``: ``signal`` arrives ``after_s`` after the
   first temporary file is made (writers that write from C: VTK meshes, ffmpeg movies);
+* ``{"kind": "held", "signal": 9}``: ``signal`` is sent as soon as the first temporary file exists
+  (made and held, before a byte of it is written): a moment that a timer cannot hit for writers
+  that write from C while holding the interpreter (VTK meshes);
 * ``{"kind": "enospc", "n": 2}``: the n-th write into a temporary fails with ENOSPC, half its bytes
   written (a full disk, where no tmpfs can be mounted);
 * ``{"kind": "fsize", "bytes": 4096}``: RLIMIT_FSIZE: any write beyond that size fails (EFBIG), in
@@ -235,6 +238,19 @@ def install_trip(trip: dict[str, Any], log: str | None) -> None:
     if kind == "fsize":
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write beyond the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (trip["bytes"], trip["bytes"]))
+        return
+    if kind == "held":
+        import volume.lifecycle as lifecycle
+
+        real_hold_now = lifecycle.hold
+
+        def hold_and_signal(path: Any, **kw: Any) -> None:
+            real_hold_now(path, **kw)
+            if not trip.get("armed"):
+                trip["armed"] = True
+                _send(trip["signal"], log)
+
+        lifecycle.hold = hold_and_signal
         return
     if kind == "timer":
         import threading

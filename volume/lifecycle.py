@@ -136,6 +136,18 @@ def stop_signal() -> int | None:
     return _stop["signum"]
 
 
+def raise_if_stopping(exc: BaseException) -> None:
+    """Raise :class:`Interrupted` from ``exc`` when a stop signal has come.
+
+    A handler that isolates failures (one series, one file) calls it first: an error raised while
+    a writer is torn down after a stop signal (a closed file written to) is the stop, which must end
+    the job, not a failure of that item after which the job goes on.
+    """
+    signum = _stop["signum"]
+    if signum is not None:
+        raise Interrupted(signum) from exc
+
+
 def handle_stop_signals(say: Callable[[int], None], *, deadline_s: float = STOP_DEADLINE_S) -> Callable[[], None]:
     """Honour SIGINT, SIGTERM and SIGHUP the same way (see the module docstring).
 

@@ -406,6 +406,10 @@ def _where(filename: Any) -> str:
 
 
 def _internal(exc: BaseException) -> int:
+    if lifecycle.stop_signal() is not None:
+        # raised while the job unwound after a stop signal (a writer torn down mid-write): the stop
+        # is what happened, and main() says so with its code; --debug still shows the traceback
+        return EXIT_INTERRUPTED
     first = str(exc).splitlines()[0][:300] if str(exc) else ""
     err(f"internal error: {type(exc).__name__}: {first} (a bug: rerun with --debug and report it)")
     return EXIT_INTERNAL

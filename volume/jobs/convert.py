@@ -395,8 +395,10 @@ def convert_stack(
         return done(FAILED, files=tuple(written), exit_code=EXIT_INTERNAL,
                     message="out of memory; convert this series on a machine with more memory")
     except OSError as exc:
+        lifecycle.raise_if_stopping(exc)
         return done(FAILED, files=tuple(written), exit_code=EXIT_PARTIAL, message=_os_error_message(exc, out_dir))
     except Exception as exc:  # noqa: BLE001 - a bug on one series must not stop the others
+        lifecycle.raise_if_stopping(exc)
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
         return done(FAILED, files=tuple(written), exit_code=EXIT_INTERNAL,
                     message=f"internal error: {type(exc).__name__}: {first} (a bug: please report it)")

@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .. import lifecycle
 from ..dicom.presentation import frame_durations_ms
 from ..errors import OutputExistsError, VolumeError
 from ..io.image import resize_picture, write_gif, write_picture
@@ -225,6 +226,7 @@ def _convert_file(source: str, stem: str, settings: PngSettings, result: FileRes
     except MemoryError:
         result.error = "out of memory"
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+        lifecycle.raise_if_stopping(exc)
         result.error = _error_text(exc, source)
     return result
 
