@@ -239,20 +239,7 @@ def install_trip(trip: dict[str, Any], log: str | None) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write beyond the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (trip["bytes"], trip["bytes"]))
         return
-    if kind == "held":
-        import volume.lifecycle as lifecycle
-
-        real_hold_now = lifecycle.hold
-
-        def hold_and_signal(path: Any, **kw: Any) -> None:
-            real_hold_now(path, **kw)
-            if not trip.get("armed"):
-                trip["armed"] = True
-                _send(trip["signal"], log)
-
-        lifecycle.hold = hold_and_signal
-        return
-    if kind == "timer":
+    if kind in ("held", "timer"):
         import threading
 
         import volume.lifecycle as lifecycle
@@ -263,7 +250,10 @@ def install_trip(trip: dict[str, Any], log: str | None) -> None:
             real_hold(path, **kw)
             if not trip.get("armed"):
                 trip["armed"] = True
-                threading.Timer(trip["after_s"], _send, (trip["signal"], log)).start()
+                if kind == "held":
+                    _send(trip["signal"], log)
+                else:
+                    threading.Timer(trip["after_s"], _send, (trip["signal"], log)).start()
 
         lifecycle.hold = hold
         return
