@@ -570,3 +570,18 @@ def test_slice_times_of_another_count_than_the_slices_are_left_out(tmp_path, mon
     [item] = plan_bids([tmp_path / "run"], tmp_path / "ds", subject="01").items
     assert item.suffix == "bold" and item.sidecar["SliceTiming"] is None
     assert "SliceTiming left out: holds 3 times for 4 slices" in item.notes
+
+
+def test_acq_is_what_a_protocols_runs_share_not_the_first_runs_slice_order(tmp_path):
+    """Two protocols of one task (their grids differ), the first's runs described by their slice order
+    (dcm2niix's GE test session): ``acq-`` names each protocol by the words its runs' descriptions
+    begin with, never one run's "Interleaved" on a sequential run."""
+    src = tmp_path / "dicom"
+    B.bold(src / "a", 4, description="Axial EPI-FMRI (Interleaved I to S)", start=100.0)
+    B.bold(src / "b", 5, description="Axial EPI-FMRI (Sequential I to S)", start=200.0)
+    B.bold(src / "c", 6, description="EPI PE=AP", start=300.0, shape=(4, 12, 10))
+    plan = plan_bids([src], tmp_path / "ds", subject="01")
+    names = {i.stack.id: Path(i.path).name for i in plan.items}
+    assert names["4"] == "sub-01_task-unknown_acq-axialepifmri_dir-PA_run-1_bold"
+    assert names["5"] == "sub-01_task-unknown_acq-axialepifmri_dir-PA_run-2_bold"
+    assert names["6"] == "sub-01_task-unknown_acq-epi_dir-PA_bold"

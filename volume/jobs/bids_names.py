@@ -156,29 +156,41 @@ def _protocol_key(item: Any) -> tuple[Any, ...]:
 _DIRECTION_WORDS = re.compile(r"^(ap|pa|lr|rl|si|is|dir|pe|[ap]2[ap]|[lr]2[lr])$", re.IGNORECASE)
 
 
-def acquisition_label(description: str) -> str:
-    """An ``acq-`` label from a description: its letters and digits, lower case, without the
-    words naming a phase-encoding direction (``dir-`` says that)."""
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", description) if w and not _DIRECTION_WORDS.match(w)]
-    return sanitize_label("".join(words)).lower()
+def _label_words(description: str) -> list[str]:
+    """A description's words (letters and digits), without those naming a phase-encoding direction."""
+    return [w for w in re.split(r"[^A-Za-z0-9]+", description) if w and not _DIRECTION_WORDS.match(w)]
+
+
+def acquisition_label(*descriptions: str) -> str:
+    """An ``acq-`` label from the descriptions of one protocol's runs: the words they all begin with
+    (the first's words when they share none), letters and digits in lower case, without the words
+    naming a phase-encoding direction (``dir-`` says that). Runs described "Axial EPI (Interleaved)"
+    and "Axial EPI (Sequential)" get ``axialepi``, not the first run's slice order."""
+    lists = [_label_words(d) for d in descriptions if d] or [[]]
+    shared = []
+    for words in zip(*lists, strict=False):  # (the shortest description ends the shared words)
+        if len({w.lower() for w in words}) > 1:
+            break
+        shared.append(words[0])
+    return sanitize_label("".join(shared or lists[0])).lower()
 
 
 def set_acquisitions(items: Sequence[Any]) -> None:
     """``acq-`` where files of one name come from different protocols (a sagittal 3D T1 and an
-    axial 2D T1; a spin-echo field-map pair and a diffusion b=0 pair): the description's letters and
-    digits (of the protocol's first stack); where those are equal, what differs (2D/3D, matrix,
+    axial 2D T1; a spin-echo field-map pair and a diffusion b=0 pair): the letters and
+    digits its runs' descriptions begin with; where those are equal, what differs (2D/3D, matrix,
     TR, else a number)."""
     groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
     for item in items:
         if takes(item, "acq") and "acq" not in item.entities:
             groups[_key(item, ("run", "dir", "echo", "part"))].append(item)
     for members in groups.values():
-        keys = list(dict.fromkeys(_protocol_key(m) for m in sorted(members, key=lambda m: m.facts.order)))
+        members = sorted(members, key=lambda m: m.facts.order)
+        keys = list(dict.fromkeys(_protocol_key(m) for m in members))
         if len(keys) < 2:
             continue
-        first = {k: next(m for m in sorted(members, key=lambda m: m.facts.order) if _protocol_key(m) == k)
-                 for k in keys}
-        labels = {k: acquisition_label(first[k].facts.description or first[k].facts.protocol) for k in keys}
+        labels = {k: acquisition_label(*(m.facts.description or m.facts.protocol for m in members
+                                         if _protocol_key(m) == k)) for k in keys}
         if len(set(labels.values())) < len(keys):
             labels = {k: labels[k] + _distinguish(k, keys) for k in keys}
         for m in members:
