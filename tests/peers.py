@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 
 CORNER_TOLERANCE_MM = 0.1
@@ -156,6 +157,25 @@ def slice_times_by_position(times: Sequence[float], affine: np.ndarray, n_slices
     sign = 1.0 if normal[np.argmax(np.abs(normal))] > 0 else -1.0  # always measure towards +(the main axis)
     pos = [float(sign * normal @ (affine[:3, :3] @ [0, 0, s] + affine[:3, 3])) for s in range(n_slices)]
     return sorted(zip(pos, (float(t) for t in times), strict=True))
+
+
+def matching_sidecar(ref: Mapping[str, Any], folder: Path, *, prefer_4d: bool = False) -> Path:
+    """volume's sidecar in ``folder`` for a dcm2niix sidecar ``ref``: the same SeriesNumber,
+    SeriesDescription and PatientPosition; a field map in Hz (dcm2niix's ``_fieldmaphz``) only for a
+    field-map reference; with ``prefer_4d``, the 4D one where a series gave several stacks. Exactly
+    one must match."""
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        ours = json.loads(path.read_text())
+        if all(ours.get(k) == ref.get(k) for k in ("SeriesNumber", "SeriesDescription", "PatientPosition")):
+            found.append(path)
+    if len(found) > 1:
+        field_map = "FIELDMAPHZ" in ref.get("ImageType", [])
+        found = [p for p in found if ("fieldmaphz" in p.name) == field_map]
+    if len(found) > 1 and prefer_4d:
+        found = [p for p in found if len(nib.load(str(p.with_suffix(".nii.gz"))).shape) == 4]
+    assert len(found) == 1, (ref.get("SeriesNumber"), found)
+    return found[0]
 
 
 def load_sidecar(path: str | Path) -> dict[str, Any]:

@@ -541,3 +541,20 @@ def siemens_protocol(lines: dict[str, str]) -> bytes:
     """A CSA series header (0029,1020) whose MrPhoenixProtocol is ``key = value`` lines (ASCCONV)."""
     text = "### ASCCONV BEGIN ###\n" + "".join(f"{k} = {v}\n" for k, v in lines.items()) + "### ASCCONV END ###\n"
     return siemens_csa({"MrPhoenixProtocol": [text]})
+
+
+def add_nested_undefined_length_sequences(ds: Dataset) -> None:
+    """Give ``ds`` a ReferencedImageSequence of undefined length, two undefined-length items each
+    holding an undefined-length PurposeOfReferenceCodeSequence: the nesting a header reader must
+    walk through (and skip) correctly."""
+    inner = Dataset()
+    inner.CodeValue = "X"
+    inner.CodeMeaning = "nested"
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.3"
+    item.ReferencedSOPInstanceUID = "1.2.3.4"
+    item.PurposeOfReferenceCodeSequence = [inner]
+    item.PurposeOfReferenceCodeSequence.is_undefined_length = True
+    item.is_undefined_length_sequence_item = True
+    ds.ReferencedImageSequence = [item, item]
+    ds["ReferencedImageSequence"].is_undefined_length = True

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
-from synth import oblique_iop, write_enhanced, write_series
+from synth import add_nested_undefined_length_sequences, oblique_iop, write_enhanced, write_series
 
 from volume.dicom import fastheader
 from volume.dicom.headers import header_wanted, iter_files, read_header
@@ -30,17 +29,7 @@ def _same(path: Path) -> tuple[list, str]:
 def _add_awkward_elements(path: Path, syntax: str) -> None:
     """Rewrite ``path`` with undefined-length nested sequences, a private UN and a 40 KB blob."""
     ds = pydicom.dcmread(path)
-    inner = Dataset()
-    inner.CodeValue = "X"
-    inner.CodeMeaning = "nested"
-    item = Dataset()
-    item.ReferencedSOPClassUID = "1.2.3"
-    item.ReferencedSOPInstanceUID = "1.2.3.4"
-    item.PurposeOfReferenceCodeSequence = [inner]
-    item.PurposeOfReferenceCodeSequence.is_undefined_length = True
-    item.is_undefined_length_sequence_item = True
-    ds.ReferencedImageSequence = [item, item]
-    ds["ReferencedImageSequence"].is_undefined_length = True
+    add_nested_undefined_length_sequences(ds)
     ds.add_new(0x00291010, "OB" if syntax != ImplicitVRLittleEndian else "OB", b"\x01\x02" * 20000)
     ds.add_new(0x00291020, "UN", b"garbage!")
     ds.ImageComments = "a \\ backslash stays"

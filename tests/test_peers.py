@@ -39,6 +39,7 @@ from peers import (
     compare_with_dicom,
     dicom_images,
     load_canonical,
+    matching_sidecar,
     read_bval,
     read_bvec,
 )
@@ -251,21 +252,6 @@ def _qa_refs() -> list[tuple[str, str]]:
             if (PEERS / suite / "Ref").is_dir()]
 
 
-def _match(ref: dict[str, Any], folder: Path) -> Path:
-    """Our sidecar for a dcm2niix reference: same SeriesNumber, SeriesDescription and PatientPosition,
-    and a field map in Hz (dcm2niix's ``_fieldmaphz``) only for a field-map reference."""
-    found = []
-    for path in folder.glob("*.json"):
-        ours = json.loads(path.read_text())
-        if all(ours.get(k) == ref.get(k) for k in ("SeriesNumber", "SeriesDescription", "PatientPosition")):
-            found.append(path)
-    if len(found) > 1:
-        field_map = "FIELDMAPHZ" in ref.get("ImageType", [])
-        found = [p for p in found if ("fieldmaphz" in p.name) == field_map]
-    assert len(found) == 1, (ref.get("SeriesNumber"), found)
-    return found[0]
-
-
 def _dcm2niix_affine(ours: nib.Nifti1Image) -> np.ndarray:
     """The affine dcm2niix writes for a 2D acquisition converted by volume to ``ours``: the same grid
     with rows stored bottom to top (checked against every reference with its NIfTI, below)."""
@@ -282,7 +268,7 @@ def test_qa_reference(qa_outputs: dict[str, Path], suite: str, name: str) -> Non
         pytest.skip(f"{suite}/Ref/{name}: its DICOM input is not in this copy of the suite")
     ref_json = PEERS / suite / "Ref" / f"{name}.json"
     ref = json.loads(ref_json.read_text())
-    ours_json = _match(ref, qa_outputs[suite])
+    ours_json = matching_sidecar(ref, qa_outputs[suite])
     image = ours_json.with_suffix(".nii.gz")
     ours_img = nib.load(str(image))
     ref_nii = ref_json.with_suffix(".nii")
@@ -316,7 +302,7 @@ def test_qa_references_lay_2d_rows_bottom_to_top(qa_outputs: dict[str, Path]) ->
         ref = json.loads(ref_nii.with_suffix(".json").read_text()) if ref_nii.exists() else {}
         if not ref or ref.get("MRAcquisitionType") != "2D":
             continue
-        ours = nib.load(str(_match(ref, qa_outputs[suite]).with_suffix(".nii.gz")))
+        ours = nib.load(str(matching_sidecar(ref, qa_outputs[suite]).with_suffix(".nii.gz")))
         np.testing.assert_allclose(_dcm2niix_affine(ours), nib.load(str(ref_nii)).affine, atol=1e-3)
         checked += 1
     assert checked >= 10

@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import DATA
-from peers import same_value, whole_sidecar_differences
+from peers import matching_sidecar, same_value, whole_sidecar_differences
 
 from volume.jobs.convert import ConvertOptions, convert
 
@@ -112,23 +112,6 @@ def dcm2niix_outputs(tmp_path_factory: pytest.TempPathFactory, dcm2niix: str) ->
     return root
 
 
-def _ours_for(ref: dict[str, Any], folder: Path) -> Path:
-    """volume's sidecar for a dcm2niix sidecar: same series number, description and patient position;
-    a field map in Hz only for a field-map reference; the 4D one when a series gave several stacks."""
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        ours = json.loads(path.read_text())
-        if all(ours.get(k) == ref.get(k) for k in ("SeriesNumber", "SeriesDescription", "PatientPosition")):
-            found.append(path)
-    if len(found) > 1:
-        field_map = "FIELDMAPHZ" in ref.get("ImageType", [])
-        found = [p for p in found if ("fieldmaphz" in p.name) == field_map]
-    if len(found) > 1:
-        found = [p for p in found if len(nib.load(str(p.with_suffix(".nii.gz"))).shape) == 4]
-    assert len(found) == 1, (ref.get("SeriesNumber"), found)
-    return found[0]
-
-
 # --- the comparison ---------------------------------------------------------------------------------
 
 
@@ -155,7 +138,7 @@ def test_sidecar_has_every_key_dcm2niix_writes_qa(volume_outputs: Path, case: st
     ref = json.loads(ref_json.read_text())
     ref_nii = ref_json.with_suffix(".nii")
     ref_affine = nib.load(str(ref_nii)).affine if ref_nii.exists() else None
-    ours = _ours_for(ref, volume_outputs / suite)
+    ours = matching_sidecar(ref, volume_outputs / suite, prefer_4d=True)
     assert sidecar_differences(case, ours, ref, ref_affine) == []
 
 
@@ -168,7 +151,7 @@ def test_sidecar_has_every_key_dcm2niix_writes_dicom2nifti(volume_outputs: Path,
     for ref_json in theirs:
         ref = json.loads(ref_json.read_text())
         ref_affine = nib.load(str(ref_json.with_suffix(".nii"))).affine
-        ours = _ours_for(ref, volume_outputs / "dicom2nifti" / case)
+        ours = matching_sidecar(ref, volume_outputs / "dicom2nifti" / case, prefer_4d=True)
         assert sidecar_differences(f"dicom2nifti/{case}", ours, ref, ref_affine) == [], ref_json.name
 
 
@@ -182,5 +165,5 @@ def test_named_differences_still_happen(volume_outputs: Path) -> None:
         for case in cases:
             suite, name = case.split("/")
             ref = json.loads((PEERS / suite / "Ref" / f"{name}.json").read_text())
-            ours = json.loads(_ours_for(ref, volume_outputs / suite).read_text())
+            ours = json.loads(matching_sidecar(ref, volume_outputs / suite, prefer_4d=True).read_text())
             assert key in ref and not same_value(ours.get(key), ref[key]), (case, key)

@@ -16,7 +16,7 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from synth import oblique_iop, write_series
+from synth import add_nested_undefined_length_sequences, oblique_iop, write_series
 
 from volume.dicom import fastheader
 from volume.dicom.headers import header_wanted, iter_files, read_header
@@ -42,17 +42,7 @@ def both(path: Path | str) -> tuple[object, object]:
 def _awkward(path: Path, syntax: str) -> None:
     """Undefined-length nested sequences, items of both kinds, a wanted sequence, private blobs."""
     ds = pydicom.dcmread(path)
-    inner = Dataset()
-    inner.CodeValue = "X"
-    inner.CodeMeaning = "nested"
-    item = Dataset()
-    item.ReferencedSOPClassUID = "1.2.3"
-    item.ReferencedSOPInstanceUID = "1.2.3.4"
-    item.PurposeOfReferenceCodeSequence = [inner]
-    item.PurposeOfReferenceCodeSequence.is_undefined_length = True
-    item.is_undefined_length_sequence_item = True
-    ds.ReferencedImageSequence = [item, item]
-    ds["ReferencedImageSequence"].is_undefined_length = True
+    add_nested_undefined_length_sequences(ds)
     mapping = Dataset()
     mapping.RealWorldValueSlope = 2.5
     mapping.RealWorldValueIntercept = -1.0

@@ -7,6 +7,7 @@ one of the window tests: an ellipsoid body with a bright ball at the patient's l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -100,11 +101,8 @@ def server(series):
         yield proc, url
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # (stop_server kills it then)
+                stop_server(proc)
 
 
 def chromium_paths() -> tuple[str, str]:
@@ -252,11 +250,8 @@ def local_server(series):
         yield proc, url
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # (stop_server kills it then)
+                stop_server(proc)
 
 
 def test_local_view_is_drawn_by_the_browser(local_server, browser):
