@@ -21,7 +21,7 @@ BASE = {"volume", "errors", "conventions", "choices", "sources", "phi", "confide
 ALLOWED: dict[str, set[str]] = {
     **{name: BASE for name in BASE},
     "__init__": BASE,
-    "dicom": BASE,
+    "dicom": BASE | {"parallel"},
     "ops": BASE,
     "display": BASE | {"ops"},
     "io": BASE | {"ops"},

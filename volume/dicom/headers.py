@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..parallel.pool import WorkerPool, default_workers, in_daemon_process
 from ..phi import CARRIED
 from . import fastheader, uih
 from ._tags import PRIVATE, PRIVATE_TAGS
@@ -995,12 +996,53 @@ def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:
     return [(p, *read_header(p)) for p in paths]
 
 
-#: Below this many files, headers are read in this process (a pool costs more than it saves).
-#: A file's header takes about 0.1 ms to read here; sending its record back from a worker takes
-#: 0.04 ms more (pickling both ways), and each worker imports pydicom again if it meets a file
-#: that needs it (0.2-0.5 s). Measured on 2 cores (docs/benchmarks.md, issue 24): 4,692 files read
-#: in 1.6 s of CPU in one process and 2.2 s in a pool of 2, which was slower in wall time too.
-PARALLEL_MIN_FILES = 10_000
+#: From this many files, with two or more cores, the headers are read by this process and forked
+#: workers at once, each reading whole runs of consecutive files (the caches of records and values
+#: stay warm: a series' files are read by one process) and sending its records back in one piece
+#: (pickling 0.012 ms per file, read back 0.009 ms). Below it, one process: forking and
+#: collecting the workers cost more than they save. Measured on 2 cores (docs/benchmarks.md,
+#: issue 24).
+PARALLEL_MIN_FILES = 3_000
+
+#: Files per run handed to one process: large enough that a series is seldom split between two
+#: processes, small enough that a big tree's progress moves and its work is shared evenly.
+SCAN_RUN_FILES = 2_000
+
+
+def _runs(files: list[str], n_workers: int) -> list[list[str]]:
+    """``files`` cut into consecutive runs of about the same length, as many for each process, at most
+    :data:`SCAN_RUN_FILES` long but for rounding."""
+    n_runs = n_workers * -(-len(files) // (SCAN_RUN_FILES * n_workers))
+    size = -(-len(files) // n_runs)
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def _read_in_parallel(files: list[str], n_workers: int) -> Iterator[tuple[str, list[FrameHeader], str]]:
+    """``read_header`` of every file, in order: run ``k`` read by this process when ``k % n_workers``
+    is 0, by a forked worker otherwise (which inherits the runs with its memory). A worker that dies
+    (a crash, the out-of-memory killer) leaves its runs to this process. Without ``fork`` (threads
+    running, or another platform) everything is read here."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    runs = _runs(files, n_workers)
+    pool = WorkerPool(n_workers - 1, items=tuple(runs))
+    if not pool.forked:
+        pool.stop(terminate=False)
+        for path in files:
+            yield (path, *read_header(path))
+        return
+    try:
+        futures = {k: pool.submit_item(_read_many, k, run) for k, run in enumerate(runs) if k % n_workers}
+        for k, run in enumerate(runs):
+            if k not in futures:
+                yield from _read_many(run)
+                continue
+            try:
+                yield from futures[k].result()
+            except BrokenProcessPool:
+                yield from _read_many(run)
+    finally:
+        pool.stop(terminate=True)
 
 
 def scan_files(
@@ -1016,27 +1058,18 @@ def scan_files(
     paths
         Files and folders (searched recursively). File names and extensions mean nothing.
     workers
-        Processes for header reading; ``None`` picks all cores when there are many files,
-        ``1`` reads in this process.
+        Processes for header reading; ``None`` picks all cores when there are many files
+        (:data:`PARALLEL_MIN_FILES`), ``1`` reads in this process.
     progress
         Called with the number of files just read, for progress bars.
     """
     files = list(iter_files(paths))
     report = ScanReport(n_files=len(files))
-    n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    if n_workers <= 1 or len(files) < PARALLEL_MIN_FILES:
-        results: Iterable[tuple[str, list[FrameHeader], str]] = (
-            (p, *read_header(p)) for p in files
-        )
-        chunked = False
+    n_workers = workers if workers is not None else default_workers()
+    if n_workers <= 1 or len(files) < PARALLEL_MIN_FILES or in_daemon_process():
+        results: Iterator[tuple[str, list[FrameHeader], str]] = ((p, *read_header(p)) for p in files)
     else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        size = max(16, min(256, len(files) // (n_workers * 8) or 1))
-        chunks = [files[i : i + size] for i in range(0, len(files), size)]
-        pool = ProcessPoolExecutor(max_workers=n_workers)
-        results = (r for batch in pool.map(_read_many, chunks) for r in batch)
-        chunked = True
+        results = _read_in_parallel(files, n_workers)
     try:
         for path, frames, reason in results:
             if reason:
@@ -1046,8 +1079,7 @@ def scan_files(
             if progress is not None:
                 progress(1)
     finally:
-        if chunked:
-            pool.shutdown(cancel_futures=True)
+        results.close()  # a stop (Ctrl-C) in this loop stops the workers now, not when collected
     return report
 
 
