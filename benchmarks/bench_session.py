@@ -164,7 +164,9 @@ def cached_ct(cache: Path, slices: int = 300) -> Path:
 def build_before(revision: str, dest: Path) -> Path:
     """``dest`` holding the ``volume`` package at ``revision``, its compiled walk built when the
     revision has one (the same compiler and flags as ``pip install``)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "volume", "setup.py", "pyproject.toml"],
+    # setup.py alone builds the extension: a pyproject.toml an older setuptools cannot read (an SPDX
+    # licence string before setuptools 77) would stop the build
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "volume", "setup.py"],
                              capture_output=True)
     if archive.returncode:  # an older revision without setup.py
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "volume"], capture_output=True, check=True)

@@ -327,13 +327,16 @@ def read_stack(
 
 
 def read_slab(
-    stack: Stack, start: int, stop: int, *, progress: Callable[[int], None] | None = None
+    stack: Stack, start: int, stop: int, *, progress: Callable[[int], None] | None = None,
+    as_float: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frames ``start:stop`` of ``stack`` decoded as :func:`read_stack` decodes them in the whole stack.
 
     For streaming writers: the float32 decision is the whole stack's (so every value is computed
     by the same float32 arithmetic); an integer rescale is exact, in the smallest signed type
-    holding this slab's values (the caller casts to the whole stack's type).
+    holding this slab's values (the caller casts to the whole stack's type). ``as_float``: that
+    decision when the caller has made it (it reads every frame's rescale: once per stack, not
+    once per slab).
 
     Returns
     -------
@@ -343,7 +346,8 @@ def read_slab(
     """
     part = stack.frames[start:stop]
     sub = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
-    as_float = output_dtype(stack) == np.float32 and not stack.rgb
+    if as_float is None:
+        as_float = output_dtype(stack) == np.float32 and not stack.rgb
     values, lo, hi = _read(sub, as_float=as_float, progress=progress)
     return values[0], lo, hi
 

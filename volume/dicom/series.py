@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -317,6 +316,9 @@ def _missing_directions(volumes: list[int], n_volumes: int) -> str:
 
 
 def _short_hash(text: str) -> str:
+    """Eight hex digits of ``text``'s SHA-1 (the name of a series without a number)."""
+    import hashlib  # loads OpenSSL's libcrypto: 3.5 MiB of every convert's memory, for a rare series
+
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sources import ValueRule
+from ..sources import FLOAT, ValueRule
 from ..volume import Volume
 from .geometry import output_grid
 from .loader import load_stack, stack_meta
@@ -116,7 +116,7 @@ class DicomSource:
     def read_slab(
         self, start: int, stop: int, *, progress: Callable[[int], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return read_slab(self.stack, start, stop, progress=progress)
+        return read_slab(self.stack, start, stop, progress=progress, as_float=self.values.kind == FLOAT)
 
     def load(self, *, allow_gaps: bool = False, max_bytes: int | None = None,
              progress: Callable[[int], None] | None = None) -> Volume:

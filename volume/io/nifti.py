@@ -548,6 +548,7 @@ class NiftiSink:
         self.path, self.compress, self.level, self.threads = Path(path), compress, level, threads
         self._fh: Any = None
         self._comp: Any = None
+        self._blocks: Any = None
         self._buf = bytearray(PIECE_BYTES) if compress else bytearray()
         self._fill = 0
 
@@ -555,7 +556,11 @@ class NiftiSink:
         if self.compress and self.threads > 1:
             from isal import igzip_threaded
 
-            self._fh = igzip_threaded.open(self.path, "wb", compresslevel=self.level, threads=self.threads)
+            self._fh = igzip_threaded.open(self.path, "wb", compresslevel=self.level, threads=self.threads,
+                                           block_size=PIECE_BYTES)
+            # pieces go to the threaded writer itself, whose copy of each is then the only one (its
+            # BufferedWriter would copy each once more; it writes the same blocks)
+            self._blocks = self._fh.raw
         else:
             self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in __exit__
             if self.compress:
@@ -565,7 +570,10 @@ class NiftiSink:
                 self._comp = isal_zlib.compressobj(self.level, isal_zlib.DEFLATED, gzip_wbits)
         return self
 
-    def _emit(self, piece: memoryview) -> None:
+    def _emit(self, piece: memoryview | bytes) -> None:
+        if self._blocks is not None:
+            self._blocks.write(piece)
+            return
         if self._comp is None:
             self._fh.write(piece)
             return
@@ -580,6 +588,11 @@ class NiftiSink:
             self._fh.write(mv)
             return
         buf = memoryview(self._buf)
+        if self._fill and self._blocks is not None and self._fill + len(mv) >= PIECE_BYTES:
+            take = PIECE_BYTES - self._fill  # the piece made by one copy, which the writer keeps as it is
+            self._emit(b"".join((buf[: self._fill], mv[:take])))
+            self._fill = 0
+            mv = mv[take:]
         if self._fill:
             take = min(len(mv), PIECE_BYTES - self._fill)
             buf[self._fill : self._fill + take] = mv[:take]
