@@ -37,6 +37,7 @@ from ..volume import Volume
 from .atomic import atomic_output
 from .nifti import (
     DEFAULT_GZIP_LEVEL,
+    SCALE_CHUNK_VALUES,
     AcquisitionHeader,
     NiftiSink,
     narrow_unsigned,
@@ -249,17 +250,18 @@ def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarra
         return np.ascontiguousarray(values, dtype=np.uint8)
     if storage.kind == "scaled":
         out = np.empty(values.shape, dtype=little)
+        flat_out = out.reshape(-1)
         info = np.iinfo(storage.dtype)
         fits = True
-        for i in range(values.shape[0]):  # one image at a time: float64 temporaries of one image
-            r = scale_to_integers(values[i], storage.slope, storage.inter)
+        for start, chunk in _value_chunks(values):  # float64 temporaries of SCALE_CHUNK_VALUES values
+            r = scale_to_integers(chunk, storage.slope, storage.inter)
             if r is None:
                 stats.exact = False
                 return None
             if fits and (r.min() < info.min or r.max() > info.max):
                 fits = False  # go on checking exactness: the final choice needs it
             if fits:
-                out[i] = r
+                flat_out[start : start + r.size] = r
         return out if fits else None
     if family == "raw" and values.dtype == np.uint16 and storage.dtype == np.int16 and hi.size:
         if int(hi.max()) > np.iinfo(np.int16).max:
@@ -274,10 +276,18 @@ def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarra
 def _check_exact(values: np.ndarray, storage: Storage, stats: _Stats) -> None:
     """Exactness of a fractional rescale over a slab that is not written."""
     if storage.kind == "scaled" and stats.exact:
-        for i in range(values.shape[0]):
-            if scale_to_integers(values[i], storage.slope, storage.inter) is None:
+        for _, chunk in _value_chunks(values):
+            if scale_to_integers(chunk, storage.slope, storage.inter) is None:
                 stats.exact = False
                 return
+
+
+def _value_chunks(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(offset, flat values)`` of consecutive pieces of :data:`~volume.io.nifti.SCALE_CHUNK_VALUES`
+    values of a slab (C order)."""
+    flat = values.reshape(-1)
+    for start in range(0, flat.size, SCALE_CHUNK_VALUES):
+        yield start, flat[start : start + SCALE_CHUNK_VALUES]
 
 
 # --- the writer --------------------------------------------------------------------------------
