@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import sys
 import threading
 import warnings
@@ -156,6 +157,13 @@ def _read_native_frame(f: FrameHeader, out: np.ndarray) -> None:
             f"{frame_bytes * n_in_file}: the file is truncated or its header is wrong"
         )
     offset = f.pixel_offset + (f.frame or 0) * frame_bytes
+    direct = _PREADV and not f.file_compression and out.dtype == dtype and out.flags.c_contiguous
+    if direct and not (f.samples == 3 and f.planar_configuration == 1):
+        got = _pread_into(f.path, offset, memoryview(out).cast("B"))
+        if got != frame_bytes:
+            raise UnsupportedDicomError(f"{f.name}: pixel data ends early ({got} of {frame_bytes} bytes)")
+        _clear_unstored_bits(f, dtype, out)
+        return
     with (io.BytesIO(gunzip_cached(f.path)) if f.file_compression else open(f.path, "rb")) as fh:
         fh.seek(offset)
         if f.samples == 3 and f.planar_configuration == 1:
@@ -173,6 +181,31 @@ def _read_native_frame(f: FrameHeader, out: np.ndarray) -> None:
             if data.size != f.rows * f.cols * f.samples:
                 raise UnsupportedDicomError(f"{f.name}: pixel data ends early")
             out[...] = data.reshape(out.shape)
+    _clear_unstored_bits(f, dtype, out)
+
+
+_PREADV = hasattr(os, "preadv")
+"""Uncompressed images are read by one ``preadv`` into their place in the output (Linux, macOS,
+BSDs): no file object per image (4-5 µs of 15 per small file, docs/benchmarks.md)."""
+
+
+def _pread_into(path: str, offset: int, view: memoryview) -> int:
+    """Read ``path`` from ``offset`` into ``view`` until it is full or the file ends: the bytes read."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        got = 0
+        while got < len(view):
+            n = os.preadv(fd, [view[got:]], offset + got)
+            if n == 0:
+                break
+            got += n
+        return got
+    finally:
+        os.close(fd)
+
+
+def _clear_unstored_bits(f: FrameHeader, dtype: np.dtype, out: np.ndarray) -> None:
+    """Sign-extend from BitsStored (signed), or clear the bits above it (overlays, garbage)."""
     if 0 < f.bits_stored < f.bits_allocated and out.dtype.kind in "iu":
         if f.pixel_representation == 1 and dtype.kind == "i":  # sign-extend from BitsStored
             shift = f.bits_allocated - f.bits_stored
