@@ -119,6 +119,81 @@ def test_fractional_rescale_checked_in_pieces_across_images_is_byte_identical(tm
     assert nib.load(b).get_data_dtype() == dtype
 
 
+def _spy_stored_slabs(monkeypatch) -> list[str]:
+    """What each slab given as stored integers became: ``array`` (written as read), ``misfit`` (the
+    type is too narrow: written again), ``values`` (checked value by value)."""
+    seen: list[str] = []
+    real = ns._store_integers
+
+    def spy(*args, **kwargs):
+        got = real(*args, **kwargs)
+        seen.append("values" if got is None else "misfit" if got is False else "array")
+        return got
+
+    monkeypatch.setattr(ns, "_store_integers", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("field", "dtype"), [
+    (lambda x, y, z: 40.0 + 0.5 * x + 0.25 * y + z, np.int16),
+    (lambda x, y, z: 16000.0 + 300.0 * (z - 20.0) + 0.5 * x, np.uint16),  # int16 until the last slices
+])
+def test_stored_integers_of_a_fractional_rescale_are_written_as_read(tmp_path, monkeypatch, field, dtype) -> None:
+    info = synth.write_series(tmp_path / "in", shape=(6, 32, 32), slopes=0.5, intercepts=-7.25, field_fn=field)
+    source = DicomSource(_stack(info.folder))
+    opts = dict(rescale=source.values.rescale, description="volume test")
+    a = write_nifti(source.load(), tmp_path / "memory.nii.gz", **opts)
+    seen = _spy_stored_slabs(monkeypatch)
+    b = tmp_path / "stream.nii.gz"
+    ns.write_nifti_stack(source, b, slab_bytes=2 * 32 * 32 * 4, **opts)  # three slabs of two images
+    assert a.read_bytes() == b.read_bytes()
+    img = nib.load(b)
+    assert img.get_data_dtype() == dtype
+    assert img.dataobj.slope == 0.5 and img.dataobj.inter == -7.25
+    vol = source.load()
+    np.testing.assert_array_equal(np.moveaxis(img.get_fdata(), (0, 1, 2), (2, 1, 0)), vol.array.astype(np.float64))
+    synth.check_volume_against_field(vol, field, atol=0.26)
+    assert "array" in seen and "values" not in seen
+    assert ("misfit" in seen) == (dtype == np.uint16)
+
+
+def test_stored_integers_float32_cannot_tell_apart_are_stored_as_their_values_give(tmp_path, monkeypatch) -> None:
+    """Near 1e6, float32 steps by 0.0625: a slope of 0.01 maps neighbouring stored integers to one
+    value. The file holds the integers recovered from the values (one per value, as in memory), not
+    the stored ones: the stored integers are never written as read then."""
+    field = lambda x, y, z: 1e6 + 0.2 * (x + 40) + 0.1 * (y + 50) + 0.05 * z  # noqa: E731
+    info = synth.write_series(tmp_path / "in", shape=(6, 32, 32), slopes=0.01, intercepts=1e6, field_fn=field)
+    source = DicomSource(_stack(info.folder))
+    opts = dict(rescale=source.values.rescale, description="volume test")
+    a = write_nifti(source.load(), tmp_path / "memory.nii", **opts)
+    seen = _spy_stored_slabs(monkeypatch)
+    b = tmp_path / "stream.nii"
+    ns.write_nifti_stack(source, b, **opts)
+    assert a.read_bytes() == b.read_bytes()
+    assert seen and set(seen) == {"values"}
+    img = nib.load(b)
+    in_file = np.moveaxis(np.asanyarray(img.dataobj.get_unscaled()), (0, 1, 2), (2, 1, 0))
+    stored = np.stack([pydicom.dcmread(p).pixel_array for p in info.paths])
+    assert in_file.shape == stored.shape and not np.array_equal(np.sort(in_file, axis=None), np.sort(stored, axis=None))
+    values = source.load().array
+    np.testing.assert_array_equal(in_file.astype(np.float32) * np.float32(0.01) + np.float32(1e6), values)
+
+
+def test_compressed_images_of_a_fractional_rescale_are_checked_value_by_value(tmp_path, monkeypatch) -> None:
+    from pydicom.uid import RLELossless
+
+    info = synth.write_series(tmp_path / "in", shape=(4, 16, 16), slopes=0.25, intercepts=-7.5,
+                              transfer_syntax=RLELossless)
+    source = DicomSource(_stack(info.folder))
+    opts = dict(rescale=source.values.rescale, description="volume test")
+    a = write_nifti(source.load(), tmp_path / "memory.nii", **opts)
+    seen = _spy_stored_slabs(monkeypatch)
+    b = tmp_path / "stream.nii"
+    ns.write_nifti_stack(source, b, **opts)
+    assert a.read_bytes() == b.read_bytes() and nib.load(b).get_data_dtype() == np.int16
+    assert seen == []  # the decoder's values: never given as stored integers
+
+
 def test_one_inexact_value_in_the_last_piece_makes_the_slab_float32(tmp_path, monkeypatch) -> None:
     stack = _stack(synth.write_series(tmp_path / "in", slopes=0.25, intercepts=-7.5).folder)
     source = DicomSource(stack)

@@ -397,20 +397,41 @@ def check_frames(stack: Stack) -> None:
                 )
 
 
+def read_stored_slab(
+    stack: Stack, start: int, stop: int, *, progress: Callable[[int], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Frames ``start:stop`` of ``stack`` as stored, before any rescale (the stored integer type),
+    with each frame's minimum and maximum (float64 ``(n,)``); None when a frame is not read
+    straight from its file (compressed, a mosaic, colour): their decoders' types vary.
+
+    For the NIfTI writer: a uniform fractional rescale is stored as these integers with
+    ``scl_slope``/``scl_inter`` when that is exact (:mod:`volume.io.nifti_stream`).
+    """
+    part = stack.frames[start:stop]
+    if stack.rgb or not all(_can_read_native(f) and f.samples == 1 for f in part):
+        return None
+    sub = dataclasses.replace(stack, frames=part, n_slices=len(part), n_frames=1)
+    values, lo, hi = _read(sub, stored=True, progress=progress)
+    return values[0], lo, hi
+
+
 def _read(
-    stack: Stack, *, as_float: bool | None = None, progress: Callable[[int], None] | None = None
+    stack: Stack, *, as_float: bool | None = None, stored: bool = False,
+    progress: Callable[[int], None] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode ``stack``: ``(values (T, S, R, C[, 3]), raw minimum (n,), raw maximum (n,))``.
 
-    ``as_float`` overrides the float32 decision (a slab of a stack whose rescale varies).
+    ``as_float`` overrides the float32 decision (a slab of a stack whose rescale varies);
+    ``stored`` gives the stored values, no rescale applied (:func:`read_stored_slab`).
     """
     check_frames(stack)
     f0 = stack.first
     frame_shape = _frame_shape(f0)
-    rescale_float = output_dtype(stack) == np.float32 and not stack.rgb if as_float is None else as_float
+    rescale_float = not stored and (output_dtype(stack) == np.float32 and not stack.rgb if as_float is None
+                                    else as_float)
     raw_dtype = _raw_dtype(f0)
     n = len(stack.frames)
-    out_dtype = np.dtype(np.float32) if rescale_float else output_dtype(stack)
+    out_dtype = raw_dtype if stored else np.dtype(np.float32) if rescale_float else output_dtype(stack)
     shape = (stack.n_frames, stack.n_slices, f0.rows, f0.cols) + ((3,) if stack.rgb else ())
     try:
         out = np.empty(shape, dtype=out_dtype)
@@ -425,7 +446,7 @@ def _read(
     # Integer rescale: done per image right after reading it (while it is in cache) whenever the
     # image's values fit the signed type of the stored size; _rescale_integers does the rest.
     slope0 = stack.first.slope
-    eager = (track_range and raw_dtype.kind in "iu" and float(slope0).is_integer()
+    eager = (not stored and track_range and raw_dtype.kind in "iu" and float(slope0).is_integer()
              and not (slope0 == 1.0 and all(f.intercept == 0.0 for f in stack.frames)))
     signed = np.dtype(f"i{raw_dtype.itemsize}")
     signed_info = np.iinfo(signed)
@@ -493,7 +514,7 @@ def _read(
             store(i, f, arr, None)
             if progress is not None:
                 progress(1)
-    if not track_range:
+    if not track_range or stored:
         return out, lo, hi
     return _rescale_integers(stack, out, flat, lo, hi, done), lo, hi
 
