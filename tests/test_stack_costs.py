@@ -17,6 +17,8 @@ import synth
 import volume.dicom.pixels as pixels
 import volume.io.nifti_stream as ns
 from volume.dicom import scan
+from volume.dicom.fastheader import read_raw
+from volume.dicom.private import creator_blocks, find_block, private_value
 from volume.dicom.siemens import parse_ascconv
 from volume.dicom.source import DicomSource
 from volume.errors import InputReadError, UnsupportedDicomError
@@ -208,6 +210,39 @@ def test_one_inexact_value_in_the_last_piece_makes_the_slab_float32(tmp_path, mo
     stats = ns._Stats()
     assert ns._store(values[:-1], lo, hi, np.zeros(len(values) - 1), storage, "scaled", source, stats) is not None
     assert stats.exact is True
+
+
+# --- private blocks ---------------------------------------------------------------------------
+
+
+class _AnswersOnlyGet:
+    """A dataset that answers ``get(tag)`` but cannot list its tags (as the fast reader's)."""
+
+    def __init__(self, ds) -> None:
+        self._ds = ds
+
+    def get(self, key, default=None):
+        return self._ds.get(key, default)
+
+
+def test_a_moved_private_block_is_found_by_its_creator_in_every_kind_of_dataset(tmp_path) -> None:
+    (path,) = synth.write_series(tmp_path / "in", shape=(1, 4, 4)).paths
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x00290010, "LO", "SOMEONE ELSE")
+    ds.add_new(0x00290013, "LO", "SIEMENS CSA HEADER")  # moved: 0029,10xx -> 0029,13xx
+    ds.add_new(0x00291310, "OB", b"moved!")
+    ds.add_new(0x00291010, "OB", b"theirs")
+    ds.add_new(0x00330010, "LO", "SIEMENS CSA HEADER")  # another group
+    ds.save_as(path, enforce_file_format=True)
+    ds = pydicom.dcmread(path)
+    raw = read_raw(str(path))
+    assert raw is not None
+    for d in (ds, raw, _AnswersOnlyGet(ds)):
+        assert find_block(d, 0x0029, "siemens csa header") == 0x13
+        assert find_block(d, 0x0029, "NOBODY") is None
+        assert find_block(d, 0x0031, "SIEMENS CSA HEADER") is None
+        assert bytes(private_value(d, 0x00291010, "OB", "SIEMENS CSA HEADER")) == b"moved!"
+    assert list(creator_blocks(ds, 0x0029)) == [0x10, 0x13] == list(creator_blocks(raw, 0x0029))
 
 
 # --- the Siemens protocol ----------------------------------------------------------------------
