@@ -451,6 +451,9 @@ def _read(
     signed = np.dtype(f"i{raw_dtype.itemsize}")
     signed_info = np.iinfo(signed)
     done = np.zeros(n, dtype=bool)
+    # Small images' ranges in two calls for the whole stack after reading (not two per image) when
+    # no eager rescale needs each image's range as it is read.
+    late_range = track_range and not eager and flat.size > 0 and flat[0].nbytes <= LATE_RANGE_BYTES
 
     def store(i: int, f: FrameHeader, arr: np.ndarray | None, scratch: np.ndarray | None) -> None:
         target = flat[i]
@@ -476,7 +479,7 @@ def _read(
                 target[...] = arr
         if f.mr is not None and f.mr.pepolar is not None and f.mr.pepolar.flip_rows:
             target[...] = target[::-1].copy()  # GE epi_pepolar: reversed volumes' rows stored in reverse order
-        if track_range:
+        if track_range and not late_range:
             lo[i] = a = float(target.min())
             hi[i] = b = float(target.max())
             if eager:
@@ -514,10 +517,18 @@ def _read(
             store(i, f, arr, None)
             if progress is not None:
                 progress(1)
+    if late_range:
+        per_image = flat.reshape(n, -1)
+        lo[:] = per_image.min(axis=1)
+        hi[:] = per_image.max(axis=1)
     if not track_range or stored:
         return out, lo, hi
     return _rescale_integers(stack, out, flat, lo, hi, done), lo, hi
 
+
+LATE_RANGE_BYTES = 2**16
+"""Images up to this size (128x128 of 16 bits) have their value ranges found for the whole stack at
+once after reading: numpy's cost per call, not the values, is most of a small image's min and max."""
 
 #: Images per progress report when reading uncompressed pixels.
 READ_CHUNK = 8
