@@ -327,7 +327,7 @@ def _slabs(source: StackSource, per_slab: int, progress: Callable[[int], None] |
 def _reader(source: StackSource, storage: Storage | None) -> Callable[..., Slab]:
     """How slabs are read for ``storage``: the stored integers when it keeps a uniform fractional
     rescale's integers (``scaled``), the source's rescale is that one and the source can give them
-    (an optional ``read_stored_slab``, as :class:`volume.dicom.source.DicomSource`'s); else values."""
+    (an optional ``read_stored_slab``, as the DICOM source's); else values."""
     stored = getattr(source, "read_stored_slab", None)
     rule = source.values
     usable = (storage is not None and storage.kind == "scaled" and stored is not None and rule.kind == FLOAT
@@ -347,7 +347,7 @@ def _reader(source: StackSource, storage: Storage | None) -> Callable[..., Slab]
 
 def _rescaled(stored: np.ndarray, slope: float, inter: float) -> np.ndarray:
     """The float32 values of stored integers under ``value = stored * slope + inter``, computed as
-    :func:`volume.dicom.pixels.read_slab` computes them (float32 product, then float32 sum)."""
+    the DICOM source's ``read_slab`` computes them (float32 product, then float32 sum)."""
     values = np.multiply(stored, slope, dtype=np.float32, casting="unsafe")
     values += np.float32(inter)
     return values
