@@ -477,6 +477,10 @@ def _read(
                 target[...] = arr >> (8 * (arr.dtype.itemsize - target.dtype.itemsize))
             else:
                 target[...] = arr
+        finish(i, f, target)
+
+    def finish(i: int, f: FrameHeader, target: np.ndarray) -> None:
+        """An image read into ``target``: its rows flipped where GE says so, its range, its eager rescale."""
         if f.mr is not None and f.mr.pepolar is not None and f.mr.pepolar.flip_rows:
             target[...] = target[::-1].copy()  # GE epi_pepolar: reversed volumes' rows stored in reverse order
         if track_range and not late_range:
@@ -501,10 +505,21 @@ def _read(
         else:
             slow[f.path].append((i, f))
 
+    direct = _direct_frames(stack, native, flat) if _PREADV and not rescale_float and not stack.rgb else None
+
     def read_native(indices: list[int]) -> int:
         scratch = np.empty(frame_shape, dtype=raw_dtype) if rescale_float else None
         for i in indices:
-            store(i, stack.frames[i], None, scratch)
+            f = stack.frames[i]
+            if direct is not None and direct[i] is not None:  # one preadv into place (_read_native_frame's)
+                target = flat[i]
+                got = _pread_frame(f, direct[i])
+                if got != len(direct[i]):
+                    raise UnsupportedDicomError(f"{f.name}: pixel data ends early ({got} of {len(direct[i])} bytes)")
+                _clear_unstored_bits(f, target.dtype, target)
+                finish(i, f, target)
+            else:
+                store(i, f, None, scratch)
         return len(indices)
 
     _run_chunks(read_native, native, progress)
@@ -529,6 +544,36 @@ def _read(
 LATE_RANGE_BYTES = 2**16
 """Images up to this size (128x128 of 16 bits) have their value ranges found for the whole stack at
 once after reading: numpy's cost per call, not the values, is most of a small image's min and max."""
+
+def _direct_frames(stack: Stack, native: list[int], flat: np.ndarray) -> list[memoryview | None]:
+    """For each image of ``stack``, the bytes of ``flat`` (its images, in order) its stored samples
+    are read into as they are (:func:`_pread_frame`): uncompressed greyscale files whose stored
+    type and byte order are the output's; None for the others (read by :func:`_read_native`)."""
+    out: list[memoryview | None] = [None] * len(stack.frames)
+    if not flat.flags.c_contiguous or not flat.size:
+        return out
+    whole = memoryview(flat).cast("B")
+    size = flat[0].nbytes
+    same: dict[tuple[int, int, str], bool] = {}
+    for i in native:
+        f = stack.frames[i]
+        if f.file_compression or f.samples != 1:
+            continue
+        kind = (f.bits_allocated, f.pixel_representation, f.transfer_syntax)
+        if kind not in same:
+            same[kind] = _raw_dtype(f).newbyteorder(NATIVE_SYNTAXES[f.transfer_syntax]) == flat.dtype
+        if same[kind]:
+            out[i] = whole[i * size : (i + 1) * size]
+    return out
+
+
+def _pread_frame(f: FrameHeader, view: memoryview) -> int:
+    """Image ``f``'s stored bytes read into ``view`` (as long as one image): the bytes read."""
+    try:
+        return _pread_into(f.path, f.pixel_offset + (f.frame or 0) * len(view), view)  # type: ignore[operator]
+    except OSError as exc:
+        raise unreadable(f.path, exc) from None
+
 
 #: Images per progress report when reading uncompressed pixels.
 READ_CHUNK = 8
