@@ -185,8 +185,9 @@ def _read_native_frame(f: FrameHeader, out: np.ndarray) -> None:
 
 
 _PREADV = hasattr(os, "preadv")
-"""Uncompressed images are read by one ``preadv`` into their place in the output (Linux, macOS,
-BSDs): no file object per image (4-5 µs of 15 per small file, docs/benchmarks.md)."""
+"""Uncompressed images are read by one ``preadv`` into their place in the output where the platform
+has it (Linux, the BSDs): no file object per image (4-5 µs of 15 per small file,
+docs/benchmarks.md); elsewhere through a file object, as before."""
 
 
 def _pread_into(path: str, offset: int, view: memoryview) -> int:
