@@ -47,6 +47,7 @@ STEPS = (
     ("volume.io.nifti_stream", "decide", "choose the output type"),
     ("volume.dicom.pixels", "_read", "pixels: read, decode, copy, rescale"),
     ("volume.io.nifti_stream", "_store", "pixels: cast into the output type"),
+    ("volume.io.nifti_stream", "_store_integers", "pixels: cast into the output type"),
     ("volume.io.nifti.NiftiSink", "write", "NIfTI write (and gzip)"),
     ("volume.io.nifti.NiftiSink", "__exit__", "NIfTI close (and gzip flush)"),
     ("volume.jobs.convert", "sidecar_fields", "sidecar: BIDS fields (vendor headers re-read)"),
@@ -111,11 +112,15 @@ def patch(timers: Timers) -> None:
     sys.modules["volume.dicom.pixels"].MAX_READ_THREADS = 1
     stream = sys.modules["volume.io.nifti_stream"]
 
-    def serial_slabs(source: Any, per_slab: int, progress: Any) -> Any:
+    def serial_slabs(source: Any, per_slab: int, progress: Any, read: Any = None) -> Any:
         """The writer's slabs read in this thread (the writer reads the next one on a thread)."""
         for start in range(0, source.n_images, per_slab):
-            values, lo, hi = source.read_slab(start, min(start + per_slab, source.n_images), progress=progress)
-            yield start, values, lo, hi
+            stop = min(start + per_slab, source.n_images)
+            if hasattr(stream, "_reader"):  # slabs of values or stored integers (2026-12-07)
+                yield start, (read or stream._reader(source, None))(start, stop, progress=progress)
+            else:
+                values, lo, hi = source.read_slab(start, stop, progress=progress)
+                yield start, values, lo, hi
 
     stream._slabs = serial_slabs
 

@@ -77,7 +77,10 @@ class StackSource(Protocol):
     """A 3D/4D image that can be described without reading pixels and read in slabs of images.
 
     Implemented by the DICOM stacks (:func:`volume.source`); :func:`volume.project_stack` and the
-    NIfTI writer stream from any of them.
+    NIfTI writer stream from any of them. A source may also offer ``read_stored_slab(start, stop,
+    progress=None)`` (not required: the stored integers of a uniform fractional rescale, or None),
+    which the NIfTI writer stores as read when that is exact
+    (:meth:`volume.dicom.source.DicomSource.read_stored_slab`).
 
     Attributes
     ----------

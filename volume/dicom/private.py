@@ -11,6 +11,7 @@ vendor's creator owns; another vendor's element with the same number is never re
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .fastheader import element_value
@@ -28,10 +29,26 @@ def creator_of(ds: Any, group: int, block: int) -> str:
 def find_block(ds: Any, group: int, creator: str) -> int | None:
     """The block of ``group`` that ``creator`` owns in ``ds``, None when it owns none."""
     want = creator.upper()
-    for block in PRIVATE_BLOCKS:
+    blocks = PRIVATE_BLOCKS if not want else creator_blocks(ds, group)  # an absent creator is ""
+    for block in blocks:
         if creator_of(ds, group, block) == want:
             return block
     return None
+
+
+def creator_blocks(ds: Any, group: int) -> Sequence[int]:
+    """The blocks of ``group`` whose creator element (gggg,0010-00FF) ``ds`` holds, in order: the
+    only ones a creator can own (one pass over the tags, not one look-up per possible block).
+    Every block for a dataset that cannot list its tags (the fast reader's answers only those it
+    was asked for)."""
+    if hasattr(ds, "keys"):  # pydicom's Dataset
+        keys: Iterable[Any] = ds.keys()
+    elif hasattr(ds, "__iter__"):  # the whole header read by fastheader.read_raw: its elements
+        keys = (e.tag for e in ds)
+    else:
+        return PRIVATE_BLOCKS
+    first, last = (group << 16) | PRIVATE_BLOCKS[0], (group << 16) | PRIVATE_BLOCKS[-1]
+    return sorted(int(tag) & 0xFF for tag in keys if first <= int(tag) <= last)
 
 
 def private_value(ds: Any, tag: int, vr: str, creator: str) -> Any:
@@ -55,4 +72,4 @@ def private_value(ds: Any, tag: int, vr: str, creator: str) -> Any:
     return element_value(ds, (group << 16) | (moved << 8) | element, vr)
 
 
-__all__ = ["PRIVATE_BLOCKS", "creator_of", "find_block", "private_value"]
+__all__ = ["PRIVATE_BLOCKS", "creator_blocks", "creator_of", "find_block", "private_value"]

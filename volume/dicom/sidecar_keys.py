@@ -205,6 +205,7 @@ class VendorElements:
     def __init__(self, header: Any) -> None:
         self.header = header
         self._blocks: dict[tuple[int, int], dict[str, int]] = {}
+        self._creators: dict[int, dict[int, list[int]]] = {}
         self._searched: list[Any] | None = None
 
     def _datasets(self) -> list[Any]:
@@ -225,14 +226,25 @@ class VendorElements:
         found = self._blocks.get(key)
         if found is None:
             found = {}
+            for tag in self._creator_tags(ds).get(group, ()):
+                owner = to_str(element_value(ds, tag, "LO")).upper()
+                if owner:
+                    found.setdefault(owner, tag & 0xFF)
+            self._blocks[key] = found
+        return found
+
+    def _creator_tags(self, ds: Any) -> dict[int, list[int]]:
+        """The tags (gggg,0010-00FF) of ``ds`` by group, in its order: where creators may be (one
+        pass over a dataset's tags for all its groups)."""
+        found = self._creators.get(id(ds))
+        if found is None:
+            found = {}
             keys = ds.keys() if hasattr(ds, "keys") else (e.tag for e in ds)
             for tag in keys:
                 tag = int(tag)
-                if tag >> 16 == group and 0x10 <= (tag & 0xFFFF) <= 0xFF:
-                    owner = to_str(element_value(ds, tag, "LO")).upper()
-                    if owner:
-                        found.setdefault(owner, tag & 0xFF)
-            self._blocks[key] = found
+                if 0x10 <= (tag & 0xFFFF) <= 0xFF:
+                    found.setdefault(tag >> 16, []).append(tag)
+            self._creators[id(ds)] = found
         return found
 
     def get(self, group: int, creator: str, element: int, vr: str) -> Any:
@@ -323,7 +335,6 @@ class Lookup:
         self.acquisition: Mapping[str, Any] = stack.first.acquisition
         self.enhanced = stack.first.frame is not None and not stack.first.mosaic
         self._searched: list[Any] | None = None
-        self._index: dict[int, list[Any]] | None = None
 
     def datasets(self) -> list[Any]:
         """The datasets a standard keyword is looked up in, in order."""
@@ -338,17 +349,14 @@ class Lookup:
         return self._searched
 
     def _holding(self, keyword: str) -> list[Any]:
-        """The datasets (in search order) that hold ``keyword``'s element: an index of tags built
-        once, so a lookup asks only those."""
-        if self._index is None:
-            index: dict[int, list[Any]] = {}
-            for ds in self.datasets():
-                tags = ds.keys() if hasattr(ds, "keys") else (e.tag for e in ds)
-                for tag in tags:
-                    index.setdefault(int(tag), []).append(ds)
-            self._index = index
+        """The datasets (in search order) that hold ``keyword``'s element, so a lookup asks only
+        those (a stack's header has a few datasets and a sidecar asks a few dozen keywords: asking
+        each dataset costs less than indexing every tag of them)."""
         known = TAGS.get(keyword)
-        return self._index.get(known[0], []) if known else self.datasets()
+        if not known:
+            return self.datasets()
+        tag = known[0]
+        return [ds for ds in self.datasets() if tag in ds]
 
     def get(self, keyword: str) -> Any:
         """A standard element's value (first found, empty values skipped), or None."""

@@ -19,7 +19,7 @@ from ..sources import FLOAT, ValueRule
 from ..volume import Volume
 from .geometry import output_grid
 from .loader import load_stack, stack_meta
-from .pixels import DEFAULT_MAX_BYTES, check_frames, check_size, read_slab, value_rule
+from .pixels import DEFAULT_MAX_BYTES, check_frames, check_size, read_slab, read_stored_slab, value_rule
 from .scaling import DEFAULT_SCALING, vendor_scaling
 from .series import Stack
 
@@ -117,6 +117,14 @@ class DicomSource:
         self, start: int, stop: int, *, progress: Callable[[int], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return read_slab(self.stack, start, stop, progress=progress, as_float=self.values.kind == FLOAT)
+
+    def read_stored_slab(
+        self, start: int, stop: int, *, progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Images ``start:stop`` as stored, before the rescale (:func:`volume.dicom.pixels.read_stored_slab`);
+        None when they cannot be read so. Optional for a :class:`~volume.sources.StackSource`: the
+        NIfTI writer stores a uniform fractional rescale's integers from them."""
+        return read_stored_slab(self.stack, start, stop, progress=progress)
 
     def load(self, *, allow_gaps: bool = False, max_bytes: int | None = None,
              progress: Callable[[int], None] | None = None) -> Volume:

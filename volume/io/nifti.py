@@ -63,6 +63,11 @@ from the source's header."""
 WRITE_CHUNK_BYTES = 8 * 2**20
 """Voxel bytes handed to the file (or compressor) at a time: bounds the extra memory per write."""
 
+SCALE_CHUNK_VALUES = 2**18
+"""Values checked at a time by :func:`scale_to_integers` when a slab is stored as scaled integers
+(one 512x512 image; several small ones): its float64 temporaries are 2 MiB, and small images do not
+pay numpy's per-call cost one by one."""
+
 #: NIfTI-1 datatype code and bits per voxel of each numpy dtype it can store.
 NIFTI_DTYPES: dict[str, tuple[int, int]] = {
     "u1": (2, 8),
@@ -483,8 +488,13 @@ def scale_to_integers(values: np.ndarray, slope: float, inter: float) -> np.ndar
 
     ``values`` is float32 (any shape); the result has its shape.
     """
-    r = np.rint((values.astype(np.float64) - inter) / slope)
-    back = r.astype(np.float32) * np.float32(slope) + np.float32(inter)
+    r = values.astype(np.float64)  # the same IEEE operations as ``rint((v - inter) / slope)``, in place
+    r -= inter
+    r /= slope
+    np.rint(r, out=r)
+    back = r.astype(np.float32)
+    back *= np.float32(slope)
+    back += np.float32(inter)
     return r if np.array_equal(back, values) else None
 
 

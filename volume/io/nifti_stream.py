@@ -37,6 +37,7 @@ from ..volume import Volume
 from .atomic import atomic_output
 from .nifti import (
     DEFAULT_GZIP_LEVEL,
+    SCALE_CHUNK_VALUES,
     AcquisitionHeader,
     NiftiSink,
     narrow_unsigned,
@@ -252,17 +253,18 @@ def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarra
         return np.ascontiguousarray(values, dtype=np.uint8)
     if storage.kind == "scaled":
         out = np.empty(values.shape, dtype=little)
+        flat_out = out.reshape(-1)
         info = np.iinfo(storage.dtype)
         fits = True
-        for i in range(values.shape[0]):  # one image at a time: float64 temporaries of one image
-            r = scale_to_integers(values[i], storage.slope, storage.inter)
+        for start, chunk in _value_chunks(values):  # float64 temporaries of SCALE_CHUNK_VALUES values
+            r = scale_to_integers(chunk, storage.slope, storage.inter)
             if r is None:
                 stats.exact = False
                 return None
             if fits and (r.min() < info.min or r.max() > info.max):
                 fits = False  # go on checking exactness: the final choice needs it
             if fits:
-                out[i] = r
+                flat_out[start : start + r.size] = r
         return out if fits else None
     if family == "raw" and values.dtype == np.uint16 and storage.dtype == np.int16 and hi.size:
         if int(hi.max()) > np.iinfo(np.int16).max:
@@ -277,39 +279,99 @@ def _store(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarra
 def _check_exact(values: np.ndarray, storage: Storage, stats: _Stats) -> None:
     """Exactness of a fractional rescale over a slab that is not written."""
     if storage.kind == "scaled" and stats.exact:
-        for i in range(values.shape[0]):
-            if scale_to_integers(values[i], storage.slope, storage.inter) is None:
+        for _, chunk in _value_chunks(values):
+            if scale_to_integers(chunk, storage.slope, storage.inter) is None:
                 stats.exact = False
                 return
+
+
+def _value_chunks(values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """``(offset, flat values)`` of consecutive pieces of :data:`~volume.io.nifti.SCALE_CHUNK_VALUES`
+    values of a slab (C order)."""
+    flat = values.reshape(-1)
+    for start in range(0, flat.size, SCALE_CHUNK_VALUES):
+        yield start, flat[start : start + SCALE_CHUNK_VALUES]
 
 
 # --- the writer --------------------------------------------------------------------------------
 
 
-def _slabs(source: StackSource, per_slab: int, progress: Callable[[int], None] | None
-           ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(start, values, raw lo, raw hi)`` of consecutive slabs; the next slab decodes on a thread
-    (one slab, the whole stack: read here, no thread to start)."""
+#: ``(values or stored integers, raw lo, raw hi, True when they are the stored integers)`` of images
+#: ``start:stop``: what a slab reader returns.
+Slab = tuple[np.ndarray, np.ndarray, np.ndarray, bool]
+
+
+def _slabs(source: StackSource, per_slab: int, progress: Callable[[int], None] | None,
+           read: Callable[..., Slab] | None = None) -> Iterator[tuple[int, Slab]]:
+    """``(start, slab)`` of consecutive slabs read by ``read`` (default: ``source.read_slab``, values);
+    the next slab decodes on a thread (one slab, the whole stack: read here, no thread to start)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    read = read or _reader(source, None)
     n = source.n_images
     starts = list(range(0, n, per_slab))
     if len(starts) == 1:
-        values, lo, hi = source.read_slab(0, n, progress=progress)
-        yield 0, values, lo, hi
+        yield 0, read(0, n, progress=progress)
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="volume-slab")
     try:
-        future = pool.submit(source.read_slab, 0, min(per_slab, n), progress=progress)
+        future = pool.submit(read, 0, min(per_slab, n), progress=progress)
         for k, start in enumerate(starts):
-            values, lo, hi = future.result()
+            slab = future.result()
             if k + 1 < len(starts):
                 nxt = starts[k + 1]
-                future = pool.submit(source.read_slab, nxt, min(nxt + per_slab, n), progress=progress)
-            yield start, values, lo, hi
-            del values
+                future = pool.submit(read, nxt, min(nxt + per_slab, n), progress=progress)
+            yield start, slab
+            del slab
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reader(source: StackSource, storage: Storage | None) -> Callable[..., Slab]:
+    """How slabs are read for ``storage``: the stored integers when it keeps a uniform fractional
+    rescale's integers (``scaled``), the source's rescale is that one and the source can give them
+    (an optional ``read_stored_slab``, as the DICOM source's); else values."""
+    stored = getattr(source, "read_stored_slab", None)
+    rule = source.values
+    usable = (storage is not None and storage.kind == "scaled" and stored is not None and rule.kind == FLOAT
+              and rule.rescale is not None
+              and (float(rule.rescale[0]), float(rule.rescale[1])) == (storage.slope, storage.inter))
+
+    def read(start: int, stop: int, *, progress: Callable[[int], None] | None = None) -> Slab:
+        if usable:
+            got = stored(start, stop, progress=progress)  # type: ignore[misc]
+            if got is not None:
+                return got[0], got[1], got[2], True
+        values, lo, hi = source.read_slab(start, stop, progress=progress)
+        return values, lo, hi, False
+
+    return read
+
+
+def _rescaled(stored: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """The float32 values of stored integers under ``value = stored * slope + inter``, computed as
+    the DICOM source's ``read_slab`` computes them (float32 product, then float32 sum)."""
+    values = np.multiply(stored, slope, dtype=np.float32, casting="unsafe")
+    values += np.float32(inter)
+    return values
+
+
+def _every_integer_exact(lo: float, hi: float, storage: Storage, most: int) -> tuple[float, float] | None:
+    """When every integer ``r`` from ``lo`` to ``hi`` (at most ``most`` of them) is the integer
+    :func:`~volume.io.nifti.scale_to_integers` finds for its value ``r * slope + inter``: the values of
+    ``lo`` and ``hi`` (the least and greatest value: the rescale is monotonic); else None.
+
+    Then a slab of stored integers in that range is stored as they are, exactly as the integers
+    recovered from its values one by one would be."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo + 1 > most:
+        return None
+    stored = np.arange(int(lo), int(hi) + 1, dtype=np.int64)
+    values = _rescaled(stored, storage.slope, storage.inter)
+    back = scale_to_integers(values, storage.slope, storage.inter)
+    if back is None or not np.array_equal(back, stored):
+        return None
+    ends = float(values[0]), float(values[-1])
+    return min(ends), max(ends)
 
 
 def _write_pass(tmp: Path, source: StackSource, header: Callable[[Storage], bytes], storage: Storage, family: str,
@@ -322,8 +384,17 @@ def _write_pass(tmp: Path, source: StackSource, header: Callable[[Storage], byte
     inters_all = intercepts if intercepts is not None else np.zeros(source.n_images)
     with NiftiSink(tmp, compress=compress, level=level, threads=threads) as sink:
         sink.write(header(storage))
-        for start, values, lo, hi in _slabs(source, per_slab, progress):
+        for start, (values, lo, hi, as_stored) in _slabs(source, per_slab, progress, _reader(source, storage)):
             inters = inters_all[start : start + values.shape[0]]
+            if as_stored:
+                kept = _store_integers(values, lo, hi, inters, storage, stats, writing=writing)
+                if kept is not None:  # every value exact: the stored integers are the ones to write
+                    writing = writing and kept is not False
+                    if writing:
+                        sink.write(kept)
+                    continue
+                values = _rescaled(values, storage.slope, storage.inter)  # the values read_slab gives
+                lo = hi = np.zeros(len(values))
             _collect(lo, hi, inters, values, storage, stats)
             if not writing:  # only the range matters now: the file is written again
                 _check_exact(values, storage, stats)
@@ -334,6 +405,29 @@ def _write_pass(tmp: Path, source: StackSource, header: Callable[[Storage], byte
             else:
                 sink.write(stored)
     return None if writing else stats
+
+
+def _store_integers(stored: np.ndarray, lo: np.ndarray, hi: np.ndarray, inters: np.ndarray, storage: Storage,
+                    stats: _Stats, *, writing: bool) -> np.ndarray | bool | None:
+    """A ``scaled`` slab given as its stored integers, when every integer of its range is exact
+    (:func:`_every_integer_exact`): its range is added to ``stats`` and the result is its stored
+    voxels (``False`` when they do not fit ``storage``'s type, or when not ``writing``: the range is
+    all that matters then). None when the values must be checked one by one (:func:`_store`)."""
+    if not stored.size:
+        return None
+    ends = _every_integer_exact(float(lo.min()), float(hi.max()), storage, most=stored.size)
+    if ends is None:
+        return None
+    zeros = np.zeros(len(stored))
+    stats.lo.append(zeros)  # as for values (raw ranges are not kept for a fractional rescale)
+    stats.hi.append(zeros)
+    stats.inters.append(inters)
+    stats.vmin = min(stats.vmin, ends[0])
+    stats.vmax = max(stats.vmax, ends[1])
+    info = np.iinfo(storage.dtype)
+    if not writing or lo.min() < info.min or hi.max() > info.max:
+        return False
+    return np.ascontiguousarray(stored, dtype=storage.dtype.newbyteorder("<"))
 
 
 def write_nifti_stack(
