@@ -173,12 +173,8 @@ def build_before(revision: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     if (dest / "setup.py").exists() and (dest / "volume" / "dicom" / "_walk.c").exists():
-        build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
-        if subprocess.run(build, cwd=dest, capture_output=True).returncode:
-            # a setuptools older than the revision's pyproject.toml (its SPDX licence): the extension
-            # alone, same compiler and flags, without the project's metadata
-            (dest / "pyproject.toml").rename(dest / "pyproject.toml.unused")
-            subprocess.run(build, cwd=dest, check=True, capture_output=True)
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, check=True,
+                       capture_output=True)
     return dest
 
 
