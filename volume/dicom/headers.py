@@ -25,7 +25,7 @@ import numpy as np
 from ..phi import CARRIED
 from . import fastheader, uih
 from ._tags import PRIVATE, PRIVATE_TAGS
-from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
+from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_compiled, read_fast
 from .files import GunzipError, file_compression, gunzip_cached
 from .geometry import GeometryError, slice_normal
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame, with_csa_diffusion
@@ -403,12 +403,13 @@ def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str
 
 
 def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
-    skip = size_skip(path)
-    if skip is not None:
-        return [], skip.value
-    ds: Any = None
-    if fast:
-        quick = read_fast(path, header_wanted())
+    ds: Any = read_compiled(path, header_wanted()) if fast else None  # a regular, non-empty file, read
+    if ds is None:
+        skip = size_skip(path)
+        if skip is not None:
+            return [], skip.value
+    if ds is None and fast:
+        quick = read_fast(path, header_wanted(), compiled=False)
         if quick == TRUNCATED:
             return [], Skip.TRUNCATED.value
         if quick == NOT_DICOM:
