@@ -200,6 +200,99 @@ typedef struct {
     int64_t pos, pixel_pos, pixel_length;
 } WalkEnd;
 
+/* read()'s values converted before, by (tag, the file's VR, the value's bytes): an open-addressing
+ * table of exact keys (a copy of the bytes, compared whole), kept in C so that a value seen before
+ * costs no Python key. It holds only what read()'s own converter made: ASCII text and numbers,
+ * the same in every character set read() accepts. Used under the GIL only. */
+typedef struct {
+    uint64_t hash;
+    uint32_t tag, length;
+    unsigned char vr[2];   /* the file's VR; {0, 0} in an implicit dataset */
+    unsigned char *raw;    /* a copy of the value's bytes */
+    PyObject *value;       /* NULL: an empty slot */
+} Memo;
+
+typedef struct {
+    Memo *slots;
+    size_t cap, count;
+    unsigned char charset[64]; /* the last SpecificCharacterSet value found in `charsets` */
+    int charset_len;           /* -1: none yet */
+} MemoTable;
+
+static void memo_clear(MemoTable *m) {
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].value != NULL) {
+            Py_DECREF(m->slots[i].value);
+            free(m->slots[i].raw);
+        }
+    }
+    free(m->slots);
+    m->slots = NULL;
+    m->cap = m->count = 0;
+}
+
+static uint64_t memo_hash(uint32_t tag, const unsigned char *vr, const unsigned char *raw, uint32_t length) {
+    uint64_t h = 1469598103934665603ull ^ tag; /* FNV-1a */
+    h = (h ^ (vr != NULL ? (uint64_t)(vr[0] << 8 | vr[1]) : 0)) * 1099511628211ull;
+    for (uint32_t i = 0; i < length; i++) h = (h ^ raw[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static int memo_same(const Memo *e, uint64_t hash, uint32_t tag, const unsigned char *vr, const unsigned char *raw,
+                     uint32_t length) {
+    return e->hash == hash && e->tag == tag && e->length == length &&
+           e->vr[0] == (vr != NULL ? vr[0] : 0) && e->vr[1] == (vr != NULL ? vr[1] : 0) &&
+           memcmp(e->raw, raw, length) == 0;
+}
+
+/* The value remembered for these bytes (borrowed), or NULL. */
+static PyObject *memo_get(const MemoTable *m, uint64_t hash, uint32_t tag, const unsigned char *vr,
+                          const unsigned char *raw, uint32_t length) {
+    if (m->cap == 0) return NULL;
+    for (size_t i = hash & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        const Memo *e = &m->slots[i];
+        if (e->value == NULL) return NULL;
+        if (memo_same(e, hash, tag, vr, raw, length)) return e->value;
+    }
+}
+
+/* Remember `value` (emptying the table at `limit` entries, as fastheader._remember_element does).
+ * 0, or -1 when memory ran out (nothing is remembered then). */
+static int memo_put(MemoTable *m, uint64_t hash, uint32_t tag, const unsigned char *vr, const unsigned char *raw,
+                    uint32_t length, PyObject *value, size_t limit) {
+    if (m->count >= limit) memo_clear(m);
+    if ((m->count + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        Memo *slots = calloc(cap, sizeof(Memo));
+        if (slots == NULL) return -1;
+        for (size_t i = 0; i < m->cap; i++) {
+            Memo *e = &m->slots[i];
+            if (e->value == NULL) continue;
+            size_t j = e->hash & (cap - 1);
+            while (slots[j].value != NULL) j = (j + 1) & (cap - 1);
+            slots[j] = *e;
+        }
+        free(m->slots);
+        m->slots = slots;
+        m->cap = cap;
+    }
+    unsigned char *copy = malloc(length ? length : 1);
+    if (copy == NULL) return -1;
+    memcpy(copy, raw, length);
+    size_t i = hash & (m->cap - 1);
+    while (m->slots[i].value != NULL) i = (i + 1) & (m->cap - 1);
+    Memo *e = &m->slots[i];
+    e->hash = hash;
+    e->tag = tag;
+    e->length = length;
+    e->vr[0] = vr != NULL ? vr[0] : 0;
+    e->vr[1] = vr != NULL ? vr[1] : 0;
+    e->raw = copy;
+    e->value = Py_NewRef(value);
+    m->count++;
+    return 0;
+}
+
 /* The wanted tags in order, what is wanted of each, and (for read()) each one's keyword and the
  * dictionary's VR: a capsule made by table(). */
 typedef struct {
@@ -209,6 +302,7 @@ typedef struct {
     PyObject **tag_objs;  /* each tag as a Python int, made once: part of a remembered value's key */
     PyObject **keywords;  /* each tag's keyword (NULL when the table was given codes only) */
     unsigned char (*vrs)[2]; /* the dictionary's VR of each tag; {0, 0} when it is not one plain VR */
+    MemoTable *memo;         /* read()'s values converted before */
 } Table;
 
 static const char *TABLE_NAME = "volume.dicom._walk.table";
@@ -219,6 +313,8 @@ static void table_release(Table *t) {
         if (t->tag_objs != NULL) Py_XDECREF(t->tag_objs[i]);
         if (t->keywords != NULL) Py_XDECREF(t->keywords[i]);
     }
+    if (t->memo != NULL) memo_clear(t->memo);
+    free(t->memo);
     free(t->tag_objs);
     free(t->keywords);
     free(t->vrs);
@@ -291,9 +387,11 @@ static PyObject *table(PyObject *self, PyObject *arg) {
         t->tag_objs = calloc((size_t)(n + 1), sizeof(PyObject *));
         t->keywords = calloc((size_t)(n + 1), sizeof(PyObject *));
         t->vrs = calloc((size_t)(n + 1), 2);
+        t->memo = calloc(1, sizeof(MemoTable));
+        if (t->memo != NULL) t->memo->charset_len = -1;
     }
     if (entries == NULL || t == NULL || t->tags == NULL || t->codes == NULL || t->tag_objs == NULL ||
-        t->keywords == NULL || t->vrs == NULL) {
+        t->keywords == NULL || t->vrs == NULL || t->memo == NULL) {
         free(entries);
         table_release(t);
         return PyErr_NoMemory();
@@ -765,9 +863,26 @@ static int meta_group(const unsigned char *buf, int64_t n, Meta *m) {
     return 1;
 }
 
+/* Read up to `want` more bytes of fd into *buf (grown to hold them) after its first *got: 1 when
+ * something was read, 0 at the end of the file or on an error (EINTR too: Python reads it again
+ * and runs the signal's handler), -1 when memory ran out. */
+static int read_more(int fd, unsigned char **buf, int64_t *got, int64_t want) {
+    unsigned char *grown = realloc(*buf, (size_t)(*got + want));
+    if (grown == NULL) return -1;
+    *buf = grown;
+    int64_t start = *got;
+    while (*got - start < want) {
+        ssize_t r = read(fd, *buf + *got, (size_t)(want - (*got - start)));
+        if (r <= 0) break;
+        *got += r;
+    }
+    return *got > start;
+}
+
 /* What read() does without the GIL: a regular, non-empty file opened (never anything else: a
- * named pipe, a device), its first `first` bytes read, its meta group and elements walked. 1 when
- * the walk found the header's end in those bytes; 0 when Python decides; -1 when memory ran out. */
+ * named pipe, a device), read as fastheader.read_fast reads it (its first `first` bytes, 15 times
+ * as many more while the header goes on, from 1 MiB the rest), its meta group and elements walked.
+ * 1 when the walk found the header's end; 0 when Python decides; -1 when memory ran out. */
 static int read_and_walk(const char *path, const Table *t, int64_t first, unsigned char **buf_out, int64_t *n_out,
                          int64_t *size_out, Meta *meta, Hits *hits, WalkEnd *end) {
     struct stat st;
@@ -778,30 +893,23 @@ static int read_and_walk(const char *path, const Table *t, int64_t first, unsign
         close(fd);
         return 0;
     }
-    unsigned char *buf = malloc((size_t)first);
-    if (buf == NULL) {
-        close(fd);
-        return -1;
-    }
+    const int64_t size = (int64_t)st.st_size;
     int64_t got = 0;
-    while (got < first) {
-        ssize_t r = read(fd, buf + got, (size_t)(first - got));
-        if (r < 0) { /* EINTR too: Python reads it again, and runs the signal's handler */
-            close(fd);
-            free(buf);
-            return 0;
-        }
-        if (r == 0) break;
-        got += r;
+    int ok = read_more(fd, buf_out, &got, first);
+    *n_out = got;
+    *size_out = size;
+    if (ok < 0 || (ok > 0 && got >= 2 && (*buf_out)[0] == 0x1F && (*buf_out)[1] == 0x8B)) ok = 0; /* gzip: Python */
+    while (ok > 0) {
+        if (!meta_group(*buf_out, got, meta)) { ok = 0; break; }
+        hits->n = 0;
+        if (walk_core(*buf_out, got, meta->start, meta->explicit_vr, t, size, hits, end) < 0) { ok = -1; break; }
+        if (end->status != NEED_MORE) { ok = end->status == PIXEL || end->status == NO_PIXEL; break; }
+        if (got >= size) { ok = 0; break; } /* truncated: Python says so */
+        ok = read_more(fd, buf_out, &got, got < (1 << 20) ? got * 15 : size - got);
+        *n_out = got;
     }
     close(fd);
-    *buf_out = buf;
-    *n_out = got;
-    *size_out = (int64_t)st.st_size;
-    if (got >= 2 && buf[0] == 0x1F && buf[1] == 0x8B) return 0; /* a gzip file: Python decompresses it */
-    if (!meta_group(buf, got, meta)) return 0;
-    if (walk_core(buf, got, meta->start, meta->explicit_vr, t, *size_out, hits, end) < 0) return -1;
-    return end->status == PIXEL || end->status == NO_PIXEL;
+    return ok;
 }
 
 /* The bytes of a character set without leading and trailing spaces and NULs (bytes.strip(b" \0")). */
@@ -817,6 +925,9 @@ static PyObject *stripped(const unsigned char *raw, int64_t len) {
  * does not convert, a sequence's first item not seen before, a character set not known), FAILED. */
 static int hit_values(const unsigned char *buf, int64_t n, const Table *t, const Hits *hits, PyObject *cache,
                       PyObject *charsets, Py_ssize_t limit, PyObject *values) {
+    MemoTable *memo = t->memo;
+    const unsigned char *charset_raw = NULL; /* the character set's bytes, and as a Python key part (made when needed) */
+    int64_t charset_len = 0;
     PyObject *charset = NULL;
     int rc = CONVERTED;
     for (size_t i = 0; i < hits->n && rc == CONVERTED; i++) {
@@ -824,51 +935,97 @@ static int hit_values(const unsigned char *buf, int64_t n, const Table *t, const
         if ((h->length == UNDEFINED && !h->first_item) || h->end > n) { rc = DECLINED; break; }
         const unsigned char *raw = buf + h->value_pos, *vr = h->vr_pos >= 0 ? buf + h->vr_pos : NULL;
         if (h->tag == TAG_CHARACTER_SET) {
-            Py_XDECREF(charset);
-            charset = PyBytes_FromStringAndSize((const char *)raw, (Py_ssize_t)h->length);
-            PyObject *name = charset != NULL ? stripped(raw, h->length) : NULL;
-            int known = name != NULL ? PySet_Contains(charsets, name) : -1;
-            Py_XDECREF(name);
-            if (known <= 0) { rc = known < 0 ? FAILED : DECLINED; break; }
+            Py_CLEAR(charset);
+            charset_raw = raw;
+            charset_len = h->length;
+            if (memo->charset_len != (int)h->length || memcmp(memo->charset, raw, h->length) != 0) {
+                PyObject *name = stripped(raw, h->length);
+                int known = name != NULL ? PySet_Contains(charsets, name) : -1;
+                Py_XDECREF(name);
+                if (known <= 0) { rc = known < 0 ? FAILED : DECLINED; break; }
+                if (h->length <= sizeof memo->charset) { /* remembered: the next file names the same one */
+                    memcpy(memo->charset, raw, h->length);
+                    memo->charset_len = (int)h->length;
+                }
+            }
             if (h->index < 0) continue;
         }
         PyObject *keyword = t->keywords[h->index], *tag_obj = t->tag_objs[h->index];
         if (keyword == NULL) { rc = DECLINED; break; }
-        PyObject *key = NULL;
-        if (h->first_item || h->code == WANT_VALUE) {
-            key = value_key(tag_obj, vr, charset, raw, h->end - h->value_pos);
-            int found = key != NULL ? remembered(cache, values, key) : -1;
-            if (found != 0) {
-                Py_XDECREF(key);
-                if (found < 0) rc = FAILED;
+        uint64_t hash = 0;
+        if (h->code == WANT_VALUE && !h->first_item) {
+            hash = memo_hash(h->tag, vr, raw, h->length);
+            PyObject *known = memo_get(memo, hash, h->tag, vr, raw, h->length);
+            if (known != NULL) {
+                if (PyDict_SetItem(values, keyword, known) < 0) rc = FAILED;
                 continue;
             }
-            if (h->first_item) { Py_DECREF(key); rc = DECLINED; break; } /* the Python reader parses it */
         }
         PyObject *value = NULL;
-        rc = convert(raw, h->length, vr, t->vrs[h->index], &value);
-        if (rc == CONVERTED && PyDict_SetItem(values, keyword, value) < 0) rc = FAILED;
-        if (rc == CONVERTED && key != NULL) { /* fastheader._remember_element */
-            PyObject *entry = PyTuple_Pack(2, keyword, value);
-            if (entry != NULL && PyDict_GET_SIZE(cache) >= limit) PyDict_Clear(cache);
-            if (entry == NULL || PyDict_SetItem(cache, key, entry) < 0) rc = FAILED;
-            Py_XDECREF(entry);
+        rc = h->first_item ? DECLINED : convert(raw, h->length, vr, t->vrs[h->index], &value);
+        if (rc == DECLINED && (h->first_item || h->code == WANT_VALUE)) {
+            /* converted by the Python reader before (fastheader._BY_ELEMENT: a sequence's first item,
+             * text in the file's character set) */
+            if (charset == NULL && charset_raw != NULL) {
+                charset = PyBytes_FromStringAndSize((const char *)charset_raw, (Py_ssize_t)charset_len);
+                if (charset == NULL) { rc = FAILED; break; }
+            }
+            PyObject *key = value_key(tag_obj, vr, charset, raw, h->end - h->value_pos);
+            int found = key != NULL ? remembered(cache, values, key) : -1;
+            Py_XDECREF(key);
+            rc = found < 0 ? FAILED : found ? CONVERTED : DECLINED;
+            continue;
         }
+        if (rc == CONVERTED && PyDict_SetItem(values, keyword, value) < 0) rc = FAILED;
+        if (rc == CONVERTED && h->code == WANT_VALUE && memo_put(memo, hash, h->tag, vr, raw, h->length, value, (size_t)limit) < 0)
+            rc = FAILED;
         Py_XDECREF(value);
-        Py_XDECREF(key);
     }
     Py_XDECREF(charset);
+    if (rc == FAILED && !PyErr_Occurred()) PyErr_NoMemory();
     return rc;
 }
 
-/* read(path, table, cache, charsets, first, cache_limit): a file's wanted values in one call, or
- * None when the Python reader must decide. See fastheader.read_compiled. */
-static PyObject *read_file(PyObject *self, PyObject *args) {
-    PyObject *path_obj, *capsule, *cache, *charsets, *path = NULL;
+/* One file of read(): its name, and what read_and_walk() found. */
+typedef struct {
+    PyObject *path; /* bytes (os.fsencode); NULL for a name with a NUL in it */
+    unsigned char *buf;
+    int64_t n, size;
+    Meta meta;
+    Hits hits;
+    WalkEnd end;
+    int ok;
+} FileRead;
+
+/* The values of one file read by read_and_walk(), as read() returns them: a new reference (None
+ * when Python decides), or NULL on error. */
+static PyObject *file_result(FileRead *f, const Table *t, PyObject *cache, PyObject *charsets, Py_ssize_t limit) {
+    if (f->ok <= 0) return Py_NewRef(Py_None);
+    PyObject *values = PyDict_New();
+    if (values == NULL) return NULL;
+    int rc = hit_values(f->buf, f->n, t, &f->hits, cache, charsets, limit, values);
+    PyObject *out = NULL;
+    if (rc == DECLINED)
+        out = Py_NewRef(Py_None);
+    else if (rc == CONVERTED)
+        out = Py_BuildValue("(iLLNNO)", f->end.status, (long long)f->end.pixel_pos, (long long)f->end.pixel_length,
+                            PyUnicode_DecodeASCII((const char *)f->meta.sop_class, (Py_ssize_t)f->meta.sop_class_len, NULL),
+                            PyUnicode_DecodeASCII((const char *)f->meta.syntax, (Py_ssize_t)f->meta.syntax_len, NULL),
+                            values);
+    Py_DECREF(values);
+    return out;
+}
+
+/* read(paths, table, cache, charsets, first, cache_limit): each file's wanted values, or None
+ * where the Python reader must decide (see fastheader.read_compiled). Every file is opened, read
+ * and walked first, without the GIL (other threads run meanwhile); then the values are converted. */
+static PyObject *read_files(PyObject *self, PyObject *args) {
+    PyObject *paths, *capsule, *cache, *charsets;
     long long first;
     Py_ssize_t limit;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOO!OLn", &path_obj, &capsule, &PyDict_Type, &cache, &charsets, &first, &limit))
+    if (!PyArg_ParseTuple(args, "O!OO!OLn", &PyList_Type, &paths, &capsule, &PyDict_Type, &cache, &charsets, &first,
+                          &limit))
         return NULL;
     const Table *t = PyCapsule_GetPointer(capsule, TABLE_NAME);
     if (t == NULL) return NULL;
@@ -876,44 +1033,35 @@ static PyObject *read_file(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "read() takes a set of character sets and a first read of 144 bytes or more");
         return NULL;
     }
-    if (!PyUnicode_FSConverter(path_obj, &path)) { /* a NUL in the name: Python says what open() says */
-        PyErr_Clear();
-        Py_RETURN_NONE;
+    Py_ssize_t count = PyList_GET_SIZE(paths);
+    FileRead *files = calloc((size_t)count + 1, sizeof(FileRead));
+    if (files == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyUnicode_FSConverter(PyList_GET_ITEM(paths, i), &files[i].path)) {
+            PyErr_Clear(); /* a NUL in the name: Python says what open() says */
+            files[i].path = NULL;
+        }
     }
-    unsigned char *buf = NULL;
-    int64_t n = 0, file_size = 0;
-    Meta meta;
-    Hits hits = {NULL, 0, 0};
-    WalkEnd end;
-    int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = read_and_walk(PyBytes_AS_STRING(path), t, first, &buf, &n, &file_size, &meta, &hits, &end);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        FileRead *f = &files[i];
+        if (f->path != NULL)
+            f->ok = read_and_walk(PyBytes_AS_STRING(f->path), t, first, &f->buf, &f->n, &f->size, &f->meta, &f->hits,
+                                  &f->end);
+    }
     Py_END_ALLOW_THREADS
-    Py_DECREF(path);
-    PyObject *out = NULL, *values = NULL;
-    if (ok < 0) {
-        PyErr_NoMemory();
-        goto done;
+    PyObject *out = PyList_New(count);
+    for (Py_ssize_t i = 0; i < count && out != NULL; i++) {
+        PyObject *result = files[i].ok < 0 ? PyErr_NoMemory() : file_result(&files[i], t, cache, charsets, limit);
+        if (result == NULL) Py_CLEAR(out);
+        else PyList_SET_ITEM(out, i, result);
     }
-    if (ok == 0) {
-        out = Py_NewRef(Py_None);
-        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_XDECREF(files[i].path);
+        free(files[i].hits.items);
+        free(files[i].buf);
     }
-    values = PyDict_New();
-    if (values == NULL) goto done;
-    int rc = hit_values(buf, n, t, &hits, cache, charsets, limit, values);
-    if (rc == FAILED) goto done;
-    if (rc == DECLINED) {
-        out = Py_NewRef(Py_None);
-        goto done;
-    }
-    out = Py_BuildValue("(iLLNNO)", end.status, (long long)end.pixel_pos, (long long)end.pixel_length,
-                        PyUnicode_DecodeASCII((const char *)meta.sop_class, (Py_ssize_t)meta.sop_class_len, NULL),
-                        PyUnicode_DecodeASCII((const char *)meta.syntax, (Py_ssize_t)meta.syntax_len, NULL), values);
-done:
-    Py_XDECREF(values);
-    free(hits.items);
-    free(buf);
+    free(files);
     return out;
 }
 
@@ -954,12 +1102,12 @@ static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(buf, pos, explicit, table, file_size[, cache, values]) -> (status, pos, hits, pixel_pos, pixel_length)\n\n"
      "The top-level elements of a little-endian dataset from ``pos``, as fastheader._parse walks them."},
-    {"read", read_file, METH_VARARGS,
-     "read(path, table, cache, charsets, first, cache_limit) -> None or (status, pixel_pos, pixel_length, "
-     "sop_class, syntax, values)\n\n"
-     "Open a regular file, read its first ``first`` bytes, walk them and convert the wanted values, as\n"
-     "fastheader.read_fast would; None when the Python reader must decide. The file is read and walked\n"
-     "without the GIL."},
+    {"read", read_files, METH_VARARGS,
+     "read(paths, table, cache, charsets, first, cache_limit) -> [None or (status, pixel_pos, pixel_length, "
+     "sop_class, syntax, values)]\n\n"
+     "Open each regular file, read its first ``first`` bytes, walk them and convert the wanted values, as\n"
+     "fastheader.read_fast would; None where the Python reader must decide. The files are read and\n"
+     "walked without the GIL."},
     {NULL, NULL, 0, NULL},
 };
 

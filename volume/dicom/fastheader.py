@@ -705,22 +705,31 @@ def read_compiled(path: str, wanted: Wanted) -> FastDataset | None:
     the compiled converter reads as :func:`_convert` does (ASCII text, plain decimal numbers,
     binary numbers, the wanted sequences' items seen before). None otherwise, and without the
     compiled module: the caller then asks :func:`read_fast` (or pydicom), whose answer is the reference.
-
-    The file is opened, read and walked without the GIL: other threads run meanwhile.
     """
+    return read_compiled_many([path], wanted)[0]
+
+
+def read_compiled_many(paths: list[str], wanted: Wanted) -> list[FastDataset | None]:
+    """:func:`read_compiled` of each of ``paths``: the files are opened, read and walked in one
+    call without the GIL (other threads run meanwhile), then their values converted."""
     if wanted.table is None:
-        return None
-    got = _walk.read(path, wanted.table, _BY_ELEMENT, _READ_CHARSETS, FIRST_READ_BYTES, CACHE_LIMIT)
-    if got is None:
-        return None
-    status, pixel_pos, pixel_length, sop_class, syntax, values = got
-    meta = {"MediaStorageSOPClassUID": sop_class, "TransferSyntaxUID": syntax}
-    if status == WALK_NO_PIXEL:
-        return FastDataset(values, None, meta, elements=wanted.elements)
-    try:
-        return _with_pixels(values, pixel_pos, pixel_length, meta, wanted.elements)
-    except _Unsupported:
-        return None
+        return [None] * len(paths)
+    elements = wanted.elements
+    out: list[FastDataset | None] = []
+    for got in _walk.read(paths, wanted.table, _BY_ELEMENT, _READ_CHARSETS, FIRST_READ_BYTES, CACHE_LIMIT):
+        if got is None:
+            out.append(None)
+            continue
+        status, pixel_pos, pixel_length, sop_class, syntax, values = got
+        meta = {"MediaStorageSOPClassUID": sop_class, "TransferSyntaxUID": syntax}
+        if status == WALK_NO_PIXEL:
+            out.append(FastDataset(values, None, meta, elements=elements))
+            continue
+        try:
+            out.append(_with_pixels(values, pixel_pos, pixel_length, meta, elements))
+        except _Unsupported:
+            out.append(None)
+    return out
 
 
 def read_fast(path: str, wanted: Wanted, *, compiled: bool = True) -> FastDataset | str | None:
