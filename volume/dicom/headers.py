@@ -13,8 +13,6 @@ import functools
 import math
 import operator
 import os
-import queue
-import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -404,16 +402,8 @@ def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str
         return _read_header(path, fast)
 
 
-#: What :func:`_read_header` is given when the compiled reader has not been asked yet.
-_NOT_READ = object()
-
-
-def _read_header(path: str, fast: bool = True, compiled: Any = _NOT_READ) -> tuple[list[FrameHeader], str]:
-    """:func:`read_header`'s work; ``compiled`` is what :func:`fastheader.read_compiled` gave for
-    ``path`` when a reading thread asked it already (:func:`_read_ahead`)."""
-    if compiled is _NOT_READ:
-        compiled = read_compiled(path, header_wanted()) if fast else None
-    ds: Any = compiled  # a regular, non-empty file, read
+def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
+    ds: Any = read_compiled(path, header_wanted()) if fast else None  # a regular, non-empty file, read
     if ds is None:
         skip = size_skip(path)
         if skip is not None:
@@ -1002,64 +992,6 @@ def _frame_type(per: Any, shared: Any) -> tuple[str, ...]:
     return ()
 
 
-#: Files the reading thread of :func:`_read_ahead` reads per call of the compiled reader, and the
-#: calls' results it keeps ready at most (bounds the memory: a chunk's buffers are freed by the call).
-READ_AHEAD_CHUNK = 32
-READ_AHEAD_CHUNKS = 4
-
-#: From this many files, with more than one worker allowed, a thread reads the files ahead of the
-#: records (:func:`_read_ahead`).
-READ_AHEAD_MIN_FILES = 256
-
-
-def _read_ahead(files: list[str]) -> Iterator[tuple[str, Any]]:
-    """Each of ``files`` with what :func:`fastheader.read_compiled` gives for it, read by a thread
-    that runs ahead: the compiled reader opens, reads and walks a chunk of files without the GIL
-    while this thread makes the records of the chunk before. Only the compiled reader runs there
-    (its values converted under the GIL); everything else (the Python reader, pydicom, warnings)
-    stays in this thread, in the files' order."""
-    wanted = header_wanted()
-    chunks = [files[i : i + READ_AHEAD_CHUNK] for i in range(0, len(files), READ_AHEAD_CHUNK)]
-    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=READ_AHEAD_CHUNKS)
-    stop = threading.Event()
-
-    def put(item: tuple[bool, Any]) -> None:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def run() -> None:
-        try:
-            for chunk in chunks:
-                if stop.is_set():
-                    return
-                put((True, fastheader.read_compiled_many(chunk, wanted)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the reading loop, which raises it
-            put((False, exc))
-
-    reader = threading.Thread(target=run, name="volume-header-read-ahead", daemon=True)
-    reader.start()
-    try:
-        for chunk in chunks:
-            ok, got = ready.get()
-            if not ok:
-                raise got
-            yield from zip(chunk, got, strict=True)
-    finally:
-        stop.set()
-        reader.join()
-
-
-def _header_read_ahead(path: str, compiled: Any) -> tuple[list[FrameHeader], str]:
-    """:func:`read_header` of a file :func:`_read_ahead` read."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _read_header(path, True, compiled)
-
-
 def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:
     return [(p, *read_header(p)) for p in paths]
 
@@ -1095,8 +1027,6 @@ def scan_files(
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     if n_workers <= 1 or len(files) < PARALLEL_MIN_FILES:
         results: Iterable[tuple[str, list[FrameHeader], str]] = (
-            (p, *_header_read_ahead(p, compiled)) for p, compiled in _read_ahead(files)
-        ) if n_workers > 1 and len(files) >= READ_AHEAD_MIN_FILES and fastheader._walk is not None else (
             (p, *read_header(p)) for p in files
         )
         chunked = False
