@@ -232,9 +232,16 @@ static void memo_clear(MemoTable *m) {
 }
 
 static uint64_t memo_hash(uint32_t tag, const unsigned char *vr, const unsigned char *raw, uint32_t length) {
-    uint64_t h = 1469598103934665603ull ^ tag; /* FNV-1a */
+    uint64_t h = 1469598103934665603ull ^ tag; /* FNV-1a, 8 bytes at a time */
     h = (h ^ (vr != NULL ? (uint64_t)(vr[0] << 8 | vr[1]) : 0)) * 1099511628211ull;
-    for (uint32_t i = 0; i < length; i++) h = (h ^ raw[i]) * 1099511628211ull;
+    uint32_t i = 0;
+    for (; i + 8 <= length; i += 8) {
+        uint64_t word;
+        memcpy(&word, raw + i, 8);
+        h = (h ^ word) * 1099511628211ull;
+        h ^= h >> 32;
+    }
+    for (; i < length; i++) h = (h ^ raw[i]) * 1099511628211ull;
     return h ^ (h >> 29);
 }
 
@@ -1001,7 +1008,7 @@ typedef struct {
  * when Python decides), or NULL on error. */
 static PyObject *file_result(FileRead *f, const Table *t, PyObject *cache, PyObject *charsets, Py_ssize_t limit) {
     if (f->ok <= 0) return Py_NewRef(Py_None);
-    PyObject *values = PyDict_New();
+    PyObject *values = _PyDict_NewPresized((Py_ssize_t)f->hits.n); /* no growing on the way */
     if (values == NULL) return NULL;
     int rc = hit_values(f->buf, f->n, t, &f->hits, cache, charsets, limit, values);
     PyObject *out = NULL;
