@@ -171,6 +171,8 @@ def build_before(revision: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     if (dest / "setup.py").exists() and (dest / "volume" / "dicom" / "_walk.c").exists():
+        # build_ext needs setup.py's extension only; pyproject.toml's SPDX licence needs setuptools 77+
+        (dest / "pyproject.toml").unlink(missing_ok=True)
         subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, check=True,
                        capture_output=True)
     return dest
