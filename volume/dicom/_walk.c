@@ -871,11 +871,12 @@ static int meta_group(const unsigned char *buf, int64_t n, Meta *m) {
 }
 
 /* Read up to `want` more bytes of fd into *buf (grown to hold them) after its first *got: 1 when
- * something was read, 0 at the end of the file or on an error (EINTR too: Python reads it again
- * and runs the signal's handler), -1 when memory ran out. */
+ * something was read, 0 at the end of the file, on an error (EINTR too: Python reads it again
+ * and runs the signal's handler) or when the memory for them is refused (Python tries). */
 static int read_more(int fd, unsigned char **buf, int64_t *got, int64_t want) {
+    if (want <= 0 || (uint64_t)(*got + want) > (uint64_t)PY_SSIZE_T_MAX) return 0;
     unsigned char *grown = realloc(*buf, (size_t)(*got + want));
-    if (grown == NULL) return -1;
+    if (grown == NULL) return 0;
     *buf = grown;
     int64_t start = *got;
     while (*got - start < want) {
@@ -905,7 +906,7 @@ static int read_and_walk(const char *path, const Table *t, int64_t first, unsign
     int ok = read_more(fd, buf_out, &got, first);
     *n_out = got;
     *size_out = size;
-    if (ok < 0 || (ok > 0 && got >= 2 && (*buf_out)[0] == 0x1F && (*buf_out)[1] == 0x8B)) ok = 0; /* gzip: Python */
+    if (ok > 0 && got >= 2 && (*buf_out)[0] == 0x1F && (*buf_out)[1] == 0x8B) ok = 0; /* gzip: Python */
     while (ok > 0) {
         if (!meta_group(*buf_out, got, meta)) { ok = 0; break; }
         hits->n = 0;
