@@ -1122,7 +1122,13 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walk", "The element walk of the fast header reader, compiled.",
                                     -1, methods};
 
+/* What the Python side expects of this module (fastheader.WALK_API): 2 since read() and table()'s
+ * (code, keyword, VR) entries. An extension built from an older source is not used. */
+#define WALK_API 2
+
 PyMODINIT_FUNC PyInit__walk(void) {
     init_vrs();
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "API", WALK_API) < 0) Py_CLEAR(m);
+    return m;
 }

@@ -24,9 +24,15 @@ from ._tags import PRIVATE_TAGS, TAGS
 from .files import GZIP, GunzipError, compression_of, gunzip
 from .values import HEAD_BYTES, not_dicom
 
+#: The interface of ``volume/dicom/_walk.c`` this module calls (its ``API``): an extension built
+#: from an older source (an editable install not rebuilt since) is left unused, as if not built.
+WALK_API = 2
+
 try:  # the element walk, compiled (volume/dicom/_walk.c); without it, the same walk in Python
     from . import _walk
 except ImportError:  # pragma: no cover - an install without a C compiler
+    _walk = None
+if _walk is not None and getattr(_walk, "API", 1) != WALK_API:  # pragma: no cover - rebuild: pip install -e .
     _walk = None
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
