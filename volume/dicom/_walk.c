@@ -5,12 +5,19 @@
  * C and returns only what the Python reader acts on: the top-level elements it wants (their tag,
  * explicit VR, value position and length), the Specific Character Set, and where the pixel data
  * is, or why it stopped (the buffer ends inside the header, something the fast reader leaves to
- * pydicom, a truncated file). Values are converted in Python, by the same code as before.
+ * pydicom, a truncated file): walk(), whose values the Python reader converts.
  *
- * Every decision copies fastheader._parse and fastheader._skip_undefined one for one (the Python
- * walk stays as the reference, used when this module is not built; tests/test_walk.py runs both on
- * real, synthetic and mutated files and asserts the same answers). Every read is bounds-checked
- * against the buffer: hostile files end the walk, never read outside it.
+ * read() does the whole common case in one call (fastheader.read_compiled): it opens a regular
+ * file, reads it, walks its meta group and elements without the GIL, then converts the wanted
+ * values of the common forms (ASCII text, plain decimal numbers, binary numbers) exactly as
+ * fastheader._convert does, remembering them by their bytes; for anything else it returns None
+ * and the Python reader decides.
+ *
+ * Every decision copies fastheader._parse, fastheader._skip_undefined and fastheader._value one
+ * for one (the Python code stays as the reference, used when this module is not built;
+ * tests/test_walk.py and tests/test_walk_read.py run both on real, synthetic and mutated files and
+ * values and assert the same answers). Every read is bounds-checked against the buffer: hostile
+ * files end the walk, never read outside it.
  */
 
 #define PY_SSIZE_T_CLEAN
