@@ -36,6 +36,7 @@ from typing import Any
 #: (``HEADERS``: the header module, whichever name it has).
 STEPS = (
     ("HEADERS", "iter_files", "list files"),
+    ("HEADERS", "read_compiled", "header: open, read, parse (fast reader)"),
     ("HEADERS", "read_fast", "header: open, read, parse (fast reader)"),
     ("HEADERS", "_read_dataset", "header: pydicom (files the fast reader declines)"),
     ("HEADERS", "read_dataset", "header: pydicom (files the fast reader declines)"),

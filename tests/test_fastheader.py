@@ -10,6 +10,7 @@ import pytest
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 from synth import add_nested_undefined_length_sequences, oblique_iop, write_enhanced, write_series
 
+import volume
 from volume.dicom import fastheader
 from volume.dicom.headers import header_wanted, iter_files, read_header
 
@@ -237,6 +238,20 @@ def test_scan_keeps_a_small_record_per_file(tmp_path: Path) -> None:
     assert frames[0].acquisition["ProtocolName"] == "t1_se" and frames[0].identity["PatientID"] == "X1"
     assert frames[0]._common is frames[-1]._common  # one shared part for the stack
     assert per_file < 850, per_file  # 700 measured; 1,028 before the shared part
+
+
+def test_files_whose_windows_differ_share_one_part_and_keep_their_own_windows(tmp_path: Path) -> None:
+    """Windows and times often differ from file to file of a stack: each record keeps its own
+    acquisition fields, and the files still share one part of everything else."""
+    info = write_series(tmp_path, shape=(4, 4, 4), extra=lambda k: {
+        "Manufacturer": "ACME", "WindowCenter": str(40 + k), "WindowWidth": "400"})
+    frames = volume.scan(tmp_path, workers=1).stacks[0].frames
+    assert [f.acquisition["WindowCenter"] for f in frames] == [40.0, 41.0, 42.0, 43.0]
+    assert all(f.acquisition["Manufacturer"] == "ACME" for f in frames)
+    assert all(f._common is frames[0]._common for f in frames)
+    assert frames[1].replace(acquisition={}).acquisition == {} and frames[1].acquisition["WindowWidth"] == 400.0
+    assert frames[1] != frames[2] and frames[2] == frames[2].replace()
+    assert len(info.paths) == 4
 
 
 def test_read_set_memo_answers_as_the_function_would() -> None:

@@ -24,9 +24,15 @@ from ._tags import PRIVATE_TAGS, TAGS
 from .files import GZIP, GunzipError, compression_of, gunzip
 from .values import HEAD_BYTES, not_dicom
 
+#: The interface of ``volume/dicom/_walk.c`` this module calls (its ``API``): an extension built
+#: from an older source (an editable install not rebuilt since) is left unused, as if not built.
+WALK_API = 2
+
 try:  # the element walk, compiled (volume/dicom/_walk.c); without it, the same walk in Python
     from . import _walk
 except ImportError:  # pragma: no cover - an install without a C compiler
+    _walk = None
+if _walk is not None and getattr(_walk, "API", 1) != WALK_API:  # pragma: no cover - rebuild: pip install -e .
     _walk = None
 
 #: Bytes read first; most headers (CT, MR) end well before this. Grows x16, then whole file.
@@ -235,8 +241,8 @@ def wanted(keywords: Iterable[str], sequences: Mapping[str, Iterable[str]] | Non
     table = None
     if _walk is not None:
         table = _walk.table({
-            tag: (WANT_FIRST_ITEM_IMPLICIT if vr == "SQ" else WANT_FIRST_ITEM) if kw in nested
-            else WANT_VALUE_UNCACHED if kw in PER_FILE_KEYWORDS else WANT_VALUE
+            tag: ((WANT_FIRST_ITEM_IMPLICIT if vr == "SQ" else WANT_FIRST_ITEM) if kw in nested
+                  else WANT_VALUE_UNCACHED if kw in PER_FILE_KEYWORDS else WANT_VALUE, kw, vr)
             for tag, (kw, vr) in elements.items()
         })
     return Wanted(
@@ -649,7 +655,15 @@ def _dataset_compiled(buf: bytes, pos: int, explicit: bool, file_size: int, meta
                 continue
         keyword, dict_vr = elements[tag]
         if keyword in nested and (vr == b"SQ" or (vr is None and dict_vr == "SQ")):
-            if length == _UNDEFINED or value_pos + length > n:
+            if length == _UNDEFINED:
+                value = values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
+                try:  # remembered by its bytes, delimiters included, as the compiled walk looks it up
+                    end = _skip_undefined(buf, value_pos, explicit)
+                except (_NeedMore, _Unsupported):
+                    continue  # the walk stopped there too: its status says why
+                _remember_element((tag, vr, charset, buf[value_pos:end]), keyword, value)
+                continue
+            if value_pos + length > n:
                 values[keyword] = (_first_item(buf, value_pos, length, explicit, keyword, nested, codec),)
                 continue
             key = (tag, vr, charset, buf[value_pos : value_pos + length])  # the whole sequence's bytes
@@ -683,11 +697,57 @@ TRUNCATED = "truncated or corrupt"
 NOT_DICOM = "not DICOM"
 
 
-def read_fast(path: str, wanted: Wanted) -> FastDataset | str | None:
+#: The SpecificCharacterSet values (their bytes without leading and trailing spaces and NULs) whose
+#: files the fast reader reads (:data:`CHARACTER_SETS`, none, and ISO_IR 6, ASCII): the compiled
+#: reader leaves a file naming any other to the Python one, which refuses it as before.
+_READ_CHARSETS = frozenset({b"", b"ISO_IR 6", *(name.encode("ascii") for name in CHARACTER_SETS)})
+
+
+def read_compiled(path: str, wanted: Wanted) -> FastDataset | None:
+    """What :func:`read_fast` gives for ``path``, read by one call of the compiled module
+    (``volume/dicom/_walk.c``: open, read, walk the meta group and the elements, convert the values),
+    when the file is the common case: a regular, non-empty, uncompressed file with a preamble, a
+    header within its first :data:`FIRST_READ_BYTES`, a character set the reader decodes, and values
+    the compiled converter reads as :func:`_convert` does (ASCII text, plain decimal numbers,
+    binary numbers, the wanted sequences' items seen before). None otherwise, and without the
+    compiled module: the caller then asks :func:`read_fast` (or pydicom), whose answer is the reference.
+    """
+    return read_compiled_many([path], wanted)[0]
+
+
+def read_compiled_many(paths: list[str], wanted: Wanted) -> list[FastDataset | None]:
+    """:func:`read_compiled` of each of ``paths``: the files are opened, read and walked in one
+    call without the GIL (other threads run meanwhile), then their values converted."""
+    if wanted.table is None:
+        return [None] * len(paths)
+    elements = wanted.elements
+    out: list[FastDataset | None] = []
+    for got in _walk.read(paths, wanted.table, _BY_ELEMENT, _READ_CHARSETS, FIRST_READ_BYTES, CACHE_LIMIT):
+        if got is None:
+            out.append(None)
+            continue
+        status, pixel_pos, pixel_length, sop_class, syntax, values = got
+        meta = {"MediaStorageSOPClassUID": sop_class, "TransferSyntaxUID": syntax}
+        if status == WALK_NO_PIXEL:
+            out.append(FastDataset(values, None, meta, elements=elements))
+            continue
+        try:
+            out.append(_with_pixels(values, pixel_pos, pixel_length, meta, elements))
+        except _Unsupported:
+            out.append(None)
+    return out
+
+
+def read_fast(path: str, wanted: Wanted, *, compiled: bool = True) -> FastDataset | str | None:
     """The ``wanted`` elements of ``path``, ``TRUNCATED``, ``NOT_DICOM``, or ``None`` when pydicom must read it.
 
     A gzip-compressed file is decompressed first (:mod:`volume.dicom.files`) and parsed the same way.
+    ``compiled=False`` skips :func:`read_compiled` (a caller that asked it already).
     """
+    if compiled:
+        ds = read_compiled(path, wanted)
+        if ds is not None:
+            return ds
     try:
         with open(path, "rb", buffering=0) as fh:  # one read() call, no buffer copy
             size = os.fstat(fh.fileno()).st_size

@@ -26,7 +26,7 @@ from ..parallel.pool import WorkerPool, default_workers, in_daemon_process
 from ..phi import CARRIED
 from . import fastheader, uih
 from ._tags import PRIVATE, PRIVATE_TAGS
-from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_fast
+from .fastheader import NOT_DICOM, TRUNCATED, FastDataset, element_value, read_compiled, read_fast
 from .files import GunzipError, file_compression, gunzip_cached
 from .geometry import GeometryError, slice_normal
 from .mr import MRFrame, classic_mr_frame, enhanced_mr_frame, with_csa_diffusion
@@ -99,7 +99,7 @@ IDENTITY_KEYWORDS = CARRIED
 #: :class:`FrameHeader` fields that vary from file to file: each record keeps its own.
 PER_FILE_FIELDS = (
     "path", "frame", "sop_uid", "ipp", "pixel_offset", "pixel_length", "slope", "intercept",
-    "instance_number", "temporal_position", "trigger_time", "acquisition_time", "mr",
+    "instance_number", "temporal_position", "trigger_time", "acquisition_time", "mr", "acquisition",
 )
 
 
@@ -133,7 +133,6 @@ class _Common:
     slice_thickness: float | None = None
     problem: str = ""
     mosaic: int = 0
-    acquisition: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
 
 
@@ -144,21 +143,21 @@ COMMON_FIELDS = tuple(f.name for f in dataclasses.fields(_Common))
 FRAME_FIELDS = PER_FILE_FIELDS + COMMON_FIELDS
 
 
-#: The shared fields other than the two dicts, in key order (see :func:`_common_of`).
-_KEY_FIELDS = tuple(name for name in COMMON_FIELDS if name not in ("acquisition", "identity"))
+#: The shared fields other than the identity dict, in key order (see :func:`_common_of`).
+_KEY_FIELDS = tuple(name for name in COMMON_FIELDS if name != "identity")
 
 
 def _common_of(values: dict[str, Any]) -> _Common:
     """A :class:`_Common` equal to one made earlier (shared), else a new one.
 
-    The key holds each field's value as given (an omitted field as ``None``) and the two dicts
-    by identity: they are already shared by :func:`_shared`, and a stored object keeps its dicts
+    The key holds each field's value as given (an omitted field as ``None``) and the identity
+    dict by identity: it is already shared by :func:`_shared`, and a stored object keeps its dict
     alive, so an id in a key always means the same dict. Equal contents under different keys
     (a default passed explicitly, equal dicts that are not one object) just make two shared
     parts.
     """
     get = values.get
-    key = (_Common, id(get("acquisition")), id(get("identity")), *map(get, _KEY_FIELDS))
+    key = (_Common, id(get("identity")), *map(get, _KEY_FIELDS))
     try:
         return _SHARED[key]
     except KeyError:
@@ -177,9 +176,10 @@ class FrameHeader:
     says why, for messages.
 
     A scan keeps one record per file, so a record is small: the fields that vary from file to
-    file (:data:`PER_FILE_FIELDS`) are its own; the rest (series, size, orientation, acquisition
-    parameters...) live in one shared, immutable object per stack and read as attributes all
-    the same. Shared fields cannot be assigned: :meth:`replace` (or ``dataclasses.replace``)
+    file (:data:`PER_FILE_FIELDS`; the acquisition parameters too, a dict shared by the files that
+    have the same: windows and times often differ from file to file) are its own; the rest
+    (series, size, orientation...) live in one shared, immutable object per stack and read as
+    attributes all the same. Shared fields cannot be assigned: :meth:`replace` (or ``dataclasses.replace``)
     makes a changed copy.
     """
 
@@ -198,6 +198,7 @@ class FrameHeader:
     trigger_time: float | None
     acquisition_time: float | None
     mr: MRFrame | None
+    acquisition: dict[str, Any]
     _common: _Common
 
     def __init__(
@@ -216,6 +217,7 @@ class FrameHeader:
         trigger_time: float | None = None,
         acquisition_time: float | None = None,
         mr: MRFrame | None = None,
+        acquisition: dict[str, Any] | None = None,
         _common: _Common | None = None,
         **common: Any,
     ) -> None:
@@ -228,7 +230,8 @@ class FrameHeader:
         else:
             shared = _common
         self._fill(shared, path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope,
-                   intercept, instance_number, temporal_position, trigger_time, acquisition_time, mr)
+                   intercept, instance_number, temporal_position, trigger_time, acquisition_time, mr,
+                   {} if acquisition is None else acquisition)
 
     @classmethod
     def of(
@@ -247,12 +250,14 @@ class FrameHeader:
         trigger_time: float | None,
         acquisition_time: float | None,
         mr: MRFrame | None = None,
+        acquisition: dict[str, Any] | None = None,
     ) -> FrameHeader:
         """A record from its per-file fields and a shared part made by :func:`_common_of` (the
         scanner's fast path: one call per file, no keyword dict of every field)."""
         self = object.__new__(cls)
         self._fill(common, path, frame, sop_uid, ipp, pixel_offset, pixel_length, slope, intercept,
-                   instance_number, temporal_position, trigger_time, acquisition_time, mr)
+                   instance_number, temporal_position, trigger_time, acquisition_time, mr,
+                   {} if acquisition is None else acquisition)
         return self
 
     def _fill(
@@ -260,6 +265,7 @@ class FrameHeader:
         ipp: tuple[float, float, float] | None, pixel_offset: int | None, pixel_length: int | None,
         slope: float, intercept: float, instance_number: int | None, temporal_position: float | None,
         trigger_time: float | None, acquisition_time: float | None, mr: MRFrame | None,
+        acquisition: dict[str, Any],
     ) -> None:
         self.path = path
         self.frame = frame
@@ -274,6 +280,7 @@ class FrameHeader:
         self.trigger_time = trigger_time
         self.acquisition_time = acquisition_time
         self.mr = mr
+        self.acquisition = acquisition
         self._common = common
 
     def __getstate__(self) -> tuple[Any, ...]:
@@ -404,12 +411,13 @@ def read_header(path: str, *, fast: bool = True) -> tuple[list[FrameHeader], str
 
 
 def _read_header(path: str, fast: bool = True) -> tuple[list[FrameHeader], str]:
-    skip = size_skip(path)
-    if skip is not None:
-        return [], skip.value
-    ds: Any = None
-    if fast:
-        quick = read_fast(path, header_wanted())
+    ds: Any = read_compiled(path, header_wanted()) if fast else None  # a regular, non-empty file, read
+    if ds is None:
+        skip = size_skip(path)
+        if skip is not None:
+            return [], skip.value
+    if ds is None and fast:
+        quick = read_fast(path, header_wanted(), compiled=False)
         if quick == TRUNCATED:
             return [], Skip.TRUNCATED.value
         if quick == NOT_DICOM:
@@ -574,6 +582,7 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
     instance_number = to_int(get("InstanceNumber"))
     if isinstance(ds, FastDataset):  # single-frame (the fast reader leaves multi-frame files to pydicom)
         common = _fast_common(get, syntax, compression, n_frames, problem, image_type)
+        acquisition = _listed_fast(get, ACQUISITION_KEYWORDS)
         mr = _CLASSIC_MR(get) if common.modality == "MR" else None
     else:
         base = _shared_fields(get, syntax, compression, n_frames, problem, image_type, plain_value)
@@ -584,6 +593,7 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
             base.update(path=path, sop_uid=sop_uid, pixel_offset=offset, pixel_length=length,
                         instance_number=instance_number)
             return _multiframe(ds, base, expand, per_frame, shared), ""
+        acquisition = base.pop("acquisition")  # a per-file field
         common = _single_common(get, base)
         mr = _shared(classic_mr_frame(get)) if base["modality"] == "MR" else None
     single = FrameHeader.of(
@@ -601,6 +611,7 @@ def _frames_from_dataset(path: str, ds: Any, compression: str = "") -> tuple[lis
         trigger_time=to_float(get("TriggerTime")),
         acquisition_time=dicom_seconds(get("AcquisitionTime") or get("ContentTime")),
         mr=mr,
+        acquisition=acquisition,
     )
     if not problem and uih.is_grid(image_type, single.acquisition.get("Manufacturer")):
         return _grid_frames(ds, single), ""
@@ -710,17 +721,16 @@ def _listed_fast(get: Callable[[str], Any], keywords: tuple[str, ...]) -> dict[s
 def _fast_common(get: Callable[[str], Any], syntax: str, compression: str, n_frames: int, problem: str,
                  image_type: tuple[str, ...]) -> _Common:
     """The shared part of a record read by the fast reader: its scalar fields made once per
-    distinct set of the values they read; the acquisition and identity parts by the values they
-    hold (:func:`_listed_fast`); the part itself once per distinct three (a stored part keeps the
-    three alive, so their ids in its key always mean the same objects)."""
+    distinct set of the values they read; the identity part by the values it holds
+    (:func:`_listed_fast`); the part itself once per distinct two (a stored part keeps the two
+    alive, so their ids in its key always mean the same objects)."""
     scalars = _FAST_SCALARS(get, syntax, compression, n_frames, problem, image_type)
-    acquisition = _listed_fast(get, ACQUISITION_KEYWORDS)
     identity = _listed_fast(get, IDENTITY_KEYWORDS)
-    key = (_fast_common, id(scalars), id(acquisition), id(identity))
+    key = (_fast_common, id(scalars), id(identity))
     made = _SHARED.get(key)
     if made is not None:
         return made[0]
-    common = _Common(**scalars, acquisition=acquisition, identity=identity)
+    common = _Common(**scalars, identity=identity)
     _remember(key, (common, scalars))
     return common
 
