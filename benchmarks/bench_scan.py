@@ -11,7 +11,7 @@ timing so every contender reads from the page cache. Each contender runs once in
 process and does what a user needs before converting: find every file, read its header, group
 the files into series and order each series by position.
 
-- ``volume.scan`` default (a process pool over all cores above 2,000 files) and ``workers=1``;
+- ``volume.scan`` default (this process and forked workers on all cores from 10,000 files) and ``workers=1``;
 - a ``pydicom.dcmread(stop_before_pixels=True)`` loop, datasets grouped by SeriesInstanceUID
   and sorted by ImagePositionPatient (what dicom2nifti and dicom-numpy style code does);
 - SimpleITK's GDCM series discovery: ``ImageSeriesReader.GetGDCMSeriesIDs`` per folder

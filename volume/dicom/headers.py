@@ -1009,10 +1009,10 @@ def _read_many(paths: list[str]) -> list[tuple[str, list[FrameHeader], str]]:
 #: From this many files, with two or more cores, the headers are read by this process and forked
 #: workers at once, each reading whole runs of consecutive files (the caches of records and values
 #: stay warm: a series' files are read by one process) and sending its records back in one piece
-#: (pickling 0.012 ms per file, read back 0.009 ms). Below it, one process: forking and
-#: collecting the workers cost more than they save. Measured on 2 cores (docs/benchmarks.md,
-#: issue 24).
-PARALLEL_MIN_FILES = 3_000
+#: (pickling 0.012 ms per file, read back 0.009 ms). Below it, one process. Measured on 2 cores
+#: (docs/benchmarks.md, issue 24): 20,000 files scanned in 0.73 s against 0.89 s in one process;
+#: the 4,692-file session converted 5-8% sooner but with 9% more CPU, so not split.
+PARALLEL_MIN_FILES = 10_000
 
 #: Files per run handed to one process: large enough that a series is seldom split between two
 #: processes, small enough that a big tree's progress moves and its work is shared evenly.
