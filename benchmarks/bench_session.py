@@ -219,8 +219,9 @@ def cases(args: argparse.Namespace, d2n: str, out: Path, cache: Path) -> dict[st
 
 
 def shuffled(items: list, seed: str) -> list:
-    """``items`` in an order drawn from ``seed`` (the round and the case): a contender runs
-    after any other as often as not. The first run after a ``dcm2niix -z y`` run was measured to
+    """``items`` in an order drawn from ``seed`` (the run's seed, the round and the case): a
+    contender runs after any other as often as not, and another run draws other orders (a seed
+    fixed in the script gave every run the same ones, so the same contender paid the effect below). The first run after a ``dcm2niix -z y`` run was measured to
     pay 0.1-0.25 s more system time (the kernel zeroing pages), whichever program it is, so a
     fixed order would charge it to one contender."""
     out = list(items)
@@ -242,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated: session, ct, small (default: all)")
     parser.add_argument("--volume-arg", action="append", help="an extra argument for volume convert (repeatable)")
     parser.add_argument("--before", help="also run volume at this git revision (same rounds)")
+    parser.add_argument("--seed", type=int, help="of the run order (default: drawn anew, printed)")
     args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     d2n = dcm2niix_binary()
     if d2n is None:
         print("dcm2niix not found (pip install dcm2niix)", file=sys.stderr)
@@ -259,11 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         print(f"{args.rounds} interleaved rounds; {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; "
               f"{subprocess.run([d2n, '-v'], capture_output=True, text=True).stdout.splitlines()[0]}; "
-              f"{'volume before = ' + args.before + '; ' if args.before else ''}"
+              f"{'volume before = ' + args.before + '; ' if args.before else ''}order seed {seed}; "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
         for r in range(args.rounds + 1):
             for case, contenders in table.items():
-                for label, cmd in shuffled(list(contenders.items()), f"{r} {case}"):
+                for label, cmd in shuffled(list(contenders.items()), f"{seed} {r} {case}"):
                     for sub in ("v", "d"):
                         shutil.rmtree(out / sub, ignore_errors=True)
                         (out / sub).mkdir(parents=True)
