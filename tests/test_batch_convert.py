@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import warnings
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -29,9 +30,10 @@ import synth
 
 import volume
 from volume.cli import main
+from volume.dicom.headers import NATIVE_SYNTAXES
 from volume.errors import EXIT_INTERRUPTED, EXIT_NOT_A_VOLUME, EXIT_OUTPUT_EXISTS, EXIT_PARTIAL, EXIT_USAGE
 from volume.io.atomic import TEMP_PREFIX
-from volume.jobs.convert import ConvertTask, auto_workers, plan
+from volume.jobs.convert import ConvertTask, auto_workers, plan, stack_bytes
 
 PATIENT = ("Doe^Jane", "PID-0042", "19700101")
 """Identity synth writes into every series: must never reach a report."""
@@ -230,6 +232,28 @@ def test_default_workers(archive, monkeypatch):
     monkeypatch.setattr("volume.parallel.pool.default_workers", lambda: 2)
     assert auto_workers(tasks) == 2 and auto_workers(tasks[:1]) == 1
     assert isinstance(tasks[0], ConvertTask)
+
+
+#: JPEG Baseline (Process 1): a transfer syntax whose images must be decoded.
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+def test_default_workers_follow_the_work_to_share(archive, monkeypatch):
+    """A pool by default only where there is CPU work to share: images to compress (``.nii.gz``)
+    or to decode; uncompressed images written uncompressed (mostly copying) stay in this process."""
+    tasks = plan(volume.scan(archive).stacks)
+    assert all(f.transfer_syntax in NATIVE_SYNTAXES and not f.file_compression for t in tasks for f in t.stack.frames)
+    size = sum(stack_bytes(t.stack) for t in tasks)
+    monkeypatch.setattr("volume.parallel.pool.default_workers", lambda: 2)
+    monkeypatch.setattr("volume.jobs.convert.POOL_MIN_BYTES", size)
+    assert auto_workers(tasks) == 2  # .nii.gz: every image is compressed
+    assert auto_workers(tasks, compressed=False) == 1  # .nii of native images: copying
+    assert auto_workers(tasks, 2, compressed=False) == 2  # --workers asks for a pool anyway
+    jpeg = [replace(t, stack=replace(t.stack, frames=[f.replace(transfer_syntax=JPEG_BASELINE) for f in t.stack.frames]))
+            for t in tasks]
+    assert auto_workers(jpeg, compressed=False) == 2  # images to decode
+    monkeypatch.setattr("volume.jobs.convert.POOL_MIN_BYTES", size + 1)
+    assert auto_workers(tasks) == 1 and auto_workers(jpeg, compressed=False) == 1  # too little work
 
 
 # --- real processes: worker crashes and Ctrl-C ------------------------------------------------

@@ -46,8 +46,8 @@ def convert_command(
         int | None,
         typer.Option(
             "--workers", "-j", min=1,
-            help="Worker processes, one series each (default: all cores when there are several series of 8 MiB or more "
-            "in all; 1: this process).",
+            help="Worker processes, one series each (default: all cores when there are several series and 8 MiB or "
+            "more of images to compress or decode; 1: this process).",
         ),
     ] = None,
     skip_existing: Annotated[
