@@ -640,17 +640,26 @@ static const char *SINGLE_TEXT_VRS = "LT ST UT UR";
 /* Characters str.strip() removes that are not a space: a part holding them is left to Python. */
 static int odd_space(unsigned char c) { return (c >= 9 && c <= 13) || (c >= 28 && c <= 31); }
 
+/* The bounds [*a, *b) of a number's part without the spaces around it: 1, 0 for an empty part,
+ * -2 (declined) when the part holds another character str.strip() would remove. */
+static int trim_part(const unsigned char *p, int64_t len, int64_t *a, int64_t *b) {
+    *a = 0;
+    *b = len;
+    while (*a < *b && p[*a] == ' ') (*a)++;
+    while (*b > *a && p[*b - 1] == ' ') (*b)--;
+    for (int64_t i = 0; i < len; i++)
+        if (odd_space(p[i])) return -2;
+    return *a == *b ? 0 : 1;
+}
+
 /* One part of a DS value as float() reads it: [sign] digits [. digits] [e [sign] digits], spaces
  * around. 1 and *out (a new float), 0 for an empty part (*out NULL), DECLINED (-2 here) for any
  * other form, -1 on error. */
 static int ds_part(const unsigned char *p, int64_t len, PyObject **out) {
-    int64_t a = 0, b = len;
+    int64_t a, b;
     *out = NULL;
-    while (a < b && p[a] == ' ') a++;
-    while (b > a && p[b - 1] == ' ') b--;
-    for (int64_t i = 0; i < len; i++)
-        if (odd_space(p[i])) return -2;
-    if (a == b) return 0;
+    int trimmed = trim_part(p, len, &a, &b);
+    if (trimmed <= 0) return trimmed;
     int64_t i = a, digits = 0;
     if (p[i] == '+' || p[i] == '-') i++;
     while (i < b && p[i] >= '0' && p[i] <= '9') { i++; digits++; }
@@ -684,13 +693,10 @@ static int ds_part(const unsigned char *p, int64_t len, PyObject **out) {
 /* One part of an IS value as int(float(part)) reads it: [sign] 1-15 digits, spaces around (a
  * double holds every such integer exactly). Returns as ds_part. */
 static int is_part(const unsigned char *p, int64_t len, PyObject **out) {
-    int64_t a = 0, b = len;
+    int64_t a, b;
     *out = NULL;
-    while (a < b && p[a] == ' ') a++;
-    while (b > a && p[b - 1] == ' ') b--;
-    for (int64_t i = 0; i < len; i++)
-        if (odd_space(p[i])) return -2;
-    if (a == b) return 0;
+    int trimmed = trim_part(p, len, &a, &b);
+    if (trimmed <= 0) return trimmed;
     int64_t i = a;
     int negative = 0;
     if (p[i] == '+' || p[i] == '-') negative = p[i++] == '-';
