@@ -17,40 +17,19 @@ system, from ``wait4``) and peak resident memory of each command, and the ratios
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench_session import gunzip_tree, run  # one way to time a contender (bytecode cached, as installed)
 from peers import dcm2niix_binary  # benchmarks/peers.py (the script's folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def run(cmd: list[str]) -> tuple[float, float, float]:
-    """(wall s, CPU s, peak RSS MiB) of one run; raises on a non-zero exit."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tempfile.gettempdir())
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{' '.join(cmd)}: exit {os.waitstatus_to_exitcode(status)}: {err[-400:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
-def gunzip_tree(src: Path, dest: Path) -> Path:
-    """``src``'s gzip-compressed DICOM files, decompressed into ``dest`` (the plain copy dcm2niix reads)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in sorted(src.glob("IM_*.gz")):
-        (dest / path.stem).write_bytes(gzip.decompress(path.read_bytes()))
-    return dest
 
 
 def main(argv: list[str] | None = None) -> int:
