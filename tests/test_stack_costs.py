@@ -136,18 +136,26 @@ def _spy_stored_slabs(monkeypatch) -> list[str]:
     return seen
 
 
+def _both_writers(folder, tmp_path, monkeypatch, suffix: str = ".nii", **stream_kw) -> tuple:
+    """The series in ``folder`` written whole from memory and streamed (the stored slabs spied):
+    ``(source, memory file, streamed file, what each stored slab became)``."""
+    source = DicomSource(_stack(folder))
+    opts = dict(rescale=source.values.rescale, description="volume test")
+    a = write_nifti(source.load(), tmp_path / f"memory{suffix}", **opts)
+    seen = _spy_stored_slabs(monkeypatch)
+    b = tmp_path / f"stream{suffix}"
+    ns.write_nifti_stack(source, b, **stream_kw, **opts)
+    return source, a, b, seen
+
+
 @pytest.mark.parametrize(("field", "dtype"), [
     (lambda x, y, z: 40.0 + 0.5 * x + 0.25 * y + z, np.int16),
     (lambda x, y, z: 16000.0 + 300.0 * (z - 20.0) + 0.5 * x, np.uint16),  # int16 until the last slices
 ])
 def test_stored_integers_of_a_fractional_rescale_are_written_as_read(tmp_path, monkeypatch, field, dtype) -> None:
     info = synth.write_series(tmp_path / "in", shape=(6, 32, 32), slopes=0.5, intercepts=-7.25, field_fn=field)
-    source = DicomSource(_stack(info.folder))
-    opts = dict(rescale=source.values.rescale, description="volume test")
-    a = write_nifti(source.load(), tmp_path / "memory.nii.gz", **opts)
-    seen = _spy_stored_slabs(monkeypatch)
-    b = tmp_path / "stream.nii.gz"
-    ns.write_nifti_stack(source, b, slab_bytes=2 * 32 * 32 * 4, **opts)  # three slabs of two images
+    # three slabs of two images
+    source, a, b, seen = _both_writers(info.folder, tmp_path, monkeypatch, ".nii.gz", slab_bytes=2 * 32 * 32 * 4)
     assert a.read_bytes() == b.read_bytes()
     img = nib.load(b)
     assert img.get_data_dtype() == dtype
@@ -165,12 +173,7 @@ def test_stored_integers_float32_cannot_tell_apart_are_stored_as_their_values_gi
     the stored ones: the stored integers are never written as read then."""
     field = lambda x, y, z: 1e6 + 0.2 * (x + 40) + 0.1 * (y + 50) + 0.05 * z  # noqa: E731
     info = synth.write_series(tmp_path / "in", shape=(6, 32, 32), slopes=0.01, intercepts=1e6, field_fn=field)
-    source = DicomSource(_stack(info.folder))
-    opts = dict(rescale=source.values.rescale, description="volume test")
-    a = write_nifti(source.load(), tmp_path / "memory.nii", **opts)
-    seen = _spy_stored_slabs(monkeypatch)
-    b = tmp_path / "stream.nii"
-    ns.write_nifti_stack(source, b, **opts)
+    source, a, b, seen = _both_writers(info.folder, tmp_path, monkeypatch)
     assert a.read_bytes() == b.read_bytes()
     assert seen and set(seen) == {"values"}
     img = nib.load(b)
@@ -186,12 +189,7 @@ def test_compressed_images_of_a_fractional_rescale_are_checked_value_by_value(tm
 
     info = synth.write_series(tmp_path / "in", shape=(4, 16, 16), slopes=0.25, intercepts=-7.5,
                               transfer_syntax=RLELossless)
-    source = DicomSource(_stack(info.folder))
-    opts = dict(rescale=source.values.rescale, description="volume test")
-    a = write_nifti(source.load(), tmp_path / "memory.nii", **opts)
-    seen = _spy_stored_slabs(monkeypatch)
-    b = tmp_path / "stream.nii"
-    ns.write_nifti_stack(source, b, **opts)
+    source, a, b, seen = _both_writers(info.folder, tmp_path, monkeypatch)
     assert a.read_bytes() == b.read_bytes() and nib.load(b).get_data_dtype() == np.int16
     assert seen == []  # the decoder's values: never given as stored integers
 
