@@ -415,19 +415,13 @@ def _internal(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
-#: The cyclic collector's thresholds for a command's run (CPython's default: 700, 10, 10). A header
-#: scan makes tens of objects per file, none of them in reference cycles; at the default the
-#: collector ran 161 young and 15 middle collections during a 4,692-file session's conversion
-#: (0.035-0.04 s of CPU, 3%), at these 23 (0.011-0.014 s), nearly all of them while the modules
-#: were imported, before this entry point runs. Reference counting still frees everything else
-#: at once; only cyclic garbage waits longer, and a command makes little of it.
-GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def run() -> None:
     """Console-script entry point: :func:`main`, then a normal exit with its code.
 
-    The cyclic collector runs less often during the command (:data:`GC_THRESHOLDS`).
+    The cyclic collector runs less often during the command (``volume.cli.GC_THRESHOLDS``, set
+    when the command line is imported).
 
     Before exiting, the objects alive are moved to the collector's permanent generation
     (:func:`gc.freeze`): the collections the interpreter runs while it shuts down then skip them,
@@ -436,7 +430,6 @@ def run() -> None:
     joined, ``atexit`` handlers run (worker pools, dask clients, temporary folders), output is
     flushed.
     """
-    gc.set_threshold(*GC_THRESHOLDS)
     code = main(as_program=True)  # a stop signal from now on: the process still ends within the deadline
     gc.freeze()
     sys.exit(code)

@@ -435,12 +435,19 @@ def _split_series(frames: list[FrameHeader]) -> list[tuple[dict[str, str], list[
     frames = ge.mark_b0map_field_map(_diffusion_b0s(frames))
     directional = any(_is_directional(f) for f in frames)
     derived = {id(f): _derived(f, directional) for f in frames}
+    spacings: dict[Any, Any] = {}  # each distinct value rounded once (the files of a stack share it)
+    echo_times: dict[Any, Any] = {}
     for f in frames:
-        spacing = None if f.pixel_spacing is None else tuple(round(v, 4) for v in f.pixel_spacing)
+        ps = f.pixel_spacing
+        spacing = spacings.get(ps, spacings)
+        if spacing is spacings:
+            spacing = spacings[ps] = None if ps is None else tuple(round(v, 4) for v in ps)
         if use_echo_number:
             echo: Any = f.echo_number
         else:
-            echo = None if f.echo_time is None else round(f.echo_time, 2)
+            echo = echo_times.get(f.echo_time, echo_times)
+            if echo is echo_times:
+                echo = echo_times[f.echo_time] = None if f.echo_time is None else round(f.echo_time, 2)
         key = (
             f.rows,
             f.cols,
